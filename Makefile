@@ -1,0 +1,48 @@
+# kubevm entry points. The two a new user needs:
+#   make up    a real single-node Kubernetes on this machine, kubevm installed, a VM running
+#   make test  every test suite (unit, real QEMU, real cluster), bringing up and tearing down
+#              what it needs
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export KUBEVM_CACHE ?= $(HOME)/.cache/kubevm
+export KUBEVM_STATE ?= /var/lib/kubevm-local
+
+.PHONY: help deps build generate check-generated typecheck test test-unit test-launcher test-cluster up down images
+
+help:
+	@echo "make up       bring up the local cluster with kubevm and an example VM"
+	@echo "make down     stop the local cluster and everything it started"
+	@echo "make test     run all test suites (what CI runs)"
+	@echo "make generate regenerate CRDs, chart CRDs and docs/api.md from the zod schemas"
+
+# Host packages (Debian) and node modules; both idempotent.
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	npx tsc -p tsconfig.build.json
+
+generate:
+	npm run --silent generate
+
+check-generated:
+	npm run --silent check-generated
+
+typecheck:
+	npx tsc -p tsconfig.json --noEmit
+
+test: deps
+	bash test/run-all.sh
+
+test-unit:
+	bash test/run-all.sh unit
+
+test-launcher:
+	bash test/run-all.sh launcher
+
+test-cluster:
+	bash test/run-all.sh cluster
+
+-include local-cluster/cluster.mk
+-include images.mk

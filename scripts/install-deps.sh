@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what kubevm's build and tests need on a fresh Debian 12 machine, idempotently:
+# Debian packages (QEMU, image tools; the local cluster's own packages are installed by
+# local-cluster/) and the node modules pinned by package-lock.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(qemu-system-x86 qemu-utils xorriso busybox-static passt socat)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# npm ci only when the lock file changed since the last install.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "install-deps: npm ci"
+  npm ci --no-audit --no-fund
+fi

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The test command (make test; CI runs exactly this through .ci/run).
+# Stages, in order, each failing the run when it fails:
+#   static    typecheck, generated files up to date
+#   unit      pure logic (jest project "unit")
+#   launcher  the launcher against real QEMU (jest project "launcher")
+#   cluster   a real single-node cluster is brought up, the kubevm images are built and imported,
+#             then the cluster suites run; the cluster is torn down on exit whatever happened
+# With an argument, only that stage runs (the cluster stage still brings up its cluster).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+only="${1:-all}"
+results_dir="$(mktemp -d /tmp/kubevm-test.XXXXXX)"
+passed=0
+failed=0
+status=0
+
+jest() {
+  local project="$1"
+  local out="$results_dir/$project.json"
+  local rc=0
+  node --experimental-vm-modules node_modules/jest/bin/jest.js \
+    --selectProjects "$project" --runInBand --json --outputFile="$out" || rc=$?
+  if [ -f "$out" ]; then
+    passed=$((passed + $(node -e 'const r=require(process.argv[1]);console.log(r.numPassedTests)' "$out")))
+    failed=$((failed + $(node -e 'const r=require(process.argv[1]);console.log(r.numFailedTests + r.numRuntimeErrorTestSuites)' "$out")))
+  fi
+  if [ "$rc" -ne 0 ]; then status=1; fi
+}
+
+stage() { [ "$only" = all ] || [ "$only" = "$1" ]; }
+
+summary() {
+  echo
+  echo "kubevm: $passed passed, $failed failed"
+}
+trap summary EXIT
+
+if stage static; then
+  echo "== static: typecheck and generated files"
+  npx tsc -p tsconfig.json --noEmit || status=1
+  node --import tsx scripts/generate.ts --check || status=1
+fi
+
+if stage unit; then
+  echo "== unit"
+  jest unit
+fi
+
+if stage launcher; then
+  echo "== launcher (real QEMU)"
+  jest launcher
+fi
+
+if stage cluster; then
+  echo "== cluster (real kube-apiserver, kubelet, containerd)"
+  cleanup() { make --no-print-directory cluster-down || true; summary; }
+  trap cleanup EXIT
+  make --no-print-directory cluster-up
+  # shellcheck disable=SC1091
+  source "${KUBEVM_STATE:-/var/lib/kubevm-local}/env"
+  export KUBECONFIG
+  make --no-print-directory images
+  jest cluster
+fi
+
+exit "$status"
