@@ -1,0 +1,38 @@
+# shellcheck shell=bash
+# Shared settings for the local-cluster scripts. Source it; do not run it.
+
+LC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+K8S_VERSION="$(sed -n 's#^[[:space:]]*\(require[[:space:]]\+\)\?k8s.io/kubernetes \(v[0-9.]*\).*#\2#p' "$LC_DIR/go.mod" | head -1)"
+KUBEVM_CACHE="${KUBEVM_CACHE:-$HOME/.cache/kubevm}"
+KUBEVM_STATE="${KUBEVM_STATE:-/var/lib/kubevm-local}"
+
+# The build is keyed by everything that decides its output: a new go.sum,
+# go.mod or main.go gives a new directory, an unchanged one is reused.
+build_key() {
+  cat "$LC_DIR/go.mod" "$LC_DIR/go.sum" "$LC_DIR/main.go" | sha256sum | cut -c1-12
+}
+BIN_DIR="$KUBEVM_CACHE/k8s-$K8S_VERSION-$(build_key)/bin"
+
+PAUSE_VERSION=3.10.1
+PAUSE_IMAGE="registry.k8s.io/pause:$PAUSE_VERSION"
+
+# Runtime layout under the state dir.
+PKI_DIR="$KUBEVM_STATE/pki"
+KUBECONFIG_DIR="$KUBEVM_STATE/kubeconfig"
+LOG_DIR="$KUBEVM_STATE/logs"
+PID_DIR="$KUBEVM_STATE/pids"
+RUN_DIR="$KUBEVM_STATE/run"
+CONTAINERD_SOCK="$RUN_DIR/containerd/containerd.sock"
+KUBELET_ROOT="$KUBEVM_STATE/kubelet"
+CNI_CONF_DIR="$KUBEVM_STATE/cni/net.d"
+CNI_BRIDGE=kubevm0
+POD_CIDR=10.244.0.0/24
+SERVICE_CIDR=10.96.0.0/16
+KUBERNETES_SVC_IP=10.96.0.1
+DNS_SVC_IP=10.96.0.10
+APISERVER_PORT=6443
+NODE_NAME="$(hostname | tr '[:upper:]' '[:lower:]')"
+TEST_NAMESPACE=kubevm-rbac
+
+log() { printf '[local-cluster %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
