@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds (once) the multi-call kube binary and the pause binary into the cache:
-#   $KUBEVM_CACHE/k8s-<version>-<hash of go.mod,go.sum,main.go>/bin/
+#   $KUBEVM_CACHE/k8s-<version>-<hash of go.mod,go.sum,*.go>/bin/
 # A second run with the same inputs does nothing. Prints the bin dir.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

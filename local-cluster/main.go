@@ -67,6 +67,8 @@ func main() {
 	case "etcd":
 		etcdmain.Main(os.Args)
 		os.Exit(0)
+	case "cri-remove-all-pods":
+		os.Exit(criRemoveAllPods(os.Args[1:]))
 	}
 	if newCommand, ok := cobraMains[name]; ok {
 		os.Exit(cli.Run(newCommand()))
@@ -77,7 +79,7 @@ func main() {
 }
 
 func components() []string {
-	names := []string{"kubectl", "etcd"}
+	names := []string{"kubectl", "etcd", "cri-remove-all-pods"}
 	for n := range cobraMains {
 		names = append(names, n)
 	}
