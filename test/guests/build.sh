@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Builds the launcher suite's test guests from Debian packages only, cached and keyed by the
+# package versions so a second run is a no-op. Nothing is installed on the host: the packages are
+# fetched with `apt-get download` and unpacked with `dpkg-deb -x` into the cache.
+#
+# Output (printed as the last line: the guest directory):
+#   vmlinuz           Debian's cloud kernel (linux-image-cloud-amd64's versioned dependency)
+#   initramfs.cpio.gz busybox-static + the few modules the guests need + /init (guest-init.sh)
+#   disk.qcow2        an ext4 filesystem holding /guest.sh, the program the guest runs when it
+#                     boots "from its disk" (the containerDisk guest)
+#   containerdisk/    the OCI image layout of a containerDisk image holding /disk/disk.qcow2
+#   versions          the package versions this build was made from
+# Behaviour switches of the guest are kernel command line words, see guest-init.sh.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+cache="${KUBEVM_CACHE:-$HOME/.cache/kubevm}/guests"
+mkdir -p "$cache"
+
+kernel_meta=linux-image-cloud-amd64
+kernel_pkg="$(apt-cache depends "$kernel_meta" | awk '/Depends: linux-image-/{print $2; exit}')"
+[ -n "$kernel_pkg" ] || { echo "build.sh: cannot resolve $kernel_meta's kernel package (apt-get update?)" >&2; exit 1; }
+kernel_ver="$(apt-cache policy "$kernel_pkg" | awk '/Candidate:/{print $2}')"
+busybox_ver="$(apt-cache policy busybox-static | awk '/Candidate:/{print $2}')"
+# The key also covers this script and the guest's init so editing them rebuilds.
+script_sum="$(cat "$0" "$here/guest-init.sh" "$here/oci-image.sh" | sha256sum | cut -c1-12)"
+key="${kernel_pkg}_${kernel_ver}_busybox_${busybox_ver}_${script_sum}"
+key="${key//[:~+]/-}"
+out="$cache/$key"
+if [ -f "$out/.done" ]; then echo "$out"; exit 0; fi
+
+work="$(mktemp -d "$cache/.build.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+(cd "$work" && apt-get download -q "$kernel_pkg" busybox-static >&2) 2>&1 | grep -v 'unsandboxed' >&2 || true
+dpkg-deb -x "$work"/"$kernel_pkg"_*.deb "$work/kernel"
+dpkg-deb -x "$work"/busybox-static_*.deb "$work/busybox"
+kver="${kernel_pkg#linux-image-}"
+mods="$work/kernel/lib/modules/$kver"
+
+# initramfs root
+root="$work/root"
+mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,mnt,cidata,etc,lib/modules/"$kver"}
+cp "$work/busybox/bin/busybox" "$root/bin/busybox"
+for applet in sh mount umount mkdir cat echo sleep poweroff modprobe findfs sync head grep sed \
+  cut tr ls dd date hostname ip ifconfig udhcpc insmod depmod stat seq sha256sum awk; do
+  ln -sf busybox "$root/bin/$applet"
+done
+# Only these modules, and what they depend on (busybox depmod resolves that below).
+wanted="virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk
+  virtio_net net_failover failover virtio_console virtio-rng rng-core isofs cdrom button evdev
+  virtio_scsi scsi_mod sd_mod sr_mod scsi_common crc32c_generic libcrc32c"
+for m in $wanted; do
+  f="$(find "$mods/kernel" -name "$m.ko" | head -1)"
+  [ -n "$f" ] || continue # built in, or absent from this kernel: fine either way
+  dest="$root/lib/modules/$kver/${f#"$mods/"}"
+  mkdir -p "$(dirname "$dest")"
+  cp "$f" "$dest"
+done
+cp "$mods/modules.builtin" "$mods/modules.order" "$root/lib/modules/$kver/" 2>/dev/null || true
+"$work/busybox/bin/busybox" depmod -b "$root" "$kver"
+install -m 0755 "$here/guest-init.sh" "$root/init"
+echo "root:x:0:0:root:/:/bin/sh" >"$root/etc/passwd"
+(cd "$root" && find . | "$work/busybox/bin/busybox" cpio -o -H newc -R 0:0 2>/dev/null | gzip -1) >"$work/initramfs.cpio.gz"
+cp "$work/kernel/boot/vmlinuz-$kver" "$work/vmlinuz"
+
+# The disk guest: an ext4 filesystem image populated without mounting (mke2fs -d), then qcow2.
+disk="$work/disk"
+mkdir -p "$disk"
+cat >"$disk/guest.sh" <<'GUEST'
+#!/bin/sh
+# Runs inside the guest from its own disk: proves the disk is the one the VMI named and that the
+# guest can write to it (through the launcher's overlay, never into the containerDisk base).
+echo "KUBEVM-DISK-GUEST running from $1"
+date > "$1/written-by-guest"
+dd if=/dev/urandom of="$1/blob" bs=64k count=16 2>/dev/null
+sync
+echo "KUBEVM-DISK-WRITTEN $(sha256sum "$1/blob" | cut -c1-16)"
+GUEST
+chmod 0755 "$disk/guest.sh"
+echo "kubevm test disk" >"$disk/README"
+truncate -s 64M "$work/disk.raw"
+mke2fs -q -t ext4 -L kubevm-disk -d "$disk" "$work/disk.raw"
+qemu-img convert -q -f raw -O qcow2 "$work/disk.raw" "$work/disk.qcow2"
+rm -f "$work/disk.raw"
+
+bash "$here/oci-image.sh" "$work/containerdisk" "$work/disk.qcow2" >&2
+
+printf 'kernel %s %s\nbusybox-static %s\n' "$kernel_pkg" "$kernel_ver" "$busybox_ver" >"$work/versions"
+mkdir -p "$out"
+mv "$work/vmlinuz" "$work/initramfs.cpio.gz" "$work/disk.qcow2" "$work/containerdisk" "$work/versions" "$out/"
+touch "$out/.done"
+echo "$out"

@@ -1,0 +1,89 @@
+#!/bin/busybox sh
+# /init of the launcher suite's busybox guest. Everything it does is reported on the serial
+# console (ttyS0) as lines starting with KUBEVM- so tests can follow the guest.
+# Kernel command line switches:
+#   kubevm.acpi=ignore   do not power off on the ACPI power button (forced-stop test)
+#   kubevm.counter=0     do not print the one-second counter
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sys /sys
+/bin/busybox mount -t devtmpfs dev /dev
+export PATH=/bin:/sbin
+cmdline="$(cat /proc/cmdline)"
+has() { case " $cmdline " in *" $1 "*) return 0 ;; esac; return 1; }
+
+for m in virtio_pci virtio_blk virtio_scsi sd_mod sr_mod virtio_net virtio_console virtio-rng isofs button evdev; do
+  modprobe "$m" 2>/dev/null
+done
+echo "KUBEVM-GUEST-BOOTED kernel=$(cat /proc/sys/kernel/osrelease) uptime=$(cut -d' ' -f1 /proc/uptime)"
+
+# ACPI power button: the button module registers an input device named "Power Button"; one event
+# from it means the host asked for an orderly shutdown (QMP system_powerdown).
+if has kubevm.acpi=ignore; then
+  echo "KUBEVM-ACPI ignoring power button"
+else
+  for ev in /sys/class/input/event*; do
+    [ -e "$ev/device/name" ] || continue
+    if grep -q "Power Button" "$ev/device/name"; then
+      dev="/dev/input/$(basename "$ev")"
+      (
+        dd if="$dev" bs=24 count=1 of=/dev/null 2>/dev/null
+        echo "KUBEVM-POWEROFF acpi power button"
+        sync
+        poweroff -f
+      ) &
+      echo "KUBEVM-ACPI watching $dev"
+      break
+    fi
+  done
+fi
+
+# Wait briefly for the block devices the virtio modules just probed.
+i=0
+while [ $i -lt 20 ] && ! ls /dev/vd? /dev/sd? /dev/sr? >/dev/null 2>&1; do sleep 0.1; i=$((i + 1)); done
+
+# A small NoCloud reader (not Debian's cloud-init): find the volume labelled cidata, read
+# meta-data, set the hostname, run a "#!" user-data script, report network-config's presence.
+cidev="$(findfs LABEL=cidata 2>/dev/null || findfs LABEL=CIDATA 2>/dev/null)"
+if [ -n "$cidev" ]; then
+  mkdir -p /cidata
+  if mount -t iso9660 -o ro "$cidev" /cidata 2>/dev/null || mount -o ro "$cidev" /cidata; then
+    iid="$(sed -n 's/^instance-id: *//p' /cidata/meta-data | tr -d '"'\''\r')"
+    hn="$(sed -n 's/^local-hostname: *//p' /cidata/meta-data | tr -d '"'\''\r')"
+    [ -n "$hn" ] && hostname "$hn"
+    echo "KUBEVM-CLOUDINIT device=$cidev instance-id=$iid hostname=$(hostname)"
+    [ -f /cidata/network-config ] && echo "KUBEVM-CLOUDINIT network-config $(head -c 200 /cidata/network-config | tr '\n' ' ')"
+    if [ -f /cidata/user-data ]; then
+      case "$(head -c 2 /cidata/user-data)" in
+        '#!')
+          cp /cidata/user-data /tmp/user-data && chmod +x /tmp/user-data
+          /tmp/user-data
+          echo "KUBEVM-CLOUDINIT user-data exit=$?"
+          ;;
+        *) echo "KUBEVM-CLOUDINIT user-data format not supported by this test guest" ;;
+      esac
+    fi
+  else
+    echo "KUBEVM-CLOUDINIT cannot mount $cidev"
+  fi
+fi
+
+# The disk guest: a filesystem labelled kubevm-disk carries the program the guest runs.
+diskdev="$(findfs LABEL=kubevm-disk 2>/dev/null)"
+if [ -n "$diskdev" ]; then
+  mkdir -p /mnt/disk
+  if mount -t ext4 "$diskdev" /mnt/disk; then
+    sh /mnt/disk/guest.sh /mnt/disk
+    umount /mnt/disk
+    sync
+  else
+    echo "KUBEVM-DISK cannot mount $diskdev"
+  fi
+fi
+
+echo "KUBEVM-READY"
+n=0
+while :; do
+  has kubevm.counter=0 || echo "KUBEVM-COUNT $n"
+  n=$((n + 1))
+  sleep 1
+done
