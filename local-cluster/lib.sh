@@ -36,3 +36,17 @@ TEST_NAMESPACE=kubevm-rbac
 
 log() { printf '[local-cluster %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+
+# Pid files hold "PID STARTTIME": a pid from a previous boot or run that now
+# names another process is never mistaken for ours.
+proc_start_time() { awk '{print $22}' "/proc/$1/stat" 2>/dev/null; }
+write_pid() { echo "$2 $(proc_start_time "$2")" >"$PID_DIR/$1.pid"; }
+# pid_of NAME: prints the component's pid if that process is still the one we started.
+pid_of() {
+  local pid start
+  [[ -f "$PID_DIR/$1.pid" ]] || return 1
+  read -r pid start <"$PID_DIR/$1.pid" || return 1
+  [[ -n "$pid" && -n "$start" && "$(proc_start_time "$pid")" == "$start" ]] || return 1
+  echo "$pid"
+}
+alive() { pid_of "$1" >/dev/null; }

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Stops everything the local cluster started and verifies nothing is left:
+# components (by process group), pods (through CRI, so CNI cleans up), container
+# shims and pod processes (QEMU included), kubelet mounts, the CNI bridge and
+# its iptables rules, kube-proxy's rules and kubelet's cgroups.
+# Keeps the PKI and containerd's image store; wipes etcd data and pod state.
+#   down.sh          stop and clean
+#   down.sh --purge  also remove the whole state dir $KUBEVM_STATE
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+[[ "$(id -u)" == 0 ]] || die "needs root"
+purge=0
+[[ "${1:-}" == --purge ]] && purge=1
+[[ -d "$KUBEVM_STATE" ]] || { log "nothing to stop ($KUBEVM_STATE does not exist)"; exit 0; }
+
+
+# stop NAME...: SIGTERM each component's process group, then SIGKILL after 15s.
+stop() {
+  local name p t0
+  for name in "$@"; do
+    p="$(pid_of "$name")" || { rm -f "$PID_DIR/$name.pid"; continue; }
+    kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true
+  done
+  t0=$SECONDS
+  for name in "$@"; do
+    p="$(pid_of "$name")" || continue
+    while kill -0 "$p" 2>/dev/null && ((SECONDS - t0 < 15)); do sleep 0.2; done
+    if kill -0 "$p" 2>/dev/null; then
+      log "$name: did not stop on SIGTERM, killing"
+      kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
+    fi
+    # A group can outlive its leader: kill what is left of it.
+    kill -KILL -- "-$p" 2>/dev/null || true
+    rm -f "$PID_DIR/$name.pid"
+    log "$name: stopped"
+  done
+}
+
+# Processes our containerd started that left its process group: shims (they
+# name our socket on their command line) and, below them, the pod processes.
+our_shims() {
+  local d
+  for d in /proc/[0-9]*; do
+    tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -q -- "-address $CONTAINERD_SOCK" && echo "${d#/proc/}"
+  done
+  return 0
+}
+# Every process in the kubelet's pod cgroups (all cgroup v1 hierarchies and v2).
+pod_processes() {
+  find /sys/fs/cgroup -path '*/kubepods*' -name cgroup.procs 2>/dev/null | xargs -r cat 2>/dev/null | sort -u
+}
+
+# 1. Nothing may restart pods while we remove them.
+stop kube-proxy kubelet kube-scheduler kube-controller-manager
+
+# 2. Remove pods through CRI: containerd runs CNI DEL (IPs, veths, portmap rules, netns).
+if alive containerd && [[ -S "$CONTAINERD_SOCK" ]]; then
+  if ! timeout 120 "$BIN_DIR/kube" cri-remove-all-pods "unix://$CONTAINERD_SOCK" >/dev/null; then
+    log "some pods could not be removed through CRI; killing what is left"
+  fi
+fi
+stop containerd
+
+# 3. Whatever survived: pod processes (QEMU included), then the shims.
+for round in 1 2 3; do
+  left="$( (pod_processes; our_shims) | sort -u)"
+  [[ -z "$left" ]] && break
+  # shellcheck disable=SC2086
+  kill -KILL $left 2>/dev/null || true
+  sleep 0.5
+done
+
+stop kube-apiserver etcd
+
+# 4. kube-proxy's iptables rules (it knows its own chains).
+if [[ -x "$BIN_DIR/kube" && -f "$KUBEVM_STATE/kube-proxy.yaml" ]]; then
+  timeout 60 "$BIN_DIR/kube" kube-proxy --cleanup --config "$KUBEVM_STATE/kube-proxy.yaml" >>"$LOG_DIR/kube-proxy.log" 2>&1 || true
+fi
+# Left-over CNI rules of our network (named "kubevm" in their comments).
+if command -v iptables >/dev/null; then
+  iptables -t nat -S POSTROUTING 2>/dev/null | grep -F 'name: \"kubevm\"' | while read -r rule; do
+    eval "iptables -t nat ${rule/-A /-D }" 2>/dev/null || true
+  done
+  for chain in $(iptables -t nat -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^CNI-/ {print $2}'); do
+    iptables -t nat -S "$chain" | grep -qF 'name: \"kubevm\"' || continue
+    iptables -t nat -F "$chain" 2>/dev/null && iptables -t nat -X "$chain" 2>/dev/null || true
+  done
+fi
+
+# 5. Mounts under the state dir (kubelet volumes, container rootfs, shm), deepest first,
+#    and pod network namespaces our containerd left behind.
+awk -v root="$KUBEVM_STATE" '$5 == root || index($5, root "/") == 1 {print $5}' /proc/self/mountinfo |
+  awk '{print length, $0}' | sort -rn | cut -d' ' -f2- | while read -r m; do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+  done
+for ns in /run/netns/cni-*; do
+  [[ -e "$ns" ]] || continue
+  umount "$ns" 2>/dev/null || true
+  rm -f "$ns"
+done
+ip link del "$CNI_BRIDGE" 2>/dev/null || true
+
+# 6. The kubelet's cgroups, deepest first.
+find /sys/fs/cgroup -depth -type d -path '*/kubepods*' -exec rmdir {} + 2>/dev/null || true
+
+# 7. Per-run state; the PKI and containerd's images stay for the next bring-up.
+rm -rf --one-file-system "$KUBEVM_STATE/etcd" "$KUBELET_ROOT" "$KUBEVM_STATE/pod-logs" \
+  "$KUBEVM_STATE/cni/ipam" "$RUN_DIR" "$KUBEVM_STATE/env" "$KUBEVM_STATE/mode"
+if [[ -d "$LOG_DIR" ]]; then rm -rf "$LOG_DIR.prev"; mv "$LOG_DIR" "$LOG_DIR.prev"; fi
+
+# 8. Verify.
+problems=()
+for f in "$PID_DIR"/*.pid; do [[ -e "$f" ]] && problems+=("pid file left: $f"); done
+left="$( (pod_processes; our_shims) | sort -u | tr '\n' ' ')"
+[[ -n "${left// /}" ]] && problems+=("processes left: $left")
+mounts="$(awk -v root="$KUBEVM_STATE" 'index($5, root "/") == 1 {print $5}' /proc/self/mountinfo | head -5)"
+[[ -n "$mounts" ]] && problems+=("mounts left: $mounts")
+ip link show "$CNI_BRIDGE" >/dev/null 2>&1 && problems+=("bridge $CNI_BRIDGE still exists")
+if ((${#problems[@]})); then
+  for p in "${problems[@]}"; do log "NOT CLEAN: $p"; done
+  exit 1
+fi
+if ((purge)); then rm -rf --one-file-system "$KUBEVM_STATE"; log "removed $KUBEVM_STATE"; fi
+log "cluster down: no process, mount or interface left (previous logs: $LOG_DIR.prev)"
