@@ -1,0 +1,195 @@
+import type { VirtualMachineInstance } from '../api.js';
+import { launcherPodName, renderLauncherPod, KVM_RESOURCE, VMI_ANNOTATION } from './launcher-pod.js';
+import { formatBytes, parseQuantity } from '../quantity.js';
+
+function vmi(overrides: Partial<VirtualMachineInstance['spec']> = {}, name = 'testvm'): VirtualMachineInstance {
+  return {
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachineInstance',
+    metadata: { name, namespace: 'ns1', uid: '3f6c8a4e-1111-2222-3333-444455556666', labels: { app: 'web' } },
+    spec: {
+      domain: { memory: { guest: '1Gi' }, cpu: { cores: 2 }, devices: { disks: [{ name: 'root', disk: { bus: 'virtio' } }] } },
+      volumes: [{ name: 'root', containerDisk: { image: 'quay.io/containerdisks/fedora:40' } }],
+      ...overrides,
+    },
+  };
+}
+
+const config = { launcherImage: 'kubevm/launcher:test', useEmulation: false };
+
+describe('quantity', () => {
+  test.each([
+    ['1Gi', 1073741824n],
+    ['80Mi', 83886080n],
+    ['1G', 1000000000n],
+    ['1.5Gi', 1610612736n],
+    ['512', 512n],
+    [2048, 2048n],
+    ['1e3', 1000n],
+  ])('%s is %s bytes', (value, bytes) => expect(parseQuantity(value)).toBe(bytes));
+  test('milli scale rounds up', () => {
+    expect(parseQuantity('100m', 3)).toBe(100n);
+    expect(parseQuantity('1.5', 3)).toBe(1500n);
+  });
+  test('formatting', () => expect(formatBytes(parseQuantity('1Gi') + parseQuantity('80Mi'))).toBe('1104Mi'));
+  test('garbage is refused', () => expect(() => parseQuantity('lots')).toThrow(/not a Kubernetes quantity/));
+});
+
+describe('launcherPodName', () => {
+  test('is deterministic and derived from the uid', () => {
+    const a = launcherPodName(vmi());
+    expect(a).toMatch(/^virt-launcher-testvm-[bcdfghjklmnpqrstvwxz2456789]{5}$/);
+    expect(launcherPodName(vmi())).toBe(a);
+    const other = vmi();
+    other.metadata!.uid = 'another-uid';
+    expect(launcherPodName(other)).not.toBe(a);
+  });
+  test('stays a valid pod name for a 253-character VMI name', () => {
+    const name = launcherPodName(vmi({}, 'a'.repeat(253)));
+    expect(name.length).toBeLessThanOrEqual(253);
+    expect(name).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+  });
+});
+
+describe('renderLauncherPod', () => {
+  test('metadata: labels, annotations, controller owner reference', () => {
+    const pod = renderLauncherPod(vmi(), config);
+    expect(pod.metadata?.namespace).toBe('ns1');
+    expect(pod.metadata?.labels).toEqual({
+      app: 'web',
+      'kubevirt.io': 'virt-launcher',
+      'kubevirt.io/created-by': '3f6c8a4e-1111-2222-3333-444455556666',
+    });
+    expect(pod.metadata?.annotations?.['kubevirt.io/domain']).toBe('testvm');
+    const carried = JSON.parse(pod.metadata?.annotations?.[VMI_ANNOTATION] ?? '{}');
+    expect(carried.metadata).toEqual({ name: 'testvm', namespace: 'ns1', uid: '3f6c8a4e-1111-2222-3333-444455556666' });
+    expect(carried.spec.domain.memory.guest).toBe('1Gi');
+    expect(pod.metadata?.ownerReferences).toEqual([
+      {
+        apiVersion: 'kubevirt.io/v1',
+        kind: 'VirtualMachineInstance',
+        name: 'testvm',
+        uid: '3f6c8a4e-1111-2222-3333-444455556666',
+        controller: true,
+        blockOwnerDeletion: true,
+      },
+    ]);
+  });
+
+  test('security context per ADR 0007', () => {
+    const pod = renderLauncherPod(vmi(), config);
+    expect(pod.spec?.automountServiceAccountToken).toBe(false);
+    expect(pod.spec?.securityContext).toEqual({
+      runAsUser: 107,
+      runAsGroup: 107,
+      fsGroup: 107,
+      runAsNonRoot: true,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    const compute = pod.spec?.containers[0];
+    expect(compute?.name).toBe('compute');
+    expect(compute?.securityContext).toEqual({
+      runAsUser: 107,
+      runAsGroup: 107,
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
+    });
+    expect(pod.spec?.restartPolicy).toBe('Never');
+  });
+
+  test('resources: guest memory plus overhead, 100m per vCPU, kvm when not emulating', () => {
+    const pod = renderLauncherPod(vmi(), config);
+    expect(pod.spec?.containers[0]?.resources).toEqual({
+      requests: { memory: '1104Mi', cpu: '200m', [KVM_RESOURCE]: '1' },
+      limits: { [KVM_RESOURCE]: '1' },
+    });
+  });
+
+  test('emulation requests no kvm device', () => {
+    const pod = renderLauncherPod(vmi(), { ...config, useEmulation: true });
+    expect(pod.spec?.containers[0]?.resources).toEqual({ requests: { memory: '1104Mi', cpu: '200m' } });
+    expect(pod.spec?.containers[0]?.env).toContainEqual({ name: 'KUBEVM_USE_EMULATION', value: 'true' });
+  });
+
+  test('explicit requests and limits; dedicated CPUs are Guaranteed', () => {
+    const explicit = renderLauncherPod(
+      vmi({ domain: { resources: { requests: { memory: '2Gi', cpu: '1500m' }, limits: { memory: '3Gi', cpu: '2' } }, devices: {} } }),
+      { ...config, useEmulation: true },
+    );
+    expect(explicit.spec?.containers[0]?.resources).toEqual({
+      requests: { memory: '2128Mi', cpu: '1500m' },
+      limits: { memory: '3152Mi', cpu: '2' },
+    });
+    const pinned = renderLauncherPod(
+      vmi({ domain: { memory: { guest: '1Gi' }, cpu: { cores: 2, dedicatedCpuPlacement: true, isolateEmulatorThread: true }, devices: {} } }),
+      { ...config, useEmulation: true },
+    );
+    expect(pinned.spec?.containers[0]?.resources).toEqual({
+      requests: { memory: '1104Mi', cpu: '3' },
+      limits: { memory: '1104Mi', cpu: '3' },
+    });
+  });
+
+  test('scheduling constraints are carried over', () => {
+    const pod = renderLauncherPod(
+      vmi({
+        nodeSelector: { 'kubernetes.io/arch': 'amd64' },
+        tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'vms', effect: 'NoSchedule' }],
+        affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] }] } } },
+        terminationGracePeriodSeconds: 60,
+      }),
+      config,
+    );
+    expect(pod.spec?.nodeSelector).toEqual({ 'kubernetes.io/arch': 'amd64' });
+    expect(pod.spec?.tolerations).toHaveLength(1);
+    expect(pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms).toHaveLength(1);
+    expect(pod.spec?.terminationGracePeriodSeconds).toBe(75);
+  });
+
+  test('volumes: fixed ones, PVCs, secrets, config maps, cloud-init secret refs, containerDisks', () => {
+    const pod = renderLauncherPod(
+      vmi({
+        volumes: [
+          { name: 'root', containerDisk: { image: 'quay.io/containerdisks/fedora:40', imagePullSecret: 'regcred' } },
+          { name: 'data', persistentVolumeClaim: { claimName: 'data-pvc' } },
+          { name: 'scratch', ephemeral: { persistentVolumeClaim: { claimName: 'golden' } } },
+          { name: 'creds', secret: { secretName: 'app-secret' } },
+          { name: 'cfg', configMap: { name: 'app-config' } },
+          { name: 'cloudinit', cloudInitNoCloud: { secretRef: { name: 'ci-user' }, networkData: 'version: 2' } },
+          { name: 'tmp', emptyDisk: { capacity: '1Gi' } },
+        ],
+      }),
+      config,
+    );
+    expect(pod.spec?.volumes).toEqual([
+      { name: 'private', emptyDir: {} },
+      { name: 'ephemeral-disks', emptyDir: {} },
+      { name: 'vmi', downwardAPI: { items: [{ path: 'vmi.json', fieldRef: { fieldPath: "metadata.annotations['kubevm.io/vmi']" } }] } },
+      { name: 'cd-root', image: { reference: 'quay.io/containerdisks/fedora:40', pullPolicy: 'IfNotPresent' } },
+      { name: 'pvc-data', persistentVolumeClaim: { claimName: 'data-pvc', readOnly: false } },
+      { name: 'pvc-scratch', persistentVolumeClaim: { claimName: 'golden', readOnly: true } },
+      { name: 'secret-creds', secret: { secretName: 'app-secret' } },
+      { name: 'configmap-cfg', configMap: { name: 'app-config' } },
+      { name: 'udata-cloudinit', secret: { secretName: 'ci-user' } },
+    ]);
+    expect(pod.spec?.containers[0]?.volumeMounts).toEqual([
+      { name: 'private', mountPath: '/var/run/kubevm-private' },
+      { name: 'ephemeral-disks', mountPath: '/var/run/kubevirt-ephemeral-disks' },
+      { name: 'vmi', mountPath: '/var/run/kubevm/vmi', readOnly: true },
+      { name: 'cd-root', mountPath: '/var/run/kubevirt/container-disks/root', readOnly: true },
+      { name: 'pvc-data', mountPath: '/var/run/kubevirt-private/vmi-disks/data', readOnly: false },
+      { name: 'pvc-scratch', mountPath: '/var/run/kubevirt-private/vmi-disks/scratch', readOnly: true },
+      { name: 'secret-creds', mountPath: '/var/run/kubevirt-private/secret/creds', readOnly: true },
+      { name: 'configmap-cfg', mountPath: '/var/run/kubevirt-private/config-map/cfg', readOnly: true },
+      { name: 'udata-cloudinit', mountPath: '/var/run/kubevirt-private/secret/cloudinit/userdata', readOnly: true },
+    ]);
+    expect(pod.spec?.imagePullSecrets).toEqual([{ name: 'regcred' }]);
+  });
+
+  test('is a pure function of the VMI: same input, same pod', () => {
+    expect(renderLauncherPod(vmi(), config)).toEqual(renderLauncherPod(vmi(), config));
+  });
+});

@@ -1,0 +1,289 @@
+// The launcher pod of a VMI, rendered as a pure function of the VMI and the controller's config
+// (ADR 0007). Everything a launcher needs reaches it through this spec: the VMI as a file, its
+// disks as volumes, /dev/kvm as a device-plugin resource. Nothing here reads the cluster.
+import { createHash } from 'node:crypto';
+import type { V1Container, V1Pod, V1ResourceRequirements, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import type { VirtualMachineInstance, Volume } from '../api.js';
+import { formatBytes, formatMillicores, parseQuantity } from '../quantity.js';
+
+export const LAUNCHER_LABEL = 'kubevirt.io';
+export const LAUNCHER_LABEL_VALUE = 'virt-launcher';
+export const CREATED_BY_LABEL = 'kubevirt.io/created-by';
+export const DOMAIN_ANNOTATION = 'kubevirt.io/domain';
+export const VMI_ANNOTATION = 'kubevm.io/vmi';
+export const COMPUTE_CONTAINER = 'compute';
+export const KVM_RESOURCE = 'devices.kubevirt.io/kvm';
+
+export const VMI_DIR = '/var/run/kubevm/vmi';
+export const VMI_FILE = `${VMI_DIR}/vmi.json`;
+export const PRIVATE_DIR = '/var/run/kubevm-private';
+export const EPHEMERAL_DISKS_DIR = '/var/run/kubevirt-ephemeral-disks';
+export const VMI_DISKS_DIR = '/var/run/kubevirt-private/vmi-disks';
+export const SECRETS_DIR = '/var/run/kubevirt-private/secret';
+export const CONFIG_MAPS_DIR = '/var/run/kubevirt-private/config-map';
+export const CONTAINER_DISKS_DIR = '/var/run/kubevirt/container-disks';
+
+/** uid/gid of the launcher (KubeVirt's qemu user), ADR 0007. */
+export const LAUNCHER_UID = 107;
+
+/**
+ * Memory the launcher pod needs on top of guest memory: QEMU's own allocations, the Node.js
+ * launcher process, page tables. A placeholder until the launcher issue publishes its measured
+ * figure (bench/); too low and the kernel OOM-kills QEMU under a full guest, too high and nodes
+ * fit fewer VMs.
+ */
+export const LAUNCHER_MEMORY_OVERHEAD = '80Mi';
+
+/** KubeVirt's default cpuAllocationRatio: one vCPU requests 1/10 of a host CPU unless asked otherwise. */
+export const CPU_ALLOCATION_RATIO = 10n;
+
+/** KubeVirt's default grace period for a guest to shut down after an ACPI power-button press. */
+export const DEFAULT_VMI_GRACE_PERIOD_SECONDS = 30;
+/** Time the launcher gets after the guest's grace period to tear QEMU down and exit (KubeVirt: 15 s). */
+export const LAUNCHER_EXIT_MARGIN_SECONDS = 15;
+
+export interface LauncherPodConfig {
+  /** The launcher image, e.g. kubevm/launcher:0.1.0. */
+  launcherImage: string;
+  launcherImagePullPolicy?: 'Always' | 'Never' | 'IfNotPresent';
+  /** The launcher's command; the image's entrypoint when unset. */
+  launcherCommand?: string[];
+  /** Software emulation (TCG): no /dev/kvm requested, so the pod schedules on nodes without KVM. */
+  useEmulation: boolean;
+  /** Overrides LAUNCHER_MEMORY_OVERHEAD. */
+  memoryOverhead?: string;
+}
+
+// Pod names use KubeVirt's alphabet for generated suffixes: no vowels (no accidental words), no
+// characters that read alike (0/o, 1/l).
+const SUFFIX_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
+
+/** `virt-launcher-<vmi>-<5 chars derived from the VMI uid>`: the same VMI always gets the same pod name. */
+export function launcherPodName(vmi: VirtualMachineInstance): string {
+  const name = vmi.metadata?.name ?? '';
+  const uid = vmi.metadata?.uid ?? '';
+  const digest = createHash('sha256').update(uid).digest();
+  let suffix = '';
+  for (let i = 0; i < 5; i++) suffix += SUFFIX_ALPHABET[(digest[i] ?? 0) % SUFFIX_ALPHABET.length];
+  const prefix = 'virt-launcher-';
+  // Pod names are DNS subdomains (≤ 253); VMI names may use the whole length themselves.
+  const room = 253 - prefix.length - 1 - suffix.length;
+  return `${prefix}${name.slice(0, room).replace(/[.-]+$/, '')}-${suffix}`;
+}
+
+/** Number of vCPUs the guest gets: sockets × cores × threads, each 1 when unset. */
+export function guestVCPUs(vmi: VirtualMachineInstance): bigint {
+  const cpu = vmi.spec.domain.cpu;
+  return BigInt(cpu?.sockets ?? 1) * BigInt(cpu?.cores ?? 1) * BigInt(cpu?.threads ?? 1);
+}
+
+/** Guest memory in bytes: memory.guest, else the memory request; undefined when neither is set. */
+export function guestMemoryBytes(vmi: VirtualMachineInstance): bigint | undefined {
+  const domain = vmi.spec.domain;
+  const value = domain.memory?.guest ?? domain.resources?.requests?.['memory'];
+  return value === undefined ? undefined : parseQuantity(value);
+}
+
+export function launcherResources(vmi: VirtualMachineInstance, config: LauncherPodConfig): V1ResourceRequirements {
+  const domain = vmi.spec.domain;
+  const overhead = parseQuantity(config.memoryOverhead ?? LAUNCHER_MEMORY_OVERHEAD);
+  const requests: Record<string, string> = {};
+  const limits: Record<string, string> = {};
+
+  const requestedMemory = domain.resources?.requests?.['memory'];
+  const guestMemory = requestedMemory !== undefined ? parseQuantity(requestedMemory) : guestMemoryBytes(vmi);
+  if (guestMemory !== undefined) {
+    requests['memory'] = formatBytes(domain.resources?.overcommitGuestOverhead ? guestMemory : guestMemory + overhead);
+  }
+  const memoryLimit = domain.resources?.limits?.['memory'];
+  if (memoryLimit !== undefined) limits['memory'] = formatBytes(parseQuantity(memoryLimit) + overhead);
+
+  const cpuRequest = domain.resources?.requests?.['cpu'];
+  const millis = cpuRequest !== undefined ? parseQuantity(cpuRequest, 3) : (guestVCPUs(vmi) * 1000n) / CPU_ALLOCATION_RATIO;
+  requests['cpu'] = formatMillicores(millis);
+  const cpuLimit = domain.resources?.limits?.['cpu'];
+  if (cpuLimit !== undefined) limits['cpu'] = formatMillicores(parseQuantity(cpuLimit, 3));
+
+  if (domain.cpu?.dedicatedCpuPlacement) {
+    // Pinned vCPUs need the Guaranteed QoS class: whole CPUs, requests equal to limits. The emulator
+    // thread gets a CPU of its own when isolated.
+    const cpus = guestVCPUs(vmi) + (domain.cpu.isolateEmulatorThread ? 1n : 0n);
+    requests['cpu'] = limits['cpu'] = formatMillicores(cpus * 1000n);
+    if (requests['memory'] !== undefined) limits['memory'] = requests['memory'];
+  }
+
+  const hugepageSize = domain.memory?.hugepages?.pageSize;
+  if (hugepageSize && guestMemory !== undefined) {
+    // Guest RAM then comes from hugepages; the memory request keeps only the overhead.
+    requests[`hugepages-${hugepageSize}`] = limits[`hugepages-${hugepageSize}`] = formatBytes(guestMemory);
+    requests['memory'] = formatBytes(overhead);
+    if (limits['memory'] !== undefined) limits['memory'] = formatBytes(overhead);
+  }
+
+  if (!config.useEmulation) {
+    // Extended resources are requested through limits (requests default to them).
+    limits[KVM_RESOURCE] = '1';
+    requests[KVM_RESOURCE] = '1';
+  }
+  return Object.keys(limits).length > 0 ? { requests, limits } : { requests };
+}
+
+/** The part of the VMI the launcher runs, as the `kubevm.io/vmi` annotation carries it. */
+export function vmiForLauncher(vmi: VirtualMachineInstance): string {
+  const metadata = vmi.metadata ?? {};
+  return JSON.stringify({
+    apiVersion: vmi.apiVersion,
+    kind: vmi.kind,
+    metadata: { name: metadata.name, namespace: metadata.namespace, uid: metadata.uid },
+    spec: vmi.spec,
+  });
+}
+
+interface VolumeParts {
+  volumes: V1Volume[];
+  mounts: V1VolumeMount[];
+}
+
+// Pod volume names must be DNS labels and must not collide with the fixed ones below; a prefix per
+// kind keeps both true for any VMI volume name the API accepts.
+function podVolumeName(kind: string, volumeName: string): string {
+  const name = `${kind}-${volumeName}`;
+  if (name.length <= 63) return name;
+  const hash = createHash('sha256').update(volumeName).digest('hex').slice(0, 8);
+  return `${name.slice(0, 54).replace(/-+$/, '')}-${hash}`;
+}
+
+function volumeParts(volume: Volume): VolumeParts {
+  const parts: VolumeParts = { volumes: [], mounts: [] };
+  const add = (kind: string, source: Omit<V1Volume, 'name'>, mountPath: string, readOnly: boolean) => {
+    const name = podVolumeName(kind, volume.name);
+    parts.volumes.push({ name, ...source });
+    parts.mounts.push({ name, mountPath, readOnly });
+  };
+  const claim = volume.persistentVolumeClaim ?? volume.ephemeral?.persistentVolumeClaim;
+  if (claim) {
+    // An ephemeral volume is the PVC read-only with a copy-on-write overlay in ephemeral-disks.
+    const readOnly = Boolean(claim.readOnly || volume.ephemeral);
+    add('pvc', { persistentVolumeClaim: { claimName: claim.claimName, readOnly } }, `${VMI_DISKS_DIR}/${volume.name}`, readOnly);
+  }
+  if (volume.secret) {
+    const source = { secretName: volume.secret.secretName ?? volume.name, ...(volume.secret.optional !== undefined ? { optional: volume.secret.optional } : {}) };
+    add('secret', { secret: source }, `${SECRETS_DIR}/${volume.name}`, true);
+  }
+  if (volume.configMap) {
+    const source = { name: volume.configMap.name ?? volume.name, ...(volume.configMap.optional !== undefined ? { optional: volume.configMap.optional } : {}) };
+    add('configmap', { configMap: source }, `${CONFIG_MAPS_DIR}/${volume.name}`, true);
+  }
+  const cloudInit = volume.cloudInitNoCloud;
+  if (cloudInit?.secretRef?.name) {
+    add('udata', { secret: { secretName: cloudInit.secretRef.name } }, `${SECRETS_DIR}/${volume.name}/userdata`, true);
+  }
+  if (cloudInit?.networkDataSecretRef?.name) {
+    add('ndata', { secret: { secretName: cloudInit.networkDataSecretRef.name } }, `${SECRETS_DIR}/${volume.name}/networkdata`, true);
+  }
+  if (volume.containerDisk) {
+    // The containerDisk image reaches the pod as a Kubernetes image volume: the kubelet pulls and
+    // mounts it read-only, so a missing image surfaces as the pod's own ErrImagePull and the launcher
+    // needs no privilege to read /disk (ADR 0006 decides the mechanism; this is its default).
+    add(
+      'cd',
+      { image: { reference: volume.containerDisk.image, pullPolicy: volume.containerDisk.imagePullPolicy ?? 'IfNotPresent' } },
+      `${CONTAINER_DISKS_DIR}/${volume.name}`,
+      true,
+    );
+  }
+  // cloudInitNoCloud inline data and emptyDisk live in ephemeral-disks, written by the launcher.
+  return parts;
+}
+
+export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherPodConfig): V1Pod {
+  const metadata = vmi.metadata ?? {};
+  const name = metadata.name ?? '';
+  const uid = metadata.uid ?? '';
+  const spec = vmi.spec;
+
+  const fixedVolumes: V1Volume[] = [
+    { name: 'private', emptyDir: {} },
+    { name: 'ephemeral-disks', emptyDir: {} },
+    {
+      name: 'vmi',
+      downwardAPI: { items: [{ path: 'vmi.json', fieldRef: { fieldPath: `metadata.annotations['${VMI_ANNOTATION}']` } }] },
+    },
+  ];
+  const fixedMounts: V1VolumeMount[] = [
+    { name: 'private', mountPath: PRIVATE_DIR },
+    { name: 'ephemeral-disks', mountPath: EPHEMERAL_DISKS_DIR },
+    { name: 'vmi', mountPath: VMI_DIR, readOnly: true },
+  ];
+  const perVolume = (spec.volumes ?? []).map(volumeParts);
+
+  const pullSecrets = [
+    ...new Set((spec.volumes ?? []).map((volume) => volume.containerDisk?.imagePullSecret).filter((s): s is string => Boolean(s))),
+  ];
+
+  const compute: V1Container = {
+    name: COMPUTE_CONTAINER,
+    image: config.launcherImage,
+    imagePullPolicy: config.launcherImagePullPolicy ?? 'IfNotPresent',
+    ...(config.launcherCommand ? { command: config.launcherCommand } : {}),
+    env: [
+      { name: 'KUBEVM_VMI_FILE', value: VMI_FILE },
+      { name: 'KUBEVM_PRIVATE_DIR', value: PRIVATE_DIR },
+      { name: 'KUBEVM_EPHEMERAL_DISKS_DIR', value: EPHEMERAL_DISKS_DIR },
+      { name: 'KUBEVM_USE_EMULATION', value: config.useEmulation ? 'true' : 'false' },
+      { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    ],
+    resources: launcherResources(vmi, config),
+    securityContext: {
+      runAsUser: LAUNCHER_UID,
+      runAsGroup: LAUNCHER_UID,
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
+    },
+    volumeMounts: [...fixedMounts, ...perVolume.flatMap((parts) => parts.mounts)],
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+  };
+
+  const graceSeconds = spec.terminationGracePeriodSeconds ?? DEFAULT_VMI_GRACE_PERIOD_SECONDS;
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: launcherPodName(vmi),
+      namespace: metadata.namespace,
+      labels: { ...(metadata.labels ?? {}), [LAUNCHER_LABEL]: LAUNCHER_LABEL_VALUE, [CREATED_BY_LABEL]: uid },
+      annotations: { [DOMAIN_ANNOTATION]: name, [VMI_ANNOTATION]: vmiForLauncher(vmi) },
+      ownerReferences: [
+        { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', name, uid, controller: true, blockOwnerDeletion: true },
+      ],
+    },
+    spec: {
+      // The launcher never talks to the API server (ADR 0007).
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      // A VM that stops is not restarted in place: the VMI is final and the VM controller decides.
+      restartPolicy: 'Never',
+      hostname: spec.hostname ?? name.slice(0, 63).replace(/[.-]+$/, ''),
+      ...(spec.subdomain ? { subdomain: spec.subdomain } : {}),
+      ...(spec.nodeSelector ? { nodeSelector: spec.nodeSelector } : {}),
+      ...(spec.affinity ? { affinity: spec.affinity } : {}),
+      ...(spec.tolerations ? { tolerations: spec.tolerations } : {}),
+      ...(spec.schedulerName ? { schedulerName: spec.schedulerName } : {}),
+      ...(spec.priorityClassName ? { priorityClassName: spec.priorityClassName } : {}),
+      ...(pullSecrets.length > 0 ? { imagePullSecrets: pullSecrets.map((secret) => ({ name: secret })) } : {}),
+      terminationGracePeriodSeconds: graceSeconds + LAUNCHER_EXIT_MARGIN_SECONDS,
+      securityContext: {
+        runAsUser: LAUNCHER_UID,
+        runAsGroup: LAUNCHER_UID,
+        fsGroup: LAUNCHER_UID,
+        runAsNonRoot: true,
+        seccompProfile: { type: 'RuntimeDefault' },
+      },
+      containers: [compute],
+      volumes: [...fixedVolumes, ...perVolume.flatMap((parts) => parts.volumes)],
+    },
+  };
+}
