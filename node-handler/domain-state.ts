@@ -1,0 +1,91 @@
+// The node handler's second cache: what each launcher says its domain is doing, kept per VMI
+// from the launcher's pushed events (never from polling). The VMI status is computed from this,
+// as KubeVirt's virt-handler computes it from its domain informer.
+import type { VirtualMachineInstanceGuestOSInfo, VirtualMachineInstanceNetworkInterface } from '../runtime/api/index.js';
+
+/** The domain's lifecycle as the handler needs it, whatever words the launcher uses. */
+export type DomainPhase =
+  /** QEMU is being prepared or started; the guest has not run yet. */
+  | 'Starting'
+  | 'Running'
+  | 'Paused'
+  /** A graceful shutdown is under way (ACPI sent, grace period running). */
+  | 'ShuttingDown'
+  /** QEMU exited after a shutdown: the guest powered off or a requested stop completed. */
+  | 'Shutoff'
+  /** QEMU exited unexpectedly, or the launcher could not start it. */
+  | 'Failed';
+
+export type Accelerator = 'kvm' | 'tcg';
+
+export type PauseReason = 'User' | 'IOError' | 'Migration' | 'Other';
+
+export interface DomainState {
+  /** The launcher pod this state comes from (a key of the VMI's status.activePods). */
+  podUid: string;
+  phase: DomainPhase;
+  /** Why the domain paused, when Paused. */
+  pauseReason?: PauseReason;
+  accelerator?: Accelerator;
+  agentConnected: boolean;
+  guestOSInfo?: VirtualMachineInstanceGuestOSInfo;
+  interfaces?: VirtualMachineInstanceNetworkInterface[];
+  /** For Failed: which step failed and the last lines QEMU printed, for the user. */
+  failure?: { reason: string; message: string };
+  /** For Shutoff: whether the guest asked for it (poweroff) or the stop was forced after the grace period. */
+  shutoffReason?: 'GuestShutdown' | 'Stopped' | 'Killed';
+}
+
+/** Per-VMI cache of launcher states, keyed by namespace/name. */
+export class DomainStateCache {
+  private readonly states = new Map<string, DomainState>();
+  private readonly listeners = new Set<(key: string) => void>();
+
+  get(key: string): DomainState | undefined {
+    return this.states.get(key);
+  }
+
+  /** Merge an update; listeners hear about the key only when something actually changed. */
+  update(key: string, change: Partial<DomainState> & Pick<DomainState, 'podUid'>): void {
+    const previous = this.states.get(key);
+    const base: DomainState = previous && previous.podUid === change.podUid ? previous : { podUid: change.podUid, phase: 'Starting', agentConnected: false };
+    const next: DomainState = { ...base, ...change };
+    if (previous && stableJson(previous) === stableJson(next)) return;
+    this.states.set(key, next);
+    this.notify(key);
+  }
+
+  delete(key: string): void {
+    if (this.states.delete(key)) this.notify(key);
+  }
+
+  keys(): string[] {
+    return [...this.states.keys()];
+  }
+
+  onChange(listener: (key: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private notify(key: string): void {
+    for (const listener of this.listeners) listener(key);
+  }
+}
+
+/**
+ * JSON with object keys sorted and null/undefined fields dropped, so values the API server
+ * round-trips (key order, `lastProbeTime: null` kept or pruned) give equal strings.
+ */
+export function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_key, item: unknown) => {
+    if (item && typeof item === 'object' && !Array.isArray(item)) {
+      return Object.fromEntries(
+        Object.entries(item as Record<string, unknown>)
+          .filter(([, v]) => v !== undefined && v !== null)
+          .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+      );
+    }
+    return item;
+  });
+}

@@ -1,0 +1,147 @@
+// The part of a VMI's status the node handler owns (ADR 0007): the phases from Running on, the
+// interfaces, guestOSInfo and the conditions the launcher reports. Computed once per pass from the
+// VMI and the launcher's state, as a pure function, so "did anything change" is a comparison.
+import type { VirtualMachineInstance, VirtualMachineInstancePhase, VirtualMachineInstanceStatus } from '../runtime/api/index.js';
+import { formatConditionTime, removeCondition, setCondition } from '../runtime/conditions.js';
+import type { Condition, ConditionInput } from '../runtime/conditions.js';
+import type { DomainState } from './domain-state.js';
+import { stableJson } from './domain-state.js';
+
+/** Condition types, as KubeVirt names them where KubeVirt has them. */
+export const VmiConditionType = {
+  Ready: 'Ready',
+  Paused: 'Paused',
+  AgentConnected: 'AgentConnected',
+  /** KubeVirt's virt-handler reports launcher/sync failures on this condition. */
+  Synchronized: 'Synchronized',
+  /** kubevm's own: whether the guest runs with KVM or under TCG software emulation. */
+  Emulation: 'kubevm.io/Emulation',
+} as const;
+
+/** The order conditions are kept in, so a recomputed list compares equal to the stored one. */
+export const vmiConditionOrder: readonly string[] = [
+  VmiConditionType.Ready,
+  VmiConditionType.Paused,
+  VmiConditionType.AgentConnected,
+  VmiConditionType.Synchronized,
+  VmiConditionType.Emulation,
+];
+
+/** Phases in which this node's handler drives the VMI; before them the controller does. */
+const handledPhases: ReadonlySet<VirtualMachineInstancePhase | undefined> = new Set(['Scheduled', 'Running'] as const);
+
+/** Whether the handler has anything to say about a VMI in this phase. */
+export function isHandledPhase(phase: VirtualMachineInstancePhase | undefined): boolean {
+  return handledPhases.has(phase);
+}
+
+/** The VMI phase a domain phase means; undefined when the domain has not started yet. */
+export function vmiPhaseOf(domain: DomainState): VirtualMachineInstancePhase | undefined {
+  switch (domain.phase) {
+    case 'Starting':
+      return undefined;
+    case 'Running':
+    case 'Paused':
+    case 'ShuttingDown':
+      return 'Running';
+    case 'Shutoff':
+      return 'Succeeded';
+    case 'Failed':
+      return 'Failed';
+  }
+}
+
+function readyCondition(domain: DomainState): ConditionInput {
+  switch (domain.phase) {
+    case 'Running':
+      return { type: VmiConditionType.Ready, status: 'True' };
+    case 'Paused':
+      return { type: VmiConditionType.Ready, status: 'False', reason: 'Paused', message: 'The VMI is paused.' };
+    case 'ShuttingDown':
+      return { type: VmiConditionType.Ready, status: 'False', reason: 'ShuttingDown', message: 'The guest is shutting down.' };
+    case 'Shutoff':
+      return { type: VmiConditionType.Ready, status: 'False', reason: 'Shutoff', message: 'The guest has stopped.' };
+    case 'Failed':
+      return { type: VmiConditionType.Ready, status: 'False', reason: domain.failure?.reason ?? 'Failed', message: domain.failure?.message ?? 'The VM failed.' };
+    case 'Starting':
+      return { type: VmiConditionType.Ready, status: 'False', reason: 'Starting', message: 'The launcher is starting the guest.' };
+  }
+}
+
+function pausedCondition(domain: DomainState): ConditionInput | undefined {
+  if (domain.phase !== 'Paused') return undefined;
+  // KubeVirt's reasons, so tooling that reads them keeps working.
+  switch (domain.pauseReason) {
+    case 'IOError':
+      return { type: VmiConditionType.Paused, status: 'True', reason: 'PausedIOError', message: 'VMI was paused, low-level IO error detected' };
+    case 'Migration':
+      return { type: VmiConditionType.Paused, status: 'True', reason: 'PausedMigration', message: 'VMI was paused for migration' };
+    default:
+      return { type: VmiConditionType.Paused, status: 'True', reason: 'PausedByUser', message: 'VMI was paused by user' };
+  }
+}
+
+function emulationCondition(domain: DomainState): ConditionInput | undefined {
+  if (domain.accelerator === 'tcg') {
+    return { type: VmiConditionType.Emulation, status: 'True', reason: 'TCG', message: 'QEMU runs the guest under TCG software emulation: /dev/kvm is absent or not usable.' };
+  }
+  if (domain.accelerator === 'kvm') return { type: VmiConditionType.Emulation, status: 'False', reason: 'KVM', message: 'QEMU runs the guest with KVM.' };
+  return undefined;
+}
+
+function applyCondition(conditions: Condition[], type: string, input: ConditionInput | undefined, now: Date): Condition[] {
+  const options = { now, order: vmiConditionOrder };
+  return input ? setCondition(conditions, input, options).conditions : removeCondition(conditions, type, options).conditions;
+}
+
+/**
+ * The VMI status after this handler's pass. Fields the handler does not own are carried over
+ * untouched; the result equals `vmi.status` (see `statusChanged`) when there is nothing to report.
+ */
+export function computeVmiStatus(vmi: VirtualMachineInstance, domain: DomainState | undefined, now: Date = new Date()): VirtualMachineInstanceStatus {
+  const current: VirtualMachineInstanceStatus = vmi.status ?? {};
+  if (!domain || !isHandledPhase(current.phase)) return current;
+  // A domain from a pod that is not (or no longer) this VMI's active pod says nothing about it.
+  if (!current.activePods || !(domain.podUid in current.activePods)) return current;
+
+  const next: VirtualMachineInstanceStatus = structuredClone(current);
+  const phase = vmiPhaseOf(domain);
+  if (phase !== undefined && phase !== current.phase) {
+    next.phase = phase;
+    next.phaseTransitionTimestamps = [...(current.phaseTransitionTimestamps ?? []), { phase, phaseTransitionTimestamp: formatConditionTime(now) }];
+  }
+
+  let conditions = (current.conditions ?? []) as Condition[];
+  // Before the guest runs, the controller's view stands; the handler only reports failures.
+  if (phase !== undefined) {
+    conditions = applyCondition(conditions, VmiConditionType.Ready, readyCondition(domain), now);
+    conditions = applyCondition(conditions, VmiConditionType.Paused, pausedCondition(domain), now);
+    conditions = applyCondition(
+      conditions,
+      VmiConditionType.AgentConnected,
+      domain.agentConnected && phase === 'Running' ? { type: VmiConditionType.AgentConnected, status: 'True' } : undefined,
+      now,
+    );
+    conditions = applyCondition(conditions, VmiConditionType.Emulation, emulationCondition(domain), now);
+  }
+  conditions = applyCondition(
+    conditions,
+    VmiConditionType.Synchronized,
+    domain.phase === 'Failed'
+      ? { type: VmiConditionType.Synchronized, status: 'False', reason: domain.failure?.reason ?? 'LauncherFailed', message: domain.failure?.message ?? 'The launcher reported a failure.' }
+      : undefined,
+    now,
+  );
+  if (conditions.length > 0 || current.conditions) next.conditions = conditions as VirtualMachineInstanceStatus['conditions'];
+
+  if (phase === 'Running') {
+    if (domain.interfaces) next.interfaces = domain.interfaces;
+    if (domain.guestOSInfo) next.guestOSInfo = domain.guestOSInfo;
+  }
+  return next;
+}
+
+/** Whether a computed status differs from the stored one, ignoring key order and undefined fields. */
+export function statusChanged(stored: VirtualMachineInstanceStatus | undefined, computed: VirtualMachineInstanceStatus): boolean {
+  return stableJson(stored ?? {}) !== stableJson(computed);
+}
