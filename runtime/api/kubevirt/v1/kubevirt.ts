@@ -1,0 +1,169 @@
+// KubeVirt (kubevirt.io/v1): the installation and its cluster-wide configuration. kubevm's
+// operator reconciles this one object into its deployments.
+import { z } from 'zod';
+import { Affinity, LocalObjectReference, PullPolicy, Toleration } from '../../core.js';
+import { ConditionStatus, Quantity, Time, typeMeta, type ResourceNames } from '../../meta.js';
+import { KUBEVIRT_API_VERSION, KUBEVIRT_GROUP, KUBEVIRT_VERSION, EvictionStrategy } from './virtualmachineinstance.js';
+
+export const KubeVirtNames = {
+  group: KUBEVIRT_GROUP,
+  version: KUBEVIRT_VERSION,
+  kind: 'KubeVirt',
+  plural: 'kubevirts',
+  singular: 'kubevirt',
+  shortNames: ['kv', 'kvs'],
+  categories: ['all'],
+  scope: 'Namespaced',
+} as const satisfies ResourceNames;
+
+/** A Go duration string such as `1m30s`, as metav1.Duration serialises it. */
+const Duration = z.string().regex(/^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$/, 'must be a duration such as 90s or 1m30s');
+
+export const NodePlacement = z
+  .strictObject({
+    nodeSelector: z.record(z.string(), z.string()).optional().describe('Node labels the component\'s pods require.'),
+    affinity: Affinity.optional(),
+    tolerations: z.array(Toleration).optional().describe('Taints the component\'s pods tolerate.'),
+  })
+  .describe('Where the component\'s pods may run.');
+
+export const ComponentConfig = z
+  .strictObject({
+    nodePlacement: NodePlacement.optional(),
+    replicas: z.int().min(0).max(255).optional().describe('Replicas of each control-plane deployment (infra only).'),
+  })
+  .describe('Placement of a group of kubevm components.');
+
+export const DeveloperConfiguration = z
+  .strictObject({
+    featureGates: z.array(z.string()).optional().describe('Feature gates to enable.'),
+    disabledFeatureGates: z.array(z.string()).optional().describe('Feature gates to disable.'),
+    useEmulation: z
+      .boolean()
+      .optional()
+      .describe('Run guests with software emulation (QEMU TCG) when /dev/kvm is missing, instead of refusing to start them.'),
+    memoryOvercommit: z.int().min(10).optional().describe('Guest memory as a percentage of the pod memory request; 100 when unset.'),
+    nodeSelectors: z.record(z.string(), z.string()).optional().describe('Node labels every VM\'s pod requires.'),
+  })
+  .describe('Settings for development and feature gates.');
+
+export const MigrationConfiguration = z
+  .strictObject({
+    parallelMigrationsPerCluster: z.int().min(0).optional().describe('Migrations running at once in the cluster; 5 when unset.'),
+    parallelOutboundMigrationsPerNode: z.int().min(0).optional().describe('Migrations leaving one node at once; 2 when unset.'),
+    bandwidthPerMigration: Quantity.optional().describe('Bandwidth limit of each migration, e.g. 64Mi (per second); unlimited when unset.'),
+    completionTimeoutPerGiB: z.int().min(0).optional().describe('Seconds per GiB of guest memory after which a migration is cancelled; 150 when unset.'),
+    progressTimeout: z.int().min(0).optional().describe('Seconds without progress after which a migration is cancelled; 150 when unset.'),
+    allowAutoConverge: z.boolean().optional().describe('Throttle the guest CPU when a migration does not converge.'),
+    allowPostCopy: z.boolean().optional().describe('Switch to post-copy when a migration does not converge.'),
+    unsafeMigrationOverride: z.boolean().optional().describe('Allow migrations that may corrupt data (e.g. with writeback caching).'),
+    nodeDrainTaintKey: z.string().optional().describe('The taint that marks a node being drained; kubevirt.io/drain when unset.'),
+  })
+  .describe('Cluster-wide live-migration settings.');
+export type MigrationConfiguration = z.infer<typeof MigrationConfiguration>;
+
+export const NetworkConfiguration = z
+  .strictObject({
+    defaultNetworkInterface: z.string().optional().describe('The binding used when an interface on the pod network names none: bridge or masquerade.'),
+    permitBridgeInterfaceOnPodNetwork: z.boolean().optional().describe('Allow the bridge binding on the pod network; true when unset.'),
+  })
+  .describe('Cluster-wide network settings.');
+
+export const KubeVirtConfiguration = z
+  .strictObject({
+    developerConfiguration: DeveloperConfiguration.optional(),
+    imagePullPolicy: PullPolicy.optional().describe('Pull policy of the images of VM pods (launchers, container disks).'),
+    cpuModel: z.string().optional().describe('The CPU model of VMs that name none.'),
+    machineType: z.string().optional().describe('The machine type of VMs that name none.'),
+    evictionStrategy: EvictionStrategy.optional().describe('The eviction strategy of VMs that name none.'),
+    migrations: MigrationConfiguration.optional(),
+    network: NetworkConfiguration.optional(),
+  })
+  .describe('Cluster-wide configuration of VMs.');
+export type KubeVirtConfiguration = z.infer<typeof KubeVirtConfiguration>;
+
+export const KubeVirtSpec = z
+  .strictObject({
+    imageTag: z.string().optional().describe('The tag of the kubevm images to deploy; the operator\'s own version when unset.'),
+    imageRegistry: z.string().optional().describe('The registry of the kubevm images; the operator\'s own when unset.'),
+    imagePullPolicy: PullPolicy.optional().describe('Pull policy of the kubevm component images.'),
+    imagePullSecrets: z.array(LocalObjectReference).optional().describe('Pull secrets for the kubevm component images.'),
+    monitorNamespace: z.string().optional().describe('Namespace of the Prometheus that scrapes kubevm.'),
+    monitorAccount: z.string().optional().describe('Service account of the Prometheus that scrapes kubevm.'),
+    workloadUpdateStrategy: z
+      .strictObject({
+        workloadUpdateMethods: z.array(z.enum(['LiveMigrate', 'Evict'])).optional().describe('How running VMs move to a new launcher after an update: LiveMigrate and/or Evict; none when unset.'),
+        batchEvictionSize: z.int().min(1).optional().describe('VMs evicted per batch.'),
+        batchEvictionInterval: Duration.optional().describe('Time between eviction batches, e.g. 1m.'),
+      })
+      .optional()
+      .describe('How running VMs are updated after kubevm itself is updated.'),
+    uninstallStrategy: z
+      .enum(['RemoveWorkloads', 'BlockUninstallIfWorkloadsExist'])
+      .optional()
+      .describe('Whether deleting the KubeVirt object removes VMs (RemoveWorkloads) or is refused while any exist (BlockUninstallIfWorkloadsExist).'),
+    configuration: KubeVirtConfiguration.optional(),
+    infra: ComponentConfig.optional().describe('Placement of the control-plane components (API server, controller).'),
+    workloads: ComponentConfig.optional().describe('Placement of the node components and VMs.'),
+  })
+  .describe('The desired kubevm installation.');
+export type KubeVirtSpec = z.infer<typeof KubeVirtSpec>;
+
+export const KubeVirtPhase = z
+  .enum(['Deploying', 'Deployed', 'Deleting', 'Deleted'])
+  .describe('Where the installation is: Deploying, Deployed, Deleting or Deleted.');
+export type KubeVirtPhase = z.infer<typeof KubeVirtPhase>;
+
+export const KubeVirtCondition = z
+  .strictObject({
+    type: z.string().describe('The condition type: Available, Progressing, Degraded, Created or Synchronized.'),
+    status: ConditionStatus,
+    lastProbeTime: Time.optional().describe('When the condition was last probed.'),
+    lastTransitionTime: Time.optional().describe('When the condition last changed status.'),
+    reason: z.string().optional().describe('A CamelCase reason for the last transition.'),
+    message: z.string().optional().describe('A human-readable explanation.'),
+  })
+  .describe('An observation about the installation.');
+export type KubeVirtCondition = z.infer<typeof KubeVirtCondition>;
+
+export const KubeVirtStatus = z
+  .strictObject({
+    phase: KubeVirtPhase.optional(),
+    conditions: z.array(KubeVirtCondition).optional().describe('The conditions of the installation.'),
+    operatorVersion: z.string().optional().describe('The version of the operator.'),
+    targetKubeVirtVersion: z.string().optional().describe('The version being deployed.'),
+    targetKubeVirtRegistry: z.string().optional().describe('The registry being deployed from.'),
+    targetDeploymentID: z.string().optional().describe('The identifier of the configuration being deployed.'),
+    observedKubeVirtVersion: z.string().optional().describe('The version deployed.'),
+    observedKubeVirtRegistry: z.string().optional().describe('The registry deployed from.'),
+    observedDeploymentID: z.string().optional().describe('The identifier of the configuration deployed.'),
+    observedGeneration: z.int().optional().describe('The KubeVirt generation last acted on.'),
+    defaultArchitecture: z.string().optional().describe('The default guest architecture of the cluster.'),
+    outdatedVirtualMachineInstanceWorkloads: z.int().optional().describe('VMs still running with an outdated launcher.'),
+    generations: z
+      .array(
+        z
+          .strictObject({
+            group: z.string().describe('The API group of the deployed object.'),
+            resource: z.string().describe('The resource of the deployed object.'),
+            namespace: z.string().optional().describe('The namespace of the deployed object.'),
+            name: z.string().describe('The name of the deployed object.'),
+            lastGeneration: z.int().describe('The generation of the object last applied.'),
+            hash: z.string().optional().describe('The hash of the object last applied.'),
+          })
+          .describe('The last applied generation of a deployed object.'),
+      )
+      .optional()
+      .describe('The objects the operator deployed and their last applied generations.'),
+  })
+  .describe('The observed state of the installation.');
+export type KubeVirtStatus = z.infer<typeof KubeVirtStatus>;
+
+export const KubeVirtSchema = z
+  .strictObject({
+    ...typeMeta(KUBEVIRT_API_VERSION, 'KubeVirt'),
+    spec: KubeVirtSpec,
+    status: KubeVirtStatus.optional(),
+  })
+  .describe('The kubevm installation: which version runs, and the cluster-wide VM configuration.');
+export type KubeVirt = z.infer<typeof KubeVirtSchema>;
