@@ -1,0 +1,126 @@
+// The probe and metrics endpoint every component serves:
+//   /healthz  liveness: the process and its event loop answer (plus any liveness checks)
+//   /readyz   readiness: every readiness check passes (informers synced, leading if it matters)
+//   /metrics  the shared prom-client registry
+// Plain HTTP by default; HTTPS when a certificate and key are given (KubeVirt serves metrics on 8443).
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import type { Logger } from './logging.js';
+import { silentLogger } from './logging.js';
+import { registry as defaultRegistry } from './metrics.js';
+
+/** A named check: true when healthy, or a string explaining why not. */
+export type HealthCheck = () => boolean | string | Promise<boolean | string>;
+
+export interface HealthServerOptions {
+  port: number;
+  host?: string;
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  registry?: Registry;
+  log?: Logger;
+}
+
+export class HealthServer {
+  private readonly liveness = new Map<string, HealthCheck>();
+  private readonly readiness = new Map<string, HealthCheck>();
+  private readonly server: http.Server | https.Server;
+  private readonly registry: Registry;
+  private readonly options: HealthServerOptions;
+  private readonly log: Logger;
+  private shuttingDown = false;
+
+  constructor(options: HealthServerOptions) {
+    this.options = options;
+    this.registry = options.registry ?? defaultRegistry;
+    this.log = (options.log ?? silentLogger).child({ server: 'health' });
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      this.handle(req, res).catch((err: unknown) => {
+        this.log.error({ err }, 'health endpoint failed');
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end('internal error\n');
+      });
+    };
+    this.server = options.tls ? https.createServer({ cert: options.tls.cert, key: options.tls.key }, handler) : http.createServer(handler);
+    // Probes must not hold the process open on shutdown.
+    this.server.keepAliveTimeout = 5_000;
+  }
+
+  addLivenessCheck(name: string, check: HealthCheck): void {
+    this.liveness.set(name, check);
+  }
+
+  addReadinessCheck(name: string, check: HealthCheck): void {
+    this.readiness.set(name, check);
+  }
+
+  /** Report not-ready from now on, so the Service stops sending traffic while we shut down. */
+  markShuttingDown(): void {
+    this.shuttingDown = true;
+  }
+
+  async listen(): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.port, this.options.host ?? '0.0.0.0', () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = this.server.address() as AddressInfo;
+    this.log.info({ port: address.port, tls: Boolean(this.options.tls) }, 'health and metrics endpoint listening');
+    return address;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections?.();
+    });
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    switch (path) {
+      case '/healthz':
+      case '/livez':
+        return this.respondChecks(res, this.liveness, false);
+      case '/readyz':
+        return this.respondChecks(res, this.readiness, this.shuttingDown);
+      case '/metrics': {
+        const body = await this.registry.metrics();
+        res.writeHead(200, { 'content-type': this.registry.contentType }).end(body);
+        return;
+      }
+      default:
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    }
+  }
+
+  private async respondChecks(res: http.ServerResponse, checks: Map<string, HealthCheck>, shuttingDown: boolean): Promise<void> {
+    const lines: string[] = [];
+    let ok = !shuttingDown;
+    if (shuttingDown) lines.push('[-]shutdown: shutting down');
+    for (const [name, check] of checks) {
+      let result: boolean | string;
+      try {
+        result = await check();
+      } catch (err) {
+        result = err instanceof Error ? err.message : String(err);
+      }
+      if (result === true) {
+        lines.push(`[+]${name} ok`);
+      } else {
+        ok = false;
+        lines.push(`[-]${name} failed${typeof result === 'string' ? `: ${result}` : ''}`);
+      }
+    }
+    lines.push(ok ? 'ok' : 'not ok');
+    res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(`${lines.join('\n')}\n`);
+  }
+}
