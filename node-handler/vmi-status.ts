@@ -5,7 +5,7 @@ import type { VirtualMachineInstance, VirtualMachineInstancePhase, VirtualMachin
 import { formatConditionTime, removeCondition, setCondition } from '../runtime/conditions.js';
 import type { Condition, ConditionInput } from '../runtime/conditions.js';
 import type { DomainState } from './domain-state.js';
-import { stableJson } from './domain-state.js';
+import { statusEqual } from '../runtime/status.js';
 
 /** Condition types, as KubeVirt names them where KubeVirt has them. */
 export const VmiConditionType = {
@@ -143,5 +143,5 @@ export function computeVmiStatus(vmi: VirtualMachineInstance, domain: DomainStat
 
 /** Whether a computed status differs from the stored one, ignoring key order and undefined fields. */
 export function statusChanged(stored: VirtualMachineInstanceStatus | undefined, computed: VirtualMachineInstanceStatus): boolean {
-  return stableJson(stored ?? {}) !== stableJson(computed);
+  return !statusEqual(stored, computed);
 }

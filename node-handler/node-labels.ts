@@ -1,0 +1,190 @@
+// What the node handler tells the cluster about its node: labels the scheduler and the controller
+// select on (KubeVirt's names where the meaning is the same) and a heartbeat, so the controller can
+// tell a dead handler (stale heartbeat) from a quiet one (fresh heartbeat, nothing to report).
+import { execFile } from 'node:child_process';
+import { constants } from 'node:fs';
+import { access, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { KubeClient } from '../runtime/kube.js';
+import { coreResources } from '../runtime/kube.js';
+import type { Logger } from '../runtime/logging.js';
+import { silentLogger } from '../runtime/logging.js';
+
+/** KubeVirt's: the node runs a healthy handler and may receive VMs. */
+export const schedulableLabel = 'kubevirt.io/schedulable';
+/** KubeVirt's: RFC 3339 time of the handler's last heartbeat. */
+export const heartbeatAnnotation = 'kubevirt.io/heartbeat';
+/** KubeVirt's prefix: cpu-vendor.node.kubevirt.io/Intel=true. */
+export const cpuVendorLabelPrefix = 'cpu-vendor.node.kubevirt.io/';
+export const kvmUsableLabel = 'kubevm.io/kvm-usable';
+export const hostCpuModelLabel = 'kubevm.io/host-cpu-model';
+export const qemuVersionLabel = 'kubevm.io/qemu-version';
+
+/** How often the heartbeat is renewed; KubeVirt's virt-handler also beats once a minute. */
+export const heartbeatPeriodMs = 60_000;
+
+export interface HostFacts {
+  /** /dev/kvm exists and this process can open it read-write. */
+  kvmUsable: boolean;
+  /** /proc/cpuinfo's "model name" of the first CPU. */
+  cpuModelName?: string;
+  /** /proc/cpuinfo's vendor_id. */
+  cpuVendorId?: string;
+  /** e.g. 7.2.22, from `qemu-system-x86_64 --version`. */
+  qemuVersion?: string;
+}
+
+/** A label value: at most 63 characters of [A-Za-z0-9._-], starting and ending alphanumeric. */
+export function toLabelValue(text: string): string {
+  return text
+    .replace(/\([^)]*\)/g, ' ')
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .replace(/-+/g, '-')
+    .slice(0, 63)
+    .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
+}
+
+const vendorNames: Record<string, string> = { GenuineIntel: 'Intel', AuthenticAMD: 'AMD' };
+
+/** The labels the node should carry, as a pure function of the host facts. */
+export function nodeLabels(facts: HostFacts): Record<string, string> {
+  const labels: Record<string, string> = {
+    [schedulableLabel]: 'true',
+    [kvmUsableLabel]: String(facts.kvmUsable),
+  };
+  if (facts.cpuModelName) {
+    const model = toLabelValue(facts.cpuModelName);
+    if (model) labels[hostCpuModelLabel] = model;
+  }
+  if (facts.cpuVendorId) {
+    const vendor = vendorNames[facts.cpuVendorId] ?? toLabelValue(facts.cpuVendorId);
+    if (vendor) labels[`${cpuVendorLabelPrefix}${vendor}`] = 'true';
+  }
+  if (facts.qemuVersion) {
+    const version = toLabelValue(facts.qemuVersion);
+    if (version) labels[qemuVersionLabel] = version;
+  }
+  return labels;
+}
+
+/** Reads one field of the first processor block of /proc/cpuinfo. */
+export function cpuinfoField(cpuinfo: string, field: string): string | undefined {
+  const line = cpuinfo.split('\n').find((candidate) => candidate.split(':')[0]?.trim() === field);
+  return line?.slice(line.indexOf(':') + 1).trim() || undefined;
+}
+
+/** The version from `qemu-system-x86_64 --version` output. */
+export function parseQemuVersion(output: string): string | undefined {
+  return /QEMU emulator version (\d+\.\d+(?:\.\d+)?)/.exec(output)?.[1];
+}
+
+export interface HostProbeOptions {
+  devRoot?: string;
+  procRoot?: string;
+  qemuBinary?: string;
+}
+
+/**
+ * Looks at the host. "KVM usable" means the device opens read-write; a nested KVM that opens but
+ * cannot run a given guest is caught per VM by the launcher, which falls back to TCG when the VMI
+ * allows emulation and reports it in the VMI's kubevm.io/Emulation condition.
+ */
+export async function probeHost(options: HostProbeOptions = {}): Promise<HostFacts> {
+  const kvm = path.join(options.devRoot ?? '/', 'dev/kvm');
+  let kvmUsable = false;
+  try {
+    kvmUsable = (await stat(kvm)).isCharacterDevice();
+    if (kvmUsable) await access(kvm, constants.R_OK | constants.W_OK);
+  } catch {
+    kvmUsable = false;
+  }
+  const facts: HostFacts = { kvmUsable };
+  try {
+    const cpuinfo = await readFile(path.join(options.procRoot ?? '/proc', 'cpuinfo'), 'utf8');
+    const model = cpuinfoField(cpuinfo, 'model name');
+    const vendor = cpuinfoField(cpuinfo, 'vendor_id');
+    if (model) facts.cpuModelName = model;
+    if (vendor) facts.cpuVendorId = vendor;
+  } catch {
+    // No /proc/cpuinfo (not Linux): no CPU labels.
+  }
+  try {
+    const { stdout } = await promisify(execFile)(options.qemuBinary ?? 'qemu-system-x86_64', ['--version'], { timeout: 5000 });
+    const version = parseQemuVersion(stdout);
+    if (version) facts.qemuVersion = version;
+  } catch {
+    // QEMU not in this image: no version label.
+  }
+  return facts;
+}
+
+/** Labels this handler manages, so a fact that went away also takes its label away. */
+function isManagedLabel(key: string): boolean {
+  return key === schedulableLabel || key === kvmUsableLabel || key === hostCpuModelLabel || key === qemuVersionLabel || key.startsWith(cpuVendorLabelPrefix);
+}
+
+/**
+ * The merge patch that brings the node's managed labels to `wanted` and renews the heartbeat.
+ * Labels that are already right are left out, so a steady node costs one small patch a minute.
+ */
+export function nodePatch(current: Record<string, string> | undefined, wanted: Record<string, string>, now: Date): { metadata: { labels?: Record<string, string | null>; annotations: Record<string, string> } } {
+  const labels: Record<string, string | null> = {};
+  for (const [key, value] of Object.entries(wanted)) if (current?.[key] !== value) labels[key] = value;
+  for (const key of Object.keys(current ?? {})) if (isManagedLabel(key) && !(key in wanted)) labels[key] = null;
+  return {
+    metadata: {
+      ...(Object.keys(labels).length > 0 ? { labels } : {}),
+      annotations: { [heartbeatAnnotation]: `${now.toISOString().slice(0, 19)}Z` },
+    },
+  };
+}
+
+interface NodeObject {
+  metadata?: { name?: string; labels?: Record<string, string> };
+}
+
+/** Labels the node and beats the heartbeat every period until stopped. */
+export class NodeHeartbeat {
+  private timer: NodeJS.Timeout | undefined;
+  private facts: HostFacts | undefined;
+  private lastBeat: Date | undefined;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly nodeName: string,
+    private readonly options: HostProbeOptions & { periodMs?: number; log?: Logger } = {},
+  ) {
+    this.log = (options.log ?? silentLogger).child({ module: 'heartbeat', node: nodeName });
+  }
+
+  /** When the heartbeat was last written successfully. */
+  get lastHeartbeat(): Date | undefined {
+    return this.lastBeat;
+  }
+
+  async start(): Promise<void> {
+    await this.beat();
+    this.timer = setInterval(() => void this.beat(), this.options.periodMs ?? heartbeatPeriodMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** One beat: re-probe the host (devices and QEMU can change under us), patch, remember. */
+  async beat(): Promise<void> {
+    try {
+      this.facts = await probeHost(this.options);
+      const nodes = this.client.resource<NodeObject>(coreResources.nodes);
+      const node = await nodes.get(this.nodeName);
+      const now = new Date();
+      await nodes.patch(this.nodeName, undefined, nodePatch(node.metadata?.labels, nodeLabels(this.facts), now), 'merge', { fieldManager: 'kubevm-node-handler' });
+      this.lastBeat = now;
+    } catch (error) {
+      this.log.warn({ err: error }, 'heartbeat failed; retrying at the next period');
+    }
+  }
+}
