@@ -13,3 +13,4 @@ export * from './migrations.js';
 export * from './unsupported.js';
 export * from './issues.js';
 export * from './resources.js';
+export * from './crd.js';
