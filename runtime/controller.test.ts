@@ -1,0 +1,212 @@
+// The controller's outcome handling, with a queue driven by hand (no informer: informers are
+// exercised against the real API server in test/integration).
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { Writable } from 'node:stream';
+import type { ReconcileContext, ReconcileResult } from './controller.js';
+import { Controller, TerminalError, controllerOwnerKey } from './controller.js';
+import { createRootLogger } from './logging.js';
+import { ExponentialBackoffRateLimiter } from './workqueue.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(condition: () => boolean, timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(2);
+  }
+}
+
+let controllers: Controller[] = [];
+afterEach(async () => {
+  await Promise.all(controllers.map((c) => c.stop({ deadlineMs: 100 })));
+  controllers = [];
+});
+
+let seq = 0;
+function newController(
+  reconcile: (key: string, ctx: ReconcileContext) => Promise<ReconcileResult | void>,
+  options: { workers?: number; baseDelayMs?: number } = {},
+): Controller {
+  const controller = new Controller({
+    name: `test-controller-${++seq}`,
+    kind: 'VirtualMachineInstance',
+    reconcile,
+    workers: options.workers ?? 1,
+    // Only the per-key backoff: the outcome tests should not depend on the global bucket.
+    rateLimiter: new ExponentialBackoffRateLimiter(options.baseDelayMs ?? 5, 1_000_000),
+  });
+  controllers.push(controller);
+  return controller;
+}
+
+describe('Controller outcomes', () => {
+  it('success forgets the key: its backoff starts over', async () => {
+    let calls = 0;
+    const controller = newController(async () => {
+      calls++;
+      if (calls <= 2) throw new Error('transient');
+    });
+    await controller.start();
+    controller.enqueue('ns/a');
+    await until(() => calls === 3);
+    await sleep(10);
+    expect(controller.queue.numRequeues('ns/a')).toBe(0);
+  });
+
+  it('a thrown error is retried with growing per-key backoff', async () => {
+    const times: number[] = [];
+    const controller = newController(
+      async () => {
+        times.push(Date.now());
+        throw new Error('apiserver unavailable');
+      },
+      { baseDelayMs: 20 },
+    );
+    await controller.start();
+    controller.enqueue('ns/a');
+    await until(() => times.length >= 4, 3000);
+    const gaps = times.slice(1).map((t, i) => t - (times[i] ?? 0));
+    // 20, 40, 80 ms (timers may fire late, never early).
+    expect(gaps[0]).toBeGreaterThanOrEqual(19);
+    expect(gaps[1]).toBeGreaterThanOrEqual(39);
+    expect(gaps[2]).toBeGreaterThanOrEqual(79);
+    expect(controller.queue.numRequeues('ns/a')).toBeGreaterThanOrEqual(3);
+  });
+
+  it('requeueAfter reconciles the key again after the delay, without counting a failure', async () => {
+    const times: number[] = [];
+    const controller = newController(async () => {
+      times.push(Date.now());
+      return times.length < 3 ? { requeueAfter: 50 } : undefined;
+    });
+    await controller.start();
+    controller.enqueue('ns/a');
+    await until(() => times.length === 3);
+    expect((times[1] ?? 0) - (times[0] ?? 0)).toBeGreaterThanOrEqual(49);
+    expect((times[2] ?? 0) - (times[1] ?? 0)).toBeGreaterThanOrEqual(49);
+    expect(controller.queue.numRequeues('ns/a')).toBe(0);
+    await sleep(120);
+    expect(times).toHaveLength(3);
+  });
+
+  it('a TerminalError is not retried until the key is enqueued again (the object changed)', async () => {
+    let calls = 0;
+    const controller = newController(async () => {
+      calls++;
+      throw new TerminalError('spec.domain.devices.foo is not supported');
+    });
+    await controller.start();
+    controller.enqueue('ns/a');
+    await until(() => calls === 1);
+    await sleep(100);
+    expect(calls).toBe(1);
+    expect(controller.queue.numRequeues('ns/a')).toBe(0);
+    controller.enqueue('ns/a');
+    await until(() => calls === 2);
+  });
+
+  it('never runs two reconciles of one key at once, even with many workers', async () => {
+    let active = 0;
+    let overlaps = 0;
+    let calls = 0;
+    const controller = newController(
+      async () => {
+        active++;
+        if (active > 1) overlaps++;
+        calls++;
+        await sleep(5);
+        active--;
+      },
+      { workers: 4 },
+    );
+    await controller.start();
+    for (let i = 0; i < 20; i++) {
+      controller.enqueue('ns/same');
+      await sleep(1);
+    }
+    await until(() => active === 0 && controller.queue.len() === 0 && controller.queue.inFlight() === 0);
+    expect(overlaps).toBe(0);
+    // De-duplicated: far fewer reconciles than adds, but at least one after the last add.
+    expect(calls).toBeGreaterThanOrEqual(2);
+    expect(calls).toBeLessThan(20);
+  });
+
+  it('gives each reconcile a child logger with reconcileId, controller, kind, namespace, name', async () => {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        lines.push(chunk.toString());
+        callback();
+      },
+    });
+    const log = createRootLogger({ component: 'test', level: 'info', destination });
+    let done = false;
+    const controller = new Controller({
+      name: 'vmi',
+      kind: 'VirtualMachineInstance',
+      log,
+      reconcile: async (_key, ctx) => {
+        ctx.log.info({ userData: 'password: hunter2' }, 'reconciling');
+        done = true;
+      },
+    });
+    controllers.push(controller);
+    await controller.start();
+    controller.enqueue('default/testvm');
+    await until(() => done);
+    const line = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['msg'] === 'reconciling');
+    expect(line).toMatchObject({ controller: 'vmi', kind: 'VirtualMachineInstance', namespace: 'default', name: 'testvm', component: 'test' });
+    expect(typeof line?.['reconcileId']).toBe('string');
+    expect(line?.['userData']).toBe('[REDACTED]');
+  });
+
+  it('stop lets the in-flight reconcile finish and drops queued keys', async () => {
+    const finished: string[] = [];
+    let release: () => void = () => undefined;
+    const controller = newController(async (key) => {
+      if (key === 'ns/slow') await new Promise<void>((resolve) => (release = resolve));
+      finished.push(key);
+    });
+    await controller.start();
+    controller.enqueue('ns/slow');
+    await sleep(5);
+    controller.enqueue('ns/queued');
+    const stopped = controller.stop({ deadlineMs: 2000 });
+    await sleep(10);
+    release();
+    await stopped;
+    expect(finished).toEqual(['ns/slow']);
+  });
+
+  it('stop aborts the reconcile signal once the deadline passes', async () => {
+    let aborted = false;
+    const controller = newController(async (_key, ctx) => {
+      await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve()));
+      aborted = ctx.signal.aborted;
+    });
+    await controller.start();
+    controller.enqueue('ns/stuck');
+    await sleep(5);
+    await controller.stop({ deadlineMs: 30 });
+    expect(aborted).toBe(true);
+  });
+});
+
+describe('controllerOwnerKey', () => {
+  it('maps an owned object to its controlling owner of the given kind', () => {
+    const mapper = controllerOwnerKey('VirtualMachineInstance');
+    const pod = {
+      metadata: {
+        namespace: 'ns',
+        name: 'virt-launcher-vm1-abcde',
+        ownerReferences: [
+          { apiVersion: 'v1', kind: 'Other', name: 'x', uid: '1', controller: false },
+          { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', name: 'vm1', uid: '2', controller: true },
+        ],
+      },
+    };
+    expect(mapper(pod)).toEqual(['ns/vm1']);
+    expect(mapper({ metadata: { namespace: 'ns', name: 'lonely' } })).toEqual([]);
+  });
+});
