@@ -126,8 +126,12 @@ describe('rate limiters', () => {
 });
 
 describe('WorkQueue timing', () => {
-  beforeEach(() => jest.useFakeTimers({ now: 1_700_000_000_000 }));
-  afterEach(() => jest.useRealTimers());
+  beforeEach(() => {
+    jest.useFakeTimers({ now: 1_700_000_000_000 });
+  });
+  afterEach(() => {
+    jest.useRealTimers();
+  });
 
   it('addAfter adds the key after the delay, keeping the earliest deadline', async () => {
     const queue = newQueue();
