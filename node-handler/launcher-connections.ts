@@ -1,0 +1,165 @@
+// One connection per launcher on this node, keyed by VMI, feeding the DomainStateCache from the
+// launcher's pushed events. A connection that drops (launcher restarting, pod going away) is
+// redialled with backoff for as long as the VMI's active pod is the same; the handler itself keeps
+// no state a restart could lose: on start it dials every active pod again (ADR 0007).
+import path from 'node:path';
+import type { Logger } from '../runtime/logging.js';
+import { silentLogger } from '../runtime/logging.js';
+import type { DomainState, DomainStateCache } from './domain-state.js';
+
+/** The user intents the handler forwards to a launcher. */
+export interface LauncherCommands {
+  pause(): Promise<void>;
+  unpause(): Promise<void>;
+  softReboot(): Promise<void>;
+  /** Graceful (ACPI) shutdown; the launcher forces the stop when the grace period runs out. */
+  shutdown(gracePeriodSeconds: number): Promise<void>;
+}
+
+/** One live, subscribed connection to a launcher's command socket. */
+export interface LauncherSession extends LauncherCommands {
+  close(): void;
+}
+
+export interface LauncherSessionHandlers {
+  /** A change of the domain's state, in the handler's terms. */
+  onState(change: Partial<Omit<DomainState, 'podUid'>>): void;
+  /** The connection ended (launcher gone, socket closed, protocol error). */
+  onClose(error?: Error): void;
+}
+
+/** Connects to the socket and subscribes to events; the first state arrives through onState. */
+export type LauncherDialer = (socketPath: string, handlers: LauncherSessionHandlers) => Promise<LauncherSession>;
+
+/** Where a launcher pod's command socket is, seen from the node (ADR 0007). */
+export function launcherSocketPath(podsDir: string, podUid: string): string {
+  return path.join(podsDir, podUid, 'volumes/kubernetes.io~empty-dir/private/launcher.sock');
+}
+
+interface Entry {
+  podUid: string;
+  session: LauncherSession | undefined;
+  dialing: boolean;
+  retryTimer: NodeJS.Timeout | undefined;
+  failures: number;
+  lastError: string | undefined;
+  closed: boolean;
+}
+
+export interface LauncherConnectionsOptions {
+  dial: LauncherDialer;
+  domains: DomainStateCache;
+  /** The kubelet's pods directory as mounted in the handler (default /var/lib/kubelet/pods). */
+  podsDir?: string;
+  /** Called when a connection comes up or goes down, so the VMI is looked at again. */
+  onConnectionChange?: (key: string) => void;
+  log?: Logger;
+}
+
+const maxRetryMs = 5000;
+
+export class LauncherConnections {
+  private readonly entries = new Map<string, Entry>();
+  private readonly podsDir: string;
+  private readonly log: Logger;
+
+  constructor(private readonly options: LauncherConnectionsOptions) {
+    this.podsDir = options.podsDir ?? '/var/lib/kubelet/pods';
+    this.log = (options.log ?? silentLogger).child({ module: 'launcher-connections' });
+  }
+
+  /** Keeps a session open to `podUid`'s launcher for VMI `key`; replaces one to another pod. */
+  ensure(key: string, podUid: string): void {
+    const existing = this.entries.get(key);
+    if (existing && existing.podUid === podUid) {
+      if (!existing.session && !existing.dialing && !existing.retryTimer) this.dial(key, existing);
+      return;
+    }
+    if (existing) this.drop(key);
+    const entry: Entry = { podUid, session: undefined, dialing: false, retryTimer: undefined, failures: 0, lastError: undefined, closed: false };
+    this.entries.set(key, entry);
+    this.dial(key, entry);
+  }
+
+  /** The open session for `key`, if connected to `podUid`'s launcher. */
+  session(key: string, podUid: string): LauncherSession | undefined {
+    const entry = this.entries.get(key);
+    return entry && entry.podUid === podUid ? entry.session : undefined;
+  }
+
+  /** Why the last dial failed, for conditions and logs. */
+  lastError(key: string): string | undefined {
+    return this.entries.get(key)?.lastError;
+  }
+
+  /** Stops talking to the launcher of `key` (VMI gone, final, or moved away) and forgets its state. */
+  drop(key: string): void {
+    const entry = this.entries.get(key);
+    if (!entry) return;
+    entry.closed = true;
+    clearTimeout(entry.retryTimer);
+    entry.session?.close();
+    this.entries.delete(key);
+    this.options.domains.delete(key);
+  }
+
+  keys(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  closeAll(): void {
+    for (const key of this.keys()) this.drop(key);
+  }
+
+  private dial(key: string, entry: Entry): void {
+    entry.dialing = true;
+    const socketPath = launcherSocketPath(this.podsDir, entry.podUid);
+    const log = this.log.child({ vmi: key, podUid: entry.podUid });
+    let session: LauncherSession | undefined;
+    this.options
+      .dial(socketPath, {
+        onState: (change) => {
+          if (!entry.closed) this.options.domains.update(key, { ...change, podUid: entry.podUid });
+        },
+        onClose: (error) => {
+          if (entry.closed || (session && entry.session !== session)) return;
+          entry.session = undefined;
+          log.info({ err: error }, 'launcher connection closed');
+          this.options.onConnectionChange?.(key);
+          this.retry(key, entry, error);
+        },
+      })
+      .then((opened) => {
+        session = opened;
+        entry.dialing = false;
+        if (entry.closed) {
+          opened.close();
+          return;
+        }
+        entry.session = opened;
+        entry.failures = 0;
+        entry.lastError = undefined;
+        log.info({ socket: socketPath }, 'attached to launcher');
+        this.options.onConnectionChange?.(key);
+      })
+      .catch((error: unknown) => {
+        entry.dialing = false;
+        if (entry.closed) return;
+        this.retry(key, entry, error instanceof Error ? error : new Error(String(error)));
+      });
+  }
+
+  private retry(key: string, entry: Entry, error: Error | undefined): void {
+    entry.failures += 1;
+    entry.lastError = error?.message;
+    // The socket appears only once the launcher runs: early failures are expected, so retry fast
+    // first and back off to a few seconds.
+    const delay = Math.min(maxRetryMs, 100 * 2 ** Math.min(entry.failures, 6));
+    clearTimeout(entry.retryTimer);
+    entry.retryTimer = setTimeout(() => {
+      entry.retryTimer = undefined;
+      if (!entry.closed) this.dial(key, entry);
+    }, delay);
+    entry.retryTimer.unref();
+  }
+}

@@ -1,0 +1,57 @@
+import { describe, expect, it } from '@jest/globals';
+import type { DomainState } from './domain-state.js';
+import { activePodOnNode, launcherIntents, pauseRequestAnnotation, shutdownGracePeriod, softRebootRequestAnnotation } from './vmi-handler.js';
+import type { VirtualMachineInstance } from './vmi-handler.js';
+
+function vmi(metadata: Record<string, unknown> = {}, spec: Record<string, unknown> = {}): VirtualMachineInstance {
+  return {
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachineInstance',
+    metadata: { name: 'vm1', namespace: 'default', ...metadata },
+    spec: { domain: { devices: {} }, ...spec },
+    status: { phase: 'Running', activePods: { 'pod-a': 'node1' } },
+  } as VirtualMachineInstance;
+}
+
+const running: DomainState = { podUid: 'pod-a', phase: 'Running', agentConnected: false };
+const paused: DomainState = { ...running, phase: 'Paused', pauseReason: 'User' };
+
+describe('activePodOnNode', () => {
+  it('finds the launcher pod on this node only', () => {
+    const migrating = { ...vmi(), status: { activePods: { 'pod-a': 'node1', 'pod-b': 'node2' } } } as VirtualMachineInstance;
+    expect(activePodOnNode(migrating, 'node2')).toBe('pod-b');
+    expect(activePodOnNode(migrating, 'node3')).toBeUndefined();
+  });
+});
+
+describe('launcherIntents', () => {
+  it('asks nothing of a running VM nobody asked anything of', () => {
+    expect(launcherIntents(vmi(), running, false)).toEqual([]);
+  });
+
+  it('converges the pause state to the request', () => {
+    const wantsPause = vmi({ annotations: { [pauseRequestAnnotation]: 'true' } });
+    expect(launcherIntents(wantsPause, running, false)).toEqual([{ kind: 'pause' }]);
+    expect(launcherIntents(wantsPause, paused, false)).toEqual([]);
+    expect(launcherIntents(vmi(), paused, false)).toEqual([{ kind: 'unpause' }]);
+    // Paused by an I/O error: not undone by the handler.
+    expect(launcherIntents(vmi(), { ...paused, pauseReason: 'IOError' }, false)).toEqual([]);
+  });
+
+  it('forwards a soft reboot to a running guest', () => {
+    expect(launcherIntents(vmi({ annotations: { [softRebootRequestAnnotation]: '2026-11-22T21:00:00Z' } }), running, false)).toEqual([{ kind: 'softReboot' }]);
+  });
+
+  it('shuts the guest down once on deletion, with the deletion grace period, and nothing else', () => {
+    const deleting = vmi({ deletionTimestamp: '2026-11-22T21:00:00Z', deletionGracePeriodSeconds: 12, annotations: { [pauseRequestAnnotation]: 'true' } });
+    expect(launcherIntents(deleting, running, false)).toEqual([{ kind: 'shutdown', gracePeriodSeconds: 12 }]);
+    expect(launcherIntents(deleting, paused, false)).toEqual([{ kind: 'shutdown', gracePeriodSeconds: 12 }]);
+    expect(launcherIntents(deleting, running, true)).toEqual([]);
+    expect(launcherIntents(deleting, { ...running, phase: 'ShuttingDown' }, false)).toEqual([]);
+  });
+
+  it('takes the grace period from the spec, else KubeVirt’s default', () => {
+    expect(shutdownGracePeriod(vmi({}, { terminationGracePeriodSeconds: 0 }))).toBe(0);
+    expect(shutdownGracePeriod(vmi())).toBe(30);
+  });
+});

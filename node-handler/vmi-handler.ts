@@ -1,0 +1,146 @@
+// The node handler's VMI controller (KubeVirt's virt-handler VMI loop): for each VMI of this node,
+// keep a session to its launcher open, forward the user's intents to it, and write the status the
+// handler owns when, and only when, it changed. Level-triggered: every pass reads the cached VMI
+// and the cached launcher state and converges; no pass depends on which event caused it.
+import type { VirtualMachineInstance as ApiVirtualMachineInstance } from '../runtime/api/index.js';
+import type { ReconcileContext, ReconcileFunction, ReconcileResult } from '../runtime/controller.js';
+import type { Informer } from '../runtime/informer.js';
+import type { KubeObject, ResourceClient } from '../runtime/kube.js';
+import { isNotFound } from '../runtime/kube.js';
+import { updateStatusIfChanged } from '../runtime/status.js';
+import type { DomainState, DomainStateCache } from './domain-state.js';
+import type { LauncherConnections, LauncherSession } from './launcher-connections.js';
+import { computeVmiStatus, isHandledPhase } from './vmi-status.js';
+
+/** The API type, narrowed to what the runtime's clients and informers take (its metadata shape). */
+export type VirtualMachineInstance = ApiVirtualMachineInstance & KubeObject;
+
+/**
+ * Desired pause state, "true" or absent: set by the pause/unpause subresources of the API server
+ * (and by tests until it exists); the handler converges the domain to it.
+ */
+export const pauseRequestAnnotation = 'kubevm.io/pause-requested';
+/** A soft reboot request (any value, e.g. a timestamp); consumed (removed) once forwarded. */
+export const softRebootRequestAnnotation = 'kubevm.io/soft-reboot-requested';
+
+/** KubeVirt's default terminationGracePeriodSeconds for a VMI. */
+export const defaultGracePeriodSeconds = 30;
+
+export const fieldManager = 'kubevm-node-handler';
+
+/** The VMI's launcher pod on this node, from status.activePods (pod uid → node name). */
+export function activePodOnNode(vmi: VirtualMachineInstance, nodeName: string): string | undefined {
+  const entries = Object.entries(vmi.status?.activePods ?? {}).filter(([, node]) => node === nodeName);
+  // During a migration a VMI has a pod on each of two nodes, never two on one.
+  return entries[0]?.[0];
+}
+
+/** The grace period a shutdown on deletion gets: the deletion's own, else the VMI's spec. */
+export function shutdownGracePeriod(vmi: VirtualMachineInstance): number {
+  const meta = vmi.metadata as { deletionGracePeriodSeconds?: number } | undefined;
+  const spec = vmi.spec as { terminationGracePeriodSeconds?: number };
+  return meta?.deletionGracePeriodSeconds ?? spec.terminationGracePeriodSeconds ?? defaultGracePeriodSeconds;
+}
+
+export type LauncherIntent = { kind: 'shutdown'; gracePeriodSeconds: number } | { kind: 'pause' } | { kind: 'unpause' } | { kind: 'softReboot' };
+
+/**
+ * What the launcher should be told, given the VMI (the user's wishes) and the domain's state.
+ * Pure; `shutdownSent` says whether this pod was already asked to shut down, since a shutdown is
+ * an action whose effect (ShuttingDown) the domain shows only once the launcher has acted.
+ */
+export function launcherIntents(vmi: VirtualMachineInstance, domain: DomainState, shutdownSent: boolean): LauncherIntent[] {
+  const active = domain.phase === 'Running' || domain.phase === 'Paused';
+  if (!active) return [];
+  if (vmi.metadata?.deletionTimestamp) {
+    return shutdownSent ? [] : [{ kind: 'shutdown', gracePeriodSeconds: shutdownGracePeriod(vmi) }];
+  }
+  const annotations = vmi.metadata?.annotations ?? {};
+  const intents: LauncherIntent[] = [];
+  const pauseWanted = annotations[pauseRequestAnnotation] === 'true';
+  if (pauseWanted && domain.phase === 'Running') intents.push({ kind: 'pause' });
+  // Only a pause the user asked for is undone here; an I/O-error pause needs the cause fixed.
+  if (!pauseWanted && domain.phase === 'Paused' && (domain.pauseReason ?? 'User') === 'User') intents.push({ kind: 'unpause' });
+  if (annotations[softRebootRequestAnnotation] !== undefined && domain.phase === 'Running') intents.push({ kind: 'softReboot' });
+  return intents;
+}
+
+export interface VmiHandlerOptions {
+  nodeName: string;
+  vmis: ResourceClient<VirtualMachineInstance>;
+  informer: Informer<VirtualMachineInstance>;
+  domains: DomainStateCache;
+  connections: LauncherConnections;
+}
+
+/** The reconcile function of the handler's VMI controller. */
+export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFunction {
+  const { nodeName, vmis, informer, domains, connections } = options;
+  /** Pods already asked to shut down (by uid); in memory: after a restart the domain says ShuttingDown. */
+  const shutdownSent = new Set<string>();
+
+  async function forward(vmi: VirtualMachineInstance, session: LauncherSession, intent: LauncherIntent, podUid: string, ctx: ReconcileContext): Promise<void> {
+    ctx.log.info({ intent: intent.kind, podUid }, 'forwarding to the launcher');
+    switch (intent.kind) {
+      case 'shutdown':
+        await session.shutdown(intent.gracePeriodSeconds);
+        shutdownSent.add(podUid);
+        return;
+      case 'pause':
+        return session.pause();
+      case 'unpause':
+        return session.unpause();
+      case 'softReboot':
+        await session.softReboot();
+        // Consume the request, guarded by its value so a newer request is not lost.
+        try {
+          await vmis.patch(
+            vmi.metadata?.name ?? '',
+            vmi.metadata?.namespace,
+            [
+              { op: 'test', path: `/metadata/annotations/${softRebootRequestAnnotation.replace('/', '~1')}`, value: vmi.metadata?.annotations?.[softRebootRequestAnnotation] },
+              { op: 'remove', path: `/metadata/annotations/${softRebootRequestAnnotation.replace('/', '~1')}` },
+            ],
+            'json',
+            { fieldManager },
+          );
+        } catch (error) {
+          if (!isNotFound(error)) throw error;
+        }
+        return;
+    }
+  }
+
+  return async (key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> => {
+    const cached = informer.get(key);
+    if (!cached) {
+      connections.drop(key);
+      return;
+    }
+    const podUid = activePodOnNode(cached, nodeName);
+    if (!podUid || !isHandledPhase(cached.status?.phase)) {
+      // Not (or no longer) ours to drive: final phase, not yet scheduled, or moved away.
+      if (connections.keys().includes(key)) {
+        ctx.log.debug({ phase: cached.status?.phase }, 'detaching from launcher');
+        connections.drop(key);
+      }
+      return;
+    }
+    connections.ensure(key, podUid);
+    const session = connections.session(key, podUid);
+    const cachedDomain = domains.get(key);
+    const domain = cachedDomain?.podUid === podUid ? cachedDomain : undefined;
+    const vmi = structuredClone(cached) as VirtualMachineInstance;
+
+    if (session && domain) {
+      for (const intent of launcherIntents(vmi, domain, shutdownSent.has(podUid))) {
+        await forward(vmi, session, intent, podUid, ctx);
+      }
+    }
+
+    const status = computeVmiStatus(vmi, domain);
+    const { written } = await updateStatusIfChanged(vmis, vmi, status, { fieldManager, signal: ctx.signal });
+    if (written) ctx.log.info({ phase: status.phase }, 'status updated');
+    if (domain && (domain.phase === 'Shutoff' || domain.phase === 'Failed')) shutdownSent.delete(podUid);
+  };
+}
