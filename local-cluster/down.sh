@@ -13,26 +13,32 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 purge=0
 [[ "${1:-}" == --purge ]] && purge=1
 [[ -d "$KUBEVM_STATE" ]] || { log "nothing to stop ($KUBEVM_STATE does not exist)"; exit 0; }
+mkdir -p "$LOG_DIR"
 
 
-# stop NAME...: SIGTERM each component's process group, then SIGKILL after 15s.
+# stop NAME...: SIGTERM each component's process group, SIGKILL what is left after 10s.
+# This is a disposable test cluster: a graceful shutdown buys nothing here.
 stop() {
   local name p t0
+  local -A pids=()
   for name in "$@"; do
-    p="$(pid_of "$name")" || { rm -f "$PID_DIR/$name.pid"; continue; }
-    kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true
+    if p="$(pid_of "$name")"; then
+      pids[$name]=$p
+      kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true
+    fi
+    rm -f "$PID_DIR/$name.pid"
   done
   t0=$SECONDS
   for name in "$@"; do
-    p="$(pid_of "$name")" || continue
-    while kill -0 "$p" 2>/dev/null && ((SECONDS - t0 < 15)); do sleep 0.2; done
+    p="${pids[$name]:-}"
+    [[ -n "$p" ]] || continue
+    while kill -0 "$p" 2>/dev/null && ((SECONDS - t0 < 10)); do sleep 0.2; done
     if kill -0 "$p" 2>/dev/null; then
-      log "$name: did not stop on SIGTERM, killing"
+      log "$name: still running 10s after SIGTERM, killing"
       kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
     fi
     # A group can outlive its leader: kill what is left of it.
     kill -KILL -- "-$p" 2>/dev/null || true
-    rm -f "$PID_DIR/$name.pid"
     log "$name: stopped"
   done
 }
@@ -42,7 +48,7 @@ stop() {
 our_shims() {
   local d
   for d in /proc/[0-9]*; do
-    tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -q -- "-address $CONTAINERD_SOCK" && echo "${d#/proc/}"
+    { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null | grep -q -- "-address $CONTAINERD_SOCK" && echo "${d#/proc/}"
   done
   return 0
 }
@@ -77,13 +83,28 @@ stop kube-apiserver etcd
 if [[ -x "$BIN_DIR/kube" && -f "$KUBEVM_STATE/kube-proxy.yaml" ]]; then
   timeout 60 "$BIN_DIR/kube" kube-proxy --cleanup --config "$KUBEVM_STATE/kube-proxy.yaml" >>"$LOG_DIR/kube-proxy.log" 2>&1 || true
 fi
+# What kube-proxy's cleanup leaves: the kubelet's own chains (KUBE-FIREWALL,
+# KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT). Only this cluster runs Kubernetes here.
+for ipt in iptables ip6tables; do
+  command -v "$ipt" >/dev/null || continue
+  for table in filter nat mangle; do
+    { "$ipt" -t "$table" -S 2>/dev/null | grep -E '^-A [^ ]+ .*-j KUBE-' | grep -v '^-A KUBE-' || true; } |
+      while read -r rule; do eval "$ipt -t $table ${rule/-A /-D }" 2>/dev/null || true; done
+    for chain in $("$ipt" -t "$table" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-/ {print $2}'); do
+      "$ipt" -t "$table" -F "$chain" 2>/dev/null || true
+    done
+    for chain in $("$ipt" -t "$table" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-/ {print $2}'); do
+      "$ipt" -t "$table" -X "$chain" 2>/dev/null || true
+    done
+  done
+done
 # Left-over CNI rules of our network (named "kubevm" in their comments).
 if command -v iptables >/dev/null; then
-  iptables -t nat -S POSTROUTING 2>/dev/null | grep -F 'name: \"kubevm\"' | while read -r rule; do
+  { iptables -t nat -S POSTROUTING 2>/dev/null | grep -F 'name: \"kubevm\"' || true; } | while read -r rule; do
     eval "iptables -t nat ${rule/-A /-D }" 2>/dev/null || true
   done
   for chain in $(iptables -t nat -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^CNI-/ {print $2}'); do
-    iptables -t nat -S "$chain" | grep -qF 'name: \"kubevm\"' || continue
+    iptables -t nat -S "$chain" 2>/dev/null | grep -qF 'name: \"kubevm\"' || continue
     iptables -t nat -F "$chain" 2>/dev/null && iptables -t nat -X "$chain" 2>/dev/null || true
   done
 fi
@@ -117,6 +138,7 @@ left="$( (pod_processes; our_shims) | sort -u | tr '\n' ' ')"
 mounts="$(awk -v root="$KUBEVM_STATE" 'index($5, root "/") == 1 {print $5}' /proc/self/mountinfo | head -5)"
 [[ -n "$mounts" ]] && problems+=("mounts left: $mounts")
 ip link show "$CNI_BRIDGE" >/dev/null 2>&1 && problems+=("bridge $CNI_BRIDGE still exists")
+iptables-save 2>/dev/null | grep -qE '^:(KUBE-|CNI-)' && problems+=("iptables chains left: $(iptables-save | grep -oE '^:(KUBE-|CNI-)[^ ]*' | tr '\n' ' ')")
 if ((${#problems[@]})); then
   for p in "${problems[@]}"; do log "NOT CLEAN: $p"; done
   exit 1

@@ -1,0 +1,3 @@
+module kubevm.local/cluster-testserver
+
+go 1.24
