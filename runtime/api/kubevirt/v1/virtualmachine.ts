@@ -69,7 +69,7 @@ export const TemplateMeta = z
     name: z.string().optional().describe('Ignored: the VMI takes the VM\'s name.'),
     labels: z.record(z.string(), z.string()).optional().describe('Labels copied onto the VMI (and its launcher pod).'),
     annotations: z.record(z.string(), z.string()).optional().describe('Annotations copied onto the VMI.'),
-    creationTimestamp: Time.optional(),
+    creationTimestamp: Time.optional().describe('Ignored; kubectl and Go clients write null here.'),
   })
   .meta({ [PRESERVE_UNKNOWN_FIELDS]: true })
   .nullable()
