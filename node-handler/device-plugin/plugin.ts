@@ -9,8 +9,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { Counter } from 'prom-client';
 import type { Logger } from '../../runtime/logging.js';
 import { silentLogger } from '../../runtime/logging.js';
+import { registry } from '../../runtime/metrics.js';
 import {
   UnknownDeviceUnitError,
   allocateDevice,
@@ -23,6 +25,14 @@ import {
 import type { AllocateRequest, DeviceHealth, HostDevice, PluginDevice, PreferredAllocationRequest } from './devices.js';
 
 export const deviceApiVersion = 'v1beta1';
+
+/** Allocate calls answered, per resource and outcome: how many containers got a device. */
+export const deviceAllocations = new Counter({
+  name: 'kubevm_device_plugin_allocations_total',
+  help: 'Allocate calls the kubelet made to the node handler\'s device plugins, by resource and outcome.',
+  labelNames: ['resource', 'outcome'] as const,
+  registers: [registry],
+});
 const protoFileName = 'deviceplugin-v1beta1.proto';
 
 /** The .proto beside this module; from dist/ the source tree's copy (tsc does not copy it). */
@@ -140,9 +150,11 @@ export class DevicePlugin {
         try {
           const response = allocateDevice(this.device, call.request, this.units);
           this.logger.debug({ resource: this.device.resourceName, containers: call.request.container_requests.length }, 'allocated');
+          deviceAllocations.inc({ resource: this.device.resourceName, outcome: 'allocated' });
           callback(null, response);
         } catch (error) {
           const code = error instanceof UnknownDeviceUnitError ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL;
+          deviceAllocations.inc({ resource: this.device.resourceName, outcome: 'refused' });
           callback({ code, details: (error as Error).message }, null);
         }
       },
