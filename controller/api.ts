@@ -9,12 +9,10 @@ export type {
   Disk,
   Interface,
   Volume,
-  VirtualMachineInstance,
   VirtualMachineInstanceSpec,
   VirtualMachineInstanceStatus,
   VirtualMachineInstanceCondition as VMICondition,
   VirtualMachineInstancePhase,
-  VirtualMachine,
   VirtualMachineSpec,
   VirtualMachineStatus,
   VirtualMachineCondition as VMCondition,
@@ -25,14 +23,21 @@ export type {
   PreferenceMatcher,
   VirtualMachineInstancetypeSpec as InstancetypeSpec,
   VirtualMachinePreferenceSpec as PreferenceSpec,
-  VirtualMachineInstancetype,
-  VirtualMachineClusterInstancetype,
-  VirtualMachinePreference,
-  VirtualMachineClusterPreference,
-  KubeVirt as KubeVirtCR,
 } from '../runtime/api/index.js';
 
+import type * as api from '../runtime/api/index.js';
 import type { VirtualMachineInstancePhase, VirtualMachinePreferenceSpec } from '../runtime/api/index.js';
+import type { KubeObject } from '../runtime/kube.js';
+
+// The runtime's KubeObject types metadata timestamps as strings, the API schemas as nullable
+// strings (Go serialises an unset time as null); the intersection is what both accept.
+export type VirtualMachineInstance = api.VirtualMachineInstance & KubeObject;
+export type VirtualMachine = api.VirtualMachine & KubeObject;
+export type VirtualMachineInstancetype = api.VirtualMachineInstancetype & KubeObject;
+export type VirtualMachineClusterInstancetype = api.VirtualMachineClusterInstancetype & KubeObject;
+export type VirtualMachinePreference = api.VirtualMachinePreference & KubeObject;
+export type VirtualMachineClusterPreference = api.VirtualMachineClusterPreference & KubeObject;
+export type KubeVirtCR = api.KubeVirt & KubeObject;
 
 /** A VMI phase; '' before any controller has looked at the VMI (KubeVirt's "unprocessed"). */
 export type VMIPhase = VirtualMachineInstancePhase | '';

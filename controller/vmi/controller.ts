@@ -1,0 +1,181 @@
+// VirtualMachineInstance → launcher pod. One reconcile: read the VMI and its pods from the cache,
+// make sure exactly one launcher pod exists while the VMI is to run (or none while it is being
+// deleted), then compute the controller's part of the VMI status once and write it if it changed.
+import type { V1Pod } from '@kubernetes/client-node';
+import type { VirtualMachineInstance } from '../api.js';
+import type { ControllerExpectations } from '../../runtime/expectations.js';
+import type { Informer } from '../../runtime/informer.js';
+import type { KubeClient, KubeObject, ResourceClient, ResourceDescriptor } from '../../runtime/kube.js';
+import { coreResources, isAlreadyExists, isNotFound } from '../../runtime/kube.js';
+import type { ReconcileContext, ReconcileResult } from '../../runtime/controller.js';
+import { updateStatusIfChanged } from '../../runtime/status.js';
+import type { EventRecorder } from '../events.js';
+import { isFinal } from '../vm/run-strategy.js';
+import type { LauncherPodConfig } from './launcher-pod.js';
+import { launcherPodName, renderLauncherPod } from './launcher-pod.js';
+import type { SyncFailure } from './status.js';
+import { computeVMIStatus, isPodDown, podFailureMessage } from './status.js';
+
+export const persistentVolumeClaims: ResourceDescriptor = {
+  group: '',
+  version: 'v1',
+  resource: 'persistentvolumeclaims',
+  kind: 'PersistentVolumeClaim',
+  namespaced: true,
+};
+
+/** A missing PVC is looked for again this often (PVCs are not watched: it is a rare, transient state). */
+const PVC_RECHECK_MS = 5_000;
+const FIELD_MANAGER = 'kubevm-controller';
+
+export type Pod = V1Pod & KubeObject;
+
+export interface VMIControllerDeps {
+  client: KubeClient;
+  vmis: Informer<VirtualMachineInstance>;
+  pods: Informer<Pod>;
+  /** Pod creations per VMI key, lowered by the pod informer (see observeLauncherPods). */
+  expectations: ControllerExpectations;
+  events: EventRecorder;
+  /** The launcher pod settings in force now (emulation follows the KubeVirt CR). */
+  launcherConfig: () => LauncherPodConfig;
+  now?: () => Date;
+}
+
+/** Feed pod creations into the expectations; register before the controller's own watch. */
+export function observeLauncherPods(pods: Informer<Pod>, expectations: ControllerExpectations): () => void {
+  const ownerKey = (pod: Pod): string | undefined => {
+    const owner = pod.metadata?.ownerReferences?.find((ref) => ref.controller && ref.kind === 'VirtualMachineInstance');
+    return owner && pod.metadata?.namespace ? `${pod.metadata.namespace}/${owner.name}` : undefined;
+  };
+  return pods.addEventHandler({
+    onAdd: (pod) => {
+      const key = ownerKey(pod);
+      if (key) expectations.creationObserved(key);
+    },
+  });
+}
+
+export class VMIController {
+  private readonly vmiClient: ResourceClient<VirtualMachineInstance>;
+  private readonly podClient: ResourceClient<Pod>;
+  private readonly pvcClient: ResourceClient<KubeObject>;
+  private readonly now: () => Date;
+
+  constructor(private readonly deps: VMIControllerDeps) {
+    this.vmiClient = deps.client.resource<VirtualMachineInstance>(vmiResource);
+    this.podClient = deps.client.resource<Pod>(coreResources.pods);
+    this.pvcClient = deps.client.resource<KubeObject>(persistentVolumeClaims);
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  readonly reconcile = async (key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> => {
+    const { expectations, events } = this.deps;
+    const vmi = this.deps.vmis.get(key);
+    if (!vmi) {
+      // Its pods go with it: they carry a controller owner reference to the VMI.
+      expectations.delete(key);
+      return;
+    }
+    if (!expectations.satisfied(key)) {
+      ctx.log.debug('waiting for the cache to show the launcher pod just created');
+      return;
+    }
+    const uid = vmi.metadata?.uid ?? '';
+    const owned = this.deps.pods.byIndex('ownerUid', uid);
+    const expectedName = launcherPodName(vmi);
+    let pod: Pod | undefined = owned.find((p) => p.metadata?.name === expectedName) ?? owned.find((p) => !isPodDown(p)) ?? owned[0];
+    let failure: SyncFailure | undefined;
+    let result: ReconcileResult | void = undefined;
+    const phase = vmi.status?.phase ?? '';
+
+    if (vmi.metadata?.deletionTimestamp) {
+      // Delete the launcher with the pod's own grace period: the VMI's plus the launcher's exit
+      // margin, so the guest gets its ACPI shutdown time.
+      for (const victim of owned) {
+        if (victim.metadata?.deletionTimestamp) continue;
+        await this.podClient
+          .delete(victim.metadata?.name ?? '', victim.metadata?.namespace, {
+            ...(victim.spec?.terminationGracePeriodSeconds !== undefined ? { gracePeriodSeconds: victim.spec.terminationGracePeriodSeconds } : {}),
+            ...(victim.metadata?.uid ? { preconditionUid: victim.metadata.uid } : {}),
+          })
+          .then(
+            () => events.record(vmi, 'Normal', 'SuccessfulDelete', `Deleted virtual machine pod ${victim.metadata?.name}`),
+            (err: unknown) => {
+              if (!isNotFound(err)) throw err;
+            },
+          );
+      }
+    } else if (!pod && (phase === '' || phase === 'Pending')) {
+      const missing = await this.missingClaims(vmi, ctx.signal);
+      if (missing.length > 0) {
+        failure = {
+          reason: 'FailedPvcNotFound',
+          message: `PersistentVolumeClaim ${missing.map((name) => `${vmi.metadata?.namespace}/${name}`).join(', ')} not found; create it or fix spec.volumes`,
+        };
+        events.record(vmi, 'Warning', 'FailedPvcNotFound', failure.message);
+        result = { requeueAfter: PVC_RECHECK_MS };
+      } else {
+        pod = await this.createLauncherPod(key, vmi, ctx);
+      }
+    } else if (!pod && !isFinal(phase)) {
+      // The cache says the pod is gone; make sure before failing the VM on its word.
+      pod = await this.podClient.find(expectedName, vmi.metadata?.namespace, ctx.signal);
+    }
+
+    const status = computeVMIStatus({ vmi, pod, failure, now: this.now() });
+    const { written } = await updateStatusIfChanged(this.vmiClient, vmi, status, { fieldManager: FIELD_MANAGER, signal: ctx.signal });
+    if (written) {
+      ctx.log.info({ phase: status.phase, previousPhase: phase || undefined }, 'VMI status updated');
+      if (status.phase === 'Failed' && phase !== 'Failed') {
+        const message = pod ? podFailureMessage(pod) : `launcher pod ${expectedName} disappeared`;
+        events.record(vmi, 'Warning', status.reason ?? 'Failed', `The VirtualMachineInstance failed: ${message}`);
+      }
+      if (status.phase === 'Scheduled' && phase !== 'Scheduled') {
+        events.record(vmi, 'Normal', 'Scheduled', `Launcher pod ${pod?.metadata?.name} is running on node ${status.nodeName}`);
+      }
+    }
+    return result;
+  };
+
+  private async createLauncherPod(key: string, vmi: VirtualMachineInstance, ctx: ReconcileContext): Promise<Pod> {
+    const rendered = renderLauncherPod(vmi, this.deps.launcherConfig()) as Pod;
+    const name = rendered.metadata?.name ?? '';
+    this.deps.expectations.expectCreations(key, 1);
+    try {
+      const created = await this.podClient.create(rendered, { fieldManager: FIELD_MANAGER, signal: ctx.signal });
+      ctx.log.info({ pod: name }, 'created launcher pod');
+      this.deps.events.record(vmi, 'Normal', 'SuccessfulCreate', `Created virtual machine pod ${name}`);
+      return created;
+    } catch (err) {
+      if (isAlreadyExists(err)) {
+        // A previous leader (or an earlier pass) created it: the deterministic name makes a retry
+        // land here instead of creating a second pod. The informer will show it; keep expecting.
+        ctx.log.info({ pod: name }, 'launcher pod already exists');
+        return await this.podClient.get(name, vmi.metadata?.namespace, ctx.signal);
+      }
+      this.deps.expectations.creationObserved(key);
+      this.deps.events.record(vmi, 'Warning', 'FailedCreate', `Error creating pod: ${err instanceof Error ? err.message : String(err)}`);
+      throw err;
+    }
+  }
+
+  private async missingClaims(vmi: VirtualMachineInstance, signal: AbortSignal): Promise<string[]> {
+    const claims = (vmi.spec.volumes ?? [])
+      .map((volume) => volume.persistentVolumeClaim?.claimName ?? volume.ephemeral?.persistentVolumeClaim?.claimName)
+      .filter((name): name is string => Boolean(name));
+    const missing: string[] = [];
+    for (const claim of new Set(claims)) {
+      if (!(await this.pvcClient.find(claim, vmi.metadata?.namespace, signal))) missing.push(claim);
+    }
+    return missing;
+  }
+}
+
+export const vmiResource: ResourceDescriptor = {
+  group: 'kubevirt.io',
+  version: 'v1',
+  resource: 'virtualmachineinstances',
+  kind: 'VirtualMachineInstance',
+  namespaced: true,
+};

@@ -1,0 +1,164 @@
+// The part of a VMI's status the controller owns (ADR 0007): the phases up to Scheduled, Failed
+// before the guest ever started, nodeName and activePods, launcherContainerImageVersion, and the
+// conditions that explain a stuck start (PodScheduled, Synchronized). From Scheduled on the node
+// handler owns the phase and the conditions; the controller only notices a launcher pod that is gone.
+//
+// Writes per VMI are a measured figure: from creation to Running the controller writes twice
+// (Scheduling when it creates the pod, Scheduled when the pod is ready), so nothing that merely
+// progresses inside a phase (the pod being bound to a node, images being pulled) changes the status.
+import type { V1Pod } from '@kubernetes/client-node';
+import type { VirtualMachineInstance, VirtualMachineInstanceStatus, VMIPhase } from '../api.js';
+import { formatConditionTime, removeCondition, setCondition } from '../../runtime/conditions.js';
+import type { Condition, ConditionInput } from '../../runtime/conditions.js';
+import { COMPUTE_CONTAINER } from './launcher-pod.js';
+
+/** The order conditions are kept in; the node handler keeps the same so neither reorders the other's. */
+export const VMI_CONDITION_ORDER: readonly string[] = ['Ready', 'Paused', 'AgentConnected', 'Synchronized', 'kubevm.io/Emulation'];
+
+/** Something that kept the controller from progressing the VMI this pass. */
+export interface SyncFailure {
+  /** KubeVirt's reason, e.g. FailedPvcNotFound, FailedCreate. */
+  reason: string;
+  message: string;
+}
+
+export function isPodDown(pod: V1Pod): boolean {
+  return pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed' || Boolean(pod.metadata?.deletionTimestamp);
+}
+
+function podCondition(pod: V1Pod, type: string): { status?: string; reason?: string; message?: string } | undefined {
+  return pod.status?.conditions?.find((condition) => condition.type === type);
+}
+
+export function isPodReady(pod: V1Pod): boolean {
+  return pod.status?.phase === 'Running' && podCondition(pod, 'Ready')?.status === 'True';
+}
+
+/** An image pull failure of the launcher or a containerDisk, as the kubelet reports it. */
+export function imagePullFailure(pod: V1Pod): SyncFailure | undefined {
+  const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
+  for (const status of statuses) {
+    const waiting = status.state?.waiting;
+    if (waiting?.reason === 'ErrImagePull' || waiting?.reason === 'ImagePullBackOff' || waiting?.reason === 'InvalidImageName') {
+      const reason = waiting.reason === 'InvalidImageName' ? 'ErrImagePull' : waiting.reason;
+      return {
+        reason,
+        message: `${waiting.message ?? `cannot pull image ${status.image}`} (container ${status.name}); check the image name, that it exists, and the pull secret`,
+      };
+    }
+  }
+  return undefined;
+}
+
+/** Why a pod that went down failed, for the Failed VMI's reason and the event. */
+export function podFailureMessage(pod: V1Pod): string {
+  const compute = pod.status?.containerStatuses?.find((status) => status.name === COMPUTE_CONTAINER);
+  const terminated = compute?.state?.terminated ?? compute?.lastState?.terminated;
+  if (terminated) {
+    const lastLines = terminated.message ? `: ${terminated.message.trim().split('\n').slice(-5).join(' | ')}` : '';
+    return `launcher pod ${pod.metadata?.name} exited with code ${terminated.exitCode} (${terminated.reason ?? 'Error'})${lastLines}`;
+  }
+  if (pod.metadata?.deletionTimestamp) return `launcher pod ${pod.metadata?.name} was deleted before the guest started`;
+  return `launcher pod ${pod.metadata?.name} is ${pod.status?.phase}${pod.status?.message ? `: ${pod.status.message}` : ''}`;
+}
+
+export interface VMIStatusInput {
+  vmi: VirtualMachineInstance;
+  /** The launcher pod: observed, or just created this pass. */
+  pod: V1Pod | undefined;
+  /** Whether the pod was seen before and has since disappeared (vs. never created). */
+  failure: SyncFailure | undefined;
+  now: Date;
+}
+
+function withPhase(status: VirtualMachineInstanceStatus, phase: VMIPhase, now: Date): void {
+  if (phase === '' || status.phase === phase) return;
+  status.phase = phase;
+  status.phaseTransitionTimestamps = [...(status.phaseTransitionTimestamps ?? []), { phase, phaseTransitionTimestamp: formatConditionTime(now) }];
+}
+
+/**
+ * The VMI status after the controller's pass; fields the controller does not own are carried over.
+ * Equal to the stored status (statusEqual) when there is nothing new to say.
+ */
+export function computeVMIStatus({ vmi, pod, failure, now }: VMIStatusInput): VirtualMachineInstanceStatus {
+  const current: VirtualMachineInstanceStatus = vmi.status ?? {};
+  const next: VirtualMachineInstanceStatus = structuredClone(current);
+  const phase: VMIPhase = current.phase ?? '';
+  let conditions = (current.conditions ?? []) as Condition[];
+  const options = { now, order: VMI_CONDITION_ORDER };
+  const set = (input: ConditionInput) => (conditions = setCondition(conditions, input, options).conditions);
+  const remove = (type: string) => (conditions = removeCondition(conditions, type, options).conditions);
+  const fail = (reason: string) => {
+    withPhase(next, 'Failed', now);
+    next.reason = reason;
+  };
+
+  const deleting = Boolean(vmi.metadata?.deletionTimestamp);
+  switch (phase) {
+    case '':
+    case 'Pending':
+    case 'Scheduling': {
+      if (phase !== 'Scheduling' && !pod) {
+        if (deleting) fail('Deleted');
+        else withPhase(next, 'Pending', now);
+      } else if (!pod) {
+        fail('PodMissing');
+      } else if (isPodDown(pod)) {
+        fail(pod.metadata?.deletionTimestamp ? 'PodTerminating' : 'PodFailed');
+      } else if (isPodReady(pod) && !deleting) {
+        withPhase(next, 'Scheduled', now);
+        next.nodeName = pod.spec?.nodeName ?? '';
+      } else {
+        withPhase(next, 'Scheduling', now);
+      }
+      break;
+    }
+    case 'Scheduled':
+    case 'Running':
+      // The node handler drives these phases; a launcher pod that is gone means the VM is gone.
+      if (!pod) fail('PodMissing');
+      else if (pod.status?.phase === 'Failed') fail('PodFailed');
+      break;
+    default:
+      break; // Succeeded, Failed (final), WaitingForSync, Unknown: not the controller's to change
+  }
+
+  const nowPhase: VMIPhase = next.phase ?? '';
+  if (nowPhase === '' || nowPhase === 'Pending' || nowPhase === 'Scheduling' || (nowPhase === 'Failed' && phase !== 'Scheduled' && phase !== 'Running' && phase !== 'Failed' && phase !== 'Succeeded')) {
+    // Before the guest starts the controller explains what the VMI waits for.
+    if (!pod) set({ type: 'Ready', status: 'False', reason: 'PodNotExists', message: 'virt-launcher pod has not yet been scheduled' });
+    else if (isPodDown(pod)) set({ type: 'Ready', status: 'False', reason: 'PodTerminating', message: 'virt-launcher pod is terminating' });
+    else set({ type: 'Ready', status: 'False', reason: 'GuestNotRunning', message: 'Guest VM is not reported as running' });
+
+    const scheduled = pod ? podCondition(pod, 'PodScheduled') : undefined;
+    if (scheduled?.status === 'False') {
+      set({
+        type: 'PodScheduled',
+        status: 'False',
+        reason: scheduled.reason ?? 'Unschedulable',
+        message: `${scheduled.message ?? 'the launcher pod cannot be scheduled'}; check the VM's nodeSelector, affinity, tolerations and resource requests against the nodes`,
+      });
+    } else {
+      remove('PodScheduled');
+    }
+    const problem = failure ?? (pod ? imagePullFailure(pod) : undefined);
+    if (problem) set({ type: 'Synchronized', status: 'False', reason: problem.reason, message: problem.message });
+    else remove('Synchronized');
+  } else if (nowPhase === 'Scheduled' && phase !== 'Scheduled') {
+    // Handing over to the node handler: the start-up problems are over.
+    remove('PodScheduled');
+    remove('Synchronized');
+  }
+  if (conditions.length > 0 || current.conditions) next.conditions = conditions as VirtualMachineInstanceStatus['conditions'];
+
+  // activePods and the launcher image are recorded when the pod is on its node (Scheduled), which
+  // is when the node handler needs them; recording an unbound pod would cost a write per bind.
+  if (pod && pod.spec?.nodeName && (next.phase === 'Scheduled' || next.phase === 'Running')) {
+    const uid = pod.metadata?.uid;
+    if (uid) next.activePods = { ...(current.activePods ?? {}), [uid]: pod.spec.nodeName };
+    const image = pod.spec.containers.find((container) => container.name === COMPUTE_CONTAINER)?.image;
+    if (image) next.launcherContainerImageVersion = image;
+  }
+  return next;
+}
