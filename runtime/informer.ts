@@ -100,6 +100,8 @@ export class Informer<T extends KubeObject> {
   private resyncTimer: NodeJS.Timeout | undefined;
   private relistRequested = false;
   private listCount = 0;
+  private expiredCount = 0;
+  private watchErrorCount = 0;
 
   constructor(options: InformerOptions<T>) {
     this.options = options;
@@ -152,9 +154,9 @@ export class Informer<T extends KubeObject> {
     return this.resourceVersion;
   }
 
-  /** How many full lists have been done (first sync, 410s, periodic re-lists). */
-  listsDone(): number {
-    return this.listCount;
+  /** Counters for tests and debugging: full lists (first sync, 410s, periodic re-lists), expired watches, failed watches. */
+  stats(): { lists: number; expiredWatches: number; watchErrors: number } {
+    return { lists: this.listCount, expiredWatches: this.expiredCount, watchErrors: this.watchErrorCount };
   }
 
   /** By queue key: "namespace/name" or "name". */
@@ -217,10 +219,12 @@ export class Informer<T extends KubeObject> {
         case 'interrupted':
           break;
         case 'expired':
+          this.expiredCount++;
           this.log.info({ resourceVersion: this.resourceVersion }, 'watch expired (410); re-listing');
           needList = true;
           break;
         case 'error':
+          this.watchErrorCount++;
           await sleep(this.jittered(backoffMs), stopSignal);
           backoffMs = Math.min(maxBackoffMs, backoffMs * 2);
           break;

@@ -1,0 +1,53 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { HealthServer } from './health.js';
+import { WorkQueue } from './workqueue.js';
+
+let server: HealthServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+async function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  const response = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: response.status, body: await response.text() };
+}
+
+describe('HealthServer', () => {
+  it('serves /healthz, /readyz from its checks, and /metrics from the shared registry', async () => {
+    server = new HealthServer({ port: 0, host: '127.0.0.1' });
+    let synced = false;
+    server.addReadinessCheck('informers-synced', () => synced || 'vmi informer not synced');
+    const { port } = await server.listen();
+
+    expect(await get(port, '/healthz')).toEqual({ status: 200, body: 'ok\n' });
+    const notReady = await get(port, '/readyz');
+    expect(notReady.status).toBe(503);
+    expect(notReady.body).toContain('[-]informers-synced failed: vmi informer not synced');
+
+    synced = true;
+    expect((await get(port, '/readyz')).status).toBe(200);
+
+    const queue = new WorkQueue({ name: 'health-test' });
+    queue.add('k');
+    const metrics = await get(port, '/metrics');
+    expect(metrics.status).toBe(200);
+    expect(metrics.body).toContain('kubevirt_workqueue_depth{name="health-test"} 1');
+    queue.dispose();
+
+    server.markShuttingDown();
+    expect((await get(port, '/readyz')).status).toBe(503);
+    expect((await get(port, '/nope')).status).toBe(404);
+  });
+
+  it('reports a failing liveness check', async () => {
+    server = new HealthServer({ port: 0, host: '127.0.0.1' });
+    server.addLivenessCheck('event-loop', () => {
+      throw new Error('stuck');
+    });
+    const { port } = await server.listen();
+    const response = await get(port, '/healthz');
+    expect(response.status).toBe(503);
+    expect(response.body).toContain('[-]event-loop failed: stuck');
+  });
+});

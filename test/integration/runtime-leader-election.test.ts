@@ -1,0 +1,132 @@
+// Leader election on a real coordination.k8s.io/v1 Lease. Durations are shortened (the algorithm
+// is the same) so the suite runs in seconds.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { LeaderElector } from '../../runtime/leader-election.js';
+import type { Lease } from '../../runtime/leader-election.js';
+import type { KubeClient } from '../../runtime/kube.js';
+import { coreResources } from '../../runtime/kube.js';
+import { leadingStatusGauge } from '../../runtime/metrics.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, sleep, until } from './runtime-support.js';
+
+let client: KubeClient;
+let namespace: string;
+const electors: LeaderElector[] = [];
+
+beforeAll(async () => {
+  client = clusterClient();
+  await requireCluster(client);
+  namespace = await createTestNamespace(client, 'runtime-lease');
+}, 30_000);
+
+afterAll(async () => {
+  await Promise.all(electors.map((elector) => elector.stop()));
+  if (client && namespace) await deleteNamespace(client, namespace);
+  client?.close();
+}, 60_000);
+
+interface Candidate {
+  elector: LeaderElector;
+  started: number;
+  stopped: number;
+}
+
+function candidate(identity: string, leaseName: string, timing: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number }): Candidate {
+  const state: Candidate = { elector: undefined as unknown as LeaderElector, started: 0, stopped: 0 };
+  state.elector = new LeaderElector({
+    client,
+    namespace,
+    leaseName,
+    identity,
+    ...timing,
+    onStartedLeading: () => {
+      state.started++;
+    },
+    onStoppedLeading: () => {
+      state.stopped++;
+    },
+  });
+  electors.push(state.elector);
+  return state;
+}
+
+async function leaseHolder(leaseName: string): Promise<string> {
+  const lease = await client.resource<Lease>(coreResources.leases).get(leaseName, namespace);
+  return lease.spec?.holderIdentity ?? '';
+}
+
+describe('LeaderElector', () => {
+  it('elects exactly one of two candidates; the other takes over at once when the leader releases', async () => {
+    const timing = { leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 250 };
+    const a = candidate('candidate-a', 'runtime-test', timing);
+    const b = candidate('candidate-b', 'runtime-test', timing);
+    a.elector.start();
+    b.elector.start();
+    await until(() => a.elector.isLeader() || b.elector.isLeader(), 10_000, 'a leader');
+
+    // Watch for two seconds (several renewals): never both, never neither.
+    for (let i = 0; i < 40; i++) {
+      expect(Number(a.elector.isLeader()) + Number(b.elector.isLeader())).toBe(1);
+      await sleep(50);
+    }
+    const [leader, follower] = a.elector.isLeader() ? [a, b] : [b, a];
+    expect(await leaseHolder('runtime-test')).toBe(leader.elector.identity);
+    expect(leader.started).toBe(1);
+    expect(follower.started).toBe(0);
+    expect(follower.elector.observedLeader()).toBe(leader.elector.identity);
+
+    const stoppedAt = Date.now();
+    await leader.elector.stop();
+    expect(leader.elector.isLeader()).toBe(false);
+    expect(leader.stopped).toBe(1);
+    await until(() => follower.elector.isLeader(), 10_000, 'the follower to take over');
+    // Released, not expired: faster than the lease duration.
+    expect(Date.now() - stoppedAt).toBeLessThan(timing.leaseDurationMs);
+    expect(await leaseHolder('runtime-test')).toBe(follower.elector.identity);
+    expect(follower.started).toBe(1);
+  }, 30_000);
+
+  it('waits for a lease held by a silent holder to expire, then takes it', async () => {
+    const leases = client.resource<Lease>(coreResources.leases);
+    const now = new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+    // A holder that renewed just now and then died (never renews again).
+    await leases.create({
+      metadata: { name: 'runtime-expiry', namespace },
+      spec: { holderIdentity: 'ghost', leaseDurationSeconds: 2, acquireTime: now, renewTime: now, leaseTransitions: 4 },
+    });
+    const c = candidate('candidate-c', 'runtime-expiry', { leaseDurationMs: 2000, renewDeadlineMs: 1500, retryPeriodMs: 200 });
+    const observedFrom = Date.now();
+    c.elector.start();
+    await sleep(1200);
+    expect(c.elector.isLeader()).toBe(false);
+    expect(await leaseHolder('runtime-expiry')).toBe('ghost');
+    await until(() => c.elector.isLeader(), 10_000, 'the candidate to take the expired lease');
+    // Judged by our own clock from when we first saw the record: at least one lease duration.
+    expect(Date.now() - observedFrom).toBeGreaterThanOrEqual(2000);
+    const lease = await leases.get('runtime-expiry', namespace);
+    expect(lease.spec?.holderIdentity).toBe('candidate-c');
+    expect(lease.spec?.leaseTransitions).toBe(5);
+  }, 30_000);
+
+  it('drives kubevirt_<component>_leading_status', async () => {
+    const gauge = leadingStatusGauge('virt_handler');
+    const elector = new LeaderElector({
+      client,
+      namespace,
+      leaseName: 'runtime-gauge',
+      identity: 'gauge-candidate',
+      leaseDurationMs: 3000,
+      renewDeadlineMs: 2000,
+      retryPeriodMs: 200,
+      component: 'virt_handler',
+      onStartedLeading: () => undefined,
+    });
+    electors.push(elector);
+    expect((await gauge.get()).values[0]?.value).toBe(0);
+    elector.start();
+    await until(() => elector.isLeader(), 10_000, 'leading');
+    expect((await gauge.get()).values[0]?.value).toBe(1);
+    await elector.stop();
+    expect((await gauge.get()).values[0]?.value).toBe(0);
+    expect(await leaseHolder('runtime-gauge')).toBe('');
+  }, 30_000);
+});

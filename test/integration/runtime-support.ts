@@ -1,0 +1,128 @@
+// Shared setup for the runtime's integration tests. They run against the real kube-apiserver of
+// the local cluster (make cluster-up-cp writes KUBECONFIG into ${KUBEVM_STATE}/env) and fail,
+// rather than skip, when no cluster is reachable.
+import { randomBytes } from 'node:crypto';
+import { HttpMethod } from '@kubernetes/client-node';
+import { KubeClient, KubeConfig, isNotFound } from '../../runtime/kube.js';
+import type { KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
+
+export function clusterClient(): KubeClient {
+  const path = process.env['KUBECONFIG'];
+  if (!path) {
+    throw new Error(
+      'KUBECONFIG is not set: these tests need a real API server. Run `make cluster-up-cp`, then ' +
+        '`source ${KUBEVM_STATE:-/var/lib/kubevm-local}/env && export KUBECONFIG`.',
+    );
+  }
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(path);
+  return new KubeClient(kubeConfig);
+}
+
+/** Throws unless the API server answers /readyz. */
+export async function requireCluster(client: KubeClient): Promise<void> {
+  try {
+    await client.request(HttpMethod.GET, '/readyz', { signal: AbortSignal.timeout(10_000) });
+  } catch (err) {
+    const detail = err instanceof Error ? err.message : String(err);
+    throw new Error(`no reachable API server at ${client.kubeConfig.getCurrentCluster()?.server}: ${detail}`);
+  }
+}
+
+export const namespaces: ResourceDescriptor = { group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false };
+
+export async function createTestNamespace(client: KubeClient, prefix: string): Promise<string> {
+  const name = `${prefix}-${randomBytes(3).toString('hex')}`;
+  await client.resource<KubeObject>(namespaces).create({ metadata: { name, labels: { 'kubevm.io/test': 'runtime' } } });
+  return name;
+}
+
+export async function deleteNamespace(client: KubeClient, name: string): Promise<void> {
+  try {
+    await client.resource<KubeObject>(namespaces).delete(name);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+}
+
+export async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 15_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await condition()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+const crds: ResourceDescriptor = {
+  group: 'apiextensions.k8s.io',
+  version: 'v1',
+  resource: 'customresourcedefinitions',
+  kind: 'CustomResourceDefinition',
+  namespaced: false,
+};
+
+export const testGroup = 'runtimetest.kubevm.io';
+
+/** A throwaway namespaced custom resource with a status subresource, for tests only. */
+export function testResource(plural: string, kind: string): ResourceDescriptor {
+  return { group: testGroup, version: 'v1', resource: plural, kind, namespaced: true };
+}
+
+interface CrdStatus extends KubeObject {
+  status?: { conditions?: Array<{ type: string; status: string }> };
+}
+
+export async function ensureTestCrd(client: KubeClient, descriptor: ResourceDescriptor): Promise<void> {
+  const name = `${descriptor.resource}.${descriptor.group}`;
+  const crdClient = client.resource<CrdStatus>(crds);
+  const body = {
+    metadata: { name, labels: { 'kubevm.io/test': 'runtime' } },
+    spec: {
+      group: descriptor.group,
+      scope: 'Namespaced',
+      names: { plural: descriptor.resource, singular: descriptor.kind.toLowerCase(), kind: descriptor.kind, listKind: `${descriptor.kind}List` },
+      versions: [
+        {
+          name: descriptor.version,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+        },
+      ],
+    },
+  } as KubeObject;
+  const existing = await crdClient.find(name);
+  if (!existing || existing.metadata?.deletionTimestamp) {
+    if (existing) await until(async () => (await crdClient.find(name)) === undefined, 60_000, `CRD ${name} to finish deleting`);
+    await crdClient.create(body);
+  }
+  await until(
+    async () => ((await crdClient.find(name))?.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'),
+    30_000,
+    `CRD ${name} to be established`,
+  );
+  // Established can precede the resource being served by a moment.
+  await until(async () => {
+    try {
+      await client.resource(descriptor).list({ namespace: 'default', limit: 1 });
+      return true;
+    } catch {
+      return false;
+    }
+  }, 30_000, `${name} to be served`);
+}
+
+export async function deleteTestCrd(client: KubeClient, descriptor: ResourceDescriptor, wait = true): Promise<void> {
+  const name = `${descriptor.resource}.${descriptor.group}`;
+  const crdClient = client.resource<KubeObject>(crds);
+  try {
+    await crdClient.delete(name);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  if (wait) await until(async () => (await crdClient.find(name)) === undefined, 60_000, `CRD ${name} to be deleted`);
+}
