@@ -43,6 +43,10 @@ build_pause() {
   mv "$BIN_DIR/pause.tmp" "$BIN_DIR/pause"
 }
 
+# Concurrent builds of the same key wait for each other instead of racing.
+mkdir -p "$BIN_DIR"
+exec 8>"$BIN_DIR.lock"
+flock -w 3600 8 || die "another build of $BIN_DIR held its lock for an hour"
 build_kube
 build_pause
 for c in "${COMPONENTS[@]}"; do ln -sfn kube "$BIN_DIR/$c"; done

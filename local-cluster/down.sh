@@ -13,6 +13,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 purge=0
 [[ "${1:-}" == --purge ]] && purge=1
 [[ -d "$KUBEVM_STATE" ]] || { log "nothing to stop ($KUBEVM_STATE does not exist)"; exit 0; }
+lock_state
 mkdir -p "$LOG_DIR"
 
 
@@ -77,7 +78,8 @@ for round in 1 2 3; do
   sleep 0.5
 done
 
-stop kube-apiserver etcd
+stop kube-apiserver
+stop etcd
 
 # 4. kube-proxy's iptables rules (it knows its own chains).
 if [[ -x "$BIN_DIR/kube" && -f "$KUBEVM_STATE/kube-proxy.yaml" ]]; then

@@ -50,3 +50,14 @@ pid_of() {
   echo "$pid"
 }
 alive() { pid_of "$1" >/dev/null; }
+
+# Serializes up/down: several people (and scripts) share one machine and one
+# state dir; a second bring-up waits for the first instead of racing it.
+lock_state() {
+  mkdir -p "$KUBEVM_STATE"
+  exec 9>"$KUBEVM_STATE/.lock"
+  if ! flock -n 9; then
+    log "waiting for another local-cluster up/down to finish (lock $KUBEVM_STATE/.lock)"
+    flock -w 600 9 || die "another local-cluster up/down held the lock for 600s"
+  fi
+}

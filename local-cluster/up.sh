@@ -17,6 +17,7 @@ T0=$SECONDS
 t=$SECONDS
 "$LC_DIR/build.sh" >/dev/null
 log "binaries ready in $BIN_DIR ($((SECONDS - t))s)"
+lock_state
 K="$BIN_DIR/kube"
 mkdir -p "$LOG_DIR" "$PID_DIR" "$RUN_DIR"
 
@@ -38,7 +39,8 @@ start() {
   {
     echo "=== $(date -u +%FT%TZ) starting: $*"
   } >>"$LOG_DIR/$name.log"
-  setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+  # 9>&-: the component must not inherit (and hold) the state lock.
+  setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null 9>&- &
   write_pid "$name" $!
   STARTED[$name]=$SECONDS
 }
@@ -65,13 +67,16 @@ wait_ready() {
 }
 
 fill() { # fill TEMPLATE OUT: substitutes @VAR@ with the shell variable VAR
+  # Writes only on change: kube-proxy exits when its config file is touched.
   local content var
   content="$(cat "$1")"
   for var in KUBEVM_STATE RUN_DIR CONTAINERD_SOCK PAUSE_IMAGE CNI_CONF_DIR CNI_BRIDGE POD_CIDR \
              PKI_DIR KUBECONFIG_DIR NODE_NAME; do
     content="${content//@$var@/${!var}}"
   done
-  printf '%s\n' "$content" >"$2"
+  [[ -f "$2" && "$(cat "$2")" == "$content" ]] && return 0
+  printf '%s\n' "$content" >"$2.tmp"
+  mv "$2.tmp" "$2"
 }
 
 apiserver_readyz() { curl -sf --max-time 3 --cacert "$PKI_DIR/ca.crt" --cert "$PKI_DIR/admin.crt" --key "$PKI_DIR/admin.key" "https://127.0.0.1:$APISERVER_PORT/readyz"; }

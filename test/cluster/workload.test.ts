@@ -1,0 +1,74 @@
+// A Deployment of a locally built image (no registry) runs on the real kubelet + containerd;
+// kubectl logs and exec go through the apiserver to the kubelet; a pod reaches the apiserver
+// through the kubernetes Service (kube-proxy) with its ServiceAccount token.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { buildTestImage, clusterEnv, kubectl, requireCluster, until, type ClusterEnv } from './cluster-env.js';
+
+const namespace = 'kubevm-cluster-workload';
+let env: ClusterEnv;
+let image: string;
+
+beforeAll(async () => {
+  env = clusterEnv();
+  await requireCluster(env);
+  image = await buildTestImage();
+  await kubectl(env, ['delete', 'namespace', namespace, '--ignore-not-found', '--wait=true', '--timeout=60s'], { timeoutMs: 70_000 });
+  await kubectl(env, ['create', 'namespace', namespace]);
+  await until('the default ServiceAccount', 30_000, async () =>
+    (await kubectl(env, ['-n', namespace, 'get', 'serviceaccount', 'default', '-o', 'name'])) ? true : undefined,
+  );
+}, 240_000);
+
+afterAll(async () => {
+  if (env) await kubectl(env, ['delete', 'namespace', namespace, '--wait=false']).catch(() => undefined);
+}, 30_000);
+
+describe('a Deployment with a locally built image', () => {
+  it('reaches Running on the node', async () => {
+    const deployment = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'hello', namespace },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: 'hello' } },
+        template: {
+          metadata: { labels: { app: 'hello' } },
+          spec: {
+            containers: [{ name: 'hello', image, imagePullPolicy: 'IfNotPresent', args: ['hello'] }],
+            terminationGracePeriodSeconds: 1,
+          },
+        },
+      },
+    };
+    await kubectl(env, ['apply', '-f', '-'], { input: JSON.stringify(deployment) });
+    await kubectl(env, ['-n', namespace, 'rollout', 'status', 'deployment/hello', '--timeout=120s'], { timeoutMs: 130_000 });
+    const pod = JSON.parse(await kubectl(env, ['-n', namespace, 'get', 'pods', '-l', 'app=hello', '-o', 'json'])) as {
+      items: Array<{ spec: { nodeName: string }; status: { phase: string; podIP: string } }>;
+    };
+    expect(pod.items).toHaveLength(1);
+    expect(pod.items[0]?.status.phase).toBe('Running');
+    expect(pod.items[0]?.status.podIP).toMatch(/^10\.244\.0\.\d+$/);
+    if (env.nodeName) expect(pod.items[0]?.spec.nodeName).toBe(env.nodeName);
+  }, 150_000);
+
+  it('serves its output to kubectl logs', async () => {
+    const logs = await until('the greeting in the logs', 30_000, async () => {
+      const out = await kubectl(env, ['-n', namespace, 'logs', 'deployment/hello']);
+      return out.includes('hello from kubevm cluster-test') ? out : undefined;
+    });
+    expect(logs).toContain('hello from kubevm cluster-test');
+  }, 40_000);
+
+  it('runs commands through kubectl exec', async () => {
+    const out = await kubectl(env, ['-n', namespace, 'exec', 'deployment/hello', '--', '/testserver', 'echo', 'exec', 'works']);
+    expect(out.trim()).toBe('exec works');
+  }, 30_000);
+
+  it('reaches the apiserver through the kubernetes Service with its ServiceAccount token', async () => {
+    const out = await kubectl(env, ['-n', namespace, 'exec', 'deployment/hello', '--', '/testserver', 'kube-version']);
+    const version = JSON.parse(out) as { gitVersion: string };
+    const server = JSON.parse(await kubectl(env, ['get', '--raw', '/version'])) as { gitVersion: string };
+    expect(version.gitVersion).toBe(server.gitVersion);
+  }, 30_000);
+});
