@@ -46,3 +46,10 @@ test-cluster:
 
 -include local-cluster/cluster.mk
 -include images.mk
+
+.PHONY: up down
+up: deps
+	@bash scripts/up.sh
+
+down:
+	@$(MAKE) --no-print-directory cluster-down

@@ -2,7 +2,9 @@
 // Projects split the suites by what they need:
 //   unit     pure logic, colocated *.test.ts next to the code; needs nothing
 //   launcher real QEMU processes, no cluster (test/launcher)
-//   cluster  a real API server (and, for e2e, a real kubelet): test/cluster, test/integration, test/e2e
+//   integration  a real cluster without kubevm installed; suites start what they test in-process
+//                (test/cluster, test/integration)
+//   e2e      a real cluster with kubevm's images built and kubevm installed (test/e2e)
 const transform = {
   '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: '<rootDir>/tsconfig.json' }],
 };
@@ -27,8 +29,13 @@ export default {
     },
     {
       ...common,
-      displayName: 'cluster',
-      testMatch: ['<rootDir>/test/{cluster,integration,e2e}/**/*.test.ts'],
+      displayName: 'integration',
+      testMatch: ['<rootDir>/test/{cluster,integration}/**/*.test.ts'],
+    },
+    {
+      ...common,
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/test/e2e/**/*.test.ts'],
     },
   ],
 };

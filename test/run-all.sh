@@ -4,8 +4,9 @@
 #   static    typecheck, generated files up to date
 #   unit      pure logic (jest project "unit")
 #   launcher  the launcher against real QEMU (jest project "launcher")
-#   cluster   a real single-node cluster is brought up, the kubevm images are built and imported,
-#             then the cluster suites run; the cluster is torn down on exit whatever happened
+#   cluster   a real single-node cluster is brought up; the integration suites run against it,
+#             then kubevm's images are built and imported, kubevm is installed and the e2e
+#             suites run; the cluster is torn down on exit whatever happened
 # With an argument, only that stage runs (the cluster stage still brings up its cluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,12 @@ jest() {
 
 stage() { [ "$only" = all ] || [ "$only" = "$1" ]; }
 
+# A check or set-up step outside jest counts as one test: its failure fails the run.
+check() {
+  local name="$1"; shift
+  if "$@"; then passed=$((passed + 1)); else echo "FAILED: $name"; failed=$((failed + 1)); status=1; return 1; fi
+}
+
 summary() {
   echo
   echo "kubevm: $passed passed, $failed failed"
@@ -39,8 +46,8 @@ trap summary EXIT
 
 if stage static; then
   echo "== static: typecheck and generated files"
-  npx tsc -p tsconfig.json --noEmit || status=1
-  node --import tsx scripts/generate.ts --check || status=1
+  check typecheck npx tsc -p tsconfig.json --noEmit || true
+  check "generated files up to date" node --import tsx scripts/generate.ts --check || true
 fi
 
 if stage unit; then
@@ -55,14 +62,19 @@ fi
 
 if stage cluster; then
   echo "== cluster (real kube-apiserver, kubelet, containerd)"
-  cleanup() { make --no-print-directory cluster-down || true; summary; }
+  cleanup() { check "cluster down, nothing left" make --no-print-directory cluster-down || true; summary; exit "$status"; }
   trap cleanup EXIT
-  make --no-print-directory cluster-up
+  check "cluster up" make --no-print-directory cluster-up || exit 1
+  set -a
   # shellcheck disable=SC1091
   source "${KUBEVM_STATE:-/var/lib/kubevm-local}/env"
-  export KUBECONFIG
-  make --no-print-directory images
-  jest cluster
+  set +a
+  echo "== integration (the cluster without kubevm installed)"
+  jest integration
+  echo "== e2e (kubevm's images built and installed)"
+  check "images built and imported" make --no-print-directory images || exit 1
+  check "kubevm installed" bash scripts/install-kubevm.sh || exit 1
+  jest e2e
 fi
 
 exit "$status"
