@@ -53,7 +53,11 @@ export interface Conflict {
 /** Expansion cannot proceed: the VM must change (or the instancetype). */
 export class ExpansionError extends Error {
   override readonly name = 'ExpansionError';
-  constructor(readonly conflicts: Conflict[]) {
+  constructor(
+    readonly conflicts: Conflict[],
+    /** The Failure condition's reason. */
+    readonly reason = 'InstancetypeConflict',
+  ) {
     super(conflicts.map((conflict) => `${conflict.path}: ${conflict.message}`).join('; '));
   }
 }

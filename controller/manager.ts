@@ -1,0 +1,213 @@
+// The controller process's parts, wired: shared informers (they run on every replica, so a new
+// leader starts with a warm cache), and, only while this replica leads, the VM and VMI controllers
+// with fresh expectations. Leadership lost means the controllers stop at once; the next leader
+// converges from the cache: deterministic names turn any repeated create into AlreadyExists.
+import {
+  KUBEVIRT_API_VERSION,
+  VirtualMachineClusterInstancetypeNames,
+  VirtualMachineClusterPreferenceNames,
+  VirtualMachineInstancetypeNames,
+  VirtualMachinePreferenceNames,
+} from '../runtime/api/index.js';
+import type { ResourceNames } from '../runtime/api/index.js';
+import { Controller, controllerOwnerKey } from '../runtime/controller.js';
+import { ControllerExpectations } from '../runtime/expectations.js';
+import { Informer, ownerUidIndex } from '../runtime/informer.js';
+import type { KubeClient, KubeObject, ResourceDescriptor } from '../runtime/kube.js';
+import { coreResources } from '../runtime/kube.js';
+import { LeaderElector } from '../runtime/leader-election.js';
+import type { Logger } from '../runtime/logging.js';
+import type { KubeVirtCR, VirtualMachine, VirtualMachineInstance } from './api.js';
+import type { EventRecorder } from './events.js';
+import { KubeEventRecorder } from './events.js';
+import { RevisionStore } from './vm/revisions.js';
+import type { SnapshotObject, SourceInformers } from './vm/revisions.js';
+import { VMController, observeVMIs, vmResource } from './vm/controller.js';
+import type { LauncherPodConfig } from './vmi/launcher-pod.js';
+import { LAUNCHER_LABEL, LAUNCHER_LABEL_VALUE } from './vmi/launcher-pod.js';
+import { VMIController, observeLauncherPods, vmiResource } from './vmi/controller.js';
+import type { Pod } from './vmi/controller.js';
+
+export interface ControllerConfig {
+  launcherImage: string;
+  launcherImagePullPolicy: 'Always' | 'Never' | 'IfNotPresent';
+  launcherCommand?: string[];
+  /** Forces emulation on or off; undefined follows the KubeVirt CR's developerConfiguration.useEmulation. */
+  useEmulation?: boolean;
+  memoryOverhead?: string;
+  /** Where the leader election Lease lives. */
+  namespace: string;
+  leaseName: string;
+  /** false: lead unconditionally (a single replica, or tests). */
+  leaderElection: boolean;
+  identity: string;
+  vmWorkers: number;
+  vmiWorkers: number;
+  /** Informer full re-list period. */
+  resyncPeriodMs?: number;
+  /** Leader election timings (client-go's defaults when unset). */
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+}
+
+export const kubevirtResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'kubevirts', kind: 'KubeVirt', namespaced: true };
+
+function descriptorOf(names: ResourceNames): ResourceDescriptor {
+  return { group: names.group, version: names.version, resource: names.plural, kind: names.kind, namespaced: names.scope === 'Namespaced' };
+}
+
+/** The running controllers of one leadership term. */
+interface Term {
+  controllers: Controller[];
+  unregister: Array<() => void>;
+}
+
+export class ControllerManager {
+  readonly vms: Informer<VirtualMachine>;
+  readonly vmis: Informer<VirtualMachineInstance>;
+  readonly pods: Informer<Pod>;
+  readonly kubevirts: Informer<KubeVirtCR>;
+  readonly sources: SourceInformers;
+  private readonly informers: Array<Informer<KubeObject>>;
+  private readonly elector: LeaderElector | undefined;
+  private readonly events: EventRecorder;
+  private term: Term | undefined;
+  private termChange: Promise<void> = Promise.resolve();
+  private readonly stopController = new AbortController();
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly config: ControllerConfig,
+    private readonly log: Logger,
+  ) {
+    const common = { client, log, ...(config.resyncPeriodMs !== undefined ? { resyncPeriodMs: config.resyncPeriodMs } : {}) };
+    this.vms = new Informer<VirtualMachine>({ ...common, descriptor: vmResource });
+    this.vmis = new Informer<VirtualMachineInstance>({ ...common, descriptor: vmiResource });
+    this.pods = new Informer<Pod>({
+      ...common,
+      descriptor: coreResources.pods,
+      labelSelector: `${LAUNCHER_LABEL}=${LAUNCHER_LABEL_VALUE}`,
+      indexers: { ownerUid: ownerUidIndex },
+    });
+    this.kubevirts = new Informer<KubeVirtCR>({ ...common, descriptor: kubevirtResource });
+    this.sources = {};
+    for (const names of [VirtualMachineInstancetypeNames, VirtualMachineClusterInstancetypeNames, VirtualMachinePreferenceNames, VirtualMachineClusterPreferenceNames]) {
+      this.sources[names.kind] = new Informer<SnapshotObject>({ ...common, descriptor: descriptorOf(names) });
+    }
+    const all: Array<Informer<KubeObject> | undefined> = [
+      this.vms as unknown as Informer<KubeObject>,
+      this.vmis as unknown as Informer<KubeObject>,
+      this.pods as unknown as Informer<KubeObject>,
+      this.kubevirts as unknown as Informer<KubeObject>,
+      ...Object.values(this.sources).map((informer) => informer as unknown as Informer<KubeObject> | undefined),
+    ];
+    this.informers = all.filter((informer): informer is Informer<KubeObject> => informer !== undefined);
+    this.events = new KubeEventRecorder(client, 'virt-controller', config.identity, log);
+    if (config.leaderElection) {
+      this.elector = new LeaderElector({
+        client,
+        namespace: config.namespace,
+        leaseName: config.leaseName,
+        identity: config.identity,
+        component: 'virt_controller',
+        log,
+        ...(config.leaseDurationMs !== undefined ? { leaseDurationMs: config.leaseDurationMs } : {}),
+        ...(config.renewDeadlineMs !== undefined ? { renewDeadlineMs: config.renewDeadlineMs } : {}),
+        ...(config.retryPeriodMs !== undefined ? { retryPeriodMs: config.retryPeriodMs } : {}),
+        onStartedLeading: (signal) => this.lead(signal),
+      });
+    }
+  }
+
+  /** The launcher settings now: emulation from the config, else from the KubeVirt CR. */
+  launcherConfig(): LauncherPodConfig {
+    let useEmulation = this.config.useEmulation;
+    if (useEmulation === undefined) {
+      const kubevirt = this.kubevirts.list().find((cr) => cr.apiVersion === undefined || cr.apiVersion === KUBEVIRT_API_VERSION);
+      useEmulation = kubevirt?.spec?.configuration?.developerConfiguration?.useEmulation ?? false;
+    }
+    return {
+      launcherImage: this.config.launcherImage,
+      launcherImagePullPolicy: this.config.launcherImagePullPolicy,
+      useEmulation,
+      ...(this.config.launcherCommand ? { launcherCommand: this.config.launcherCommand } : {}),
+      ...(this.config.memoryOverhead ? { memoryOverhead: this.config.memoryOverhead } : {}),
+    };
+  }
+
+  start(): void {
+    for (const informer of this.informers) informer.start();
+    if (this.elector) this.elector.start();
+    else void this.lead(this.stopController.signal);
+  }
+
+  hasSynced(): boolean {
+    return this.informers.every((informer) => informer.hasSynced());
+  }
+
+  isLeader(): boolean {
+    return this.term !== undefined;
+  }
+
+  /** Reconcile every VM and VMI again (what a periodic resync does), e.g. to prove a no-op pass writes nothing. */
+  resyncAll(): void {
+    for (const controller of this.term?.controllers ?? []) {
+      const informer = controller.kind === 'VirtualMachine' ? this.vms : this.vmis;
+      for (const key of informer.keys()) controller.enqueue(key);
+    }
+  }
+
+  /** Idle: no keys queued or in flight (for tests). */
+  idle(): boolean {
+    return (this.term?.controllers ?? []).every((controller) => controller.queue.len() === 0 && controller.queue.inFlight() === 0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopController.abort();
+    // Stop reconciling before giving up the Lease, so the next leader never overlaps with us.
+    await this.endTerm();
+    await this.elector?.stop();
+    await Promise.all(this.informers.map((informer) => informer.stop()));
+  }
+
+  private async lead(signal: AbortSignal): Promise<void> {
+    await this.termChange;
+    const expectationsVM = new ControllerExpectations();
+    const expectationsVMI = new ControllerExpectations();
+    const revisions = new RevisionStore(this.client, this.sources);
+    const vmController = new VMController({ client: this.client, vms: this.vms, vmis: this.vmis, expectations: expectationsVM, revisions, events: this.events });
+    const vmiController = new VMIController({
+      client: this.client,
+      vmis: this.vmis,
+      pods: this.pods,
+      expectations: expectationsVMI,
+      events: this.events,
+      launcherConfig: () => this.launcherConfig(),
+    });
+    // Expectations are lowered before the controllers' own handlers enqueue the key.
+    const unregister = [observeVMIs(this.vmis, expectationsVM), observeLauncherPods(this.pods, expectationsVMI)];
+    const vm = new Controller({ name: 'virt-controller-vm', kind: 'VirtualMachine', workers: this.config.vmWorkers, log: this.log, reconcile: vmController.reconcile })
+      .watch(this.vms)
+      .watch(this.vmis, controllerOwnerKey('VirtualMachine'));
+    const vmi = new Controller({ name: 'virt-controller-vmi', kind: 'VirtualMachineInstance', workers: this.config.vmiWorkers, log: this.log, reconcile: vmiController.reconcile })
+      .watch(this.vmis)
+      .watch(this.pods, controllerOwnerKey('VirtualMachineInstance'));
+    this.term = { controllers: [vm, vmi], unregister };
+    this.log.info({ identity: this.config.identity }, 'leading: starting the VM and VMI controllers');
+    signal.addEventListener('abort', () => void this.endTerm(), { once: true });
+    await Promise.all([vm.start(signal), vmi.start(signal)]);
+  }
+
+  private endTerm(): Promise<void> {
+    const term = this.term;
+    if (!term) return this.termChange;
+    this.term = undefined;
+    this.termChange = (async () => {
+      for (const off of term.unregister) off();
+      await Promise.all(term.controllers.map((controller) => controller.stop({ deadlineMs: 5_000 })));
+      this.log.info('stopped leading: VM and VMI controllers stopped');
+    })();
+    return this.termChange;
+  }
+}

@@ -1,0 +1,374 @@
+// VirtualMachine → VirtualMachineInstance, as KubeVirt's VM controller: read the VM and its VMI from
+// the cache, decide from the run strategy and the queued state change requests whether a VMI
+// should be created or deleted, do that, then compute the VM status once and write it only if it
+// changed. Creating and deleting go through expectations, so a pass on a stale cache waits for the
+// informer instead of acting twice.
+import { createHash } from 'node:crypto';
+import type { InstancetypeSpec, PreferenceSpec, VirtualMachine, VirtualMachineInstance, VirtualMachineStatus } from '../api.js';
+import { VirtualMachineInstancetypeSpec, VirtualMachinePreferenceSpec } from '../../runtime/api/index.js';
+import type { ControllerExpectations } from '../../runtime/expectations.js';
+import type { Informer } from '../../runtime/informer.js';
+import type { KubeClient, ResourceClient, ResourceDescriptor } from '../../runtime/kube.js';
+import { isAlreadyExists, isNotFound } from '../../runtime/kube.js';
+import type { ReconcileContext, ReconcileResult } from '../../runtime/controller.js';
+import { updateStatusIfChanged } from '../../runtime/status.js';
+import type { EventRecorder } from '../events.js';
+import { vmiResource } from '../vmi/controller.js';
+import { backoffSecondsLeft, nextStartFailure } from './crash-loop.js';
+import { ExpansionError, expandTemplate } from './instancetype.js';
+import type { NamedSpec } from './instancetype.js';
+import type { RevisionStore, StatusRef } from './revisions.js';
+import { decideRunAction, isFinal, runStrategyOf, trimStateChangeRequests } from './run-strategy.js';
+import type { ObservedVMI, RunDecision } from './run-strategy.js';
+import { TEMPLATE_HASH_ANNOTATION, computeVMStatus } from './status.js';
+
+export const vmResource: ResourceDescriptor = {
+  group: 'kubevirt.io',
+  version: 'v1',
+  resource: 'virtualmachines',
+  kind: 'VirtualMachine',
+  namespaced: true,
+};
+
+const FIELD_MANAGER = 'kubevm-controller';
+/** A VM waiting for its instancetype (not found) looks again this often. */
+const INSTANCETYPE_RECHECK_MS = 10_000;
+
+export interface VMControllerDeps {
+  client: KubeClient;
+  vms: Informer<VirtualMachine>;
+  vmis: Informer<VirtualMachineInstance>;
+  /** VMI creations/deletions per VM key, fed by observeVMIs. */
+  expectations: ControllerExpectations;
+  revisions: RevisionStore;
+  events: EventRecorder;
+  now?: () => Date;
+  random?: () => number;
+}
+
+function controllingVM(vmi: VirtualMachineInstance): string | undefined {
+  const owner = vmi.metadata?.ownerReferences?.find((ref) => ref.controller && ref.kind === 'VirtualMachine');
+  return owner && vmi.metadata?.namespace ? `${vmi.metadata.namespace}/${owner.name}` : undefined;
+}
+
+/** Feed VMI creations and deletions into the VM expectations; register before the controller's watch. */
+export function observeVMIs(vmis: Informer<VirtualMachineInstance>, expectations: ControllerExpectations): () => void {
+  return vmis.addEventHandler({
+    onAdd: (vmi) => {
+      const key = controllingVM(vmi);
+      if (key) expectations.creationObserved(key);
+    },
+    onUpdate: (old, vmi) => {
+      const key = controllingVM(vmi);
+      if (key && !old.metadata?.deletionTimestamp && vmi.metadata?.deletionTimestamp) expectations.deletionObserved(key);
+    },
+    onDelete: (vmi) => {
+      const key = controllingVM(vmi);
+      if (key && !vmi.metadata?.deletionTimestamp) expectations.deletionObserved(key);
+    },
+  });
+}
+
+/** JSON with sorted keys, so a hash does not depend on the order fields were written in. */
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    return `{${Object.keys(value)
+      .sort()
+      .filter((key) => (value as Record<string, unknown>)[key] !== undefined)
+      .map((key) => `${JSON.stringify(key)}:${stableJson((value as Record<string, unknown>)[key])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function templateHash(vm: VirtualMachine): string {
+  return createHash('sha256')
+    .update(stableJson({ template: vm.spec.template, instancetype: vm.spec.instancetype?.name, preference: vm.spec.preference?.name }))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+/** KubeVirt's stable firmware UUID: a name-based (v5, SHA-1) UUID of the VM name in KubeVirt's namespace. */
+export function firmwareUUID(name: string): string {
+  const namespace = Buffer.from('6a1a24a1406146078bf4a3963d0c5895', 'hex');
+  const bytes = createHash('sha1').update(namespace).update(name).digest().subarray(0, 16);
+  bytes[6] = ((bytes[6] ?? 0) & 0x0f) | 0x50;
+  bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+interface Expanded {
+  instancetype?: NamedSpec<InstancetypeSpec>;
+  preference?: NamedSpec<PreferenceSpec>;
+  instancetypeRef?: StatusRef;
+  preferenceRef?: StatusRef;
+}
+
+export class VMController {
+  private readonly vmClient: ResourceClient<VirtualMachine>;
+  private readonly vmiClient: ResourceClient<VirtualMachineInstance>;
+  private readonly now: () => Date;
+
+  constructor(private readonly deps: VMControllerDeps) {
+    this.vmClient = deps.client.resource<VirtualMachine>(vmResource);
+    this.vmiClient = deps.client.resource<VirtualMachineInstance>(vmiResource);
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  readonly reconcile = async (key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> => {
+    const { expectations, events } = this.deps;
+    const vm = this.deps.vms.get(key);
+    if (!vm) {
+      // Its VMI goes with it: it carries a controller owner reference to the VM.
+      expectations.delete(key);
+      return;
+    }
+    const now = this.now();
+    const vmUid = vm.metadata?.uid ?? '';
+    const cached = this.deps.vmis.get(key);
+    const foreign = cached && !cached.metadata?.ownerReferences?.some((ref) => ref.uid === vmUid && ref.controller);
+    const vmi = foreign ? undefined : cached;
+    const runStrategy = runStrategyOf(vm);
+    const observed: ObservedVMI | undefined = vmi
+      ? { uid: vmi.metadata?.uid ?? '', phase: vmi.status?.phase ?? '', deleting: Boolean(vmi.metadata?.deletionTimestamp) }
+      : undefined;
+    const startFailure = nextStartFailure(
+      vm.status?.startFailure,
+      vmi ? { uid: observed?.uid ?? '', phase: observed?.phase, everRan: (vmi.status?.phaseTransitionTimestamps ?? []).some((t) => t.phase === 'Running') } : undefined,
+      runStrategy,
+      now,
+      this.deps.random,
+    );
+
+    let failure: { reason: string; message: string } | undefined;
+    let result: ReconcileResult | void = undefined;
+    if (foreign) {
+      failure = { reason: 'FailedCreate', message: `VirtualMachineInstance ${key} exists and is not controlled by this VirtualMachine; delete it to let the VM start` };
+    }
+
+    // The instancetype/preference snapshot is taken whether or not the VM runs, so the VM keeps
+    // what it was created with.
+    const expanded: Expanded = {};
+    try {
+      const instancetype = await this.deps.revisions.resolveInstancetype<unknown>(vm, ctx.signal);
+      if (instancetype) {
+        expanded.instancetype = { ...instancetype.named, spec: parseSpec(VirtualMachineInstancetypeSpec, instancetype.named, 'spec.instancetype') };
+        expanded.instancetypeRef = instancetype.ref;
+      }
+      const preference = await this.deps.revisions.resolvePreference<unknown>(vm, ctx.signal);
+      if (preference) {
+        expanded.preference = { ...preference.named, spec: parseSpec(VirtualMachinePreferenceSpec, preference.named, 'spec.preference') };
+        expanded.preferenceRef = preference.ref;
+      }
+    } catch (err) {
+      if (!(err instanceof ExpansionError)) throw err;
+      failure = { reason: err.reason, message: err.message };
+      if (err.reason === 'InstancetypeNotFound') result = { requeueAfter: INSTANCETYPE_RECHECK_MS };
+    }
+
+    const currentRequests = vm.status?.stateChangeRequests ?? [];
+    let decision: RunDecision = decideRunAction({
+      runStrategy,
+      vmi: observed,
+      stateChangeRequests: currentRequests,
+      lastRunStrategy: vm.status?.runStrategy,
+      backoffSeconds: backoffSecondsLeft(startFailure, now),
+    });
+    if (vm.metadata?.deletionTimestamp) {
+      decision = {
+        action: observed && !observed.deleting ? { type: 'stop' } : { type: 'none' },
+        reason: 'the VirtualMachine is being deleted',
+        stateChangeRequests: trimStateChangeRequests(currentRequests, observed),
+      };
+    }
+
+    const pending = expectations.pending(key);
+    const settled = expectations.satisfied(key);
+    let startExpected = !settled && (pending?.adds ?? 0) > 0;
+    let stopExpected = !settled && (pending?.dels ?? 0) > 0;
+    let acted = decision.action.type === 'none' || decision.action.type === 'wait';
+    const hash = templateHash(vm);
+
+    if (!settled) {
+      ctx.log.debug({ pending }, 'waiting for the cache to show the VMI change just made');
+    } else {
+      switch (decision.action.type) {
+        case 'start': {
+          if (failure) break; // cannot build the VMI; the Failure condition says why
+          const built = this.buildVMI(vm, expanded, hash, decision);
+          if (built instanceof ExpansionError) {
+            failure = { reason: built.reason, message: built.message };
+            events.record(vm, 'Warning', 'FailedCreate', `Error creating virtual machine instance: ${built.message}`);
+            break;
+          }
+          acted = await this.createVMI(key, vm, built, decision.reason, ctx);
+          startExpected = acted;
+          break;
+        }
+        case 'stop': {
+          if (!vmi) break;
+          acted = await this.deleteVMI(key, vm, vmi, decision.reason, ctx);
+          stopExpected = acted;
+          break;
+        }
+        case 'wait':
+          result = { requeueAfter: decision.action.seconds * 1000 };
+          break;
+        case 'switchToAlways': {
+          // How a Start reaches a Halted VM (KubeVirt's start subresource does the same).
+          const patch = vm.spec.runStrategy !== undefined ? { spec: { runStrategy: 'Always' } } : { spec: { running: true } };
+          await this.vmClient.patch(vm.metadata?.name ?? '', vm.metadata?.namespace, patch, 'merge', { fieldManager: FIELD_MANAGER, signal: ctx.signal });
+          ctx.log.info('Start request on a Halted VM: runStrategy set to Always');
+          acted = true;
+          break;
+        }
+        case 'none':
+          break;
+      }
+    }
+
+    const stateChangeRequests = acted ? decision.stateChangeRequests : trimStateChangeRequests(currentRequests, observed);
+    const status: VirtualMachineStatus = computeVMStatus({
+      vm,
+      vmi,
+      runStrategy,
+      stateChangeRequests,
+      startFailure,
+      startExpected,
+      stopExpected,
+      failure,
+      templateHash: hash,
+      instancetypeRef: expanded.instancetypeRef ?? (failure ? vm.status?.instancetypeRef : undefined),
+      preferenceRef: expanded.preferenceRef ?? (failure ? vm.status?.preferenceRef : undefined),
+      now,
+    });
+    const before = vm.status?.printableStatus;
+    const { written } = await updateStatusIfChanged(this.vmClient, vm, status, { fieldManager: FIELD_MANAGER, signal: ctx.signal });
+    if (written && status.printableStatus !== before) {
+      ctx.log.info({ printableStatus: status.printableStatus, previous: before }, 'VM status changed');
+      this.recordTransition(vm, vmi, before, status);
+    }
+    const previousFailure = vm.status?.conditions?.find((c) => c.type === 'Failure' && c.status === 'True');
+    if (written && failure && previousFailure?.message !== failure.message) {
+      ctx.log.warn({ reason: failure.reason, message: failure.message }, 'VM cannot proceed');
+      events.record(vm, 'Warning', failure.reason, failure.message);
+    }
+    return result;
+  };
+
+  private buildVMI(vm: VirtualMachine, expanded: Expanded, hash: string, decision: RunDecision): VirtualMachineInstance | ExpansionError {
+    const template = vm.spec.template;
+    let expansion;
+    try {
+      expansion = expandTemplate(template.spec, template.metadata ?? undefined, expanded.instancetype, expanded.preference);
+    } catch (err) {
+      if (err instanceof ExpansionError) return err;
+      throw err;
+    }
+    const spec = expansion.spec;
+    const name = vm.metadata?.name ?? '';
+    // A stable SMBIOS UUID across restarts, as KubeVirt derives it.
+    if (!spec.domain.firmware?.uuid) spec.domain.firmware = { ...spec.domain.firmware, uuid: firmwareUUID(name) };
+    const first = decision.stateChangeRequests[0] ?? vm.status?.stateChangeRequests?.[0];
+    if (first?.action === 'Start' && first.data?.['paused'] === 'true') spec.startStrategy = 'Paused';
+    return {
+      apiVersion: 'kubevirt.io/v1',
+      kind: 'VirtualMachineInstance',
+      metadata: {
+        name,
+        ...(vm.metadata?.namespace ? { namespace: vm.metadata.namespace } : {}),
+        ...(template.metadata?.labels ? { labels: { ...template.metadata.labels } } : {}),
+        annotations: {
+          ...expansion.annotations,
+          ...(template.metadata?.annotations ?? {}),
+          [TEMPLATE_HASH_ANNOTATION]: hash,
+          'kubevirt.io/vm-generation': String(vm.metadata?.generation ?? 0),
+        },
+        ownerReferences: [{ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', name, uid: vm.metadata?.uid ?? '', controller: true, blockOwnerDeletion: true }],
+      },
+      spec,
+    };
+  }
+
+  private async createVMI(key: string, vm: VirtualMachine, vmi: VirtualMachineInstance, reason: string, ctx: ReconcileContext): Promise<boolean> {
+    this.deps.expectations.expectCreations(key, 1);
+    try {
+      await this.vmiClient.create(vmi, { fieldManager: FIELD_MANAGER, signal: ctx.signal });
+    } catch (err) {
+      this.deps.expectations.creationObserved(key);
+      if (isAlreadyExists(err)) {
+        // The previous VMI (maybe still terminating) or one a previous leader created; the
+        // informer will show it and the next pass decides again.
+        ctx.log.info('VMI already exists; waiting for the cache');
+        return false;
+      }
+      this.deps.events.record(vm, 'Warning', 'FailedCreate', `Error creating virtual machine instance: ${err instanceof Error ? err.message : String(err)}`);
+      throw err;
+    }
+    ctx.log.info({ reason }, 'created VMI');
+    this.deps.events.record(vm, 'Normal', 'SuccessfulCreate', `Started the virtual machine by creating the new virtual machine instance ${vmi.metadata?.name} (${reason})`);
+    return true;
+  }
+
+  private async deleteVMI(key: string, vm: VirtualMachine, vmi: VirtualMachineInstance, reason: string, ctx: ReconcileContext): Promise<boolean> {
+    this.deps.expectations.expectDeletions(key, 1);
+    try {
+      await this.vmiClient.delete(vmi.metadata?.name ?? '', vmi.metadata?.namespace, {
+        ...(vmi.metadata?.uid ? { preconditionUid: vmi.metadata.uid } : {}),
+        signal: ctx.signal,
+      });
+    } catch (err) {
+      this.deps.expectations.deletionObserved(key);
+      if (isNotFound(err)) return false;
+      this.deps.events.record(vm, 'Warning', 'FailedDelete', `Error deleting virtual machine instance ${vmi.metadata?.name}: ${err instanceof Error ? err.message : String(err)}`);
+      throw err;
+    }
+    ctx.log.info({ reason, vmiUid: vmi.metadata?.uid }, 'deleted VMI');
+    this.deps.events.record(vm, 'Normal', 'SuccessfulDelete', `Stopped the virtual machine by deleting the virtual machine instance ${vmi.metadata?.uid} (${reason})`);
+    return true;
+  }
+
+  private recordTransition(vm: VirtualMachine, vmi: VirtualMachineInstance | undefined, before: string | undefined, status: VirtualMachineStatus): void {
+    const { events } = this.deps;
+    const conditionMessage = (type: string) => status.conditions?.find((c) => c.type === type)?.message ?? '';
+    switch (status.printableStatus) {
+      case 'Running':
+        events.record(vm, 'Normal', 'Started', `VirtualMachine started: VMI ${vmi?.metadata?.name} is running on node ${vmi?.status?.nodeName ?? ''}`);
+        break;
+      case 'Stopped':
+        if (before !== undefined && before !== 'Stopped') {
+          const how = vmi && isFinal(vmi.status?.phase ?? '') ? ` (the VMI ${vmi.status?.phase === 'Succeeded' ? 'succeeded: the guest powered off' : 'failed'})` : '';
+          events.record(vm, 'Normal', 'Stopped', `VirtualMachine stopped${how}`);
+        }
+        break;
+      case 'CrashLoopBackOff':
+        events.record(
+          vm,
+          'Warning',
+          'CrashLoopBackOff',
+          `The VMI failed ${status.startFailure?.consecutiveFailCount ?? 0} time(s) in a row before its guest started; next start not before ${status.startFailure?.retryAfterTimestamp}`,
+        );
+        break;
+      case 'ErrorUnschedulable':
+        events.record(vm, 'Warning', 'ErrorUnschedulable', conditionMessage('PodScheduled'));
+        break;
+      case 'ErrImagePull':
+      case 'ImagePullBackOff':
+      case 'ErrorPvcNotFound':
+        events.record(vm, 'Warning', status.printableStatus, conditionMessage('Synchronized'));
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+function parseSpec<S>(schema: { safeParse(value: unknown): { success: true; data: S } | { success: false; error: { message: string } } }, named: NamedSpec<unknown>, path: string): S {
+  const parsed = schema.safeParse(named.spec);
+  if (!parsed.success) {
+    throw new ExpansionError([{ path, message: `${named.kind} ${named.name} has an invalid spec: ${parsed.error.message}` }], 'InvalidInstancetype');
+  }
+  return parsed.data;
+}
