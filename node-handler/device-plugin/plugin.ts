@@ -2,17 +2,17 @@
 // registered: level-triggered on "the device exists" and "the kubelet we registered with is the
 // one running", so a kubelet restart (which wipes the device-plugins directory and recreates
 // kubelet.sock) or a device appearing later both converge on the next pass.
-import { existsSync, watch } from 'node:fs';
+import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { Counter } from 'prom-client';
 import type { Logger } from '../../runtime/logging.js';
 import { silentLogger } from '../../runtime/logging.js';
 import { registry } from '../../runtime/metrics.js';
+import { devicePluginV1beta1 } from './deviceplugin-v1beta1.js';
 import {
   UnknownDeviceUnitError,
   allocateDevice,
@@ -33,30 +33,20 @@ export const deviceAllocations = new Counter({
   labelNames: ['resource', 'outcome'] as const,
   registers: [registry],
 });
-const protoFileName = 'deviceplugin-v1beta1.proto';
-
-/** The .proto beside this module; from dist/ the source tree's copy (tsc does not copy it). */
-function protoPath(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const candidates = [
-    path.join(here, protoFileName),
-    path.resolve(here, '../../../node-handler/device-plugin', protoFileName),
-  ];
-  const found = candidates.find((candidate) => existsSync(candidate));
-  if (!found) throw new Error(`device-plugin API description ${protoFileName} not found in ${candidates.join(', ')}`);
-  return found;
-}
-
 interface DevicePluginApi {
   Registration: grpc.ServiceClientConstructor;
   DevicePlugin: grpc.ServiceClientConstructor;
 }
 
+/** Field names as in the .proto (keepCase); unset fields present with their defaults. */
+export const devicePluginLoadOptions = { keepCase: true, longs: String, enums: String, defaults: true };
+
 let api: DevicePluginApi | undefined;
 /** The v1beta1 services, loaded once. Field names as in the .proto (keepCase). */
 export function devicePluginApi(): DevicePluginApi {
   if (!api) {
-    const definition = protoLoader.loadSync(protoPath(), { keepCase: true, longs: String, enums: String, defaults: true });
+    const descriptor = devicePluginV1beta1 as unknown as Parameters<typeof protoLoader.fromJSON>[0];
+    const definition = protoLoader.fromJSON(descriptor, devicePluginLoadOptions);
     const loaded = grpc.loadPackageDefinition(definition) as unknown as { v1beta1: DevicePluginApi };
     api = loaded.v1beta1;
   }
