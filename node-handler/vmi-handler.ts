@@ -6,7 +6,8 @@ import type { VirtualMachineInstance as ApiVirtualMachineInstance } from '../run
 import type { ReconcileContext, ReconcileFunction, ReconcileResult } from '../runtime/controller.js';
 import type { Informer } from '../runtime/informer.js';
 import type { KubeObject, ResourceClient } from '../runtime/kube.js';
-import { isNotFound } from '../runtime/kube.js';
+import { ApiError, isNotFound } from '../runtime/kube.js';
+import type { Logger } from '../runtime/logging.js';
 import { updateStatusIfChanged } from '../runtime/status.js';
 import type { DomainState, DomainStateCache } from './domain-state.js';
 import type { LauncherConnections, LauncherSession } from './launcher-connections.js';
@@ -143,4 +144,24 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
     if (written) ctx.log.info({ phase: status.phase }, 'status updated');
     if (domain && (domain.phase === 'Shutoff' || domain.phase === 'Failed')) shutdownSent.delete(podUid);
   };
+}
+
+/**
+ * The VMI watch of this node: field selector status.nodeName=<node>, which needs the CRD to
+ * declare .status.nodeName in selectableFields. Against a CRD that does not (the API server
+ * answers 400), watch all VMIs and let reconcile skip those without an active pod here — correct,
+ * only costlier — and say so.
+ */
+export async function nodeVmiSelector(vmis: ResourceClient<VirtualMachineInstance>, nodeName: string, log: Logger): Promise<{ fieldSelector?: string }> {
+  const fieldSelector = `status.nodeName=${nodeName}`;
+  try {
+    await vmis.list({ fieldSelector, limit: 1 });
+    return { fieldSelector };
+  } catch (error) {
+    if (error instanceof ApiError && error.code === 400) {
+      log.warn({ err: error }, 'the VMI CRD does not declare status.nodeName selectable; watching all VMIs');
+      return {};
+    }
+    throw error;
+  }
 }
