@@ -43,6 +43,8 @@ export interface ControllerConfig {
   identity: string;
   vmWorkers: number;
   vmiWorkers: number;
+  /** Watch one namespace only (tests); all namespaces when unset. */
+  watchNamespace?: string;
   /** Informer full re-list period. */
   resyncPeriodMs?: number;
   /** Leader election timings (client-go's defaults when unset). */
@@ -82,18 +84,20 @@ export class ControllerManager {
     private readonly log: Logger,
   ) {
     const common = { client, log, ...(config.resyncPeriodMs !== undefined ? { resyncPeriodMs: config.resyncPeriodMs } : {}) };
-    this.vms = new Informer<VirtualMachine>({ ...common, descriptor: vmResource });
-    this.vmis = new Informer<VirtualMachineInstance>({ ...common, descriptor: vmiResource });
+    const scoped = { ...common, ...(config.watchNamespace ? { namespace: config.watchNamespace } : {}) };
+    this.vms = new Informer<VirtualMachine>({ ...scoped, descriptor: vmResource });
+    this.vmis = new Informer<VirtualMachineInstance>({ ...scoped, descriptor: vmiResource });
     this.pods = new Informer<Pod>({
-      ...common,
+      ...scoped,
       descriptor: coreResources.pods,
       labelSelector: `${LAUNCHER_LABEL}=${LAUNCHER_LABEL_VALUE}`,
       indexers: { ownerUid: ownerUidIndex },
     });
-    this.kubevirts = new Informer<KubeVirtCR>({ ...common, descriptor: kubevirtResource });
+    this.kubevirts = new Informer<KubeVirtCR>({ ...scoped, descriptor: kubevirtResource });
     this.sources = {};
     for (const names of [VirtualMachineInstancetypeNames, VirtualMachineClusterInstancetypeNames, VirtualMachinePreferenceNames, VirtualMachineClusterPreferenceNames]) {
-      this.sources[names.kind] = new Informer<SnapshotObject>({ ...common, descriptor: descriptorOf(names) });
+      const descriptor = descriptorOf(names);
+      this.sources[names.kind] = new Informer<SnapshotObject>({ ...(descriptor.namespaced ? scoped : common), descriptor });
     }
     const all: Array<Informer<KubeObject> | undefined> = [
       this.vms as unknown as Informer<KubeObject>,

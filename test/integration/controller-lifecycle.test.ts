@@ -1,0 +1,382 @@
+// The controller against the real kube-apiserver (control plane only is enough: without a
+// scheduler or kubelet the launcher pod stays Pending, so the VMI stays Scheduling). Started
+// in-process, scoped to a throwaway namespace. Shows: VM → VMI → exactly one launcher pod of the
+// right shape; VM deletion removes the VMI and pod; Halted creates nothing; Start/Stop state change
+// requests; a restarted controller creates no duplicate; two replicas with leader election, one
+// acting; a no-op resync writes nothing; a missing PVC is reported and recovered from; instancetype
+// snapshots and conflicts.
+// Needs KUBECONFIG (or ${KUBEVM_STATE:-/var/lib/kubevm-local}/env from make cluster-up-cp); fails,
+// never skips, when no API server is reachable.
+import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+import type { V1Pod } from '@kubernetes/client-node';
+import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
+import { coreResources, isNotFound } from '../../runtime/kube.js';
+import { silentLogger } from '../../runtime/logging.js';
+import { restClientRequests } from '../../runtime/metrics.js';
+import { ControllerManager } from '../../controller/manager.js';
+import type { ControllerConfig } from '../../controller/manager.js';
+import type { VirtualMachine, VirtualMachineInstance } from '../../controller/api.js';
+import { vmResource } from '../../controller/vm/controller.js';
+import { vmiResource } from '../../controller/vmi/controller.js';
+import { launcherPodName } from '../../controller/vmi/launcher-pod.js';
+import { controllerRevisions } from '../../controller/vm/revisions.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, sleep, until } from './runtime-support.js';
+
+jest.setTimeout(120_000);
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+// KUBECONFIG from the environment, else from the local cluster's env file.
+if (!process.env['KUBECONFIG']) {
+  const envFile = join(process.env['KUBEVM_STATE'] ?? '/var/lib/kubevm-local', 'env');
+  if (existsSync(envFile)) {
+    const line = readFileSync(envFile, 'utf8').split('\n').find((entry) => entry.startsWith('KUBECONFIG='));
+    if (line) process.env['KUBECONFIG'] = line.slice('KUBECONFIG='.length).trim();
+  }
+}
+
+const crdResource: ResourceDescriptor = { group: 'apiextensions.k8s.io', version: 'v1', resource: 'customresourcedefinitions', kind: 'CustomResourceDefinition', namespaced: false };
+const pvcs: ResourceDescriptor = { group: '', version: 'v1', resource: 'persistentvolumeclaims', kind: 'PersistentVolumeClaim', namespaced: true };
+const clusterInstancetypes: ResourceDescriptor = {
+  group: 'instancetype.kubevirt.io',
+  version: 'v1beta1',
+  resource: 'virtualmachineclusterinstancetypes',
+  kind: 'VirtualMachineClusterInstancetype',
+  namespaced: false,
+};
+
+type Pod = V1Pod & KubeObject;
+let client: KubeClient;
+let namespace: string;
+const managers: ControllerManager[] = [];
+
+async function applyCrds(): Promise<void> {
+  const crds = client.resource<KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } }>(crdResource);
+  const names: string[] = [];
+  for (const file of readdirSync(join(repoRoot, 'crds')).filter((name) => name.endsWith('.yaml'))) {
+    for (const doc of parseAllDocuments(readFileSync(join(repoRoot, 'crds', file), 'utf8'))) {
+      const crd = doc.toJS() as KubeObject | null;
+      if (!crd?.metadata?.name) continue;
+      names.push(crd.metadata.name);
+      await crds.patch(crd.metadata.name, undefined, crd, 'apply', { fieldManager: 'kubevm-controller-test', force: true });
+    }
+  }
+  for (const name of names) {
+    await until(async () => ((await crds.find(name))?.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'), 30_000, `CRD ${name} established`);
+  }
+}
+
+function config(overrides: Partial<ControllerConfig> = {}): ControllerConfig {
+  return {
+    launcherImage: 'kubevm/launcher:integration',
+    launcherImagePullPolicy: 'IfNotPresent',
+    useEmulation: true,
+    namespace,
+    leaseName: 'kubevm-controller-it',
+    leaderElection: false,
+    identity: 'controller-a',
+    vmWorkers: 2,
+    vmiWorkers: 2,
+    watchNamespace: namespace,
+    ...overrides,
+  };
+}
+
+async function startManager(overrides: Partial<ControllerConfig> = {}): Promise<ControllerManager> {
+  const manager = new ControllerManager(client, config(overrides), silentLogger);
+  managers.push(manager);
+  manager.start();
+  await until(() => manager.hasSynced(), 30_000, 'informers to sync');
+  return manager;
+}
+
+async function stopManager(manager: ControllerManager): Promise<void> {
+  const index = managers.indexOf(manager);
+  if (index !== -1) managers.splice(index, 1);
+  await manager.stop();
+}
+
+function vmManifest(name: string, spec: Partial<VirtualMachine['spec']> = {}): VirtualMachine {
+  return {
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachine',
+    metadata: { name, namespace },
+    spec: {
+      runStrategy: 'Always',
+      template: {
+        metadata: { labels: { 'kubevirt.io/vm': name } },
+        spec: {
+          domain: { memory: { guest: '128Mi' }, devices: { disks: [{ name: 'root', disk: { bus: 'virtio' } }] } },
+          volumes: [{ name: 'root', containerDisk: { image: 'kubevm/test-containerdisk:latest' } }],
+        },
+      },
+      ...spec,
+    },
+  };
+}
+
+const vms = () => client.resource<VirtualMachine>(vmResource);
+const vmis = () => client.resource<VirtualMachineInstance>(vmiResource);
+const pods = () => client.resource<Pod>(coreResources.pods);
+
+async function launcherPods(): Promise<Pod[]> {
+  return (await pods().list({ namespace, labelSelector: 'kubevirt.io=virt-launcher' })).items;
+}
+
+async function vmStatus(name: string): Promise<VirtualMachine['status']> {
+  return (await vms().get(name, namespace)).status;
+}
+
+/** Sum of the in-process client's requests matching the filter (kubevirt_rest_client_requests_total). */
+async function requestCount(filter: (labels: Record<string, string | number>) => boolean): Promise<number> {
+  const metric = await restClientRequests.get();
+  return metric.values.filter((value) => filter(value.labels as Record<string, string | number>)).reduce((sum, value) => sum + value.value, 0);
+}
+const WRITE_VERBS = new Set(['CREATE', 'UPDATE', 'PATCH', 'DELETE']);
+/** Writes by the controller to kubevm's objects and pods (events and the Lease are bookkeeping). */
+const writesTo = (resource?: string) => (labels: Record<string, string | number>) =>
+  WRITE_VERBS.has(String(labels['verb'])) && (resource ? labels['resource'] === resource : !['events', 'leases'].includes(String(labels['resource'])));
+
+async function settle(manager: ControllerManager, quietMs = 1_500): Promise<void> {
+  // Idle for a while: no key queued or in flight, and no event arriving to enqueue one.
+  let quietSince = Date.now();
+  await until(
+    () => {
+      if (!manager.idle()) quietSince = Date.now();
+      return Date.now() - quietSince >= quietMs;
+    },
+    30_000,
+    'the controller to settle',
+  );
+}
+
+beforeAll(async () => {
+  client = clusterClient();
+  await requireCluster(client);
+  await applyCrds();
+  namespace = await createTestNamespace(client, 'kubevm-ctl-it');
+});
+
+afterEach(async () => {
+  for (const manager of managers.splice(0)) await manager.stop();
+});
+
+afterAll(async () => {
+  if (namespace) await deleteNamespace(client, namespace);
+  client?.close();
+});
+
+describe('VirtualMachine → VMI → launcher pod', () => {
+  it('runStrategy Always creates the VMI and exactly one launcher pod of the right shape, with at most the expected writes', async () => {
+    const manager = await startManager();
+    const vmiWritesBefore = await requestCount((l) => l['resource'] === 'virtualmachineinstances' && (l['verb'] === 'UPDATE' || l['verb'] === 'PATCH'));
+    const podWritesBefore = await requestCount((l) => l['resource'] === 'pods' && (l['verb'] === 'UPDATE' || l['verb'] === 'PATCH'));
+    await vms().create(vmManifest('always'));
+
+    await until(async () => (await vmis().find('always', namespace))?.status?.phase === 'Scheduling', 30_000, 'VMI Scheduling');
+    const vm = await vms().get('always', namespace);
+    const vmi = await vmis().get('always', namespace);
+    expect(vmi.metadata?.ownerReferences).toEqual([
+      { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', name: 'always', uid: vm.metadata?.uid, controller: true, blockOwnerDeletion: true },
+    ]);
+    expect(vmi.spec.domain.firmware?.uuid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+
+    await settle(manager);
+    const launchers = await launcherPods();
+    expect(launchers).toHaveLength(1);
+    const pod = launchers[0]!;
+    expect(pod.metadata?.name).toBe(launcherPodName(vmi));
+    expect(pod.metadata?.labels?.['kubevirt.io/created-by']).toBe(vmi.metadata?.uid);
+    expect(pod.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'VirtualMachineInstance', uid: vmi.metadata?.uid, controller: true });
+    expect(pod.spec?.automountServiceAccountToken).toBe(false);
+    expect(pod.spec?.containers[0]?.resources?.requests).toEqual({ memory: '208Mi', cpu: '100m' });
+    expect(pod.spec?.containers[0]?.securityContext?.capabilities).toEqual({ drop: ['ALL'], add: ['NET_BIND_SERVICE'] });
+    expect(JSON.parse(pod.metadata?.annotations?.['kubevm.io/vmi'] ?? '{}').metadata.uid).toBe(vmi.metadata?.uid);
+
+    const status = await vmStatus('always');
+    expect(status?.printableStatus).toBe('Starting');
+    expect(status?.created).toBe(true);
+    expect(status?.ready).toBe(false);
+    expect(status?.observedGeneration).toBe(vm.metadata?.generation);
+    expect(status?.runStrategy).toBe('Always');
+
+    // Without a kubelet the VMI stays Scheduling: one controller write so far (of the ≤ 2 it makes
+    // before the node handler's Running), and none to the pod after creating it.
+    const vmiWrites = (await requestCount((l) => l['resource'] === 'virtualmachineinstances' && (l['verb'] === 'UPDATE' || l['verb'] === 'PATCH'))) - vmiWritesBefore;
+    expect(vmiWrites).toBe(1);
+    const podWrites = (await requestCount((l) => l['resource'] === 'pods' && (l['verb'] === 'UPDATE' || l['verb'] === 'PATCH'))) - podWritesBefore;
+    expect(podWrites).toBe(0);
+
+    // A no-op resync of every VM and VMI writes nothing at all.
+    const writesBefore = await requestCount(writesTo());
+    manager.resyncAll();
+    await settle(manager);
+    expect((await requestCount(writesTo())) - writesBefore).toBe(0);
+  });
+
+  it('deleting the VM removes its VMI and launcher pod', async () => {
+    await startManager();
+    await vms().create(vmManifest('doomed'));
+    await until(async () => (await launcherPods()).some((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === 'doomed'), 30_000, 'launcher pod');
+    await vms().delete('doomed', namespace);
+    await until(async () => (await vmis().find('doomed', namespace)) === undefined, 60_000, 'VMI gone');
+    await until(async () => !(await launcherPods()).some((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === 'doomed'), 60_000, 'pod gone');
+  });
+
+  it('runStrategy Halted creates nothing and reports Stopped', async () => {
+    const manager = await startManager();
+    await vms().create(vmManifest('halted', { runStrategy: 'Halted' }));
+    await until(async () => (await vmStatus('halted'))?.printableStatus === 'Stopped', 30_000, 'Stopped');
+    await settle(manager);
+    expect(await vmis().find('halted', namespace)).toBeUndefined();
+    expect((await vmStatus('halted'))?.created).toBe(false);
+  });
+
+  it('the deprecated running: false is Halted, running: true is Always', async () => {
+    await startManager();
+    const off = vmManifest('running-false');
+    delete off.spec.runStrategy;
+    off.spec.running = false;
+    await vms().create(off);
+    await until(async () => (await vmStatus('running-false'))?.printableStatus === 'Stopped', 30_000, 'Stopped');
+    expect(await vmis().find('running-false', namespace)).toBeUndefined();
+    await vms().patch('running-false', namespace, { spec: { running: true } });
+    await until(async () => (await vmis().find('running-false', namespace)) !== undefined, 30_000, 'VMI created');
+  });
+
+  it('Start and Stop state change requests drive a Manual VM', async () => {
+    await startManager();
+    await vms().create(vmManifest('manual', { runStrategy: 'Manual' }));
+    await until(async () => (await vmStatus('manual'))?.printableStatus === 'Stopped', 30_000, 'Stopped');
+
+    // What the start subresource will write.
+    await vms().patchStatus('manual', namespace, { status: { stateChangeRequests: [{ action: 'Start' }] } });
+    await until(async () => (await vmis().find('manual', namespace)) !== undefined, 30_000, 'VMI created on Start');
+    await until(async () => (await vmStatus('manual'))?.stateChangeRequests === undefined, 30_000, 'Start request trimmed');
+    const vmi = await vmis().get('manual', namespace);
+
+    await vms().patchStatus('manual', namespace, { status: { stateChangeRequests: [{ action: 'Stop', uid: vmi.metadata?.uid }] } });
+    await until(async () => (await vmis().find('manual', namespace)) === undefined, 60_000, 'VMI deleted on Stop');
+    await until(async () => {
+      const status = await vmStatus('manual');
+      return status?.stateChangeRequests === undefined && status?.printableStatus === 'Stopped';
+    }, 30_000, 'Stop trimmed, VM Stopped');
+  });
+
+  it('a missing PVC is reported as ErrorPvcNotFound, and the VM proceeds once it exists', async () => {
+    await startManager();
+    const vm = vmManifest('needs-pvc');
+    vm.spec.template.spec.domain.devices.disks = [{ name: 'root', disk: { bus: 'virtio' } }, { name: 'data', disk: { bus: 'virtio' } }];
+    vm.spec.template.spec.volumes = [...(vm.spec.template.spec.volumes ?? []), { name: 'data', persistentVolumeClaim: { claimName: 'data-pvc' } }];
+    await vms().create(vm);
+    await until(async () => (await vmStatus('needs-pvc'))?.printableStatus === 'ErrorPvcNotFound', 30_000, 'ErrorPvcNotFound');
+    const synchronized = (await vmis().get('needs-pvc', namespace)).status?.conditions?.find((c) => c.type === 'Synchronized');
+    expect(synchronized?.message).toContain(`PersistentVolumeClaim ${namespace}/data-pvc not found`);
+    expect(await launcherPods()).not.toContainEqual(expect.objectContaining({ metadata: expect.objectContaining({ annotations: expect.objectContaining({ 'kubevirt.io/domain': 'needs-pvc' }) }) }));
+
+    await client.resource<KubeObject>(pvcs).create({
+      metadata: { name: 'data-pvc', namespace },
+      spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+    } as KubeObject);
+    await until(async () => (await vmis().find('needs-pvc', namespace))?.status?.phase === 'Scheduling', 30_000, 'VMI Scheduling after the PVC appeared');
+    await until(async () => (await vmStatus('needs-pvc'))?.printableStatus === 'Starting', 30_000, 'VM Starting');
+  });
+});
+
+describe('instancetypes', () => {
+  const itName = `it-small-${Math.random().toString(36).slice(2, 8)}`;
+  afterAll(async () => {
+    try {
+      await client.resource(clusterInstancetypes).delete(itName);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  });
+
+  it('expands the instancetype from a snapshot that later edits do not change; conflicts are a Failure condition', async () => {
+    await startManager();
+    await client.resource<KubeObject>(clusterInstancetypes).create({
+      apiVersion: 'instancetype.kubevirt.io/v1beta1',
+      kind: 'VirtualMachineClusterInstancetype',
+      metadata: { name: itName },
+      spec: { cpu: { guest: 2 }, memory: { guest: '256Mi' } },
+    } as KubeObject);
+    const vm = vmManifest('sized', { runStrategy: 'Manual', instancetype: { name: itName } });
+    delete vm.spec.template.spec.domain.memory;
+    await vms().create(vm);
+    await until(async () => Boolean((await vmStatus('sized'))?.instancetypeRef?.controllerRevisionRef?.name), 30_000, 'instancetype snapshot');
+    const ref = (await vmStatus('sized'))?.instancetypeRef;
+    expect(ref).toMatchObject({ name: itName, kind: 'VirtualMachineClusterInstancetype' });
+    const revision = await client.resource<KubeObject & { data: { spec: unknown } }>(controllerRevisions).get(ref?.controllerRevisionRef?.name ?? '', namespace);
+    expect(revision.data.spec).toEqual({ cpu: { guest: 2 }, memory: { guest: '256Mi' } });
+
+    // Edit the instancetype, then start: the VM runs with its snapshot.
+    await client.resource(clusterInstancetypes).patch(itName, undefined, { spec: { cpu: { guest: 8 }, memory: { guest: '1Gi' } } });
+    await vms().patchStatus('sized', namespace, { status: { stateChangeRequests: [{ action: 'Start' }] } });
+    await until(async () => (await vmis().find('sized', namespace)) !== undefined, 30_000, 'VMI created');
+    const vmi = await vmis().get('sized', namespace);
+    expect(vmi.spec.domain.cpu).toMatchObject({ sockets: 2, cores: 1, threads: 1 });
+    expect(vmi.spec.domain.memory?.guest).toBe('256Mi');
+
+    // A VM that sets what its instancetype owns is refused with the field named.
+    const conflicting = vmManifest('conflicting', { instancetype: { name: itName } });
+    await vms().create(conflicting); // memory.guest 128Mi conflicts with the instancetype's memory
+    await until(async () => (await vmStatus('conflicting'))?.conditions?.some((c) => c.type === 'Failure' && c.status === 'True') ?? false, 30_000, 'Failure condition');
+    const failure = (await vmStatus('conflicting'))?.conditions?.find((c) => c.type === 'Failure');
+    expect(failure?.reason).toBe('InstancetypeConflict');
+    expect(failure?.message).toContain('spec.template.spec.domain.memory.guest');
+    expect(await vmis().find('conflicting', namespace)).toBeUndefined();
+  });
+});
+
+describe('restarts and leader election', () => {
+  it('a restarted controller converges without a second launcher pod, even when its predecessor died before writing status', async () => {
+    const first = await startManager();
+    await vms().create(vmManifest('survivor'));
+    await until(async () => (await vmis().find('survivor', namespace))?.status?.phase === 'Scheduling', 30_000, 'VMI Scheduling');
+    await settle(first);
+    await stopManager(first);
+
+    // As if the controller had crashed between creating the pod and recording it: the VMI still
+    // says it was never processed.
+    const vmi = await vmis().get('survivor', namespace);
+    await vmis().replaceStatus({ ...vmi, status: {} });
+    const podCreatesBefore = await requestCount((l) => l['resource'] === 'pods' && l['verb'] === 'CREATE');
+
+    const second = await startManager({ identity: 'controller-b' });
+    await until(async () => (await vmis().find('survivor', namespace))?.status?.phase === 'Scheduling', 30_000, 'VMI Scheduling again');
+    await settle(second);
+    const survivors = (await launcherPods()).filter((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === 'survivor');
+    expect(survivors).toHaveLength(1);
+    expect((await requestCount((l) => l['resource'] === 'pods' && l['verb'] === 'CREATE')) - podCreatesBefore).toBe(0);
+    expect(await vmis().find('survivor', namespace)).toMatchObject({ metadata: { uid: vmi.metadata?.uid } });
+  });
+
+  it('two replicas with leader election: one acts; when it stops the other takes over without duplicates', async () => {
+    const lease = { leaderElection: true, leaseName: `kubevm-controller-${Math.random().toString(36).slice(2, 8)}`, leaseDurationMs: 4_000, renewDeadlineMs: 3_000, retryPeriodMs: 500 };
+    const a = await startManager({ ...lease, identity: 'replica-a' });
+    const b = await startManager({ ...lease, identity: 'replica-b' });
+    await until(() => a.isLeader() || b.isLeader(), 30_000, 'a leader');
+    await sleep(1_000);
+    expect([a.isLeader(), b.isLeader()].filter(Boolean)).toHaveLength(1);
+    const [leader, standby] = a.isLeader() ? [a, b] : [b, a];
+
+    await vms().create(vmManifest('elected'));
+    await until(async () => (await vmis().find('elected', namespace))?.status?.phase === 'Scheduling', 30_000, 'VMI Scheduling');
+    await settle(leader);
+    expect(standby.isLeader()).toBe(false);
+
+    await stopManager(leader); // releases the Lease
+    await until(() => standby.isLeader(), 30_000, 'the standby to lead');
+    await vms().create(vmManifest('after-failover'));
+    await until(async () => (await vmis().find('after-failover', namespace))?.status?.phase === 'Scheduling', 30_000, 'new VM handled by the new leader');
+    await settle(standby);
+    for (const name of ['elected', 'after-failover']) {
+      expect((await launcherPods()).filter((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === name)).toHaveLength(1);
+    }
+  });
+});
