@@ -1,7 +1,8 @@
 // The node handler's device plugin registered with the REAL kubelet of the local cluster (full
-// mode: make cluster-up). The plugin runs in this process, as root on the node, exactly as the
-// DaemonSet runs it (same directory, same devices); the kubelet dials it, lists its units into the
-// node's allocatable, and calls Allocate when a pod asks for a device.
+// mode: make cluster-up; kubevm not installed). The plugin runs in this process, as root on the
+// node, exactly as the DaemonSet runs it (same directory, same devices); the kubelet dials it,
+// lists its units into the node's allocatable, and calls Allocate when a pod asks for a device.
+// test/e2e/device-plugin.test.ts checks the same through the installed DaemonSet.
 // Fails (never skips) when the cluster or its kubelet is missing.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
@@ -12,7 +13,7 @@ import { DevicePluginManager, deviceAllocations } from '../../node-handler/devic
 import { isDevicePresent, kubevirtHostDevices } from '../../node-handler/device-plugin/devices.js';
 import { coreResources } from '../../runtime/kube.js';
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
-import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, until } from '../integration/runtime-support.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, until } from './runtime-support.js';
 
 const state = process.env['KUBEVM_STATE'] ?? '/var/lib/kubevm-local';
 /** Fixed by the kubelet (v1beta1 DevicePluginPath), whatever its --root-dir. */
