@@ -142,11 +142,14 @@ describe('Informer after a 410 Gone', () => {
   // is answered "too old resource version" (410), and the informer must list again.
   const gadgets = testResource('gadgets', 'Gadget');
 
+  let crdCreated = false;
+
   afterAll(async () => {
-    await deleteTestCrd(client, gadgets, false);
+    if (crdCreated) await deleteTestCrd(client, gadgets, false);
   }, 60_000);
 
   it('re-lists and converges when its resourceVersion has expired', async () => {
+    crdCreated = true;
     await ensureTestCrd(client, gadgets);
     const gadgetClient = client.resource<KubeObject & { spec?: { n: number } }>(gadgets);
     await gadgetClient.create({ metadata: { name: 'before', namespace }, spec: { n: 1 } });
