@@ -1,0 +1,114 @@
+import type { V1Pod } from '@kubernetes/client-node';
+import type { VirtualMachineInstance } from '../api.js';
+import { statusEqual } from '../../runtime/status.js';
+import { computeVMIStatus } from './status.js';
+
+const now = new Date('2026-11-22T20:00:00Z');
+const later = new Date('2026-11-22T20:00:30Z');
+
+function vmi(status: VirtualMachineInstance['status'] = {}, deleting = false): VirtualMachineInstance {
+  return {
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachineInstance',
+    metadata: { name: 'vm1', namespace: 'ns', uid: 'vmi-uid', ...(deleting ? { deletionTimestamp: '2026-11-22T19:59:00Z' } : {}) },
+    spec: { domain: { devices: {} } },
+    status,
+  };
+}
+
+function pod(overrides: { phase?: string; nodeName?: string; ready?: boolean; scheduled?: { status: string; reason?: string; message?: string }; waiting?: { reason: string; message?: string }; deleting?: boolean } = {}): V1Pod {
+  const conditions = [
+    ...(overrides.scheduled ? [{ type: 'PodScheduled', ...overrides.scheduled }] : []),
+    ...(overrides.ready !== undefined ? [{ type: 'Ready', status: overrides.ready ? 'True' : 'False' }] : []),
+  ];
+  return {
+    // The controller reads pods as the JSON the server sends: timestamps are strings, not Dates.
+    metadata: { name: 'virt-launcher-vm1-abcde', uid: 'pod-uid', ...(overrides.deleting ? { deletionTimestamp: '2026-11-22T20:00:00Z' } : {}) } as V1Pod['metadata'],
+    spec: { containers: [{ name: 'compute', image: 'kubevm/launcher:1' }], ...(overrides.nodeName ? { nodeName: overrides.nodeName } : {}) },
+    status: {
+      phase: overrides.phase ?? 'Pending',
+      conditions,
+      ...(overrides.waiting ? { containerStatuses: [{ name: 'compute', image: 'kubevm/launcher:1', imageID: '', ready: false, restartCount: 0, state: { waiting: overrides.waiting } }] } : {}),
+    },
+  };
+}
+
+describe('computeVMIStatus (the controller-owned phases)', () => {
+  test('a new VMI whose pod was just created goes straight to Scheduling: one write', () => {
+    const status = computeVMIStatus({ vmi: vmi(), pod: pod(), failure: undefined, now });
+    expect(status.phase).toBe('Scheduling');
+    expect(status.phaseTransitionTimestamps).toEqual([{ phase: 'Scheduling', phaseTransitionTimestamp: '2026-11-22T20:00:00Z' }]);
+    expect(status.conditions).toEqual([
+      { type: 'Ready', status: 'False', reason: 'GuestNotRunning', message: 'Guest VM is not reported as running', lastProbeTime: null, lastTransitionTime: '2026-11-22T20:00:00Z' },
+    ]);
+    expect(status.activePods).toBeUndefined();
+  });
+
+  test('progress inside Scheduling (pod bound, image being pulled) changes nothing: no write', () => {
+    const scheduling = computeVMIStatus({ vmi: vmi(), pod: pod(), failure: undefined, now });
+    const bound = computeVMIStatus({ vmi: vmi(scheduling), pod: pod({ nodeName: 'node1', scheduled: { status: 'True' }, ready: false }), failure: undefined, now: later });
+    expect(statusEqual(bound, scheduling)).toBe(true);
+  });
+
+  test('a ready pod makes the VMI Scheduled with nodeName, activePods and the launcher image: the second write', () => {
+    const scheduling = computeVMIStatus({ vmi: vmi(), pod: pod(), failure: undefined, now });
+    const scheduled = computeVMIStatus({ vmi: vmi(scheduling), pod: pod({ phase: 'Running', nodeName: 'node1', ready: true }), failure: undefined, now: later });
+    expect(scheduled.phase).toBe('Scheduled');
+    expect(scheduled.nodeName).toBe('node1');
+    expect(scheduled.activePods).toEqual({ 'pod-uid': 'node1' });
+    expect(scheduled.launcherContainerImageVersion).toBe('kubevm/launcher:1');
+    expect(scheduled.phaseTransitionTimestamps?.map((t) => t.phase)).toEqual(['Scheduling', 'Scheduled']);
+    // ...and from there the node handler drives it: a recomputation is a no-op.
+    const again = computeVMIStatus({ vmi: vmi(scheduled), pod: pod({ phase: 'Running', nodeName: 'node1', ready: true }), failure: undefined, now: later });
+    expect(statusEqual(again, scheduled)).toBe(true);
+  });
+
+  test('an unschedulable pod is explained on PodScheduled, with what to check', () => {
+    const status = computeVMIStatus({
+      vmi: vmi({ phase: 'Scheduling' }),
+      pod: pod({ scheduled: { status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available: 1 Insufficient devices.kubevirt.io/kvm.' } }),
+      failure: undefined,
+      now,
+    });
+    expect(status.phase).toBe('Scheduling');
+    const condition = status.conditions?.find((c) => c.type === 'PodScheduled');
+    expect(condition).toMatchObject({ status: 'False', reason: 'Unschedulable' });
+    expect(condition?.message).toContain('Insufficient devices.kubevirt.io/kvm');
+    expect(condition?.message).toContain('nodeSelector');
+  });
+
+  test('image pull errors surface on Synchronized with the kubelet message', () => {
+    const status = computeVMIStatus({
+      vmi: vmi({ phase: 'Scheduling' }),
+      pod: pod({ nodeName: 'node1', waiting: { reason: 'ErrImagePull', message: 'failed to pull image "nope:1": not found' } }),
+      failure: undefined,
+      now,
+    });
+    expect(status.conditions?.find((c) => c.type === 'Synchronized')).toMatchObject({ status: 'False', reason: 'ErrImagePull' });
+    expect(status.conditions?.find((c) => c.type === 'Synchronized')?.message).toContain('failed to pull image "nope:1"');
+  });
+
+  test('a missing PVC keeps the VMI Pending with FailedPvcNotFound', () => {
+    const status = computeVMIStatus({ vmi: vmi(), pod: undefined, failure: { reason: 'FailedPvcNotFound', message: 'PersistentVolumeClaim ns/data not found' }, now });
+    expect(status.phase).toBe('Pending');
+    expect(status.conditions?.find((c) => c.type === 'Synchronized')).toMatchObject({ status: 'False', reason: 'FailedPvcNotFound' });
+  });
+
+  test('a pod that dies or disappears before or after start fails the VMI', () => {
+    expect(computeVMIStatus({ vmi: vmi({ phase: 'Scheduling' }), pod: undefined, failure: undefined, now }).phase).toBe('Failed');
+    expect(computeVMIStatus({ vmi: vmi({ phase: 'Scheduling' }), pod: pod({ phase: 'Failed' }), failure: undefined, now }).phase).toBe('Failed');
+    expect(computeVMIStatus({ vmi: vmi({ phase: 'Scheduled' }), pod: undefined, failure: undefined, now }).phase).toBe('Failed');
+    const running = computeVMIStatus({ vmi: vmi({ phase: 'Running' }), pod: undefined, failure: undefined, now });
+    expect(running.phase).toBe('Failed');
+    expect(running.reason).toBe('PodMissing');
+    // The guest powering off is the node handler's to report (Succeeded), not the controller's.
+    expect(computeVMIStatus({ vmi: vmi({ phase: 'Running' }), pod: pod({ phase: 'Succeeded' }), failure: undefined, now }).phase).toBe('Running');
+  });
+
+  test('final phases are left alone', () => {
+    for (const phase of ['Succeeded', 'Failed'] as const) {
+      const status = { phase };
+      expect(statusEqual(computeVMIStatus({ vmi: vmi(status), pod: undefined, failure: undefined, now }), status)).toBe(true);
+    }
+  });
+});
