@@ -42,8 +42,9 @@ describe('launcherIntents', () => {
     expect(launcherIntents(vmi({ annotations: { [softRebootRequestAnnotation]: '2026-11-22T21:00:00Z' } }), running, false)).toEqual([{ kind: 'softReboot' }]);
   });
 
-  it('shuts the guest down once on deletion, with the deletion grace period, and nothing else', () => {
-    const deleting = vmi({ deletionTimestamp: '2026-11-22T21:00:00Z', deletionGracePeriodSeconds: 12, annotations: { [pauseRequestAnnotation]: 'true' } });
+  it('shuts the guest down once on deletion, with the VMI’s grace period, and nothing else', () => {
+    // The API server records deletionGracePeriodSeconds 0 for every custom resource: not the VM's.
+    const deleting = vmi({ deletionTimestamp: '2026-11-22T21:00:00Z', deletionGracePeriodSeconds: 0, annotations: { [pauseRequestAnnotation]: 'true' } }, { terminationGracePeriodSeconds: 12 });
     expect(launcherIntents(deleting, running, false)).toEqual([{ kind: 'shutdown', gracePeriodSeconds: 12 }]);
     expect(launcherIntents(deleting, paused, false)).toEqual([{ kind: 'shutdown', gracePeriodSeconds: 12 }]);
     expect(launcherIntents(deleting, running, true)).toEqual([]);

@@ -36,11 +36,14 @@ export function activePodOnNode(vmi: VirtualMachineInstance, nodeName: string): 
   return entries[0]?.[0];
 }
 
-/** The grace period a shutdown on deletion gets: the deletion's own, else the VMI's spec. */
+/**
+ * The grace period a shutdown on deletion gets: the VMI's terminationGracePeriodSeconds, as
+ * KubeVirt's virt-handler does. The deletion's own grace period cannot be used: for custom
+ * resources the API server always records deletionGracePeriodSeconds 0.
+ */
 export function shutdownGracePeriod(vmi: VirtualMachineInstance): number {
-  const meta = vmi.metadata as { deletionGracePeriodSeconds?: number } | undefined;
   const spec = vmi.spec as { terminationGracePeriodSeconds?: number };
-  return meta?.deletionGracePeriodSeconds ?? spec.terminationGracePeriodSeconds ?? defaultGracePeriodSeconds;
+  return spec.terminationGracePeriodSeconds ?? defaultGracePeriodSeconds;
 }
 
 export type LauncherIntent = { kind: 'shutdown'; gracePeriodSeconds: number } | { kind: 'pause' } | { kind: 'unpause' } | { kind: 'softReboot' };

@@ -1,0 +1,254 @@
+// The node handler's VMI loop against the REAL kube-apiserver with the real VMI CRD (crds/):
+// watch by field selector status.nodeName, attach to the active pod's launcher, report status with
+// at most two writes to Running (Running, then the guest agent), write nothing on a no-op pass,
+// forward pause/unpause and shutdown-on-delete, and re-attach after a handler restart without
+// touching the VM. The launchers here are stand-ins behind the handler's LauncherDialer seam (the
+// real launcher over its socket: test/launcher/node-handler-launcher.test.ts).
+// Needs KUBECONFIG (make cluster-up or cluster-up-cp); fails, never skips, without an API server.
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+import { Controller } from '../../runtime/controller.js';
+import { Informer } from '../../runtime/informer.js';
+import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
+import { silentLogger } from '../../runtime/logging.js';
+import { statusUpdates } from '../../runtime/metrics.js';
+import { DomainStateCache } from '../../node-handler/domain-state.js';
+import type { DomainState } from '../../node-handler/domain-state.js';
+import { LauncherConnections, launcherSocketPath } from '../../node-handler/launcher-connections.js';
+import type { LauncherDialer, LauncherSession, LauncherSessionHandlers } from '../../node-handler/launcher-connections.js';
+import { nodeVmiSelector, pauseRequestAnnotation, vmiHandlerReconcile } from '../../node-handler/vmi-handler.js';
+import type { VirtualMachineInstance } from '../../node-handler/vmi-handler.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, sleep, until } from './runtime-support.js';
+
+jest.setTimeout(120_000);
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const crdResource: ResourceDescriptor = { group: 'apiextensions.k8s.io', version: 'v1', resource: 'customresourcedefinitions', kind: 'CustomResourceDefinition', namespaced: false };
+const vmiResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstances', kind: 'VirtualMachineInstance', namespaced: true };
+const podsDir = '/nonexistent/kubelet/pods';
+
+type StateChange = Partial<Omit<DomainState, 'podUid'>>;
+
+/** A launcher as the handler sees one: answers commands by changing state, as the real one does. */
+class StandInLauncher {
+  readonly calls: string[] = [];
+  dials = 0;
+  state: StateChange = { phase: 'Starting', agentConnected: false };
+  private handlers: LauncherSessionHandlers | undefined;
+
+  readonly dial = async (handlers: LauncherSessionHandlers): Promise<LauncherSession> => {
+    this.dials += 1;
+    this.handlers = handlers;
+    // What a subscription starts with: the current state.
+    queueMicrotask(() => handlers.onState(this.state));
+    const own = handlers;
+    return {
+      pause: async () => this.command('pause', { phase: 'Paused', pauseReason: 'User' }),
+      unpause: async () => this.command('unpause', { phase: 'Running' }),
+      softReboot: async () => this.command('softReboot', {}),
+      shutdown: async (grace) => {
+        this.command(`shutdown:${grace}`, { phase: 'ShuttingDown' });
+        setTimeout(() => this.emit({ phase: 'Shutoff', shutoffReason: 'GuestShutdown' }), 200);
+      },
+      close: () => {
+        if (this.handlers === own) this.handlers = undefined;
+      },
+    };
+  };
+
+  emit(change: StateChange): void {
+    this.state = { ...this.state, ...change };
+    this.handlers?.onState(change);
+  }
+
+  get attached(): boolean {
+    return this.handlers !== undefined;
+  }
+
+  private command(name: string, change: StateChange): void {
+    this.calls.push(name);
+    this.emit(change);
+  }
+}
+
+let client: KubeClient;
+let namespace: string;
+const nodeName = `nh-it-${randomBytes(3).toString('hex')}`;
+const launchers = new Map<string, StandInLauncher>();
+
+const dial: LauncherDialer = async (socketPath, handlers) => {
+  const launcher = launchers.get(socketPath);
+  if (!launcher) throw new Error(`no launcher listening on ${socketPath}`);
+  return launcher.dial(handlers);
+};
+
+interface RunningHandler {
+  stop(): Promise<void>;
+}
+
+async function startHandler(): Promise<RunningHandler> {
+  const vmis = client.resource<VirtualMachineInstance>(vmiResource);
+  const selector = await nodeVmiSelector(vmis, nodeName, silentLogger);
+  expect(selector).toEqual({ fieldSelector: `status.nodeName=${nodeName}` });
+  const informer = new Informer<VirtualMachineInstance>({ client, descriptor: vmiResource, namespace, ...selector });
+  const domains = new DomainStateCache();
+  const controller = new Controller({ name: `nh-it-${randomBytes(2).toString('hex')}`, kind: 'VirtualMachineInstance', reconcile: (key, ctx) => reconcile(key, ctx) });
+  const connections = new LauncherConnections({ dial, domains, podsDir, onConnectionChange: (key) => controller.enqueue(key) });
+  const reconcile = vmiHandlerReconcile({ nodeName, vmis, informer, domains, connections });
+  domains.onChange((key) => controller.enqueue(key));
+  controller.watch(informer);
+  informer.start();
+  await controller.start();
+  return {
+    async stop() {
+      await controller.stop();
+      await informer.stop();
+      connections.closeAll();
+    },
+  };
+}
+
+async function statusWrites(): Promise<number> {
+  const metric = await statusUpdates.get();
+  return metric.values.filter((value) => value.labels['resource'] === 'virtualmachineinstances' && value.labels['outcome'] === 'written').reduce((sum, value) => sum + value.value, 0);
+}
+
+async function applyCrds(): Promise<void> {
+  const crds = client.resource<KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } }>(crdResource);
+  for (const file of readdirSync(path.join(repoRoot, 'crds')).filter((name) => name.startsWith('virtualmachineinstances.'))) {
+    for (const doc of parseAllDocuments(readFileSync(path.join(repoRoot, 'crds', file), 'utf8'))) {
+      const crd = doc.toJS() as KubeObject | null;
+      if (!crd?.metadata?.name) continue;
+      await crds.patch(crd.metadata.name, undefined, crd, 'apply', { fieldManager: 'kubevm-node-handler-test', force: true });
+      await until(async () => ((await crds.find(crd.metadata?.name ?? ''))?.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'), 30_000, 'VMI CRD established');
+    }
+  }
+}
+
+/** A VMI as the controller leaves it at Scheduled: launcher pod on `node`, recorded in activePods. */
+async function scheduledVmi(name: string, node: string, podUid: string): Promise<VirtualMachineInstance> {
+  const vmis = client.resource<VirtualMachineInstance>(vmiResource);
+  const created = await vmis.create({
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachineInstance',
+    metadata: { name, namespace, finalizers: ['kubevm.io/node-handler-test'] },
+    spec: { terminationGracePeriodSeconds: 7, domain: { devices: {}, resources: { requests: { memory: '64Mi' } } } },
+  } as VirtualMachineInstance);
+  return vmis.replaceStatus({
+    ...created,
+    status: {
+      phase: 'Scheduled',
+      nodeName: node,
+      activePods: { [podUid]: node },
+      phaseTransitionTimestamps: [{ phase: 'Scheduled', phaseTransitionTimestamp: new Date().toISOString().slice(0, 19) + 'Z' }],
+    },
+  } as VirtualMachineInstance);
+}
+
+async function getVmi(name: string): Promise<VirtualMachineInstance> {
+  return client.resource<VirtualMachineInstance>(vmiResource).get(name, namespace);
+}
+
+function condition(vmi: VirtualMachineInstance, type: string): { status?: string; reason?: string } | undefined {
+  return vmi.status?.conditions?.find((c) => c.type === type);
+}
+
+describe('node handler VMI loop with the real API server', () => {
+  let handler: RunningHandler | undefined;
+  const podUid = randomUUID();
+  const launcher = new StandInLauncher();
+
+  beforeAll(async () => {
+    client = clusterClient();
+    await requireCluster(client);
+    await applyCrds();
+    namespace = await createTestNamespace(client, 'kubevm-nh');
+    launchers.set(launcherSocketPath(podsDir, podUid), launcher);
+  });
+
+  afterAll(async () => {
+    await handler?.stop();
+    if (namespace) {
+      for (const vmi of (await client.resource<VirtualMachineInstance>(vmiResource).list({ namespace })).items) {
+        await client.resource<VirtualMachineInstance>(vmiResource).patch(vmi.metadata?.name ?? '', namespace, { metadata: { finalizers: null } }).catch(() => undefined);
+      }
+      await deleteNamespace(client, namespace);
+    }
+    client?.close();
+  });
+
+  it('reports Running in one write and the guest agent in a second, then writes nothing on a no-op pass', async () => {
+    await scheduledVmi('vm1', nodeName, podUid);
+    // Another node's VMI: the field selector keeps it out of this handler entirely.
+    const otherPod = randomUUID();
+    const other = new StandInLauncher();
+    launchers.set(launcherSocketPath(podsDir, otherPod), other);
+    await scheduledVmi('elsewhere', `${nodeName}-other`, otherPod);
+
+    const before = await statusWrites();
+    handler = await startHandler();
+    await until(() => launcher.attached, 15_000, 'the handler to attach to the launcher');
+    // Starting: nothing to report yet.
+    await sleep(500);
+    expect(await statusWrites()).toBe(before);
+
+    launcher.emit({ phase: 'Running', accelerator: 'tcg', interfaces: [{ name: 'default', mac: '52:54:00:12:34:56', ipAddress: '10.0.2.15', ipAddresses: ['10.0.2.15'], infoSource: 'domain' }] });
+    await until(async () => (await getVmi('vm1')).status?.phase === 'Running', 15_000, 'VMI Running');
+    let vmi = await getVmi('vm1');
+    expect(condition(vmi, 'Ready')).toMatchObject({ status: 'True' });
+    expect(condition(vmi, 'kubevm.io/Emulation')).toMatchObject({ status: 'True', reason: 'TCG' });
+    expect(vmi.status?.interfaces?.[0]).toMatchObject({ ipAddress: '10.0.2.15', mac: '52:54:00:12:34:56' });
+    expect(await statusWrites()).toBe(before + 1);
+
+    launcher.emit({ agentConnected: true, guestOSInfo: { name: 'Debian GNU/Linux', id: 'debian', kernelRelease: '6.1.0-cloud-amd64' } });
+    await until(async () => condition(await getVmi('vm1'), 'AgentConnected')?.status === 'True', 15_000, 'AgentConnected');
+    vmi = await getVmi('vm1');
+    expect(vmi.status?.guestOSInfo).toMatchObject({ id: 'debian' });
+    expect(await statusWrites()).toBe(before + 2);
+
+    // The same state again, and time for a resync: no write.
+    launcher.emit({ agentConnected: true });
+    await sleep(1500);
+    expect(await statusWrites()).toBe(before + 2);
+    expect(other.dials).toBe(0);
+    expect((await getVmi('elsewhere')).status?.phase).toBe('Scheduled');
+  });
+
+  it('forwards pause and unpause, and reports them', async () => {
+    const vmis = client.resource<VirtualMachineInstance>(vmiResource);
+    await vmis.patch('vm1', namespace, { metadata: { annotations: { [pauseRequestAnnotation]: 'true' } } });
+    await until(async () => condition(await getVmi('vm1'), 'Paused')?.status === 'True', 15_000, 'Paused condition');
+    expect(condition(await getVmi('vm1'), 'Paused')).toMatchObject({ reason: 'PausedByUser' });
+    await vmis.patch('vm1', namespace, { metadata: { annotations: { [pauseRequestAnnotation]: null } } });
+    await until(async () => condition(await getVmi('vm1'), 'Paused') === undefined, 15_000, 'Paused condition removed');
+    expect(launcher.calls).toEqual(['pause', 'unpause']);
+    expect(condition(await getVmi('vm1'), 'Ready')).toMatchObject({ status: 'True' });
+  });
+
+  it('re-attaches after a restart without writing or disturbing the VM', async () => {
+    await handler?.stop();
+    handler = undefined;
+    expect(launcher.attached).toBe(false);
+    const writes = await statusWrites();
+    const dials = launcher.dials;
+    handler = await startHandler();
+    await until(() => launcher.attached && launcher.dials === dials + 1, 15_000, 'the new handler to attach');
+    await sleep(1000);
+    expect(await statusWrites()).toBe(writes);
+    expect(launcher.calls).toEqual(['pause', 'unpause']);
+    expect((await getVmi('vm1')).status?.phase).toBe('Running');
+  });
+
+  it('shuts the guest down on deletion with the VMI’s grace period, then reports Succeeded', async () => {
+    await client.resource<VirtualMachineInstance>(vmiResource).delete('vm1', namespace);
+    await until(async () => (await getVmi('vm1')).status?.phase === 'Succeeded', 15_000, 'VMI Succeeded');
+    expect(launcher.calls).toEqual(['pause', 'unpause', 'shutdown:7']);
+    expect(condition(await getVmi('vm1'), 'Ready')).toMatchObject({ status: 'False', reason: 'Shutoff' });
+    // Final: the handler lets go of the launcher.
+    await until(() => !launcher.attached, 15_000, 'the handler to detach');
+  });
+});
