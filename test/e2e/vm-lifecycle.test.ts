@@ -1,0 +1,256 @@
+// VM lifecycle end to end on the full local cluster with kubevm installed (make images,
+// scripts/install-kubevm.sh): the deployed controller and node handler, the real kubelet, real
+// launcher pods running QEMU. What a user does is what the test does: kubectl apply a
+// VirtualMachine, watch it run, read the guest's serial console, power the guest off, delete it.
+//
+// Assumes (the contract, not a live coordination):
+// - kubevm is installed in namespace kubevirt (controller Deployment, node handler DaemonSet), the
+//   KubeVirt CR sets developerConfiguration.useEmulation when the node has no KVM;
+// - the test guest images of test/guests are in the node's containerd: a kernel-boot container
+//   ($KUBEVM_E2E_KERNEL_IMAGE, /boot/vmlinuz and /boot/initramfs.cpio.gz) and a containerDisk
+//   ($KUBEVM_E2E_DISK_IMAGE, /disk/disk.qcow2);
+// - the launcher copies the serial console to its log when devices.logSerialConsole is true, and
+//   the busybox guest prints KUBEVM-GUEST-BOOTED, runs a "#!" cloud-init user-data script, and
+//   powers off on `poweroff -f` (the launcher then exits 0 and the node handler writes Succeeded);
+// - a launcher pod deleted by force fails its VMI (the controller: pod gone → Failed).
+// Fails, never skips, when the cluster or kubevm is missing.
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HttpMethod } from '@kubernetes/client-node';
+import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
+import { coreResources } from '../../runtime/kube.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, until } from '../integration/runtime-support.js';
+
+jest.setTimeout(600_000);
+
+const kernelImage = process.env['KUBEVM_E2E_KERNEL_IMAGE'] ?? 'kubevm/test-guest-kernel:latest';
+const diskImage = process.env['KUBEVM_E2E_DISK_IMAGE'] ?? 'kubevm/test-guest-containerdisk:latest';
+
+function kubectlBinary(): string {
+  if (process.env['KUBEVM_KUBECTL']) return process.env['KUBEVM_KUBECTL'];
+  const envFile = join(process.env['KUBEVM_STATE'] ?? '/var/lib/kubevm-local', 'env');
+  if (existsSync(envFile)) {
+    const line = readFileSync(envFile, 'utf8').split('\n').find((entry) => entry.startsWith('KUBEVM_KUBECTL='));
+    const path = line?.slice('KUBEVM_KUBECTL='.length).trim();
+    if (path && existsSync(path)) return path;
+  }
+  return 'kubectl';
+}
+
+function kubectl(args: string[], stdin?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(kubectlBinary(), args, { env: process.env, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`kubectl ${args.join(' ')}: ${stderr || stdout || error.message}`));
+      else resolve(stdout);
+    });
+    if (stdin !== undefined) child.stdin?.end(stdin);
+  });
+}
+
+interface VM extends KubeObject {
+  status?: { printableStatus?: string; ready?: boolean; conditions?: Array<{ type: string; status: string; reason?: string; message?: string }> };
+}
+interface VMI extends KubeObject {
+  status?: { phase?: string; nodeName?: string; activePods?: Record<string, string> };
+}
+interface Pod extends KubeObject {
+  status?: { phase?: string };
+}
+
+const vmResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachines', kind: 'VirtualMachine', namespaced: true };
+const vmiResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstances', kind: 'VirtualMachineInstance', namespaced: true };
+
+let client: KubeClient;
+let namespace: string;
+
+/** A VirtualMachine manifest as a user writes it (YAML through kubectl). */
+function vmYaml(name: string, runStrategy: string, options: { userData?: string; extraVolumes?: string; extraDisks?: string; diskImage?: string; nodeSelector?: string } = {}): string {
+  const userData = options.userData ?? '#!/bin/sh\necho KUBEVM-E2E-USERDATA\n';
+  return `apiVersion: kubevirt.io/v1
+kind: VirtualMachine
+metadata:
+  name: ${name}
+  namespace: ${namespace}
+spec:
+  runStrategy: ${runStrategy}
+  template:
+    metadata:
+      labels:
+        kubevirt.io/vm: ${name}
+    spec:
+      terminationGracePeriodSeconds: 10
+${options.nodeSelector ? `      nodeSelector:\n        ${options.nodeSelector}\n` : ''}      domain:
+        memory:
+          guest: 256Mi
+        firmware:
+          kernelBoot:
+            kernelArgs: console=ttyS0 kubevm.counter=0
+            container:
+              image: ${kernelImage}
+              imagePullPolicy: IfNotPresent
+              kernelPath: /boot/vmlinuz
+              initrdPath: /boot/initramfs.cpio.gz
+        devices:
+          logSerialConsole: true
+          disks:
+            - name: root
+              disk:
+                bus: virtio
+            - name: cloudinit
+              disk:
+                bus: virtio
+${options.extraDisks ?? ''}      volumes:
+        - name: root
+          containerDisk:
+            image: ${options.diskImage ?? diskImage}
+            imagePullPolicy: IfNotPresent
+        - name: cloudinit
+          cloudInitNoCloud:
+            userData: |
+${userData.split('\n').map((line) => `              ${line}`).join('\n')}
+${options.extraVolumes ?? ''}`;
+}
+
+const vm = (name: string) => client.resource<VM>(vmResource).find(name, namespace);
+const vmi = (name: string) => client.resource<VMI>(vmiResource).find(name, namespace);
+
+async function launcherPod(name: string): Promise<Pod | undefined> {
+  const pods = await client.resource<Pod>(coreResources.pods).list({ namespace, labelSelector: 'kubevirt.io=virt-launcher' });
+  return pods.items.find((pod) => pod.metadata?.annotations?.['kubevirt.io/domain'] === name && !pod.metadata?.deletionTimestamp);
+}
+
+async function serialLog(podName: string): Promise<string> {
+  try {
+    const text = await client.request(HttpMethod.GET, `/api/v1/namespaces/${namespace}/pods/${podName}/log`, { query: { container: 'compute' } });
+    return typeof text === 'string' ? text : JSON.stringify(text);
+  } catch {
+    return '';
+  }
+}
+
+async function printable(name: string): Promise<string | undefined> {
+  return (await vm(name))?.status?.printableStatus;
+}
+
+async function runningVMIUid(name: string): Promise<string> {
+  await until(async () => (await vmi(name))?.status?.phase === 'Running', 300_000, `VMI ${name} Running`);
+  return (await vmi(name))?.metadata?.uid ?? '';
+}
+
+beforeAll(async () => {
+  client = clusterClient();
+  await requireCluster(client);
+  const controllers = await client.resource<Pod>(coreResources.pods).list({ namespace: 'kubevirt', labelSelector: 'app.kubernetes.io/component=controller' });
+  if (!controllers.items.some((pod) => pod.status?.phase === 'Running')) {
+    throw new Error('no running kubevm controller in namespace kubevirt: install kubevm first (make images && scripts/install-kubevm.sh)');
+  }
+  namespace = await createTestNamespace(client, 'kubevm-e2e-vm');
+}, 120_000);
+
+afterAll(async () => {
+  if (namespace) await deleteNamespace(client, namespace);
+  client?.close();
+});
+
+describe('VM lifecycle on the real cluster', () => {
+  it('kubectl apply (Always) → VMI Running → guest booted; kubectl delete vm → nothing left', async () => {
+    await kubectl(['apply', '-f', '-'], vmYaml('lifecycle', 'Always'));
+    await runningVMIUid('lifecycle');
+    await until(async () => (await printable('lifecycle')) === 'Running', 60_000, 'VM Running');
+    const pod = await launcherPod('lifecycle');
+    expect(pod).toBeDefined();
+    await until(async () => (await serialLog(pod?.metadata?.name ?? '')).includes('KUBEVM-GUEST-BOOTED'), 300_000, 'the guest to boot (serial console)');
+    expect(await serialLog(pod?.metadata?.name ?? '')).toContain('KUBEVM-E2E-USERDATA');
+    expect((await kubectl(['get', 'vm', 'lifecycle', '-n', namespace])).split('\n')[1]).toMatch(/\bRunning\b/);
+
+    await kubectl(['delete', 'vm', 'lifecycle', '-n', namespace, '--wait=true']);
+    await until(async () => (await vmi('lifecycle')) === undefined, 120_000, 'VMI gone');
+    await until(async () => (await launcherPod('lifecycle')) === undefined, 120_000, 'launcher pod gone');
+  });
+
+  // The guest powers itself off (Succeeded), or its launcher pod is killed (Failed):
+  //   Always restarts after both; RerunOnFailure only after Failed; Once never.
+  const poweroff = '#!/bin/sh\necho KUBEVM-E2E-USERDATA\nsleep 2\npoweroff -f\n';
+
+  it('Always restarts a guest that powered itself off', async () => {
+    await kubectl(['apply', '-f', '-'], vmYaml('always-off', 'Always', { userData: poweroff }));
+    const first = await runningVMIUid('always-off');
+    await until(async () => {
+      const current = await vmi('always-off');
+      return current !== undefined && current.metadata?.uid !== first;
+    }, 300_000, 'a new VMI after the guest powered off');
+  });
+
+  it('RerunOnFailure leaves a guest that powered off stopped, and restarts one that failed', async () => {
+    await kubectl(['apply', '-f', '-'], vmYaml('rerun-off', 'RerunOnFailure', { userData: poweroff }));
+    await runningVMIUid('rerun-off');
+    await until(async () => (await printable('rerun-off')) === 'Stopped', 300_000, 'Stopped after poweroff');
+    await new Promise((resolve) => setTimeout(resolve, 15_000));
+    const after = await vmi('rerun-off');
+    expect(after === undefined || after.status?.phase === 'Succeeded').toBe(true);
+
+    await kubectl(['apply', '-f', '-'], vmYaml('rerun-fail', 'RerunOnFailure'));
+    const first = await runningVMIUid('rerun-fail');
+    const pod = await launcherPod('rerun-fail');
+    await kubectl(['delete', 'pod', pod?.metadata?.name ?? '', '-n', namespace, '--grace-period=0', '--force']);
+    await until(async () => {
+      const current = await vmi('rerun-fail');
+      return current?.metadata?.uid !== undefined && current.metadata.uid !== first && current.status?.phase === 'Running';
+    }, 300_000, 'a restarted VMI after the failure');
+  });
+
+  it('Once never restarts, whatever the outcome', async () => {
+    await kubectl(['apply', '-f', '-'], vmYaml('once-off', 'Once', { userData: poweroff }));
+    const first = await runningVMIUid('once-off');
+    await until(async () => (await vmi('once-off'))?.status?.phase === 'Succeeded', 300_000, 'VMI Succeeded');
+    await new Promise((resolve) => setTimeout(resolve, 20_000));
+    expect((await vmi('once-off'))?.metadata?.uid).toBe(first);
+    expect(await printable('once-off')).toBe('Stopped');
+  });
+
+  it('Manual starts and stops only on request', async () => {
+    await kubectl(['apply', '-f', '-'], vmYaml('manual', 'Manual'));
+    await until(async () => (await printable('manual')) === 'Stopped', 60_000, 'Stopped');
+    expect(await vmi('manual')).toBeUndefined();
+    await client.resource<VM>(vmResource).patchStatus('manual', namespace, { status: { stateChangeRequests: [{ action: 'Start' }] } });
+    const uid = await runningVMIUid('manual');
+    await client.resource<VM>(vmResource).patchStatus('manual', namespace, { status: { stateChangeRequests: [{ action: 'Stop', uid }] } });
+    await until(async () => (await vmi('manual')) === undefined, 180_000, 'VMI stopped');
+    await until(async () => (await printable('manual')) === 'Stopped', 60_000, 'Stopped');
+  });
+});
+
+describe('start failures a user can act on', () => {
+  async function failureOf(name: string, status: string, conditionType: string): Promise<string> {
+    await until(async () => (await printable(name)) === status, 300_000, `${name} ${status}`);
+    return (await vm(name))?.status?.conditions?.find((c) => c.type === conditionType)?.message ?? '';
+  }
+
+  it('an unschedulable VM shows ErrorUnschedulable with the scheduler\'s reason', async () => {
+    await kubectl(['apply', '-f', '-'], vmYaml('unschedulable', 'Always', { nodeSelector: 'kubevm.io/no-such-node: "true"' }));
+    const message = await failureOf('unschedulable', 'ErrorUnschedulable', 'PodScheduled');
+    expect(message).toMatch(/node\(s\) didn't match Pod's node affinity\/selector|nodes are available/);
+    expect(message).toContain('nodeSelector');
+  });
+
+  it('a missing PVC shows ErrorPvcNotFound naming the claim', async () => {
+    await kubectl(
+      ['apply', '-f', '-'],
+      vmYaml('no-pvc', 'Always', {
+        extraDisks: '            - name: data\n              disk:\n                bus: virtio\n',
+        extraVolumes: '        - name: data\n          persistentVolumeClaim:\n            claimName: does-not-exist\n',
+      }),
+    );
+    const message = await failureOf('no-pvc', 'ErrorPvcNotFound', 'Synchronized');
+    expect(message).toContain(`PersistentVolumeClaim ${namespace}/does-not-exist not found`);
+  });
+
+  it('a missing containerDisk image shows ErrImagePull (or ImagePullBackOff) naming the image', async () => {
+    await kubectl(['apply', '-f', '-'], vmYaml('no-image', 'Always', { diskImage: 'localhost:5999/kubevm/does-not-exist:1' }));
+    await until(async () => ['ErrImagePull', 'ImagePullBackOff'].includes((await printable('no-image')) ?? ''), 300_000, 'an image pull error');
+    const message = (await vm('no-image'))?.status?.conditions?.find((c) => c.type === 'Synchronized')?.message ?? '';
+    expect(message).toContain('does-not-exist');
+  });
+});
