@@ -111,7 +111,7 @@ describe('renderLauncherPod', () => {
   test('emulation requests no kvm device', () => {
     const pod = renderLauncherPod(vmi(), { ...config, useEmulation: true });
     expect(pod.spec?.containers[0]?.resources).toEqual({ requests: { memory: '1104Mi', cpu: '200m' } });
-    expect(pod.spec?.containers[0]?.env).toContainEqual({ name: 'KUBEVM_USE_EMULATION', value: 'true' });
+    expect(pod.spec?.containers[0]?.env).toContainEqual({ name: 'KUBEVM_ALLOW_EMULATION', value: 'true' });
   });
 
   test('explicit requests and limits; dedicated CPUs are Guaranteed', () => {
@@ -187,6 +187,15 @@ describe('renderLauncherPod', () => {
       { name: 'udata-cloudinit', mountPath: '/var/run/kubevirt-private/secret/cloudinit/userdata', readOnly: true },
     ]);
     expect(pod.spec?.imagePullSecrets).toEqual([{ name: 'regcred' }]);
+  });
+
+  test('a kernelBoot container is an image volume at the launcher\'s kernel-boot directory', () => {
+    const pod = renderLauncherPod(
+      vmi({ domain: { memory: { guest: '256Mi' }, firmware: { kernelBoot: { container: { image: 'kubevm/kernel:1', kernelPath: '/boot/vmlinuz' } } }, devices: {} } }),
+      config,
+    );
+    expect(pod.spec?.volumes).toContainEqual({ name: 'kernel-boot', image: { reference: 'kubevm/kernel:1', pullPolicy: 'IfNotPresent' } });
+    expect(pod.spec?.containers[0]?.volumeMounts).toContainEqual({ name: 'kernel-boot', mountPath: '/var/run/kubevirt/kernel-boot', readOnly: true });
   });
 
   test('is a pure function of the VMI: same input, same pod', () => {

@@ -22,6 +22,7 @@ export const VMI_DISKS_DIR = '/var/run/kubevirt-private/vmi-disks';
 export const SECRETS_DIR = '/var/run/kubevirt-private/secret';
 export const CONFIG_MAPS_DIR = '/var/run/kubevirt-private/config-map';
 export const CONTAINER_DISKS_DIR = '/var/run/kubevirt/container-disks';
+export const KERNEL_BOOT_DIR = '/var/run/kubevirt/kernel-boot';
 
 /** uid/gid of the launcher (KubeVirt's qemu user), ADR 0007. */
 export const LAUNCHER_UID = 107;
@@ -216,9 +217,19 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
     { name: 'vmi', mountPath: VMI_DIR, readOnly: true },
   ];
   const perVolume = (spec.volumes ?? []).map(volumeParts);
+  const kernelBoot = spec.domain.firmware?.kernelBoot?.container;
+  if (kernelBoot?.image) {
+    // The kernel and initrd come from an image like a containerDisk does.
+    perVolume.push({
+      volumes: [{ name: 'kernel-boot', image: { reference: kernelBoot.image, pullPolicy: kernelBoot.imagePullPolicy ?? 'IfNotPresent' } }],
+      mounts: [{ name: 'kernel-boot', mountPath: KERNEL_BOOT_DIR, readOnly: true }],
+    });
+  }
 
   const pullSecrets = [
-    ...new Set((spec.volumes ?? []).map((volume) => volume.containerDisk?.imagePullSecret).filter((s): s is string => Boolean(s))),
+    ...new Set(
+      [...(spec.volumes ?? []).map((volume) => volume.containerDisk?.imagePullSecret), kernelBoot?.imagePullSecret].filter((s): s is string => Boolean(s)),
+    ),
   ];
 
   const compute: V1Container = {
@@ -226,11 +237,16 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
     image: config.launcherImage,
     imagePullPolicy: config.launcherImagePullPolicy ?? 'IfNotPresent',
     ...(config.launcherCommand ? { command: config.launcherCommand } : {}),
+    // The launcher's own names for these (launcher/config.ts); its defaults agree, stating them
+    // keeps the contract visible in the pod.
     env: [
       { name: 'KUBEVM_VMI_FILE', value: VMI_FILE },
-      { name: 'KUBEVM_PRIVATE_DIR', value: PRIVATE_DIR },
-      { name: 'KUBEVM_EPHEMERAL_DISKS_DIR', value: EPHEMERAL_DISKS_DIR },
-      { name: 'KUBEVM_USE_EMULATION', value: config.useEmulation ? 'true' : 'false' },
+      { name: 'KUBEVM_RUN_DIR', value: PRIVATE_DIR },
+      { name: 'KUBEVM_EPHEMERAL_DIR', value: EPHEMERAL_DISKS_DIR },
+      { name: 'KUBEVM_CONTAINER_DISK_DIR', value: CONTAINER_DISKS_DIR },
+      { name: 'KUBEVM_KERNEL_BOOT_DIR', value: KERNEL_BOOT_DIR },
+      // useEmulation lets QEMU fall back to TCG where /dev/kvm is missing, as in KubeVirt.
+      { name: 'KUBEVM_ALLOW_EMULATION', value: config.useEmulation ? 'true' : 'false' },
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     ],
     resources: launcherResources(vmi, config),
