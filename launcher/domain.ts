@@ -1,0 +1,487 @@
+// The domain: one QEMU process for one VMI, and its state machine.
+//
+//   Pending ──start──▶ Starting ──QMP up──▶ Running ◀──cont/stop──▶ Paused
+//                         │                   │
+//                         ▼                   ▼ shutdown (ACPI, grace) / kill / guest poweroff
+//                       Failed            ShuttingDown ──QEMU exits──▶ Succeeded | Failed
+//
+// Every change is an event (DomainEvent) pushed to subscribers; a failure carries the step that
+// failed and QEMU's last stderr lines.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { chooseAccelerator } from './accel.js';
+import type { AccelDecision } from './accel.js';
+import type { LauncherConfig } from './config.js';
+import { socketPaths } from './config.js';
+import { readGuestInfo } from './guest-agent.js';
+import type { GuestInfo } from './guest-agent.js';
+import { qemuArgs } from './qemu-args.js';
+import type { QemuContext } from './qemu-args.js';
+import { QmpClient, qmp } from './qmp.js';
+import type { QmpEvent, QmpMigrationInfo } from './qmp.js';
+import { prepareVolumes } from './volumes.js';
+import type { VolumeStatus } from './volumes.js';
+import type { LauncherVmi } from './vmi.js';
+
+export type DomainPhase = 'Pending' | 'Starting' | 'Running' | 'Paused' | 'ShuttingDown' | 'Succeeded' | 'Failed';
+
+export type StartStep = 'accelerator' | 'volumes' | 'qemu-args' | 'network' | 'qemu-start' | 'qmp-connect';
+
+export interface DomainCondition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+}
+
+export interface DomainError {
+  step: StartStep | 'runtime' | 'command';
+  message: string;
+  /** QEMU's own last stderr lines (empty when QEMU never ran). */
+  qemuStderr: string[];
+}
+
+export interface DomainStatus {
+  vmi: { name: string; namespace: string; uid?: string };
+  phase: DomainPhase;
+  reason?: string;
+  /** The QEMU run state (query-status), e.g. running, paused, shutdown. */
+  qemuStatus?: string;
+  accelerator?: AccelDecision;
+  qemuPid?: number;
+  volumes: VolumeStatus[];
+  conditions: DomainCondition[];
+  guestInfo?: GuestInfo;
+  error?: DomainError;
+  exit?: { code: number | null; signal: string | null };
+}
+
+export interface DomainEvent {
+  type: 'status' | 'error' | 'qemu-event';
+  at: string;
+  status: DomainStatus;
+  error?: DomainError;
+  qemuEvent?: QmpEvent;
+}
+
+const STDERR_LINES = 20;
+
+export class Domain extends EventEmitter {
+  private phase: DomainPhase = 'Pending';
+  private reason: string | undefined;
+  private qemuStatus: string | undefined;
+  private accel: AccelDecision | undefined;
+  private child: ChildProcess | undefined;
+  private helpers: ChildProcess[] = [];
+  private qmpClient: QmpClient | undefined;
+  private volumes: VolumeStatus[] = [];
+  private guest: GuestInfo | undefined;
+  private error: DomainError | undefined;
+  private exitInfo: { code: number | null; signal: string | null } | undefined;
+  private readonly stderrTail: string[] = [];
+  private stopRequested: 'shutdown' | 'kill' | undefined;
+  private exited: Promise<void> | undefined;
+  private agentTimer: NodeJS.Timeout | undefined;
+  private starting: Promise<DomainStatus> | undefined;
+  readonly sockets: ReturnType<typeof socketPaths>;
+
+  constructor(
+    readonly vmi: LauncherVmi,
+    private readonly config: LauncherConfig,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.sockets = socketPaths(config.runDir);
+  }
+
+  status(): DomainStatus {
+    const s: DomainStatus = {
+      vmi: { name: this.vmi.metadata.name, namespace: this.vmi.metadata.namespace ?? 'default' },
+      phase: this.phase,
+      volumes: this.volumes,
+      conditions: this.conditions(),
+    };
+    if (this.vmi.metadata.uid !== undefined) s.vmi.uid = this.vmi.metadata.uid;
+    if (this.reason !== undefined) s.reason = this.reason;
+    if (this.qemuStatus !== undefined) s.qemuStatus = this.qemuStatus;
+    if (this.accel) s.accelerator = this.accel;
+    if (this.child?.pid !== undefined && !this.exitInfo) s.qemuPid = this.child.pid;
+    if (this.guest) s.guestInfo = this.guest;
+    if (this.error) s.error = this.error;
+    if (this.exitInfo) s.exit = this.exitInfo;
+    return s;
+  }
+
+  /** QEMU's last stderr lines, newest last. */
+  qemuStderr(): string[] {
+    return [...this.stderrTail];
+  }
+
+  private conditions(): DomainCondition[] {
+    const c: DomainCondition[] = [];
+    if (this.accel) {
+      // KubeVirt has no condition for this; the handler maps it to a VMI condition and an Event.
+      c.push({
+        type: 'Emulated',
+        status: this.accel.accel === 'tcg' ? 'True' : 'False',
+        reason: this.accel.accel === 'tcg' ? 'TCG' : 'KVM',
+        message: this.accel.reason,
+      });
+    }
+    if (this.phase === 'Paused') {
+      const io = this.qemuStatus === 'io-error';
+      c.push({ type: 'Paused', status: 'True', reason: io ? 'PausedIOError' : 'PausedByUser', message: io ? 'VMI was paused, I/O error' : 'VMI was paused by user' });
+    }
+    if (this.guest?.agentConnected) c.push({ type: 'AgentConnected', status: 'True', reason: 'AgentConnected', message: 'the guest agent answers' });
+    return c;
+  }
+
+  private publish(type: DomainEvent['type'], extra: Partial<DomainEvent> = {}): void {
+    const event: DomainEvent = { type, at: new Date().toISOString(), status: this.status(), ...extra };
+    this.emit('event', event);
+  }
+
+  private setPhase(phase: DomainPhase, reason?: string): void {
+    if (this.phase === phase && this.reason === reason) return;
+    this.log.info({ from: this.phase, to: phase, reason }, 'domain phase');
+    this.phase = phase;
+    this.reason = reason;
+    this.publish('status');
+  }
+
+  private fail(step: DomainError['step'], message: string): DomainError {
+    const error: DomainError = { step, message, qemuStderr: this.qemuStderr() };
+    this.error = error;
+    this.log.error({ step, err: message, qemuStderr: error.qemuStderr }, 'domain failed');
+    this.publish('error', { error });
+    return error;
+  }
+
+  /** Prepares and starts the domain once; later calls return the same outcome (sync is idempotent). */
+  start(options: { incoming?: string } = {}): Promise<DomainStatus> {
+    this.starting ??= this.doStart(options);
+    return this.starting;
+  }
+
+  private async doStart(options: { incoming?: string }): Promise<DomainStatus> {
+    this.setPhase('Starting');
+    let step: StartStep = 'accelerator';
+    try {
+      this.accel = await chooseAccelerator({ kvmDevice: this.config.kvmDevice, allowEmulation: this.config.allowEmulation, mode: this.config.accel, qemuBinary: this.config.qemuBinary });
+      this.log.info({ accel: this.accel }, 'accelerator chosen');
+      step = 'volumes';
+      await mkdir(this.config.runDir, { recursive: true, mode: 0o700 });
+      await mkdir(this.config.ephemeralDir, { recursive: true, mode: 0o700 });
+      const prepared = await prepareVolumes(this.vmi, {
+        ephemeralDir: this.config.ephemeralDir,
+        containerDiskDir: this.config.containerDiskDir,
+        pvcDir: this.config.pvcDir,
+        blockDeviceDir: this.config.blockDeviceDir,
+        secrets: {
+          userData: (v) => path.join(this.config.secretDir, v),
+          networkData: (v) => path.join(this.config.secretDir, `${v}-ndata`),
+        },
+        qemuImg: this.config.qemuImg,
+        xorriso: this.config.xorriso,
+      });
+      this.volumes = prepared.status;
+      step = 'qemu-args';
+      const ctx: QemuContext = { accel: this.accel.accel, sockets: this.sockets, disks: prepared.disks, sandbox: this.config.sandbox };
+      const kb = this.vmi.spec.domain.firmware?.kernelBoot?.container;
+      if (kb) {
+        const inDir = (p: string) => path.join(this.config.kernelBootDir, path.posix.normalize(`/${p}`));
+        ctx.kernelBoot = { kernelPath: inDir(kb.kernelPath ?? '/boot/vmlinuz') };
+        if (kb.initrdPath) ctx.kernelBoot.initrdPath = inDir(kb.initrdPath);
+      }
+      const args = qemuArgs(this.vmi, ctx);
+      if (options.incoming) args.push('-incoming', 'defer');
+      step = 'network';
+      await this.startPasst();
+      step = 'qemu-start';
+      for (const s of [this.sockets.qmp, this.sockets.serial, this.sockets.vnc, this.sockets.guestAgent]) await rm(s, { force: true });
+      await this.spawnQemu(args);
+      step = 'qmp-connect';
+      await this.connectQmp();
+      if (options.incoming) {
+        await this.qmpExec((c) => qmp.migrateIncoming(c, options.incoming as string));
+        this.setPhase('Paused', 'MigrationTarget');
+      } else {
+        const st = await this.qmpExec(qmp.queryStatus);
+        this.qemuStatus = st.status;
+        this.setPhase(st.running ? 'Running' : 'Paused');
+      }
+      this.pollGuestAgent();
+    } catch (err) {
+      // QEMU may have printed its reason just before exiting: give its stderr a moment to arrive.
+      if (this.child && !this.exitInfo) await Promise.race([this.exited, sleep(500)]);
+      else await sleep(50);
+      const error = this.fail(step, (err as Error).message);
+      await this.kill().catch(() => undefined);
+      this.setPhase('Failed', `StartFailed:${step}`);
+      this.error = error;
+    }
+    return this.status();
+  }
+
+  private async startPasst(): Promise<void> {
+    const ifaces = (this.vmi.spec.domain.devices.interfaces ?? []).filter((i) => i.passt !== undefined);
+    for (const iface of ifaces) {
+      const sock = this.sockets.passt(iface.name);
+      await rm(sock, { force: true });
+      const ports = (iface.ports ?? []);
+      const tcp = ports.filter((p) => (p.protocol ?? 'TCP') === 'TCP').map((p) => String(p.port));
+      const udp = ports.filter((p) => p.protocol === 'UDP').map((p) => String(p.port));
+      // No ports declared: forward all, as KubeVirt does for passt.
+      const args = ['--foreground', '--one-off', '--socket', sock, '-t', tcp.length || !ports.length ? tcp.join(',') || 'all' : 'none', '-u', udp.length || !ports.length ? udp.join(',') || 'all' : 'none'];
+      const child = spawn(this.config.passt, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      child.stderr?.on('data', (d: Buffer) => this.log.info({ passt: iface.name, line: d.toString().trim() }, 'passt'));
+      this.helpers.push(child);
+      // Not a test connection: with --one-off passt serves exactly one and would then exit.
+      await waitFor(async () => (await stat(sock).then(() => true, () => false)) || child.exitCode !== null, 5000, `passt socket ${sock}`);
+      if (child.exitCode !== null) throw new Error(`passt for interface ${iface.name} exited with ${child.exitCode}`);
+    }
+  }
+
+  private spawnQemu(args: string[]): Promise<void> {
+    const [cmd, ...prefix] = [...this.config.qemuWrapper, this.config.qemuBinary];
+    const argv = [...prefix, ...args];
+    this.log.info({ cmd, argv }, 'starting QEMU');
+    const child = spawn(cmd as string, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    let partial = '';
+    const onOutput = (d: Buffer) => {
+      partial += d.toString();
+      const lines = partial.split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        if (!line.trim()) continue;
+        this.stderrTail.push(line);
+        if (this.stderrTail.length > STDERR_LINES) this.stderrTail.shift();
+        this.log.warn({ qemu: line }, 'qemu output');
+      }
+    };
+    child.stderr?.on('data', onOutput);
+    child.stdout?.on('data', onOutput);
+    this.exited = new Promise((resolve) => {
+      child.on('exit', (code, signal) => {
+        if (partial.trim()) this.stderrTail.push(partial.trim());
+        this.exitInfo = { code, signal };
+        this.onQemuExit(code, signal);
+        resolve();
+      });
+    });
+    return new Promise((resolve, reject) => {
+      child.once('spawn', () => resolve());
+      child.once('error', (err) => reject(new Error(`cannot run ${cmd}: ${err.message}`)));
+    });
+  }
+
+  private onQemuExit(code: number | null, signal: string | null): void {
+    clearTimeout(this.agentTimer);
+    for (const h of this.helpers) h.kill('SIGTERM');
+    this.qmpClient?.close();
+    this.log.info({ code, signal, requested: this.stopRequested }, 'QEMU exited');
+    if (this.phase === 'Starting' || this.phase === 'Failed') return; // doStart reports it
+    if (this.stopRequested === 'kill') {
+      this.setPhase('Failed', 'Killed');
+    } else if (code === 0) {
+      // A guest that powered off, or an orderly shutdown: KubeVirt's Succeeded.
+      this.setPhase('Succeeded', this.stopRequested === 'shutdown' ? 'Shutdown' : 'GuestShutdown');
+    } else {
+      this.fail('runtime', `QEMU exited unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`})`);
+      this.setPhase('Failed', 'QemuCrashed');
+    }
+  }
+
+  private async connectQmp(): Promise<void> {
+    await waitFor(async () => this.exitInfo !== undefined || (await canConnect(this.sockets.qmp)), 30_000, 'QEMU QMP socket');
+    if (this.exitInfo) throw new Error(`QEMU exited during start (${this.exitInfo.signal ? `signal ${this.exitInfo.signal}` : `exit code ${this.exitInfo.code}`})`);
+    const client = await QmpClient.connect(this.sockets.qmp);
+    this.qmpClient = client;
+    client.on('event', (e: QmpEvent) => this.onQmpEvent(e));
+  }
+
+  private onQmpEvent(e: QmpEvent): void {
+    this.log.debug({ event: e.event, data: e.data }, 'qmp event');
+    this.publish('qemu-event', { qemuEvent: e });
+    switch (e.event) {
+      case 'STOP':
+        void this.refreshStatus('Paused');
+        break;
+      case 'RESUME':
+        this.qemuStatus = 'running';
+        if (this.phase === 'Paused' || this.phase === 'Starting') this.setPhase('Running');
+        break;
+      case 'SHUTDOWN':
+        this.qemuStatus = 'shutdown';
+        this.setPhase('ShuttingDown', String(e.data?.['reason'] ?? 'shutdown'));
+        break;
+      case 'MIGRATION':
+        if (e.data?.['status'] === 'completed' && this.phase === 'Paused' && this.reason === 'MigrationTarget') void this.refreshStatus('Running');
+        break;
+    }
+  }
+
+  private async refreshStatus(expected: DomainPhase): Promise<void> {
+    try {
+      const st = await this.qmpExec(qmp.queryStatus);
+      this.qemuStatus = st.status;
+      if (this.phase === 'ShuttingDown') return;
+      this.setPhase(st.running ? 'Running' : expected === 'Running' ? 'Paused' : expected, st.running ? undefined : st.status === 'paused' ? 'PausedByUser' : st.status);
+    } catch {
+      // QEMU is going away; its exit decides the phase
+    }
+  }
+
+  private qmpExec<T>(fn: (c: QmpClient) => Promise<T>): Promise<T> {
+    if (!this.qmpClient || this.qmpClient.isClosed) return Promise.reject(new Error('QEMU is not running'));
+    return fn(this.qmpClient);
+  }
+
+  async pause(): Promise<DomainStatus> {
+    this.requireRunning();
+    await this.qmpExec(qmp.stop);
+    await this.refreshStatus('Paused');
+    return this.status();
+  }
+
+  async unpause(): Promise<DomainStatus> {
+    this.requireRunning();
+    await this.qmpExec(qmp.cont);
+    await this.refreshStatus('Running');
+    return this.status();
+  }
+
+  async reset(): Promise<DomainStatus> {
+    this.requireRunning();
+    await this.qmpExec(qmp.systemReset);
+    return this.status();
+  }
+
+  private requireRunning(): void {
+    if (this.phase !== 'Running' && this.phase !== 'Paused') throw new Error(`the domain is ${this.phase}, not running`);
+  }
+
+  /**
+   * ACPI power button, then up to `graceSeconds` for the guest to power off; after that QEMU is
+   * told to quit, and killed if it does not. Resolves when QEMU is gone.
+   */
+  async shutdown(graceSeconds = this.vmi.spec.terminationGracePeriodSeconds ?? 30): Promise<{ graceful: boolean; status: DomainStatus }> {
+    if (!this.child || this.exitInfo) return { graceful: true, status: this.status() };
+    this.stopRequested ??= 'shutdown';
+    // A paused guest cannot see the power button: let it run to act on it.
+    if (this.qemuStatus !== 'running') await this.qmpExec(qmp.cont).catch(() => undefined);
+    await this.qmpExec(qmp.systemPowerdown).catch((err: Error) => this.log.warn({ err: err.message }, 'system_powerdown failed'));
+    if (this.phase === 'Running' || this.phase === 'Paused') this.setPhase('ShuttingDown', 'ACPIPowerdown');
+    const graceful = await Promise.race([this.exited?.then(() => true), sleep(graceSeconds * 1000).then(() => false)]);
+    if (!graceful) {
+      this.log.warn({ graceSeconds }, 'guest did not power off within the grace period; stopping QEMU');
+      this.stopRequested = 'kill';
+      await this.kill();
+    }
+    return { graceful: graceful === true, status: this.status() };
+  }
+
+  /** QMP quit, then SIGKILL after 5 s. Resolves when QEMU is gone. */
+  async kill(): Promise<DomainStatus> {
+    clearTimeout(this.agentTimer);
+    if (this.child && !this.exitInfo) {
+      if (this.stopRequested !== 'shutdown' || this.phase === 'ShuttingDown') this.stopRequested = 'kill';
+      await this.qmpExec(qmp.quit).catch(() => undefined);
+      const gone = await Promise.race([this.exited?.then(() => true), sleep(5000).then(() => false)]);
+      if (!gone && !this.exitInfo) {
+        this.child.kill('SIGKILL');
+        await this.exited;
+      }
+    }
+    for (const h of this.helpers) if (h.exitCode === null) h.kill('SIGKILL');
+    return this.status();
+  }
+
+  async guestInfo(): Promise<GuestInfo> {
+    this.requireRunning();
+    const info = await readGuestInfo(this.sockets.guestAgent);
+    this.updateGuest(info);
+    return info;
+  }
+
+  private updateGuest(info: GuestInfo): void {
+    const changed = JSON.stringify(info) !== JSON.stringify(this.guest);
+    this.guest = info;
+    if (changed) this.publish('status');
+  }
+
+  private pollGuestAgent(): void {
+    const seconds = this.config.guestAgentPollSeconds;
+    if (!(seconds > 0)) return;
+    const tick = async () => {
+      if (this.phase === 'Running') this.updateGuest(await readGuestInfo(this.sockets.guestAgent, 2000));
+      if (!this.exitInfo) this.agentTimer = setTimeout(() => void tick(), seconds * 1000);
+    };
+    this.agentTimer = setTimeout(() => void tick(), seconds * 1000);
+  }
+
+  /** Live migration to `uri` (e.g. tcp:10.0.0.5:49152 or unix:/path); resolves when it ends. */
+  async migrate(uri: string, timeoutSeconds = 600): Promise<QmpMigrationInfo> {
+    this.requireRunning();
+    await this.qmpExec((c) => qmp.migrate(c, uri));
+    const deadline = Date.now() + timeoutSeconds * 1000;
+    for (;;) {
+      const info = await this.qmpExec(qmp.queryMigrate);
+      if (info.status === 'completed') return info;
+      if (info.status === 'failed' || info.status === 'cancelled') throw new Error(`migration ${info.status}: ${info['error-desc'] ?? 'no detail'}`);
+      if (Date.now() > deadline) {
+        await this.qmpExec(qmp.migrateCancel).catch(() => undefined);
+        throw new Error(`migration did not complete within ${timeoutSeconds} s`);
+      }
+      await sleep(200);
+    }
+  }
+
+  async queryMigration(): Promise<QmpMigrationInfo> {
+    return this.qmpExec(qmp.queryMigrate);
+  }
+
+  /** The QEMU process has exited (or never ran). */
+  get stopped(): boolean {
+    return this.phase === 'Succeeded' || this.phase === 'Failed';
+  }
+
+  /** Resolves when QEMU has exited. */
+  async waitExited(): Promise<void> {
+    await this.exited;
+  }
+
+  /** The serial console's log (everything the guest printed on ttyS0). */
+  serialLog(): Promise<string> {
+    return readFile(this.sockets.serialLog, 'utf8').catch(() => '');
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export function canConnect(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createConnection(socketPath);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what} did not appear within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}

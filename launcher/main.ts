@@ -1,0 +1,56 @@
+// The launcher pod's compute process: reads its config and the VMI, serves the command socket,
+// runs the domain, and turns SIGTERM into a graceful guest shutdown.
+import { readFile } from 'node:fs/promises';
+import { pino } from 'pino';
+import { CommandServer } from './command-server.js';
+import { configFromEnv, socketPaths } from './config.js';
+import { Domain } from './domain.js';
+import { parseLauncherVmi } from './vmi.js';
+
+async function main(): Promise<void> {
+  const config = configFromEnv();
+  const vmi = parseLauncherVmi(await readFile(config.vmiFile, 'utf8'), config.vmiFile);
+  const log = pino({
+    level: process.env['LOG_LEVEL'] ?? 'info',
+    base: { component: 'launcher', namespace: vmi.metadata.namespace ?? 'default', name: vmi.metadata.name },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+  });
+  const domain = new Domain(vmi, config, log);
+  // Stay up a little after the domain stopped, so the handler can read the final status.
+  const lingerMs = Number(process.env['KUBEVM_LINGER_SECONDS'] ?? '5') * 1000;
+  let exiting = false;
+  const exitWhenStopped = () => {
+    if (exiting || !config.exitWhenStopped) return;
+    exiting = true;
+    setTimeout(() => {
+      void server.close().then(() => process.exit(domain.status().phase === 'Succeeded' ? 0 : 1));
+    }, lingerMs).unref();
+  };
+  const server = new CommandServer(domain, socketPaths(config.runDir).command, log, () => undefined);
+  domain.on('event', () => {
+    if (domain.stopped) exitWhenStopped();
+  });
+  await server.listen();
+
+  let terminating = false;
+  process.on('SIGTERM', () => {
+    if (terminating) return;
+    terminating = true;
+    const grace = vmi.spec.terminationGracePeriodSeconds ?? 30;
+    log.info({ graceSeconds: grace }, 'SIGTERM: shutting the guest down');
+    void domain.shutdown(grace).then(({ graceful }) => {
+      log.info({ graceful }, 'guest stopped');
+      exitWhenStopped();
+      if (!domain.stopped) process.exit(0);
+    });
+  });
+  process.on('SIGINT', () => void domain.kill().then(() => process.exit(1)));
+
+  if (config.autostart) await domain.start();
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`launcher: ${err.message}\n`);
+  process.exit(2);
+});

@@ -1,0 +1,228 @@
+// A small QMP client (QEMU Machine Protocol, docs/interop/qmp-spec): one unix socket, the greeting,
+// qmp_capabilities, then commands tagged with ids and answered in any order, and asynchronous
+// events. The same framing serves qemu-guest-agent, which has no greeting and no events
+// (see guest-agent.ts).
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+
+export interface QmpEvent {
+  event: string;
+  data?: Record<string, unknown>;
+  timestamp?: { seconds: number; microseconds: number };
+}
+
+export class QmpError extends Error {
+  constructor(
+    readonly command: string,
+    readonly errorClass: string,
+    desc: string,
+  ) {
+    super(`QMP ${command}: ${errorClass}: ${desc}`);
+    this.name = 'QmpError';
+  }
+}
+
+interface Pending {
+  command: string;
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+export interface QmpClientOptions {
+  /** Per-command timeout unless a call gives its own. */
+  timeoutMs?: number;
+}
+
+/**
+ * Emits 'event' (QmpEvent) and 'close' (Error | undefined). Commands after close reject.
+ */
+export class QmpClient extends EventEmitter {
+  private buffer = '';
+  private nextId = 1;
+  private readonly pending = new Map<string, Pending>();
+  private closed: Error | undefined;
+  private readonly timeoutMs: number;
+  private greetingWaiter: { resolve: (g: unknown) => void; reject: (e: Error) => void } | undefined;
+
+  private constructor(
+    private readonly socket: net.Socket,
+    options: QmpClientOptions,
+  ) {
+    super();
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => this.onData(chunk));
+    socket.on('error', (err) => this.fail(err));
+    socket.on('close', () => this.fail(new Error('QMP connection closed')));
+  }
+
+  /** Connects to a QMP monitor socket and negotiates capabilities. */
+  static async connect(path: string, options: QmpClientOptions = {}): Promise<QmpClient> {
+    const client = await QmpClient.open(path, options);
+    const greeting = new Promise<unknown>((resolve, reject) => (client.greetingWaiter = { resolve, reject }));
+    await withTimeout(greeting, client.timeoutMs, 'QMP greeting');
+    await client.execute('qmp_capabilities');
+    return client;
+  }
+
+  /** Connects without a greeting (qemu-guest-agent speaks the framing but does not greet). */
+  static async open(path: string, options: QmpClientOptions = {}): Promise<QmpClient> {
+    const socket = net.createConnection(path);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    return new QmpClient(socket, options);
+  }
+
+  /** Runs a command and resolves to its `return` value. */
+  execute<T = unknown>(command: string, args?: Record<string, unknown>, timeoutMs = this.timeoutMs): Promise<T> {
+    if (this.closed) return Promise.reject(new Error(`QMP ${command}: ${this.closed.message}`));
+    const id = `kubevm-${this.nextId++}`;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`QMP ${command}: no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { command, resolve: resolve as (v: unknown) => void, reject, timer });
+      const msg: Record<string, unknown> = { execute: command, id };
+      if (args) msg['arguments'] = args;
+      this.socket.write(`${JSON.stringify(msg)}\n`);
+    });
+  }
+
+  /** Sends a command that has no answer (guest-sync-delimited aside, e.g. guest-shutdown). */
+  send(command: string, args?: Record<string, unknown>): void {
+    if (this.closed) return;
+    this.socket.write(`${JSON.stringify(args ? { execute: command, arguments: args } : { execute: command })}\n`);
+  }
+
+  /** Resolves on the next event of this name (optionally matching `filter`), or rejects on timeout. */
+  waitForEvent(name: string, timeoutMs: number, filter?: (e: QmpEvent) => boolean): Promise<QmpEvent> {
+    return new Promise((resolve, reject) => {
+      const onEvent = (e: QmpEvent) => {
+        if (e.event !== name || (filter && !filter(e))) return;
+        cleanup();
+        resolve(e);
+      };
+      const onClose = (err?: Error) => {
+        cleanup();
+        reject(err ?? new Error('QMP connection closed'));
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`QMP: no ${name} event within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.off('event', onEvent);
+        this.off('close', onClose);
+      };
+      this.on('event', onEvent);
+      this.on('close', onClose);
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.closed !== undefined;
+  }
+
+  close(): void {
+    this.socket.destroy();
+    this.fail(new Error('QMP connection closed by the client'));
+  }
+
+  private onData(chunk: string): void {
+    this.buffer += chunk;
+    let nl: number;
+    while ((nl = this.buffer.indexOf('\n')) >= 0) {
+      const line = this.buffer.slice(0, nl).trim();
+      this.buffer = this.buffer.slice(nl + 1);
+      // qemu-guest-agent answers guest-sync-delimited with a 0xFF sentinel before its JSON.
+      const text = line.replace(/^\xff+/, '');
+      if (text) this.onMessage(text);
+    }
+  }
+
+  private onMessage(text: string): void {
+    let msg: Record<string, unknown>;
+    try {
+      msg = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      return; // a garbled line from a dying peer: nothing to resolve
+    }
+    if ('QMP' in msg) {
+      this.greetingWaiter?.resolve(msg['QMP']);
+      this.greetingWaiter = undefined;
+      return;
+    }
+    if (typeof msg['event'] === 'string') {
+      this.emit('event', msg as unknown as QmpEvent);
+      return;
+    }
+    const id = typeof msg['id'] === 'string' ? msg['id'] : undefined;
+    const pending = id !== undefined ? this.pending.get(id) : undefined;
+    if (!pending || id === undefined) return;
+    this.pending.delete(id);
+    clearTimeout(pending.timer);
+    if ('error' in msg) {
+      const err = msg['error'] as { class?: string; desc?: string };
+      pending.reject(new QmpError(pending.command, err.class ?? 'GenericError', err.desc ?? 'unknown error'));
+    } else {
+      pending.resolve(msg['return']);
+    }
+  }
+
+  private fail(err: Error): void {
+    if (this.closed) return;
+    this.closed = err;
+    this.greetingWaiter?.reject(err);
+    this.greetingWaiter = undefined;
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new Error(`QMP ${p.command}: ${err.message}`));
+      this.pending.delete(id);
+    }
+    this.emit('close', err);
+  }
+}
+
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// The QMP commands the launcher uses, typed.
+
+export interface QmpStatus {
+  running: boolean;
+  singlestep?: boolean;
+  status: string;
+}
+
+export interface QmpMigrationInfo {
+  status?: string;
+  'total-time'?: number;
+  downtime?: number;
+  ram?: { transferred: number; remaining: number; total: number };
+  'error-desc'?: string;
+}
+
+export const qmp = {
+  queryStatus: (c: QmpClient) => c.execute<QmpStatus>('query-status'),
+  stop: (c: QmpClient) => c.execute('stop'),
+  cont: (c: QmpClient) => c.execute('cont'),
+  systemPowerdown: (c: QmpClient) => c.execute('system_powerdown'),
+  systemReset: (c: QmpClient) => c.execute('system_reset'),
+  quit: (c: QmpClient) => c.execute('quit'),
+  migrate: (c: QmpClient, uri: string) => c.execute('migrate', { uri }),
+  migrateIncoming: (c: QmpClient, uri: string) => c.execute('migrate-incoming', { uri }),
+  migrateCancel: (c: QmpClient) => c.execute('migrate_cancel'),
+  queryMigrate: (c: QmpClient) => c.execute<QmpMigrationInfo>('query-migrate'),
+  migrateSetCapabilities: (c: QmpClient, capabilities: { capability: string; state: boolean }[]) =>
+    c.execute('migrate-set-capabilities', { capabilities }),
+};

@@ -1,0 +1,124 @@
+// The part of a VirtualMachineInstance the launcher reads, typed structurally and loosely (plain
+// strings where the API has enums): the launcher gets the VMI as JSON from a file and must turn a
+// value it does not support into an error naming the field, not trust that admission caught it.
+// The zod schemas in runtime/api are the API's source of truth; these shapes are a subset of them.
+
+export type QuantityValue = string | number;
+
+export interface LauncherDisk {
+  name: string;
+  disk?: { bus?: string; readonly?: boolean; pciAddress?: string };
+  cdrom?: { bus?: string; readonly?: boolean; tray?: string };
+  lun?: { bus?: string; readonly?: boolean };
+  bootOrder?: number;
+  serial?: string;
+  cache?: string;
+  errorPolicy?: string;
+  dedicatedIOThread?: boolean;
+  shareable?: boolean;
+}
+
+export interface LauncherInterface {
+  name: string;
+  model?: string;
+  bridge?: object;
+  masquerade?: object;
+  slirp?: object;
+  passt?: object;
+  binding?: { name: string };
+  ports?: { name?: string; protocol?: string; port: number }[];
+  macAddress?: string;
+  bootOrder?: number;
+  pciAddress?: string;
+  state?: string;
+}
+
+export interface LauncherDomain {
+  resources?: { requests?: Record<string, QuantityValue>; limits?: Record<string, QuantityValue> };
+  cpu?: { cores?: number; sockets?: number; threads?: number; model?: string; features?: { name: string; policy?: string }[] };
+  memory?: { guest?: QuantityValue; hugepages?: { pageSize?: string } };
+  machine?: { type?: string };
+  firmware?: {
+    uuid?: string;
+    serial?: string;
+    bootloader?: { bios?: { useSerial?: boolean }; efi?: { secureBoot?: boolean; persistent?: boolean } };
+    kernelBoot?: { kernelArgs?: string; container?: { image: string; kernelPath?: string; initrdPath?: string } };
+  };
+  clock?: { utc?: { offsetSeconds?: number }; timezone?: string };
+  features?: { acpi?: { enabled?: boolean } };
+  devices: {
+    disks?: LauncherDisk[];
+    interfaces?: LauncherInterface[];
+    watchdog?: { name: string; i6300esb?: { action?: string } };
+    rng?: object;
+    autoattachPodInterface?: boolean;
+    autoattachGraphicsDevice?: boolean;
+    autoattachSerialConsole?: boolean;
+    autoattachMemBalloon?: boolean;
+    hostDevices?: unknown[];
+    gpus?: unknown[];
+  };
+}
+
+export interface LauncherVolume {
+  name: string;
+  containerDisk?: { image: string; path?: string };
+  cloudInitNoCloud?: {
+    userData?: string;
+    userDataBase64?: string;
+    secretRef?: { name?: string };
+    networkData?: string;
+    networkDataBase64?: string;
+    networkDataSecretRef?: { name?: string };
+  };
+  emptyDisk?: { capacity: QuantityValue };
+  persistentVolumeClaim?: { claimName: string; readOnly?: boolean };
+  ephemeral?: { persistentVolumeClaim?: { claimName: string; readOnly?: boolean } };
+  configMap?: object;
+  secret?: object;
+}
+
+export interface LauncherVmi {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name: string; namespace?: string; uid?: string; annotations?: Record<string, string> };
+  spec: {
+    domain: LauncherDomain;
+    volumes?: LauncherVolume[];
+    networks?: { name: string; pod?: object; multus?: object }[];
+    hostname?: string;
+    subdomain?: string;
+    terminationGracePeriodSeconds?: number;
+  };
+}
+
+/** Reads a VMI JSON document, checking only the shape the launcher cannot start without. */
+export function parseLauncherVmi(text: string, source: string): LauncherVmi {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${source}: not JSON: ${(err as Error).message}`);
+  }
+  const vmi = value as Partial<LauncherVmi> | null;
+  if (!vmi || typeof vmi !== 'object') throw new Error(`${source}: not a VirtualMachineInstance object`);
+  if (!vmi.metadata?.name) throw new Error(`${source}: metadata.name is required`);
+  if (!vmi.spec?.domain?.devices) throw new Error(`${source}: spec.domain.devices is required`);
+  return vmi as LauncherVmi;
+}
+
+const binarySuffixes: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
+const decimalSuffixes: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18, m: 1e-3 };
+
+/** A Kubernetes quantity in bytes (rounded up), or an error naming `field`. */
+export function quantityBytes(value: QuantityValue, field: string): number {
+  if (typeof value === 'number') return Math.ceil(value);
+  const m = /^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([KMGTPE]i|[kMGTPEm]|[eE][+-]?[0-9]+)?\s*$/.exec(value);
+  if (!m) throw new Error(`${field}: "${value}" is not a Kubernetes quantity (e.g. 128Mi, 1Gi)`);
+  const n = Number(m[1]);
+  const suffix = m[2] ?? '';
+  if (suffix.startsWith('e') || suffix.startsWith('E') && suffix.length > 1) return Math.ceil(n * 10 ** Number(suffix.slice(1)));
+  const factor = binarySuffixes[suffix] ?? decimalSuffixes[suffix];
+  if (factor === undefined) throw new Error(`${field}: unknown quantity suffix "${suffix}"`);
+  return Math.ceil(n * factor);
+}
