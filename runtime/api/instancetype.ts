@@ -10,6 +10,7 @@ import {
   HostDevice,
   Hugepages,
   InterfaceModel,
+  namedList,
   Timer,
 } from './kubevirt/v1/domain.js';
 
@@ -61,8 +62,6 @@ export const VirtualMachineClusterPreferenceNames = {
   scope: 'Cluster',
 } as const satisfies ResourceNames;
 
-const byName = { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] } as const;
-
 export const CPUInstancetype = z
   .strictObject({
     guest: z.int().min(1).describe('The number of vCPUs; laid out as sockets, cores or threads according to the preference.'),
@@ -96,8 +95,8 @@ export const VirtualMachineInstancetypeSpec = z
     memory: MemoryInstancetype,
     nodeSelector: z.record(z.string(), z.string()).optional().describe('Node labels the VM\'s node must have.'),
     schedulerName: z.string().optional().describe('The scheduler that places the VM\'s pod.'),
-    gpus: z.array(GPU).meta(byName).optional().describe('GPUs passed through to the VM.'),
-    hostDevices: z.array(HostDevice).meta(byName).optional().describe('Host devices passed through to the VM.'),
+    gpus: namedList(GPU).optional().describe('GPUs passed through to the VM.'),
+    hostDevices: namedList(HostDevice).optional().describe('Host devices passed through to the VM.'),
     ioThreadsPolicy: z.enum(['shared', 'auto', 'supplementalPool']).optional().describe('How disk I/O threads are allocated.'),
     annotations: z.record(z.string(), z.string()).optional().describe('Annotations added to the VMI.'),
   })

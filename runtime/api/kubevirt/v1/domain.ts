@@ -28,6 +28,23 @@ export function exactlyOneOf(keys: readonly string[]) {
   };
 }
 
+/**
+ * An array whose items are identified by `name` (disks, interfaces, volumes, ...): duplicates are
+ * rejected, as the API server does for the CRD's list-map.
+ */
+export function namedList<Item extends z.ZodType<{ name: string }>>(item: Item) {
+  return z
+    .array(item)
+    .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] })
+    .superRefine((items, ctx) => {
+      const seen = new Set<string>();
+      items.forEach((entry, index) => {
+        if (seen.has(entry.name)) ctx.addIssue({ code: 'custom', path: [index, 'name'], message: `duplicate name ${JSON.stringify(entry.name)}` });
+        seen.add(entry.name);
+      });
+    });
+}
+
 const FeatureState = z
   .strictObject({ enabled: z.boolean().optional().describe('Whether the feature is on; on when unset.') })
   .describe('A feature that is either enabled or disabled.');
@@ -364,12 +381,10 @@ export const GPU = z
   .describe('A host GPU (or vGPU) passed through to the guest.');
 export type GPU = z.infer<typeof GPU>;
 
-const byName = { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] } as const;
-
 export const Devices = z
   .strictObject({
-    disks: z.array(Disk).meta(byName).optional().describe('The disks of the VM, each backed by the volume of the same name.'),
-    interfaces: z.array(Interface).meta(byName).optional().describe('The network interfaces, each connected to the network of the same name.'),
+    disks: namedList(Disk).optional().describe('The disks of the VM, each backed by the volume of the same name.'),
+    interfaces: namedList(Interface).optional().describe('The network interfaces, each connected to the network of the same name.'),
     inputs: z.array(Input).optional().describe('Input devices.'),
     watchdog: Watchdog.optional(),
     rng: z.strictObject({}).optional().describe('A virtio RNG device fed from the host\'s /dev/urandom.'),
@@ -382,8 +397,8 @@ export const Devices = z
     blockMultiQueue: z.boolean().optional().describe('Give virtio disks one queue per vCPU.'),
     networkInterfaceMultiqueue: z.boolean().optional().describe('Give virtio NICs one queue pair per vCPU.'),
     useVirtioTransitional: z.boolean().optional().describe('Use virtio-transitional devices so older guests (e.g. CentOS 6) find them.'),
-    hostDevices: z.array(HostDevice).meta(byName).optional().describe('Host devices passed through.'),
-    gpus: z.array(GPU).meta(byName).optional().describe('GPUs passed through.'),
+    hostDevices: namedList(HostDevice).optional().describe('Host devices passed through.'),
+    gpus: namedList(GPU).optional().describe('GPUs passed through.'),
   })
   .describe('The devices of the VM.');
 export type Devices = z.infer<typeof Devices>;

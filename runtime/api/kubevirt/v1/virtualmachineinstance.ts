@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { Affinity, DNSPolicy, PodDNSConfig, PodQOSClass, Toleration } from '../../core.js';
 import { ConditionStatus, Quantity, Time, typeMeta, type ResourceNames } from '../../meta.js';
-import { DomainSpec, Machine } from './domain.js';
+import { DomainSpec, Machine, namedList } from './domain.js';
 import { Network, Volume } from './volumes.js';
 
 export const KUBEVIRT_GROUP = 'kubevirt.io';
@@ -28,13 +28,11 @@ export const EvictionStrategy = z
   );
 export type EvictionStrategy = z.infer<typeof EvictionStrategy>;
 
-const byName = { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] } as const;
-
 export const VirtualMachineInstanceSpec = z
   .strictObject({
     domain: DomainSpec,
-    volumes: z.array(Volume).meta(byName).optional().describe('The volumes that back the disks.'),
-    networks: z.array(Network).meta(byName).optional().describe('The networks the interfaces connect to.'),
+    volumes: namedList(Volume).optional().describe('The volumes that back the disks.'),
+    networks: namedList(Network).optional().describe('The networks the interfaces connect to.'),
     nodeSelector: z.record(z.string(), z.string()).optional().describe('Node labels the VM\'s node must have.'),
     affinity: Affinity.optional(),
     tolerations: z.array(Toleration).optional().describe('Taints the VM\'s pod tolerates.'),
