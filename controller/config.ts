@@ -40,12 +40,19 @@ export function configFrom(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   const command = setting('launcher-command', 'KUBEVM_LAUNCHER_COMMAND');
   const useEmulation = parseBoolean('use-emulation', setting('use-emulation', 'KUBEVM_USE_EMULATION'));
   const overhead = setting('memory-overhead', 'KUBEVM_LAUNCHER_MEMORY_OVERHEAD');
+  const imageSourceMode = setting('image-source-mode', 'KUBEVM_IMAGE_SOURCE_MODE');
+  if (imageSourceMode !== undefined && imageSourceMode !== 'init-copy' && imageSourceMode !== 'image-volume') {
+    throw new Error(`image source mode must be init-copy or image-volume, not ${JSON.stringify(imageSourceMode)}`);
+  }
+  const copier = setting('copier', 'KUBEVM_COPIER');
   return {
     launcherImage,
     launcherImagePullPolicy: pullPolicy,
     ...(command ? { launcherCommand: command.split(/\s+/).filter(Boolean) } : {}),
     ...(useEmulation !== undefined ? { useEmulation } : {}),
     ...(overhead ? { memoryOverhead: overhead } : {}),
+    ...(imageSourceMode ? { imageSourceMode } : {}),
+    ...(copier ? { copierPath: copier } : {}),
     namespace: setting('namespace', 'POD_NAMESPACE') ?? 'kubevirt',
     leaseName: 'kubevm-controller',
     leaderElection: parseBoolean('leader-elect', setting('leader-elect', 'KUBEVM_LEADER_ELECT')) ?? true,

@@ -8,6 +8,8 @@
 //   --launcher-command      KUBEVM_LAUNCHER_COMMAND      the launcher's command, space-separated; the image's entrypoint when unset
 //   --use-emulation         KUBEVM_USE_EMULATION         true/false; unset: the KubeVirt CR's developerConfiguration.useEmulation
 //   --memory-overhead       KUBEVM_LAUNCHER_MEMORY_OVERHEAD  launcher memory on top of the guest's (default 80Mi)
+//   --image-source-mode     KUBEVM_IMAGE_SOURCE_MODE     init-copy (default) or image-volume: how containerDisk/kernelBoot images reach the launcher
+//   --copier                KUBEVM_COPIER                static copier in the launcher image for init-copy (default /bin/busybox)
 //   --namespace             POD_NAMESPACE                the Lease's namespace (default kubevirt)
 //   --leader-elect          KUBEVM_LEADER_ELECT          true (default) / false
 //   --health-port           HEALTH_PORT                  /healthz, /readyz, /metrics (default 8080)

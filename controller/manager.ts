@@ -35,6 +35,9 @@ export interface ControllerConfig {
   /** Forces emulation on or off; undefined follows the KubeVirt CR's developerConfiguration.useEmulation. */
   useEmulation?: boolean;
   memoryOverhead?: string;
+  /** How containerDisk/kernelBoot images reach the launcher; see LauncherPodConfig. */
+  imageSourceMode?: 'init-copy' | 'image-volume';
+  copierPath?: string;
   /** Where the leader election Lease lives. */
   namespace: string;
   leaseName: string;
@@ -137,6 +140,8 @@ export class ControllerManager {
       useEmulation,
       ...(this.config.launcherCommand ? { launcherCommand: this.config.launcherCommand } : {}),
       ...(this.config.memoryOverhead ? { memoryOverhead: this.config.memoryOverhead } : {}),
+      ...(this.config.imageSourceMode ? { imageSourceMode: this.config.imageSourceMode } : {}),
+      ...(this.config.copierPath ? { copierPath: this.config.copierPath } : {}),
     };
   }
 

@@ -168,34 +168,65 @@ describe('renderLauncherPod', () => {
       { name: 'private', emptyDir: {} },
       { name: 'ephemeral-disks', emptyDir: {} },
       { name: 'vmi', downwardAPI: { items: [{ path: 'vmi.json', fieldRef: { fieldPath: "metadata.annotations['kubevm.io/vmi']" } }] } },
-      { name: 'cd-root', image: { reference: 'quay.io/containerdisks/fedora:40', pullPolicy: 'IfNotPresent' } },
       { name: 'pvc-data', persistentVolumeClaim: { claimName: 'data-pvc', readOnly: false } },
       { name: 'pvc-scratch', persistentVolumeClaim: { claimName: 'golden', readOnly: true } },
       { name: 'secret-creds', secret: { secretName: 'app-secret' } },
       { name: 'configmap-cfg', configMap: { name: 'app-config' } },
       { name: 'udata-cloudinit', secret: { secretName: 'ci-user' } },
+      { name: 'kubevm-bin', emptyDir: {} },
+      { name: 'image-sources', emptyDir: {} },
     ]);
     expect(pod.spec?.containers[0]?.volumeMounts).toEqual([
       { name: 'private', mountPath: '/var/run/kubevm-private' },
       { name: 'ephemeral-disks', mountPath: '/var/run/kubevirt-ephemeral-disks' },
       { name: 'vmi', mountPath: '/var/run/kubevm/vmi', readOnly: true },
-      { name: 'cd-root', mountPath: '/var/run/kubevirt/container-disks/root', readOnly: true },
       { name: 'pvc-data', mountPath: '/var/run/kubevirt-private/vmi-disks/data', readOnly: false },
       { name: 'pvc-scratch', mountPath: '/var/run/kubevirt-private/vmi-disks/scratch', readOnly: true },
       { name: 'secret-creds', mountPath: '/var/run/kubevirt-private/secret/creds', readOnly: true },
       { name: 'configmap-cfg', mountPath: '/var/run/kubevirt-private/config-map/cfg', readOnly: true },
       { name: 'udata-cloudinit', mountPath: '/var/run/kubevirt-private/secret/cloudinit/userdata', readOnly: true },
+      { name: 'image-sources', mountPath: '/var/run/kubevirt/container-disks', subPath: 'container-disks', readOnly: true },
+      { name: 'image-sources', mountPath: '/var/run/kubevirt/kernel-boot', subPath: 'kernel-boot', readOnly: true },
     ]);
+    // The containerDisk's /disk is copied by an init container running in its image, with the
+    // launcher image's static copier (images are usually FROM scratch).
+    expect(pod.spec?.initContainers?.map((c) => [c.name, c.image])).toEqual([
+      ['copier', 'kubevm/launcher:test'],
+      ['cd-root', 'quay.io/containerdisks/fedora:40'],
+    ]);
+    expect(pod.spec?.initContainers?.[1]?.command).toEqual([
+      '/var/run/kubevm/bin/copier',
+      'sh',
+      '-c',
+      '/var/run/kubevm/bin/copier mkdir -p /target/container-disks/root/ && /var/run/kubevm/bin/copier cp -a /disk /target/container-disks/root//',
+    ]);
+    expect(pod.spec?.initContainers?.every((c) => c.securityContext?.runAsUser === 107 && c.securityContext.capabilities?.drop?.[0] === 'ALL')).toBe(true);
     expect(pod.spec?.imagePullSecrets).toEqual([{ name: 'regcred' }]);
   });
 
-  test('a kernelBoot container is an image volume at the launcher\'s kernel-boot directory', () => {
+  test('kernelBoot: the kernel and initrd directories are copied to /var/run/kubevirt/kernel-boot', () => {
     const pod = renderLauncherPod(
-      vmi({ domain: { memory: { guest: '256Mi' }, firmware: { kernelBoot: { container: { image: 'kubevm/kernel:1', kernelPath: '/boot/vmlinuz' } } }, devices: {} } }),
+      vmi({
+        domain: { memory: { guest: '256Mi' }, firmware: { kernelBoot: { container: { image: 'kubevm/kernel:1', kernelPath: '/boot/vmlinuz', initrdPath: 'boot/initrd.gz' } } }, devices: {} },
+        volumes: [],
+      }),
       config,
     );
+    const init = pod.spec?.initContainers?.find((c) => c.name === 'kernel-boot');
+    expect(init?.image).toBe('kubevm/kernel:1');
+    expect(init?.command?.[3]).toBe('/var/run/kubevm/bin/copier mkdir -p /target/kernel-boot/ && /var/run/kubevm/bin/copier cp -a /boot /target/kernel-boot//');
+  });
+
+  test('image-volume mode mounts the images instead of copying them', () => {
+    const pod = renderLauncherPod(
+      vmi({ domain: { memory: { guest: '256Mi' }, firmware: { kernelBoot: { container: { image: 'kubevm/kernel:1' } } }, devices: {} } }),
+      { ...config, imageSourceMode: 'image-volume' },
+    );
+    expect(pod.spec?.initContainers).toBeUndefined();
+    expect(pod.spec?.volumes).toContainEqual({ name: 'cd-root', image: { reference: 'quay.io/containerdisks/fedora:40', pullPolicy: 'IfNotPresent' } });
     expect(pod.spec?.volumes).toContainEqual({ name: 'kernel-boot', image: { reference: 'kubevm/kernel:1', pullPolicy: 'IfNotPresent' } });
     expect(pod.spec?.containers[0]?.volumeMounts).toContainEqual({ name: 'kernel-boot', mountPath: '/var/run/kubevirt/kernel-boot', readOnly: true });
+    expect(pod.spec?.containers[0]?.volumeMounts).toContainEqual({ name: 'cd-root', mountPath: '/var/run/kubevirt/container-disks/root', readOnly: true });
   });
 
   test('is a pure function of the VMI: same input, same pod', () => {

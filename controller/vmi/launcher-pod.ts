@@ -53,7 +53,22 @@ export interface LauncherPodConfig {
   useEmulation: boolean;
   /** Overrides LAUNCHER_MEMORY_OVERHEAD. */
   memoryOverhead?: string;
+  /**
+   * How containerDisk and kernelBoot images reach the launcher (default 'init-copy'):
+   * - 'init-copy': an init container per image, running in that image, copies its files into an
+   *   emptyDir with a static copier the launcher image provides (KUBEVM_COPIER): works on any
+   *   container runtime, costs the copy;
+   * - 'image-volume': Kubernetes image volumes (the ImageVolume feature, containerd ≥ 2.1 / CRI-O):
+   *   mounted read-only, no copy.
+   */
+  imageSourceMode?: 'init-copy' | 'image-volume';
+  /** Path of a static copier binary in the launcher image ('init-copy'), run as `<copier> cp -a SRC DST`. */
+  copierPath?: string;
 }
+
+/** busybox-static's path in a Debian-based launcher image. */
+export const DEFAULT_COPIER = '/bin/busybox';
+const COPIER_DIR = '/var/run/kubevm/bin';
 
 // Pod names use KubeVirt's alphabet for generated suffixes: no vowels (no accidental words), no
 // characters that read alike (0/o, 1/l).
@@ -182,18 +197,98 @@ function volumeParts(volume: Volume): VolumeParts {
   if (cloudInit?.networkDataSecretRef?.name) {
     add('ndata', { secret: { secretName: cloudInit.networkDataSecretRef.name } }, `${SECRETS_DIR}/${volume.name}/networkdata`, true);
   }
-  if (volume.containerDisk) {
-    // The containerDisk image reaches the pod as a Kubernetes image volume: the kubelet pulls and
-    // mounts it read-only, so a missing image surfaces as the pod's own ErrImagePull and the launcher
-    // needs no privilege to read /disk (ADR 0006 decides the mechanism; this is its default).
-    add(
-      'cd',
-      { image: { reference: volume.containerDisk.image, pullPolicy: volume.containerDisk.imagePullPolicy ?? 'IfNotPresent' } },
-      `${CONTAINER_DISKS_DIR}/${volume.name}`,
-      true,
-    );
-  }
   // cloudInitNoCloud inline data and emptyDisk live in ephemeral-disks, written by the launcher.
+  return parts;
+}
+
+interface ImageSourceParts extends VolumeParts {
+  initContainers: V1Container[];
+}
+
+const INIT_SECURITY_CONTEXT = {
+  runAsUser: LAUNCHER_UID,
+  runAsGroup: LAUNCHER_UID,
+  runAsNonRoot: true,
+  allowPrivilegeEscalation: false,
+  privileged: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ['ALL'] },
+};
+// Copying is I/O, not compute; the pod's requests are dominated by the compute container anyway.
+const INIT_RESOURCES = { requests: { cpu: '10m', memory: '40Mi' }, limits: { memory: '40Mi' } };
+
+/**
+ * containerDisks (`/var/run/kubevirt/container-disks/<volume>/disk/...`) and the kernelBoot image
+ * (`/var/run/kubevirt/kernel-boot/...`): each image's root as the launcher expects it. An image that
+ * cannot be pulled shows as ErrImagePull/ImagePullBackOff on the pod, naming the image.
+ */
+function imageSources(vmi: VirtualMachineInstance, config: LauncherPodConfig): ImageSourceParts {
+  const parts: ImageSourceParts = { volumes: [], mounts: [], initContainers: [] };
+  // `from`: the directories of the image to copy ('init-copy'); the image's root is not copyable.
+  const sources: Array<{ name: string; image: string; pullPolicy: string; from: string[]; into: string }> = [];
+  const dirOf = (file: string): string => file.replace(/\/[^/]*$/, '') || '/';
+  for (const volume of vmi.spec.volumes ?? []) {
+    if (!volume.containerDisk) continue;
+    sources.push({
+      name: podVolumeName('cd', volume.name),
+      image: volume.containerDisk.image,
+      pullPolicy: volume.containerDisk.imagePullPolicy ?? 'IfNotPresent',
+      from: [volume.containerDisk.path ? dirOf(`/${volume.containerDisk.path.replace(/^\/+/, '')}`) : '/disk'],
+      into: `${CONTAINER_DISKS_DIR}/${volume.name}`,
+    });
+  }
+  const kernelBoot = vmi.spec.domain.firmware?.kernelBoot?.container;
+  if (kernelBoot?.image) {
+    const from = [...new Set([kernelBoot.kernelPath, kernelBoot.initrdPath].filter((p): p is string => Boolean(p)).map((p) => dirOf(`/${p.replace(/^\/+/, '')}`)))];
+    sources.push({ name: 'kernel-boot', image: kernelBoot.image, pullPolicy: kernelBoot.imagePullPolicy ?? 'IfNotPresent', from: from.length > 0 ? from : ['/boot'], into: KERNEL_BOOT_DIR });
+  }
+  if (sources.length === 0) return parts;
+
+  if (config.imageSourceMode === 'image-volume') {
+    for (const source of sources) {
+      parts.volumes.push({ name: source.name, image: { reference: source.image, pullPolicy: source.pullPolicy } });
+      parts.mounts.push({ name: source.name, mountPath: source.into, readOnly: true });
+    }
+    return parts;
+  }
+
+  const copier = config.copierPath ?? DEFAULT_COPIER;
+  parts.volumes.push({ name: 'kubevm-bin', emptyDir: {} }, { name: 'image-sources', emptyDir: {} });
+  parts.mounts.push(
+    { name: 'image-sources', mountPath: CONTAINER_DISKS_DIR, subPath: 'container-disks', readOnly: true },
+    { name: 'image-sources', mountPath: KERNEL_BOOT_DIR, subPath: 'kernel-boot', readOnly: true },
+  );
+  // The copier comes from the launcher image: containerDisk images are usually FROM scratch.
+  parts.initContainers.push({
+    name: 'copier',
+    image: config.launcherImage,
+    imagePullPolicy: config.launcherImagePullPolicy ?? 'IfNotPresent',
+    command: [copier, 'cp', copier, `${COPIER_DIR}/copier`],
+    volumeMounts: [{ name: 'kubevm-bin', mountPath: COPIER_DIR }],
+    securityContext: INIT_SECURITY_CONTEXT,
+    resources: INIT_RESOURCES,
+  });
+  for (const source of sources) {
+    const target = source.into.startsWith(CONTAINER_DISKS_DIR) ? `/target/container-disks${source.into.slice(CONTAINER_DISKS_DIR.length)}` : '/target/kernel-boot';
+    parts.initContainers.push({
+      name: source.name,
+      image: source.image,
+      imagePullPolicy: source.pullPolicy,
+      // Directories are copied with their path so the launcher finds <root>/<path> as in the image.
+      command: [
+        `${COPIER_DIR}/copier`,
+        'sh',
+        '-c',
+        source.from.map((dir) => `${COPIER_DIR}/copier mkdir -p ${target}${dirOf(dir)} && ${COPIER_DIR}/copier cp -a ${dir} ${target}${dirOf(dir)}/`).join(' && '),
+      ],
+      volumeMounts: [
+        { name: 'kubevm-bin', mountPath: COPIER_DIR, readOnly: true },
+        { name: 'image-sources', mountPath: '/target' },
+      ],
+      securityContext: INIT_SECURITY_CONTEXT,
+      resources: INIT_RESOURCES,
+    });
+  }
   return parts;
 }
 
@@ -218,14 +313,7 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
   ];
   const perVolume = (spec.volumes ?? []).map(volumeParts);
   const kernelBoot = spec.domain.firmware?.kernelBoot?.container;
-  if (kernelBoot?.image) {
-    // The kernel and initrd come from an image like a containerDisk does.
-    perVolume.push({
-      volumes: [{ name: 'kernel-boot', image: { reference: kernelBoot.image, pullPolicy: kernelBoot.imagePullPolicy ?? 'IfNotPresent' } }],
-      mounts: [{ name: 'kernel-boot', mountPath: KERNEL_BOOT_DIR, readOnly: true }],
-    });
-  }
-
+  const images = imageSources(vmi, config);
   const pullSecrets = [
     ...new Set(
       [...(spec.volumes ?? []).map((volume) => volume.containerDisk?.imagePullSecret), kernelBoot?.imagePullSecret].filter((s): s is string => Boolean(s)),
@@ -259,7 +347,7 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
       readOnlyRootFilesystem: true,
       capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
     },
-    volumeMounts: [...fixedMounts, ...perVolume.flatMap((parts) => parts.mounts)],
+    volumeMounts: [...fixedMounts, ...perVolume.flatMap((parts) => parts.mounts), ...images.mounts],
     terminationMessagePolicy: 'FallbackToLogsOnError',
   };
 
@@ -298,8 +386,9 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
         runAsNonRoot: true,
         seccompProfile: { type: 'RuntimeDefault' },
       },
+      ...(images.initContainers.length > 0 ? { initContainers: images.initContainers } : {}),
       containers: [compute],
-      volumes: [...fixedVolumes, ...perVolume.flatMap((parts) => parts.volumes)],
+      volumes: [...fixedVolumes, ...perVolume.flatMap((parts) => parts.volumes), ...images.volumes],
     },
   };
 }
