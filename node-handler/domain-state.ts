@@ -5,6 +5,8 @@ import type { VirtualMachineInstanceGuestOSInfo, VirtualMachineInstanceNetworkIn
 
 /** The domain's lifecycle as the handler needs it, whatever words the launcher uses. */
 export type DomainPhase =
+  /** The launcher waits to be told to start (the handler's start, KubeVirt's SyncVMI). */
+  | 'Pending'
   /** QEMU is being prepared or started; the guest has not run yet. */
   | 'Starting'
   | 'Running'
@@ -27,6 +29,8 @@ export interface DomainState {
   /** Why the domain paused, when Paused. */
   pauseReason?: PauseReason;
   accelerator?: Accelerator;
+  /** Why the launcher chose that accelerator, for the condition message. */
+  acceleratorReason?: string;
   agentConnected: boolean;
   guestOSInfo?: VirtualMachineInstanceGuestOSInfo;
   interfaces?: VirtualMachineInstanceNetworkInterface[];

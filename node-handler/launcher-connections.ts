@@ -9,6 +9,8 @@ import type { DomainState, DomainStateCache } from './domain-state.js';
 
 /** The user intents the handler forwards to a launcher. */
 export interface LauncherCommands {
+  /** Start the domain (idempotent); resolves when it started or failed, which events also report. */
+  start(): Promise<void>;
   pause(): Promise<void>;
   unpause(): Promise<void>;
   softReboot(): Promise<void>;

@@ -15,6 +15,7 @@ function vmi(metadata: Record<string, unknown> = {}, spec: Record<string, unknow
 
 const running: DomainState = { podUid: 'pod-a', phase: 'Running', agentConnected: false };
 const paused: DomainState = { ...running, phase: 'Paused', pauseReason: 'User' };
+const none = { start: false, shutdown: false };
 
 describe('activePodOnNode', () => {
   it('finds the launcher pod on this node only', () => {
@@ -25,30 +26,37 @@ describe('activePodOnNode', () => {
 });
 
 describe('launcherIntents', () => {
+  it('starts a launcher that waits, once, and not for a VMI being deleted', () => {
+    const pending: DomainState = { ...running, phase: 'Pending' };
+    expect(launcherIntents(vmi(), pending, none)).toEqual([{ kind: 'start' }]);
+    expect(launcherIntents(vmi(), pending, { start: true, shutdown: false })).toEqual([]);
+    expect(launcherIntents(vmi({ deletionTimestamp: '2026-11-22T21:00:00Z' }), pending, none)).toEqual([]);
+  });
+
   it('asks nothing of a running VM nobody asked anything of', () => {
-    expect(launcherIntents(vmi(), running, false)).toEqual([]);
+    expect(launcherIntents(vmi(), running, none)).toEqual([]);
   });
 
   it('converges the pause state to the request', () => {
     const wantsPause = vmi({ annotations: { [pauseRequestAnnotation]: 'true' } });
-    expect(launcherIntents(wantsPause, running, false)).toEqual([{ kind: 'pause' }]);
-    expect(launcherIntents(wantsPause, paused, false)).toEqual([]);
-    expect(launcherIntents(vmi(), paused, false)).toEqual([{ kind: 'unpause' }]);
+    expect(launcherIntents(wantsPause, running, none)).toEqual([{ kind: 'pause' }]);
+    expect(launcherIntents(wantsPause, paused, none)).toEqual([]);
+    expect(launcherIntents(vmi(), paused, none)).toEqual([{ kind: 'unpause' }]);
     // Paused by an I/O error: not undone by the handler.
-    expect(launcherIntents(vmi(), { ...paused, pauseReason: 'IOError' }, false)).toEqual([]);
+    expect(launcherIntents(vmi(), { ...paused, pauseReason: 'IOError' }, none)).toEqual([]);
   });
 
   it('forwards a soft reboot to a running guest', () => {
-    expect(launcherIntents(vmi({ annotations: { [softRebootRequestAnnotation]: '2026-11-22T21:00:00Z' } }), running, false)).toEqual([{ kind: 'softReboot' }]);
+    expect(launcherIntents(vmi({ annotations: { [softRebootRequestAnnotation]: '2026-11-22T21:00:00Z' } }), running, none)).toEqual([{ kind: 'softReboot' }]);
   });
 
   it('shuts the guest down once on deletion, with the VMI’s grace period, and nothing else', () => {
     // The API server records deletionGracePeriodSeconds 0 for every custom resource: not the VM's.
     const deleting = vmi({ deletionTimestamp: '2026-11-22T21:00:00Z', deletionGracePeriodSeconds: 0, annotations: { [pauseRequestAnnotation]: 'true' } }, { terminationGracePeriodSeconds: 12 });
-    expect(launcherIntents(deleting, running, false)).toEqual([{ kind: 'shutdown', gracePeriodSeconds: 12 }]);
-    expect(launcherIntents(deleting, paused, false)).toEqual([{ kind: 'shutdown', gracePeriodSeconds: 12 }]);
-    expect(launcherIntents(deleting, running, true)).toEqual([]);
-    expect(launcherIntents(deleting, { ...running, phase: 'ShuttingDown' }, false)).toEqual([]);
+    expect(launcherIntents(deleting, running, none)).toEqual([{ kind: 'shutdown', gracePeriodSeconds: 12 }]);
+    expect(launcherIntents(deleting, paused, none)).toEqual([{ kind: 'shutdown', gracePeriodSeconds: 12 }]);
+    expect(launcherIntents(deleting, running, { start: true, shutdown: true })).toEqual([]);
+    expect(launcherIntents(deleting, { ...running, phase: 'ShuttingDown' }, none)).toEqual([]);
   });
 
   it('takes the grace period from the spec, else KubeVirt’s default', () => {

@@ -46,14 +46,18 @@ export function shutdownGracePeriod(vmi: VirtualMachineInstance): number {
   return spec.terminationGracePeriodSeconds ?? defaultGracePeriodSeconds;
 }
 
-export type LauncherIntent = { kind: 'shutdown'; gracePeriodSeconds: number } | { kind: 'pause' } | { kind: 'unpause' } | { kind: 'softReboot' };
+export type LauncherIntent = { kind: 'start' } | { kind: 'shutdown'; gracePeriodSeconds: number } | { kind: 'pause' } | { kind: 'unpause' } | { kind: 'softReboot' };
 
 /**
  * What the launcher should be told, given the VMI (the user's wishes) and the domain's state.
- * Pure; `shutdownSent` says whether this pod was already asked to shut down, since a shutdown is
- * an action whose effect (ShuttingDown) the domain shows only once the launcher has acted.
+ * Pure; `sent` says whether this pod was already asked to start / shut down, since those are
+ * actions whose effect (Starting, ShuttingDown) the domain shows only once the launcher has acted.
  */
-export function launcherIntents(vmi: VirtualMachineInstance, domain: DomainState, shutdownSent: boolean): LauncherIntent[] {
+export function launcherIntents(vmi: VirtualMachineInstance, domain: DomainState, sent: { start: boolean; shutdown: boolean }): LauncherIntent[] {
+  // A launcher waits for the handler to start its domain (KubeVirt's SyncVMI), unless the VMI is
+  // already going away.
+  if (domain.phase === 'Pending') return vmi.metadata?.deletionTimestamp || sent.start ? [] : [{ kind: 'start' }];
+  const shutdownSent = sent.shutdown;
   const active = domain.phase === 'Running' || domain.phase === 'Paused';
   if (!active) return [];
   if (vmi.metadata?.deletionTimestamp) {
@@ -80,15 +84,25 @@ export interface VmiHandlerOptions {
 /** The reconcile function of the handler's VMI controller. */
 export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFunction {
   const { nodeName, vmis, informer, domains, connections } = options;
-  /** Pods already asked to shut down (by uid); in memory: after a restart the domain says ShuttingDown. */
+  /** Pods already asked to start / shut down (by uid); in memory: after a restart the domain shows it. */
+  const startSent = new Set<string>();
   const shutdownSent = new Set<string>();
 
   async function forward(vmi: VirtualMachineInstance, session: LauncherSession, intent: LauncherIntent, podUid: string, ctx: ReconcileContext): Promise<void> {
     ctx.log.info({ intent: intent.kind, podUid }, 'forwarding to the launcher');
     switch (intent.kind) {
+      // Start and shutdown answer only when QEMU is up or gone: the reconcile does not wait; the
+      // launcher's events report progress and failures (with the step and QEMU's last lines).
+      case 'start':
+        startSent.add(podUid);
+        session.start().catch((error: unknown) => ctx.log.warn({ err: error, podUid }, 'launcher start failed'));
+        return;
       case 'shutdown':
-        await session.shutdown(intent.gracePeriodSeconds);
         shutdownSent.add(podUid);
+        session.shutdown(intent.gracePeriodSeconds).catch((error: unknown) => {
+          shutdownSent.delete(podUid);
+          ctx.log.warn({ err: error, podUid }, 'launcher shutdown failed');
+        });
         return;
       case 'pause':
         return session.pause();
@@ -137,7 +151,7 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
     const vmi = structuredClone(cached) as VirtualMachineInstance;
 
     if (session && domain) {
-      for (const intent of launcherIntents(vmi, domain, shutdownSent.has(podUid))) {
+      for (const intent of launcherIntents(vmi, domain, { start: startSent.has(podUid), shutdown: shutdownSent.has(podUid) })) {
         await forward(vmi, session, intent, podUid, ctx);
       }
     }
@@ -145,7 +159,10 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
     const status = computeVmiStatus(vmi, domain);
     const { written } = await updateStatusIfChanged(vmis, vmi, status, { fieldManager, signal: ctx.signal });
     if (written) ctx.log.info({ phase: status.phase }, 'status updated');
-    if (domain && (domain.phase === 'Shutoff' || domain.phase === 'Failed')) shutdownSent.delete(podUid);
+    if (domain && (domain.phase === 'Shutoff' || domain.phase === 'Failed')) {
+      startSent.delete(podUid);
+      shutdownSent.delete(podUid);
+    }
   };
 }
 

@@ -1,7 +1,7 @@
 // The part of a VMI's status the node handler owns (ADR 0007): the phases from Running on, the
 // interfaces, guestOSInfo and the conditions the launcher reports. Computed once per pass from the
 // VMI and the launcher's state, as a pure function, so "did anything change" is a comparison.
-import type { VirtualMachineInstance, VirtualMachineInstancePhase, VirtualMachineInstanceStatus } from '../runtime/api/index.js';
+import type { VirtualMachineInstance, VirtualMachineInstanceNetworkInterface, VirtualMachineInstancePhase, VirtualMachineInstanceStatus } from '../runtime/api/index.js';
 import { formatConditionTime, removeCondition, setCondition } from '../runtime/conditions.js';
 import type { Condition, ConditionInput } from '../runtime/conditions.js';
 import type { DomainState } from './domain-state.js';
@@ -38,6 +38,7 @@ export function isHandledPhase(phase: VirtualMachineInstancePhase | undefined): 
 /** The VMI phase a domain phase means; undefined when the domain has not started yet. */
 export function vmiPhaseOf(domain: DomainState): VirtualMachineInstancePhase | undefined {
   switch (domain.phase) {
+    case 'Pending':
     case 'Starting':
       return undefined;
     case 'Running':
@@ -63,6 +64,7 @@ function readyCondition(domain: DomainState): ConditionInput {
       return { type: VmiConditionType.Ready, status: 'False', reason: 'Shutoff', message: 'The guest has stopped.' };
     case 'Failed':
       return { type: VmiConditionType.Ready, status: 'False', reason: domain.failure?.reason ?? 'Failed', message: domain.failure?.message ?? 'The VM failed.' };
+    case 'Pending':
     case 'Starting':
       return { type: VmiConditionType.Ready, status: 'False', reason: 'Starting', message: 'The launcher is starting the guest.' };
   }
@@ -83,9 +85,9 @@ function pausedCondition(domain: DomainState): ConditionInput | undefined {
 
 function emulationCondition(domain: DomainState): ConditionInput | undefined {
   if (domain.accelerator === 'tcg') {
-    return { type: VmiConditionType.Emulation, status: 'True', reason: 'TCG', message: 'QEMU runs the guest under TCG software emulation: /dev/kvm is absent or not usable.' };
+    return { type: VmiConditionType.Emulation, status: 'True', reason: 'TCG', message: `QEMU runs the guest under TCG software emulation: ${domain.acceleratorReason ?? '/dev/kvm is absent or not usable'}` };
   }
-  if (domain.accelerator === 'kvm') return { type: VmiConditionType.Emulation, status: 'False', reason: 'KVM', message: 'QEMU runs the guest with KVM.' };
+  if (domain.accelerator === 'kvm') return { type: VmiConditionType.Emulation, status: 'False', reason: 'KVM', message: `QEMU runs the guest with KVM${domain.acceleratorReason ? `: ${domain.acceleratorReason}` : '.'}` };
   return undefined;
 }
 
@@ -135,10 +137,25 @@ export function computeVmiStatus(vmi: VirtualMachineInstance, domain: DomainStat
   if (conditions.length > 0 || current.conditions) next.conditions = conditions as VirtualMachineInstanceStatus['conditions'];
 
   if (phase === 'Running') {
-    if (domain.interfaces) next.interfaces = domain.interfaces;
+    if (domain.interfaces) next.interfaces = namedInterfaces(vmi, domain.interfaces);
     if (domain.guestOSInfo) next.guestOSInfo = domain.guestOSInfo;
   }
   return next;
+}
+
+/**
+ * The guest's interfaces with the spec's interface names: matched by MAC address, or, with one
+ * interface on each side, by being the only one (the usual single pod network).
+ */
+export function namedInterfaces(vmi: VirtualMachineInstance, observed: readonly VirtualMachineInstanceNetworkInterface[]): VirtualMachineInstanceNetworkInterface[] {
+  const specInterfaces = (vmi.spec.domain.devices.interfaces ?? []) as { name: string; macAddress?: string }[];
+  return observed.map((iface) => {
+    if (iface.name) return iface;
+    const byMac = iface.mac ? specInterfaces.find((spec) => spec.macAddress?.toLowerCase() === iface.mac?.toLowerCase()) : undefined;
+    const only = specInterfaces.length === 1 && observed.length === 1 ? specInterfaces[0] : undefined;
+    const name = (byMac ?? only)?.name;
+    return name ? { name, ...iface } : iface;
+  });
 }
 
 /** Whether a computed status differs from the stored one, ignoring key order and undefined fields. */

@@ -37,7 +37,7 @@ type StateChange = Partial<Omit<DomainState, 'podUid'>>;
 class StandInLauncher {
   readonly calls: string[] = [];
   dials = 0;
-  state: StateChange = { phase: 'Starting', agentConnected: false };
+  state: StateChange = { phase: 'Pending', agentConnected: false };
   private handlers: LauncherSessionHandlers | undefined;
 
   readonly dial = async (handlers: LauncherSessionHandlers): Promise<LauncherSession> => {
@@ -47,6 +47,7 @@ class StandInLauncher {
     queueMicrotask(() => handlers.onState(this.state));
     const own = handlers;
     return {
+      start: async () => this.command('start', { phase: 'Starting' }),
       pause: async () => this.command('pause', { phase: 'Paused', pauseReason: 'User' }),
       unpause: async () => this.command('unpause', { phase: 'Running' }),
       softReboot: async () => this.command('softReboot', {}),
@@ -192,7 +193,8 @@ describe('node handler VMI loop with the real API server', () => {
     const before = await statusWrites();
     handler = await startHandler();
     await until(() => launcher.attached, 15_000, 'the handler to attach to the launcher');
-    // Starting: nothing to report yet.
+    // The launcher waits to be started (KubeVirt's SyncVMI); Starting has nothing to report yet.
+    await until(() => launcher.calls.includes('start'), 15_000, 'the handler to start the domain');
     await sleep(500);
     expect(await statusWrites()).toBe(before);
 
@@ -225,7 +227,7 @@ describe('node handler VMI loop with the real API server', () => {
     expect(condition(await getVmi('vm1'), 'Paused')).toMatchObject({ reason: 'PausedByUser' });
     await vmis.patch('vm1', namespace, { metadata: { annotations: { [pauseRequestAnnotation]: null } } });
     await until(async () => condition(await getVmi('vm1'), 'Paused') === undefined, 15_000, 'Paused condition removed');
-    expect(launcher.calls).toEqual(['pause', 'unpause']);
+    expect(launcher.calls).toEqual(['start', 'pause', 'unpause']);
     expect(condition(await getVmi('vm1'), 'Ready')).toMatchObject({ status: 'True' });
   });
 
@@ -239,14 +241,14 @@ describe('node handler VMI loop with the real API server', () => {
     await until(() => launcher.attached && launcher.dials === dials + 1, 15_000, 'the new handler to attach');
     await sleep(1000);
     expect(await statusWrites()).toBe(writes);
-    expect(launcher.calls).toEqual(['pause', 'unpause']);
+    expect(launcher.calls).toEqual(['start', 'pause', 'unpause']);
     expect((await getVmi('vm1')).status?.phase).toBe('Running');
   });
 
   it('shuts the guest down on deletion with the VMI’s grace period, then reports Succeeded', async () => {
     await client.resource<VirtualMachineInstance>(vmiResource).delete('vm1', namespace);
     await until(async () => (await getVmi('vm1')).status?.phase === 'Succeeded', 15_000, 'VMI Succeeded');
-    expect(launcher.calls).toEqual(['pause', 'unpause', 'shutdown:7']);
+    expect(launcher.calls).toEqual(['start', 'pause', 'unpause', 'shutdown:7']);
     expect(condition(await getVmi('vm1'), 'Ready')).toMatchObject({ status: 'False', reason: 'Shutoff' });
     // Final: the handler lets go of the launcher.
     await until(() => !launcher.attached, 15_000, 'the handler to detach');

@@ -1,0 +1,107 @@
+// kubevm node handler (KubeVirt's virt-handler): one per node, as a DaemonSet. Wires the VMI
+// controller for this node's VMIs, the launcher connections, the kubelet device plugin, the node
+// labels and heartbeat, and the health/metrics endpoint. The logic lives in the modules beside it.
+//
+// Environment: NODE_NAME (downward API, required); KUBELET_ROOT (where the kubelet's root directory
+// with pods/ is mounted, default /var/lib/kubelet); DEVICE_PLUGIN_DIR (default
+// /var/lib/kubelet/device-plugins, fixed by the kubelet whatever its --root-dir); KUBEVM_DEV_ROOT (where the host's /dev is mounted, default /); HEALTH_PORT
+// (default 8443); LOG_LEVEL.
+import path from 'node:path';
+import { VirtualMachineInstanceNames } from '../runtime/api/index.js';
+import { Controller } from '../runtime/controller.js';
+import { HealthServer } from '../runtime/health.js';
+import { Informer } from '../runtime/informer.js';
+import { KubeClient } from '../runtime/kube.js';
+import type { ResourceDescriptor } from '../runtime/kube.js';
+import { createRootLogger } from '../runtime/logging.js';
+import { enableProcessMetrics, readyStatusGauge } from '../runtime/metrics.js';
+import { ProcessLifecycle } from '../runtime/process.js';
+import { DevicePluginManager } from './device-plugin/plugin.js';
+import { DomainStateCache } from './domain-state.js';
+import { dialLauncher } from './launcher-client.js';
+import { LauncherConnections } from './launcher-connections.js';
+import { NodeHeartbeat } from './node-labels.js';
+import { nodeVmiSelector, vmiHandlerReconcile } from './vmi-handler.js';
+import type { VirtualMachineInstance } from './vmi-handler.js';
+
+const vmiResource: ResourceDescriptor = {
+  group: VirtualMachineInstanceNames.group,
+  version: VirtualMachineInstanceNames.version,
+  resource: VirtualMachineInstanceNames.plural,
+  kind: VirtualMachineInstanceNames.kind,
+  namespaced: true,
+};
+
+async function main(): Promise<void> {
+  const log = createRootLogger({ component: 'node-handler' });
+  const nodeName = process.env['NODE_NAME'];
+  if (!nodeName) throw new Error('NODE_NAME is not set: give it from the downward API (spec.nodeName)');
+  const kubeletRoot = process.env['KUBELET_ROOT'] ?? '/var/lib/kubelet';
+  const pluginDir = process.env['DEVICE_PLUGIN_DIR'] ?? '/var/lib/kubelet/device-plugins';
+  const devRoot = process.env['KUBEVM_DEV_ROOT'] ?? '/';
+  const port = Number(process.env['HEALTH_PORT'] ?? 8443);
+
+  const lifecycle = new ProcessLifecycle({ log });
+  lifecycle.installSignalHandlers();
+  enableProcessMetrics();
+  const ready = readyStatusGauge('virt_handler');
+
+  const client = new KubeClient();
+  const vmis = client.resource<VirtualMachineInstance>(vmiResource);
+  // Only this node's VMIs: the CRD declares status.nodeName a selectable field.
+  const informer = new Informer<VirtualMachineInstance>({ client, descriptor: vmiResource, ...(await nodeVmiSelector(vmis, nodeName, log)), log });
+  const domains = new DomainStateCache();
+  const controller = new Controller({
+    name: 'virt-handler-vmi',
+    kind: 'VirtualMachineInstance',
+    workers: 4,
+    log,
+    reconcile: (key, ctx) => reconcile(key, ctx),
+  });
+  const connections = new LauncherConnections({
+    dial: dialLauncher,
+    domains,
+    podsDir: path.join(kubeletRoot, 'pods'),
+    onConnectionChange: (key) => controller.enqueue(key),
+    log,
+  });
+  const reconcile = vmiHandlerReconcile({ nodeName, vmis, informer, domains, connections });
+  // Launcher events feed the second cache; each change is one more level-triggered pass.
+  domains.onChange((key) => controller.enqueue(key));
+  controller.watch(informer);
+
+  const devicePlugins = new DevicePluginManager({ pluginDir, devRoot, logger: log });
+  const heartbeat = new NodeHeartbeat(client, nodeName, { devRoot, log });
+  const health = new HealthServer({ port, log });
+  health.addReadinessCheck('vmi-informer', () => informer.hasSynced() || 'VMI informer not synced');
+  health.addReadinessCheck('device-plugins', () => {
+    const missing = devicePlugins.status().filter((resource) => !resource.registered);
+    return missing.length === 0 || `not registered with the kubelet: ${missing.map((resource) => resource.resourceName).join(', ')}`;
+  });
+
+  // Shutdown runs in reverse: stop reconciling, then let go of launchers (the VMs keep running;
+  // the next handler re-attaches), then the device plugins, heartbeat and the endpoint.
+  lifecycle.onShutdown('health', () => health.close());
+  lifecycle.onShutdown('heartbeat', () => heartbeat.stop());
+  lifecycle.onShutdown('device-plugins', () => devicePlugins.stop());
+  lifecycle.onShutdown('launcher-connections', () => connections.closeAll());
+  lifecycle.onShutdown('informer', () => informer.stop());
+  lifecycle.onShutdown('controller', () => controller.stop());
+  lifecycle.onShutdown('not-ready', () => {
+    health.markShuttingDown();
+    ready.set(0);
+  });
+
+  await health.listen();
+  await devicePlugins.start();
+  informer.start();
+  await controller.start(lifecycle.signal);
+  await heartbeat.start();
+  ready.set(1);
+  log.info({ node: nodeName, kubeletRoot }, 'node handler running');
+}
+
+main().catch((error: unknown) => {
+  createRootLogger({ component: 'node-handler' }).fatal({ err: error }, 'node handler failed to start');
+  process.exit(1);
+});
