@@ -287,14 +287,15 @@ export class Domain extends EventEmitter {
     this.qmpClient?.close();
     this.log.info({ code, signal, requested: this.stopRequested }, 'QEMU exited');
     if (this.phase === 'Starting' || this.phase === 'Failed') return; // doStart reports it
+    // As KubeVirt: a domain that was shut down or destroyed on request ends Succeeded (reason
+    // Shutdown / Destroyed), one whose guest powered off too; only an unrequested exit is Failed.
     if (this.stopRequested === 'kill') {
-      this.setPhase('Failed', 'Killed');
+      this.setPhase('Succeeded', 'Destroyed');
     } else if (code === 0) {
-      // A guest that powered off, or an orderly shutdown: KubeVirt's Succeeded.
       this.setPhase('Succeeded', this.stopRequested === 'shutdown' ? 'Shutdown' : 'GuestShutdown');
     } else {
       this.fail('runtime', `QEMU exited unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`})`);
-      this.setPhase('Failed', 'QemuCrashed');
+      this.setPhase('Failed', 'Crashed');
     }
   }
 

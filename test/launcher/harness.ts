@@ -1,0 +1,226 @@
+// Runs the launcher as a plain process (node + tsx) against a VMI JSON in a temporary pod-like
+// directory layout, with the test guests from test/guests/build.sh. Every process a test starts
+// is in one process group that stop() kills, so nothing outlives a test.
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LauncherClient } from '../../launcher/client.js';
+import type { LauncherVmi } from '../../launcher/vmi.js';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface GuestFiles {
+  dir: string;
+  vmlinuz: string;
+  initramfs: string;
+  diskQcow2: string;
+  containerDiskLayout: string;
+}
+
+let guestCache: GuestFiles | undefined;
+
+/** Builds (or finds cached) the test guests. */
+export function testGuests(): GuestFiles {
+  if (guestCache) return guestCache;
+  const out = execFileSync('bash', [path.join(repoRoot, 'test/guests/build.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const dir = out.trim().split('\n').pop() as string;
+  guestCache = {
+    dir,
+    vmlinuz: path.join(dir, 'vmlinuz'),
+    initramfs: path.join(dir, 'initramfs.cpio.gz'),
+    diskQcow2: path.join(dir, 'disk.qcow2'),
+    containerDiskLayout: path.join(dir, 'containerdisk'),
+  };
+  return guestCache;
+}
+
+/** The launcher's uid in the pod; tests run the launcher (and so QEMU) as this user. */
+export const QEMU_UID = 107;
+
+export interface LauncherRun {
+  dir: string;
+  runDir: string;
+  ephemeralDir: string;
+  containerDiskDir: string;
+  pvcDir: string;
+  proc: ChildProcess;
+  client: LauncherClient;
+  /** The launcher's own log lines (pino JSON). */
+  output: string[];
+  exited: Promise<{ code: number | null; signal: string | null }>;
+  serialLog(): string;
+  waitForSerial(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray>;
+  stop(): Promise<void>;
+}
+
+export interface LauncherRunOptions {
+  /** Extra env (overrides). */
+  env?: Record<string, string>;
+  /** Run the launcher and QEMU as uid/gid 107 (setpriv). Default true when the tests run as root. */
+  asQemuUser?: boolean;
+  /** Lay out files before the launcher starts (containerDisks, PVC dirs). */
+  prepare?: (run: { dir: string; containerDiskDir: string; pvcDir: string; secretDir: string }) => void;
+}
+
+/** A VMI booting the test guest by direct kernel boot, 1 vCPU, 128 MiB. */
+export function testVmi(name: string, kernelArgs = '', extra: { disks?: NonNullable<LauncherVmi['spec']['domain']['devices']['disks']>; volumes?: LauncherVmi['spec']['volumes']; grace?: number } = {}): LauncherVmi {
+  return {
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachineInstance',
+    metadata: { name, namespace: 'launcher-test', uid: `uid-${name}` },
+    spec: {
+      terminationGracePeriodSeconds: extra.grace ?? 30,
+      domain: {
+        cpu: { cores: 1 },
+        memory: { guest: '128Mi' },
+        firmware: { kernelBoot: { kernelArgs: `console=ttyS0 quiet ${kernelArgs}`.trim(), container: { image: 'kubevm/test-kernel', kernelPath: '/vmlinuz', initrdPath: '/initramfs.cpio.gz' } } },
+        devices: { autoattachGraphicsDevice: false, disks: extra.disks ?? [] },
+      },
+      volumes: extra.volumes ?? [],
+    },
+  };
+}
+
+function tree(dir: string, uid: number): void {
+  chownSync(dir, uid, uid);
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) tree(p, uid);
+    else chownSync(p, uid, uid);
+  }
+}
+
+export async function startLauncher(vmi: LauncherVmi, options: LauncherRunOptions = {}): Promise<LauncherRun> {
+  const guests = testGuests();
+  const dir = mkdtempSync(path.join(os.tmpdir(), `kubevm-launcher-${vmi.metadata.name}-`));
+  const kernelDir = path.join(dir, 'kernel-boot');
+  const runDir = path.join(dir, 'private');
+  const ephemeralDir = path.join(dir, 'ephemeral-disks');
+  const containerDiskDir = path.join(dir, 'container-disks');
+  const pvcDir = path.join(dir, 'vmi-disks');
+  const secretDir = path.join(dir, 'secret');
+  for (const d of [kernelDir, containerDiskDir, pvcDir, secretDir]) mkdirSync(d, { recursive: true });
+  // Copies, not links: the cache lives under root's home, which uid 107 cannot enter.
+  copyFileSync(guests.vmlinuz, path.join(kernelDir, 'vmlinuz'));
+  copyFileSync(guests.initramfs, path.join(kernelDir, 'initramfs.cpio.gz'));
+  writeFileSync(path.join(dir, 'vmi.json'), JSON.stringify(vmi));
+  options.prepare?.({ dir, containerDiskDir, pvcDir, secretDir });
+  const asQemu = options.asQemuUser ?? process.getuid?.() === 0;
+  if (asQemu) tree(dir, QEMU_UID);
+
+  const env: Record<string, string> = {
+    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+    HOME: dir,
+    LOG_LEVEL: 'info',
+    KUBEVM_VMI_FILE: path.join(dir, 'vmi.json'),
+    KUBEVM_RUN_DIR: runDir,
+    KUBEVM_EPHEMERAL_DIR: ephemeralDir,
+    KUBEVM_CONTAINER_DISK_DIR: containerDiskDir,
+    KUBEVM_PVC_DIR: pvcDir,
+    KUBEVM_BLOCK_DEVICE_DIR: path.join(dir, 'block'),
+    KUBEVM_SECRET_DIR: secretDir,
+    KUBEVM_KERNEL_BOOT_DIR: kernelDir,
+    // This machine's KVM cannot run guests (nested, paravirtual): emulate. Real clusters use KVM.
+    KUBEVM_ACCEL: 'tcg',
+    KUBEVM_ALLOW_EMULATION: 'true',
+    KUBEVM_AUTOSTART: 'false',
+    KUBEVM_GUEST_AGENT_POLL_SECONDS: '0',
+    KUBEVM_LINGER_SECONDS: '1',
+    ...options.env,
+  };
+  const node = [process.execPath, '--import', 'tsx', path.join(repoRoot, 'launcher/main.ts')];
+  const argv = asQemu
+    ? ['setpriv', `--reuid=${QEMU_UID}`, `--regid=${QEMU_UID}`, '--clear-groups', '--inh-caps=-all', '--no-new-privs', ...node]
+    : node;
+  const proc = spawn(argv[0] as string, argv.slice(1), { cwd: repoRoot, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output: string[] = [];
+  const collect = (d: Buffer) => output.push(...d.toString().split('\n').filter(Boolean));
+  proc.stdout?.on('data', collect);
+  proc.stderr?.on('data', collect);
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+
+  const sock = path.join(runDir, 'launcher.sock');
+  const deadline = Date.now() + 30_000;
+  let client: LauncherClient | undefined;
+  while (!client) {
+    try {
+      client = await LauncherClient.connect(sock);
+    } catch {
+      if (proc.exitCode !== null || Date.now() > deadline) {
+        killGroup(proc);
+        throw new Error(`launcher did not open ${sock}:\n${output.join('\n')}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  const serialLog = () => {
+    try {
+      return readFileSync(path.join(runDir, 'serial.log'), 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const run: LauncherRun = {
+    dir,
+    runDir,
+    ephemeralDir,
+    containerDiskDir,
+    pvcDir,
+    proc,
+    client,
+    output,
+    exited,
+    serialLog,
+    async waitForSerial(pattern, timeoutMs) {
+      const end = Date.now() + timeoutMs;
+      for (;;) {
+        const m = serialLog().match(pattern);
+        if (m) return m;
+        if (Date.now() > end) throw new Error(`serial console did not show ${pattern} within ${timeoutMs} ms; it shows:\n${serialLog().slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    },
+    async stop() {
+      client?.close();
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGINT'); // the launcher kills QEMU and exits
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 8000))]);
+      }
+      killGroup(proc);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return run;
+}
+
+function killGroup(proc: ChildProcess): void {
+  if (proc.pid === undefined) return;
+  try {
+    process.kill(-proc.pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/** Pids of processes whose command line mentions `needle` (to assert nothing was left behind). */
+export function processesMatching(needle: string): number[] {
+  const pids: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(needle)) pids.push(Number(e));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
+/** The last KUBEVM-COUNT the guest printed, or -1. */
+export function lastCount(serial: string): number {
+  const all = [...serial.matchAll(/KUBEVM-COUNT (\d+)/g)];
+  return all.length ? Number(all[all.length - 1]?.[1]) : -1;
+}
