@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { API_RESOURCES, findResource } from '../../runtime/api/index.js';
+import { clone, invalidCases, validManifests } from '../../runtime/api/testing/manifests.js';
 
 jest.setTimeout(180_000);
 
@@ -173,7 +174,35 @@ describe('docs/examples under strict server-side validation', () => {
   });
 });
 
-describe('invalid manifests are rejected by the API server naming the field', () => {
+// The same corpus the unit tests judge with zod and with the CRD schema offline.
+describe('the manifest corpus, as the unit tests judge it', () => {
+  it.each(Object.entries(validManifests))('%s is accepted', async (_name, manifest) => {
+    const result = await dryRunCreate(manifest);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+  });
+
+  const rejectedByCrd = Object.entries(invalidCases).filter(([, testCase]) => testCase.crdPath !== undefined);
+  it.each(rejectedByCrd)('%s is rejected naming the field', async (_name, testCase) => {
+    const manifest = clone(testCase.base) as Record<string, any>;
+    testCase.mutate(manifest);
+    const result = await dryRunCreate(manifest);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain(testCase.crdPath);
+  });
+
+  // Rules only zod expresses (refinements) are the webhook's to enforce; the API server alone
+  // accepts these. This pins down that layering, so moving a rule is a visible change.
+  const refinementsOnly = Object.entries(invalidCases).filter(([, testCase]) => testCase.crdPath === undefined);
+  it.each(refinementsOnly)('%s passes the CRD schema (the webhook rejects it)', async (_name, testCase) => {
+    const manifest = clone(testCase.base) as Record<string, any>;
+    testCase.mutate(manifest);
+    const result = await dryRunCreate(manifest);
+    expect(result.stderr).toBe('');
+  });
+});
+
+describe('invalid manifests are rejected by the API server with its own wording', () => {
   const base = () =>
     parseAllDocuments(readFileSync(join(examplesDir, 'vm-containerdisk-cloudinit.yaml'), 'utf8'))[0]!.toJS() as Record<string, any>;
 
@@ -185,28 +214,12 @@ describe('invalid manifests are rejected by the API server naming the field', ()
     expect(result.stderr).toContain('unknown field "spec.template.spec.domain.foo"');
   });
 
-  it('an unsupported KubeVirt field', async () => {
-    const vm = base();
-    vm.spec.template.spec.volumes.push({ name: 'dv', dataVolume: { name: 'dv' } });
-    const result = await dryRunCreate(vm);
-    expect(result.code).not.toBe(0);
-    expect(result.stderr).toContain('unknown field "spec.template.spec.volumes[2].dataVolume"');
-  });
-
   it('a value outside an enum', async () => {
     const vm = base();
     vm.spec.runStrategy = 'Sometimes';
     const result = await dryRunCreate(vm);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toMatch(/spec\.runStrategy: Unsupported value: "Sometimes": supported values: "Always", "Halted", "Manual", "RerunOnFailure", "Once"/);
-  });
-
-  it('a malformed quantity', async () => {
-    const vm = base();
-    vm.spec.template.spec.domain.memory.guest = 'lots';
-    const result = await dryRunCreate(vm);
-    expect(result.code).not.toBe(0);
-    expect(result.stderr).toContain('spec.template.spec.domain.memory.guest');
   });
 
   it('two disks with the same name', async () => {
