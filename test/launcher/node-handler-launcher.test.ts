@@ -1,0 +1,140 @@
+// The node handler's launcher client against a REAL launcher process (launcher/main.ts, real QEMU
+// under TCG, as uid 107), reached the way the DaemonSet reaches it: through the kubelet's pod
+// directory layout (ADR 0007). Shows: the handler's cache is fed by the launcher's pushed events
+// (no polling), the VMI status computed from it (Running, Emulation, Paused, Succeeded, and a
+// failed start's step and QEMU's own words), forwarded intents, and a handler restart that
+// re-attaches to the running VM without disturbing it.
+import { afterEach, describe, expect, it, jest } from '@jest/globals';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { VirtualMachineInstance } from '../../runtime/api/index.js';
+import { DomainStateCache } from '../../node-handler/domain-state.js';
+import type { DomainState } from '../../node-handler/domain-state.js';
+import { dialLauncher } from '../../node-handler/launcher-client.js';
+import { LauncherConnections } from '../../node-handler/launcher-connections.js';
+import { computeVmiStatus } from '../../node-handler/vmi-status.js';
+import { lastCount, startLauncher, testVmi } from './harness.js';
+import type { LauncherRun } from './harness.js';
+
+jest.setTimeout(180_000);
+
+const key = 'launcher-test/vm';
+const podUid = '0f0e0d0c-1111-2222-3333-444455556666';
+
+/** A kubelet-like pods directory whose pod's "private" emptyDir is the launcher's run directory. */
+function podsDirFor(run: LauncherRun): string {
+  const pods = mkdtempSync(path.join(os.tmpdir(), 'kubevm-pods-'));
+  const emptyDirs = path.join(pods, podUid, 'volumes', 'kubernetes.io~empty-dir');
+  mkdirSync(emptyDirs, { recursive: true });
+  symlinkSync(run.runDir, path.join(emptyDirs, 'private'));
+  return pods;
+}
+
+function scheduledVmi(name: string): VirtualMachineInstance {
+  return {
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachineInstance',
+    metadata: { name, namespace: 'launcher-test' },
+    spec: { domain: { devices: {} } },
+    status: { phase: 'Scheduled', nodeName: 'node1', activePods: { [podUid]: 'node1' } },
+  } as VirtualMachineInstance;
+}
+
+async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('node handler ↔ real launcher', () => {
+  let run: LauncherRun | undefined;
+  let pods: string | undefined;
+  let connections: LauncherConnections | undefined;
+
+  afterEach(async () => {
+    connections?.closeAll();
+    await run?.stop();
+    if (pods) rmSync(pods, { recursive: true, force: true });
+    run = undefined;
+    pods = undefined;
+    connections = undefined;
+  });
+
+  function attach(domains: DomainStateCache): LauncherConnections {
+    const attached = new LauncherConnections({ dial: dialLauncher, domains, podsDir: pods as string });
+    attached.ensure(key, podUid);
+    return attached;
+  }
+
+  it('follows the domain from Pending to Running, through pause, a handler restart and a shutdown', async () => {
+    run = await startLauncher(testVmi('nh', '', { grace: 30 }));
+    pods = podsDirFor(run);
+    const domains = new DomainStateCache();
+    const seen: DomainState['phase'][] = [];
+    domains.onChange((changed) => {
+      const phase = domains.get(changed)?.phase;
+      if (phase && seen.at(-1) !== phase) seen.push(phase);
+    });
+    connections = attach(domains);
+    await until(() => connections?.session(key, podUid) !== undefined, 15_000, 'the session');
+    expect(domains.get(key)?.phase).toBe('Pending');
+
+    const session = connections.session(key, podUid);
+    void session?.start();
+    await until(() => domains.get(key)?.phase === 'Running', 90_000, 'Running from the launcher’s events');
+    expect(seen).toEqual(['Pending', 'Starting', 'Running']);
+    const running = domains.get(key) as DomainState;
+    expect(running.accelerator).toBe('tcg');
+    const vmi = scheduledVmi('nh');
+    const status = computeVmiStatus(vmi, running);
+    expect(status.phase).toBe('Running');
+    expect(status.conditions?.find((c) => c.type === 'kubevm.io/Emulation')).toMatchObject({ status: 'True', reason: 'TCG' });
+    expect(status.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True' });
+    await run.waitForSerial(/KUBEVM-COUNT 1\b/, 60_000);
+
+    await session?.pause();
+    await until(() => domains.get(key)?.phase === 'Paused', 15_000, 'Paused');
+    expect(domains.get(key)?.pauseReason).toBe('User');
+    expect(computeVmiStatus({ ...vmi, status }, domains.get(key)).conditions?.find((c) => c.type === 'Paused')).toMatchObject({ status: 'True', reason: 'PausedByUser' });
+    await session?.unpause();
+    await until(() => domains.get(key)?.phase === 'Running', 15_000, 'Running again');
+
+    // A handler restart: the connection goes, a new handler (new cache) attaches; the VM runs on.
+    const before = lastCount(run.serialLog());
+    connections.closeAll();
+    const restarted = new DomainStateCache();
+    connections = attach(restarted);
+    await until(() => restarted.get(key)?.phase === 'Running', 15_000, 're-attached state');
+    await run.waitForSerial(new RegExp(`KUBEVM-COUNT ${before + 2}\\b`), 20_000);
+    expect(computeVmiStatus({ ...vmi, status }, restarted.get(key)).phase).toBe('Running');
+
+    // Shutdown as on VMI deletion: ACPI, the guest powers off, the domain ends Succeeded.
+    await connections.session(key, podUid)?.shutdown(30);
+    await until(() => restarted.get(key)?.phase === 'Shutoff', 30_000, 'Shutoff');
+    expect(restarted.get(key)?.shutoffReason).toBe('Stopped');
+    expect(computeVmiStatus({ ...vmi, status }, restarted.get(key)).phase).toBe('Succeeded');
+  });
+
+  it('reports a failed start with the step and QEMU’s own last lines', async () => {
+    // A disk whose PVC volume has no disk.img: the launcher's volume step fails before QEMU.
+    const vmi = testVmi('nh-bad', 'x', {
+      disks: [{ name: 'data', disk: { bus: 'virtio' } }],
+      volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'missing' } }],
+    });
+    run = await startLauncher(vmi);
+    pods = podsDirFor(run);
+    const domains = new DomainStateCache();
+    connections = attach(domains);
+    await until(() => connections?.session(key, podUid) !== undefined, 15_000, 'the session');
+    await connections.session(key, podUid)?.start().catch(() => undefined);
+    await until(() => domains.get(key)?.phase === 'Failed', 60_000, 'Failed');
+    const failed = domains.get(key) as DomainState;
+    expect(failed.failure?.message).toMatch(/^volumes: .*data/);
+    const status = computeVmiStatus(scheduledVmi('nh-bad'), failed);
+    expect(status.phase).toBe('Failed');
+    expect(status.conditions?.find((c) => c.type === 'Synchronized')).toMatchObject({ status: 'False', message: expect.stringMatching(/volumes: /) });
+  });
+});
