@@ -110,6 +110,9 @@ function vmManifest(name: string, spec: Partial<VirtualMachine['spec']> = {}): V
       template: {
         metadata: { labels: { 'kubevirt.io/vm': name } },
         spec: {
+          // No scheduler serves this name, so on a full cluster too the launcher pod stays Pending,
+          // unbound and unpulled: these tests are about the controller, not the node.
+          schedulerName: 'kubevm-integration-no-scheduler',
           domain: { memory: { guest: '128Mi' }, devices: { disks: [{ name: 'root', disk: { bus: 'virtio' } }] } },
           volumes: [{ name: 'root', containerDisk: { image: 'kubevm/test-containerdisk:latest' } }],
         },
@@ -284,6 +287,22 @@ describe('VirtualMachine → VMI → launcher pod', () => {
     } as KubeObject);
     await until(async () => (await vmis().find('needs-pvc', namespace))?.status?.phase === 'Scheduling', 30_000, 'VMI Scheduling after the PVC appeared');
     await until(async () => (await vmStatus('needs-pvc'))?.printableStatus === 'Starting', 30_000, 'VM Starting');
+  });
+});
+
+describe('scheduling failures', () => {
+  it('an unschedulable launcher pod shows ErrorUnschedulable with the scheduler\'s message (needs kube-scheduler)', async () => {
+    await startManager();
+    const vm = vmManifest('nowhere');
+    delete vm.spec.template.spec.schedulerName;
+    vm.spec.template.spec.nodeSelector = { 'kubevm.io/no-such-label': 'true' };
+    await vms().create(vm);
+    await until(async () => (await vmStatus('nowhere'))?.printableStatus === 'ErrorUnschedulable', 60_000, 'ErrorUnschedulable');
+    const condition = (await vmStatus('nowhere'))?.conditions?.find((c) => c.type === 'PodScheduled');
+    expect(condition).toMatchObject({ status: 'False', reason: 'Unschedulable' });
+    expect(condition?.message).toMatch(/didn't match Pod's node affinity\/selector/);
+    expect(condition?.message).toContain('check the VM\'s nodeSelector');
+    expect((await vmis().get('nowhere', namespace)).status?.phase).toBe('Scheduling');
   });
 });
 
