@@ -1,0 +1,129 @@
+// A whole controller against the real API server: informers feed the queue, reconcile creates a
+// child with a generated name (as the VMI controller creates launcher pods), and expectations
+// keep a stale cache from creating it twice while reconciles of the key keep coming.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Controller, controllerOwnerKey } from '../../runtime/controller.js';
+import { ControllerExpectations } from '../../runtime/expectations.js';
+import { Informer, ownerUidIndex } from '../../runtime/informer.js';
+import type { KubeClient, KubeObject } from '../../runtime/kube.js';
+import { coreResources, objectKey } from '../../runtime/kube.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, sleep, until } from './runtime-support.js';
+
+interface ConfigMap extends KubeObject {
+  data?: Record<string, string>;
+}
+
+let client: KubeClient;
+let namespace: string;
+
+beforeAll(async () => {
+  client = clusterClient();
+  await requireCluster(client);
+  namespace = await createTestNamespace(client, 'runtime-controller');
+}, 30_000);
+
+afterAll(async () => {
+  if (client && namespace) await deleteNamespace(client, namespace);
+  client?.close();
+}, 60_000);
+
+describe('Controller with informers and expectations', () => {
+  it('creates exactly one child per parent although reconciles run against a stale cache', async () => {
+    const configMaps = client.resource<ConfigMap>(coreResources.configMaps);
+    const parents = new Informer<ConfigMap>({ client, descriptor: coreResources.configMaps, namespace, labelSelector: 'role=parent' });
+    const children = new Informer<ConfigMap>({
+      client,
+      descriptor: coreResources.configMaps,
+      namespace,
+      labelSelector: 'role=child',
+      indexers: { ownerUid: ownerUidIndex },
+    });
+    const expectations = new ControllerExpectations();
+    const ownerKey = controllerOwnerKey('ConfigMap');
+    // Observations first, so the key the same event enqueues sees them.
+    children.addEventHandler({
+      onAdd: (child) => ownerKey(child).forEach((key) => expectations.creationObserved(key)),
+    });
+
+    let creates = 0;
+    let waitedForCache = 0;
+    let reconciles = 0;
+    const controller = new Controller({
+      name: 'runtime-test-parent',
+      kind: 'ConfigMap',
+      workers: 4,
+      reconcile: async (key, ctx) => {
+        reconciles++;
+        const parent = parents.get(key);
+        if (!parent) {
+          expectations.delete(key);
+          return;
+        }
+        if (!expectations.satisfied(key)) {
+          // The cache has not caught up with our own create: acting now would duplicate it.
+          waitedForCache++;
+          return;
+        }
+        const existing = children.byIndex('ownerUid', parent.metadata?.uid ?? '');
+        if (existing.length > 0) return;
+        expectations.expectCreations(key, 1);
+        try {
+          await configMaps.create({
+            metadata: {
+              generateName: `${ctx.name}-child-`,
+              namespace,
+              labels: { role: 'child' },
+              ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: ctx.name, uid: parent.metadata?.uid ?? '', controller: true }],
+            },
+          });
+          creates++;
+        } catch (err) {
+          expectations.creationObserved(key);
+          throw err;
+        }
+        // Keep the key coming back at once, well before the watch can deliver the child.
+        for (let i = 0; i < 5; i++) controller.enqueue(key);
+      },
+    });
+    controller.watch(parents).watch(children, ownerKey);
+    parents.start();
+    children.start();
+    try {
+      await controller.start();
+      // Batches of parents created at once and updated a few times (a burst of events per key),
+      // until some reconcile has met a cache that lagged behind its own create: whether a given
+      // one does is up to the watch's timing, so keep going until the race has been exercised.
+      const names: string[] = [];
+      for (let batch = 0; batch < 10 && waitedForCache === 0; batch++) {
+        const batchNames = Array.from({ length: 20 }, (_, i) => `p${batch}-${i}`);
+        names.push(...batchNames);
+        await Promise.all(batchNames.map((name) => configMaps.create({ metadata: { name, namespace, labels: { role: 'parent' } }, data: { v: '0' } })));
+        for (let round = 1; round <= 3; round++) {
+          await Promise.all(batchNames.map((name) => configMaps.patch(name, namespace, { data: { v: String(round) } })));
+        }
+        await until(
+          () => children.list().length >= names.length && names.every((name) => expectations.satisfied(`${namespace}/${name}`)),
+          30_000,
+          'a child for every parent',
+        );
+      }
+      await sleep(1000);
+      await until(() => controller.queue.len() === 0 && controller.queue.inFlight() === 0, 10_000, 'an idle queue');
+
+      const actual = (await configMaps.list({ namespace, labelSelector: 'role=child' })).items;
+      const ownerUids = actual.map((child) => child.metadata?.ownerReferences?.[0]?.uid);
+      const parentUids = names.map((name) => parents.get(`${namespace}/${name}`)?.metadata?.uid);
+      expect(actual).toHaveLength(names.length);
+      expect(new Set(ownerUids)).toEqual(new Set(parentUids));
+      expect(creates).toBe(names.length);
+      // And the race was exercised: some reconcile met a cache without its own child, and waited.
+      expect(waitedForCache).toBeGreaterThanOrEqual(1);
+      expect(reconciles).toBeGreaterThan(creates);
+      expect(controller.hasSynced()).toBe(true);
+      expect(children.keys().sort()).toEqual(actual.map((child) => objectKey(child)).sort());
+    } finally {
+      await controller.stop({ deadlineMs: 2000 });
+      await Promise.all([parents.stop(), children.stop()]);
+    }
+  }, 60_000);
+});
