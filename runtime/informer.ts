@@ -339,6 +339,8 @@ export class Informer<T extends KubeObject> {
 
   /** One watch from the current resourceVersion, until it ends; says how it ended. */
   private watchOnce(): Promise<WatchEnd> {
+    // A re-list fell due while we were listing: do it before watching again.
+    if (this.relistRequested || this.stopController.signal.aborted) return Promise.resolve('interrupted');
     const path = resourcePath(this.descriptor, this.options.namespace);
     const timeoutBase = this.options.watchTimeoutSeconds ?? 300;
     const query: Record<string, string | number | boolean | undefined> = {
