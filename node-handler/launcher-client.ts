@@ -3,7 +3,9 @@
 // `{id, ok, result | error}`; after `subscribe`, the launcher pushes `{event}` lines, each carrying
 // the domain's whole status. The handler keeps the latest one (level, not edges), so a missed or
 // repeated event never matters.
+import { closeSync, openSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import type { VirtualMachineInstanceGuestOSInfo, VirtualMachineInstanceNetworkInterface } from '../runtime/api/index.js';
 import type { DomainState, PauseReason } from './domain-state.js';
 import type { LauncherDialer, LauncherSession, LauncherSessionHandlers } from './launcher-connections.js';
@@ -113,6 +115,43 @@ function guestInterfaces(interfaces: NonNullable<NonNullable<LauncherDomainStatu
     });
 }
 
+/** The longest path a unix socket address holds (sun_path is 108 bytes with its NUL). */
+const maxSocketPathLength = 107;
+
+/**
+ * Connects to a unix socket whatever its path's length. A launcher's socket under the kubelet's
+ * pods directory is longer than sun_path allows (/var/lib/kubelet/pods/<uid>/volumes/
+ * kubernetes.io~empty-dir/private/launcher.sock is 112 bytes), so a long path is reached through
+ * an open descriptor of its directory: /proc/self/fd/<fd>/launcher.sock.
+ */
+export async function connectUnixSocket(socketPath: string, timeoutMs = 5000): Promise<net.Socket> {
+  let dirFd: number | undefined;
+  let address = socketPath;
+  if (Buffer.byteLength(socketPath) > maxSocketPathLength) {
+    dirFd = openSync(path.dirname(socketPath), 'r');
+    address = `/proc/self/fd/${dirFd}/${path.basename(socketPath)}`;
+  }
+  try {
+    return await new Promise<net.Socket>((resolve, reject) => {
+      const candidate = net.createConnection(address);
+      const timer = setTimeout(() => {
+        candidate.destroy();
+        reject(new Error(`timed out connecting to ${socketPath}`));
+      }, timeoutMs);
+      candidate.once('connect', () => {
+        clearTimeout(timer);
+        resolve(candidate);
+      });
+      candidate.once('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+    });
+  } finally {
+    if (dirFd !== undefined) closeSync(dirFd);
+  }
+}
+
 /** Commands whose answer comes only when a long action ends (QEMU started, QEMU gone). */
 const longCommands = new Set(['start', 'sync', 'shutdown', 'kill', 'migrate']);
 const shortCommandTimeoutMs = 30_000;
@@ -136,21 +175,7 @@ export class LauncherClient implements LauncherSession {
 
   /** Connects, subscribes, and hands the current status to onState before resolving. */
   static async connect(socketPath: string, handlers: LauncherSessionHandlers, timeoutMs = 5000): Promise<LauncherClient> {
-    const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const candidate = net.createConnection(socketPath);
-      const timer = setTimeout(() => {
-        candidate.destroy();
-        reject(new Error(`timed out connecting to ${socketPath}`));
-      }, timeoutMs);
-      candidate.once('connect', () => {
-        clearTimeout(timer);
-        resolve(candidate);
-      });
-      candidate.once('error', (error) => {
-        clearTimeout(timer);
-        reject(error);
-      });
-    });
+    const socket = await connectUnixSocket(socketPath, timeoutMs);
     const client = new LauncherClient(socket, handlers);
     const status = (await client.request('subscribe')) as LauncherDomainStatus;
     handlers.onState(domainStateFromLauncher(status));
