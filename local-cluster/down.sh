@@ -17,7 +17,7 @@ lock_state
 mkdir -p "$LOG_DIR"
 
 
-# stop NAME...: SIGTERM each component's process group, SIGKILL what is left after 10s.
+# stop NAME...: SIGTERM each component's process group, SIGKILL what is left after 5s.
 # This is a disposable test cluster: a graceful shutdown buys nothing here.
 stop() {
   local name p t0
@@ -33,9 +33,9 @@ stop() {
   for name in "$@"; do
     p="${pids[$name]:-}"
     [[ -n "$p" ]] || continue
-    while kill -0 "$p" 2>/dev/null && ((SECONDS - t0 < 10)); do sleep 0.2; done
-    if kill -0 "$p" 2>/dev/null; then
-      log "$name: still running 10s after SIGTERM, killing"
+    while running "$p" && ((SECONDS - t0 < 5)); do sleep 0.2; done
+    if running "$p"; then
+      log "$name: still running 5s after SIGTERM, killing"
       kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
     fi
     # A group can outlive its leader: kill what is left of it.
@@ -126,6 +126,12 @@ ip link del "$CNI_BRIDGE" 2>/dev/null || true
 
 # 6. The kubelet's cgroups, deepest first.
 find /sys/fs/cgroup -depth -type d -path '*/kubepods*' -exec rmdir {} + 2>/dev/null || true
+
+# The sysctls cluster-up changed, back to what they were.
+if [[ -f "$KUBEVM_STATE/sysctl.saved" ]]; then
+  while IFS= read -r kv; do sysctl -qw "$kv" 2>/dev/null || true; done <"$KUBEVM_STATE/sysctl.saved"
+  rm -f "$KUBEVM_STATE/sysctl.saved"
+fi
 
 # 7. Per-run state; the PKI and containerd's images stay for the next bring-up.
 rm -rf --one-file-system "$KUBEVM_STATE/etcd" "$KUBELET_ROOT" "$KUBEVM_STATE/pod-logs" \

@@ -39,7 +39,10 @@ die() { log "ERROR: $*"; exit 1; }
 
 # Pid files hold "PID STARTTIME": a pid from a previous boot or run that now
 # names another process is never mistaken for ours.
-proc_start_time() { awk '{print $22}' "/proc/$1/stat" 2>/dev/null; }
+# A zombie counts as gone: our components are reparented to this machine's
+# init, which may take a while to reap them.
+proc_start_time() { awk '$3 != "Z" {print $22}' "/proc/$1/stat" 2>/dev/null; }
+running() { [[ -n "$(proc_start_time "$1")" ]]; }
 write_pid() { echo "$2 $(proc_start_time "$2")" >"$PID_DIR/$1.pid"; }
 # pid_of NAME: prints the component's pid if that process is still the one we started.
 pid_of() {

@@ -13,6 +13,15 @@ mode="${1:-full}"
 [[ "$(id -u)" == 0 ]] || die "the local cluster needs root (kubelet, containerd, iptables)"
 T0=$SECONDS
 
+# Leftovers of a run that was never brought down (a killed session, a machine
+# restart): clean them first so old pods and stale shims do not come back.
+any_alive=0
+for f in "$PID_DIR"/*.pid; do [[ -e "$f" ]] && alive "$(basename "$f" .pid)" && any_alive=1; done
+if ((!any_alive)) && [[ -d "$KUBEVM_STATE/etcd" || -d "$RUN_DIR" || -d "$KUBELET_ROOT" ]]; then
+  log "state of an earlier run found with nothing running: cleaning it up first"
+  "$LC_DIR/down.sh"
+fi
+
 "$LC_DIR/install-deps.sh" "$mode"
 t=$SECONDS
 "$LC_DIR/build.sh" >/dev/null
@@ -167,6 +176,12 @@ if [[ "$mode" == full ]]; then
   wait_ready kube-scheduler 60 curl -sfk --max-time 2 https://127.0.0.1:10259/healthz
 
   # Pod networking needs forwarding, and bridged traffic through iptables for Services.
+  # Saved once, restored by cluster-down: other work on this machine keeps its settings.
+  if [[ ! -f "$KUBEVM_STATE/sysctl.saved" ]]; then
+    for key in net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables; do
+      value="$(sysctl -n "$key" 2>/dev/null)" && echo "$key=$value"
+    done >"$KUBEVM_STATE/sysctl.saved"
+  fi
   sysctl -qw net.ipv4.ip_forward=1
   modprobe br_netfilter 2>/dev/null || true
   [[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]] ||
