@@ -97,7 +97,7 @@ const instancetypeVM = {
 const fullVMI = {
   apiVersion: 'kubevirt.io/v1',
   kind: 'VirtualMachineInstance',
-  metadata: { name: 'full', labels: { a: 'b' }, annotations: { c: 'd' }, finalizers: ['x'], ownerReferences: [] },
+  metadata: { name: 'full', labels: { a: 'b' }, annotations: { c: 'd' }, finalizers: ['kubevm.io/example'], ownerReferences: [] },
   spec: {
     domain: {
       cpu: { cores: 2, sockets: 1, threads: 1, model: 'host-passthrough', dedicatedCpuPlacement: true, isolateEmulatorThread: true, realtime: { mask: '0' }, features: [{ name: 'vmx', policy: 'require' }] },
