@@ -7,7 +7,15 @@ import type { KubeClient, KubeObject } from '../../runtime/kube.js';
 import { isConflict } from '../../runtime/kube.js';
 import { restClientRequests } from '../../runtime/metrics.js';
 import { updateStatusIfChanged } from '../../runtime/status.js';
-import { clusterClient, createTestNamespace, deleteNamespace, ensureTestCrd, requireCluster, testResource } from './runtime-support.js';
+import {
+  clusterClient,
+  createTestNamespace,
+  deleteNamespace,
+  deleteTestCrd,
+  ensureTestCrd,
+  requireCluster,
+  testResource,
+} from './runtime-support.js';
 
 interface Widget extends KubeObject {
   spec?: { size: number };
@@ -27,8 +35,10 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  // The CRD is left in place (cluster-scoped, harmless, shared with re-runs); the namespace goes.
-  if (client && namespace) await deleteNamespace(client, namespace);
+  if (client && namespace) {
+    await deleteNamespace(client, namespace);
+    await deleteTestCrd(client, widgets, false);
+  }
   client?.close();
 }, 60_000);
 
