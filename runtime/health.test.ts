@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { HealthServer } from './health.js';
+import { HealthServer, informersSynced } from './health.js';
+import { readyStatusGauge } from './metrics.js';
 import { WorkQueue } from './workqueue.js';
 
 let server: HealthServer | undefined;
@@ -38,6 +39,21 @@ describe('HealthServer', () => {
     server.markShuttingDown();
     expect((await get(port, '/readyz')).status).toBe(503);
     expect((await get(port, '/nope')).status).toBe(404);
+  });
+
+  it('is ready when informers have synced, and drives kubevirt_<component>_ready_status', async () => {
+    server = new HealthServer({ port: 0, host: '127.0.0.1', component: 'virt_api' });
+    const vmis = { synced: false, hasSynced(): boolean { return this.synced; }, descriptor: { resource: 'virtualmachineinstances' } };
+    const pods = { hasSynced: (): boolean => true, descriptor: { resource: 'pods' } };
+    server.addReadinessCheck('informers', informersSynced([vmis, pods]));
+    const { port } = await server.listen();
+    const notReady = await get(port, '/readyz');
+    expect(notReady.status).toBe(503);
+    expect(notReady.body).toContain('not synced: virtualmachineinstances');
+    expect((await readyStatusGauge('virt_api').get()).values[0]?.value).toBe(0);
+    vmis.synced = true;
+    expect((await get(port, '/readyz')).status).toBe(200);
+    expect((await readyStatusGauge('virt_api').get()).values[0]?.value).toBe(1);
   });
 
   it('reports a failing liveness check', async () => {

@@ -9,16 +9,27 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Logger } from './logging.js';
 import { silentLogger } from './logging.js';
-import { registry as defaultRegistry } from './metrics.js';
+import type { KubevirtComponentName } from './metrics.js';
+import { registry as defaultRegistry, readyStatusGauge } from './metrics.js';
 
 /** A named check: true when healthy, or a string explaining why not. */
 export type HealthCheck = () => boolean | string | Promise<boolean | string>;
+
+/** Ready once every informer has its first list (reconciling a partial cache creates duplicates). */
+export function informersSynced(informers: ReadonlyArray<{ hasSynced(): boolean; readonly descriptor: { resource: string } }>): HealthCheck {
+  return () => {
+    const pending = informers.filter((informer) => !informer.hasSynced()).map((informer) => informer.descriptor.resource);
+    return pending.length === 0 || `not synced: ${pending.join(', ')}`;
+  };
+}
 
 export interface HealthServerOptions {
   port: number;
   host?: string;
   tls?: { cert: string | Buffer; key: string | Buffer };
   registry?: Registry;
+  /** Drive kubevirt_<component>_ready_status from the readiness checks. */
+  component?: KubevirtComponentName;
   log?: Logger;
 }
 
@@ -121,6 +132,7 @@ export class HealthServer {
       }
     }
     lines.push(ok ? 'ok' : 'not ok');
+    if (checks === this.readiness && this.options.component) readyStatusGauge(this.options.component).set(ok ? 1 : 0);
     res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(`${lines.join('\n')}\n`);
   }
 }
