@@ -1,6 +1,7 @@
 // Turns zod issues into messages a user can act on: the field path, and what is wrong with it.
 // The admission webhooks and the controllers' pre-reconcile checks print these.
 import type { z } from 'zod';
+import { NO_CHOICE_SET } from './kubevirt/v1/domain.js';
 import { UNSUPPORTED_FIELDS } from './unsupported.js';
 
 type PathSegment = PropertyKey;
@@ -31,8 +32,10 @@ function quoteAll(values: readonly unknown[]): string {
  */
 export function formatIssues(issues: readonly z.core.$ZodIssue[], kind?: string): string[] {
   const unsupported = new Set(kind ? (UNSUPPORTED_FIELDS[kind] ?? []) : []);
+  const withUnknownKeys = new Set(issues.filter((issue) => issue.code === 'unrecognized_keys').map((issue) => formatFieldPath(issue.path)));
   const messages: string[] = [];
   for (const issue of issues) {
+    if (issue.code === 'custom' && issue.params?.['reason'] === NO_CHOICE_SET && withUnknownKeys.has(formatFieldPath(issue.path))) continue;
     const at = formatFieldPath(issue.path);
     switch (issue.code) {
       case 'unrecognized_keys':

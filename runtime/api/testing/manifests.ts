@@ -327,6 +327,12 @@ export const invalidCases: Record<string, InvalidCase> = {
     message: 'spec.networks[0].multus: field "multus" is a KubeVirt field that kubevm does not support',
     crdPath: 'spec.networks[0].multus',
   },
+  'Hyper-V enlightenments (unsupported KubeVirt field, as in KubeVirt\'s Windows example)': {
+    base: masqueradeVMI,
+    mutate: (vmi) => (vmi.spec.domain.features = { acpi: {}, hyperv: { relaxed: {}, vapic: {} } }),
+    message: 'spec.domain.features.hyperv: field "hyperv" is a KubeVirt field that kubevm does not support',
+    crdPath: 'spec.domain.features.hyperv',
+  },
   'dataVolumeTemplates (unsupported KubeVirt field)': {
     base: quickstartVM,
     mutate: (vm) => (vm.spec.dataVolumeTemplates = []),

@@ -18,12 +18,21 @@ export function atMostOneOf(keys: readonly string[]) {
   };
 }
 
+/**
+ * Marks the issue "none of the choices is set". When the object also has an unknown key (say a
+ * KubeVirt volume source kubevm does not support), that key is the real problem, and
+ * formatIssues drops this issue rather than confuse the user with two messages.
+ */
+export const NO_CHOICE_SET = 'kubevm/no-choice-set';
+
 /** A refinement: exactly one of `keys` must be set. */
 export function exactlyOneOf(keys: readonly string[]) {
   return (value: object, ctx: z.RefinementCtx) => {
     const set = countSet(value, keys);
-    if (set !== 1) {
-      ctx.addIssue({ code: 'custom', message: set === 0 ? `one of ${keys.join(', ')} must be set` : `only one of ${keys.join(', ')} may be set` });
+    if (set === 0) {
+      ctx.addIssue({ code: 'custom', message: `one of ${keys.join(', ')} must be set`, params: { reason: NO_CHOICE_SET } });
+    } else if (set > 1) {
+      ctx.addIssue({ code: 'custom', message: `only one of ${keys.join(', ')} may be set` });
     }
   };
 }
