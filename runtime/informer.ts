@@ -397,6 +397,8 @@ export class Informer<T extends KubeObject> {
         this.log.warn({ err }, 'watch failed');
         finish('error', statusCode ?? (sawResponse ? 200 : '<error>'));
       };
+      // Stopping must not wait for a connection that is still being set up.
+      abort.signal.addEventListener('abort', () => finish('interrupted', 200), { once: true });
       const request = this.watcher.watch(path, query, onEvent, onDone).then(
         (controller) => {
           // The watch call resolves once connected; a stop or re-list may already be due.
