@@ -231,7 +231,8 @@ class MeteredHttpLibrary implements PromiseHttpLibrary {
 
   private reuseConnection(request: RequestContext): void {
     const fresh = request.getAgent();
-    if (!fresh) return;
+    // Proxy agents (a proxy-url in the kubeconfig) are left alone.
+    if (!fresh || (fresh.constructor !== https.Agent && fresh.constructor !== http.Agent)) return;
     const options = (fresh as http.Agent & { options?: https.AgentOptions }).options ?? {};
     const cacheKey = [
       fresh instanceof https.Agent ? 'https' : 'http',
