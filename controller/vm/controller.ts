@@ -13,6 +13,7 @@ import { isAlreadyExists, isNotFound } from '../../runtime/kube.js';
 import type { ReconcileContext, ReconcileResult } from '../../runtime/controller.js';
 import { updateStatusIfChanged } from '../../runtime/status.js';
 import type { EventRecorder } from '../events.js';
+import { OwnWrites } from '../own-writes.js';
 import { vmiResource } from '../vmi/controller.js';
 import { backoffSecondsLeft, nextStartFailure } from './crash-loop.js';
 import { ExpansionError, expandTemplate } from './instancetype.js';
@@ -110,6 +111,7 @@ export class VMController {
   private readonly vmClient: ResourceClient<VirtualMachine>;
   private readonly vmiClient: ResourceClient<VirtualMachineInstance>;
   private readonly now: () => Date;
+  private readonly ownWrites = new OwnWrites();
 
   constructor(private readonly deps: VMControllerDeps) {
     this.vmClient = deps.client.resource<VirtualMachine>(vmResource);
@@ -123,6 +125,11 @@ export class VMController {
     if (!vm) {
       // Its VMI goes with it: it carries a controller owner reference to the VM.
       expectations.delete(key);
+      this.ownWrites.forget(key);
+      return;
+    }
+    if (this.ownWrites.cacheIsBehind(key, vm.metadata?.resourceVersion)) {
+      ctx.log.debug('waiting for the cache to show our last status write');
       return;
     }
     const now = this.now();
@@ -245,7 +252,8 @@ export class VMController {
       now,
     });
     const before = vm.status?.printableStatus;
-    const { written } = await updateStatusIfChanged(this.vmClient, vm, status, { fieldManager: FIELD_MANAGER, signal: ctx.signal });
+    const { written, object } = await updateStatusIfChanged(this.vmClient, vm, status, { fieldManager: FIELD_MANAGER, signal: ctx.signal });
+    if (written) this.ownWrites.record(key, object.metadata?.resourceVersion);
     if (written && status.printableStatus !== before) {
       ctx.log.info({ printableStatus: status.printableStatus, previous: before }, 'VM status changed');
       this.recordTransition(vm, vmi, before, status);

@@ -10,6 +10,7 @@ import { coreResources, isAlreadyExists, isNotFound } from '../../runtime/kube.j
 import type { ReconcileContext, ReconcileResult } from '../../runtime/controller.js';
 import { updateStatusIfChanged } from '../../runtime/status.js';
 import type { EventRecorder } from '../events.js';
+import { OwnWrites } from '../own-writes.js';
 import { isFinal } from '../vm/run-strategy.js';
 import type { LauncherPodConfig } from './launcher-pod.js';
 import { launcherPodName, renderLauncherPod } from './launcher-pod.js';
@@ -61,6 +62,7 @@ export class VMIController {
   private readonly podClient: ResourceClient<Pod>;
   private readonly pvcClient: ResourceClient<KubeObject>;
   private readonly now: () => Date;
+  private readonly ownWrites = new OwnWrites();
 
   constructor(private readonly deps: VMIControllerDeps) {
     this.vmiClient = deps.client.resource<VirtualMachineInstance>(vmiResource);
@@ -75,6 +77,11 @@ export class VMIController {
     if (!vmi) {
       // Its pods go with it: they carry a controller owner reference to the VMI.
       expectations.delete(key);
+      this.ownWrites.forget(key);
+      return;
+    }
+    if (this.ownWrites.cacheIsBehind(key, vmi.metadata?.resourceVersion)) {
+      ctx.log.debug('waiting for the cache to show our last status write');
       return;
     }
     if (!expectations.satisfied(key)) {
@@ -124,8 +131,9 @@ export class VMIController {
     }
 
     const status = computeVMIStatus({ vmi, pod, failure, now: this.now() });
-    const { written } = await updateStatusIfChanged(this.vmiClient, vmi, status, { fieldManager: FIELD_MANAGER, signal: ctx.signal });
+    const { written, object } = await updateStatusIfChanged(this.vmiClient, vmi, status, { fieldManager: FIELD_MANAGER, signal: ctx.signal });
     if (written) {
+      this.ownWrites.record(key, object.metadata?.resourceVersion);
       ctx.log.info({ phase: status.phase, previousPhase: phase || undefined }, 'VMI status updated');
       if (status.phase === 'Failed' && phase !== 'Failed') {
         const message = pod ? podFailureMessage(pod) : `launcher pod ${expectedName} disappeared`;

@@ -178,6 +178,7 @@ describe('VirtualMachine → VMI → launcher pod', () => {
     const manager = await startManager();
     const vmiWritesBefore = await requestCount((l) => l['resource'] === 'virtualmachineinstances' && (l['verb'] === 'UPDATE' || l['verb'] === 'PATCH'));
     const podWritesBefore = await requestCount((l) => l['resource'] === 'pods' && (l['verb'] === 'UPDATE' || l['verb'] === 'PATCH'));
+    const conflictsBefore = await requestCount((l) => String(l['code']) === '409');
     await vms().create(vmManifest('always'));
 
     await until(async () => (await vmis().find('always', namespace))?.status?.phase === 'Scheduling', 30_000, 'VMI Scheduling');
@@ -213,6 +214,8 @@ describe('VirtualMachine → VMI → launcher pod', () => {
     expect(vmiWrites).toBe(1);
     const podWrites = (await requestCount((l) => l['resource'] === 'pods' && (l['verb'] === 'UPDATE' || l['verb'] === 'PATCH'))) - podWritesBefore;
     expect(podWrites).toBe(0);
+    // ...and no write computed from a cache that did not show our previous one yet.
+    expect((await requestCount((l) => String(l['code']) === '409')) - conflictsBefore).toBe(0);
 
     // A no-op resync of every VM and VMI writes nothing at all.
     const writesBefore = await requestCount(writesTo());
