@@ -47,8 +47,11 @@ describe('qemuArgs', () => {
   });
 
   it('defaults to q35 and carries the accelerator', () => {
-    expect(opt(qemuArgs(vmi(), ctx()), '-machine')).toBe('q35,accel=kvm,usb=off,vmport=off,dump-guest-core=off');
-    expect(opt(qemuArgs(vmi({ machine: { type: 'pc-q35-7.2' } }), ctx({ accel: 'tcg' })), '-machine')).toMatch(/^pc-q35-7\.2,accel=tcg,/);
+    expect(opt(qemuArgs(vmi(), ctx()), '-machine')).toBe('q35,usb=off,vmport=off,dump-guest-core=off');
+    expect(opt(qemuArgs(vmi(), ctx()), '-accel')).toBe('kvm');
+    const tcg = qemuArgs(vmi({ machine: { type: 'pc-q35-7.2' } }), ctx({ accel: 'tcg' }));
+    expect(opt(tcg, '-machine')).toMatch(/^pc-q35-7\.2,usb=off/);
+    expect(opt(tcg, '-accel')).toBe('tcg,tb-size=64');
     expect(() => qemuArgs(vmi({ machine: { type: 'pc-i440fx-2.0' } }), ctx())).toThrow('spec.domain.machine.type: "pc-i440fx-2.0" is not supported');
   });
 

@@ -38,6 +38,8 @@ export interface QemuContext {
   kernelBoot?: { kernelPath: string; initrdPath?: string };
   /** UEFI firmware, when the launcher image carries OVMF. */
   ovmf?: { code: string; vars: string };
+  /** TCG only: the translated-code cache size (QEMU's tb-size), 64 MiB when unset. */
+  tcgTranslationCacheMiB?: number;
   /** Install QEMU's seccomp sandbox (off only for debugging). */
   sandbox: boolean;
   /** The current time, for a clock offset (kept out of the function so it stays pure). */
@@ -124,7 +126,7 @@ function machineArgs(vmi: LauncherVmi, ctx: QemuContext, hugepages: boolean): st
   if (!/^(q35|pc-q35-[A-Za-z0-9._-]+)$/.test(type)) {
     throw new DomainSpecError('spec.domain.machine.type', `"${type}" is not supported; use q35 or a pc-q35-<version> type`);
   }
-  const opts = [type, `accel=${ctx.accel}`, 'usb=off', 'vmport=off', 'dump-guest-core=off'];
+  const opts = [type, 'usb=off', 'vmport=off', 'dump-guest-core=off'];
   if (vmi.spec.domain.features?.acpi?.enabled === false) opts.push('acpi=off');
   if (vmi.spec.domain.firmware?.bootloader?.bios?.useSerial) opts.push('graphics=off');
   if (hugepages) opts.push('memory-backend=guest-memory');
@@ -385,6 +387,9 @@ export function qemuArgs(vmi: LauncherVmi, ctx: QemuContext): string[] {
     '-display', 'none',
     '-msg', 'timestamp=on',
     ...machineArgs(vmi, ctx, memory.hugepages),
+    // TCG's translated-code cache defaults to 1 GiB and fills up over time; 64 MiB is ample
+    // for the small emulated guests TCG is meant for here and caps the launcher's overhead.
+    '-accel', ctx.accel === 'tcg' ? `tcg,tb-size=${ctx.tcgTranslationCacheMiB ?? 64}` : 'kvm',
     ...cpuArgs(vmi, ctx),
     ...memory.args,
     ...firmwareArgs(vmi, ctx),

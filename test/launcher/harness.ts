@@ -61,6 +61,8 @@ export interface LauncherRunOptions {
   env?: Record<string, string>;
   /** Run the launcher and QEMU as uid/gid 107 (setpriv). Default true when the tests run as root. */
   asQemuUser?: boolean;
+  /** The launcher command (default: node + tsx on launcher/main.ts); e.g. compiled JS for the bench. */
+  launcherCommand?: string[];
   /** Lay out files before the launcher starts (containerDisks, PVC dirs). */
   prepare?: (run: { dir: string; containerDiskDir: string; pvcDir: string; secretDir: string }) => void;
 }
@@ -131,7 +133,7 @@ export async function startLauncher(vmi: LauncherVmi, options: LauncherRunOption
     KUBEVM_LINGER_SECONDS: '1',
     ...options.env,
   };
-  const node = [process.execPath, '--import', 'tsx', path.join(repoRoot, 'launcher/main.ts')];
+  const node = options.launcherCommand ?? [process.execPath, '--import', 'tsx', path.join(repoRoot, 'launcher/main.ts')];
   const argv = asQemu
     ? ['setpriv', `--reuid=${QEMU_UID}`, `--regid=${QEMU_UID}`, '--clear-groups', '--inh-caps=-all', '--no-new-privs', ...node]
     : node;
