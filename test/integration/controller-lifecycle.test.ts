@@ -293,6 +293,31 @@ describe('VirtualMachine → VMI → launcher pod', () => {
   });
 });
 
+describe('failures', () => {
+  it('a launcher pod that vanishes fails its VMI; a VM that keeps failing to start backs off (CrashLoopBackOff)', async () => {
+    await startManager();
+    await vms().create(vmManifest('crashy'));
+    await until(async () => (await vmis().find('crashy', namespace))?.status?.phase === 'Scheduling', 30_000, 'VMI Scheduling');
+    const first = await vmis().get('crashy', namespace);
+    await pods().delete(launcherPodName(first), namespace, { gracePeriodSeconds: 0 });
+
+    // The VMI fails before its guest ever ran: a start failure, so the next start waits.
+    await until(async () => (await vmStatus('crashy'))?.printableStatus === 'CrashLoopBackOff', 30_000, 'CrashLoopBackOff');
+    const status = await vmStatus('crashy');
+    expect(status?.startFailure).toMatchObject({ consecutiveFailCount: 1, lastFailedVMIUID: first.metadata?.uid });
+    const retryAfter = new Date(status?.startFailure?.retryAfterTimestamp ?? 0).getTime();
+    expect(retryAfter - Date.now()).toBeGreaterThan(3_000); // 10-15 s after the failure
+    expect(await vmis().find('crashy', namespace)).toBeUndefined();
+
+    // After the back-off it starts again with a new VMI.
+    await until(async () => {
+      const next = await vmis().find('crashy', namespace);
+      return next !== undefined && next.metadata?.uid !== first.metadata?.uid;
+    }, 30_000, 'a new VMI after the back-off');
+    expect(Date.now()).toBeGreaterThanOrEqual(retryAfter - 1_000);
+  });
+});
+
 describe('scheduling failures', () => {
   it('an unschedulable launcher pod shows ErrorUnschedulable with the scheduler\'s message (needs kube-scheduler)', async () => {
     await startManager();
