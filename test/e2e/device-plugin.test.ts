@@ -14,6 +14,14 @@ import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, un
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
+/** A count quantity as the API server prints it: 1000 comes back as "1k". */
+function units(quantity: string | undefined): number {
+  if (quantity === undefined) return 0;
+  const match = /^(\d+)(k?)$/.exec(quantity);
+  if (!match) throw new Error(`unexpected device quantity ${quantity}`);
+  return Number(match[1]) * (match[2] === 'k' ? 1000 : 1);
+}
+
 interface NodeObject extends KubeObject {
   status?: { allocatable?: Record<string, string> };
 }
@@ -48,7 +56,7 @@ describe('the installed node handler’s device plugin', () => {
     await until(async () => {
       const object = await client.resource<NodeObject>(coreResources.nodes).get(node);
       const resources = object.status?.allocatable ?? {};
-      return [...present].every(([name, here]) => (here ? resources[name] === '1000' : (resources[name] ?? '0') === '0'));
+      return [...present].every(([name, here]) => (here ? units(resources[name]) === 1000 : units(resources[name]) === 0));
     }, 60_000, 'the node to advertise the present devices');
   }, 90_000);
 
@@ -67,7 +75,7 @@ describe('the installed node handler’s device plugin', () => {
             name: 'main',
             image,
             imagePullPolicy: 'Never',
-            args: ['hello'],
+            args: ['echo', 'a container with devices.kubevirt.io/tun'],
             resources: { limits: { 'devices.kubevirt.io/tun': '1' } },
             securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
           },

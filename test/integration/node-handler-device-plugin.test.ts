@@ -20,6 +20,14 @@ const state = process.env['KUBEVM_STATE'] ?? '/var/lib/kubevm-local';
 const pluginDir = '/var/lib/kubelet/device-plugins';
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
+/** A count quantity as the API server prints it: 1000 comes back as "1k". */
+function units(quantity: string | undefined): number {
+  if (quantity === undefined) return 0;
+  const match = /^(\d+)(k?)$/.exec(quantity);
+  if (!match) throw new Error(`unexpected device quantity ${quantity}`);
+  return Number(match[1]) * (match[2] === 'k' ? 1000 : 1);
+}
+
 interface NodeObject extends KubeObject {
   status?: { allocatable?: Record<string, string>; capacity?: Record<string, string> };
 }
@@ -70,12 +78,11 @@ describe('device plugin with the real kubelet', () => {
     expect(present.get('devices.kubevirt.io/tun')).toBe(true);
     await until(async () => {
       const resources = await allocatable(client, node);
-      return [...present].every(([name, here]) => !here || resources[name] === '1000');
+      return [...present].every(([name, here]) => !here || units(resources[name]) === 1000);
     }, 60_000, 'the kubelet to publish the device plugin resources');
     const resources = await allocatable(client, node);
     for (const [name, here] of present) {
-      if (here) expect(resources[name]).toBe('1000');
-      else expect(resources[name] ?? '0').toBe('0');
+      expect(units(resources[name])).toBe(here ? 1000 : 0);
     }
     expect(manager.status().every((resource) => resource.registered)).toBe(true);
   }, 90_000);
@@ -97,7 +104,7 @@ describe('device plugin with the real kubelet', () => {
             name: 'main',
             image,
             imagePullPolicy: 'Never',
-            args: ['hello'],
+            args: ['echo', 'a container with devices.kubevirt.io/tun'],
             resources: { limits: { 'devices.kubevirt.io/tun': '1' }, requests: { 'devices.kubevirt.io/tun': '1' } },
             securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
           },
