@@ -113,7 +113,8 @@ fi
 
 # 5. Mounts under the state dir (kubelet volumes, container rootfs, shm), deepest first,
 #    and pod network namespaces our containerd left behind.
-awk -v root="$KUBEVM_STATE" '$5 == root || index($5, root "/") == 1 {print $5}' /proc/self/mountinfo |
+awk -v root="$KUBEVM_STATE" -v kl="$KUBELET_ROOT" \
+  '$5 == root || index($5, root "/") == 1 || $5 == kl || index($5, kl "/") == 1 {print $5}' /proc/self/mountinfo |
   awk '{print length, $0}' | sort -rn | cut -d' ' -f2- | while read -r m; do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
   done
@@ -143,7 +144,7 @@ problems=()
 for f in "$PID_DIR"/*.pid; do [[ -e "$f" ]] && problems+=("pid file left: $f"); done
 left="$( (pod_processes; our_shims) | sort -u | tr '\n' ' ')"
 [[ -n "${left// /}" ]] && problems+=("processes left: $left")
-mounts="$(awk -v root="$KUBEVM_STATE" 'index($5, root "/") == 1 {print $5}' /proc/self/mountinfo | head -5)"
+mounts="$(awk -v root="$KUBEVM_STATE" -v kl="$KUBELET_ROOT" 'index($5, root "/") == 1 || index($5, kl "/") == 1 {print $5}' /proc/self/mountinfo | head -5)"
 [[ -n "$mounts" ]] && problems+=("mounts left: $mounts")
 ip link show "$CNI_BRIDGE" >/dev/null 2>&1 && problems+=("bridge $CNI_BRIDGE still exists")
 iptables-save 2>/dev/null | grep -qE '^:(KUBE-|CNI-)' && problems+=("iptables chains left: $(iptables-save | grep -oE '^:(KUBE-|CNI-)[^ ]*' | tr '\n' ' ')")

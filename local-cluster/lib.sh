@@ -23,7 +23,9 @@ LOG_DIR="$KUBEVM_STATE/logs"
 PID_DIR="$KUBEVM_STATE/pids"
 RUN_DIR="$KUBEVM_STATE/run"
 CONTAINERD_SOCK="$RUN_DIR/containerd/containerd.sock"
-KUBELET_ROOT="$KUBEVM_STATE/kubelet"
+# The kubelet's standard root: node agents (kubevm's node handler, like KubeVirt's
+# handler) find device-plugins/ and pods/ where every Kubernetes puts them.
+KUBELET_ROOT="${KUBEVM_KUBELET_ROOT:-/var/lib/kubelet}"
 CNI_CONF_DIR="$KUBEVM_STATE/cni/net.d"
 CNI_BRIDGE=kubevm0
 POD_CIDR=10.244.0.0/24
