@@ -11,9 +11,10 @@ import { VirtualMachineInstanceNames } from '../runtime/api/index.js';
 import { Controller } from '../runtime/controller.js';
 import { HealthServer } from '../runtime/health.js';
 import { Informer } from '../runtime/informer.js';
-import { KubeClient } from '../runtime/kube.js';
+import { KubeClient, isNotFound } from '../runtime/kube.js';
 import type { ResourceDescriptor } from '../runtime/kube.js';
 import { createRootLogger } from '../runtime/logging.js';
+import type { Logger } from '../runtime/logging.js';
 import { enableProcessMetrics, readyStatusGauge } from '../runtime/metrics.js';
 import { ProcessLifecycle } from '../runtime/process.js';
 import { DevicePluginManager } from './device-plugin/plugin.js';
@@ -48,9 +49,16 @@ async function main(): Promise<void> {
 
   const client = new KubeClient();
   const vmis = client.resource<VirtualMachineInstance>(vmiResource);
-  // Only this node's VMIs: the CRD declares status.nodeName a selectable field.
-  const informer = new Informer<VirtualMachineInstance>({ client, descriptor: vmiResource, ...(await nodeVmiSelector(vmis, nodeName, log)), log });
   const domains = new DomainStateCache();
+  const devicePlugins = new DevicePluginManager({ pluginDir, devRoot, logger: log });
+  const heartbeat = new NodeHeartbeat(client, nodeName, { devRoot, log });
+  const health = new HealthServer({ port, log });
+  let informer: Informer<VirtualMachineInstance> | undefined;
+  health.addReadinessCheck('vmi-informer', () => informer?.hasSynced() === true || 'VMI informer not synced');
+  health.addReadinessCheck('device-plugins', () => {
+    const missing = devicePlugins.status().filter((resource) => !resource.registered);
+    return missing.length === 0 || `not registered with the kubelet: ${missing.map((resource) => resource.resourceName).join(', ')}`;
+  });
   const controller = new Controller({
     name: 'virt-handler-vmi',
     kind: 'VirtualMachineInstance',
@@ -65,19 +73,6 @@ async function main(): Promise<void> {
     onConnectionChange: (key) => controller.enqueue(key),
     log,
   });
-  const reconcile = vmiHandlerReconcile({ nodeName, vmis, informer, domains, connections });
-  // Launcher events feed the second cache; each change is one more level-triggered pass.
-  domains.onChange((key) => controller.enqueue(key));
-  controller.watch(informer);
-
-  const devicePlugins = new DevicePluginManager({ pluginDir, devRoot, logger: log });
-  const heartbeat = new NodeHeartbeat(client, nodeName, { devRoot, log });
-  const health = new HealthServer({ port, log });
-  health.addReadinessCheck('vmi-informer', () => informer.hasSynced() || 'VMI informer not synced');
-  health.addReadinessCheck('device-plugins', () => {
-    const missing = devicePlugins.status().filter((resource) => !resource.registered);
-    return missing.length === 0 || `not registered with the kubelet: ${missing.map((resource) => resource.resourceName).join(', ')}`;
-  });
 
   // Shutdown runs in reverse: stop reconciling, then let go of launchers (the VMs keep running;
   // the next handler re-attaches), then the device plugins, heartbeat and the endpoint.
@@ -85,20 +80,41 @@ async function main(): Promise<void> {
   lifecycle.onShutdown('heartbeat', () => heartbeat.stop());
   lifecycle.onShutdown('device-plugins', () => devicePlugins.stop());
   lifecycle.onShutdown('launcher-connections', () => connections.closeAll());
-  lifecycle.onShutdown('informer', () => informer.stop());
+  lifecycle.onShutdown('informer', () => informer?.stop());
   lifecycle.onShutdown('controller', () => controller.stop());
   lifecycle.onShutdown('not-ready', () => {
     health.markShuttingDown();
     ready.set(0);
   });
 
+  // Node-level duties first: they need no CRD, and pods asking for /dev/kvm must not wait on one.
   await health.listen();
   await devicePlugins.start();
+  await heartbeat.start();
+
+  const selector = await untilVmiApiServed(() => nodeVmiSelector(vmis, nodeName, log), lifecycle.signal, log);
+  informer = new Informer<VirtualMachineInstance>({ client, descriptor: vmiResource, ...selector, log });
+  const reconcile = vmiHandlerReconcile({ nodeName, vmis, informer, domains, connections });
+  // Launcher events feed the second cache; each change is one more level-triggered pass.
+  domains.onChange((key) => controller.enqueue(key));
+  controller.watch(informer);
   informer.start();
   await controller.start(lifecycle.signal);
-  await heartbeat.start();
   ready.set(1);
   log.info({ node: nodeName, kubeletRoot }, 'node handler running');
+}
+
+/** Retries while the VMI API is not served yet (CRDs not installed): a DaemonSet may start first. */
+async function untilVmiApiServed<T>(attempt: () => Promise<T>, signal: AbortSignal, log: Logger): Promise<T> {
+  for (let delayMs = 1000; ; delayMs = Math.min(delayMs * 2, 30_000)) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!isNotFound(error) || signal.aborted) throw error;
+      log.warn({ retryInMs: delayMs }, 'the VirtualMachineInstance API is not served yet (CRDs not installed?); waiting');
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
 }
 
 main().catch((error: unknown) => {

@@ -234,6 +234,9 @@ export class DevicePluginManager {
     this.units = options.units ?? defaultDeviceUnits;
     this.resyncMs = options.resyncMs ?? 5000;
     this.logger = (options.logger ?? silentLogger).child({ module: 'device-plugin' });
+    // grpc-js prints its own errors to stderr; ours carry them already, in structured form.
+    const grpcLog = this.logger.child({ library: 'grpc-js' });
+    grpc.setLogger({ error: (...args: unknown[]) => grpcLog.debug(args.map(String).join(' ')) });
   }
 
   get kubeletSocket(): string {
