@@ -41,7 +41,7 @@ root="$work/root"
 mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,mnt,cidata,etc,lib/modules/"$kver"}
 cp "$work/busybox/bin/busybox" "$root/bin/busybox"
 for applet in sh mount umount mkdir cat echo sleep poweroff modprobe findfs sync head grep sed \
-  cut tr ls dd date hostname ip ifconfig udhcpc insmod depmod stat seq sha256sum awk; do
+  cut tr ls dd date hostname ip ifconfig udhcpc insmod depmod stat seq sha256sum awk httpd route; do
   ln -sf busybox "$root/bin/$applet"
 done
 # Only these modules, and what they depend on (busybox depmod resolves that below).
@@ -58,6 +58,20 @@ done
 cp "$mods/modules.builtin" "$mods/modules.order" "$root/lib/modules/$kver/" 2>/dev/null || true
 "$work/busybox/bin/busybox" depmod -b "$root" "$kver"
 install -m 0755 "$here/guest-init.sh" "$root/init"
+# udhcpc hands the lease to a script; this one applies address, route and DNS.
+cat >"$root/bin/udhcpc-script" <<'DHCP'
+#!/bin/sh
+case "$1" in
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    for r in $router; do ip route add default via "$r" dev "$interface"; break; done
+    : >/etc/resolv.conf
+    for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done
+    ;;
+esac
+DHCP
+chmod 0755 "$root/bin/udhcpc-script"
 echo "root:x:0:0:root:/:/bin/sh" >"$root/etc/passwd"
 (cd "$root" && find . | "$work/busybox/bin/busybox" cpio -o -H newc -R 0:0 2>/dev/null | gzip -1) >"$work/initramfs.cpio.gz"
 cp "$work/kernel/boot/vmlinuz-$kver" "$work/vmlinuz"

@@ -80,6 +80,24 @@ if [ -n "$diskdev" ]; then
   fi
 fi
 
+# Networking (kubevm.net=dhcp): DHCP on eth0 from QEMU's slirp or passt, then (kubevm.http=PORT)
+# a web server whose page names the guest, for port-forwarding tests.
+if has kubevm.net=dhcp; then
+  ip link set lo up
+  ip link set eth0 up
+  if udhcpc -i eth0 -s /bin/udhcpc-script -q -n -t 10 -T 1 >/dev/null 2>&1; then
+    echo "KUBEVM-NET eth0 $(ip -4 -o addr show eth0 | awk '{print $4}') via $(ip route | awk '/default/{print $3}')"
+  else
+    echo "KUBEVM-NET dhcp failed"
+  fi
+fi
+port="$(sed -n 's/.*kubevm\.http=\([0-9]*\).*/\1/p' /proc/cmdline)"
+if [ -n "$port" ]; then
+  mkdir -p /www
+  echo "kubevm-guest-http $(hostname)" >/www/index.html
+  httpd -p "$port" -h /www && echo "KUBEVM-HTTP listening on $port"
+fi
+
 echo "KUBEVM-READY"
 n=0
 while :; do

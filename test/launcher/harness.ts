@@ -189,7 +189,7 @@ export async function startLauncher(vmi: LauncherVmi, options: LauncherRunOption
       client?.close();
       if (proc.exitCode === null && proc.signalCode === null) {
         proc.kill('SIGINT'); // the launcher kills QEMU and exits
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 8000))]);
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 8000).unref())]);
       }
       killGroup(proc);
       rmSync(dir, { recursive: true, force: true });
