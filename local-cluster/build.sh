@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds (once) the multi-call kube binary and the pause binary into the cache:
-#   $KUBEVM_CACHE/k8s-<version>-<hash of go.mod,go.sum,*.go>/bin/
+#   $KUBEVM_CACHE/k8s-<version>-<hash of go.mod,go.sum,*.go,build.sh>/bin/
 # A second run with the same inputs does nothing. Prints the bin dir.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -19,6 +19,7 @@ build_kube() {
   local pkg
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    # gitCommit stays unset: the module zip carries no commit id.
     ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   done
   local start=$SECONDS

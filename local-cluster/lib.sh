@@ -7,9 +7,10 @@ KUBEVM_CACHE="${KUBEVM_CACHE:-$HOME/.cache/kubevm}"
 KUBEVM_STATE="${KUBEVM_STATE:-/var/lib/kubevm-local}"
 
 # The build is keyed by everything that decides its output: a new go.sum,
-# go.mod or a .go file gives a new directory, an unchanged one is reused.
+# go.mod, .go file or build.sh (flags) gives a new directory; an unchanged one
+# is reused, also by a fresh clone of the same commit.
 build_key() {
-  cat "$LC_DIR/go.mod" "$LC_DIR/go.sum" "$LC_DIR"/*.go | sha256sum | cut -c1-12
+  cat "$LC_DIR/go.mod" "$LC_DIR/go.sum" "$LC_DIR"/*.go "$LC_DIR/build.sh" | sha256sum | cut -c1-12
 }
 BIN_DIR="$KUBEVM_CACHE/k8s-$K8S_VERSION-$(build_key)/bin"
 
