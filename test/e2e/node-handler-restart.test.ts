@@ -1,0 +1,132 @@
+// Killing the node handler pod mid-lifecycle loses no VM (issue 6): with kubevm installed on the
+// full local cluster, a running VMI's guest keeps running while its node's handler pod is deleted
+// and the DaemonSet replaces it; the new handler re-attaches to the launcher (ADR 0007) and, since
+// nothing changed, writes nothing to the VMI. Then pause/unpause through the new handler and a
+// deletion that shuts the guest down show it really drives the launcher again.
+// Same guest images as test/e2e/vm-lifecycle.test.ts. Fails, never skips, without kubevm installed.
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { HttpMethod } from '@kubernetes/client-node';
+import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
+import { coreResources, isNotFound } from '../../runtime/kube.js';
+import { pauseRequestAnnotation } from '../../node-handler/vmi-handler.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, until } from '../integration/runtime-support.js';
+
+jest.setTimeout(600_000);
+
+const kernelImage = process.env['KUBEVM_E2E_KERNEL_IMAGE'] ?? 'kubevm/test-guest-kernel:latest';
+const diskImage = process.env['KUBEVM_E2E_DISK_IMAGE'] ?? 'kubevm/test-guest-containerdisk:latest';
+const vmiResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstances', kind: 'VirtualMachineInstance', namespaced: true };
+
+interface Vmi extends KubeObject {
+  status?: { phase?: string; nodeName?: string; activePods?: Record<string, string>; conditions?: { type: string; status: string; reason?: string }[] };
+}
+interface Pod extends KubeObject {
+  spec?: { nodeName?: string };
+  status?: { phase?: string; conditions?: { type: string; status: string }[]; containerStatuses?: { restartCount: number }[] };
+}
+
+function vmi(namespace: string): Vmi {
+  return {
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachineInstance',
+    metadata: { name: 'survivor', namespace },
+    spec: {
+      terminationGracePeriodSeconds: 10,
+      domain: {
+        memory: { guest: '256Mi' },
+        firmware: {
+          kernelBoot: {
+            kernelArgs: 'console=ttyS0 kubevm.counter=1',
+            container: { image: kernelImage, imagePullPolicy: 'IfNotPresent', kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initramfs.cpio.gz' },
+          },
+        },
+        devices: { logSerialConsole: true, disks: [{ name: 'root', disk: { bus: 'virtio' } }] },
+      },
+      volumes: [{ name: 'root', containerDisk: { image: diskImage, imagePullPolicy: 'IfNotPresent' } }],
+    },
+  } as Vmi;
+}
+
+/** The guest's counter, from the launcher's copy of the serial console in its log. */
+async function lastCount(client: KubeClient, namespace: string, pod: string): Promise<number> {
+  const text = await client.request(HttpMethod.GET, `/api/v1/namespaces/${namespace}/pods/${pod}/log`, { query: { container: 'compute' } }).catch(() => '');
+  const all = [...String(typeof text === 'string' ? text : JSON.stringify(text)).matchAll(/KUBEVM-COUNT (\d+)/g)];
+  return all.length ? Number(all.at(-1)?.[1]) : -1;
+}
+
+async function readyHandlerPod(client: KubeClient, node: string): Promise<Pod | undefined> {
+  const pods = await client.resource<Pod>(coreResources.pods).list({ namespace: 'kubevirt', labelSelector: 'app.kubernetes.io/component=node-handler' });
+  return pods.items.find((pod) => pod.spec?.nodeName === node && !pod.metadata?.deletionTimestamp && pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+}
+
+describe('a node handler restart loses no VM', () => {
+  let client: KubeClient;
+  let namespace: string | undefined;
+
+  beforeAll(async () => {
+    client = clusterClient();
+    await requireCluster(client);
+    const handlers = await client.resource<Pod>(coreResources.pods).list({ namespace: 'kubevirt', labelSelector: 'app.kubernetes.io/component=node-handler' });
+    if (handlers.items.length === 0) throw new Error('no node handler pods in namespace kubevirt: install kubevm first (make images && scripts/install-kubevm.sh)');
+    namespace = await createTestNamespace(client, 'kubevm-nh-e2e');
+  });
+
+  afterAll(async () => {
+    if (namespace) await deleteNamespace(client, namespace);
+    client?.close();
+  });
+
+  it('keeps the guest running, re-attaches without a write, and drives the launcher again', async () => {
+    const ns = namespace as string;
+    const vmis = client.resource<Vmi>(vmiResource);
+    await vmis.create(vmi(ns));
+    await until(async () => (await vmis.get('survivor', ns)).status?.phase === 'Running', 300_000, 'VMI Running');
+    const running = await vmis.get('survivor', ns);
+    const node = running.status?.nodeName ?? '';
+    const [podUid] = Object.keys(running.status?.activePods ?? {});
+    const launcher = (await client.resource<Pod>(coreResources.pods).list({ namespace: ns, labelSelector: 'kubevirt.io=virt-launcher' })).items.find((pod) => pod.metadata?.uid === podUid);
+    expect(launcher).toBeDefined();
+    const launcherName = launcher?.metadata?.name ?? '';
+    await until(async () => (await lastCount(client, ns, launcherName)) >= 1, 120_000, 'the guest counting');
+    // Let the handler settle (guest agent data etc.), then remember the VMI's version.
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    const before = await vmis.get('survivor', ns);
+
+    const oldHandler = await readyHandlerPod(client, node);
+    expect(oldHandler).toBeDefined();
+    await client.resource<Pod>(coreResources.pods).delete(oldHandler?.metadata?.name ?? '', 'kubevirt', { gracePeriodSeconds: 0 });
+    await until(async () => {
+      const next = await readyHandlerPod(client, node);
+      return next !== undefined && next.metadata?.uid !== oldHandler?.metadata?.uid;
+    }, 180_000, 'a new ready node handler pod');
+    const countAtRestart = await lastCount(client, ns, launcherName);
+    await until(async () => (await lastCount(client, ns, launcherName)) >= countAtRestart + 2, 60_000, 'the guest to keep counting');
+
+    const after = await vmis.get('survivor', ns);
+    expect(after.status?.phase).toBe('Running');
+    expect(after.status?.activePods).toEqual(before.status?.activePods);
+    // Nothing changed, so the new handler wrote nothing.
+    expect(after.metadata?.resourceVersion).toBe(before.metadata?.resourceVersion);
+    const pod = await client.resource<Pod>(coreResources.pods).get(launcherName, ns);
+    expect(pod.metadata?.uid).toBe(podUid);
+    expect(pod.status?.containerStatuses?.every((status) => status.restartCount === 0)).toBe(true);
+
+    // The new handler drives the launcher: pause, then unpause.
+    await vmis.patch('survivor', ns, { metadata: { annotations: { [pauseRequestAnnotation]: 'true' } } });
+    await until(async () => (await vmis.get('survivor', ns)).status?.conditions?.some((c) => c.type === 'Paused' && c.status === 'True') === true, 60_000, 'Paused');
+    await vmis.patch('survivor', ns, { metadata: { annotations: { [pauseRequestAnnotation]: null } } });
+    await until(async () => !(await vmis.get('survivor', ns)).status?.conditions?.some((c) => c.type === 'Paused'), 60_000, 'unpaused');
+
+    // Deleting the VMI shuts the guest down through the launcher; the VMI and its pod go away.
+    await vmis.delete('survivor', ns);
+    await until(async () => {
+      try {
+        await vmis.get('survivor', ns);
+        return false;
+      } catch (error) {
+        if (isNotFound(error)) return true;
+        throw error;
+      }
+    }, 120_000, 'the VMI to be gone');
+  });
+});
