@@ -434,7 +434,11 @@ export class Domain extends EventEmitter {
     const deadline = Date.now() + timeoutSeconds * 1000;
     for (;;) {
       const info = await this.qmpExec(qmp.queryMigrate);
-      if (info.status === 'completed') return info;
+      if (info.status === 'completed') {
+        // The source stays paused (postmigrate) until the handler kills it.
+        await this.refreshStatus('Paused');
+        return info;
+      }
       if (info.status === 'failed' || info.status === 'cancelled') throw new Error(`migration ${info.status}: ${info['error-desc'] ?? 'no detail'}`);
       if (Date.now() > deadline) {
         await this.qmpExec(qmp.migrateCancel).catch(() => undefined);
