@@ -115,8 +115,8 @@ fi
 if [[ "$do_import" == 1 ]]; then
   [[ -S "$address" ]] || die "containerd socket $address not found: run 'make cluster-up' first (or pass --address / --no-import)"
   tar --create --directory="$work" oci-layout index.json blobs |
-    ctr --address "$address" --namespace k8s.io images import --platform linux/amd64 - >/dev/null
-  ctr --address "$address" --namespace k8s.io images ls -q "name==$full" | grep -qx "$full" ||
+    timeout 600 ctr --address "$address" --namespace k8s.io images import --platform linux/amd64 - >/dev/null
+  timeout 30 ctr --address "$address" --namespace k8s.io images ls -q "name==$full" | grep -qx "$full" ||
     die "import of $full did not show up in containerd"
   log "imported $full (sha256:${manifest_digest:0:12}, layer $((layer_size / 1024 / 1024)) MiB)"
 fi

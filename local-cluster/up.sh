@@ -36,7 +36,8 @@ NODE_IP="${KUBEVM_NODE_IP:-$(ip -4 -o addr show scope global | awk -v br="$CNI_B
 [[ -n "$NODE_IP" ]] || die "no global IPv4 address found for the node (set KUBEVM_NODE_IP)"
 "$LC_DIR/pki.sh" "$NODE_IP"
 ADMIN_KUBECONFIG="$KUBECONFIG_DIR/admin.kubeconfig"
-kubectl() { "$BIN_DIR/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
+# Bounded: no call may hang the bring-up.
+kubectl() { "$BIN_DIR/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" --request-timeout=30s "$@"; }
 
 # --- process helpers -------------------------------------------------------
 
@@ -192,10 +193,10 @@ if [[ "$mode" == full ]]; then
   fill "$LC_DIR/config/containerd.toml.in" "$KUBEVM_STATE/containerd/config.toml"
   fill "$LC_DIR/config/10-kubevm.conflist.in" "$CNI_CONF_DIR/10-kubevm.conflist"
   start containerd containerd --config "$KUBEVM_STATE/containerd/config.toml"
-  wait_ready containerd 60 ctr --address "$CONTAINERD_SOCK" version
+  wait_ready containerd 60 timeout 5 ctr --address "$CONTAINERD_SOCK" version
 
   # The pause image, from the pause.c in the Kubernetes module: nothing to pull.
-  if ! ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls -q "name==$PAUSE_IMAGE" | grep -qx "$PAUSE_IMAGE"; then
+  if ! timeout 30 ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls -q "name==$PAUSE_IMAGE" | grep -qx "$PAUSE_IMAGE"; then
     pause_root="$(mktemp -d)"
     install -D -m 0755 "$BIN_DIR/pause" "$pause_root/pause"
     "$LC_DIR/build-image.sh" --entrypoint '["/pause"]' --user 65535:65535 "$PAUSE_IMAGE" "$pause_root" >/dev/null
