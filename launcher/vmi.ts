@@ -1,7 +1,10 @@
 // The part of a VirtualMachineInstance the launcher reads, typed structurally and loosely (plain
 // strings where the API has enums): the launcher gets the VMI as JSON from a file and must turn a
 // value it does not support into an error naming the field, not trust that admission caught it.
-// The zod schemas in runtime/api are the API's source of truth; these shapes are a subset of them.
+// The zod schemas in runtime/api are the API's source of truth; these shapes are a widening of
+// them, and the compiler checks that (apiVmiIsLauncherVmi below), so an API change that the
+// launcher would misread fails the build. Type-only: the launcher loads no schema at run time.
+import type { VirtualMachineInstance } from '../runtime/api/index.js';
 
 export type QuantityValue = string | number;
 
@@ -90,6 +93,11 @@ export interface LauncherVmi {
     subdomain?: string;
     terminationGracePeriodSeconds?: number;
   };
+}
+
+/** Every named API VMI is a LauncherVmi (a compile-time check; the function is never called). */
+export function apiVmiIsLauncherVmi(vmi: VirtualMachineInstance & { metadata: { name: string } }): LauncherVmi {
+  return vmi;
 }
 
 /** Reads a VMI JSON document, checking only the shape the launcher cannot start without. */
