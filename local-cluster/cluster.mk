@@ -5,9 +5,10 @@
 #   make cluster-up-cp   control plane only: etcd, apiserver, controller-manager (fast)
 #   make cluster-down    stop everything it started and verify nothing is left
 #   make cluster-purge   cluster-down, then remove $KUBEVM_STATE (PKI and images included)
+#   make cluster-status  which components run, and the env file
 LOCAL_CLUSTER_DIR := $(dir $(lastword $(MAKEFILE_LIST)))
 
-.PHONY: cluster-build cluster-up cluster-up-cp cluster-down cluster-purge
+.PHONY: cluster-build cluster-up cluster-up-cp cluster-down cluster-purge cluster-status
 
 cluster-build:
 	@bash $(LOCAL_CLUSTER_DIR)install-deps.sh cp
@@ -24,3 +25,6 @@ cluster-down:
 
 cluster-purge:
 	@bash $(LOCAL_CLUSTER_DIR)down.sh --purge
+
+cluster-status:
+	@bash $(LOCAL_CLUSTER_DIR)status.sh

@@ -55,7 +55,7 @@ our_shims() {
 }
 # Every process in the kubelet's pod cgroups (all cgroup v1 hierarchies and v2).
 pod_processes() {
-  find /sys/fs/cgroup -path '*/kubepods*' -name cgroup.procs 2>/dev/null | xargs -r cat 2>/dev/null | sort -u
+  find /sys/fs/cgroup -path '*/kubepods*' -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u
 }
 
 # 1. Nothing may restart pods while we remove them.
@@ -70,7 +70,7 @@ fi
 stop containerd
 
 # 3. Whatever survived: pod processes (QEMU included), then the shims.
-for round in 1 2 3; do
+for _ in 1 2 3; do
   left="$( (pod_processes; our_shims) | sort -u)"
   [[ -z "$left" ]] && break
   # shellcheck disable=SC2086
