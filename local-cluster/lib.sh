@@ -60,6 +60,8 @@ alive() { pid_of "$1" >/dev/null; }
 # Serializes up/down: several people (and scripts) share one machine and one
 # state dir; a second bring-up waits for the first instead of racing it.
 lock_state() {
+  # Set by up.sh when it runs down.sh under its own lock.
+  [[ -n "${KUBEVM_LOCK_HELD:-}" ]] && return 0
   mkdir -p "$KUBEVM_STATE"
   exec 9>"$KUBEVM_STATE/.lock"
   if ! flock -n 9; then

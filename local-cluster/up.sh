@@ -13,20 +13,21 @@ mode="${1:-full}"
 [[ "$(id -u)" == 0 ]] || die "the local cluster needs root (kubelet, containerd, iptables)"
 T0=$SECONDS
 
+"$LC_DIR/install-deps.sh" "$mode"
+t=$SECONDS
+"$LC_DIR/build.sh" >/dev/null
+log "binaries ready in $BIN_DIR ($((SECONDS - t))s)"
+lock_state
+
 # Leftovers of a run that was never brought down (a killed session, a machine
 # restart): clean them first so old pods and stale shims do not come back.
 any_alive=0
 for f in "$PID_DIR"/*.pid; do [[ -e "$f" ]] && alive "$(basename "$f" .pid)" && any_alive=1; done
 if ((!any_alive)) && [[ -d "$KUBEVM_STATE/etcd" || -d "$RUN_DIR" || -d "$KUBELET_ROOT" ]]; then
   log "state of an earlier run found with nothing running: cleaning it up first"
-  "$LC_DIR/down.sh"
+  KUBEVM_LOCK_HELD=1 "$LC_DIR/down.sh"
 fi
 
-"$LC_DIR/install-deps.sh" "$mode"
-t=$SECONDS
-"$LC_DIR/build.sh" >/dev/null
-log "binaries ready in $BIN_DIR ($((SECONDS - t))s)"
-lock_state
 K="$BIN_DIR/kube"
 mkdir -p "$LOG_DIR" "$PID_DIR" "$RUN_DIR"
 
