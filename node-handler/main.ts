@@ -7,6 +7,7 @@
 // /var/lib/kubelet/device-plugins, fixed by the kubelet whatever its --root-dir); KUBEVM_DEV_ROOT (where the host's /dev is mounted, default /); HEALTH_PORT
 // (default 8443); LOG_LEVEL.
 import path from 'node:path';
+import { KubeEventRecorder } from '../controller/events.js';
 import { VirtualMachineInstanceNames } from '../runtime/api/index.js';
 import { Controller } from '../runtime/controller.js';
 import { HealthServer } from '../runtime/health.js';
@@ -94,7 +95,9 @@ async function main(): Promise<void> {
 
   const selector = await untilVmiApiServed(() => nodeVmiSelector(vmis, nodeName, log), lifecycle.signal, log);
   informer = new Informer<VirtualMachineInstance>({ client, descriptor: vmiResource, ...selector, log });
-  const reconcile = vmiHandlerReconcile({ nodeName, vmis, informer, domains, connections });
+  // The controller's recorder until it moves to the shared runtime: same Event shape, deduplicated.
+  const events = new KubeEventRecorder(client, 'virt-handler', nodeName, log);
+  const reconcile = vmiHandlerReconcile({ nodeName, vmis, informer, domains, connections, events });
   // Launcher events feed the second cache; each change is one more level-triggered pass.
   domains.onChange((key) => controller.enqueue(key));
   controller.watch(informer);

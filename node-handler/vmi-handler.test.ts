@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { DomainState } from './domain-state.js';
-import { activePodOnNode, launcherIntents, pauseRequestAnnotation, shutdownGracePeriod, softRebootRequestAnnotation } from './vmi-handler.js';
+import { activePodOnNode, launcherIntents, pauseRequestAnnotation, shutdownGracePeriod, softRebootRequestAnnotation, statusTransitionEvents } from './vmi-handler.js';
 import type { VirtualMachineInstance } from './vmi-handler.js';
 
 function vmi(metadata: Record<string, unknown> = {}, spec: Record<string, unknown> = {}): VirtualMachineInstance {
@@ -62,5 +62,21 @@ describe('launcherIntents', () => {
   it('takes the grace period from the spec, else KubeVirt’s default', () => {
     expect(shutdownGracePeriod(vmi({}, { terminationGracePeriodSeconds: 0 }))).toBe(0);
     expect(shutdownGracePeriod(vmi())).toBe(30);
+  });
+});
+
+describe('statusTransitionEvents', () => {
+  const pausedCondition = { type: 'Paused', status: 'True' as const, reason: 'PausedByUser' };
+  it('names the transitions as KubeVirt does, once each', () => {
+    expect(statusTransitionEvents({ phase: 'Scheduled' }, { phase: 'Running' }).map((e) => e.reason)).toEqual(['Started']);
+    expect(statusTransitionEvents({ phase: 'Running' }, { phase: 'Running', conditions: [pausedCondition] }).map((e) => e.reason)).toEqual(['Paused']);
+    expect(statusTransitionEvents({ phase: 'Running', conditions: [pausedCondition] }, { phase: 'Running' }).map((e) => e.reason)).toEqual(['Unpaused']);
+    expect(statusTransitionEvents({ phase: 'Running' }, { phase: 'Succeeded' }).map((e) => e.reason)).toEqual(['Stopped']);
+    expect(statusTransitionEvents({ phase: 'Running' }, { phase: 'Running' })).toEqual([]);
+  });
+
+  it('carries the launcher’s failure message into a Warning', () => {
+    const [event] = statusTransitionEvents({ phase: 'Scheduled' }, { phase: 'Failed', conditions: [{ type: 'Synchronized', status: 'False', reason: 'StartFailedqmp-connect', message: 'qmp-connect: QEMU said: could not open kernel file' }] });
+    expect(event).toEqual({ type: 'Warning', reason: 'SyncFailed', message: 'qmp-connect: QEMU said: could not open kernel file' });
   });
 });

@@ -73,8 +73,31 @@ export function launcherIntents(vmi: VirtualMachineInstance, domain: DomainState
   return intents;
 }
 
+/** Where the handler reports transitions a user wants in `kubectl describe vmi` (core/v1 Events). */
+export interface VmiEventRecorder {
+  record(object: KubeObject, type: 'Normal' | 'Warning', reason: string, message: string): void;
+}
+
+/** The Events a status change deserves, with KubeVirt's virt-handler reasons. Pure. */
+export function statusTransitionEvents(before: VirtualMachineInstance['status'], after: VirtualMachineInstance['status']): { type: 'Normal' | 'Warning'; reason: string; message: string }[] {
+  const events: { type: 'Normal' | 'Warning'; reason: string; message: string }[] = [];
+  const paused = (status: VirtualMachineInstance['status']) => status?.conditions?.some((c) => c.type === 'Paused' && c.status === 'True') === true;
+  if (before?.phase !== after?.phase) {
+    if (after?.phase === 'Running') events.push({ type: 'Normal', reason: 'Started', message: 'VirtualMachineInstance started.' });
+    if (after?.phase === 'Succeeded') events.push({ type: 'Normal', reason: 'Stopped', message: 'The VirtualMachineInstance was shut down.' });
+    if (after?.phase === 'Failed') {
+      const why = after.conditions?.find((c) => c.type === 'Synchronized' && c.status === 'False');
+      events.push({ type: 'Warning', reason: 'SyncFailed', message: why?.message ?? 'The VirtualMachineInstance failed.' });
+    }
+  }
+  if (!paused(before) && paused(after)) events.push({ type: 'Normal', reason: 'Paused', message: 'The VirtualMachineInstance was paused.' });
+  if (paused(before) && !paused(after) && after?.phase === 'Running') events.push({ type: 'Normal', reason: 'Unpaused', message: 'The VirtualMachineInstance was unpaused.' });
+  return events;
+}
+
 export interface VmiHandlerOptions {
   nodeName: string;
+  events?: VmiEventRecorder;
   vmis: ResourceClient<VirtualMachineInstance>;
   informer: Informer<VirtualMachineInstance>;
   domains: DomainStateCache;
@@ -158,7 +181,10 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
 
     const status = computeVmiStatus(vmi, domain);
     const { written } = await updateStatusIfChanged(vmis, vmi, status, { fieldManager, signal: ctx.signal });
-    if (written) ctx.log.info({ phase: status.phase }, 'status updated');
+    if (written) {
+      ctx.log.info({ phase: status.phase }, 'status updated');
+      for (const event of statusTransitionEvents(vmi.status, status)) options.events?.record(vmi, event.type, event.reason, event.message);
+    }
     if (domain && (domain.phase === 'Shutoff' || domain.phase === 'Failed')) {
       startSent.delete(podUid);
       shutdownSent.delete(podUid);
