@@ -293,6 +293,47 @@ describe('VirtualMachine → VMI → launcher pod', () => {
   });
 });
 
+describe('on the real kubelet', () => {
+  it('the VMI goes Scheduled with nodeName and activePods; ≤ 3 VMI writes from creation to Running, none to the pod (needs kubelet)', async () => {
+    // The pause image stands in for the launcher: the kubelet runs it, so the pod becomes Ready as a
+    // launcher's would. No containerDisk, so no init containers that need the launcher's copier.
+    const manager = await startManager({ launcherImage: 'registry.k8s.io/pause:3.10.1', launcherImagePullPolicy: 'Never' });
+    const vm = vmManifest('kubelet');
+    delete vm.spec.template.spec.schedulerName;
+    vm.spec.template.spec.volumes = [{ name: 'root', emptyDisk: { capacity: '1Gi' } }];
+    const vmiWrites = () => requestCount((l) => l['resource'] === 'virtualmachineinstances' && (l['verb'] === 'UPDATE' || l['verb'] === 'PATCH'));
+    const podWrites = () => requestCount((l) => l['resource'] === 'pods' && (l['verb'] === 'UPDATE' || l['verb'] === 'PATCH'));
+    const [vmiBefore, podBefore] = [await vmiWrites(), await podWrites()];
+    await vms().create(vm);
+
+    await until(async () => (await vmis().find('kubelet', namespace))?.status?.phase === 'Scheduled', 90_000, 'VMI Scheduled');
+    const scheduled = await vmis().get('kubelet', namespace);
+    const pod = (await launcherPods()).find((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === 'kubelet');
+    expect(pod?.spec?.nodeName).toBeTruthy();
+    expect(scheduled.status?.nodeName).toBe(pod?.spec?.nodeName);
+    expect(scheduled.status?.activePods).toEqual({ [pod?.metadata?.uid ?? '']: pod?.spec?.nodeName });
+    expect(scheduled.status?.launcherContainerImageVersion).toBe('registry.k8s.io/pause:3.10.1');
+    expect(scheduled.status?.phaseTransitionTimestamps?.map((t) => t.phase)).toEqual(['Scheduling', 'Scheduled']);
+
+    // What the node handler writes once the guest runs (one write).
+    const now = `${new Date().toISOString().slice(0, 19)}Z`;
+    await vmis().replaceStatus({
+      ...scheduled,
+      status: {
+        ...scheduled.status,
+        phase: 'Running',
+        phaseTransitionTimestamps: [...(scheduled.status?.phaseTransitionTimestamps ?? []), { phase: 'Running', phaseTransitionTimestamp: now }],
+        conditions: [{ type: 'Ready', status: 'True', lastProbeTime: null, lastTransitionTime: now }],
+      },
+    });
+    await until(async () => (await vmStatus('kubelet'))?.printableStatus === 'Running', 30_000, 'VM Running');
+    expect((await vmStatus('kubelet'))?.ready).toBe(true);
+    await settle(manager);
+    expect((await vmiWrites()) - vmiBefore).toBe(3); // Scheduling, Scheduled (controller), Running (node handler)
+    expect((await podWrites()) - podBefore).toBe(0);
+  });
+});
+
 describe('failures', () => {
   it('a launcher pod that vanishes fails its VMI; a VM that keeps failing to start backs off (CrashLoopBackOff)', async () => {
     await startManager();
