@@ -140,7 +140,7 @@ export class QmpClient extends EventEmitter {
       const line = this.buffer.slice(0, nl).trim();
       this.buffer = this.buffer.slice(nl + 1);
       // qemu-guest-agent answers guest-sync-delimited with a 0xFF sentinel before its JSON.
-      const text = line.replace(/^\xff+/, '');
+      const text = line.replace(/^[\xff\ufffd]+/, ''); // (decoded as U+FFFD from UTF-8)
       if (text) this.onMessage(text);
     }
   }

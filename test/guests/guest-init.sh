@@ -98,6 +98,48 @@ if [ -n "$port" ]; then
   httpd -p "$port" -h /www && echo "KUBEVM-HTTP listening on $port"
 fi
 
+# kubevm.agent=fake: a tiny stand-in for qemu-guest-agent on the org.qemu.guest_agent.0
+# virtio-serial port, answering the five commands the launcher asks with canned data plus this
+# guest's real host name, kernel and eth0 address. It exercises the launcher's agent client over
+# the real channel; it is not qemu-guest-agent.
+if has kubevm.agent=fake; then
+  agentdev=""
+  for p in /sys/class/virtio-ports/*; do
+    [ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] && agentdev="/dev/$(basename "$p")"
+  done
+  if [ -n "$agentdev" ]; then
+    hostname kubevm-agent-guest
+    (
+      has kubevm.agent.debug && KUBEVM_AGENT_DEBUG=1
+      # A virtio port reads EOF while no host client is connected: reopen and poll until one is.
+      while :; do
+      exec 3<>"$agentdev"
+      while IFS= read -r line <&3; do
+        [ -n "$KUBEVM_AGENT_DEBUG" ] && echo "KUBEVM-AGENT got: $line" >/dev/console
+        cmd="$(echo "$line" | sed -n 's/.*"execute": *"\([^"]*\)".*/\1/p')"
+        id="$(echo "$line" | sed -n 's/.*"id": *"\([^"]*\)".*/\1/p')"
+        argid="$(echo "$line" | sed -n 's/.*"arguments": *{ *"id": *\([0-9]*\).*/\1/p')"
+        case "$cmd" in
+          guest-sync-delimited) printf '\377{"return": %s, "id": "%s"}\n' "$argid" "$id" >&3 ;;
+          guest-info) printf '{"return": {"version": "kubevm-test-agent-1", "supported_commands": []}, "id": "%s"}\n' "$id" >&3 ;;
+          guest-get-osinfo) printf '{"return": {"id": "busybox", "name": "kubevm test guest", "pretty-name": "kubevm busybox test guest", "kernel-release": "%s", "machine": "%s"}, "id": "%s"}\n' "$(uname -r)" "$(uname -m)" "$id" >&3 ;;
+          guest-get-host-name) printf '{"return": {"host-name": "%s"}, "id": "%s"}\n' "$(hostname)" "$id" >&3 ;;
+          guest-network-get-interfaces)
+            mac="$(cat /sys/class/net/eth0/address 2>/dev/null)"
+            addr="$(ip -4 -o addr show eth0 2>/dev/null | awk '{print $4}')"
+            printf '{"return": [{"name": "lo", "hardware-address": "00:00:00:00:00:00", "ip-addresses": [{"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8}]}, {"name": "eth0", "hardware-address": "%s", "ip-addresses": [{"ip-address": "%s", "ip-address-type": "ipv4", "prefix": %s}]}], "id": "%s"}\n' \
+              "$mac" "${addr%/*}" "${addr#*/}" "$id" >&3 ;;
+          *) printf '{"error": {"class": "CommandNotFound", "desc": "%s"}, "id": "%s"}\n' "$cmd" "$id" >&3 ;;
+        esac
+      done
+      exec 3>&-
+      sleep 0.3
+      done
+    ) &
+    echo "KUBEVM-AGENT fake agent on $agentdev"
+  fi
+fi
+
 echo "KUBEVM-READY"
 n=0
 while :; do

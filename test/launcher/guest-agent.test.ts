@@ -1,0 +1,53 @@
+// Guest information over the real org.qemu.guest_agent.0 virtio-serial channel. The guest runs a
+// small shell stand-in for qemu-guest-agent (test/guests/guest-init.sh, kubevm.agent=fake); the
+// launcher side (guest-sync-delimited, guest-info, guest-get-osinfo, guest-get-host-name,
+// guest-network-get-interfaces) is the real one.
+import { jest } from '@jest/globals';
+import type { DomainStatus } from '../../launcher/domain.js';
+import type { GuestInfo } from '../../launcher/guest-agent.js';
+import { startLauncher, testVmi } from './harness.js';
+import type { LauncherRun } from './harness.js';
+
+jest.setTimeout(120_000);
+
+describe('launcher guest agent (real QEMU, TCG)', () => {
+  let run: LauncherRun | undefined;
+  afterEach(async () => {
+    await run?.stop();
+    run = undefined;
+  });
+
+  it('reads OS info, host name and interfaces, and pushes them as they appear', async () => {
+    run = await startLauncher(testVmi('agent', 'kubevm.net=dhcp kubevm.agent=fake kubevm.counter=0'), { env: { KUBEVM_GUEST_AGENT_POLL_SECONDS: '2' } });
+    await run.client.subscribe();
+    const connected = run.client.waitForEvent((e) => e.status.guestInfo?.agentConnected === true, 90_000);
+    expect((await run.client.call<DomainStatus>('start')).phase).toBe('Running');
+    await run.waitForSerial(/KUBEVM-AGENT fake agent on \/dev\/vport\w+/, 60_000);
+    await run.waitForSerial(/KUBEVM-READY/, 30_000);
+
+    // Pushed by the launcher's own polling, not asked for.
+    const pushed = await connected;
+    expect(pushed.status.conditions).toContainEqual(expect.objectContaining({ type: 'AgentConnected', status: 'True' }));
+
+    const info = await run.client.call<GuestInfo>('guestInfo');
+    expect(info).toMatchObject({
+      agentConnected: true,
+      agentVersion: 'kubevm-test-agent-1',
+      hostname: 'kubevm-agent-guest',
+      os: { id: 'busybox', prettyName: 'kubevm busybox test guest', kernelRelease: expect.stringMatching(/cloud-amd64$/), machine: 'x86_64' },
+    });
+    // lo is left out, as KubeVirt's status.interfaces does.
+    expect(info.interfaces).toEqual([{ interfaceName: 'eth0', mac: expect.stringMatching(/^52:54:00:/), ipAddress: '10.0.2.2', ipAddresses: ['10.0.2.2'] }]);
+    await run.client.call('kill');
+  });
+
+  it('a guest without an agent is reported as not connected, quickly', async () => {
+    run = await startLauncher(testVmi('noagent', 'kubevm.counter=0'));
+    await run.client.call('start');
+    const t0 = Date.now();
+    const info = await run.client.call<GuestInfo>('guestInfo');
+    expect(info).toEqual({ agentConnected: false, interfaces: [] });
+    expect(Date.now() - t0).toBeLessThan(5000);
+    await run.client.call('kill');
+  });
+});
