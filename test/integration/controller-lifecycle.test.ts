@@ -293,6 +293,62 @@ describe('VirtualMachine → VMI → launcher pod', () => {
   });
 });
 
+describe('after the guest stops (what the node handler reports)', () => {
+  // The node handler writes Succeeded when the guest powers itself off and Failed when it crashes;
+  // here the test writes it, after a Running phase so it is not a start failure.
+  async function guestStops(name: string, phase: 'Succeeded' | 'Failed'): Promise<string> {
+    await until(async () => (await vmis().find(name, namespace))?.status?.phase === 'Scheduling', 30_000, `${name} Scheduling`);
+    const vmi = await vmis().get(name, namespace);
+    const at = `${new Date().toISOString().slice(0, 19)}Z`;
+    await vmis().replaceStatus({
+      ...vmi,
+      status: {
+        ...vmi.status,
+        phase,
+        phaseTransitionTimestamps: [...(vmi.status?.phaseTransitionTimestamps ?? []), { phase: 'Running', phaseTransitionTimestamp: at }, { phase, phaseTransitionTimestamp: at }],
+      },
+    });
+    return vmi.metadata?.uid ?? '';
+  }
+  const replaced = (name: string, uid: string) => async () => {
+    const vmi = await vmis().find(name, namespace);
+    return vmi !== undefined && vmi.metadata?.uid !== uid;
+  };
+
+  const table: Array<[NonNullable<VirtualMachine['spec']['runStrategy']>, 'Succeeded' | 'Failed', 'restarted' | 'removed' | 'kept']> = [
+    ['Always', 'Succeeded', 'restarted'],
+    ['Always', 'Failed', 'restarted'],
+    ['RerunOnFailure', 'Failed', 'restarted'],
+    ['RerunOnFailure', 'Succeeded', 'removed'],
+    ['Once', 'Succeeded', 'kept'],
+    ['Once', 'Failed', 'kept'],
+    ['Manual', 'Succeeded', 'kept'],
+  ];
+  it.each(table)('runStrategy %s, VMI %s → %s', async (runStrategy, phase, outcome) => {
+    const manager = await startManager();
+    const name = `stop-${runStrategy.toLowerCase()}-${phase.toLowerCase()}`;
+    await vms().create(vmManifest(name, { runStrategy }));
+    if (runStrategy === 'Manual') await vms().patchStatus(name, namespace, { status: { stateChangeRequests: [{ action: 'Start' }] } });
+    const uid = await guestStops(name, phase);
+    if (outcome === 'restarted') {
+      await until(replaced(name, uid), 30_000, 'a new VMI');
+      expect((await vmStatus(name))?.startFailure).toBeUndefined();
+    } else {
+      await until(async () => (await vmStatus(name))?.printableStatus === 'Stopped', 30_000, 'Stopped');
+      await settle(manager, 3_000);
+      const vmi = await vmis().find(name, namespace);
+      if (outcome === 'removed') expect(vmi).toBeUndefined();
+      else expect(vmi?.metadata?.uid).toBe(uid);
+      expect((await vmStatus(name))?.printableStatus).toBe('Stopped');
+    }
+    if (runStrategy === 'Manual') {
+      // A Start request after the guest powered off clears the old VMI and starts a new one.
+      await vms().patchStatus(name, namespace, { status: { stateChangeRequests: [{ action: 'Start' }] } });
+      await until(replaced(name, uid), 30_000, 'a new VMI on Start');
+    }
+  });
+});
+
 describe('on the real kubelet', () => {
   it('the VMI goes Scheduled with nodeName and activePods; ≤ 3 VMI writes from creation to Running, none to the pod (needs kubelet)', async () => {
     // The pause image stands in for the launcher: the kubelet runs it, so the pod becomes Ready as a
