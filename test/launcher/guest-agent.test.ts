@@ -3,6 +3,7 @@
 // launcher side (guest-sync-delimited, guest-info, guest-get-osinfo, guest-get-host-name,
 // guest-network-get-interfaces) is the real one.
 import { jest } from '@jest/globals';
+import { LauncherClient } from '../../launcher/client.js';
 import type { DomainStatus } from '../../launcher/domain.js';
 import type { GuestInfo } from '../../launcher/guest-agent.js';
 import { startLauncher, testVmi } from './harness.js';
@@ -41,9 +42,16 @@ describe('launcher guest agent (real QEMU, TCG)', () => {
     await run.client.call('kill');
   });
 
-  it('a guest without an agent is reported as not connected, quickly', async () => {
-    run = await startLauncher(testVmi('noagent', 'kubevm.counter=0'));
+  it('a guest without an agent is reported as not connected, quickly; VNC is served', async () => {
+    const vmi = testVmi('noagent', 'kubevm.counter=0');
+    vmi.spec.domain.devices.autoattachGraphicsDevice = true;
+    run = await startLauncher(vmi);
     await run.client.call('start');
+    // The VNC stream is QEMU's RFB server: it greets with its protocol version.
+    const vnc = await LauncherClient.openStream(`${run.runDir}/launcher.sock`, 'vnc');
+    const greeting = await new Promise<string>((resolve) => vnc.once('data', (d: Buffer) => resolve(d.toString())));
+    expect(greeting).toBe('RFB 003.008\n');
+    vnc.destroy();
     const t0 = Date.now();
     const info = await run.client.call<GuestInfo>('guestInfo');
     expect(info).toEqual({ agentConnected: false, interfaces: [] });
