@@ -213,7 +213,7 @@ export class Domain extends EventEmitter {
       } else {
         const st = await this.qmpExec(qmp.queryStatus);
         this.qemuStatus = st.status;
-        this.setPhase(st.running ? 'Running' : 'Paused');
+        this.setPhase(st.running ? 'Running' : 'Paused', st.running ? undefined : 'StartPaused');
       }
       this.pollGuestAgent();
     } catch (err) {

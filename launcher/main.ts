@@ -1,7 +1,7 @@
 // The launcher pod's compute process: reads its config and the VMI, serves the command socket,
 // runs the domain, and turns SIGTERM into a graceful guest shutdown.
 import { readFile } from 'node:fs/promises';
-import { pino } from 'pino';
+import { createRootLogger } from '../runtime/logging.js';
 import { CommandServer } from './command-server.js';
 import { configFromEnv, socketPaths } from './config.js';
 import { Domain } from './domain.js';
@@ -10,12 +10,7 @@ import { parseLauncherVmi } from './vmi.js';
 async function main(): Promise<void> {
   const config = configFromEnv();
   const vmi = parseLauncherVmi(await readFile(config.vmiFile, 'utf8'), config.vmiFile);
-  const log = pino({
-    level: process.env['LOG_LEVEL'] ?? 'info',
-    base: { component: 'launcher', namespace: vmi.metadata.namespace ?? 'default', name: vmi.metadata.name },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
-  });
+  const log = createRootLogger({ component: 'launcher' }).child({ namespace: vmi.metadata.namespace ?? 'default', name: vmi.metadata.name });
   const domain = new Domain(vmi, config, log);
   // Stay up a little after the domain stopped, so the handler can read the final status.
   const lingerMs = Number(process.env['KUBEVM_LINGER_SECONDS'] ?? '5') * 1000;

@@ -196,6 +196,12 @@ describe('qemuArgs', () => {
     expect(() => qemuArgs(vmi({ devices: { watchdog: { name: 'w', i6300esb: { action: 'explode' } } } }), ctx())).toThrow('spec.domain.devices.watchdog.i6300esb.action');
   });
 
+  it('starts paused for startStrategy Paused', () => {
+    expect(qemuArgs(vmi({}, { startStrategy: 'Paused' }), ctx())).toContain('-S');
+    expect(qemuArgs(vmi(), ctx())).not.toContain('-S');
+    expect(() => qemuArgs(vmi({}, { startStrategy: 'Later' }), ctx())).toThrow('spec.startStrategy: "Later" is not supported');
+  });
+
   it('throws DomainSpecError carrying the field', () => {
     try {
       qemuArgs(vmi({ devices: { disks: [{ name: 'root', disk: { bus: 'floppy' } }] } }), ctx());

@@ -405,6 +405,11 @@ export function qemuArgs(vmi: LauncherVmi, ctx: QemuContext): string[] {
     const m = args.indexOf('-machine');
     args[m + 1] += ',pflash0=ovmf-code,pflash1=ovmf-vars';
   }
+  if (vmi.spec.startStrategy !== undefined) {
+    if (vmi.spec.startStrategy !== 'Paused') throw new DomainSpecError('spec.startStrategy', `"${vmi.spec.startStrategy}" is not supported; use Paused`);
+    // Start with the vCPUs stopped; "unpause" (QMP cont) lets the guest run.
+    args.push('-S');
+  }
   if ((devices.disks ?? []).some((d) => d.bootOrder !== undefined) || (devices.interfaces ?? []).some((i) => i.bootOrder !== undefined)) {
     args.push('-boot', 'strict=on');
   }

@@ -92,6 +92,7 @@ export interface LauncherVmi {
     hostname?: string;
     subdomain?: string;
     terminationGracePeriodSeconds?: number;
+    startStrategy?: string;
   };
 }
 

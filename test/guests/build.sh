@@ -30,7 +30,9 @@ if [ -f "$out/.done" ]; then echo "$out"; exit 0; fi
 
 work="$(mktemp -d "$cache/.build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && apt-get download -q "$kernel_pkg" busybox-static >&2) 2>&1 | grep -v 'unsandboxed' >&2 || true
+download() { (cd "$work" && apt-get download -q "$kernel_pkg" busybox-static 2>&1 | grep -v 'unsandboxed' >&2; exit "${PIPESTATUS[0]}"); }
+# Stale package lists name versions the mirror no longer has: refresh once and retry.
+download || { apt-get update -qq >&2 && download; }
 dpkg-deb -x "$work"/"$kernel_pkg"_*.deb "$work/kernel"
 dpkg-deb -x "$work"/busybox-static_*.deb "$work/busybox"
 kver="${kernel_pkg#linux-image-}"
