@@ -54,6 +54,14 @@ let client: KubeClient;
 let namespace: string;
 const managers: ControllerManager[] = [];
 
+/** These suites start their own controller; an installed one would act on their objects too. */
+async function requireNoInstalledController(): Promise<void> {
+  const deployments: ResourceDescriptor = { group: 'apps', version: 'v1', resource: 'deployments', kind: 'Deployment', namespaced: true };
+  if (await client.resource<KubeObject>(deployments).find('kubevm-controller', 'kubevirt')) {
+    throw new Error('kubevm is installed (deployment kubevirt/kubevm-controller): run the integration suites before installing it, or uninstall it first');
+  }
+}
+
 async function applyCrds(): Promise<void> {
   const crds = client.resource<KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } }>(crdResource);
   const names: string[] = [];
@@ -160,6 +168,7 @@ async function settle(manager: ControllerManager, quietMs = 1_500): Promise<void
 beforeAll(async () => {
   client = clusterClient();
   await requireCluster(client);
+  await requireNoInstalledController();
   await applyCrds();
   namespace = await createTestNamespace(client, 'kubevm-ctl-it');
 });

@@ -49,6 +49,14 @@ let asController: KubeClient;
 let namespace: string;
 let manager: ControllerManager | undefined;
 
+/** These suites start their own controller; an installed one would act on their objects too. */
+async function requireNoInstalledController(): Promise<void> {
+  const deployments: ResourceDescriptor = { group: 'apps', version: 'v1', resource: 'deployments', kind: 'Deployment', namespaced: true };
+  if (await admin.resource<KubeObject>(deployments).find('kubevm-controller', 'kubevirt')) {
+    throw new Error('kubevm is installed (deployment kubevirt/kubevm-controller): run the integration suites before installing it, or uninstall it first');
+  }
+}
+
 async function applyFile(path: string): Promise<void> {
   for (const doc of parseAllDocuments(readFileSync(path, 'utf8'))) {
     const obj = doc.toJS() as KubeObject | null;
@@ -100,6 +108,7 @@ async function forbiddenCount(): Promise<number> {
 beforeAll(async () => {
   admin = clusterClient();
   await requireCluster(admin);
+  await requireNoInstalledController();
   for (const file of readdirSync(join(repoRoot, 'crds')).filter((name) => name.endsWith('.yaml'))) await applyFile(join(repoRoot, 'crds', file));
   try {
     await admin.resource<KubeObject>(namespaces).create({ metadata: { name: 'kubevirt' } });
