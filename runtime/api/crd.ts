@@ -173,6 +173,7 @@ export function renderCustomResourceDefinition(resource: ApiResource): JsonObjec
   };
   if (resource.statusSubresource) version.subresources = { status: {} };
   if (resource.printerColumns.length > 0) version.additionalPrinterColumns = resource.printerColumns.map((column) => ({ ...column }));
+  if (resource.selectableFields?.length) version.selectableFields = resource.selectableFields.map((jsonPath) => ({ jsonPath }));
   const crdNames: JsonObject = { kind: names.kind, listKind: `${names.kind}List`, plural: names.plural, singular: names.singular };
   if (names.shortNames.length > 0) crdNames.shortNames = [...names.shortNames];
   if (names.categories.length > 0) crdNames.categories = [...names.categories];

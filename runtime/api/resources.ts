@@ -28,6 +28,8 @@ export interface ApiResource {
   statusSubresource: boolean;
   /** KubeVirt fields of this kind that kubevm rejects as unsupported. */
   unsupportedFields: readonly string[];
+  /** JSON paths the API server may filter on with field selectors (CRD selectableFields). */
+  selectableFields?: readonly string[];
 }
 
 const age: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' };
@@ -67,6 +69,9 @@ export const API_RESOURCES: readonly ApiResource[] = [
     ],
     statusSubresource: true,
     unsupportedFields: UNSUPPORTED_FIELDS.VirtualMachineInstance ?? [],
+    // The node handler watches only its node's VMIs with `status.nodeName=<node>`: a field
+    // selector costs no extra write, where a node label on every VMI would.
+    selectableFields: ['.status.nodeName'],
   },
   {
     names: VirtualMachineInstanceMigrationNames,
