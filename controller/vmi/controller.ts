@@ -114,7 +114,7 @@ export class VMIController {
           );
       }
     } else if (!pod && (phase === '' || phase === 'Pending')) {
-      const missing = await this.missingClaims(vmi, ctx.signal);
+      const { missing, blockClaims } = await this.lookUpClaims(vmi, ctx.signal);
       if (missing.length > 0) {
         failure = {
           reason: 'FailedPvcNotFound',
@@ -123,7 +123,7 @@ export class VMIController {
         events.record(vmi, 'Warning', 'FailedPvcNotFound', failure.message);
         result = { requeueAfter: PVC_RECHECK_MS };
       } else {
-        pod = await this.createLauncherPod(key, vmi, ctx);
+        pod = await this.createLauncherPod(key, vmi, blockClaims, ctx);
       }
     } else if (!pod && !isFinal(phase)) {
       // The cache says the pod is gone; make sure before failing the VM on its word.
@@ -146,8 +146,8 @@ export class VMIController {
     return result;
   };
 
-  private async createLauncherPod(key: string, vmi: VirtualMachineInstance, ctx: ReconcileContext): Promise<Pod> {
-    const rendered = renderLauncherPod(vmi, this.deps.launcherConfig()) as Pod;
+  private async createLauncherPod(key: string, vmi: VirtualMachineInstance, blockClaims: ReadonlySet<string>, ctx: ReconcileContext): Promise<Pod> {
+    const rendered = renderLauncherPod(vmi, this.deps.launcherConfig(), { blockClaims }) as Pod;
     const name = rendered.metadata?.name ?? '';
     this.deps.expectations.expectCreations(key, 1);
     try {
@@ -168,15 +168,19 @@ export class VMIController {
     }
   }
 
-  private async missingClaims(vmi: VirtualMachineInstance, signal: AbortSignal): Promise<string[]> {
+  /** The VMI's PVCs that do not exist, and those in Block mode (attached as devices). */
+  private async lookUpClaims(vmi: VirtualMachineInstance, signal: AbortSignal): Promise<{ missing: string[]; blockClaims: Set<string> }> {
     const claims = (vmi.spec.volumes ?? [])
       .map((volume) => volume.persistentVolumeClaim?.claimName ?? volume.ephemeral?.persistentVolumeClaim?.claimName)
       .filter((name): name is string => Boolean(name));
     const missing: string[] = [];
+    const blockClaims = new Set<string>();
     for (const claim of new Set(claims)) {
-      if (!(await this.pvcClient.find(claim, vmi.metadata?.namespace, signal))) missing.push(claim);
+      const pvc = (await this.pvcClient.find(claim, vmi.metadata?.namespace, signal)) as (KubeObject & { spec?: { volumeMode?: string } }) | undefined;
+      if (!pvc) missing.push(claim);
+      else if (pvc.spec?.volumeMode === 'Block') blockClaims.add(claim);
     }
-    return missing;
+    return { missing, blockClaims };
   }
 }
 

@@ -184,7 +184,7 @@ describe('renderLauncherPod', () => {
       { name: 'pvc-scratch', mountPath: '/var/run/kubevirt-private/vmi-disks/scratch', readOnly: true },
       { name: 'secret-creds', mountPath: '/var/run/kubevirt-private/secret/creds', readOnly: true },
       { name: 'configmap-cfg', mountPath: '/var/run/kubevirt-private/config-map/cfg', readOnly: true },
-      { name: 'udata-cloudinit', mountPath: '/var/run/kubevirt-private/secret/cloudinit/userdata', readOnly: true },
+      { name: 'udata-cloudinit', mountPath: '/var/run/kubevirt-private/secret/cloudinit', readOnly: true },
       { name: 'image-sources', mountPath: '/var/run/kubevirt/container-disks', subPath: 'container-disks', readOnly: true },
       { name: 'image-sources', mountPath: '/var/run/kubevirt/kernel-boot', subPath: 'kernel-boot', readOnly: true },
     ]);
@@ -227,6 +227,23 @@ describe('renderLauncherPod', () => {
     expect(pod.spec?.volumes).toContainEqual({ name: 'kernel-boot', image: { reference: 'kubevm/kernel:1', pullPolicy: 'IfNotPresent' } });
     expect(pod.spec?.containers[0]?.volumeMounts).toContainEqual({ name: 'kernel-boot', mountPath: '/var/run/kubevirt/kernel-boot', readOnly: true });
     expect(pod.spec?.containers[0]?.volumeMounts).toContainEqual({ name: 'cd-root', mountPath: '/var/run/kubevirt/container-disks/root', readOnly: true });
+  });
+
+  test('block-mode PVCs are attached as devices under /dev/kubevm-block; network-data Secrets at <volume>-ndata', () => {
+    const pod = renderLauncherPod(
+      vmi({
+        volumes: [
+          { name: 'fast', persistentVolumeClaim: { claimName: 'block-pvc' } },
+          { name: 'ci', cloudInitNoCloud: { userData: '#cloud-config', networkDataSecretRef: { name: 'net' } } },
+        ],
+      }),
+      config,
+      { blockClaims: new Set(['block-pvc']) },
+    );
+    expect(pod.spec?.volumes).toContainEqual({ name: 'pvc-fast', persistentVolumeClaim: { claimName: 'block-pvc', readOnly: false } });
+    expect(pod.spec?.containers[0]?.volumeDevices).toEqual([{ name: 'pvc-fast', devicePath: '/dev/kubevm-block/fast' }]);
+    expect(pod.spec?.containers[0]?.volumeMounts?.some((m) => m.name === 'pvc-fast')).toBe(false);
+    expect(pod.spec?.containers[0]?.volumeMounts).toContainEqual({ name: 'ndata-ci', mountPath: '/var/run/kubevirt-private/secret/ci-ndata', readOnly: true });
   });
 
   test('is a pure function of the VMI: same input, same pod', () => {

@@ -2,7 +2,7 @@
 // (ADR 0007). Everything a launcher needs reaches it through this spec: the VMI as a file, its
 // disks as volumes, /dev/kvm as a device-plugin resource. Nothing here reads the cluster.
 import { createHash } from 'node:crypto';
-import type { V1Container, V1Pod, V1ResourceRequirements, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import type { V1Container, V1Pod, V1ResourceRequirements, V1Volume, V1VolumeDevice, V1VolumeMount } from '@kubernetes/client-node';
 import type { VirtualMachineInstance, Volume } from '../api.js';
 import { formatBytes, formatMillicores, parseQuantity } from '../quantity.js';
 
@@ -22,6 +22,7 @@ export const VMI_DISKS_DIR = '/var/run/kubevirt-private/vmi-disks';
 export const SECRETS_DIR = '/var/run/kubevirt-private/secret';
 export const CONFIG_MAPS_DIR = '/var/run/kubevirt-private/config-map';
 export const CONTAINER_DISKS_DIR = '/var/run/kubevirt/container-disks';
+export const BLOCK_DEVICES_DIR = '/dev/kubevm-block';
 export const KERNEL_BOOT_DIR = '/var/run/kubevirt/kernel-boot';
 
 /** uid/gid of the launcher (KubeVirt's qemu user), ADR 0007. */
@@ -155,7 +156,14 @@ export function vmiForLauncher(vmi: VirtualMachineInstance): string {
   });
 }
 
+/** What the renderer needs to know about the cluster beyond the VMI (looked up by the caller). */
+export interface LauncherPodFacts {
+  /** PVC claim names whose volumeMode is Block: attached as devices, not mounted. */
+  blockClaims?: ReadonlySet<string>;
+}
+
 interface VolumeParts {
+  devices?: V1VolumeDevice[];
   volumes: V1Volume[];
   mounts: V1VolumeMount[];
 }
@@ -169,8 +177,8 @@ function podVolumeName(kind: string, volumeName: string): string {
   return `${name.slice(0, 54).replace(/-+$/, '')}-${hash}`;
 }
 
-function volumeParts(volume: Volume): VolumeParts {
-  const parts: VolumeParts = { volumes: [], mounts: [] };
+function volumeParts(volume: Volume, facts: LauncherPodFacts): VolumeParts {
+  const parts: VolumeParts = { volumes: [], mounts: [], devices: [] };
   const add = (kind: string, source: Omit<V1Volume, 'name'>, mountPath: string, readOnly: boolean) => {
     const name = podVolumeName(kind, volume.name);
     parts.volumes.push({ name, ...source });
@@ -180,7 +188,13 @@ function volumeParts(volume: Volume): VolumeParts {
   if (claim) {
     // An ephemeral volume is the PVC read-only with a copy-on-write overlay in ephemeral-disks.
     const readOnly = Boolean(claim.readOnly || volume.ephemeral);
-    add('pvc', { persistentVolumeClaim: { claimName: claim.claimName, readOnly } }, `${VMI_DISKS_DIR}/${volume.name}`, readOnly);
+    if (facts.blockClaims?.has(claim.claimName)) {
+      const name = podVolumeName('pvc', volume.name);
+      parts.volumes.push({ name, persistentVolumeClaim: { claimName: claim.claimName, readOnly } });
+      parts.devices?.push({ name, devicePath: `${BLOCK_DEVICES_DIR}/${volume.name}` });
+    } else {
+      add('pvc', { persistentVolumeClaim: { claimName: claim.claimName, readOnly } }, `${VMI_DISKS_DIR}/${volume.name}`, readOnly);
+    }
   }
   if (volume.secret) {
     const source = { secretName: volume.secret.secretName ?? volume.name, ...(volume.secret.optional !== undefined ? { optional: volume.secret.optional } : {}) };
@@ -192,10 +206,11 @@ function volumeParts(volume: Volume): VolumeParts {
   }
   const cloudInit = volume.cloudInitNoCloud;
   if (cloudInit?.secretRef?.name) {
-    add('udata', { secret: { secretName: cloudInit.secretRef.name } }, `${SECRETS_DIR}/${volume.name}/userdata`, true);
+    // The launcher reads the keys userdata/userData from <secrets>/<volume>/ (KubeVirt's layout).
+    add('udata', { secret: { secretName: cloudInit.secretRef.name } }, `${SECRETS_DIR}/${volume.name}`, true);
   }
   if (cloudInit?.networkDataSecretRef?.name) {
-    add('ndata', { secret: { secretName: cloudInit.networkDataSecretRef.name } }, `${SECRETS_DIR}/${volume.name}/networkdata`, true);
+    add('ndata', { secret: { secretName: cloudInit.networkDataSecretRef.name } }, `${SECRETS_DIR}/${volume.name}-ndata`, true);
   }
   // cloudInitNoCloud inline data and emptyDisk live in ephemeral-disks, written by the launcher.
   return parts;
@@ -292,7 +307,7 @@ function imageSources(vmi: VirtualMachineInstance, config: LauncherPodConfig): I
   return parts;
 }
 
-export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherPodConfig): V1Pod {
+export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherPodConfig, facts: LauncherPodFacts = {}): V1Pod {
   const metadata = vmi.metadata ?? {};
   const name = metadata.name ?? '';
   const uid = metadata.uid ?? '';
@@ -311,7 +326,8 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
     { name: 'ephemeral-disks', mountPath: EPHEMERAL_DISKS_DIR },
     { name: 'vmi', mountPath: VMI_DIR, readOnly: true },
   ];
-  const perVolume = (spec.volumes ?? []).map(volumeParts);
+  const perVolume = (spec.volumes ?? []).map((volume) => volumeParts(volume, facts));
+  const devices = perVolume.flatMap((parts) => parts.devices ?? []);
   const kernelBoot = spec.domain.firmware?.kernelBoot?.container;
   const images = imageSources(vmi, config);
   const pullSecrets = [
@@ -348,6 +364,7 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
       capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
     },
     volumeMounts: [...fixedMounts, ...perVolume.flatMap((parts) => parts.mounts), ...images.mounts],
+    ...(devices.length > 0 ? { volumeDevices: devices } : {}),
     terminationMessagePolicy: 'FallbackToLogsOnError',
   };
 
