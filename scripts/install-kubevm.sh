@@ -15,7 +15,7 @@ kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
 log "installing the kubevm components"
 kubectl apply -f deploy/namespace.yaml >/dev/null
 kubectl apply -R -f deploy/controller -f deploy/node-handler >/dev/null
-kubectl apply -f deploy/kubevirt-cr.yaml >/dev/null
+kubectl apply -f docs/examples/kubevirt.yaml >/dev/null  # useEmulation: the local cluster has no usable KVM
 if ! kubectl -n kubevirt rollout status deployment/kubevm-controller --timeout=180s ||
    ! kubectl -n kubevirt rollout status daemonset/kubevm-node-handler --timeout=180s; then
   kubectl -n kubevirt get pods -o wide || true

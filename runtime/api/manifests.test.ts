@@ -37,7 +37,8 @@ describe('valid manifests', () => {
 });
 
 describe('docs/examples', () => {
-  const files = readdirSync(examplesDir).filter((file) => file.endsWith('.yaml'));
+  // Recursive: docs/examples/local/ holds the manifests `make up` applies on the local cluster.
+  const files = readdirSync(examplesDir, { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.yaml')).sort();
 
   it('has the examples a user starts from', () => {
     const kinds = files.flatMap((file) =>
