@@ -27,7 +27,9 @@ interface CoreEvent extends KubeObject {
   count: number;
 }
 
-const DEDUPE_WINDOW_MS = 10 * 60 * 1000;
+// Long enough to absorb a key retried with backoff, short enough that a VM restarted a minute
+// later gets its events again.
+const DEDUPE_WINDOW_MS = 60 * 1000;
 
 export class KubeEventRecorder implements EventRecorder {
   private readonly events: ResourceClient<CoreEvent>;
