@@ -9,7 +9,7 @@
 #   the pod's mount points              /var/run/kubevm-private, /var/run/kubevirt-ephemeral-disks, ...
 # The result is meant for a FROM-scratch image (the lead's image build tars it). Usage:
 #   launcher/rootfs.sh <dir>            assemble
-#   launcher/rootfs.sh --check <dir>    boot the test guest with QEMU from <dir> (chroot, as uid 107)
+#   launcher/rootfs.sh --check <dir>    run the launcher from <dir> (read-only root, uid 107) and boot a guest
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -29,34 +29,64 @@ copy_with_libs() { # <root> <binary>...: the binaries and their shared libraries
 }
 
 check() {
-  local root="$1" guests
+  # Runs the launcher itself from <root> as the pod would: uid 107, the root file system mounted
+  # read-only, only the pod's volumes writable; it boots the containerDisk guest with a cloud-init
+  # ISO built by the image's own xorriso, and shuts it down over the command socket.
+  local root="$1" guests work
   guests="$(bash "$repo/test/guests/build.sh")"
-  cp "$guests/vmlinuz" "$guests/initramfs.cpio.gz" "$root/tmp/"
-  chmod 0644 "$root/tmp/vmlinuz" "$root/tmp/initramfs.cpio.gz"
-  local log; log="$(mktemp)"
-  # A private mount namespace: /dev and /proc bound into the root, gone when the command ends.
-  timeout 40 unshare --mount --fork bash -c '
+  work="$(mktemp -d /tmp/kubevm-rootfs-check.XXXXXX)"
+  mkdir -p "$work"/{private,ephemeral,vmi,kernel,containerdisks/root}
+  cp "$guests/vmlinuz" "$guests/initramfs.cpio.gz" "$work/kernel/"
+  local manifest layer
+  manifest="$(sed -n 's/.*"digest":"sha256:\([0-9a-f]*\)".*/\1/p' "$guests/containerdisk/index.json")"
+  layer="$(grep -o '"layers":\[{[^]]*' "$guests/containerdisk/blobs/sha256/$manifest" | sed -n 's/.*"digest":"sha256:\([0-9a-f]*\)".*/\1/p')"
+  tar -xzf "$guests/containerdisk/blobs/sha256/$layer" -C "$work/containerdisks/root"
+  cat >"$work/vmi/vmi.json" <<'VMI'
+{"metadata":{"name":"rootfs-check","namespace":"default"},"spec":{"terminationGracePeriodSeconds":30,
+ "domain":{"memory":{"guest":"128Mi"},"devices":{"autoattachGraphicsDevice":true,
+  "disks":[{"name":"root","disk":{"bus":"virtio"}},{"name":"cloudinit","disk":{"bus":"virtio"}}]},
+  "firmware":{"kernelBoot":{"kernelArgs":"console=ttyS0 quiet kubevm.counter=0","container":{"image":"k","kernelPath":"/vmlinuz","initrdPath":"/initramfs.cpio.gz"}}}},
+ "volumes":[{"name":"root","containerDisk":{"image":"kubevm/test-containerdisk"}},
+  {"name":"cloudinit","cloudInitNoCloud":{"userData":"#!/bin/sh\necho ROOTFS-CHECK-USERDATA\n"}}]}}
+VMI
+  chown -R 107:107 "$work"
+  unshare --mount --fork bash -c '
     set -e
-    root="$1"
+    root="$1"; work="$2"
+    mount --bind "$root" "$root"
+    mount -o remount,bind,ro "$root"
     mount --bind /dev "$root/dev"
     mount -t proc proc "$root/proc"
-    chroot --userspec=107:107 "$root" /usr/bin/qemu-system-x86_64 -version | head -1
-    chroot --userspec=107:107 "$root" /usr/bin/qemu-img --version | head -1
-    chroot --userspec=107:107 "$root" /usr/local/bin/node -e "import(\"/opt/kubevm/launcher/launcher/qemu-args.js\").then((m) => console.log(\"launcher modules load:\", typeof m.qemuArgs))"
-    exec chroot --userspec=107:107 "$root" /usr/bin/qemu-system-x86_64 -machine q35 -accel tcg -cpu max -m 128 -nodefaults -no-user-config \
-      -display none -serial stdio -device VGA -kernel /tmp/vmlinuz -initrd /tmp/initramfs.cpio.gz -append "console=ttyS0 quiet kubevm.counter=0" \
-      -sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny
-  ' _ "$root" >"$log" 2>&1 &
+    mount --bind "$work/private" "$root/var/run/kubevm-private"
+    mount --bind "$work/ephemeral" "$root/var/run/kubevirt-ephemeral-disks"
+    mount --bind -o ro "$work/vmi" "$root/var/run/kubevm/vmi"
+    mount --bind -o ro "$work/kernel" "$root/var/run/kubevirt/kernel-boot"
+    mount --bind -o ro "$work/containerdisks" "$root/var/run/kubevirt/container-disks"
+    exec env -i PATH=/usr/bin:/usr/local/bin KUBEVM_ACCEL=tcg KUBEVM_ALLOW_EMULATION=true KUBEVM_AUTOSTART=true \
+      KUBEVM_LINGER_SECONDS=1 "$(command -v chroot)" --userspec=107:107 "$root" /usr/local/bin/node /opt/kubevm/launcher/launcher/main.js
+  ' _ "$root" "$work" >"$work/launcher.log" 2>&1 &
   local pid=$! ok=1
-  for _ in $(seq 1 60); do
-    if grep -q KUBEVM-READY "$log"; then ok=0; break; fi
+  for _ in $(seq 1 120); do
+    if grep -q KUBEVM-READY "$work/private/serial.log" 2>/dev/null; then ok=0; break; fi
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.5
   done
-  kill "$pid" 2>/dev/null || true
+  cat "$work/private/serial.log" 2>/dev/null || true
+  if [ "$ok" = 0 ]; then
+    printf '{"id":1,"command":"shutdown"}\n' | timeout 30 socat -t 30 - UNIX-CONNECT:"$work/private/launcher.sock" | cut -c1-200 || true
+  fi
+  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  if kill -0 "$pid" 2>/dev/null; then ok=1; kill -- "$pid" 2>/dev/null || true; fi
   wait "$pid" 2>/dev/null || true
-  cat "$log"
-  rm -f "$log"
-  if [ "$ok" = 0 ]; then echo "rootfs check: the guest booted with QEMU from $root as uid 107"; else echo "rootfs check: FAILED" >&2; exit 1; fi
+  grep -q ROOTFS-CHECK-USERDATA "$work/private/serial.log" 2>/dev/null || ok=1
+  grep -q '"to":"Succeeded"' "$work/launcher.log" || ok=1
+  [ "$ok" = 0 ] || tail -20 "$work/launcher.log"
+  rm -rf "$work"
+  if [ "$ok" = 0 ]; then
+    echo "rootfs check: the launcher from $root (read-only root, uid 107) booted the containerDisk guest, ran its cloud-init user-data and shut it down"
+  else
+    echo "rootfs check: FAILED" >&2; exit 1
+  fi
 }
 
 if [ "${1:-}" = "--check" ]; then check "$(readlink -f "$2")"; exit 0; fi
@@ -85,7 +115,7 @@ cp -rL /usr/share/seabios "$root/usr/share/"
 dest="$root/opt/kubevm/launcher"
 mkdir -p "$dest"
 (cd "$repo" && npx --no-install tsc launcher/main.ts --outDir "$dest" --module nodenext --moduleResolution nodenext \
-  --target es2022 --skipLibCheck --rootDir . --types node --sourceMap false)
+  --target es2022 --strict --skipLibCheck --rootDir . --types node --sourceMap false)
 printf '{"type":"module","private":true}\n' >"$dest/package.json"
 node -e '
   // The runtime dependency closure of the packages the launcher imports.
