@@ -195,10 +195,10 @@ describe('renderLauncherPod', () => {
       ['cd-root', 'quay.io/containerdisks/fedora:40'],
     ]);
     expect(pod.spec?.initContainers?.[1]?.command).toEqual([
-      '/var/run/kubevm/bin/copier',
+      '/var/run/kubevm/bin/busybox',
       'sh',
       '-c',
-      '/var/run/kubevm/bin/copier mkdir -p /target/container-disks/root/ && /var/run/kubevm/bin/copier cp -a /disk /target/container-disks/root//',
+      '/var/run/kubevm/bin/busybox mkdir -p /target/container-disks/root/ && /var/run/kubevm/bin/busybox cp -RL /disk /target/container-disks/root//',
     ]);
     expect(pod.spec?.initContainers?.every((c) => c.securityContext?.runAsUser === 107 && c.securityContext.capabilities?.drop?.[0] === 'ALL')).toBe(true);
     expect(pod.spec?.imagePullSecrets).toEqual([{ name: 'regcred' }]);
@@ -214,7 +214,7 @@ describe('renderLauncherPod', () => {
     );
     const init = pod.spec?.initContainers?.find((c) => c.name === 'kernel-boot');
     expect(init?.image).toBe('kubevm/kernel:1');
-    expect(init?.command?.[3]).toBe('/var/run/kubevm/bin/copier mkdir -p /target/kernel-boot/ && /var/run/kubevm/bin/copier cp -a /boot /target/kernel-boot//');
+    expect(init?.command?.[3]).toBe('/var/run/kubevm/bin/busybox mkdir -p /target/kernel-boot/ && /var/run/kubevm/bin/busybox cp -RL /boot /target/kernel-boot//');
   });
 
   test('image-volume mode mounts the images instead of copying them', () => {

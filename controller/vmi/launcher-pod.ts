@@ -63,7 +63,7 @@ export interface LauncherPodConfig {
    *   mounted read-only, no copy.
    */
   imageSourceMode?: 'init-copy' | 'image-volume';
-  /** Path of a static copier binary in the launcher image ('init-copy'), run as `<copier> cp -a SRC DST`. */
+  /** Path of a static copier binary in the launcher image ('init-copy'), a busybox: run as `<copier> sh -c`, `<copier> cp -RL SRC DST`. */
   copierPath?: string;
 }
 
@@ -278,10 +278,12 @@ function imageSources(vmi: VirtualMachineInstance, config: LauncherPodConfig): I
     name: 'copier',
     image: config.launcherImage,
     imagePullPolicy: config.launcherImagePullPolicy ?? 'IfNotPresent',
-    command: [copier, 'cp', copier, `${COPIER_DIR}/copier`],
+    // Named busybox: busybox picks its applet from argv[0] unless argv[0] is "busybox".
+    command: [copier, 'cp', copier, `${COPIER_DIR}/busybox`],
     volumeMounts: [{ name: 'kubevm-bin', mountPath: COPIER_DIR }],
     securityContext: INIT_SECURITY_CONTEXT,
     resources: INIT_RESOURCES,
+    terminationMessagePolicy: 'FallbackToLogsOnError',
   });
   for (const source of sources) {
     const target = source.into.startsWith(CONTAINER_DISKS_DIR) ? `/target/container-disks${source.into.slice(CONTAINER_DISKS_DIR.length)}` : '/target/kernel-boot';
@@ -290,11 +292,13 @@ function imageSources(vmi: VirtualMachineInstance, config: LauncherPodConfig): I
       image: source.image,
       imagePullPolicy: source.pullPolicy,
       // Directories are copied with their path so the launcher finds <root>/<path> as in the image.
+      // -RL: symlinks resolved to the files they name; ownership not preserved (uid 107 cannot
+      // chown, and the launcher only needs to read).
       command: [
-        `${COPIER_DIR}/copier`,
+        `${COPIER_DIR}/busybox`,
         'sh',
         '-c',
-        source.from.map((dir) => `${COPIER_DIR}/copier mkdir -p ${target}${dirOf(dir)} && ${COPIER_DIR}/copier cp -a ${dir} ${target}${dirOf(dir)}/`).join(' && '),
+        source.from.map((dir) => `${COPIER_DIR}/busybox mkdir -p ${target}${dirOf(dir)} && ${COPIER_DIR}/busybox cp -RL ${dir} ${target}${dirOf(dir)}/`).join(' && '),
       ],
       volumeMounts: [
         { name: 'kubevm-bin', mountPath: COPIER_DIR, readOnly: true },
@@ -302,6 +306,8 @@ function imageSources(vmi: VirtualMachineInstance, config: LauncherPodConfig): I
       ],
       securityContext: INIT_SECURITY_CONTEXT,
       resources: INIT_RESOURCES,
+      // A failed copy's last log lines become its termination message, quoted in the VMI's event.
+      terminationMessagePolicy: 'FallbackToLogsOnError',
     });
   }
   return parts;

@@ -105,6 +105,20 @@ describe('computeVMIStatus (the controller-owned phases)', () => {
     expect(computeVMIStatus({ vmi: vmi({ phase: 'Running' }), pod: pod({ phase: 'Succeeded' }), failure: undefined, now }).phase).toBe('Running');
   });
 
+  test('a launcher pod whose init container failed explains why, with the container\'s last lines', () => {
+    const failed = pod({ phase: 'Failed' });
+    failed.status!.initContainerStatuses = [
+      { name: 'cd-root', image: 'example/disk:1', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 1, message: 'cp: can\'t stat \'/disk\': No such file or directory\n' } } },
+    ];
+    const status = computeVMIStatus({ vmi: vmi({ phase: 'Scheduling' }), pod: failed, failure: undefined, now });
+    expect(status.phase).toBe('Failed');
+    expect(status.conditions?.find((c) => c.type === 'Synchronized')).toMatchObject({
+      status: 'False',
+      reason: 'PodFailed',
+      message: "launcher pod virt-launcher-vm1-abcde: init container cd-root (image example/disk:1) exited with code 1: cp: can't stat '/disk': No such file or directory",
+    });
+  });
+
   test('final phases are left alone', () => {
     for (const phase of ['Succeeded', 'Failed'] as const) {
       const status = { phase };

@@ -52,11 +52,19 @@ export function imagePullFailure(pod: V1Pod): SyncFailure | undefined {
 
 /** Why a pod that went down failed, for the Failed VMI's reason and the event. */
 export function podFailureMessage(pod: V1Pod): string {
+  const lastLines = (message: string | undefined) => (message ? `: ${message.trim().split('\n').slice(-5).join(' | ')}` : '');
+  // An init container (the copy of a containerDisk or kernelBoot image) that failed comes first:
+  // the launcher never started.
+  for (const status of pod.status?.initContainerStatuses ?? []) {
+    const terminated = status.state?.terminated;
+    if (terminated && terminated.exitCode !== 0) {
+      return `launcher pod ${pod.metadata?.name}: init container ${status.name} (image ${status.image}) exited with code ${terminated.exitCode}${lastLines(terminated.message)}`;
+    }
+  }
   const compute = pod.status?.containerStatuses?.find((status) => status.name === COMPUTE_CONTAINER);
   const terminated = compute?.state?.terminated ?? compute?.lastState?.terminated;
   if (terminated) {
-    const lastLines = terminated.message ? `: ${terminated.message.trim().split('\n').slice(-5).join(' | ')}` : '';
-    return `launcher pod ${pod.metadata?.name} exited with code ${terminated.exitCode} (${terminated.reason ?? 'Error'})${lastLines}`;
+    return `launcher pod ${pod.metadata?.name} exited with code ${terminated.exitCode} (${terminated.reason ?? 'Error'})${lastLines(terminated.message)}`;
   }
   if (pod.metadata?.deletionTimestamp) return `launcher pod ${pod.metadata?.name} was deleted before the guest started`;
   return `launcher pod ${pod.metadata?.name} is ${pod.status?.phase}${pod.status?.message ? `: ${pod.status.message}` : ''}`;
@@ -142,7 +150,8 @@ export function computeVMIStatus({ vmi, pod, failure, now }: VMIStatusInput): Vi
     } else {
       remove('PodScheduled');
     }
-    const problem = failure ?? (pod ? imagePullFailure(pod) : undefined);
+    const podFailed = pod && isPodDown(pod) && !pod.metadata?.deletionTimestamp ? { reason: 'PodFailed', message: podFailureMessage(pod) } : undefined;
+    const problem = failure ?? (pod ? (imagePullFailure(pod) ?? podFailed) : undefined);
     if (problem) set({ type: 'Synchronized', status: 'False', reason: problem.reason, message: problem.message });
     else remove('Synchronized');
   } else if (nowPhase === 'Scheduled' && phase !== 'Scheduled') {

@@ -1,0 +1,166 @@
+// The rendered launcher pod on the REAL kubelet and containerd: its security context (uid 107,
+// read-only root, no capabilities but NET_BIND_SERVICE) is admitted and runs, and the init-copy of a
+// FROM-scratch containerDisk image and of a kernelBoot image lands where the launcher reads them
+// (/var/run/kubevirt/container-disks/<volume>/disk/..., /var/run/kubevirt/kernel-boot/boot/...).
+// A stand-in launcher (busybox, which is also the copier the real launcher image must carry as
+// /bin/busybox) prints what it sees. A missing containerDisk image shows as ErrImagePull on the VM.
+// Needs the full local cluster (make cluster-up; images are built with local-cluster/build-image.sh)
+// and no installed kubevm; fails, never skips.
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { HttpMethod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
+import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
+import { coreResources } from '../../runtime/kube.js';
+import { silentLogger } from '../../runtime/logging.js';
+import { ControllerManager } from '../../controller/manager.js';
+import type { VirtualMachine, VirtualMachineInstance } from '../../controller/api.js';
+import { vmResource } from '../../controller/vm/controller.js';
+import { vmiResource } from '../../controller/vmi/controller.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, until } from './runtime-support.js';
+
+jest.setTimeout(180_000);
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+if (!process.env['KUBECONFIG']) {
+  const envFile = join(process.env['KUBEVM_STATE'] ?? '/var/lib/kubevm-local', 'env');
+  if (existsSync(envFile)) {
+    const line = readFileSync(envFile, 'utf8').split('\n').find((entry) => entry.startsWith('KUBECONFIG='));
+    if (line) process.env['KUBECONFIG'] = line.slice('KUBECONFIG='.length).trim();
+  }
+}
+
+const LAUNCHER = 'kubevm-it/fake-launcher:1';
+const DISK = 'kubevm-it/fake-disk:1';
+type Pod = V1Pod & KubeObject;
+
+let client: KubeClient;
+let namespace: string;
+let manager: ControllerManager | undefined;
+
+function buildImages(): void {
+  const work = mkdtempSync(join(tmpdir(), 'kubevm-ctl-images-'));
+  try {
+    mkdirSync(join(work, 'launcher', 'bin'), { recursive: true });
+    copyFileSync('/bin/busybox', join(work, 'launcher', 'bin', 'busybox'));
+    chmodSync(join(work, 'launcher', 'bin', 'busybox'), 0o755);
+    // A containerDisk as KubeVirt's convention has it: FROM scratch, /disk/<file>; plus /boot.
+    mkdirSync(join(work, 'disk', 'disk'), { recursive: true });
+    mkdirSync(join(work, 'disk', 'boot'), { recursive: true });
+    writeFileSync(join(work, 'disk', 'disk', 'disk.qcow2'), 'KUBEVM-IT-DISK\n');
+    writeFileSync(join(work, 'disk', 'boot', 'vmlinuz'), 'KUBEVM-IT-KERNEL\n');
+    for (const [ref, dir] of [[LAUNCHER, 'launcher'], [DISK, 'disk']] as const) {
+      execFileSync('bash', [join(repoRoot, 'local-cluster', 'build-image.sh'), ref, join(work, dir)], { stdio: 'pipe', timeout: 60_000 });
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+async function logsOf(pod: string): Promise<string> {
+  try {
+    const text = await client.request(HttpMethod.GET, `/api/v1/namespaces/${namespace}/pods/${pod}/log`, { query: { container: 'compute' } });
+    return typeof text === 'string' ? text : '';
+  } catch {
+    return '';
+  }
+}
+
+function vm(name: string, diskImage: string): VirtualMachine {
+  return {
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachine',
+    metadata: { name, namespace },
+    spec: {
+      runStrategy: 'Always',
+      template: {
+        spec: {
+          domain: {
+            memory: { guest: '64Mi' },
+            firmware: { kernelBoot: { container: { image: DISK, kernelPath: '/boot/vmlinuz' } } },
+            devices: { disks: [{ name: 'root', disk: { bus: 'virtio' } }] },
+          },
+          volumes: [{ name: 'root', containerDisk: { image: diskImage } }],
+        },
+      },
+    },
+  };
+}
+
+beforeAll(async () => {
+  client = clusterClient();
+  await requireCluster(client);
+  const deployments: ResourceDescriptor = { group: 'apps', version: 'v1', resource: 'deployments', kind: 'Deployment', namespaced: true };
+  if (await client.resource<KubeObject>(deployments).find('kubevm-controller', 'kubevirt')) {
+    throw new Error('kubevm is installed (deployment kubevirt/kubevm-controller): run the integration suites before installing it');
+  }
+  buildImages();
+  namespace = await createTestNamespace(client, 'kubevm-ctl-pod');
+  manager = new ControllerManager(
+    client,
+    {
+      launcherImage: LAUNCHER,
+      launcherImagePullPolicy: 'IfNotPresent',
+      // What it sees, then stay up like a launcher.
+      launcherCommand: [
+        '/bin/busybox',
+        'sh',
+        '-c',
+        'find /var/run/kubevirt/container-disks /var/run/kubevirt/kernel-boot -type f -exec /bin/busybox sh -c \'echo "$1: $(cat "$1")"\' _ {} \\; ; ' +
+          'touch /probe 2>/dev/null && echo ROOT-WRITABLE || echo ROOT-READ-ONLY; id; ' +
+          'test -s /var/run/kubevm/vmi/vmi.json && echo VMI-FILE-PRESENT; exec /bin/busybox sleep 3600',
+      ],
+      useEmulation: true,
+      namespace,
+      leaseName: 'unused',
+      leaderElection: false,
+      identity: 'launcher-pod-test',
+      vmWorkers: 1,
+      vmiWorkers: 1,
+      watchNamespace: namespace,
+    },
+    silentLogger,
+  );
+  manager.start();
+  await until(() => manager?.hasSynced() ?? false, 30_000, 'informers to sync');
+});
+
+afterAll(async () => {
+  await manager?.stop();
+  if (namespace) await deleteNamespace(client, namespace);
+  client?.close();
+});
+
+describe('the launcher pod on the real kubelet', () => {
+  it('runs with its security context; containerDisk and kernelBoot files are where the launcher reads them', async () => {
+    await client.resource<VirtualMachine>(vmResource).create(vm('copied', DISK));
+    const vmis = client.resource<VirtualMachineInstance>(vmiResource);
+    await until(async () => (await vmis.find('copied', namespace))?.status?.phase === 'Scheduled', 120_000, 'VMI Scheduled (pod Ready)');
+    const pods = await client.resource<Pod>(coreResources.pods).list({ namespace, labelSelector: 'kubevirt.io=virt-launcher' });
+    const pod = pods.items[0];
+    expect(pods.items).toHaveLength(1);
+    let log = '';
+    await until(async () => (log = await logsOf(pod?.metadata?.name ?? '')).includes('VMI-FILE-PRESENT'), 30_000, 'the stand-in launcher to report');
+    expect(log).toContain('/var/run/kubevirt/container-disks/root/disk/disk.qcow2: KUBEVM-IT-DISK');
+    expect(log).toContain('/var/run/kubevirt/kernel-boot/boot/vmlinuz: KUBEVM-IT-KERNEL');
+    expect(log).toContain('ROOT-READ-ONLY');
+    expect(log).toMatch(/uid=107\b.*gid=107\b/);
+  });
+
+  it('a containerDisk image that does not exist shows as ErrImagePull/ImagePullBackOff, naming the image', async () => {
+    await client.resource<VirtualMachine>(vmResource).create(vm('missing-image', 'kubevm-it/no-such-disk:1'));
+    const vms = client.resource<VirtualMachine>(vmResource);
+    await until(
+      async () => ['ErrImagePull', 'ImagePullBackOff'].includes((await vms.get('missing-image', namespace)).status?.printableStatus ?? ''),
+      120_000,
+      'an image pull error on the VM',
+    );
+    const synchronized = (await vms.get('missing-image', namespace)).status?.conditions?.find((c) => c.type === 'Synchronized');
+    expect(synchronized?.message).toContain('kubevm-it/no-such-disk:1');
+    expect(synchronized?.message).toContain('check the image name');
+  });
+});
