@@ -129,11 +129,10 @@ export class ControllerManager {
 
   /** The launcher settings now: emulation from the config, else from the KubeVirt CR. */
   launcherConfig(): LauncherPodConfig {
-    let useEmulation = this.config.useEmulation;
-    if (useEmulation === undefined) {
-      const kubevirt = this.kubevirts.list().find((cr) => cr.apiVersion === undefined || cr.apiVersion === KUBEVIRT_API_VERSION);
-      useEmulation = kubevirt?.spec?.configuration?.developerConfiguration?.useEmulation ?? false;
-    }
+    // The cluster-wide settings live in the KubeVirt CR (one per cluster, as KubeVirt has it).
+    const kubevirt = this.kubevirts.list().find((cr) => cr.apiVersion === undefined || cr.apiVersion === KUBEVIRT_API_VERSION);
+    const developer = kubevirt?.spec?.configuration?.developerConfiguration;
+    const useEmulation = this.config.useEmulation ?? developer?.useEmulation ?? false;
     return {
       launcherImage: this.config.launcherImage,
       launcherImagePullPolicy: this.config.launcherImagePullPolicy,
@@ -142,6 +141,8 @@ export class ControllerManager {
       ...(this.config.memoryOverhead ? { memoryOverhead: this.config.memoryOverhead } : {}),
       ...(this.config.imageSourceMode ? { imageSourceMode: this.config.imageSourceMode } : {}),
       ...(this.config.copierPath ? { copierPath: this.config.copierPath } : {}),
+      ...(developer?.nodeSelectors ? { nodeSelectors: developer.nodeSelectors } : {}),
+      ...(developer?.memoryOvercommit !== undefined ? { memoryOvercommitPercent: developer.memoryOvercommit } : {}),
     };
   }
 

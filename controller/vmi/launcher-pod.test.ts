@@ -133,6 +133,17 @@ describe('renderLauncherPod', () => {
     });
   });
 
+  test('KubeVirt CR settings: memoryOvercommit lowers the request, nodeSelectors are required (the VMI\'s win)', () => {
+    const pod = renderLauncherPod(vmi({ nodeSelector: { zone: 'a' } }), {
+      ...config,
+      useEmulation: true,
+      memoryOvercommitPercent: 200,
+      nodeSelectors: { 'kubevm.io/vms': 'true', zone: 'b' },
+    });
+    expect(pod.spec?.containers[0]?.resources?.requests?.['memory']).toBe('592Mi'); // 1Gi / 2 + 80Mi
+    expect(pod.spec?.nodeSelector).toEqual({ 'kubevm.io/vms': 'true', zone: 'a' });
+  });
+
   test('scheduling constraints are carried over', () => {
     const pod = renderLauncherPod(
       vmi({

@@ -54,6 +54,13 @@ export interface LauncherPodConfig {
   useEmulation: boolean;
   /** Overrides LAUNCHER_MEMORY_OVERHEAD. */
   memoryOverhead?: string;
+  /** KubeVirt CR developerConfiguration.nodeSelectors: labels every launcher pod requires (the VMI's own win). */
+  nodeSelectors?: Record<string, string>;
+  /**
+   * KubeVirt CR developerConfiguration.memoryOvercommit: guest memory as a percentage of the memory
+   * request (150: a 1.5Gi guest requests 1Gi). Applies when the VMI sets no memory request itself.
+   */
+  memoryOvercommitPercent?: number;
   /**
    * How containerDisk and kernelBoot images reach the launcher (default 'init-copy'):
    * - 'init-copy': an init container per image, running in that image, copies its files into an
@@ -108,7 +115,10 @@ export function launcherResources(vmi: VirtualMachineInstance, config: LauncherP
   const limits: Record<string, string> = {};
 
   const requestedMemory = domain.resources?.requests?.['memory'];
-  const guestMemory = requestedMemory !== undefined ? parseQuantity(requestedMemory) : guestMemoryBytes(vmi);
+  const overcommit = BigInt(Math.max(10, config.memoryOvercommitPercent ?? 100));
+  const guestBytes = guestMemoryBytes(vmi);
+  const guestMemory =
+    requestedMemory !== undefined ? parseQuantity(requestedMemory) : guestBytes === undefined ? undefined : (guestBytes * 100n + overcommit - 1n) / overcommit;
   if (guestMemory !== undefined) {
     requests['memory'] = formatBytes(domain.resources?.overcommitGuestOverhead ? guestMemory : guestMemory + overhead);
   }
@@ -395,7 +405,7 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
       restartPolicy: 'Never',
       hostname: spec.hostname ?? name.slice(0, 63).replace(/[.-]+$/, ''),
       ...(spec.subdomain ? { subdomain: spec.subdomain } : {}),
-      ...(spec.nodeSelector ? { nodeSelector: spec.nodeSelector } : {}),
+      ...(spec.nodeSelector || config.nodeSelectors ? { nodeSelector: { ...(config.nodeSelectors ?? {}), ...(spec.nodeSelector ?? {}) } } : {}),
       ...(spec.affinity ? { affinity: spec.affinity } : {}),
       ...(spec.tolerations ? { tolerations: spec.tolerations } : {}),
       ...(spec.schedulerName ? { schedulerName: spec.schedulerName } : {}),

@@ -440,6 +440,34 @@ describe('scheduling failures', () => {
   });
 });
 
+describe('the KubeVirt CR', () => {
+  it('developerConfiguration.useEmulation decides whether launcher pods request /dev/kvm', async () => {
+    // No emulation setting in the controller's own config: the KubeVirt CR decides.
+    await startManager({ useEmulation: undefined });
+    const kubevirts = client.resource<KubeObject & { spec?: unknown }>({ group: 'kubevirt.io', version: 'v1', resource: 'kubevirts', kind: 'KubeVirt', namespaced: true });
+    await kubevirts.create({
+      apiVersion: 'kubevirt.io/v1',
+      kind: 'KubeVirt',
+      metadata: { name: 'kubevirt', namespace },
+      spec: { configuration: { developerConfiguration: { useEmulation: true } } },
+    } as KubeObject);
+    const kvmOf = async (name: string) => {
+      let pod: Pod | undefined;
+      await until(async () => (pod = (await launcherPods()).find((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === name)) !== undefined, 30_000, `${name}'s launcher pod`);
+      return pod?.spec?.containers[0]?.resources?.limits?.['devices.kubevirt.io/kvm'];
+    };
+    await sleep(500); // the CR informer's add event
+    await vms().create(vmManifest('emulated'));
+    expect(await kvmOf('emulated')).toBeUndefined();
+
+    await kubevirts.patch('kubevirt', namespace, { spec: { configuration: { developerConfiguration: { useEmulation: false } } } });
+    await sleep(500);
+    await vms().create(vmManifest('accelerated'));
+    expect(await kvmOf('accelerated')).toBe('1');
+    await kubevirts.delete('kubevirt', namespace);
+  });
+});
+
 describe('instancetypes', () => {
   const itName = `it-small-${Math.random().toString(36).slice(2, 8)}`;
   afterAll(async () => {
