@@ -151,6 +151,19 @@ describe('the launcher pod on the real kubelet', () => {
     expect(log).toMatch(/uid=107\b.*gid=107\b/);
   });
 
+  it('deleting the VM deletes the VMI, and the pod goes with the VMI\'s grace period plus the launcher\'s margin', async () => {
+    const pods = client.resource<Pod>(coreResources.pods);
+    const before = (await pods.list({ namespace, labelSelector: 'kubevirt.io=virt-launcher' })).items.find((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === 'copied');
+    expect(before?.spec?.terminationGracePeriodSeconds).toBe(45); // the VMI's default 30 s + 15 s
+    await client.resource<VirtualMachine>(vmResource).delete('copied', namespace);
+    await until(async () => (await client.resource<VirtualMachineInstance>(vmiResource).find('copied', namespace)) === undefined, 30_000, 'VMI gone');
+    // The stand-in launcher is PID 1 without a TERM handler, so it stays for the whole grace period.
+    let terminating: Pod | undefined;
+    await until(async () => Boolean((terminating = await pods.find(before?.metadata?.name ?? '', namespace))?.metadata?.deletionTimestamp), 30_000, 'the pod to be terminating');
+    expect((terminating?.metadata as { deletionGracePeriodSeconds?: number } | undefined)?.deletionGracePeriodSeconds).toBe(45);
+    await pods.delete(before?.metadata?.name ?? '', namespace, { gracePeriodSeconds: 0 });
+  });
+
   it('a containerDisk image that does not exist shows as ErrImagePull/ImagePullBackOff, naming the image', async () => {
     await client.resource<VirtualMachine>(vmResource).create(vm('missing-image', 'kubevm-it/no-such-disk:1'));
     const vms = client.resource<VirtualMachine>(vmResource);
