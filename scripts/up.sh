@@ -29,6 +29,6 @@ cat <<MSG
 kubevm is up. Try:
   export KUBECONFIG=$KUBECONFIG
   $KUBEVM_KUBECTL get vm,vmi
-  $KUBEVM_KUBECTL logs -l vm.kubevirt.io/name=$name -c compute     # the launcher's log
+  $KUBEVM_KUBECTL logs -l kubevirt.io/vm=$name -c compute          # the launcher and the guest console
   make down                                                          # stop it all
 MSG
