@@ -43,7 +43,7 @@ root="$work/root"
 mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,mnt,cidata,etc,lib/modules/"$kver"}
 cp "$work/busybox/bin/busybox" "$root/bin/busybox"
 for applet in sh mount umount mkdir cat echo sleep poweroff modprobe findfs sync head grep sed \
-  cut tr ls dd date hostname ip ifconfig udhcpc insmod depmod stat seq sha256sum awk httpd route uname basename; do
+  cut tr ls dd date hostname ip ifconfig udhcpc insmod depmod stat seq sha256sum awk httpd route uname basename chroot; do
   ln -sf busybox "$root/bin/$applet"
 done
 # Only these modules, and what they depend on (busybox depmod resolves that below).

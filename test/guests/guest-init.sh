@@ -41,9 +41,36 @@ fi
 i=0
 while [ $i -lt 20 ] && ! ls /dev/vd? /dev/sd? /dev/sr? >/dev/null 2>&1; do sleep 0.1; i=$((i + 1)); done
 
+# kubevm.rootfs=cloudinit: Debian's real cloud-init, from the disk labelled kubevm-root
+# (build-cloudinit.sh), run stage by stage chrooted into that disk, as systemd would run it.
+if has kubevm.rootfs=cloudinit; then
+  rootdev="$(findfs LABEL=kubevm-root 2>/dev/null)"
+  if [ -n "$rootdev" ] && mkdir -p /newroot && mount -t ext4 "$rootdev" /newroot; then
+    mount -t proc proc /newroot/proc
+    mount -t sysfs sys /newroot/sys
+    mount -t devtmpfs dev /newroot/dev
+    mount -t tmpfs run /newroot/run
+    echo "KUBEVM-CLOUDINIT-REAL starting cloud-init from $rootdev"
+    for stage in "init --local" "init" "modules --mode=config" "modules --mode=final"; do
+      # shellcheck disable=SC2086
+      PATH=/usr/sbin:/usr/bin:/sbin:/bin chroot /newroot /usr/bin/cloud-init $stage >/dev/console 2>&1
+      echo "KUBEVM-CLOUDINIT-REAL stage '$stage' exit=$? uptime=$(cut -d' ' -f1 /proc/uptime)"
+    done
+    if has kubevm.cloudinit.debug; then
+      grep -iE 'mount|warn|error|schema' /newroot/var/log/cloud-init.log | head -40 >/dev/console
+      PATH=/usr/sbin:/usr/bin:/sbin:/bin chroot /newroot cloud-init schema --system >/dev/console 2>&1
+    fi
+    echo "KUBEVM-CLOUDINIT-REAL hostname=$(chroot /newroot hostname) result=$(cat /newroot/run/cloud-init/result.json 2>/dev/null | tr -d '\n ')"
+    sync
+  else
+    echo "KUBEVM-CLOUDINIT-REAL no kubevm-root disk"
+  fi
+fi
+
 # A small NoCloud reader (not Debian's cloud-init): find the volume labelled cidata, read
 # meta-data, set the hostname, run a "#!" user-data script, report network-config's presence.
-cidev="$(findfs LABEL=cidata 2>/dev/null || findfs LABEL=CIDATA 2>/dev/null)"
+cidev=""
+has kubevm.rootfs=cloudinit || cidev="$(findfs LABEL=cidata 2>/dev/null || findfs LABEL=CIDATA 2>/dev/null)"
 if [ -n "$cidev" ]; then
   mkdir -p /cidata
   if mount -t iso9660 -o ro "$cidev" /cidata 2>/dev/null || mount -o ro "$cidev" /cidata; then
