@@ -268,7 +268,8 @@ export class Domain extends EventEmitter {
     child.stderr?.on('data', onOutput);
     child.stdout?.on('data', onOutput);
     this.exited = new Promise((resolve) => {
-      child.on('exit', (code, signal) => {
+      // 'close', not 'exit': by then QEMU's last stderr lines have been read.
+      child.on('close', (code, signal) => {
         if (partial.trim()) this.stderrTail.push(partial.trim());
         this.exitInfo = { code, signal };
         this.onQemuExit(code, signal);
@@ -300,9 +301,22 @@ export class Domain extends EventEmitter {
   }
 
   private async connectQmp(): Promise<void> {
+    const exitedDuringStart = () => {
+      const e = this.exitInfo;
+      return e ? new Error(`QEMU exited during start (${e.signal ? `signal ${e.signal}` : `exit code ${e.code}`})`) : undefined;
+    };
     await waitFor(async () => this.exitInfo !== undefined || (await canConnect(this.sockets.qmp)), 30_000, 'QEMU QMP socket');
-    if (this.exitInfo) throw new Error(`QEMU exited during start (${this.exitInfo.signal ? `signal ${this.exitInfo.signal}` : `exit code ${this.exitInfo.code}`})`);
-    const client = await QmpClient.connect(this.sockets.qmp);
+    const early = exitedDuringStart();
+    if (early) throw early;
+    let client: QmpClient;
+    try {
+      client = await QmpClient.connect(this.sockets.qmp);
+    } catch (err) {
+      // QEMU opens its sockets before it validates everything (e.g. the CPU model): a connection
+      // reset here usually means it is exiting, and its exit is the error worth reporting.
+      await Promise.race([this.exited, sleep(2000)]);
+      throw exitedDuringStart() ?? err;
+    }
     this.qmpClient = client;
     client.on('event', (e: QmpEvent) => this.onQmpEvent(e));
   }

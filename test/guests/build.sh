@@ -10,7 +10,8 @@
 #                     boots "from its disk" (the containerDisk guest)
 #   containerdisk/    the OCI image layout of a containerDisk image holding /disk/disk.qcow2
 #   versions          the package versions this build was made from
-# Behaviour switches of the guest are kernel command line words, see guest-init.sh.
+# Behaviour switches of the guest are kernel command line words, see guest-init.sh. The disk with
+# Debian's real cloud-init is built separately by build-cloudinit.sh (larger, slower to build).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache="${KUBEVM_CACHE:-$HOME/.cache/kubevm}/guests"
