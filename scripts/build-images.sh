@@ -74,6 +74,9 @@ image node-handler "$base" --workdir /opt/kubevm --user 65532:65532 --entrypoint
 launcher="$work/launcher"
 cp -a "$base" "$launcher"
 bash launcher/rootfs.sh "$launcher"
+# The static busybox the controller's init-copy containers run to copy containerDisk and
+# kernelBoot files out of images that have no tools of their own (KUBEVM_COPIER).
+bash local-cluster/rootfs-add.sh "$launcher" /bin/busybox
 image launcher "$launcher" --workdir /opt/kubevm --user 107:107 --entrypoint '["/usr/bin/node"]'
 
 # The test guests as containerDisk images (test/guests/).

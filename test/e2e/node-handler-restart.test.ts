@@ -10,11 +10,10 @@ import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/k
 import { coreResources, isNotFound } from '../../runtime/kube.js';
 import { pauseRequestAnnotation } from '../../node-handler/vmi-handler.js';
 import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, until } from '../integration/runtime-support.js';
+import { diskImage, kernelImage } from './guest-images.js';
 
 jest.setTimeout(600_000);
 
-const kernelImage = process.env['KUBEVM_E2E_KERNEL_IMAGE'] ?? 'kubevm/test-guest-kernel:latest';
-const diskImage = process.env['KUBEVM_E2E_DISK_IMAGE'] ?? 'kubevm/test-guest-containerdisk:latest';
 const vmiResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstances', kind: 'VirtualMachineInstance', namespaced: true };
 
 interface Vmi extends KubeObject {

@@ -22,11 +22,10 @@ import { HttpMethod } from '@kubernetes/client-node';
 import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
 import { coreResources } from '../../runtime/kube.js';
 import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, until } from '../integration/runtime-support.js';
+import { diskImage, kernelImage } from './guest-images.js';
 
 jest.setTimeout(600_000);
 
-const kernelImage = process.env['KUBEVM_E2E_KERNEL_IMAGE'] ?? 'kubevm/test-guest-kernel:latest';
-const diskImage = process.env['KUBEVM_E2E_DISK_IMAGE'] ?? 'kubevm/test-guest-containerdisk:latest';
 
 function kubectlBinary(): string {
   if (process.env['KUBEVM_KUBECTL']) return process.env['KUBEVM_KUBECTL'];

@@ -50,7 +50,7 @@ export async function until(condition: () => boolean | Promise<boolean>, timeout
   for (;;) {
     if (await condition()) return;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
+    await sleep(250);
   }
 }
 
