@@ -5,6 +5,7 @@ import { createRootLogger } from '../runtime/logging.js';
 import { CommandServer } from './command-server.js';
 import { configFromEnv, socketPaths } from './config.js';
 import { Domain } from './domain.js';
+import { SerialLogFollower } from './serial-log.js';
 import { parseLauncherVmi } from './vmi.js';
 
 async function main(): Promise<void> {
@@ -22,7 +23,12 @@ async function main(): Promise<void> {
       void server.close().then(() => process.exit(domain.status().phase === 'Succeeded' ? 0 : 1));
     }, lingerMs).unref();
   };
-  const server = new CommandServer(domain, socketPaths(config.runDir).command, log, () => undefined);
+  const sockets = socketPaths(config.runDir);
+  const server = new CommandServer(domain, sockets.command, log, () => undefined);
+  // KubeVirt logs the serial console unless the VMI turns it off.
+  if (vmi.spec.domain.devices.logSerialConsole !== false) {
+    new SerialLogFollower(sockets.serialLog, (line) => process.stdout.write(`${line}\n`)).start();
+  }
   domain.on('event', () => {
     if (domain.stopped) exitWhenStopped();
   });

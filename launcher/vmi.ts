@@ -58,6 +58,7 @@ export interface LauncherDomain {
     autoattachGraphicsDevice?: boolean;
     autoattachSerialConsole?: boolean;
     autoattachMemBalloon?: boolean;
+    logSerialConsole?: boolean;
     hostDevices?: unknown[];
     gpus?: unknown[];
   };
