@@ -78,6 +78,19 @@ describe('launcher start errors', () => {
     expect(processesMatching(run.runDir)).toEqual([]);
   });
 
+  it('QEMU dying while the guest runs is pushed as Failed/Crashed with its exit', async () => {
+    run = await startLauncher(testVmi('crash'));
+    await run.client.subscribe();
+    const status = await run.client.call<DomainStatus>('start');
+    expect(status.phase).toBe('Running');
+    const crashed = run.client.waitForEvent((e) => e.status.phase === 'Failed', 20_000);
+    process.kill(status.qemuPid as number, 'SIGKILL');
+    const event = await crashed;
+    expect(event.status.reason).toBe('Crashed');
+    expect(event.status.error).toMatchObject({ step: 'runtime', message: 'QEMU exited unexpectedly (signal SIGKILL)' });
+    expect(event.status.exit).toEqual({ code: null, signal: 'SIGKILL' });
+  });
+
   it('no KVM and emulation not allowed is a clear refusal', async () => {
     run = await startLauncher(testVmi('nokvm'), { env: { KUBEVM_ACCEL: 'auto', KUBEVM_ALLOW_EMULATION: 'false', KUBEVM_KVM_DEVICE: '/nonexistent/kvm' } });
     const { error } = await failingStart(run);
