@@ -3,6 +3,7 @@
 // guest, which got its address by DHCP.
 import { jest } from '@jest/globals';
 import net from 'node:net';
+import os from 'node:os';
 import type { DomainStatus } from '../../launcher/domain.js';
 import type { LauncherInterface } from '../../launcher/vmi.js';
 import { startLauncher, testVmi } from './harness.js';
@@ -60,6 +61,11 @@ describe('launcher networking (real QEMU, TCG)', () => {
       expect((await run.client.call<DomainStatus>('start')).phase).toBe('Running');
       const lease = await run.waitForSerial(/KUBEVM-NET eth0 (\S+) via (\S+)/, 60_000);
       if (binding === 'masquerade') expect([lease[1], lease[2]]).toEqual(['10.0.2.2/24', '10.0.2.1']);
+      if (binding === 'passt') {
+        // passt hands the guest the pod's (here: the host's) own address.
+        const hostAddresses = Object.values(os.networkInterfaces()).flat().filter((a) => a?.family === 'IPv4').map((a) => a?.address);
+        expect(hostAddresses).toContain(lease[1]?.split('/')[0]);
+      }
       await run.waitForSerial(new RegExp(`KUBEVM-HTTP listening on ${port}`), 10_000);
       expect(await httpGet(port, 30_000)).toMatch(/\r\n\r\nkubevm-guest-http/);
       await run.client.call('kill');
