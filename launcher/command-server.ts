@@ -36,6 +36,7 @@ function stringArg(args: Record<string, unknown>, name: string): string {
 export class CommandServer {
   private server: net.Server | undefined;
   private readonly connections = new Set<net.Socket>();
+  private readonly streams = new Set<'console' | 'vnc'>();
   private readonly handlers: Record<string, Handler>;
 
   constructor(
@@ -141,6 +142,14 @@ export class CommandServer {
           continue;
         }
         if (req.command === 'console' || req.command === 'vnc') {
+          const kind = req.command;
+          // QEMU's chardev and VNC sockets serve one client at a time; a second would hang.
+          if (this.streams.has(kind)) {
+            write({ id, ok: false, error: { message: `a ${kind} stream is already attached` } });
+            continue;
+          }
+          this.streams.add(kind);
+          socket.once('close', () => this.streams.delete(kind));
           // From here on the connection is a raw byte stream to QEMU's socket.
           streaming = true;
           socket.off('data', onData);

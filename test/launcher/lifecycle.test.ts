@@ -66,6 +66,7 @@ describe('launcher lifecycle (real QEMU, TCG)', () => {
       });
     });
     expect(seen).toMatch(/KUBEVM-COUNT/);
+    await expect(LauncherClient.openStream(sock, 'console')).rejects.toThrow('a console stream is already attached');
     consoleStream.destroy();
 
     // Reset: the guest boots again.
