@@ -13,7 +13,7 @@ export class LauncherCommandError extends Error {
     readonly step: string | undefined,
     readonly qemuStderr: string[],
   ) {
-    super(`launcher ${command}: ${message}`);
+    super(`launcher ${command}: ${message}${qemuStderr.length ? `\nQEMU said:\n  ${qemuStderr.slice(-5).join('\n  ')}` : ''}`);
     this.name = 'LauncherCommandError';
   }
 }

@@ -115,7 +115,7 @@ describe('qemuArgs', () => {
             disks: [
               { name: 'root', disk: { bus: 'virtio' }, bootOrder: 1, serial: 'ROOT1', errorPolicy: 'report' },
               { name: 'data', disk: { bus: 'scsi' }, cache: 'writeback', errorPolicy: 'enospace' },
-              { name: 'blk', disk: { bus: 'sata', readonly: true } },
+              { name: 'blk', disk: { bus: 'sata' } },
               { name: 'iso', cdrom: { bus: 'sata' } },
             ],
           },
@@ -128,13 +128,13 @@ describe('qemuArgs', () => {
     expect(blockdevs[0]).toMatchObject({ 'node-name': 'disk0-file', driver: 'file', filename: '/eph/root/overlay.qcow2', 'read-only': false, cache: { direct: true } });
     expect(blockdevs[1]).toMatchObject({ 'node-name': 'disk0-format', driver: 'qcow2', file: 'disk0-file' });
     expect(blockdevs[2]).toMatchObject({ driver: 'file', cache: { direct: false } });
-    expect(blockdevs[4]).toMatchObject({ driver: 'host_device', filename: '/dev/blk', 'read-only': true });
+    expect(blockdevs[4]).toMatchObject({ driver: 'host_device', filename: '/dev/blk', 'read-only': false });
     expect(blockdevs[7]).toMatchObject({ driver: 'raw', 'read-only': true });
     const devices = all(a, '-device');
     expect(devices).toContain('virtio-blk-pci,drive=disk0-format,id=ua-root,write-cache=on,bootindex=1,serial=ROOT1,werror=report,rerror=report');
     expect(devices).toContain('virtio-scsi-pci,id=scsi0');
     expect(devices).toContain('scsi-hd,bus=scsi0.0,drive=disk1-format,id=ua-data,write-cache=on,werror=enospc,rerror=report');
-    expect(devices).toContain('ide-hd,bus=ide.0,drive=disk2-format,id=ua-blk,write-cache=off,werror=stop,rerror=stop');
+    expect(devices).toContain('ide-hd,bus=ide.0,drive=disk2-format,id=ua-blk,write-cache=on,werror=stop,rerror=stop');
     expect(devices).toContain('ide-cd,bus=ide.1,drive=disk3-format,id=ua-iso,write-cache=off,werror=stop,rerror=stop');
     expect(opt(a, '-boot')).toBe('strict=on');
   });
@@ -147,6 +147,7 @@ describe('qemuArgs', () => {
     expect(bad({ disk: {}, cache: 'unsafe' })).toThrow('spec.domain.devices.disks[0].cache: "unsafe" is not supported');
     expect(bad({ disk: {}, errorPolicy: 'panic' })).toThrow('spec.domain.devices.disks[0].errorPolicy');
     expect(bad({ lun: {} })).toThrow('spec.domain.devices.disks[0].lun');
+    expect(bad({ disk: { bus: 'sata', readonly: true } })).toThrow('spec.domain.devices.disks[0].disk.readonly: a read-only disk cannot use the sata bus');
     expect(bad({ disk: {} }, [{ name: 'other', emptyDisk: { capacity: '1Gi' } }])).toThrow('spec.domain.devices.disks[0].name: no volume named "root" in spec.volumes');
     expect(() => qemuArgs(vmi({ devices: { disks: [{ name: 'root', cache: 'none' }] } }), ctx({ disks: new Map([['root', fileDisk('/x', { directIO: false })]]) }))).toThrow(
       'cache "none" needs O_DIRECT',

@@ -302,6 +302,8 @@ function oneDisk(disk: LauncherDisk, index: number, field: string, prepared: Pre
       device = `virtio-blk-pci,${props.join(',')},werror=${werror},rerror=${rerror}`;
       break;
     case 'sata': {
+      // QEMU's ide-hd cannot be read-only (libvirt refuses it too); ide-cd always is.
+      if (kind === 'disk' && readOnly) throw new DomainSpecError(`${field}.disk.readonly`, 'a read-only disk cannot use the sata bus; use virtio or scsi');
       if (ctl.sataPort >= 6) throw new DomainSpecError(busField, 'at most 6 sata disks fit the q35 AHCI controller');
       const port = ctl.sataPort++;
       device = `${kind === 'cdrom' ? 'ide-cd' : 'ide-hd'},bus=ide.${port},${props.join(',')},werror=${werror},rerror=${rerror}`;

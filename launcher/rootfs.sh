@@ -5,6 +5,7 @@
 #   /usr/bin/{qemu-system-x86_64,qemu-img,xorriso,passt}  and every shared library they load (ldd)
 #   /usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so    QEMU's TCG module (emulation fallback)
 #   /usr/share/qemu, /usr/share/seabios QEMU's firmware and option ROMs (SeaBIOS, VGA BIOS, linuxboot)
+#   /usr/lib/ipxe/qemu/efi-*.rom        NIC option ROMs for network boot (bootOrder on an interface)
 #   /etc/passwd, /etc/group             uid/gid 107 "qemu"
 #   the pod's mount points              /var/run/kubevm-private, /var/run/kubevirt-ephemeral-disks, ...
 # The result is meant for a FROM-scratch image (the lead's image build tars it). Usage:
@@ -107,6 +108,11 @@ done
 mkdir -p "$root/usr/share"
 cp -rL /usr/share/qemu "$root/usr/share/"
 cp -rL /usr/share/seabios "$root/usr/share/"
+# NIC option ROMs (iPXE), loaded only for an interface with a bootOrder (network boot).
+if [ -d /usr/lib/ipxe/qemu ]; then
+  mkdir -p "$root/usr/lib/ipxe/qemu"
+  cp -L /usr/lib/ipxe/qemu/efi-*.rom "$root/usr/lib/ipxe/qemu/"
+fi
 # Other architectures' firmware is not needed by qemu-system-x86_64.
 (cd "$root/usr/share/qemu" && rm -rf openbios-* s390-* skiboot.lid slof.bin hppa-firmware.img opensbi-* palcode-clipper \
   npcm7xx_bootrom.bin ./*.dtb QEMU,* vof.bin)
