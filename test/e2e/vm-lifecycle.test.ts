@@ -161,7 +161,8 @@ describe('VM lifecycle on the real cluster', () => {
     const pod = await launcherPod('lifecycle');
     expect(pod).toBeDefined();
     await until(async () => (await serialLog(pod?.metadata?.name ?? '')).includes('KUBEVM-GUEST-BOOTED'), 300_000, 'the guest to boot (serial console)');
-    expect(await serialLog(pod?.metadata?.name ?? '')).toContain('KUBEVM-E2E-USERDATA');
+    // The guest runs cloud-init's user-data after its boot marker: wait for it, bounded.
+    await until(async () => (await serialLog(pod?.metadata?.name ?? '')).includes('KUBEVM-E2E-USERDATA'), 120_000, 'the cloud-init user-data to run in the guest');
     expect((await kubectl(['get', 'vm', 'lifecycle', '-n', namespace])).split('\n')[1]).toMatch(/\bRunning\b/);
 
     await kubectl(['delete', 'vm', 'lifecycle', '-n', namespace, '--wait=true']);
