@@ -23,15 +23,20 @@ interface Vmi extends KubeObject {
 const client = clusterClient();
 await requireCluster(client);
 
-type Writes = { vmi: number; pod: number; vmiCreates: number };
+// Successful writes (2xx) count; refused ones (409 conflicts, ...) are counted apart as retries.
+type Writes = { vmi: number; pod: number; vmiCreates: number; refused: number };
 async function writes(): Promise<Writes> {
   const text = String(await client.request(HttpMethod.GET, '/metrics'));
-  const result: Writes = { vmi: 0, pod: 0, vmiCreates: 0 };
+  const result: Writes = { vmi: 0, pod: 0, vmiCreates: 0, refused: 0 };
   for (const line of text.split('\n')) {
     if (!line.startsWith('apiserver_request_total{')) continue;
     const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
     const value = Number(line.slice(line.lastIndexOf(' ') + 1));
     const write = ['PUT', 'PATCH', 'APPLY'].includes(labels['verb'] ?? '');
+    if (!(labels['code'] ?? '').startsWith('2')) {
+      if ((write || labels['verb'] === 'POST') && ['virtualmachineinstances', 'pods'].includes(labels['resource'] ?? '')) result.refused += value;
+      continue;
+    }
     if (labels['resource'] === 'virtualmachineinstances' && write) result.vmi += value;
     if (labels['resource'] === 'virtualmachineinstances' && labels['verb'] === 'POST') result.vmiCreates += value;
     if (labels['resource'] === 'pods' && write && labels['subresource'] === '') result.pod += value;
@@ -106,6 +111,7 @@ try {
   console.log(`VMI creates per VM: ${per(atRunning.vmiCreates, before.vmiCreates)}`);
   console.log(`VMI writes per VMI (PUT/PATCH/APPLY, status included) up to Running: ${per(atRunning.vmi, before.vmi)}; 30 s later: ${per(settled.vmi, before.vmi)}`);
   console.log(`pod writes per VMI after creation (not the kubelet's pods/status): ${per(settled.pod, before.pod)}`);
+  console.log(`refused writes per VMI (conflicts and other non-2xx, VMIs and pods): ${per(settled.refused, before.refused)}`);
 } finally {
   await deleteNamespace(client, namespace);
   client.close();
