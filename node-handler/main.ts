@@ -7,7 +7,7 @@
 // /var/lib/kubelet/device-plugins, fixed by the kubelet whatever its --root-dir); KUBEVM_DEV_ROOT (where the host's /dev is mounted, default /); HEALTH_PORT
 // (default 8443); LOG_LEVEL.
 import path from 'node:path';
-import { KubeEventRecorder } from '../controller/events.js';
+import { KubeEventRecorder } from '../runtime/events.js';
 import { VirtualMachineInstanceNames } from '../runtime/api/index.js';
 import { Controller } from '../runtime/controller.js';
 import { HealthServer } from '../runtime/health.js';

@@ -1,6 +1,7 @@
 // The shared runtime every kubevm component uses. The API schemas live in ./api.
 export * from './conditions.js';
 export * from './controller.js';
+export * from './events.js';
 export * from './expectations.js';
 export * from './health.js';
 export * from './informer.js';

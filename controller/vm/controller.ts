@@ -12,7 +12,7 @@ import type { KubeClient, ResourceClient, ResourceDescriptor } from '../../runti
 import { isAlreadyExists, isNotFound } from '../../runtime/kube.js';
 import type { ReconcileContext, ReconcileResult } from '../../runtime/controller.js';
 import { updateStatusIfChanged } from '../../runtime/status.js';
-import type { EventRecorder } from '../events.js';
+import type { EventRecorder } from '../../runtime/events.js';
 import { OwnWrites } from '../own-writes.js';
 import { vmiResource } from '../vmi/controller.js';
 import { backoffSecondsLeft, nextStartFailure } from './crash-loop.js';

@@ -9,7 +9,7 @@ import type { KubeClient, KubeObject, ResourceClient, ResourceDescriptor } from 
 import { coreResources, isAlreadyExists, isNotFound } from '../../runtime/kube.js';
 import type { ReconcileContext, ReconcileResult } from '../../runtime/controller.js';
 import { updateStatusIfChanged } from '../../runtime/status.js';
-import type { EventRecorder } from '../events.js';
+import type { EventRecorder } from '../../runtime/events.js';
 import { OwnWrites } from '../own-writes.js';
 import { isFinal } from '../vm/run-strategy.js';
 import type { LauncherPodConfig } from './launcher-pod.js';

@@ -4,9 +4,9 @@
 // events for the same object within a short window are dropped, so a key retried with backoff
 // does not flood the namespace.
 import { randomBytes } from 'node:crypto';
-import type { KubeClient, KubeObject, ResourceClient } from '../runtime/kube.js';
-import { coreResources } from '../runtime/kube.js';
-import type { Logger } from '../runtime/logging.js';
+import type { KubeClient, KubeObject, ResourceClient } from './kube.js';
+import { coreResources } from './kube.js';
+import type { Logger } from './logging.js';
 
 export type EventType = 'Normal' | 'Warning';
 
