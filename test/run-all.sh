@@ -69,6 +69,8 @@ if stage cluster; then
   # shellcheck disable=SC1091
   source "${KUBEVM_STATE:-/var/lib/kubevm-local}/env"
   set +a
+  # The cluster keeps its etcd across down/up: start the suites from a cluster without kubevm.
+  check "kubevm absent before the integration suites" bash scripts/uninstall-kubevm.sh || exit 1
   echo "== integration (the cluster without kubevm installed)"
   jest integration
   echo "== e2e (kubevm's images built and installed)"

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Removes kubevm from the cluster KUBECONFIG points at: every VirtualMachine and VMI (their
+# launcher pods go with them), the components in namespace kubevirt, the cluster-scoped RBAC and
+# the CRDs. Idempotent; bounded waits.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$repo"
+source local-cluster/lib.sh
+kubectl() { "${KUBEVM_KUBECTL:-kubectl}" "$@"; }
+
+if kubectl get crd virtualmachines.kubevirt.io >/dev/null 2>&1; then
+  log "deleting VirtualMachines and VirtualMachineInstances"
+  kubectl delete vm,vmi --all --all-namespaces --wait=true --timeout=120s >/dev/null || true
+fi
+log "deleting kubevm's components"
+kubectl delete -R -f deploy/controller -f deploy/node-handler --ignore-not-found --wait=true --timeout=120s >/dev/null
+kubectl delete -f deploy/namespace.yaml --ignore-not-found --wait=true --timeout=120s >/dev/null
+log "deleting the CRDs"
+kubectl delete -f crds/ --ignore-not-found --wait=true --timeout=120s >/dev/null
+log "kubevm uninstalled"
