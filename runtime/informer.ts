@@ -14,6 +14,7 @@ import type { KubeClient, KubeObject, ObjectList, ResourceDescriptor } from './k
 import { isGone, objectKey, recordRestRequest, resourcePath } from './kube.js';
 import type { Logger } from './logging.js';
 import { silentLogger } from './logging.js';
+import { sleepUnlessAborted } from './sleep.js';
 
 export interface InformerEventHandler<T> {
   onAdd?(obj: T): void;
@@ -62,18 +63,6 @@ function deepFreeze<V>(value: V): V {
   return value;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null;
@@ -205,7 +194,7 @@ export class Informer<T extends KubeObject> {
         } catch (err) {
           if (stopSignal.aborted) break;
           this.log.warn({ err }, 'list failed; retrying');
-          await sleep(this.jittered(backoffMs), stopSignal);
+          await sleepUnlessAborted(this.jittered(backoffMs), stopSignal);
           backoffMs = Math.min(maxBackoffMs, backoffMs * 2);
           continue;
         }
@@ -225,7 +214,7 @@ export class Informer<T extends KubeObject> {
           break;
         case 'error':
           this.watchErrorCount++;
-          await sleep(this.jittered(backoffMs), stopSignal);
+          await sleepUnlessAborted(this.jittered(backoffMs), stopSignal);
           backoffMs = Math.min(maxBackoffMs, backoffMs * 2);
           break;
       }

@@ -14,6 +14,7 @@ import type { Logger } from './logging.js';
 import { silentLogger } from './logging.js';
 import type { KubevirtComponentName } from './metrics.js';
 import { leadingStatusGauge } from './metrics.js';
+import { sleepUnlessAborted } from './sleep.js';
 
 export interface LeaseSpec {
   holderIdentity?: string | null;
@@ -53,18 +54,6 @@ function microTime(ms: number): string {
   return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
 
 function sameRecord(a: LeaseSpec | undefined, b: LeaseSpec | undefined): boolean {
   return (
@@ -143,7 +132,7 @@ export class LeaderElector {
         this.log.info('acquired the lease');
         return true;
       }
-      await sleep(this.retryPeriodMs * (1 + Math.random() * 1.2), stopSignal);
+      await sleepUnlessAborted(this.retryPeriodMs * (1 + Math.random() * 1.2), stopSignal);
     }
     return false;
   }
@@ -160,7 +149,7 @@ export class LeaderElector {
 
     let lastRenew = Date.now();
     while (!stopSignal.aborted) {
-      await sleep(this.retryPeriodMs, stopSignal);
+      await sleepUnlessAborted(this.retryPeriodMs, stopSignal);
       if (stopSignal.aborted) break;
       if (await this.tryAcquireOrRenew(stopSignal)) {
         lastRenew = Date.now();
