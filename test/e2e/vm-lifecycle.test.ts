@@ -16,26 +16,19 @@
 // Fails, never skips, when the cluster or kubevm is missing.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { HttpMethod } from '@kubernetes/client-node';
 import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
 import { coreResources } from '../../runtime/kube.js';
-import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, until } from '../integration/runtime-support.js';
+import { clusterClient, createTestNamespace, deleteNamespace, localClusterSetting, requireCluster, until } from '../integration/runtime-support.js';
 import { diskImage, kernelImage } from './guest-images.js';
 
 jest.setTimeout(600_000);
 
 
 function kubectlBinary(): string {
-  if (process.env['KUBEVM_KUBECTL']) return process.env['KUBEVM_KUBECTL'];
-  const envFile = join(process.env['KUBEVM_STATE'] ?? '/var/lib/kubevm-local', 'env');
-  if (existsSync(envFile)) {
-    const line = readFileSync(envFile, 'utf8').split('\n').find((entry) => entry.startsWith('KUBEVM_KUBECTL='));
-    const path = line?.slice('KUBEVM_KUBECTL='.length).trim();
-    if (path && existsSync(path)) return path;
-  }
-  return 'kubectl';
+  const path = localClusterSetting('KUBEVM_KUBECTL');
+  return path && existsSync(path) ? path : 'kubectl';
 }
 
 function kubectl(args: string[], stdin?: string): Promise<string> {

@@ -8,7 +8,7 @@
 // and no installed kubevm; fails, never skips.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,18 +21,12 @@ import { ControllerManager } from '../../controller/manager.js';
 import type { VirtualMachine, VirtualMachineInstance } from '../../controller/api.js';
 import { vmResource } from '../../controller/vm/controller.js';
 import { vmiResource } from '../../controller/vmi/controller.js';
-import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, until } from './runtime-support.js';
+import { clusterClient, useLocalClusterKubeconfig, createTestNamespace, deleteNamespace, requireCluster, until } from './runtime-support.js';
 
 jest.setTimeout(180_000);
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-if (!process.env['KUBECONFIG']) {
-  const envFile = join(process.env['KUBEVM_STATE'] ?? '/var/lib/kubevm-local', 'env');
-  if (existsSync(envFile)) {
-    const line = readFileSync(envFile, 'utf8').split('\n').find((entry) => entry.startsWith('KUBECONFIG='));
-    if (line) process.env['KUBECONFIG'] = line.slice('KUBECONFIG='.length).trim();
-  }
-}
+useLocalClusterKubeconfig();
 
 const LAUNCHER = 'kubevm-it/fake-launcher:1';
 const DISK = 'kubevm-it/fake-disk:1';

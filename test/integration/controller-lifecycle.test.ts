@@ -8,7 +8,7 @@
 // Needs KUBECONFIG (or ${KUBEVM_STATE:-/var/lib/kubevm-local}/env from make cluster-up-cp); fails,
 // never skips, when no API server is reachable.
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
@@ -24,20 +24,13 @@ import { vmResource } from '../../controller/vm/controller.js';
 import { vmiResource } from '../../controller/vmi/controller.js';
 import { launcherPodName } from '../../controller/vmi/launcher-pod.js';
 import { controllerRevisions } from '../../controller/vm/revisions.js';
-import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, sleep, until } from './runtime-support.js';
+import { clusterClient, useLocalClusterKubeconfig, createTestNamespace, deleteNamespace, requireCluster, sleep, until } from './runtime-support.js';
 
 jest.setTimeout(120_000);
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-// KUBECONFIG from the environment, else from the local cluster's env file.
-if (!process.env['KUBECONFIG']) {
-  const envFile = join(process.env['KUBEVM_STATE'] ?? '/var/lib/kubevm-local', 'env');
-  if (existsSync(envFile)) {
-    const line = readFileSync(envFile, 'utf8').split('\n').find((entry) => entry.startsWith('KUBECONFIG='));
-    if (line) process.env['KUBECONFIG'] = line.slice('KUBECONFIG='.length).trim();
-  }
-}
+useLocalClusterKubeconfig();
 
 const crdResource: ResourceDescriptor = { group: 'apiextensions.k8s.io', version: 'v1', resource: 'customresourcedefinitions', kind: 'CustomResourceDefinition', namespaced: false };
 const pvcs: ResourceDescriptor = { group: '', version: 'v1', resource: 'persistentvolumeclaims', kind: 'PersistentVolumeClaim', namespaced: true };

@@ -5,7 +5,7 @@
 // Needs KUBECONFIG of a cluster admin (or ${KUBEVM_STATE:-/var/lib/kubevm-local}/env); fails,
 // never skips, when no API server is reachable.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
@@ -18,19 +18,13 @@ import { ControllerManager } from '../../controller/manager.js';
 import type { VirtualMachine, VirtualMachineInstance } from '../../controller/api.js';
 import { vmResource } from '../../controller/vm/controller.js';
 import { vmiResource } from '../../controller/vmi/controller.js';
-import { clusterClient, createTestNamespace, deleteNamespace, namespaces, requireCluster, until } from './runtime-support.js';
+import { clusterClient, useLocalClusterKubeconfig, createTestNamespace, deleteNamespace, namespaces, requireCluster, until } from './runtime-support.js';
 
 jest.setTimeout(120_000);
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-if (!process.env['KUBECONFIG']) {
-  const envFile = join(process.env['KUBEVM_STATE'] ?? '/var/lib/kubevm-local', 'env');
-  if (existsSync(envFile)) {
-    const line = readFileSync(envFile, 'utf8').split('\n').find((entry) => entry.startsWith('KUBECONFIG='));
-    if (line) process.env['KUBECONFIG'] = line.slice('KUBECONFIG='.length).trim();
-  }
-}
+useLocalClusterKubeconfig();
 
 const byKind: Record<string, ResourceDescriptor> = {
   ServiceAccount: { group: '', version: 'v1', resource: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true },

@@ -2,9 +2,26 @@
 // the local cluster (make cluster-up-cp writes KUBECONFIG into ${KUBEVM_STATE}/env) and fail,
 // rather than skip, when no cluster is reachable.
 import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { HttpMethod } from '@kubernetes/client-node';
 import { KubeClient, KubeConfig, isNotFound } from '../../runtime/kube.js';
 import type { KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
+
+/** A setting of the local cluster: the environment's, else the one `make cluster-up` wrote into ${KUBEVM_STATE}/env. */
+export function localClusterSetting(name: string): string | undefined {
+  if (process.env[name]) return process.env[name];
+  const envFile = join(process.env['KUBEVM_STATE'] ?? '/var/lib/kubevm-local', 'env');
+  if (!existsSync(envFile)) return undefined;
+  const line = readFileSync(envFile, 'utf8').split('\n').find((entry) => entry.startsWith(`${name}=`));
+  return line?.slice(name.length + 1).trim() || undefined;
+}
+
+/** Sets KUBECONFIG from the local cluster's env file when the environment has none (for code that reads it itself). */
+export function useLocalClusterKubeconfig(): void {
+  const path = localClusterSetting('KUBECONFIG');
+  if (path) process.env['KUBECONFIG'] = path;
+}
 
 export function clusterClient(): KubeClient {
   const path = process.env['KUBECONFIG'];
