@@ -135,9 +135,13 @@ export class LauncherClient extends EventEmitter {
           reject(new Error(`launcher ${kind}: ${answer.error?.message ?? 'refused'}`));
           return;
         }
+        // Bytes of the stream that came with the answer go back in front; the socket stays paused
+        // until the caller (resumed after this promise settles) has attached its listener.
+        socket.pause();
         const rest = head.subarray(nl + 1);
         if (rest.length) socket.unshift(rest);
         resolve(socket);
+        setImmediate(() => socket.resume());
       };
       socket.on('data', onData);
       socket.once('error', reject);
