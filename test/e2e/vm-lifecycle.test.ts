@@ -15,8 +15,8 @@
 // - a launcher pod deleted by force fails its VMI (the controller: pod gone → Failed).
 // Fails, never skips, when the cluster or kubevm is missing.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { HttpMethod } from '@kubernetes/client-node';
 import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
 import { coreResources } from '../../runtime/kube.js';
@@ -212,6 +212,56 @@ describe('VM lifecycle on the real cluster', () => {
     await client.resource<VM>(vmResource).patchStatus('manual', namespace, { status: { stateChangeRequests: [{ action: 'Stop', uid }] } });
     await until(async () => (await vmi('manual')) === undefined, 180_000, 'VMI stopped');
     await until(async () => (await printable('manual')) === 'Stopped', 60_000, 'Stopped');
+  });
+});
+
+// Issue 6: killing the launcher process or the controller leader mid-lifecycle loses no VM and
+// never makes a second launcher pod for it. (The node handler's restart is test/e2e/node-handler-restart.)
+describe('component failures lose no VM', () => {
+  /** Launcher pods of a VM that are not being deleted; sampled while waiting, never more than one. */
+  async function livePods(name: string): Promise<number> {
+    const pods = await client.resource<Pod>(coreResources.pods).list({ namespace, labelSelector: 'kubevirt.io=virt-launcher' });
+    return pods.items.filter((pod) => pod.metadata?.annotations?.['kubevirt.io/domain'] === name && !pod.metadata?.deletionTimestamp && pod.status?.phase !== 'Failed' && pod.status?.phase !== 'Succeeded').length;
+  }
+
+  async function bootedAgain(name: string, notUid: string): Promise<void> {
+    let most = 0;
+    await until(async () => {
+      most = Math.max(most, await livePods(name));
+      const current = await vmi(name);
+      if (!current || current.metadata?.uid === notUid || current.status?.phase !== 'Running') return false;
+      const pod = await launcherPod(name);
+      return (await serialLog(pod?.metadata?.name ?? '')).includes('KUBEVM-GUEST-BOOTED');
+    }, 300_000, `${name} running and booted again`);
+    expect(most).toBeLessThanOrEqual(1);
+    expect(await livePods(name)).toBe(1);
+    expect(await printable(name)).toBe('Running');
+  }
+
+  it('a killed launcher process: the VM comes back (Always), with one launcher pod at any time', async () => {
+    await kubectl(['apply', '-f', '-'], vmYaml('launcher-kill', 'Always'));
+    const first = await runningVMIUid('launcher-kill');
+    const pod = await launcherPod('launcher-kill');
+    await until(async () => (await serialLog(pod?.metadata?.name ?? '')).includes('KUBEVM-GUEST-BOOTED'), 300_000, 'the guest to boot');
+    // The test runs on the node: QEMU is named guest=<namespace>_<name>; its parent is the launcher.
+    const qemu = execFileSync('pgrep', ['-f', `guest=${namespace}_launcher-kill,`], { encoding: 'utf8' }).trim().split('\n')[0] ?? '';
+    const launcherPid = Number(readFileSync(`/proc/${qemu}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]);
+    expect(launcherPid).toBeGreaterThan(1);
+    process.kill(launcherPid, 'SIGKILL');
+    await bootedAgain('launcher-kill', first);
+  });
+
+  it('a killed controller leader mid-start: the new leader converges without a second VMI or pod', async () => {
+    const leases = await client.request(HttpMethod.GET, '/apis/coordination.k8s.io/v1/namespaces/kubevirt/leases/kubevm-controller');
+    const leader = (leases as { spec?: { holderIdentity?: string } }).spec?.holderIdentity ?? '';
+    expect(leader).not.toBe('');
+    await kubectl(['apply', '-f', '-'], vmYaml('leader-kill', 'Always'));
+    await kubectl(['delete', 'pod', leader, '-n', 'kubevirt', '--grace-period=0', '--force']);
+    await bootedAgain('leader-kill', '');
+    const vmis = await client.resource<VMI>(vmiResource).list({ namespace });
+    expect(vmis.items.filter((item) => item.metadata?.name === 'leader-kill')).toHaveLength(1);
+    const after = (await client.request(HttpMethod.GET, '/apis/coordination.k8s.io/v1/namespaces/kubevirt/leases/kubevm-controller')) as { spec?: { holderIdentity?: string } };
+    expect(after.spec?.holderIdentity).not.toBe(leader);
   });
 });
 
