@@ -230,7 +230,7 @@ interface ImageSourceParts extends VolumeParts {
   initContainers: V1Container[];
 }
 
-const INIT_SECURITY_CONTEXT = {
+const RESTRICTED_SECURITY_CONTEXT = {
   runAsUser: LAUNCHER_UID,
   runAsGroup: LAUNCHER_UID,
   runAsNonRoot: true,
@@ -291,7 +291,7 @@ function imageSources(vmi: VirtualMachineInstance, config: LauncherPodConfig): I
     // Named busybox: busybox picks its applet from argv[0] unless argv[0] is "busybox".
     command: [copier, 'cp', copier, `${COPIER_DIR}/busybox`],
     volumeMounts: [{ name: 'kubevm-bin', mountPath: COPIER_DIR }],
-    securityContext: INIT_SECURITY_CONTEXT,
+    securityContext: RESTRICTED_SECURITY_CONTEXT,
     resources: INIT_RESOURCES,
     terminationMessagePolicy: 'FallbackToLogsOnError',
   });
@@ -314,7 +314,7 @@ function imageSources(vmi: VirtualMachineInstance, config: LauncherPodConfig): I
         { name: 'kubevm-bin', mountPath: COPIER_DIR, readOnly: true },
         { name: 'image-sources', mountPath: '/target' },
       ],
-      securityContext: INIT_SECURITY_CONTEXT,
+      securityContext: RESTRICTED_SECURITY_CONTEXT,
       resources: INIT_RESOURCES,
       // A failed copy's last log lines become its termination message, quoted in the VMI's event.
       terminationMessagePolicy: 'FallbackToLogsOnError',
@@ -370,15 +370,9 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     ],
     resources: launcherResources(vmi, config),
-    securityContext: {
-      runAsUser: LAUNCHER_UID,
-      runAsGroup: LAUNCHER_UID,
-      runAsNonRoot: true,
-      allowPrivilegeEscalation: false,
-      privileged: false,
-      readOnlyRootFilesystem: true,
-      capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
-    },
+    // The init containers' context plus the one capability QEMU's user-mode networking needs to
+    // forward guest ports below 1024.
+    securityContext: { ...RESTRICTED_SECURITY_CONTEXT, capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] } },
     volumeMounts: [...fixedMounts, ...perVolume.flatMap((parts) => parts.mounts), ...images.mounts],
     ...(devices.length > 0 ? { volumeDevices: devices } : {}),
     terminationMessagePolicy: 'FallbackToLogsOnError',
