@@ -2,7 +2,7 @@
 // prepared disks are, socket paths) comes in through the context, so it is unit-tested without
 // QEMU. Values it cannot honour are errors naming the field path, never silently dropped.
 import type { LauncherDisk, LauncherInterface, LauncherVmi } from './vmi.js';
-import { quantityBytes } from './vmi.js';
+import { quantityBytes, quantityMillis } from '../runtime/quantity.js';
 
 export type Accelerator = 'kvm' | 'tcg';
 
@@ -104,10 +104,11 @@ export function cpuTopology(vmi: LauncherVmi): { sockets: number; cores: number;
 }
 
 function cpuMillis(q: string | number): number {
-  if (typeof q === 'number') return q * 1000;
-  const m = /^([0-9.]+)(m?)$/.exec(q.trim());
-  if (!m) throw new DomainSpecError('spec.domain.resources.requests.cpu', `"${q}" is not a CPU quantity`);
-  return m[2] === 'm' ? Number(m[1]) : Number(m[1]) * 1000;
+  try {
+    return quantityMillis(q, 'spec.domain.resources.requests.cpu');
+  } catch {
+    throw new DomainSpecError('spec.domain.resources.requests.cpu', `"${q}" is not a CPU quantity (e.g. 500m, 2)`);
+  }
 }
 
 /** Guest memory in bytes: memory.guest, else the memory request, else the limit. */

@@ -116,19 +116,3 @@ export function parseLauncherVmi(text: string, source: string): LauncherVmi {
   if (!vmi.spec?.domain?.devices) throw new Error(`${source}: spec.domain.devices is required`);
   return vmi as LauncherVmi;
 }
-
-const binarySuffixes: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
-const decimalSuffixes: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18, m: 1e-3 };
-
-/** A Kubernetes quantity in bytes (rounded up), or an error naming `field`. */
-export function quantityBytes(value: QuantityValue, field: string): number {
-  if (typeof value === 'number') return Math.ceil(value);
-  const m = /^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([KMGTPE]i|[kMGTPEm]|[eE][+-]?[0-9]+)?\s*$/.exec(value);
-  if (!m) throw new Error(`${field}: "${value}" is not a Kubernetes quantity (e.g. 128Mi, 1Gi)`);
-  const n = Number(m[1]);
-  const suffix = m[2] ?? '';
-  if (suffix.startsWith('e') || suffix.startsWith('E') && suffix.length > 1) return Math.ceil(n * 10 ** Number(suffix.slice(1)));
-  const factor = binarySuffixes[suffix] ?? decimalSuffixes[suffix];
-  if (factor === undefined) throw new Error(`${field}: unknown quantity suffix "${suffix}"`);
-  return Math.ceil(n * factor);
-}

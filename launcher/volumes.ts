@@ -11,7 +11,7 @@ import { buildCloudInitIso, cloudInitFiles } from './cloud-init.js';
 import type { CloudInitSecretDirs } from './cloud-init.js';
 import type { PreparedDisk } from './qemu-args.js';
 import type { LauncherVmi, LauncherVolume } from './vmi.js';
-import { quantityBytes } from './vmi.js';
+import { quantityBytes } from '../runtime/quantity.js';
 
 const run = promisify(execFile);
 

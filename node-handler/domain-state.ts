@@ -2,6 +2,7 @@
 // from the launcher's pushed events (never from polling). The VMI status is computed from this,
 // as KubeVirt's virt-handler computes it from its domain informer.
 import type { VirtualMachineInstanceGuestOSInfo, VirtualMachineInstanceNetworkInterface } from '../runtime/api/index.js';
+import { canonicalJson } from '../runtime/json.js';
 
 /** The domain's lifecycle as the handler needs it, whatever words the launcher uses. */
 export type DomainPhase =
@@ -54,7 +55,7 @@ export class DomainStateCache {
     const previous = this.states.get(key);
     const base: DomainState = previous && previous.podUid === change.podUid ? previous : { podUid: change.podUid, phase: 'Starting', agentConnected: false };
     const next: DomainState = { ...base, ...change };
-    if (previous && stableJson(previous) === stableJson(next)) return;
+    if (previous && canonicalJson(previous) === canonicalJson(next)) return;
     this.states.set(key, next);
     this.notify(key);
   }
@@ -75,21 +76,4 @@ export class DomainStateCache {
   private notify(key: string): void {
     for (const listener of this.listeners) listener(key);
   }
-}
-
-/**
- * JSON with object keys sorted and null/undefined fields dropped, so values the API server
- * round-trips (key order, `lastProbeTime: null` kept or pruned) give equal strings.
- */
-export function stableJson(value: unknown): string {
-  return JSON.stringify(value, (_key, item: unknown) => {
-    if (item && typeof item === 'object' && !Array.isArray(item)) {
-      return Object.fromEntries(
-        Object.entries(item as Record<string, unknown>)
-          .filter(([, v]) => v !== undefined && v !== null)
-          .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
-      );
-    }
-    return item;
-  });
 }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { describeRequest } from './kube.js';
 import { redactionPaths } from './logging.js';
-import { jsonEqual, normaliseJson, statusEqual } from './status.js';
+import { canonicalJson, jsonEqual, normaliseJson } from './json.js';
+import { statusEqual } from './status.js';
 
 describe('status comparison', () => {
   it('ignores key order, undefined and null members', () => {
@@ -15,6 +16,12 @@ describe('status comparison', () => {
     expect(statusEqual({ c: [{ type: 'Ready', status: 'True' }] }, { c: [{ type: 'Ready', status: 'False' }] })).toBe(false);
     expect(statusEqual({ a: 1 }, { a: 1, b: 0 })).toBe(false);
     expect(jsonEqual({ a: {} }, { a: [] })).toBe(false);
+  });
+
+  it('gives one canonical text whatever the key order, null or undefined members', () => {
+    expect(canonicalJson({ b: { y: 1, x: [{ q: null, p: 2 }] }, a: undefined, c: null })).toBe('{"b":{"x":[{"p":2}],"y":1}}');
+    expect(canonicalJson({ a: 1, b: 2 })).toBe(canonicalJson({ b: 2, a: 1 }));
+    expect(canonicalJson([2, 1])).not.toBe(canonicalJson([1, 2]));
   });
 
   it('normalises nested structures', () => {

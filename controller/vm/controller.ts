@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import type { InstancetypeSpec, PreferenceSpec, VirtualMachine, VirtualMachineInstance, VirtualMachineStatus } from '../api.js';
 import { VirtualMachineInstancetypeSpec, VirtualMachinePreferenceSpec } from '../../runtime/api/index.js';
 import type { ControllerExpectations } from '../../runtime/expectations.js';
+import { canonicalJson } from '../../runtime/json.js';
 import type { Informer } from '../../runtime/informer.js';
 import type { KubeClient, ResourceClient, ResourceDescriptor } from '../../runtime/kube.js';
 import { isAlreadyExists, isNotFound } from '../../runtime/kube.js';
@@ -70,22 +71,9 @@ export function observeVMIs(vmis: Informer<VirtualMachineInstance>, expectations
   });
 }
 
-/** JSON with sorted keys, so a hash does not depend on the order fields were written in. */
-function stableJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
-  if (typeof value === 'object' && value !== null) {
-    return `{${Object.keys(value)
-      .sort()
-      .filter((key) => (value as Record<string, unknown>)[key] !== undefined)
-      .map((key) => `${JSON.stringify(key)}:${stableJson((value as Record<string, unknown>)[key])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
 export function templateHash(vm: VirtualMachine): string {
   return createHash('sha256')
-    .update(stableJson({ template: vm.spec.template, instancetype: vm.spec.instancetype?.name, preference: vm.spec.preference?.name }))
+    .update(canonicalJson({ template: vm.spec.template, instancetype: vm.spec.instancetype?.name, preference: vm.spec.preference?.name }))
     .digest('hex')
     .slice(0, 16);
 }

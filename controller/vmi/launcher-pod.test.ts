@@ -1,6 +1,5 @@
 import type { VirtualMachineInstance } from '../api.js';
 import { launcherPodName, renderLauncherPod, KVM_RESOURCE, VMI_ANNOTATION } from './launcher-pod.js';
-import { formatBytes, parseQuantity } from '../quantity.js';
 
 function vmi(overrides: Partial<VirtualMachineInstance['spec']> = {}, name = 'testvm'): VirtualMachineInstance {
   return {
@@ -16,24 +15,6 @@ function vmi(overrides: Partial<VirtualMachineInstance['spec']> = {}, name = 'te
 }
 
 const config = { launcherImage: 'kubevm/launcher:test', useEmulation: false };
-
-describe('quantity', () => {
-  test.each([
-    ['1Gi', 1073741824n],
-    ['80Mi', 83886080n],
-    ['1G', 1000000000n],
-    ['1.5Gi', 1610612736n],
-    ['512', 512n],
-    [2048, 2048n],
-    ['1e3', 1000n],
-  ])('%s is %s bytes', (value, bytes) => expect(parseQuantity(value)).toBe(bytes));
-  test('milli scale rounds up', () => {
-    expect(parseQuantity('100m', 3)).toBe(100n);
-    expect(parseQuantity('1.5', 3)).toBe(1500n);
-  });
-  test('formatting', () => expect(formatBytes(parseQuantity('1Gi') + parseQuantity('80Mi'))).toBe('1104Mi'));
-  test('garbage is refused', () => expect(() => parseQuantity('lots')).toThrow(/not a Kubernetes quantity/));
-});
 
 describe('launcherPodName', () => {
   test('is deterministic and derived from the uid', () => {

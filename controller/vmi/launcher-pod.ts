@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { V1Container, V1Pod, V1ResourceRequirements, V1Volume, V1VolumeDevice, V1VolumeMount } from '@kubernetes/client-node';
 import type { VirtualMachineInstance, Volume } from '../api.js';
-import { formatBytes, formatMillicores, parseQuantity } from '../quantity.js';
+import { formatBytes, formatMillicores, parseQuantity } from '../../runtime/quantity.js';
 
 export const LAUNCHER_LABEL = 'kubevirt.io';
 export const LAUNCHER_LABEL_VALUE = 'virt-launcher';

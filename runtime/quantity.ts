@@ -1,0 +1,76 @@
+// The one Kubernetes quantity parser (resource.Quantity's grammar), used by the controller to
+// size the launcher pod and by the launcher to size QEMU, so both read `1.5Gi` the same way.
+// Values are exact bigints (bytes, millicores): 1Gi + 80Mi stays exact, and 0.1 + 0.2 never
+// turns into a byte too many.
+import type { Quantity } from './api/meta.js';
+
+const binarySuffixes: Record<string, bigint> = {
+  Ki: 1n << 10n,
+  Mi: 1n << 20n,
+  Gi: 1n << 30n,
+  Ti: 1n << 40n,
+  Pi: 1n << 50n,
+  Ei: 1n << 60n,
+};
+const decimalExponents: Record<string, number> = { n: -9, u: -6, m: -3, '': 0, k: 3, M: 6, G: 9, T: 12, P: 15, E: 18 };
+
+// sign, whole digits, fraction digits, then one of: binary suffix, exponent, decimal suffix.
+const quantityGrammar = /^([+-]?)(\d*)(?:\.(\d*))?(?:([KMGTPE]i)|([eE][+-]?\d+)|([numkMGTPE]))?$/;
+
+/** A value that is not a Kubernetes quantity; the message names the field when one was given. */
+export class QuantityError extends Error {
+  override readonly name = 'QuantityError';
+}
+
+/**
+ * The quantity scaled by 10^scale and rounded up (away from zero), e.g. scale 3 gives
+ * milli-units: parseQuantity('100m', 3) = 100n, parseQuantity('1.5Gi') = 1610612736n.
+ * `field` (a path such as spec.domain.memory.guest) goes into the error message.
+ */
+export function parseQuantity(value: Quantity, scale = 0, field?: string): bigint {
+  // A JSON number: String() gives "1e+21" for large values, which the exponent form accepts;
+  // NaN and Infinity fail the grammar.
+  const text = typeof value === 'number' ? String(value) : value;
+  const match = quantityGrammar.exec(text);
+  if (!match || (match[2] === '' && (match[3] ?? '') === '')) {
+    throw new QuantityError(
+      `${field ? `${field}: ` : ''}${JSON.stringify(value)} is not a Kubernetes quantity (e.g. 128Mi, 1Gi, 1G, 500m, 2, 1e3)`,
+    );
+  }
+  const sign = match[1] === '-' ? -1n : 1n;
+  const whole = match[2] === '' ? '0' : (match[2] ?? '0');
+  const fraction = match[3] ?? '';
+  // The digits as one integer, with the decimal point moved right by fraction.length.
+  let mantissa = BigInt(whole + fraction);
+  let exponent = -fraction.length + scale;
+  if (match[4]) mantissa *= binarySuffixes[match[4]] ?? 1n;
+  else if (match[5]) exponent += Number(match[5].slice(1));
+  else exponent += decimalExponents[match[6] ?? ''] ?? 0;
+  if (exponent >= 0) return sign * mantissa * 10n ** BigInt(exponent);
+  const divisor = 10n ** BigInt(-exponent);
+  return sign * ((mantissa + divisor - 1n) / divisor);
+}
+
+/** The quantity in bytes (rounded up), as a JS number for APIs that take one (QEMU's sizes). */
+export function quantityBytes(value: Quantity, field?: string): number {
+  return Number(parseQuantity(value, 0, field));
+}
+
+/** The quantity in thousandths (rounded up): CPU millicores. */
+export function quantityMillis(value: Quantity, field?: string): number {
+  return Number(parseQuantity(value, 3, field));
+}
+
+/** Bytes as the shortest exact binary-suffixed quantity (1157627904 → "1104Mi"). */
+export function formatBytes(bytes: bigint): string {
+  for (const suffix of ['Ei', 'Pi', 'Ti', 'Gi', 'Mi', 'Ki'] as const) {
+    const unit = binarySuffixes[suffix] ?? 1n;
+    if (bytes !== 0n && bytes % unit === 0n) return `${bytes / unit}${suffix}`;
+  }
+  return bytes.toString();
+}
+
+/** Millicores as a CPU quantity ("100m", "2"). */
+export function formatMillicores(millis: bigint): string {
+  return millis % 1000n === 0n ? `${millis / 1000n}` : `${millis}m`;
+}
