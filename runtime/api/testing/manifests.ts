@@ -366,5 +366,48 @@ export const invalidCases: Record<string, InvalidCase> = {
     mutate: (vmi) => (vmi.spec.domain.firmware = { bootloader: { bios: {}, efi: {} } }),
     message: 'spec.domain.firmware.bootloader: only one of bios, efi may be set',
   },
+  // Names reach the launcher pod's paths and QEMU's command line: a comma would add a QEMU option
+  // of its own (romfile= loads a file of the pod into the guest), a slash walks out of a directory.
+  'a disk name carrying a QEMU option': {
+    base: masqueradeVMI,
+    mutate: (vmi) => (vmi.spec.domain.devices.disks[0].name = 'containerdisk,romfile=/etc/passwd'),
+    message: 'spec.domain.devices.disks[0].name: must be a DNS label: at most 63 lowercase letters, digits and "-", starting and ending with a letter or digit',
+    crdPath: 'spec.domain.devices.disks[0].name',
+  },
+  'a volume name that is a path': {
+    base: quickstartVM,
+    mutate: (vm) => (vm.spec.template.spec.volumes[0].name = '../../secrets'),
+    message: 'spec.template.spec.volumes[0].name: must be a DNS label: at most 63 lowercase letters, digits and "-", starting and ending with a letter or digit',
+    crdPath: 'spec.template.spec.volumes[0].name',
+  },
+  'an interface name in capitals': {
+    base: masqueradeVMI,
+    mutate: (vmi) => (vmi.spec.domain.devices.interfaces[0].name = 'Red'),
+    message: 'spec.domain.devices.interfaces[0].name: must be a DNS label: at most 63 lowercase letters, digits and "-", starting and ending with a letter or digit',
+    crdPath: 'spec.domain.devices.interfaces[0].name',
+  },
+  'a network name of 64 characters': {
+    base: masqueradeVMI,
+    mutate: (vmi) => (vmi.spec.networks[0].name = 'n'.repeat(64)),
+    message: 'spec.networks[0].name: must be a DNS label: at most 63 lowercase letters, digits and "-", starting and ending with a letter or digit',
+    crdPath: 'spec.networks[0].name',
+  },
+  'a disk serial with a comma': {
+    base: masqueradeVMI,
+    mutate: (vmi) => (vmi.spec.domain.devices.disks[0].serial = 'SN1,bootindex=0'),
+    message: 'spec.domain.devices.disks[0].serial: must be 1 to 256 characters of A-Z a-z 0-9 _ . + -',
+    crdPath: 'spec.domain.devices.disks[0].serial',
+  },
+  'a hostname carrying a second meta-data line': {
+    base: masqueradeVMI,
+    mutate: (vmi) => (vmi.spec.hostname = 'guest\ninstance-id: other'),
+    message: 'spec.hostname: must be a DNS label: at most 63 lowercase letters, digits and "-", starting and ending with a letter or digit',
+    crdPath: 'spec.hostname',
+  },
+  'a watchdog name with a space': {
+    base: masqueradeVMI,
+    mutate: (vmi) => (vmi.spec.domain.devices.watchdog = { name: 'my watchdog', i6300esb: {} }),
+    message: 'spec.domain.devices.watchdog.name: must be a DNS label: at most 63 lowercase letters, digits and "-", starting and ending with a letter or digit',
+    crdPath: 'spec.domain.devices.watchdog.name',
+  },
 };
-

@@ -54,6 +54,30 @@ export function namedList<Item extends z.ZodType<{ name: string }>>(item: Item) 
     });
 }
 
+/**
+ * A DNS-1123 label (lowercase letters, digits and "-", at most 63), as Kubernetes requires of
+ * container and volume names. KubeVirt requires it of disk names; kubevm requires it of every
+ * name that reaches the launcher pod or QEMU's command line (volumes, disks, interfaces,
+ * networks, devices), so a name can never carry a QEMU option or a path of its own.
+ */
+export const DNS_LABEL_PATTERN = '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$';
+const DNS_LABEL_MESSAGE = 'must be a DNS label: at most 63 lowercase letters, digits and "-", starting and ending with a letter or digit';
+
+export function dnsLabel(description: string) {
+  return z.string().regex(new RegExp(DNS_LABEL_PATTERN), DNS_LABEL_MESSAGE).describe(description);
+}
+
+/** A DNS-1123 subdomain: dot-separated DNS labels, at most 253 characters. */
+export const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+
+export function dnsSubdomain(description: string) {
+  return z
+    .string()
+    .max(253)
+    .regex(new RegExp(DNS_SUBDOMAIN_PATTERN), 'must be a DNS subdomain: dot-separated DNS labels of lowercase letters, digits and "-"')
+    .describe(description);
+}
+
 const FeatureState = z
   .strictObject({ enabled: z.boolean().optional().describe('Whether the feature is on; on when unset.') })
   .describe('A feature that is either enabled or disabled.');
@@ -62,7 +86,10 @@ const FeatureState = z
 
 export const CPUFeature = z
   .strictObject({
-    name: z.string().min(1).describe('The CPU feature flag, as QEMU names it (e.g. vmx, pcid).'),
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+$/, 'must be a CPU feature name: letters, digits, "_", "." and "-"')
+      .describe('The CPU feature flag, as QEMU names it (e.g. vmx, pcid).'),
     policy: z
       .enum(['force', 'require', 'optional', 'disable', 'forbid'])
       .optional()
@@ -292,12 +319,16 @@ export const DISK_DEVICE_KINDS = ['disk', 'cdrom', 'lun'] as const;
 
 export const Disk = z
   .strictObject({
-    name: z.string().min(1).describe('The disk name; must match the name of a volume.'),
+    name: dnsLabel('The disk name (a DNS label); must match the name of a volume.'),
     disk: DiskTarget.optional(),
     cdrom: CDRomTarget.optional(),
     lun: LunTarget.optional(),
     bootOrder: z.int().min(1).optional().describe('Boot priority, 1 first; disks and interfaces without one are not bootable when any has one.'),
-    serial: z.string().optional().describe('The serial number the guest sees for the disk.'),
+    serial: z
+      .string()
+      .regex(/^[A-Za-z0-9_.+-]{1,256}$/, 'must be 1 to 256 characters of A-Z a-z 0-9 _ . + -')
+      .optional()
+      .describe('The serial number the guest sees for the disk: 1 to 256 characters of A-Z a-z 0-9 _ . + -.'),
     dedicatedIOThread: z.boolean().optional().describe('Give this disk its own I/O thread (virtio bus only).'),
     cache: DiskCache.optional(),
     shareable: z.boolean().optional().describe('The disk may be attached to several VMs at once.'),
@@ -315,7 +346,11 @@ export type InterfaceModel = z.infer<typeof InterfaceModel>;
 
 export const Port = z
   .strictObject({
-    name: z.string().optional().describe('A name for the port.'),
+    name: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$/, 'must be a port name: at most 15 lowercase letters, digits and "-", starting and ending with a letter or digit')
+      .optional()
+      .describe('A name for the port (at most 15 lowercase letters, digits and "-").'),
     protocol: z.enum(['TCP', 'UDP']).optional().describe('TCP (the default) or UDP.'),
     port: z.int().min(1).max(65535).describe('The port forwarded to the guest.'),
   })
@@ -328,7 +363,7 @@ export type InterfaceBindingName = (typeof INTERFACE_BINDINGS)[number];
 
 export const Interface = z
   .strictObject({
-    name: z.string().min(1).describe('The interface name; must match the name of a network.'),
+    name: dnsLabel('The interface name (a DNS label); must match the name of a network.'),
     model: InterfaceModel.optional(),
     bridge: z.strictObject({}).optional().describe('Bridge the guest NIC to the pod interface; the guest takes over the pod IP.'),
     masquerade: z.strictObject({}).optional().describe('NAT the guest behind the pod IP; the guest gets its address by DHCP.'),
@@ -355,7 +390,7 @@ export const WatchdogAction = z
 
 export const Watchdog = z
   .strictObject({
-    name: z.string().min(1).describe('The watchdog name.'),
+    name: dnsLabel('The watchdog name (a DNS label).'),
     i6300esb: z
       .strictObject({ action: WatchdogAction.optional() })
       .optional()
@@ -366,7 +401,7 @@ export type Watchdog = z.infer<typeof Watchdog>;
 
 export const Input = z
   .strictObject({
-    name: z.string().min(1).describe('The input device name.'),
+    name: dnsLabel('The input device name (a DNS label).'),
     type: z.enum(['tablet', 'keyboard']).describe('The device type: tablet or keyboard.'),
     bus: z.enum(['usb', 'virtio']).optional().describe('The bus: usb or virtio.'),
   })
@@ -374,7 +409,7 @@ export const Input = z
 
 export const HostDevice = z
   .strictObject({
-    name: z.string().min(1).describe('The device name in the VM.'),
+    name: dnsLabel('The device name in the VM (a DNS label).'),
     deviceName: z.string().optional().describe('The resource name a device plugin advertises for the host device.'),
     tag: z.string().optional().describe('A tag passed to the guest in the device role metadata.'),
   })
@@ -383,7 +418,7 @@ export type HostDevice = z.infer<typeof HostDevice>;
 
 export const GPU = z
   .strictObject({
-    name: z.string().min(1).describe('The device name in the VM.'),
+    name: dnsLabel('The device name in the VM (a DNS label).'),
     deviceName: z.string().optional().describe('The resource name a device plugin advertises for the GPU.'),
     tag: z.string().optional().describe('A tag passed to the guest in the device role metadata.'),
   })

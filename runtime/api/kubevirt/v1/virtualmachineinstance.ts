@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { Affinity, DNSPolicy, PodDNSConfig, PodQOSClass, Toleration } from '../../core.js';
 import { ConditionStatus, Quantity, Time, typeMeta, type ResourceNames } from '../../meta.js';
-import { DomainSpec, Machine, namedList } from './domain.js';
+import { DomainSpec, Machine, dnsLabel, dnsSubdomain, namedList } from './domain.js';
 import { Network, Volume } from './volumes.js';
 
 export const KUBEVIRT_GROUP = 'kubevirt.io';
@@ -45,8 +45,8 @@ export const VirtualMachineInstanceSpec = z
       .min(0)
       .optional()
       .describe('Seconds the guest gets to shut down after an ACPI power-off before it is killed.'),
-    hostname: z.string().optional().describe('The guest hostname; the VM name when unset.'),
-    subdomain: z.string().optional().describe('The subdomain: the guest\'s FQDN becomes <hostname>.<subdomain>.<namespace>.svc.<cluster domain>.'),
+    hostname: dnsLabel('The guest hostname (a DNS label); the VM name when unset.').optional(),
+    subdomain: dnsSubdomain('The subdomain: the guest\'s FQDN becomes <hostname>.<subdomain>.<namespace>.svc.<cluster domain>.').optional(),
     dnsPolicy: DNSPolicy.optional(),
     dnsConfig: PodDNSConfig.optional(),
     architecture: z.string().optional().describe('The guest CPU architecture, e.g. amd64.'),

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { LocalObjectReference, PersistentVolumeClaimVolumeSource, PullPolicy } from '../../core.js';
 import { Quantity } from '../../meta.js';
-import { exactlyOneOf } from './domain.js';
+import { dnsLabel, exactlyOneOf } from './domain.js';
 
 export const ContainerDiskSource = z
   .strictObject({
@@ -64,7 +64,7 @@ export type VolumeSourceName = (typeof VOLUME_SOURCES)[number];
 
 export const Volume = z
   .strictObject({
-    name: z.string().min(1).describe('The volume name; a disk of the same name attaches it.'),
+    name: dnsLabel('The volume name (a DNS label); a disk of the same name attaches it.'),
     containerDisk: ContainerDiskSource.optional(),
     cloudInitNoCloud: CloudInitNoCloudSource.optional(),
     emptyDisk: EmptyDiskSource.optional(),
@@ -89,7 +89,7 @@ export const NETWORK_SOURCES = ['pod'] as const;
 
 export const Network = z
   .strictObject({
-    name: z.string().min(1).describe('The network name; an interface of the same name connects to it.'),
+    name: dnsLabel('The network name (a DNS label); an interface of the same name connects to it.'),
     pod: PodNetwork.optional(),
   })
   .superRefine(exactlyOneOf(NETWORK_SOURCES))
