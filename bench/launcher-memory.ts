@@ -5,7 +5,7 @@
 // Boots the test guest (test/guests) with 1 vCPU, default devices (VGA+VNC, balloon, serial,
 // masquerade NIC, guest agent channel), waits until it idles, then reads /proc/<pid>/smaps.
 import { readFileSync } from 'node:fs';
-import type { DomainStatus } from '../launcher/domain.js';
+import type { DomainStatus } from '../runtime/contracts/launcher-protocol.js';
 import { startLauncher, testVmi } from '../test/launcher/harness.js';
 
 interface Mapping {
@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   const nodeFlags = (process.env['KUBEVM_LAUNCHER_NODE_FLAGS'] ?? '').split(' ').filter(Boolean);
   const run = await startLauncher(vmi, entry ? { launcherCommand: [process.execPath, ...nodeFlags, entry] } : {});
   try {
-    const status = await run.client.call<DomainStatus>('start');
+    const status = await run.client.call('start');
     await run.waitForSerial(/KUBEVM-READY/, 90_000);
     await new Promise((r) => setTimeout(r, 5000)); // let the guest idle and the launcher settle
     // setpriv execs node, so the spawned pid is the launcher's own.

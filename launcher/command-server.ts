@@ -1,43 +1,31 @@
 // The launcher's command API for the node handler: newline-delimited JSON on a unix socket in the
-// pod-local "private" volume. See docs/launcher-protocol.md for the wire format.
+// pod-local "private" volume. The protocol (commands, arguments, results, events) is declared once
+// in runtime/contracts/launcher-protocol.ts; docs/launcher-protocol.md describes the wire format.
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import type { Domain, DomainEvent } from './domain.js';
+import { LAUNCHER_MAX_LINE_BYTES, LAUNCHER_PROTOCOL_VERSION, parseLauncherRequest } from '../runtime/contracts/launcher-protocol.js';
+import type { DomainEvent, DomainStatus, LauncherArgs, LauncherCommand, LauncherErrorDetail, LauncherResult, ParsedLauncherRequest } from '../runtime/contracts/launcher-protocol.js';
+import { NdjsonReader, ndjsonLine, parseJsonLine } from '../runtime/ndjson.js';
+import type { Domain } from './domain.js';
 
-export const PROTOCOL_VERSION = 1;
+/** The commands answered by a handler; subscribe, console and vnc act on the connection itself. */
+type HandledCommand = Exclude<LauncherCommand, 'subscribe' | 'console' | 'vnc'>;
+type Handlers = { [C in HandledCommand]: (args: LauncherArgs<C>) => Promise<LauncherResult<C>> };
 
-export interface CommandRequest {
-  id?: string | number;
-  command: string;
-  args?: Record<string, unknown>;
-}
-
-export type CommandResponse =
-  | { id?: string | number; ok: true; result: unknown }
-  | { id?: string | number; ok: false; error: { message: string; step?: string; qemuStderr?: string[] } };
-
-type Handler = (args: Record<string, unknown>) => Promise<unknown>;
-
-function numberArg(args: Record<string, unknown>, name: string): number | undefined {
-  const v = args[name];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`args.${name}: must be a non-negative number`);
-  return v;
-}
-
-function stringArg(args: Record<string, unknown>, name: string): string {
-  const v = args[name];
-  if (typeof v !== 'string' || v === '') throw new Error(`args.${name}: must be a non-empty string`);
-  return v;
+/** An error that carries a failed start's step and QEMU's last lines to the client. */
+class StartFailed extends Error {
+  constructor(readonly detail: LauncherErrorDetail) {
+    super(detail.message);
+  }
 }
 
 export class CommandServer {
   private server: net.Server | undefined;
   private readonly connections = new Set<net.Socket>();
   private readonly streams = new Set<'console' | 'vnc'>();
-  private readonly handlers: Record<string, Handler>;
+  private readonly handlers: Handlers;
 
   constructor(
     private readonly domain: Domain,
@@ -47,16 +35,17 @@ export class CommandServer {
     private readonly onStopped: () => void = () => undefined,
   ) {
     const d = domain;
+    const start = async (a: LauncherArgs<'start'>) => this.startResult(await d.start(a.incoming === undefined ? {} : { incoming: a.incoming }));
     this.handlers = {
-      hello: async () => ({ protocol: PROTOCOL_VERSION, vmi: d.status().vmi }),
+      hello: async () => ({ protocol: LAUNCHER_PROTOCOL_VERSION, vmi: d.status().vmi }),
       status: async () => d.status(),
-      start: async (a) => this.startResult(await d.start(a['incoming'] === undefined ? {} : { incoming: stringArg(a, 'incoming') })),
-      sync: async (a) => this.startResult(await d.start(a['incoming'] === undefined ? {} : { incoming: stringArg(a, 'incoming') })),
+      start,
+      sync: start,
       pause: async () => d.pause(),
       unpause: async () => d.unpause(),
       reset: async () => d.reset(),
       shutdown: async (a) => {
-        const r = await d.shutdown(numberArg(a, 'gracePeriodSeconds'));
+        const r = await d.shutdown(a.gracePeriodSeconds);
         this.onStopped();
         return r;
       },
@@ -66,20 +55,15 @@ export class CommandServer {
         return r;
       },
       guestInfo: async () => d.guestInfo(),
-      migrate: async (a) => d.migrate(stringArg(a, 'uri'), numberArg(a, 'timeoutSeconds')),
+      migrate: async (a) => d.migrate(a.uri, a.timeoutSeconds),
       queryMigration: async () => d.queryMigration(),
       serialLog: async () => ({ log: await d.serialLog() }),
     };
   }
 
   /** A failed start answers ok:false with the step and QEMU's stderr, so callers need not dig. */
-  private startResult(status: ReturnType<Domain['status']>): unknown {
-    if (status.phase === 'Failed' && status.error) {
-      const err = new Error(status.error.message) as Error & { step?: string; qemuStderr?: string[] };
-      err.step = status.error.step;
-      err.qemuStderr = status.error.qemuStderr;
-      throw err;
-    }
+  private startResult(status: DomainStatus): DomainStatus {
+    if (status.phase === 'Failed' && status.error) throw new StartFailed({ message: status.error.message, step: status.error.step, qemuStderr: status.error.qemuStderr });
     return status;
   }
 
@@ -104,94 +88,94 @@ export class CommandServer {
 
   private onConnection(socket: net.Socket): void {
     this.connections.add(socket);
-    let buffer = Buffer.alloc(0);
-    let streaming = false;
     let unsubscribe: (() => void) | undefined;
     const write = (msg: object) => {
-      if (!socket.destroyed) socket.write(`${JSON.stringify(msg)}\n`);
+      if (!socket.destroyed) socket.write(ndjsonLine(msg));
     };
+    const fail = (id: string | number | undefined, error: LauncherErrorDetail) => write({ id, ok: false, error });
     socket.on('close', () => {
       this.connections.delete(socket);
       unsubscribe?.();
     });
     socket.on('error', () => socket.destroy());
-    const onData = (chunk: Buffer) => {
-      if (streaming) return;
-      buffer = Buffer.concat([buffer, chunk]);
-      let nl: number;
-      while (!streaming && (nl = buffer.indexOf(0x0a)) >= 0) {
-        const line = buffer.subarray(0, nl).toString('utf8').trim();
-        buffer = buffer.subarray(nl + 1);
-        if (!line) continue;
-        let req: CommandRequest;
-        try {
-          req = JSON.parse(line) as CommandRequest;
-          if (typeof req.command !== 'string') throw new Error('"command" must be a string');
-        } catch (err) {
-          write({ ok: false, error: { message: `bad request: ${(err as Error).message}` } });
-          continue;
-        }
-        const id = req.id;
-        if (req.command === 'subscribe') {
-          if (!unsubscribe) {
-            const listener = (e: DomainEvent) => write({ event: e });
-            this.domain.on('event', listener);
-            unsubscribe = () => this.domain.off('event', listener);
-          }
-          write({ id, ok: true, result: this.domain.status() });
-          continue;
-        }
-        if (req.command === 'console' || req.command === 'vnc') {
-          const kind = req.command;
-          // QEMU's chardev and VNC sockets serve one client at a time; a second would hang.
-          if (this.streams.has(kind)) {
-            write({ id, ok: false, error: { message: `a ${kind} stream is already attached` } });
-            continue;
-          }
-          this.streams.add(kind);
-          socket.once('close', () => this.streams.delete(kind));
-          // From here on the connection is a raw byte stream to QEMU's socket.
-          streaming = true;
-          socket.off('data', onData);
-          const rest = buffer;
-          this.proxy(socket, req.command === 'console' ? this.domain.sockets.serial : this.domain.sockets.vnc, rest, () => write({ id, ok: true, result: { stream: req.command } }), (message) => {
-            write({ id, ok: false, error: { message } });
-            socket.end();
-          });
+    const reader = new NdjsonReader({
+      maxLineBytes: LAUNCHER_MAX_LINE_BYTES,
+      onOverflow: (bytes) => {
+        this.log.warn({ bytes }, 'command connection sent a line over the limit; closing it');
+        socket.destroy();
+      },
+      onLine: (line) => {
+        const json = parseJsonLine(line);
+        const parsed = json.ok ? parseLauncherRequest(json.value) : { ok: false as const, id: undefined, message: `bad request: not JSON (${json.error})` };
+        if (!parsed.ok) {
+          this.log.warn({ id: parsed.id, err: parsed.message }, 'refused a command');
+          fail(parsed.id, { message: parsed.message });
           return;
         }
-        const handler = this.handlers[req.command];
-        if (!handler) {
-          write({ id, ok: false, error: { message: `unknown command "${req.command}"; known: ${[...Object.keys(this.handlers), 'subscribe', 'console', 'vnc'].join(', ')}` } });
-          continue;
+        const request = parsed.request;
+        switch (request.command) {
+          case 'subscribe':
+            if (!unsubscribe) {
+              const listener = (e: DomainEvent) => write({ event: e });
+              this.domain.on('event', listener);
+              unsubscribe = () => this.domain.off('event', listener);
+            }
+            write({ id: request.id, ok: true, result: this.domain.status() });
+            return;
+          case 'console':
+          case 'vnc':
+            this.stream(socket, reader, request.command, request.id, write);
+            return;
+          default:
+            this.run(request, write);
         }
-        const args = req.args && typeof req.args === 'object' ? req.args : {};
-        this.log.info({ command: req.command, id }, 'command');
-        handler(args).then(
-          (result) => write({ id, ok: true, result }),
-          (err: Error & { step?: string; qemuStderr?: string[] }) => {
-            const error: { message: string; step?: string; qemuStderr?: string[] } = { message: err.message };
-            if (err.step) error.step = err.step;
-            if (err.qemuStderr) error.qemuStderr = err.qemuStderr;
-            this.log.warn({ command: req.command, id, err: err.message }, 'command failed');
-            write({ id, ok: false, error });
-          },
-        );
-      }
-    };
-    socket.on('data', onData);
+      },
+    });
+    socket.on('data', (chunk: Buffer) => reader.push(chunk));
   }
 
-  private proxy(client: net.Socket, target: string, initial: Buffer, onOpen: () => void, onFail: (message: string) => void): void {
+  private run(request: Extract<ParsedLauncherRequest, { command: HandledCommand }>, write: (msg: object) => void): void {
+    const { id, command } = request;
+    this.log.info({ command, id }, 'command');
+    const handler = this.handlers[command] as (args: typeof request.args) => Promise<unknown>;
+    handler(request.args).then(
+      (result) => write({ id, ok: true, result }),
+      (err: Error) => {
+        const error: LauncherErrorDetail = err instanceof StartFailed ? err.detail : { message: err.message };
+        this.log.warn({ command, id, err: err.message }, 'command failed');
+        write({ id, ok: false, error });
+      },
+    );
+  }
+
+  /** Switches the connection to a raw byte stream to QEMU's serial or VNC socket. */
+  private stream(socket: net.Socket, reader: NdjsonReader, kind: 'console' | 'vnc', id: string | number | undefined, write: (msg: object) => void): void {
+    // QEMU's chardev and VNC sockets serve one client at a time; a second would hang.
+    if (this.streams.has(kind)) {
+      write({ id, ok: false, error: { message: `a ${kind} stream is already attached` } });
+      return;
+    }
+    this.streams.add(kind);
+    socket.once('close', () => this.streams.delete(kind));
+    reader.stop();
+    // Held until the pipe below takes over, so no byte of the stream is lost meanwhile.
+    socket.removeAllListeners('data');
+    socket.pause();
+    const target = kind === 'console' ? this.domain.sockets.serial : this.domain.sockets.vnc;
     const upstream = net.createConnection(target);
     upstream.once('connect', () => {
-      onOpen();
-      if (initial.length) upstream.write(initial);
-      client.pipe(upstream);
-      upstream.pipe(client);
+      write({ id, ok: true, result: { stream: kind } });
+      // Bytes the client sent after its request line belong to the stream.
+      const rest = reader.remainder();
+      if (rest.length) upstream.write(rest);
+      socket.pipe(upstream);
+      upstream.pipe(socket);
     });
-    upstream.once('error', (err) => onFail(`cannot open ${target}: ${err.message}`));
-    upstream.on('close', () => client.end());
-    client.on('close', () => upstream.destroy());
+    upstream.once('error', (err) => {
+      write({ id, ok: false, error: { message: `cannot open ${target}: ${err.message}` } });
+      socket.end();
+    });
+    upstream.on('close', () => socket.end());
+    socket.on('close', () => upstream.destroy());
   }
 }

@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rm, stat } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -19,55 +19,17 @@ import type { AccelDecision } from './accel.js';
 import type { LauncherConfig } from './config.js';
 import { socketPaths } from './config.js';
 import { readGuestInfo } from './guest-agent.js';
-import type { GuestInfo } from './guest-agent.js';
 import { qemuArgs } from './qemu-args.js';
 import type { QemuContext } from './qemu-args.js';
 import { QmpClient, qmp } from './qmp.js';
-import type { QmpEvent, QmpMigrationInfo } from './qmp.js';
+import type { QmpMigrationInfo } from './qmp.js';
+import type { DomainCondition, DomainError, DomainEvent, DomainPhase, DomainStatus, GuestInfo, QmpEvent, StartStep } from '../runtime/contracts/launcher-protocol.js';
+import { SERIAL_LOG_TAIL_BYTES } from '../runtime/contracts/launcher-protocol.js';
 import { prepareVolumes } from './volumes.js';
 import type { VolumeStatus } from './volumes.js';
 import type { LauncherVmi } from './vmi.js';
 
-export type DomainPhase = 'Pending' | 'Starting' | 'Running' | 'Paused' | 'ShuttingDown' | 'Succeeded' | 'Failed';
-
-export type StartStep = 'accelerator' | 'volumes' | 'qemu-args' | 'network' | 'qemu-start' | 'qmp-connect';
-
-export interface DomainCondition {
-  type: string;
-  status: 'True' | 'False' | 'Unknown';
-  reason: string;
-  message: string;
-}
-
-export interface DomainError {
-  step: StartStep | 'runtime' | 'command';
-  message: string;
-  /** QEMU's own last stderr lines (empty when QEMU never ran). */
-  qemuStderr: string[];
-}
-
-export interface DomainStatus {
-  vmi: { name: string; namespace: string; uid?: string };
-  phase: DomainPhase;
-  reason?: string;
-  /** The QEMU run state (query-status), e.g. running, paused, shutdown. */
-  qemuStatus?: string;
-  accelerator?: AccelDecision;
-  qemuPid?: number;
-  volumes: VolumeStatus[];
-  conditions: DomainCondition[];
-  guestInfo?: GuestInfo;
-  error?: DomainError;
-  exit?: { code: number | null; signal: string | null };
-}
-
-export interface DomainEvent {
-  type: 'status' | 'error' | 'qemu-event';
-  at: string;
-  status: DomainStatus;
-  error?: DomainError;
-  qemuEvent?: QmpEvent;
-}
+export type { DomainCondition, DomainError, DomainEvent, DomainPhase, DomainStatus, StartStep } from '../runtime/contracts/launcher-protocol.js';
 
 const STDERR_LINES = 20;
 
@@ -141,9 +103,9 @@ export class Domain extends EventEmitter {
     return c;
   }
 
-  private publish(type: DomainEvent['type'], extra: Partial<DomainEvent> = {}): void {
-    const event: DomainEvent = { type, at: new Date().toISOString(), status: this.status(), ...extra };
-    this.emit('event', event);
+  private publish(event: { type: 'status' } | { type: 'error'; error: DomainError } | { type: 'qemu-event'; qemuEvent: QmpEvent }): void {
+    const full: DomainEvent = { ...event, at: new Date().toISOString(), status: this.status() };
+    this.emit('event', full);
   }
 
   private setPhase(phase: DomainPhase, reason?: string): void {
@@ -151,14 +113,14 @@ export class Domain extends EventEmitter {
     this.log.info({ from: this.phase, to: phase, reason }, 'domain phase');
     this.phase = phase;
     this.reason = reason;
-    this.publish('status');
+    this.publish({ type: 'status' });
   }
 
   private fail(step: DomainError['step'], message: string): DomainError {
     const error: DomainError = { step, message, qemuStderr: this.qemuStderr() };
     this.error = error;
     this.log.error({ step, err: message, qemuStderr: error.qemuStderr }, 'domain failed');
-    this.publish('error', { error });
+    this.publish({ type: 'error', error });
     return error;
   }
 
@@ -323,7 +285,7 @@ export class Domain extends EventEmitter {
 
   private onQmpEvent(e: QmpEvent): void {
     this.log.debug({ event: e.event, data: e.data }, 'qmp event');
-    this.publish('qemu-event', { qemuEvent: e });
+    this.publish({ type: 'qemu-event', qemuEvent: e });
     switch (e.event) {
       case 'STOP':
         void this.refreshStatus('Paused');
@@ -428,7 +390,7 @@ export class Domain extends EventEmitter {
   private updateGuest(info: GuestInfo): void {
     const changed = JSON.stringify(info) !== JSON.stringify(this.guest);
     this.guest = info;
-    if (changed) this.publish('status');
+    if (changed) this.publish({ type: 'status' });
   }
 
   private pollGuestAgent(): void {
@@ -476,9 +438,19 @@ export class Domain extends EventEmitter {
     await this.exited;
   }
 
-  /** The serial console's log (everything the guest printed on ttyS0). */
-  serialLog(): Promise<string> {
-    return readFile(this.sockets.serialLog, 'utf8').catch(() => '');
+  /** The tail of the serial console's log (what the guest printed on ttyS0), bounded for the protocol. */
+  async serialLog(): Promise<string> {
+    const file = await open(this.sockets.serialLog, 'r').catch(() => undefined);
+    if (!file) return '';
+    try {
+      const { size } = await file.stat();
+      const length = Math.min(size, SERIAL_LOG_TAIL_BYTES);
+      const buffer = Buffer.alloc(length);
+      const { bytesRead } = await file.read(buffer, 0, length, size - length);
+      return buffer.subarray(0, bytesRead).toString('utf8');
+    } finally {
+      await file.close();
+    }
   }
 }
 

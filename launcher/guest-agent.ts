@@ -1,33 +1,11 @@
 // qemu-guest-agent over its virtio-serial channel (org.qemu.guest_agent.0): OS info, host name and
 // interfaces for the VMI's guestOSInfo and status.interfaces. The agent is optional in a guest, so
 // every call is bounded by a short timeout and "no agent" is a normal answer.
+import type { GuestInfo, GuestInterface } from '../runtime/contracts/launcher-protocol.js';
 import { QmpClient } from './qmp.js';
 
-export interface GuestOSInfo {
-  id?: string;
-  name?: string;
-  prettyName?: string;
-  version?: string;
-  versionId?: string;
-  kernelRelease?: string;
-  kernelVersion?: string;
-  machine?: string;
-}
-
-export interface GuestInterface {
-  interfaceName: string;
-  mac?: string;
-  ipAddress?: string;
-  ipAddresses: string[];
-}
-
-export interface GuestInfo {
-  agentConnected: boolean;
-  agentVersion?: string;
-  hostname?: string;
-  os?: GuestOSInfo;
-  interfaces: GuestInterface[];
-}
+export type { GuestInfo, GuestInterface } from '../runtime/contracts/launcher-protocol.js';
+type GuestOSInfo = NonNullable<GuestInfo['os']>;
 
 interface AgentOsInfo {
   id?: string;

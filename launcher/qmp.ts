@@ -4,12 +4,17 @@
 // (see guest-agent.ts).
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import { QmpEvent } from '../runtime/contracts/launcher-protocol.js';
+import type { MigrationInfo } from '../runtime/contracts/launcher-protocol.js';
+import { NdjsonReader, parseJsonLine } from '../runtime/ndjson.js';
 
-export interface QmpEvent {
-  event: string;
-  data?: Record<string, unknown>;
-  timestamp?: { seconds: number; microseconds: number };
-}
+export type { QmpEvent };
+
+/**
+ * The longest line read from QEMU or a guest agent. The agent is the guest's: what it sends is
+ * untrusted, and a longer line ends the connection (the agent is then reported as not connected).
+ */
+export const QMP_MAX_LINE_BYTES = 1024 * 1024;
 
 export class QmpError extends Error {
   constructor(
@@ -32,13 +37,15 @@ interface Pending {
 export interface QmpClientOptions {
   /** Per-command timeout unless a call gives its own. */
   timeoutMs?: number;
+  /** Default QMP_MAX_LINE_BYTES. */
+  maxLineBytes?: number;
 }
 
 /**
  * Emits 'event' (QmpEvent) and 'close' (Error | undefined). Commands after close reject.
  */
 export class QmpClient extends EventEmitter {
-  private buffer = '';
+  private readonly reader: NdjsonReader;
   private nextId = 1;
   private readonly pending = new Map<string, Pending>();
   private closed: Error | undefined;
@@ -51,8 +58,17 @@ export class QmpClient extends EventEmitter {
   ) {
     super();
     this.timeoutMs = options.timeoutMs ?? 10_000;
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => this.onData(chunk));
+    this.reader = new NdjsonReader({
+      maxLineBytes: options.maxLineBytes ?? QMP_MAX_LINE_BYTES,
+      // qemu-guest-agent answers guest-sync-delimited with a 0xFF sentinel before its JSON
+      // (decoded as U+FFFD from UTF-8).
+      onLine: (line) => this.onMessage(line.replace(/^[\xff\ufffd]+/, '')),
+      onOverflow: (bytes) => {
+        this.fail(new Error(`the peer sent a line of more than ${bytes} bytes`));
+        socket.destroy();
+      },
+    });
+    socket.on('data', (chunk: Buffer) => this.reader.push(chunk));
     socket.on('error', (err) => this.fail(err));
     socket.on('close', () => this.fail(new Error('QMP connection closed')));
   }
@@ -133,32 +149,20 @@ export class QmpClient extends EventEmitter {
     this.fail(new Error('QMP connection closed by the client'));
   }
 
-  private onData(chunk: string): void {
-    this.buffer += chunk;
-    let nl: number;
-    while ((nl = this.buffer.indexOf('\n')) >= 0) {
-      const line = this.buffer.slice(0, nl).trim();
-      this.buffer = this.buffer.slice(nl + 1);
-      // qemu-guest-agent answers guest-sync-delimited with a 0xFF sentinel before its JSON.
-      const text = line.replace(/^[\xff\ufffd]+/, ''); // (decoded as U+FFFD from UTF-8)
-      if (text) this.onMessage(text);
-    }
-  }
-
   private onMessage(text: string): void {
-    let msg: Record<string, unknown>;
-    try {
-      msg = JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      return; // a garbled line from a dying peer: nothing to resolve
-    }
+    if (!text) return;
+    const parsed = parseJsonLine(text);
+    // A garbled line (a dying peer, a guest agent's noise): nothing to resolve.
+    if (!parsed.ok || typeof parsed.value !== 'object' || parsed.value === null || Array.isArray(parsed.value)) return;
+    const msg = parsed.value as Record<string, unknown>;
     if ('QMP' in msg) {
       this.greetingWaiter?.resolve(msg['QMP']);
       this.greetingWaiter = undefined;
       return;
     }
-    if (typeof msg['event'] === 'string') {
-      this.emit('event', msg as unknown as QmpEvent);
+    if ('event' in msg) {
+      const event = QmpEvent.safeParse(msg);
+      if (event.success) this.emit('event', event.data);
       return;
     }
     const id = typeof msg['id'] === 'string' ? msg['id'] : undefined;
@@ -204,13 +208,7 @@ export interface QmpStatus {
   status: string;
 }
 
-export interface QmpMigrationInfo {
-  status?: string;
-  'total-time'?: number;
-  downtime?: number;
-  ram?: { transferred: number; remaining: number; total: number };
-  'error-desc'?: string;
-}
+export type QmpMigrationInfo = MigrationInfo;
 
 export const qmp = {
   queryStatus: (c: QmpClient) => c.execute<QmpStatus>('query-status'),

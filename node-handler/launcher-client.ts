@@ -1,37 +1,25 @@
-// The node handler's client of the launcher's command socket (docs/launcher-protocol.md,
-// launcher/command-server.ts): newline-delimited JSON requests `{id, command, args}` answered by
-// `{id, ok, result | error}`; after `subscribe`, the launcher pushes `{event}` lines, each carrying
-// the domain's whole status. The handler keeps the latest one (level, not edges), so a missed or
-// repeated event never matters.
+// The client of the launcher's command socket, the one both the node handler and the tests use.
+// The protocol is declared once in runtime/contracts/launcher-protocol.ts: requests
+// `{id, command, args}` answered by `{id, ok, result | error}`; after `subscribe`, the launcher
+// pushes `{event}` lines, each carrying the domain's whole status. The handler keeps the latest
+// one (level, not edges), so a missed or repeated event never matters.
+//
+// A launcher is not trusted (a tenant may exec into their launcher pod; a guest may escape QEMU):
+// every line is capped, parsed and validated against the schema before use; an invalid message is
+// logged and dropped; a line over the cap closes this connection only; nothing a launcher sends
+// can throw out of this module.
+import { EventEmitter } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type { VirtualMachineInstanceGuestOSInfo, VirtualMachineInstanceNetworkInterface } from '../runtime/api/index.js';
+import type { VirtualMachineInstanceNetworkInterface } from '../runtime/api/index.js';
+import { LAUNCHER_MAX_LINE_BYTES, LauncherMessage, describeZodError, launcherCommands } from '../runtime/contracts/launcher-protocol.js';
+import type { DomainEvent, DomainStatus, GuestInterface, LauncherArgs, LauncherCommand, LauncherResult } from '../runtime/contracts/launcher-protocol.js';
+import type { Logger } from '../runtime/logging.js';
+import { silentLogger } from '../runtime/logging.js';
+import { NdjsonReader, ndjsonLine, parseJsonLine } from '../runtime/ndjson.js';
 import type { DomainState, PauseReason } from './domain-state.js';
-import type { LauncherDialer, LauncherSession, LauncherSessionHandlers } from './launcher-connections.js';
-
-/** The launcher's domain status, as far as the handler reads it (launcher/domain.ts DomainStatus). */
-export interface LauncherDomainStatus {
-  phase: 'Pending' | 'Starting' | 'Running' | 'Paused' | 'ShuttingDown' | 'Succeeded' | 'Failed';
-  reason?: string;
-  qemuStatus?: string;
-  accelerator?: { accel: 'kvm' | 'tcg'; reason: string };
-  conditions?: { type: string; status: string; reason: string; message: string }[];
-  guestInfo?: {
-    agentConnected: boolean;
-    hostname?: string;
-    os?: VirtualMachineInstanceGuestOSInfo;
-    interfaces?: { interfaceName: string; mac?: string; ipAddress?: string; ipAddresses: string[] }[];
-  };
-  error?: { step: string; message: string; qemuStderr: string[] };
-}
-
-interface LauncherResponse {
-  id?: number | string;
-  ok: boolean;
-  result?: unknown;
-  error?: { message: string; step?: string; qemuStderr?: string[] };
-}
+import type { LauncherDialer, LauncherSession } from './launcher-connections.js';
 
 /** A command the launcher refused or failed, with its step and QEMU's last lines when it has them. */
 export class LauncherCommandError extends Error {
@@ -41,15 +29,18 @@ export class LauncherCommandError extends Error {
     readonly step?: string,
     readonly qemuStderr: string[] = [],
   ) {
-    super(`launcher ${command}: ${message}`);
+    super(`launcher ${command}: ${message}${qemuStderr.length ? `\nQEMU said:\n  ${qemuStderr.slice(-5).join('\n  ')}` : ''}`);
     this.name = 'LauncherCommandError';
   }
 }
 
 const qemuStderrLinesInMessages = 5;
 
+/** The parts of a launcher status the handler reads. */
+export type LauncherStatusView = Pick<DomainStatus, 'phase'> & Partial<Pick<DomainStatus, 'reason' | 'qemuStatus' | 'accelerator' | 'conditions' | 'guestInfo' | 'error'>>;
+
 /** The handler's view of a launcher status: a whole DomainState (minus the pod), absent fields explicit. */
-export function domainStateFromLauncher(status: LauncherDomainStatus): Omit<DomainState, 'podUid'> {
+export function domainStateFromLauncher(status: LauncherStatusView): Omit<DomainState, 'podUid'> {
   const guest = status.guestInfo;
   const state: Omit<DomainState, 'podUid'> = {
     phase: 'Starting',
@@ -95,7 +86,7 @@ export function domainStateFromLauncher(status: LauncherDomainStatus): Omit<Doma
   return state;
 }
 
-function pauseReasonOf(status: LauncherDomainStatus): PauseReason {
+function pauseReasonOf(status: LauncherStatusView): PauseReason {
   if (status.reason === 'MigrationTarget') return 'Migration';
   const paused = status.conditions?.find((condition) => condition.type === 'Paused');
   if (paused?.reason === 'PausedIOError' || status.qemuStatus === 'io-error') return 'IOError';
@@ -103,7 +94,7 @@ function pauseReasonOf(status: LauncherDomainStatus): PauseReason {
 }
 
 /** The guest agent's interfaces in VMI status shape; the loopback is nobody's business. */
-function guestInterfaces(interfaces: NonNullable<NonNullable<LauncherDomainStatus['guestInfo']>['interfaces']>): VirtualMachineInstanceNetworkInterface[] {
+function guestInterfaces(interfaces: GuestInterface[]): VirtualMachineInstanceNetworkInterface[] {
   return interfaces
     .filter((iface) => iface.interfaceName !== 'lo')
     .map((iface) => {
@@ -152,42 +143,71 @@ export async function connectUnixSocket(socketPath: string, timeoutMs = 5000): P
   }
 }
 
-/** Commands whose answer comes only when a long action ends (QEMU started, QEMU gone). */
-const longCommands = new Set(['start', 'sync', 'shutdown', 'kill', 'migrate']);
+/** Commands whose answer comes only when a long action ends (QEMU started, QEMU gone, migrated). */
+const longCommands: ReadonlySet<LauncherCommand> = new Set(['start', 'sync', 'shutdown', 'kill', 'migrate']);
 const shortCommandTimeoutMs = 30_000;
+/** Invalid messages logged per connection before only every thousandth is (a flood is one line). */
+const invalidMessagesLogged = 10;
 
-/** One connection to one launcher. */
-export class LauncherClient implements LauncherSession {
-  private readonly pending = new Map<number, { command: string; resolve: (value: unknown) => void; reject: (error: Error) => void; timer?: NodeJS.Timeout }>();
+interface Pending {
+  command: LauncherCommand;
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+  timer?: NodeJS.Timeout;
+}
+
+export interface LauncherClientOptions {
+  log?: Logger;
+  /** The longest line accepted; default the protocol's LAUNCHER_MAX_LINE_BYTES. */
+  maxLineBytes?: number;
+}
+
+/**
+ * One connection to one launcher. Emits 'event' (a validated DomainEvent, after subscribe()) and
+ * 'close' (why). A listener that throws is logged; it cannot break the connection or the process.
+ */
+export class LauncherClient extends EventEmitter<{ event: [DomainEvent]; close: [Error] }> {
+  private readonly pending = new Map<number, Pending>();
   private nextId = 1;
-  private buffer = '';
-  private closed = false;
+  private closedBecause: Error | undefined;
+  private invalidMessages = 0;
+  private readonly log: Logger;
 
-  private constructor(
+  constructor(
     private readonly socket: net.Socket,
-    private readonly handlers: LauncherSessionHandlers,
+    options: LauncherClientOptions = {},
   ) {
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => this.onData(chunk));
+    super();
+    this.log = options.log ?? silentLogger;
+    const reader = new NdjsonReader({
+      maxLineBytes: options.maxLineBytes ?? LAUNCHER_MAX_LINE_BYTES,
+      onLine: (line) => this.onLine(line),
+      onOverflow: (bytes) => {
+        this.log.warn({ bytes }, 'the launcher sent a line over the limit; closing the connection');
+        this.onClosed(new Error(`the launcher sent a line of more than ${bytes} bytes`));
+        socket.destroy();
+      },
+    });
+    socket.on('data', (chunk: Buffer) => reader.push(chunk));
     socket.on('close', () => this.onClosed(new Error('the launcher closed the connection')));
     socket.on('error', (error) => this.onClosed(error));
   }
 
-  /** Connects, subscribes, and hands the current status to onState before resolving. */
-  static async connect(socketPath: string, handlers: LauncherSessionHandlers, timeoutMs = 5000): Promise<LauncherClient> {
-    const socket = await connectUnixSocket(socketPath, timeoutMs);
-    const client = new LauncherClient(socket, handlers);
-    const status = (await client.request('subscribe')) as LauncherDomainStatus;
-    handlers.onState(domainStateFromLauncher(status));
-    return client;
+  /** Connects to a socket path (tests, tools); the node handler opens pod sockets with openLauncherSocket. */
+  static async connect(socketPath: string, options: LauncherClientOptions & { timeoutMs?: number } = {}): Promise<LauncherClient> {
+    return new LauncherClient(await connectUnixSocket(socketPath, options.timeoutMs), options);
   }
 
-  /** Sends a command and resolves with its result; rejects with LauncherCommandError. */
-  request(command: string, args?: Record<string, unknown>): Promise<unknown> {
-    if (this.closed) return Promise.reject(new Error(`launcher ${command}: the connection is closed`));
+  get isClosed(): boolean {
+    return this.closedBecause !== undefined;
+  }
+
+  /** Sends a command; resolves with its validated result, rejects with LauncherCommandError. */
+  call<C extends LauncherCommand>(command: C, ...args: {} extends LauncherArgs<C> ? [args?: LauncherArgs<C>] : [args: LauncherArgs<C>]): Promise<LauncherResult<C>> {
+    if (this.closedBecause) return Promise.reject(new LauncherCommandError(command, `the connection is closed (${this.closedBecause.message})`));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      const entry: { command: string; resolve: (value: unknown) => void; reject: (error: Error) => void; timer?: NodeJS.Timeout } = { command, resolve, reject };
+      const entry: Pending = { command, resolve: resolve as (value: unknown) => void, reject };
       if (!longCommands.has(command)) {
         entry.timer = setTimeout(() => {
           this.pending.delete(id);
@@ -195,86 +215,114 @@ export class LauncherClient implements LauncherSession {
         }, shortCommandTimeoutMs);
       }
       this.pending.set(id, entry);
-      this.socket.write(`${JSON.stringify({ id, command, ...(args ? { args } : {}) })}\n`);
+      this.socket.write(ndjsonLine({ id, command, ...(args[0] ? { args: args[0] } : {}) }));
     });
   }
 
-  /** Starts the domain (the launcher's idempotent sync); the outcome also arrives as events. */
-  async start(): Promise<void> {
-    await this.request('start');
+  status(): Promise<DomainStatus> {
+    return this.call('status');
   }
 
-  async pause(): Promise<void> {
-    await this.request('pause');
-  }
-
-  async unpause(): Promise<void> {
-    await this.request('unpause');
-  }
-
-  /** The launcher offers a system reset (QMP system_reset), which is what a reboot request gets. */
-  async softReboot(): Promise<void> {
-    await this.request('reset');
-  }
-
-  /** Resolves when QEMU is gone: the launcher powers the guest off, and forces it after the grace period. */
-  async shutdown(gracePeriodSeconds: number): Promise<void> {
-    await this.request('shutdown', { gracePeriodSeconds });
+  /** Starts receiving pushed events; resolves to the status at the moment of subscribing. */
+  subscribe(): Promise<DomainStatus> {
+    return this.call('subscribe');
   }
 
   close(): void {
-    this.closed = true;
+    this.onClosed(new Error('the connection was closed by the client'));
     this.socket.destroy();
-    this.failPending(new Error('the connection was closed'));
-  }
-
-  private onData(chunk: string): void {
-    this.buffer += chunk;
-    let newline: number;
-    while ((newline = this.buffer.indexOf('\n')) >= 0) {
-      const line = this.buffer.slice(0, newline).trim();
-      this.buffer = this.buffer.slice(newline + 1);
-      if (line) this.onLine(line);
-    }
   }
 
   private onLine(line: string): void {
-    let message: { event?: { status?: LauncherDomainStatus } } & Partial<LauncherResponse>;
-    try {
-      message = JSON.parse(line) as typeof message;
-    } catch {
-      this.onClosed(new Error(`the launcher sent a line that is not JSON: ${line.slice(0, 200)}`));
-      this.socket.destroy();
+    const json = parseJsonLine(line);
+    if (!json.ok) return this.dropInvalid(`not JSON (${json.error})`, line);
+    const parsed = LauncherMessage.safeParse(json.value);
+    if (!parsed.success) return this.dropInvalid(describeZodError(parsed.error), line);
+    const message = parsed.data;
+    if ('event' in message) {
+      this.deliver(message.event);
       return;
     }
-    if (message.event) {
-      if (message.event.status) this.handlers.onState(domainStateFromLauncher(message.event.status));
-      return;
-    }
-    if (typeof message.id !== 'number') return;
+    if (typeof message.id !== 'number') return this.dropInvalid('a response without a request id', line);
     const entry = this.pending.get(message.id);
-    if (!entry) return;
+    if (!entry) return this.dropInvalid(`a response to no pending request (id ${message.id})`, line);
     this.pending.delete(message.id);
     clearTimeout(entry.timer);
-    if (message.ok) entry.resolve(message.result);
-    else entry.reject(new LauncherCommandError(entry.command, message.error?.message ?? 'failed', message.error?.step, message.error?.qemuStderr));
+    if (!message.ok) {
+      entry.reject(new LauncherCommandError(entry.command, message.error.message, message.error.step, message.error.qemuStderr));
+      return;
+    }
+    const result = launcherCommands[entry.command].result.safeParse(message.result);
+    if (!result.success) {
+      const why = `an invalid answer: ${describeZodError(result.error, 'result')}`;
+      this.dropInvalid(why, line);
+      entry.reject(new LauncherCommandError(entry.command, why));
+      return;
+    }
+    entry.resolve(result.data);
+  }
+
+  private deliver(event: DomainEvent): void {
+    try {
+      this.emit('event', event);
+    } catch (error) {
+      this.log.error({ err: error, eventType: event.type }, 'handling a launcher event failed');
+    }
+  }
+
+  private dropInvalid(why: string, line: string): void {
+    this.invalidMessages += 1;
+    if (this.invalidMessages <= invalidMessagesLogged || this.invalidMessages % 1000 === 0) {
+      this.log.warn({ why, line: line.slice(0, 200), invalidMessages: this.invalidMessages }, 'dropped an invalid message from the launcher');
+    }
   }
 
   private onClosed(error: Error): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.failPending(error);
-    this.handlers.onClose(error);
-  }
-
-  private failPending(error: Error): void {
+    if (this.closedBecause) return;
+    this.closedBecause = error;
     for (const [id, entry] of this.pending) {
       clearTimeout(entry.timer);
       entry.reject(new LauncherCommandError(entry.command, error.message));
       this.pending.delete(id);
     }
+    try {
+      this.emit('close', error);
+    } catch (listenerError) {
+      this.log.error({ err: listenerError }, 'handling a launcher connection close failed');
+    }
   }
 }
 
-/** The dialer main.ts gives LauncherConnections. */
-export const dialLauncher: LauncherDialer = (socketPath, handlers) => LauncherClient.connect(socketPath, handlers);
+/**
+ * The node handler's dialer: connects, subscribes, and feeds every status the launcher pushes to
+ * the handler as DomainState; the session forwards the user's intents.
+ */
+export const dialLauncher: LauncherDialer = async (socketPath, handlers, log = silentLogger) => {
+  const client = await LauncherClient.connect(socketPath, { log });
+  let evented = false;
+  const report = (status: DomainStatus) => handlers.onState(domainStateFromLauncher(status));
+  client.on('event', (event) => {
+    evented = true;
+    report(event.status);
+  });
+  try {
+    const initial = await client.subscribe();
+    // An event that arrived with the answer is newer than the answer.
+    if (!evented) report(initial);
+  } catch (error) {
+    client.close();
+    throw error;
+  }
+  client.on('close', (error) => handlers.onClose(error));
+  if (client.isClosed) throw new Error('the launcher closed the connection while subscribing');
+  const session: LauncherSession = {
+    start: async () => void (await client.call('start')),
+    pause: async () => void (await client.call('pause')),
+    unpause: async () => void (await client.call('unpause')),
+    // The launcher's hard reset until its soft reboot lands.
+    softReboot: async () => void (await client.call('reset')),
+    shutdown: async (gracePeriodSeconds) => void (await client.call('shutdown', { gracePeriodSeconds })),
+    close: () => client.close(),
+  };
+  return session;
+};

@@ -31,7 +31,7 @@ export interface LauncherSessionHandlers {
 }
 
 /** Connects to the socket and subscribes to events; the first state arrives through onState. */
-export type LauncherDialer = (socketPath: string, handlers: LauncherSessionHandlers) => Promise<LauncherSession>;
+export type LauncherDialer = (socketPath: string, handlers: LauncherSessionHandlers, log?: Logger) => Promise<LauncherSession>;
 
 /** Where a launcher pod's command socket is, seen from the node (ADR 0007). */
 export function launcherSocketPath(podsDir: string, podUid: string): string {
@@ -119,7 +119,9 @@ export class LauncherConnections {
     const log = this.log.child({ vmi: key, podUid: entry.podUid });
     let session: LauncherSession | undefined;
     this.options
-      .dial(socketPath, {
+      .dial(
+        socketPath,
+        {
         onState: (change) => {
           if (!entry.closed) this.options.domains.update(key, { ...change, podUid: entry.podUid });
         },
@@ -130,7 +132,9 @@ export class LauncherConnections {
           this.options.onConnectionChange?.(key);
           this.retry(key, entry, error);
         },
-      })
+      },
+        log,
+      )
       .then((opened) => {
         session = opened;
         entry.dialing = false;

@@ -4,28 +4,11 @@
 import type { VirtualMachineInstance, VirtualMachineInstanceNetworkInterface, VirtualMachineInstancePhase, VirtualMachineInstanceStatus } from '../runtime/api/index.js';
 import { formatConditionTime, removeCondition, setCondition } from '../runtime/conditions.js';
 import type { Condition, ConditionInput } from '../runtime/conditions.js';
+import { VMI_CONDITION_ORDER, VmiConditionType } from '../runtime/contracts/vmi-conditions.js';
 import type { DomainState } from './domain-state.js';
 import { statusEqual } from '../runtime/status.js';
 
-/** Condition types, as KubeVirt names them where KubeVirt has them. */
-export const VmiConditionType = {
-  Ready: 'Ready',
-  Paused: 'Paused',
-  AgentConnected: 'AgentConnected',
-  /** KubeVirt's virt-handler reports launcher/sync failures on this condition. */
-  Synchronized: 'Synchronized',
-  /** kubevm's own: whether the guest runs with KVM or under TCG software emulation. */
-  Emulation: 'kubevm.io/Emulation',
-} as const;
-
-/** The order conditions are kept in, so a recomputed list compares equal to the stored one. */
-export const vmiConditionOrder: readonly string[] = [
-  VmiConditionType.Ready,
-  VmiConditionType.Paused,
-  VmiConditionType.AgentConnected,
-  VmiConditionType.Synchronized,
-  VmiConditionType.Emulation,
-];
+export { VmiConditionType };
 
 /** Phases in which this node's handler drives the VMI; before them the controller does. */
 const handledPhases: ReadonlySet<VirtualMachineInstancePhase | undefined> = new Set(['Scheduled', 'Running'] as const);
@@ -92,7 +75,7 @@ function emulationCondition(domain: DomainState): ConditionInput | undefined {
 }
 
 function applyCondition(conditions: Condition[], type: string, input: ConditionInput | undefined, now: Date): Condition[] {
-  const options = { now, order: vmiConditionOrder };
+  const options = { now, order: VMI_CONDITION_ORDER };
   return input ? setCondition(conditions, input, options).conditions : removeCondition(conditions, type, options).conditions;
 }
 

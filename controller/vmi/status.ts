@@ -10,10 +10,8 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { VirtualMachineInstance, VirtualMachineInstanceStatus, VMIPhase } from '../api.js';
 import { formatConditionTime, removeCondition, setCondition } from '../../runtime/conditions.js';
 import type { Condition, ConditionInput } from '../../runtime/conditions.js';
+import { VMI_CONDITION_ORDER } from '../../runtime/contracts/vmi-conditions.js';
 import { COMPUTE_CONTAINER } from './launcher-pod.js';
-
-/** The order conditions are kept in; the node handler keeps the same so neither reorders the other's. */
-export const VMI_CONDITION_ORDER: readonly string[] = ['Ready', 'Paused', 'AgentConnected', 'Synchronized', 'kubevm.io/Emulation'];
 
 /** Something that kept the controller from progressing the VMI this pass. */
 export interface SyncFailure {

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { DomainStatus } from '../../launcher/domain.js';
+import type { DomainStatus } from '../../runtime/contracts/launcher-protocol.js';
 import { QEMU_UID, startLauncher, testGuests, testVmi } from './harness.js';
 import type { LauncherRun } from './harness.js';
 
@@ -58,7 +58,7 @@ describe('launcher block and ephemeral volumes (real QEMU, TCG)', () => {
       },
     });
     const baseBefore = sha256(baseImg);
-    const status = await run.client.call<DomainStatus>('start');
+    const status = await run.client.call('start');
     expect(status.phase).toBe('Running');
     expect(status.volumes.find((v) => v.name === 'rootblock')?.persistentVolumeClaim).toMatchObject({ mode: 'block', created: false });
     expect(status.volumes.find((v) => v.name === 'scratch')?.persistentVolumeClaim).toMatchObject({ mode: 'filesystem', path: baseImg });

@@ -6,7 +6,7 @@ import { jest } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { DomainStatus } from '../../launcher/domain.js';
+import type { DomainStatus } from '../../runtime/contracts/launcher-protocol.js';
 import { repoRoot, startLauncher, testVmi } from './harness.js';
 import type { LauncherRun } from './harness.js';
 
@@ -54,7 +54,7 @@ describe('cloud-init NoCloud with Debian cloud-init (real QEMU, TCG)', () => {
         copyFileSync(rootDisk, path.join(containerDiskDir, 'root', 'disk', 'cloudinit-root.qcow2'));
       },
     });
-    expect((await run.client.call<DomainStatus>('start')).phase).toBe('Running');
+    expect((await run.client.call('start')).phase).toBe('Running');
     await run.waitForSerial(/KUBEVM-CLOUDINIT-REAL starting cloud-init/, 60_000);
     const marker = await run.waitForSerial(/KUBEVM-RUNCMD (\S+) host=(\S+)/, 150_000);
     expect([marker[1], marker[2]]).toEqual(['written-by-cloud-init', 'from-meta-data']);

@@ -1,23 +1,23 @@
 // Bad input fails the start at a named step with a message naming the field, pushed to the
 // subscribed handler as an error event; QEMU's own last stderr lines come with it.
 import { jest } from '@jest/globals';
-import type { DomainEvent, DomainStatus } from '../../launcher/domain.js';
-import { LauncherCommandError } from '../../launcher/client.js';
+import type { DomainEvent, DomainStatus } from '../../runtime/contracts/launcher-protocol.js';
+import { LauncherCommandError } from '../../node-handler/launcher-client.js';
 import type { LauncherVmi } from '../../launcher/vmi.js';
-import { processesMatching, startLauncher, testVmi } from './harness.js';
+import { processesMatching, startLauncher, testVmi, waitForEvent } from './harness.js';
 import type { LauncherRun } from './harness.js';
 
 jest.setTimeout(60_000);
 
 interface Failure {
   error: LauncherCommandError;
-  event: DomainEvent;
+  event: Extract<DomainEvent, { type: 'error' }>;
   status: DomainStatus;
 }
 
 async function failingStart(run: LauncherRun): Promise<Failure> {
   await run.client.subscribe();
-  const errorEvent = run.client.waitForEvent((e) => e.type === 'error', 30_000);
+  const errorEvent = waitForEvent(run.client, (e) => e.type === 'error', 30_000);
   let error: LauncherCommandError | undefined;
   try {
     await run.client.call('start');
@@ -26,6 +26,7 @@ async function failingStart(run: LauncherRun): Promise<Failure> {
   }
   expect(error).toBeInstanceOf(LauncherCommandError);
   const event = await errorEvent;
+  if (event.type !== 'error') throw new Error(`expected an error event, got ${event.type}`);
   return { error: error as LauncherCommandError, event, status: await run.client.status() };
 }
 
@@ -81,9 +82,9 @@ describe('launcher start errors', () => {
   it('QEMU dying while the guest runs is pushed as Failed/Crashed with its exit', async () => {
     run = await startLauncher(testVmi('crash'));
     await run.client.subscribe();
-    const status = await run.client.call<DomainStatus>('start');
+    const status = await run.client.call('start');
     expect(status.phase).toBe('Running');
-    const crashed = run.client.waitForEvent((e) => e.status.phase === 'Failed', 20_000);
+    const crashed = waitForEvent(run.client, (e) => e.status.phase === 'Failed', 20_000);
     process.kill(status.qemuPid as number, 'SIGKILL');
     const event = await crashed;
     expect(event.status.reason).toBe('Crashed');
@@ -101,7 +102,7 @@ describe('launcher start errors', () => {
 
   it('no KVM with emulation allowed falls back to TCG and says why', async () => {
     run = await startLauncher(testVmi('fallback'), { env: { KUBEVM_ACCEL: 'auto', KUBEVM_KVM_DEVICE: '/nonexistent/kvm' } });
-    const status = await run.client.call<DomainStatus>('start');
+    const status = await run.client.call('start');
     expect(status.accelerator?.accel).toBe('tcg');
     expect(status.conditions).toContainEqual(expect.objectContaining({ type: 'Emulated', status: 'True', message: expect.stringContaining('using emulation (TCG) because useEmulation is on') }));
     await run.client.call('kill');

@@ -3,10 +3,9 @@
 // launcher side (guest-sync-delimited, guest-info, guest-get-osinfo, guest-get-host-name,
 // guest-network-get-interfaces) is the real one.
 import { jest } from '@jest/globals';
-import { LauncherClient } from '../../launcher/client.js';
-import type { DomainStatus } from '../../launcher/domain.js';
+import type { DomainStatus } from '../../runtime/contracts/launcher-protocol.js';
 import type { GuestInfo } from '../../launcher/guest-agent.js';
-import { startLauncher, testVmi } from './harness.js';
+import { openLauncherStream, startLauncher, testVmi, waitForEvent } from './harness.js';
 import type { LauncherRun } from './harness.js';
 
 jest.setTimeout(120_000);
@@ -21,8 +20,8 @@ describe('launcher guest agent (real QEMU, TCG)', () => {
   it('reads OS info, host name and interfaces, and pushes them as they appear', async () => {
     run = await startLauncher(testVmi('agent', 'kubevm.net=dhcp kubevm.agent=fake kubevm.counter=0'), { env: { KUBEVM_GUEST_AGENT_POLL_SECONDS: '2' } });
     await run.client.subscribe();
-    const connected = run.client.waitForEvent((e) => e.status.guestInfo?.agentConnected === true, 90_000);
-    expect((await run.client.call<DomainStatus>('start')).phase).toBe('Running');
+    const connected = waitForEvent(run.client, (e) => e.status.guestInfo?.agentConnected === true, 90_000);
+    expect((await run.client.call('start')).phase).toBe('Running');
     await run.waitForSerial(/KUBEVM-AGENT fake agent on \/dev\/vport\w+/, 60_000);
     await run.waitForSerial(/KUBEVM-READY/, 30_000);
 
@@ -30,7 +29,7 @@ describe('launcher guest agent (real QEMU, TCG)', () => {
     const pushed = await connected;
     expect(pushed.status.conditions).toContainEqual(expect.objectContaining({ type: 'AgentConnected', status: 'True' }));
 
-    const info = await run.client.call<GuestInfo>('guestInfo');
+    const info = await run.client.call('guestInfo');
     expect(info).toMatchObject({
       agentConnected: true,
       agentVersion: 'kubevm-test-agent-1',
@@ -48,12 +47,12 @@ describe('launcher guest agent (real QEMU, TCG)', () => {
     run = await startLauncher(vmi);
     await run.client.call('start');
     // The VNC stream is QEMU's RFB server: it greets with its protocol version.
-    const vnc = await LauncherClient.openStream(`${run.runDir}/launcher.sock`, 'vnc');
+    const vnc = await openLauncherStream(`${run.runDir}/launcher.sock`, 'vnc');
     const greeting = await new Promise<string>((resolve) => vnc.once('data', (d: Buffer) => resolve(d.toString())));
     expect(greeting).toBe('RFB 003.008\n');
     vnc.destroy();
     const t0 = Date.now();
-    const info = await run.client.call<GuestInfo>('guestInfo');
+    const info = await run.client.call('guestInfo');
     expect(info).toEqual({ agentConnected: false, interfaces: [] });
     expect(Date.now() - t0).toBeLessThan(5000);
     await run.client.call('kill');

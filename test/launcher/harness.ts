@@ -7,7 +7,10 @@ import { chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirS
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LauncherClient } from '../../launcher/client.js';
+import net from 'node:net';
+import { LauncherClient } from '../../node-handler/launcher-client.js';
+import type { DomainEvent } from '../../runtime/contracts/launcher-protocol.js';
+import { NdjsonReader, ndjsonLine } from '../../runtime/ndjson.js';
 import type { LauncherVmi } from '../../launcher/vmi.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -225,4 +228,58 @@ export function processesMatching(needle: string): number[] {
 export function lastCount(serial: string): number {
   const all = [...serial.matchAll(/KUBEVM-COUNT (\d+)/g)];
   return all.length ? Number(all[all.length - 1]?.[1]) : -1;
+}
+
+/** Resolves on the first event from `client` for which `match` holds. */
+export function waitForEvent(client: LauncherClient, match: (e: DomainEvent) => boolean, timeoutMs: number): Promise<DomainEvent> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off('event', on);
+      reject(new Error(`no matching launcher event within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const on = (e: DomainEvent) => {
+      if (!match(e)) return;
+      clearTimeout(timer);
+      client.off('event', on);
+      resolve(e);
+    };
+    client.on('event', on);
+  });
+}
+
+/** Opens a raw byte stream to the serial console ('console') or VNC ('vnc') of a launcher. */
+export async function openLauncherStream(socketPath: string, kind: 'console' | 'vnc'): Promise<net.Socket> {
+  const socket = await new Promise<net.Socket>((resolve, reject) => {
+    const s = net.createConnection(socketPath);
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+  });
+  socket.write(ndjsonLine({ id: 1, command: kind }));
+  // The first line is the answer; everything after it is the stream.
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer) => reader.push(chunk);
+    const reader = new NdjsonReader({
+      maxLineBytes: 64 * 1024,
+      onOverflow: () => reject(new Error(`launcher ${kind}: no answer line`)),
+      onLine: (line) => {
+        reader.stop();
+        socket.off('data', onData);
+        const answer = JSON.parse(line) as { ok: boolean; error?: { message: string } };
+        if (!answer.ok) {
+          socket.destroy();
+          reject(new Error(`launcher ${kind}: ${answer.error?.message ?? 'refused'}`));
+          return;
+        }
+        // Bytes of the stream that came with the answer go back in front; the socket stays paused
+        // until the caller (resumed after this promise settles) has attached its listener.
+        socket.pause();
+        const rest = reader.remainder();
+        if (rest.length) socket.unshift(rest);
+        resolve(socket);
+        setImmediate(() => socket.resume());
+      },
+    });
+    socket.on('data', onData);
+    socket.once('error', reject);
+  });
 }

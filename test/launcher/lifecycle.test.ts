@@ -2,9 +2,8 @@
 // proxies its serial console, and shuts it down through ACPI within the grace period.
 import { jest } from '@jest/globals';
 import { readFileSync } from 'node:fs';
-import type { DomainEvent, DomainStatus } from '../../launcher/domain.js';
-import { LauncherClient } from '../../launcher/client.js';
-import { lastCount, processesMatching, startLauncher, testVmi } from './harness.js';
+import type { DomainEvent, DomainStatus } from '../../runtime/contracts/launcher-protocol.js';
+import { lastCount, openLauncherStream, processesMatching, startLauncher, testVmi, waitForEvent } from './harness.js';
 import type { LauncherRun } from './harness.js';
 
 jest.setTimeout(120_000);
@@ -24,7 +23,7 @@ describe('launcher lifecycle (real QEMU, TCG)', () => {
     expect((await client.subscribe()).phase).toBe('Pending');
 
     const started = Date.now();
-    const status = await client.call<DomainStatus>('start');
+    const status = await client.call('start');
     expect(status.phase).toBe('Running');
     expect(status.accelerator?.accel).toBe('tcg');
     expect(status.conditions).toContainEqual(expect.objectContaining({ type: 'Emulated', status: 'True', reason: 'TCG' }));
@@ -37,7 +36,7 @@ describe('launcher lifecycle (real QEMU, TCG)', () => {
     expect(bootSeconds).toBeLessThan(60);
 
     // Pause: QEMU says paused and the guest's counter stops.
-    const paused = await client.call<DomainStatus>('pause');
+    const paused = await client.call('pause');
     expect(paused.phase).toBe('Paused');
     expect(paused.qemuStatus).toBe('paused');
     expect(paused.conditions).toContainEqual(expect.objectContaining({ type: 'Paused', status: 'True', reason: 'PausedByUser' }));
@@ -45,7 +44,7 @@ describe('launcher lifecycle (real QEMU, TCG)', () => {
     await new Promise((r) => setTimeout(r, 2500));
     expect(lastCount(run.serialLog())).toBe(atPause);
     // Unpause: the counter continues.
-    const resumed = await client.call<DomainStatus>('unpause');
+    const resumed = await client.call('unpause');
     expect(resumed.phase).toBe('Running');
     expect(resumed.qemuStatus).toBe('running');
     await run.waitForSerial(new RegExp(`KUBEVM-COUNT ${atPause + 2}\\b`), 15_000);
@@ -53,7 +52,7 @@ describe('launcher lifecycle (real QEMU, TCG)', () => {
 
     // The console stream is the guest's serial port.
     const sock = `${run.runDir}/launcher.sock`;
-    const consoleStream = await LauncherClient.openStream(sock, 'console');
+    const consoleStream = await openLauncherStream(sock, 'console');
     const seen = await new Promise<string>((resolve, reject) => {
       let text = '';
       const timer = setTimeout(() => reject(new Error(`console showed only: ${text}`)), 10_000);
@@ -66,7 +65,7 @@ describe('launcher lifecycle (real QEMU, TCG)', () => {
       });
     });
     expect(seen).toMatch(/KUBEVM-COUNT/);
-    await expect(LauncherClient.openStream(sock, 'console')).rejects.toThrow('a console stream is already attached');
+    await expect(openLauncherStream(sock, 'console')).rejects.toThrow('a console stream is already attached');
     consoleStream.destroy();
 
     // Reset: the guest boots again.
@@ -75,7 +74,7 @@ describe('launcher lifecycle (real QEMU, TCG)', () => {
 
     // Graceful shutdown: ACPI power button, the guest powers itself off well within the grace period.
     const t0 = Date.now();
-    const result = await client.call<{ graceful: boolean; status: DomainStatus }>('shutdown', { gracePeriodSeconds: 30 });
+    const result = await client.call('shutdown', { gracePeriodSeconds: 30 });
     expect(result.graceful).toBe(true);
     expect(Date.now() - t0).toBeLessThan(30_000);
     expect(result.status.phase).toBe('Succeeded');
@@ -89,10 +88,10 @@ describe('launcher lifecycle (real QEMU, TCG)', () => {
     run = await startLauncher(testVmi('forced', 'kubevm.acpi=ignore', { grace: 4 }));
     const { client } = run;
     await client.subscribe();
-    expect((await client.call<DomainStatus>('start')).phase).toBe('Running');
+    expect((await client.call('start')).phase).toBe('Running');
     await run.waitForSerial(/KUBEVM-ACPI ignoring power button/, 60_000);
     await run.waitForSerial(/KUBEVM-READY/, 30_000);
-    const finalEvent = client.waitForEvent((e) => e.status.phase === 'Succeeded', 30_000);
+    const finalEvent = waitForEvent(client, (e) => e.status.phase === 'Succeeded', 30_000);
     const t0 = Date.now();
     run.proc.kill('SIGTERM');
     const ended = await finalEvent;

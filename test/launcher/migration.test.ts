@@ -2,9 +2,9 @@
 // unix socket): the guest's counter continues on the target, the source ends paused.
 import { jest } from '@jest/globals';
 import path from 'node:path';
-import type { DomainStatus } from '../../launcher/domain.js';
+import type { DomainStatus } from '../../runtime/contracts/launcher-protocol.js';
 import type { QmpMigrationInfo } from '../../launcher/qmp.js';
-import { lastCount, startLauncher, testVmi } from './harness.js';
+import { lastCount, startLauncher, testVmi, waitForEvent } from './harness.js';
 import type { LauncherRun } from './harness.js';
 
 jest.setTimeout(120_000);
@@ -20,16 +20,16 @@ describe('launcher migration (real QEMU, TCG)', () => {
     runs.push(source);
     const target = await startLauncher(testVmi('migrate'));
     runs.push(target);
-    expect((await source.client.call<DomainStatus>('start')).phase).toBe('Running');
+    expect((await source.client.call('start')).phase).toBe('Running');
     await source.waitForSerial(/KUBEVM-COUNT 2\b/, 60_000);
 
     const uri = `unix:${path.join(target.runDir, 'migration.sock')}`;
-    const incoming = await target.client.call<DomainStatus>('start', { incoming: uri });
+    const incoming = await target.client.call('start', { incoming: uri });
     expect(incoming).toMatchObject({ phase: 'Paused', reason: 'MigrationTarget' });
     await target.client.subscribe();
-    const targetRunning = target.client.waitForEvent((e) => e.status.phase === 'Running', 60_000);
+    const targetRunning = waitForEvent(target.client, (e) => e.status.phase === 'Running', 60_000);
 
-    const info = await source.client.call<QmpMigrationInfo>('migrate', { uri, timeoutSeconds: 60 });
+    const info = await source.client.call('migrate', { uri, timeoutSeconds: 60 });
     expect(info.status).toBe('completed');
     expect(info['total-time']).toBeGreaterThan(0);
     await targetRunning;

@@ -4,7 +4,7 @@
 import { jest } from '@jest/globals';
 import net from 'node:net';
 import os from 'node:os';
-import type { DomainStatus } from '../../launcher/domain.js';
+import type { DomainStatus } from '../../runtime/contracts/launcher-protocol.js';
 import type { LauncherInterface } from '../../launcher/vmi.js';
 import { startLauncher, testVmi } from './harness.js';
 import type { LauncherRun } from './harness.js';
@@ -58,7 +58,7 @@ describe('launcher networking (real QEMU, TCG)', () => {
       vmi.spec.domain.devices.interfaces = [iface];
       vmi.spec.networks = [{ name: 'default', pod: {} }];
       run = await startLauncher(vmi);
-      expect((await run.client.call<DomainStatus>('start')).phase).toBe('Running');
+      expect((await run.client.call('start')).phase).toBe('Running');
       const lease = await run.waitForSerial(/KUBEVM-NET eth0 (\S+) via (\S+)/, 60_000);
       if (binding === 'masquerade') expect([lease[1], lease[2]]).toEqual(['10.0.2.2/24', '10.0.2.1']);
       if (binding === 'passt') {

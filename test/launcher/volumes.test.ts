@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import type { DomainStatus } from '../../launcher/domain.js';
+import type { DomainStatus } from '../../runtime/contracts/launcher-protocol.js';
 import type { LauncherVmi } from '../../launcher/vmi.js';
 import { startLauncher, testGuests, testVmi } from './harness.js';
 import type { LauncherRun } from './harness.js';
@@ -59,7 +59,7 @@ describe('launcher volumes (real QEMU, TCG)', () => {
       },
     });
     const before = sha256(base);
-    const status = await run.client.call<DomainStatus>('start');
+    const status = await run.client.call('start');
     expect(status.phase).toBe('Running');
 
     // cloud-init: the guest found the cidata volume and ran the user-data.

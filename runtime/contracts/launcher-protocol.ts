@@ -1,0 +1,214 @@
+// The launcher's command protocol (docs/launcher-protocol.md), declared once: the launcher's
+// command server (launcher/command-server.ts) and its client (node-handler/launcher-client.ts)
+// both take their types from these schemas and validate what they receive against them, as
+// KubeVirt's virt-handler and virt-launcher share one gRPC definition. A message that fails
+// validation is logged and dropped by the receiver, never thrown.
+import { z } from 'zod';
+import { VirtualMachineInstanceGuestOSInfo } from '../api/kubevirt/v1/virtualmachineinstance.js';
+
+export const LAUNCHER_PROTOCOL_VERSION = 1;
+
+/**
+ * The longest line either end reads (bytes, without the newline). Every message is far smaller
+ * (a status event is a few KiB); a peer sending more is broken or hostile and is disconnected.
+ */
+export const LAUNCHER_MAX_LINE_BYTES = 1024 * 1024;
+
+/** `serialLog` answers with at most the last this many bytes of the console log (JSON may triple it). */
+export const SERIAL_LOG_TAIL_BYTES = 128 * 1024;
+
+export const DomainPhase = z.enum(['Pending', 'Starting', 'Running', 'Paused', 'ShuttingDown', 'Succeeded', 'Failed']);
+export type DomainPhase = z.infer<typeof DomainPhase>;
+
+/** The steps of a start, in order; a failed start names the one that failed. */
+export const StartStep = z.enum(['accelerator', 'volumes', 'qemu-args', 'network', 'qemu-start', 'qmp-connect']);
+export type StartStep = z.infer<typeof StartStep>;
+
+export const DomainCondition = z.object({
+  type: z.string(),
+  status: z.enum(['True', 'False', 'Unknown']),
+  reason: z.string(),
+  message: z.string(),
+});
+export type DomainCondition = z.infer<typeof DomainCondition>;
+
+export const DomainError = z.object({
+  step: z.union([StartStep, z.enum(['runtime', 'command'])]),
+  message: z.string(),
+  /** QEMU's own last stderr lines (empty when QEMU never ran). */
+  qemuStderr: z.array(z.string()),
+});
+export type DomainError = z.infer<typeof DomainError>;
+
+export const AcceleratorDecision = z.object({
+  accel: z.enum(['kvm', 'tcg']),
+  /** Why: shown in the launcher's status and the VMI condition message. */
+  reason: z.string(),
+});
+
+export const VolumeStatus = z.object({
+  name: z.string(),
+  /** For a containerDisk: the base image and its content digest, as the VMI status reports it. */
+  containerDisk: z.object({ basePath: z.string(), digest: z.string() }).optional(),
+  persistentVolumeClaim: z.object({ path: z.string(), mode: z.enum(['filesystem', 'block']), created: z.boolean() }).optional(),
+});
+export type VolumeStatus = z.infer<typeof VolumeStatus>;
+
+export const GuestInterface = z.object({
+  interfaceName: z.string(),
+  mac: z.string().optional(),
+  ipAddress: z.string().optional(),
+  ipAddresses: z.array(z.string()),
+});
+export type GuestInterface = z.infer<typeof GuestInterface>;
+
+/** What qemu-guest-agent says, in the VMI status's shapes (guestOSInfo, interfaces). */
+export const GuestInfo = z.object({
+  agentConnected: z.boolean(),
+  agentVersion: z.string().optional(),
+  hostname: z.string().optional(),
+  os: VirtualMachineInstanceGuestOSInfo.optional(),
+  interfaces: z.array(GuestInterface),
+});
+export type GuestInfo = z.infer<typeof GuestInfo>;
+
+/** A QMP event as QEMU sends it (docs/interop/qmp-spec). */
+export const QmpEvent = z.object({
+  event: z.string(),
+  data: z.record(z.string(), z.unknown()).optional(),
+  timestamp: z.object({ seconds: z.number(), microseconds: z.number() }).optional(),
+});
+export type QmpEvent = z.infer<typeof QmpEvent>;
+
+/** QMP query-migrate, the fields kubevm reads. */
+export const MigrationInfo = z.looseObject({
+  status: z.string().optional(),
+  'total-time': z.number().optional(),
+  downtime: z.number().optional(),
+  ram: z.looseObject({ transferred: z.number(), remaining: z.number(), total: z.number() }).optional(),
+  'error-desc': z.string().optional(),
+});
+export type MigrationInfo = z.infer<typeof MigrationInfo>;
+
+export const DomainStatus = z.object({
+  vmi: z.object({ name: z.string(), namespace: z.string(), uid: z.string().optional() }),
+  phase: DomainPhase,
+  /** E.g. PausedByUser, StartPaused, ACPIPowerdown, Shutdown, GuestShutdown, Destroyed, Crashed, StartFailed:<step>. */
+  reason: z.string().optional(),
+  /** The QEMU run state (query-status), e.g. running, paused, io-error, shutdown. */
+  qemuStatus: z.string().optional(),
+  accelerator: AcceleratorDecision.optional(),
+  qemuPid: z.int().positive().optional(),
+  volumes: z.array(VolumeStatus),
+  conditions: z.array(DomainCondition),
+  guestInfo: GuestInfo.optional(),
+  error: DomainError.optional(),
+  exit: z.object({ code: z.int().nullable(), signal: z.string().nullable() }).optional(),
+});
+export type DomainStatus = z.infer<typeof DomainStatus>;
+
+/** Pushed to a subscribed connection on every change; each carries the whole status (level, not edge). */
+export const DomainEvent = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('status'), at: z.string(), status: DomainStatus }),
+  z.object({ type: z.literal('error'), at: z.string(), status: DomainStatus, error: DomainError }),
+  z.object({ type: z.literal('qemu-event'), at: z.string(), status: DomainStatus, qemuEvent: QmpEvent }),
+]);
+export type DomainEvent = z.infer<typeof DomainEvent>;
+
+const noArgs = z.object({});
+const nonNegative = z.number().nonnegative();
+
+/** Every command: its arguments and its result. */
+export const launcherCommands = {
+  hello: { args: noArgs, result: z.object({ protocol: z.int(), vmi: DomainStatus.shape.vmi }) },
+  /** The current status; from then on events are pushed on this connection. */
+  subscribe: { args: noArgs, result: DomainStatus },
+  status: { args: noArgs, result: DomainStatus },
+  /** Starts QEMU (idempotent); `incoming` starts it paused as a migration target. */
+  start: { args: z.object({ incoming: z.string().min(1).optional() }), result: DomainStatus },
+  /** The same as start (KubeVirt's SyncVMI). */
+  sync: { args: z.object({ incoming: z.string().min(1).optional() }), result: DomainStatus },
+  pause: { args: noArgs, result: DomainStatus },
+  unpause: { args: noArgs, result: DomainStatus },
+  /** Hard reset (QMP system_reset): the guest's OS gets no say. */
+  reset: { args: noArgs, result: DomainStatus },
+  shutdown: { args: z.object({ gracePeriodSeconds: nonNegative.optional() }), result: z.object({ graceful: z.boolean(), status: DomainStatus }) },
+  kill: { args: noArgs, result: DomainStatus },
+  guestInfo: { args: noArgs, result: GuestInfo },
+  migrate: { args: z.object({ uri: z.string().min(1), timeoutSeconds: nonNegative.optional() }), result: MigrationInfo },
+  queryMigration: { args: noArgs, result: MigrationInfo },
+  /** The tail (SERIAL_LOG_TAIL_BYTES) of what the guest printed on its serial console. */
+  serialLog: { args: noArgs, result: z.object({ log: z.string() }) },
+  /** After the answer the connection is a raw byte stream to the guest's serial port. */
+  console: { args: noArgs, result: z.object({ stream: z.literal('console') }) },
+  /** After the answer the connection is a raw RFB byte stream to QEMU's VNC server. */
+  vnc: { args: noArgs, result: z.object({ stream: z.literal('vnc') }) },
+} as const;
+
+export type LauncherCommand = keyof typeof launcherCommands;
+export type LauncherArgs<C extends LauncherCommand> = z.infer<(typeof launcherCommands)[C]['args']>;
+export type LauncherResult<C extends LauncherCommand> = z.infer<(typeof launcherCommands)[C]['result']>;
+
+export const launcherCommandNames = Object.keys(launcherCommands) as LauncherCommand[];
+
+const RequestId = z.union([z.string().max(256), z.number()]);
+
+/** A request line as sent by a client. */
+export const LauncherRequest = z.object({
+  id: RequestId.optional(),
+  command: z.string(),
+  args: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const LauncherErrorDetail = z.object({
+  message: z.string(),
+  step: z.string().optional(),
+  qemuStderr: z.array(z.string()).optional(),
+});
+export type LauncherErrorDetail = z.infer<typeof LauncherErrorDetail>;
+
+/** A response line; `result` is checked against the command's result schema by the caller. */
+export const LauncherResponse = z.union([
+  z.object({ id: RequestId.optional(), ok: z.literal(true), result: z.unknown() }),
+  z.object({ id: RequestId.optional(), ok: z.literal(false), error: LauncherErrorDetail }),
+]);
+export type LauncherResponse = z.infer<typeof LauncherResponse>;
+
+/** Any line the launcher sends: a pushed event or a response. */
+export const LauncherMessage = z.union([z.object({ event: DomainEvent }), LauncherResponse]);
+export type LauncherMessage = z.infer<typeof LauncherMessage>;
+
+export type ParsedLauncherRequest = {
+  [C in LauncherCommand]: { id: string | number | undefined; command: C; args: LauncherArgs<C> };
+}[LauncherCommand];
+
+/**
+ * Checks a request line's value: the command is known and its arguments are what it takes. A
+ * refusal says which field and what is accepted, and keeps the id so the client can match it.
+ */
+export function parseLauncherRequest(value: unknown): { ok: true; request: ParsedLauncherRequest } | { ok: false; id: string | number | undefined; message: string } {
+  const request = LauncherRequest.safeParse(value);
+  if (!request.success) {
+    const id = typeof value === 'object' && value !== null ? RequestId.safeParse((value as { id?: unknown }).id).data : undefined;
+    return { ok: false, id, message: `bad request: ${describeZodError(request.error)}` };
+  }
+  const { id, command, args } = request.data;
+  if (!Object.hasOwn(launcherCommands, command)) {
+    return { ok: false, id, message: `unknown command ${JSON.stringify(command.slice(0, 64))}; known: ${launcherCommandNames.join(', ')}` };
+  }
+  const known = command as LauncherCommand;
+  const parsed = launcherCommands[known].args.safeParse(args ?? {});
+  if (!parsed.success) return { ok: false, id, message: `bad request: ${describeZodError(parsed.error, 'args')}` };
+  return { ok: true, request: { id, command: known, args: parsed.data } as ParsedLauncherRequest };
+}
+
+/** A zod error as `path: message; ...`, paths from the message's root (e.g. `args.uri`). */
+export function describeZodError(error: z.ZodError, prefix = ''): string {
+  return error.issues
+    .slice(0, 5)
+    .map((issue) => {
+      const path = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
+      return `${path || '(message)'}: ${issue.message}`;
+    })
+    .join('; ');
+}

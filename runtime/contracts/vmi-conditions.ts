@@ -1,0 +1,23 @@
+// The VMI's condition types and the order they are kept in, declared once: the controller and the
+// node handler both write VMI conditions, and a list either one recomputes must compare equal to
+// what the other stored, or each would rewrite the other's order.
+
+/** Condition types, as KubeVirt names them where KubeVirt has them. */
+export const VmiConditionType = {
+  Ready: 'Ready',
+  Paused: 'Paused',
+  AgentConnected: 'AgentConnected',
+  /** KubeVirt's virt-handler reports launcher/sync failures on this condition. */
+  Synchronized: 'Synchronized',
+  /** kubevm's own: whether the guest runs with KVM or under TCG software emulation. */
+  Emulation: 'kubevm.io/Emulation',
+} as const;
+
+/** The order VMI conditions are kept in; types not listed follow alphabetically. */
+export const VMI_CONDITION_ORDER: readonly string[] = [
+  VmiConditionType.Ready,
+  VmiConditionType.Paused,
+  VmiConditionType.AgentConnected,
+  VmiConditionType.Synchronized,
+  VmiConditionType.Emulation,
+];
