@@ -1,10 +1,11 @@
-// The launcher's configuration: environment variables set by the launcher pod (ADR 0007), with
-// defaults matching that pod's layout. Tests run the launcher as a plain process with their own.
-import path from 'node:path';
+// The launcher's configuration: the environment variables of the launcher pod contract
+// (runtime/contracts/launcher-pod.ts, ADR 0007), with defaults matching that pod's layout. Tests
+// run the launcher as a plain process with their own.
 import type { Accelerator } from './qemu-args.js';
+import { LAUNCHER_ENV, LAUNCHER_PATHS, launcherSockets } from '../runtime/contracts/launcher-pod.js';
 
 export interface LauncherConfig {
-  /** The VMI as JSON (the downward-API file). */
+  /** The VMI as JSON (the file the pod mounts). */
   vmiFile: string;
   /** Pod-local directory for the command socket and QEMU's QMP/serial/VNC/agent sockets. */
   runDir: string;
@@ -35,6 +36,8 @@ export interface LauncherConfig {
   guestAgentPollSeconds: number;
   /** Exit the launcher process when the domain has stopped (the pod's compute container ends). */
   exitWhenStopped: boolean;
+  /** How long the launcher stays up after the domain stopped, so the handler can read the final status. */
+  lingerSeconds: number;
 }
 
 function bool(value: string | undefined, fallback: boolean): boolean {
@@ -42,49 +45,49 @@ function bool(value: string | undefined, fallback: boolean): boolean {
   return ['1', 'true', 'yes', 'on'].includes(value.toLowerCase());
 }
 
+function seconds(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}: "${value}" is not a number of seconds (0 or more)`);
+  return n;
+}
+
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): LauncherConfig {
-  const runDir = env['KUBEVM_RUN_DIR'] ?? '/var/run/kubevm-private';
-  const secretDir = env['KUBEVM_SECRET_DIR'] ?? '/var/run/kubevirt-private/secret';
-  const accel = env['KUBEVM_ACCEL'] ?? 'auto';
-  if (accel !== 'auto' && accel !== 'kvm' && accel !== 'tcg') throw new Error(`KUBEVM_ACCEL: "${accel}" is not one of auto, kvm, tcg`);
+  const get = (key: keyof typeof LAUNCHER_ENV): string | undefined => env[LAUNCHER_ENV[key]];
+  const pathOf = (key: keyof typeof LAUNCHER_PATHS & keyof typeof LAUNCHER_ENV): string => get(key) || LAUNCHER_PATHS[key];
+  const accel = get('accel') ?? 'auto';
+  if (accel !== 'auto' && accel !== 'kvm' && accel !== 'tcg') throw new Error(`${LAUNCHER_ENV.accel}: "${accel}" is not one of auto, kvm, tcg`);
   let wrapper: string[] = [];
-  if (env['KUBEVM_QEMU_WRAPPER']) {
-    const parsed: unknown = JSON.parse(env['KUBEVM_QEMU_WRAPPER']);
-    if (!Array.isArray(parsed) || !parsed.every((s) => typeof s === 'string')) throw new Error('KUBEVM_QEMU_WRAPPER: must be a JSON array of strings');
+  const wrapperJson = get('qemuWrapper');
+  if (wrapperJson) {
+    const parsed: unknown = JSON.parse(wrapperJson);
+    if (!Array.isArray(parsed) || !parsed.every((s) => typeof s === 'string')) throw new Error(`${LAUNCHER_ENV.qemuWrapper}: must be a JSON array of strings`);
     wrapper = parsed as string[];
   }
   return {
-    vmiFile: env['KUBEVM_VMI_FILE'] ?? '/var/run/kubevm/vmi/vmi.json',
-    runDir,
-    ephemeralDir: env['KUBEVM_EPHEMERAL_DIR'] ?? '/var/run/kubevirt-ephemeral-disks',
-    containerDiskDir: env['KUBEVM_CONTAINER_DISK_DIR'] ?? '/var/run/kubevirt/container-disks',
-    pvcDir: env['KUBEVM_PVC_DIR'] ?? '/var/run/kubevirt-private/vmi-disks',
-    blockDeviceDir: env['KUBEVM_BLOCK_DEVICE_DIR'] ?? '/dev/kubevm-block',
-    secretDir,
-    kernelBootDir: env['KUBEVM_KERNEL_BOOT_DIR'] ?? '/var/run/kubevirt/kernel-boot',
-    qemuBinary: env['KUBEVM_QEMU'] ?? 'qemu-system-x86_64',
-    qemuImg: env['KUBEVM_QEMU_IMG'] ?? 'qemu-img',
-    xorriso: env['KUBEVM_XORRISO'] ?? 'xorriso',
-    passt: env['KUBEVM_PASST'] ?? 'passt',
+    vmiFile: pathOf('vmiFile'),
+    runDir: pathOf('runDir'),
+    ephemeralDir: pathOf('ephemeralDir'),
+    containerDiskDir: pathOf('containerDiskDir'),
+    pvcDir: pathOf('pvcDir'),
+    blockDeviceDir: pathOf('blockDeviceDir'),
+    secretDir: pathOf('secretDir'),
+    kernelBootDir: pathOf('kernelBootDir'),
+    qemuBinary: get('qemu') ?? 'qemu-system-x86_64',
+    qemuImg: get('qemuImg') ?? 'qemu-img',
+    xorriso: get('xorriso') ?? 'xorriso',
+    passt: get('passt') ?? 'passt',
     qemuWrapper: wrapper,
-    kvmDevice: env['KUBEVM_KVM_DEVICE'] ?? '/dev/kvm',
+    kvmDevice: get('kvmDevice') ?? '/dev/kvm',
     accel,
-    allowEmulation: bool(env['KUBEVM_ALLOW_EMULATION'], false),
-    autostart: bool(env['KUBEVM_AUTOSTART'], false),
-    sandbox: bool(env['KUBEVM_QEMU_SANDBOX'], true),
-    guestAgentPollSeconds: Number(env['KUBEVM_GUEST_AGENT_POLL_SECONDS'] ?? '10'),
-    exitWhenStopped: bool(env['KUBEVM_EXIT_WHEN_STOPPED'], true),
+    allowEmulation: bool(get('allowEmulation'), false),
+    autostart: bool(get('autostart'), false),
+    sandbox: bool(get('qemuSandbox'), true),
+    guestAgentPollSeconds: seconds(LAUNCHER_ENV.guestAgentPollSeconds, get('guestAgentPollSeconds'), 10),
+    exitWhenStopped: bool(get('exitWhenStopped'), true),
+    lingerSeconds: seconds(LAUNCHER_ENV.lingerSeconds, get('lingerSeconds'), 5),
   };
 }
 
-export function socketPaths(runDir: string) {
-  return {
-    command: path.join(runDir, 'launcher.sock'),
-    qmp: path.join(runDir, 'qmp.sock'),
-    serial: path.join(runDir, 'serial.sock'),
-    serialLog: path.join(runDir, 'serial.log'),
-    vnc: path.join(runDir, 'vnc.sock'),
-    guestAgent: path.join(runDir, 'qga.sock'),
-    passt: (iface: string) => path.join(runDir, `passt-${iface}.sock`),
-  };
-}
+/** The launcher's sockets in its run directory: the contract's, under the name the launcher's modules use. */
+export const socketPaths = launcherSockets;

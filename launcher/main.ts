@@ -3,7 +3,8 @@
 import { readFile } from 'node:fs/promises';
 import { createRootLogger } from '../runtime/logging.js';
 import { CommandServer } from './command-server.js';
-import { configFromEnv, socketPaths } from './config.js';
+import { launcherSockets } from '../runtime/contracts/launcher-pod.js';
+import { configFromEnv } from './config.js';
 import { Domain } from './domain.js';
 import { SerialLogFollower } from './serial-log.js';
 import { parseLauncherVmi } from './vmi.js';
@@ -14,7 +15,7 @@ async function main(): Promise<void> {
   const log = createRootLogger({ component: 'launcher' }).child({ namespace: vmi.metadata.namespace ?? 'default', name: vmi.metadata.name });
   const domain = new Domain(vmi, config, log);
   // Stay up a little after the domain stopped, so the handler can read the final status.
-  const lingerMs = Number(process.env['KUBEVM_LINGER_SECONDS'] ?? '5') * 1000;
+  const lingerMs = config.lingerSeconds * 1000;
   let exiting = false;
   const exitWhenStopped = () => {
     if (exiting || !config.exitWhenStopped) return;
@@ -23,7 +24,7 @@ async function main(): Promise<void> {
       void server.close().then(() => process.exit(domain.status().phase === 'Succeeded' ? 0 : 1));
     }, lingerMs).unref();
   };
-  const sockets = socketPaths(config.runDir);
+  const sockets = launcherSockets(config.runDir);
   const server = new CommandServer(domain, sockets.command, log, () => undefined);
   // KubeVirt logs the serial console unless the VMI turns it off.
   if (vmi.spec.domain.devices.logSerialConsole !== false) {

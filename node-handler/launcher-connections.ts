@@ -2,7 +2,7 @@
 // launcher's pushed events. A connection that drops (launcher restarting, pod going away) is
 // redialled with backoff for as long as the VMI's active pod is the same; the handler itself keeps
 // no state a restart could lose: on start it dials every active pod again (ADR 0007).
-import path from 'node:path';
+import { KUBELET_PODS_DIR, nodeLauncherSocketPath } from '../runtime/contracts/launcher-pod.js';
 import type { Logger } from '../runtime/logging.js';
 import { silentLogger } from '../runtime/logging.js';
 import type { DomainState, DomainStateCache } from './domain-state.js';
@@ -33,10 +33,8 @@ export interface LauncherSessionHandlers {
 /** Connects to the socket and subscribes to events; the first state arrives through onState. */
 export type LauncherDialer = (socketPath: string, handlers: LauncherSessionHandlers, log?: Logger) => Promise<LauncherSession>;
 
-/** Where a launcher pod's command socket is, seen from the node (ADR 0007). */
-export function launcherSocketPath(podsDir: string, podUid: string): string {
-  return path.join(podsDir, podUid, 'volumes/kubernetes.io~empty-dir/private/launcher.sock');
-}
+/** Where a launcher pod's command socket is, seen from the node (the launcher pod contract). */
+export const launcherSocketPath = nodeLauncherSocketPath;
 
 interface Entry {
   podUid: string;
@@ -66,7 +64,7 @@ export class LauncherConnections {
   private readonly log: Logger;
 
   constructor(private readonly options: LauncherConnectionsOptions) {
-    this.podsDir = options.podsDir ?? '/var/lib/kubelet/pods';
+    this.podsDir = options.podsDir ?? KUBELET_PODS_DIR;
     this.log = (options.log ?? silentLogger).child({ module: 'launcher-connections' });
   }
 

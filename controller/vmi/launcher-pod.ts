@@ -5,28 +5,35 @@ import { createHash } from 'node:crypto';
 import type { V1Container, V1Pod, V1ResourceRequirements, V1Volume, V1VolumeDevice, V1VolumeMount } from '@kubernetes/client-node';
 import type { VirtualMachineInstance, Volume } from '../api.js';
 import { formatBytes, formatMillicores, parseQuantity } from '../../runtime/quantity.js';
+import {
+  COMPUTE_CONTAINER,
+  CREATED_BY_LABEL,
+  DOMAIN_ANNOTATION,
+  EPHEMERAL_DISKS_VOLUME,
+  LAUNCHER_ENV,
+  LAUNCHER_LABEL,
+  LAUNCHER_LABEL_VALUE,
+  LAUNCHER_PATHS,
+  LAUNCHER_UID,
+  PRIVATE_VOLUME,
+  VMI_FILE_NAME,
+  VMI_VOLUME,
+  launcherPathEnv,
+} from '../../runtime/contracts/launcher-pod.js';
 
-export const LAUNCHER_LABEL = 'kubevirt.io';
-export const LAUNCHER_LABEL_VALUE = 'virt-launcher';
-export const CREATED_BY_LABEL = 'kubevirt.io/created-by';
-export const DOMAIN_ANNOTATION = 'kubevirt.io/domain';
+export { COMPUTE_CONTAINER, CREATED_BY_LABEL, DOMAIN_ANNOTATION, LAUNCHER_LABEL, LAUNCHER_LABEL_VALUE, LAUNCHER_UID } from '../../runtime/contracts/launcher-pod.js';
 export const VMI_ANNOTATION = 'kubevm.io/vmi';
-export const COMPUTE_CONTAINER = 'compute';
 export const KVM_RESOURCE = 'devices.kubevirt.io/kvm';
 
-export const VMI_DIR = '/var/run/kubevm/vmi';
-export const VMI_FILE = `${VMI_DIR}/vmi.json`;
-export const PRIVATE_DIR = '/var/run/kubevm-private';
-export const EPHEMERAL_DISKS_DIR = '/var/run/kubevirt-ephemeral-disks';
-export const VMI_DISKS_DIR = '/var/run/kubevirt-private/vmi-disks';
-export const SECRETS_DIR = '/var/run/kubevirt-private/secret';
-export const CONFIG_MAPS_DIR = '/var/run/kubevirt-private/config-map';
-export const CONTAINER_DISKS_DIR = '/var/run/kubevirt/container-disks';
-export const BLOCK_DEVICES_DIR = '/dev/kubevm-block';
-export const KERNEL_BOOT_DIR = '/var/run/kubevirt/kernel-boot';
-
-/** uid/gid of the launcher (KubeVirt's qemu user), ADR 0007. */
-export const LAUNCHER_UID = 107;
+const VMI_DIR = LAUNCHER_PATHS.vmiDir;
+const PRIVATE_DIR = LAUNCHER_PATHS.runDir;
+const EPHEMERAL_DISKS_DIR = LAUNCHER_PATHS.ephemeralDir;
+const VMI_DISKS_DIR = LAUNCHER_PATHS.pvcDir;
+const SECRETS_DIR = LAUNCHER_PATHS.secretDir;
+const CONFIG_MAPS_DIR = LAUNCHER_PATHS.configMapDir;
+const CONTAINER_DISKS_DIR = LAUNCHER_PATHS.containerDiskDir;
+const BLOCK_DEVICES_DIR = LAUNCHER_PATHS.blockDeviceDir;
+const KERNEL_BOOT_DIR = LAUNCHER_PATHS.kernelBootDir;
 
 /**
  * Memory the launcher pod needs on top of guest memory: QEMU's own allocations, the Node.js
@@ -330,17 +337,17 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
   const spec = vmi.spec;
 
   const fixedVolumes: V1Volume[] = [
-    { name: 'private', emptyDir: {} },
-    { name: 'ephemeral-disks', emptyDir: {} },
+    { name: PRIVATE_VOLUME, emptyDir: {} },
+    { name: EPHEMERAL_DISKS_VOLUME, emptyDir: {} },
     {
-      name: 'vmi',
-      downwardAPI: { items: [{ path: 'vmi.json', fieldRef: { fieldPath: `metadata.annotations['${VMI_ANNOTATION}']` } }] },
+      name: VMI_VOLUME,
+      downwardAPI: { items: [{ path: VMI_FILE_NAME, fieldRef: { fieldPath: `metadata.annotations['${VMI_ANNOTATION}']` } }] },
     },
   ];
   const fixedMounts: V1VolumeMount[] = [
-    { name: 'private', mountPath: PRIVATE_DIR },
-    { name: 'ephemeral-disks', mountPath: EPHEMERAL_DISKS_DIR },
-    { name: 'vmi', mountPath: VMI_DIR, readOnly: true },
+    { name: PRIVATE_VOLUME, mountPath: PRIVATE_DIR },
+    { name: EPHEMERAL_DISKS_VOLUME, mountPath: EPHEMERAL_DISKS_DIR },
+    { name: VMI_VOLUME, mountPath: VMI_DIR, readOnly: true },
   ];
   const perVolume = (spec.volumes ?? []).map((volume) => volumeParts(volume, facts));
   const devices = perVolume.flatMap((parts) => parts.devices ?? []);
@@ -357,17 +364,12 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
     image: config.launcherImage,
     imagePullPolicy: config.launcherImagePullPolicy ?? 'IfNotPresent',
     ...(config.launcherCommand ? { command: config.launcherCommand } : {}),
-    // The launcher's own names for these (launcher/config.ts); its defaults agree, stating them
-    // keeps the contract visible in the pod.
+    // The contract's paths (the launcher's defaults agree; stating them keeps the contract visible in the pod).
     env: [
-      { name: 'KUBEVM_VMI_FILE', value: VMI_FILE },
-      { name: 'KUBEVM_RUN_DIR', value: PRIVATE_DIR },
-      { name: 'KUBEVM_EPHEMERAL_DIR', value: EPHEMERAL_DISKS_DIR },
-      { name: 'KUBEVM_CONTAINER_DISK_DIR', value: CONTAINER_DISKS_DIR },
-      { name: 'KUBEVM_KERNEL_BOOT_DIR', value: KERNEL_BOOT_DIR },
+      ...launcherPathEnv(),
       // useEmulation lets QEMU fall back to TCG where /dev/kvm is missing, as in KubeVirt.
-      { name: 'KUBEVM_ALLOW_EMULATION', value: config.useEmulation ? 'true' : 'false' },
-      { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      { name: LAUNCHER_ENV.allowEmulation, value: config.useEmulation ? 'true' : 'false' },
+      { name: LAUNCHER_ENV.podName, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     ],
     resources: launcherResources(vmi, config),
     // The init containers' context plus the one capability QEMU's user-mode networking needs to

@@ -1,0 +1,111 @@
+// The launcher pod contract (ADR 0007), declared once: the controller renders the pod from it, the
+// launcher reads its configuration by it, the node handler finds a pod's sockets by it. A name or a
+// path changed here changes on every side at once.
+import path from 'node:path';
+
+/** uid/gid of the launcher's processes (KubeVirt's qemu user). */
+export const LAUNCHER_UID = 107;
+
+/** Labels and annotations of a launcher pod. */
+export const LAUNCHER_LABEL = 'kubevirt.io';
+export const LAUNCHER_LABEL_VALUE = 'virt-launcher';
+export const CREATED_BY_LABEL = 'kubevirt.io/created-by';
+export const DOMAIN_ANNOTATION = 'kubevirt.io/domain';
+
+/** The container that runs the launcher (and QEMU). */
+export const COMPUTE_CONTAINER = 'compute';
+
+/** The pod's fixed volumes: their names (what the node sees under the pod's directory) and mounts. */
+export const PRIVATE_VOLUME = 'private';
+export const EPHEMERAL_DISKS_VOLUME = 'ephemeral-disks';
+export const VMI_VOLUME = 'vmi';
+/** The file in the `vmi` volume that holds the VMI the launcher runs. */
+export const VMI_FILE_NAME = 'vmi.json';
+
+/** Paths inside the compute container. */
+export const LAUNCHER_PATHS = {
+  /** The launcher's input: the VMI as JSON. */
+  vmiDir: '/var/run/kubevm/vmi',
+  vmiFile: `/var/run/kubevm/vmi/${VMI_FILE_NAME}`,
+  /** The `private` emptyDir: the command socket, QMP, serial, VNC, agent sockets. */
+  runDir: '/var/run/kubevm-private',
+  /** The `ephemeral-disks` emptyDir: overlays, empty disks, the cloud-init ISO. */
+  ephemeralDir: '/var/run/kubevirt-ephemeral-disks',
+  /** `<dir>/<volume>/` is the root of that containerDisk image (ADR 0006). */
+  containerDiskDir: '/var/run/kubevirt/container-disks',
+  /** `<dir>/<volume>/disk.img`: filesystem PVCs. */
+  pvcDir: '/var/run/kubevirt-private/vmi-disks',
+  /** `<dir>/<volume>`: block PVCs (the pod's volumeDevices). */
+  blockDeviceDir: '/dev/kubevm-block',
+  /** `<dir>/<volume>/`: Secrets (cloud-init user data `<volume>/`, network data `<volume>-ndata/`). */
+  secretDir: '/var/run/kubevirt-private/secret',
+  configMapDir: '/var/run/kubevirt-private/config-map',
+  /** Root of the kernelBoot image's files; kernelPath/initrdPath are relative to it. */
+  kernelBootDir: '/var/run/kubevirt/kernel-boot',
+} as const;
+
+/**
+ * The environment variables the launcher reads. The controller sets the path ones in the pod (the
+ * launcher's defaults are the same paths); tests running the launcher as a plain process set them
+ * to their own directories.
+ */
+export const LAUNCHER_ENV = {
+  vmiFile: 'KUBEVM_VMI_FILE',
+  runDir: 'KUBEVM_RUN_DIR',
+  ephemeralDir: 'KUBEVM_EPHEMERAL_DIR',
+  containerDiskDir: 'KUBEVM_CONTAINER_DISK_DIR',
+  pvcDir: 'KUBEVM_PVC_DIR',
+  blockDeviceDir: 'KUBEVM_BLOCK_DEVICE_DIR',
+  secretDir: 'KUBEVM_SECRET_DIR',
+  kernelBootDir: 'KUBEVM_KERNEL_BOOT_DIR',
+  /** KubeVirt's useEmulation: TCG allowed when KVM is not usable. */
+  allowEmulation: 'KUBEVM_ALLOW_EMULATION',
+  /** The pod's name (downward API), for the launcher's logs. */
+  podName: 'POD_NAME',
+  accel: 'KUBEVM_ACCEL',
+  kvmDevice: 'KUBEVM_KVM_DEVICE',
+  autostart: 'KUBEVM_AUTOSTART',
+  qemuSandbox: 'KUBEVM_QEMU_SANDBOX',
+  guestAgentPollSeconds: 'KUBEVM_GUEST_AGENT_POLL_SECONDS',
+  exitWhenStopped: 'KUBEVM_EXIT_WHEN_STOPPED',
+  lingerSeconds: 'KUBEVM_LINGER_SECONDS',
+  qemu: 'KUBEVM_QEMU',
+  qemuImg: 'KUBEVM_QEMU_IMG',
+  xorriso: 'KUBEVM_XORRISO',
+  passt: 'KUBEVM_PASST',
+  qemuWrapper: 'KUBEVM_QEMU_WRAPPER',
+} as const;
+
+/** The path variables with the pod's paths, as the controller sets them in the compute container. */
+export function launcherPathEnv(): Array<{ name: string; value: string }> {
+  const keys = ['vmiFile', 'runDir', 'ephemeralDir', 'containerDiskDir', 'pvcDir', 'blockDeviceDir', 'secretDir', 'kernelBootDir'] as const;
+  return keys.map((key) => ({ name: LAUNCHER_ENV[key], value: LAUNCHER_PATHS[key] }));
+}
+
+/** The sockets and files the launcher keeps in its run directory (the `private` volume). */
+export function launcherSockets(runDir: string) {
+  return {
+    command: path.join(runDir, 'launcher.sock'),
+    qmp: path.join(runDir, 'qmp.sock'),
+    serial: path.join(runDir, 'serial.sock'),
+    serialLog: path.join(runDir, 'serial.log'),
+    vnc: path.join(runDir, 'vnc.sock'),
+    guestAgent: path.join(runDir, 'qga.sock'),
+    passt: (iface: string) => path.join(runDir, `passt-${iface}.sock`),
+  };
+}
+
+/** The kubelet's pods directory, where the node handler mounts it. */
+export const KUBELET_PODS_DIR = '/var/lib/kubelet/pods';
+
+/** A launcher pod's `private` volume seen from the node: the directory holding its sockets. */
+export function nodeLauncherRunDir(podsDir: string, podUid: string): string {
+  // The uid comes from a VMI's status: never let it name a directory outside the pods directory.
+  if (!/^[A-Za-z0-9][A-Za-z0-9-]*$/.test(podUid)) throw new Error(`pod uid ${JSON.stringify(podUid)} is not a uid`);
+  return path.join(podsDir, podUid, 'volumes', 'kubernetes.io~empty-dir', PRIVATE_VOLUME);
+}
+
+/** A launcher pod's command socket seen from the node. */
+export function nodeLauncherSocketPath(podsDir: string, podUid: string): string {
+  return launcherSockets(nodeLauncherRunDir(podsDir, podUid)).command;
+}
