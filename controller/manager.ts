@@ -13,7 +13,8 @@ import type { ResourceNames } from '../runtime/api/index.js';
 import { Controller, controllerOwnerKey } from '../runtime/controller.js';
 import { ControllerExpectations } from '../runtime/expectations.js';
 import { Informer, ownerUidIndex } from '../runtime/informer.js';
-import type { KubeClient, KubeObject, ResourceDescriptor } from '../runtime/kube.js';
+import type { RunnableInformer } from '../runtime/informer.js';
+import type { KubeClient, ResourceDescriptor } from '../runtime/kube.js';
 import { coreResources } from '../runtime/kube.js';
 import { LeaderElector } from '../runtime/leader-election.js';
 import type { Logger } from '../runtime/logging.js';
@@ -74,7 +75,7 @@ export class ControllerManager {
   readonly pods: Informer<Pod>;
   readonly kubevirts: Informer<KubeVirtCR>;
   readonly sources: SourceInformers;
-  private readonly informers: Array<Informer<KubeObject>>;
+  private readonly informers: RunnableInformer[];
   private readonly elector: LeaderElector | undefined;
   private readonly events: EventRecorder;
   private term: Term | undefined;
@@ -102,14 +103,8 @@ export class ControllerManager {
       const descriptor = descriptorOf(names);
       this.sources[names.kind] = new Informer<SnapshotObject>({ ...(descriptor.namespaced ? scoped : common), descriptor });
     }
-    const all: Array<Informer<KubeObject> | undefined> = [
-      this.vms as unknown as Informer<KubeObject>,
-      this.vmis as unknown as Informer<KubeObject>,
-      this.pods as unknown as Informer<KubeObject>,
-      this.kubevirts as unknown as Informer<KubeObject>,
-      ...Object.values(this.sources).map((informer) => informer as unknown as Informer<KubeObject> | undefined),
-    ];
-    this.informers = all.filter((informer): informer is Informer<KubeObject> => informer !== undefined);
+    const all: Array<RunnableInformer | undefined> = [this.vms, this.vmis, this.pods, this.kubevirts, ...Object.values(this.sources)];
+    this.informers = all.filter((informer) => informer !== undefined);
     this.events = new KubeEventRecorder(client, 'virt-controller', config.identity, log);
     if (config.leaderElection) {
       this.elector = new LeaderElector({

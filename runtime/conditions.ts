@@ -6,16 +6,9 @@
 // - conditions are kept in a fixed order, for the same reason;
 // - every setter reports whether anything changed.
 
-export type ConditionStatus = 'True' | 'False' | 'Unknown';
+import type { Condition, ConditionStatus } from './api/meta.js';
 
-export interface Condition {
-  type: string;
-  status: ConditionStatus;
-  reason?: string;
-  message?: string;
-  lastTransitionTime?: string | null;
-  lastProbeTime?: string | null;
-}
+export type { Condition, ConditionStatus };
 
 /** What a caller states about a condition; times are the helpers' business. */
 export interface ConditionInput {

@@ -6,7 +6,7 @@
 //   throw an Error               retried with per-key exponential backoff under a global bucket
 //   throw a TerminalError        logged, not retried until the object changes (a new event)
 import { randomUUID } from 'node:crypto';
-import type { Informer } from './informer.js';
+import type { Informer, RunnableInformer } from './informer.js';
 import type { KubeObject } from './kube.js';
 import { objectKey, splitKey } from './kube.js';
 import type { Logger } from './logging.js';
@@ -78,7 +78,7 @@ export class Controller {
   private readonly reconcileFn: ReconcileFunction;
   private readonly workerCount: number;
   private readonly log: Logger;
-  private readonly informers: Array<Informer<KubeObject>> = [];
+  private readonly informers: RunnableInformer[] = [];
   private readonly unregister: Array<() => void> = [];
   private readonly abortInFlight = new AbortController();
   private workers: Array<Promise<void>> = [];
@@ -103,7 +103,7 @@ export class Controller {
     const enqueue = (obj: T): void => {
       for (const key of keysOf(obj)) this.queue.add(key);
     };
-    this.informers.push(informer as unknown as Informer<KubeObject>);
+    this.informers.push(informer);
     this.unregister.push(
       informer.addEventHandler({
         onAdd: enqueue,

@@ -68,7 +68,18 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null;
 }
 
-export class Informer<T extends KubeObject> {
+/**
+ * An informer as its owner runs it, whatever it caches: an Informer<VirtualMachine> and an
+ * Informer<Pod> are both one of these, with no cast (Informer<T> itself is invariant in T).
+ */
+export interface RunnableInformer {
+  start(): void;
+  stop(): Promise<void>;
+  hasSynced(): boolean;
+  waitForSync(signal?: AbortSignal): Promise<boolean>;
+}
+
+export class Informer<T extends KubeObject> implements RunnableInformer {
   readonly descriptor: ResourceDescriptor;
   private readonly client: KubeClient;
   private readonly options: InformerOptions<T>;

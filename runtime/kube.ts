@@ -18,34 +18,13 @@ import {
   wrapHttpLibrary,
 } from '@kubernetes/client-node';
 import type { Configuration, PromiseHttpLibrary, ResponseContext } from '@kubernetes/client-node';
+import type { ObjectMeta, OwnerReference } from './api/meta.js';
 import { restClientRequestLatency, restClientRequests } from './metrics.js';
 
 export { KubeConfig } from '@kubernetes/client-node';
 
-export interface OwnerReference {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  uid: string;
-  controller?: boolean;
-  blockOwnerDeletion?: boolean;
-}
-
-/** The metadata fields the runtime relies on; the API schemas carry the full shape. */
-export interface ObjectMeta {
-  name?: string;
-  generateName?: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  creationTimestamp?: string;
-  deletionTimestamp?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  ownerReferences?: OwnerReference[];
-  finalizers?: string[];
-}
+// Object metadata has one definition: the zod schema in ./api (types by z.infer).
+export type { ObjectMeta, OwnerReference };
 
 export interface KubeObject {
   apiVersion?: string;

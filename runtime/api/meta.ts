@@ -41,6 +41,26 @@ export type Time = z.infer<typeof Time>;
 export const ConditionStatus = z.enum(['True', 'False', 'Unknown']).describe('Whether the condition holds: True, False or Unknown.');
 export type ConditionStatus = z.infer<typeof ConditionStatus>;
 
+/**
+ * A status condition as KubeVirt and Kubernetes write them. Each kind gives its own descriptions
+ * (they end up in its CRD); the shape is this one, and the runtime's conditions helpers use it.
+ */
+export function conditionSchema(typeDescription: string, description: string) {
+  return z
+    .strictObject({
+      type: z.string().describe(typeDescription),
+      status: ConditionStatus,
+      lastProbeTime: Time.optional().describe('When the condition was last probed.'),
+      lastTransitionTime: Time.optional().describe('When the condition last changed status.'),
+      reason: z.string().optional().describe('A CamelCase reason for the last transition.'),
+      message: z.string().optional().describe('A human-readable explanation.'),
+    })
+    .describe(description);
+}
+
+export const Condition = conditionSchema('The condition type, e.g. Ready.', 'An observation about the object.');
+export type Condition = z.infer<typeof Condition>;
+
 export const OwnerReference = z.looseObject({
   apiVersion: z.string(),
   kind: z.string(),

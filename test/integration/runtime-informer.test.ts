@@ -2,6 +2,7 @@
 // re-list after a real 410 Gone.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Informer, ownerUidIndex } from '../../runtime/informer.js';
+import type { RunnableInformer } from '../../runtime/informer.js';
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
 import { coreResources } from '../../runtime/kube.js';
 import {
@@ -24,10 +25,10 @@ const selectorLabel = 'kubevm.io/runtime-test';
 
 let client: KubeClient;
 let namespace: string;
-const informers: Array<Informer<KubeObject>> = [];
+const informers: RunnableInformer[] = [];
 
 function track<T extends KubeObject>(informer: Informer<T>): Informer<T> {
-  informers.push(informer as unknown as Informer<KubeObject>);
+  informers.push(informer);
   return informer;
 }
 

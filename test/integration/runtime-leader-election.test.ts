@@ -31,22 +31,22 @@ interface Candidate {
 }
 
 function candidate(identity: string, leaseName: string, timing: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number }): Candidate {
-  const state: Candidate = { elector: undefined as unknown as LeaderElector, started: 0, stopped: 0 };
-  state.elector = new LeaderElector({
+  const counts = { started: 0, stopped: 0 };
+  const elector = new LeaderElector({
     client,
     namespace,
     leaseName,
     identity,
     ...timing,
     onStartedLeading: () => {
-      state.started++;
+      counts.started++;
     },
     onStoppedLeading: () => {
-      state.stopped++;
+      counts.stopped++;
     },
   });
-  electors.push(state.elector);
-  return state;
+  electors.push(elector);
+  return Object.assign(counts, { elector });
 }
 
 async function leaseHolder(leaseName: string): Promise<string> {

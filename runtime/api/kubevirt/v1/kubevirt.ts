@@ -2,7 +2,7 @@
 // operator reconciles this one object into its deployments.
 import { z } from 'zod';
 import { Affinity, LocalObjectReference, PullPolicy, Toleration } from '../../core.js';
-import { ConditionStatus, Quantity, Time, typeMeta, type ResourceNames } from '../../meta.js';
+import { conditionSchema, Quantity, Time, typeMeta, type ResourceNames } from '../../meta.js';
 import { KUBEVIRT_API_VERSION, KUBEVIRT_GROUP, KUBEVIRT_VERSION, EvictionStrategy } from './virtualmachineinstance.js';
 
 export const KubeVirtNames = {
@@ -114,16 +114,10 @@ export const KubeVirtPhase = z
   .describe('Where the installation is: Deploying, Deployed, Deleting or Deleted.');
 export type KubeVirtPhase = z.infer<typeof KubeVirtPhase>;
 
-export const KubeVirtCondition = z
-  .strictObject({
-    type: z.string().describe('The condition type: Available, Progressing, Degraded, Created or Synchronized.'),
-    status: ConditionStatus,
-    lastProbeTime: Time.optional().describe('When the condition was last probed.'),
-    lastTransitionTime: Time.optional().describe('When the condition last changed status.'),
-    reason: z.string().optional().describe('A CamelCase reason for the last transition.'),
-    message: z.string().optional().describe('A human-readable explanation.'),
-  })
-  .describe('An observation about the installation.');
+export const KubeVirtCondition = conditionSchema(
+  'The condition type: Available, Progressing, Degraded, Created or Synchronized.',
+  'An observation about the installation.',
+);
 export type KubeVirtCondition = z.infer<typeof KubeVirtCondition>;
 
 export const KubeVirtStatus = z

@@ -1,7 +1,7 @@
 // VirtualMachine (kubevirt.io/v1): the stateful, start/stoppable VM that owns at most one
 // VirtualMachineInstance at a time.
 import { z } from 'zod';
-import { ConditionStatus, PRESERVE_UNKNOWN_FIELDS, Time, typeMeta, type ResourceNames } from '../../meta.js';
+import { conditionSchema, PRESERVE_UNKNOWN_FIELDS, Time, typeMeta, type ResourceNames } from '../../meta.js';
 import { KUBEVIRT_API_VERSION, KUBEVIRT_GROUP, KUBEVIRT_VERSION, VirtualMachineInstanceSpec } from './virtualmachineinstance.js';
 
 export const VirtualMachineNames = {
@@ -122,16 +122,10 @@ export const VirtualMachinePrintableStatus = z
   .describe('A one-word summary of the VM\'s state, shown by kubectl get vm.');
 export type VirtualMachinePrintableStatus = z.infer<typeof VirtualMachinePrintableStatus>;
 
-export const VirtualMachineCondition = z
-  .strictObject({
-    type: z.string().describe('The condition type, e.g. Ready, Paused, Failure, RestartRequired.'),
-    status: ConditionStatus,
-    lastProbeTime: Time.optional().describe('When the condition was last probed.'),
-    lastTransitionTime: Time.optional().describe('When the condition last changed status.'),
-    reason: z.string().optional().describe('A CamelCase reason for the last transition.'),
-    message: z.string().optional().describe('A human-readable explanation.'),
-  })
-  .describe('An observation about the VM.');
+export const VirtualMachineCondition = conditionSchema(
+  'The condition type, e.g. Ready, Paused, Failure, RestartRequired.',
+  'An observation about the VM.',
+);
 export type VirtualMachineCondition = z.infer<typeof VirtualMachineCondition>;
 
 export const VirtualMachineStateChangeRequest = z

@@ -1,7 +1,7 @@
 // VirtualMachineInstance (kubevirt.io/v1): one running VM, backed by one launcher pod.
 import { z } from 'zod';
 import { Affinity, DNSPolicy, PodDNSConfig, PodQOSClass, Toleration } from '../../core.js';
-import { ConditionStatus, Quantity, Time, typeMeta, type ResourceNames } from '../../meta.js';
+import { conditionSchema, Quantity, Time, typeMeta, type ResourceNames } from '../../meta.js';
 import { DomainSpec, Machine, dnsLabel, dnsSubdomain, namedList } from './domain.js';
 import { Network, Volume } from './volumes.js';
 
@@ -62,16 +62,10 @@ export const VirtualMachineInstancePhase = z
   );
 export type VirtualMachineInstancePhase = z.infer<typeof VirtualMachineInstancePhase>;
 
-export const VirtualMachineInstanceCondition = z
-  .strictObject({
-    type: z.string().describe('The condition type, e.g. Ready, LiveMigratable, Paused, AgentConnected.'),
-    status: ConditionStatus,
-    lastProbeTime: Time.optional().describe('When the condition was last probed.'),
-    lastTransitionTime: Time.optional().describe('When the condition last changed status.'),
-    reason: z.string().optional().describe('A CamelCase reason for the last transition.'),
-    message: z.string().optional().describe('A human-readable explanation.'),
-  })
-  .describe('An observation about the VMI.');
+export const VirtualMachineInstanceCondition = conditionSchema(
+  'The condition type, e.g. Ready, LiveMigratable, Paused, AgentConnected.',
+  'An observation about the VMI.',
+);
 export type VirtualMachineInstanceCondition = z.infer<typeof VirtualMachineInstanceCondition>;
 
 export const VirtualMachineInstanceNetworkInterface = z

@@ -1,6 +1,6 @@
 // VirtualMachineInstanceMigration (kubevirt.io/v1): a request to live-migrate one VMI.
 import { z } from 'zod';
-import { ConditionStatus, Time, typeMeta, type ResourceNames } from '../../meta.js';
+import { conditionSchema, Time, typeMeta, type ResourceNames } from '../../meta.js';
 import { KUBEVIRT_API_VERSION, KUBEVIRT_GROUP, KUBEVIRT_VERSION, VirtualMachineInstanceMigrationState } from './virtualmachineinstance.js';
 
 export const VirtualMachineInstanceMigrationNames = {
@@ -37,16 +37,10 @@ export const VirtualMachineInstanceMigrationSpec = z
   .describe('The desired state of a migration.');
 export type VirtualMachineInstanceMigrationSpec = z.infer<typeof VirtualMachineInstanceMigrationSpec>;
 
-export const VirtualMachineInstanceMigrationCondition = z
-  .strictObject({
-    type: z.string().describe('The condition type, e.g. migrationAbortRequested.'),
-    status: ConditionStatus,
-    lastProbeTime: Time.optional().describe('When the condition was last probed.'),
-    lastTransitionTime: Time.optional().describe('When the condition last changed status.'),
-    reason: z.string().optional().describe('A CamelCase reason for the last transition.'),
-    message: z.string().optional().describe('A human-readable explanation.'),
-  })
-  .describe('An observation about the migration.');
+export const VirtualMachineInstanceMigrationCondition = conditionSchema(
+  'The condition type, e.g. migrationAbortRequested.',
+  'An observation about the migration.',
+);
 
 export const VirtualMachineInstanceMigrationStatus = z
   .strictObject({
