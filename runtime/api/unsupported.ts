@@ -88,7 +88,6 @@ export const UNSUPPORTED_FIELDS: Readonly<Record<string, readonly string[]>> = {
     'spec.configuration.memBalloonStatsPeriod',
     'spec.configuration.obsoleteCPUModels',
     'spec.configuration.ovmfPath',
-    'spec.configuration.permittedHostDevices',
     'spec.configuration.roleAggregationStrategy',
     'spec.configuration.seccompConfiguration',
     'spec.configuration.selinuxLauncherType',

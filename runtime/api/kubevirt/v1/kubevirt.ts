@@ -69,9 +69,36 @@ export const NetworkConfiguration = z
   })
   .describe('Cluster-wide network settings.');
 
+export const PermittedHostDevices = z
+  .strictObject({
+    pciHostDevices: z
+      .array(
+        z.strictObject({
+          pciVendorSelector: z.string().min(1).describe('vendor:device ID of the PCI device, e.g. 10de:1eb8.'),
+          resourceName: z.string().min(1).describe('The resource name VMs request it by (hostDevices[].deviceName, gpus[].deviceName).'),
+          externalResourceProvider: z.boolean().optional().describe('A device plugin other than kubevm\'s advertises it.'),
+        }),
+      )
+      .optional()
+      .describe('PCI devices VMs may have passed through.'),
+    mediatedDevices: z
+      .array(
+        z.strictObject({
+          mdevNameSelector: z.string().min(1).describe('The mediated device type name, e.g. GRID T4-1Q.'),
+          resourceName: z.string().min(1).describe('The resource name VMs request it by.'),
+          externalResourceProvider: z.boolean().optional().describe('A device plugin other than kubevm\'s advertises it.'),
+        }),
+      )
+      .optional()
+      .describe('Mediated devices (vGPUs) VMs may have.'),
+  })
+  .describe('The host devices VMs may use (hostDevices and gpus name them by resourceName); none when unset.');
+export type PermittedHostDevices = z.infer<typeof PermittedHostDevices>;
+
 export const KubeVirtConfiguration = z
   .strictObject({
     developerConfiguration: DeveloperConfiguration.optional(),
+    permittedHostDevices: PermittedHostDevices.optional(),
     imagePullPolicy: PullPolicy.optional().describe('Pull policy of the images of VM pods (launchers, container disks).'),
     cpuModel: z.string().optional().describe('The CPU model of VMs that name none.'),
     machineType: z.string().optional().describe('The machine type of VMs that name none.'),
