@@ -12,17 +12,13 @@ import { updateStatusIfChanged } from '../runtime/status.js';
 import type { DomainState, DomainStateCache } from './domain-state.js';
 import type { LauncherConnections, LauncherSession } from './launcher-connections.js';
 import { computeVmiStatus, isHandledPhase } from './vmi-status.js';
+import { pauseRequestAnnotation, softRebootRequestAnnotation } from '../runtime/vmi-requests.js';
 
 /** The API type, narrowed to what the runtime's clients and informers take (its metadata shape). */
 export type VirtualMachineInstance = ApiVirtualMachineInstance & KubeObject;
 
-/**
- * Desired pause state, "true" or absent: set by the pause/unpause subresources of the API server
- * (and by tests until it exists); the handler converges the domain to it.
- */
-export const pauseRequestAnnotation = 'kubevm.io/pause-requested';
-/** A soft reboot request (any value, e.g. a timestamp); consumed (removed) once forwarded. */
-export const softRebootRequestAnnotation = 'kubevm.io/soft-reboot-requested';
+// The request annotations are a contract with the API server: declared once in the runtime.
+export { pauseRequestAnnotation, softRebootRequestAnnotation } from '../runtime/vmi-requests.js';
 
 /** KubeVirt's default terminationGracePeriodSeconds for a VMI. */
 export const defaultGracePeriodSeconds = 30;

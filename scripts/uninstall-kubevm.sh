@@ -13,7 +13,7 @@ if kubectl get crd virtualmachines.kubevirt.io >/dev/null 2>&1; then
   kubectl delete vm,vmi --all --all-namespaces --wait=true --timeout=120s >/dev/null || true
 fi
 log "deleting kubevm's components"
-kubectl delete -R -f deploy/controller -f deploy/node-handler --ignore-not-found --wait=true --timeout=120s >/dev/null
+kubectl delete -R -f deploy/api-server -f deploy/controller -f deploy/node-handler --ignore-not-found --wait=true --timeout=120s >/dev/null
 kubectl delete -f deploy/namespace.yaml --ignore-not-found --wait=true --timeout=120s >/dev/null
 log "deleting the CRDs"
 kubectl delete -f crds/ --ignore-not-found --wait=true --timeout=120s >/dev/null

@@ -8,6 +8,7 @@ export * from './kubevirt/v1/virtualmachineinstance.js';
 export * from './kubevirt/v1/virtualmachine.js';
 export * from './kubevirt/v1/virtualmachineinstancemigration.js';
 export * from './kubevirt/v1/kubevirt.js';
+export * from './kubevirt/v1/subresources.js';
 export * from './instancetype.js';
 export * from './migrations.js';
 export * from './unsupported.js';

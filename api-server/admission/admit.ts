@@ -1,0 +1,194 @@
+// The validating admission webhook: one AdmissionReview in, one answer out. Every kind is first
+// judged by its zod schema (the same one the CRD is generated from, so the messages name the field
+// path and the accepted values), then by the rules a schema cannot say (rules.ts) and those that
+// need the cluster (does the VMI exist, may it migrate, does the instancetype exist).
+// Never throws: a malformed review or a failing lookup is an answer too (see ADR 0008).
+import { z } from 'zod';
+import {
+  API_RESOURCES,
+  KubeVirtSchema,
+  VirtualMachineInstanceMigrationSchema,
+  VirtualMachineInstanceSchema,
+  VirtualMachineSchema,
+  formatIssues,
+} from '../../runtime/api/index.js';
+import type { KubeVirt, PermittedHostDevices, VirtualMachine, VirtualMachineInstance } from '../../runtime/api/index.js';
+import type { Findings } from './rules.js';
+import { checkInstancetypeConflicts, checkVmiSpec, emptyFindings } from './rules.js';
+
+export const AdmissionReview = z.object({
+  apiVersion: z.literal('admission.k8s.io/v1'),
+  kind: z.literal('AdmissionReview'),
+  request: z.object({
+    uid: z.string().min(1),
+    kind: z.object({ group: z.string(), version: z.string(), kind: z.string() }),
+    operation: z.enum(['CREATE', 'UPDATE', 'DELETE', 'CONNECT']),
+    namespace: z.string().optional(),
+    name: z.string().optional(),
+    userInfo: z.object({ username: z.string().optional(), groups: z.array(z.string()).optional() }).optional(),
+    object: z.unknown().optional(),
+    oldObject: z.unknown().optional(),
+    dryRun: z.boolean().optional(),
+  }),
+});
+export type AdmissionReview = z.infer<typeof AdmissionReview>;
+export type AdmissionRequest = AdmissionReview['request'];
+
+export interface AdmissionResponse {
+  uid: string;
+  allowed: boolean;
+  status?: { code: number; reason: string; message: string };
+  warnings?: string[];
+}
+
+/** What the admitters read from the cluster; lookups may fail (the answer then says so). */
+export interface AdmissionContext {
+  findVmi(namespace: string, name: string): Promise<VirtualMachineInstance | undefined>;
+  instancetypeExists(kind: string, namespace: string, name: string): Promise<boolean>;
+  permittedHostDevices(): PermittedHostDevices | undefined;
+  /** How many KubeVirt CRs exist (only one may). */
+  kubevirtCount(): Promise<number>;
+  /** Service accounts of kubevm itself, which may change a running VMI's spec (stop's grace period). */
+  isKubevmComponent(username: string): boolean;
+}
+
+const MAX_MESSAGES = 20;
+
+export function deny(uid: string, messages: readonly string[], warnings: readonly string[] = []): AdmissionResponse {
+  const shown = messages.slice(0, MAX_MESSAGES);
+  const more = messages.length > MAX_MESSAGES ? `; and ${messages.length - MAX_MESSAGES} more` : '';
+  return {
+    uid,
+    allowed: false,
+    status: { code: 422, reason: 'Invalid', message: shown.join('; ') + more },
+    ...(warnings.length > 0 ? { warnings: [...warnings] } : {}),
+  };
+}
+
+export function allow(uid: string, warnings: readonly string[] = []): AdmissionResponse {
+  return { uid, allowed: true, ...(warnings.length > 0 ? { warnings: [...warnings] } : {}) };
+}
+
+function answer(uid: string, findings: Findings): AdmissionResponse {
+  return findings.denials.length > 0 ? deny(uid, findings.denials, findings.warnings) : allow(uid, findings.warnings);
+}
+
+function schemaOf(kind: string): z.ZodType | undefined {
+  return API_RESOURCES.find((r) => r.names.kind === kind)?.schema;
+}
+
+const specOf = (object: unknown): unknown => (typeof object === 'object' && object !== null ? (object as { spec?: unknown }).spec : undefined);
+
+async function admitVirtualMachine(request: AdmissionRequest, vm: VirtualMachine, context: AdmissionContext, findings: Findings): Promise<void> {
+  const template = vm.spec.template.spec;
+  checkVmiSpec(template, 'spec.template.spec', context.permittedHostDevices(), findings);
+  const instancetype = vm.spec.instancetype;
+  if (instancetype) {
+    if (!instancetype.name && !(instancetype as { inferFromVolume?: string }).inferFromVolume) {
+      findings.denials.push('spec.instancetype.name: required: the name of a VirtualMachineClusterInstancetype (or, with kind, a VirtualMachineInstancetype)');
+    }
+    checkInstancetypeConflicts(template, 'spec.template.spec', instancetype.name ?? '', findings);
+    const kind = instancetype.kind ?? 'VirtualMachineClusterInstancetype';
+    if (instancetype.name && !(await context.instancetypeExists(kind, request.namespace ?? '', instancetype.name))) {
+      // It may be created after the VM (GitOps applies in any order), as KubeVirt allows.
+      findings.warnings.push(`spec.instancetype.name: ${kind} ${JSON.stringify(instancetype.name)} does not exist (yet); the VM cannot start until it does`);
+    }
+  }
+  const preference = vm.spec.preference;
+  if (preference?.name) {
+    const kind = preference.kind ?? 'VirtualMachineClusterPreference';
+    if (!(await context.instancetypeExists(kind, request.namespace ?? '', preference.name))) {
+      findings.warnings.push(`spec.preference.name: ${kind} ${JSON.stringify(preference.name)} does not exist (yet); the VM cannot start until it does`);
+    }
+  }
+}
+
+async function admitVirtualMachineInstance(request: AdmissionRequest, vmi: VirtualMachineInstance, context: AdmissionContext, findings: Findings): Promise<void> {
+  if (request.operation === 'UPDATE') {
+    // A running VMI's spec is fixed; kubevm's own components may adjust it (stop's grace period).
+    const before = specOf(request.oldObject);
+    if (JSON.stringify(before) !== JSON.stringify(vmi.spec) && !context.isKubevmComponent(request.userInfo?.username ?? '')) {
+      findings.denials.push('spec: a VirtualMachineInstance\'s spec cannot be changed once created; change the VirtualMachine and restart it');
+    }
+    return;
+  }
+  checkVmiSpec(vmi.spec, 'spec', context.permittedHostDevices(), findings);
+}
+
+async function admitMigration(request: AdmissionRequest, object: unknown, context: AdmissionContext, findings: Findings): Promise<void> {
+  if (request.operation === 'UPDATE') {
+    if (JSON.stringify(specOf(request.oldObject)) !== JSON.stringify(specOf(object))) {
+      findings.denials.push('spec: a migration\'s spec cannot be changed; delete it and create another');
+    }
+    return;
+  }
+  const spec = VirtualMachineInstanceMigrationSchema.parse(object).spec;
+  const namespace = request.namespace ?? '';
+  const vmi = await context.findVmi(namespace, spec.vmiName);
+  if (!vmi) {
+    findings.denials.push(`spec.vmiName: VirtualMachineInstance ${JSON.stringify(spec.vmiName)} does not exist in namespace ${JSON.stringify(namespace)}; name a running VMI`);
+    return;
+  }
+  if (vmi.status?.phase !== 'Running') {
+    findings.denials.push(`spec.vmiName: VirtualMachineInstance ${JSON.stringify(spec.vmiName)} is ${vmi.status?.phase ?? 'not yet scheduled'}; only a Running VMI can migrate`);
+    return;
+  }
+  const migratable = vmi.status.conditions?.find((c) => c.type === 'LiveMigratable');
+  if (migratable?.status === 'False') {
+    findings.denials.push(`spec.vmiName: VirtualMachineInstance ${JSON.stringify(spec.vmiName)} cannot migrate: ${migratable.message ?? migratable.reason ?? 'it is not live-migratable'}`);
+  }
+}
+
+async function admitKubeVirt(request: AdmissionRequest, context: AdmissionContext, findings: Findings): Promise<void> {
+  if (request.operation === 'CREATE' && (await context.kubevirtCount()) > 0) {
+    findings.denials.push('metadata.name: a KubeVirt resource already exists; kubevm is configured by exactly one');
+  }
+}
+
+/** Judges one AdmissionRequest. */
+export async function admit(request: AdmissionRequest, context: AdmissionContext): Promise<AdmissionResponse> {
+  const uid = request.uid;
+  if (request.operation !== 'CREATE' && request.operation !== 'UPDATE') return allow(uid);
+  const kind = request.kind.kind;
+  const schema = schemaOf(kind);
+  if (!schema) return deny(uid, [`kind: ${JSON.stringify(kind)} is not a kind kubevm validates; this webhook configuration is wrong`]);
+  const object = request.object;
+  const parsed = schema.safeParse(object);
+  if (!parsed.success) return deny(uid, formatIssues(parsed.error.issues, kind));
+  const findings = emptyFindings();
+  try {
+    switch (kind) {
+      case 'VirtualMachine':
+        await admitVirtualMachine(request, VirtualMachineSchema.parse(object), context, findings);
+        break;
+      case 'VirtualMachineInstance':
+        await admitVirtualMachineInstance(request, VirtualMachineInstanceSchema.parse(object), context, findings);
+        break;
+      case 'VirtualMachineInstanceMigration':
+        await admitMigration(request, object, context, findings);
+        break;
+      case 'KubeVirt':
+        KubeVirtSchema.parse(object) satisfies KubeVirt;
+        await admitKubeVirt(request, context, findings);
+        break;
+      default:
+        // Instancetypes, preferences, MigrationPolicy: their schema says everything.
+        break;
+    }
+  } catch (err) {
+    // A lookup failed: refuse rather than admit unchecked (the client retries).
+    return { uid, allowed: false, status: { code: 500, reason: 'InternalError', message: `kubevm could not check this object: ${err instanceof Error ? err.message : String(err)}; try again` } };
+  }
+  return answer(uid, findings);
+}
+
+/** The webhook endpoint's logic: any JSON in, an AdmissionReview out (400-like denial when malformed). */
+export async function handleAdmissionReview(body: unknown, context: AdmissionContext): Promise<{ apiVersion: 'admission.k8s.io/v1'; kind: 'AdmissionReview'; response: AdmissionResponse }> {
+  const parsed = AdmissionReview.safeParse(body);
+  const wrap = (response: AdmissionResponse) => ({ apiVersion: 'admission.k8s.io/v1' as const, kind: 'AdmissionReview' as const, response });
+  if (!parsed.success) {
+    const uid = typeof body === 'object' && body !== null ? String((body as { request?: { uid?: unknown } }).request?.uid ?? '') : '';
+    return wrap({ uid, allowed: false, status: { code: 400, reason: 'BadRequest', message: `not an admission.k8s.io/v1 AdmissionReview: ${formatIssues(parsed.error.issues).join('; ')}` } });
+  }
+  return wrap(await admit(parsed.data.request, context));
+}

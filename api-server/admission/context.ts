@@ -1,0 +1,47 @@
+// The cluster the validating webhook consults, read through the API server at admission time
+// (no informer: reviews are rare next to the reads an informer would keep up to date).
+import type { KubeClient, KubeObject } from '../../runtime/kube.js';
+import {
+  KubeVirtNames,
+  VirtualMachineClusterInstancetypeNames,
+  VirtualMachineClusterPreferenceNames,
+  VirtualMachineInstanceNames,
+  VirtualMachineInstancetypeNames,
+  VirtualMachinePreferenceNames,
+} from '../../runtime/api/index.js';
+import type { KubeVirt, PermittedHostDevices, ResourceNames, VirtualMachineInstance } from '../../runtime/api/index.js';
+import { descriptorOf } from '../descriptors.js';
+import type { AdmissionContext } from './admit.js';
+
+const byKind: Record<string, ResourceNames> = Object.fromEntries(
+  [VirtualMachineInstancetypeNames, VirtualMachineClusterInstancetypeNames, VirtualMachinePreferenceNames, VirtualMachineClusterPreferenceNames].map((n) => [n.kind, n]),
+);
+
+/** kubevm's own service accounts (namespace kubevirt) may change what users may not. */
+export function kubevmComponent(namespace: string): (username: string) => boolean {
+  return (username) => username.startsWith(`system:serviceaccount:${namespace}:kubevm-`);
+}
+
+export function clusterAdmissionContext(client: KubeClient, componentNamespace: string): AdmissionContext & { refresh(): Promise<void> } {
+  const vmis = client.resource<VirtualMachineInstance & KubeObject>(descriptorOf(VirtualMachineInstanceNames));
+  const kubevirts = client.resource<KubeVirt & KubeObject>(descriptorOf(KubeVirtNames));
+  let permitted: PermittedHostDevices | undefined;
+  return {
+    findVmi: (namespace, name) => vmis.find(name, namespace),
+    async instancetypeExists(kind, namespace, name) {
+      const names = byKind[kind];
+      if (!names) return false;
+      return (await client.resource<KubeObject>(descriptorOf(names)).find(name, names.scope === 'Namespaced' ? namespace : undefined)) !== undefined;
+    },
+    permittedHostDevices: () => permitted,
+    async kubevirtCount() {
+      return (await kubevirts.list()).items.length;
+    },
+    isKubevmComponent: kubevmComponent(componentNamespace),
+    /** Re-read the KubeVirt CR's permitted host devices (main calls it periodically). */
+    async refresh() {
+      const items = (await kubevirts.list()).items;
+      permitted = items[0]?.spec?.configuration?.permittedHostDevices;
+    },
+  };
+}

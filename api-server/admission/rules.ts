@@ -1,0 +1,120 @@
+// The rules of a VM's spec that a schema cannot say, checked by the validating webhook after the
+// zod schema (KubeVirt's admitters check the same: virt-api webhooks/validating-webhook/admitters).
+// Each finding names its field path and what would be accepted. Pure: what the rules need from the
+// cluster (the KubeVirt CR's permitted devices) comes in as arguments.
+import type { PermittedHostDevices, VirtualMachineInstanceSpec } from '../../runtime/api/index.js';
+
+export interface Findings {
+  /** Denials: `path: what is wrong; what would be accepted`. */
+  denials: string[];
+  /** Admission warnings: legal but risky choices (kubectl prints them). */
+  warnings: string[];
+}
+
+export const emptyFindings = (): Findings => ({ denials: [], warnings: [] });
+
+const list = (names: readonly string[]): string => (names.length === 0 ? 'none' : names.map((n) => JSON.stringify(n)).join(', '));
+
+/** A containerDisk image pinned by digest, not by a tag that can move. */
+export function isPinnedByDigest(image: string): boolean {
+  return /@sha256:[0-9a-f]{64}$/.test(image);
+}
+
+/**
+ * The rules of a VMI spec; `at` is where the spec sits (`spec` in a VMI, `spec.template.spec` in a
+ * VM). `permitted` is the KubeVirt CR's spec.configuration.permittedHostDevices (undefined: none).
+ */
+export function checkVmiSpec(spec: VirtualMachineInstanceSpec, at: string, permitted: PermittedHostDevices | undefined, findings: Findings): void {
+  const devices = spec.domain.devices;
+  const disks = devices.disks ?? [];
+  const volumes = spec.volumes ?? [];
+  const volumeNames = volumes.map((v) => v.name);
+
+  // Each disk is backed by the volume of its name; one volume backs one disk.
+  const usedBy = new Map<string, number>();
+  disks.forEach((disk, i) => {
+    const path = `${at}.domain.devices.disks[${i}].name`;
+    if (!volumeNames.includes(disk.name)) {
+      findings.denials.push(`${path}: disk ${JSON.stringify(disk.name)} has no volume of that name; add it to ${at}.volumes (volumes: ${list(volumeNames)})`);
+    }
+    const earlier = usedBy.get(disk.name);
+    if (earlier !== undefined) findings.denials.push(`${path}: volume ${JSON.stringify(disk.name)} is already used by disk ${earlier}; a volume backs one disk`);
+    else usedBy.set(disk.name, i);
+  });
+
+  // Boot orders are unique across disks and interfaces.
+  const bootOrders = new Map<number, string>();
+  const claimBootOrder = (order: number | undefined, path: string): void => {
+    if (order === undefined) return;
+    const holder = bootOrders.get(order);
+    if (holder) findings.denials.push(`${path}: boot order ${order} is already used by ${holder}; each disk and interface needs its own`);
+    else bootOrders.set(order, path);
+  };
+  disks.forEach((disk, i) => claimBootOrder(disk.bootOrder, `${at}.domain.devices.disks[${i}].bootOrder`));
+  (devices.interfaces ?? []).forEach((iface, i) => claimBootOrder(iface.bootOrder, `${at}.domain.devices.interfaces[${i}].bootOrder`));
+
+  // Each interface connects to the network of its name, and each network has an interface.
+  const networks = (spec.networks ?? []).map((n) => n.name);
+  const interfaces = (devices.interfaces ?? []).map((n) => n.name);
+  interfaces.forEach((name, i) => {
+    if (!networks.includes(name)) {
+      findings.denials.push(`${at}.domain.devices.interfaces[${i}].name: interface ${JSON.stringify(name)} has no network of that name; add it to ${at}.networks (networks: ${list(networks)})`);
+    }
+  });
+  networks.forEach((name, i) => {
+    if (!interfaces.includes(name)) {
+      findings.denials.push(`${at}.networks[${i}].name: network ${JSON.stringify(name)} has no interface of that name; add it to ${at}.domain.devices.interfaces (interfaces: ${list(interfaces)})`);
+    }
+  });
+
+  // Host devices and GPUs only from the KubeVirt CR's permitted list.
+  const allowed = [...(permitted?.pciHostDevices ?? []), ...(permitted?.mediatedDevices ?? [])].map((d) => d.resourceName);
+  const checkPermitted = (field: 'hostDevices' | 'gpus') =>
+    (devices[field] ?? []).forEach((device, i) => {
+      const path = `${at}.domain.devices.${field}[${i}].deviceName`;
+      if (!device.deviceName) findings.denials.push(`${path}: required: the resource name of a permitted host device (permitted: ${list(allowed)})`);
+      else if (!allowed.includes(device.deviceName)) {
+        findings.denials.push(
+          `${path}: ${JSON.stringify(device.deviceName)} is not permitted; permitted: ${list(allowed)} (the KubeVirt CR's spec.configuration.permittedHostDevices)`,
+        );
+      }
+    });
+  checkPermitted('hostDevices');
+  checkPermitted('gpus');
+
+  // Legal but risky: warnings.
+  disks.forEach((disk, i) => {
+    if (disk.shareable) findings.warnings.push(`${at}.domain.devices.disks[${i}].shareable: a shareable disk is written by several VMs at once; the guests must coordinate (a cluster filesystem) or its data is corrupted`);
+    if (disk.errorPolicy === 'ignore') findings.warnings.push(`${at}.domain.devices.disks[${i}].errorPolicy: "ignore" hides I/O errors from the guest, which may then lose data silently; "stop" (the default) pauses the VM instead`);
+  });
+  volumes.forEach((volume, i) => {
+    const image = volume.containerDisk?.image;
+    if (image && !isPinnedByDigest(image)) {
+      findings.warnings.push(`${at}.volumes[${i}].containerDisk.image: ${JSON.stringify(image)} is referenced by tag; the disk changes if the tag moves; pin it by digest (image@sha256:...)`);
+    }
+  });
+  if (spec.domain.resources?.overcommitGuestOverhead) {
+    findings.warnings.push(`${at}.domain.resources.overcommitGuestOverhead: the launcher's memory overhead is not requested from the node; under memory pressure the VM is among the first killed`);
+  }
+}
+
+/**
+ * What an instancetype provides must not be set in the VM too (KubeVirt refuses it when the VM
+ * starts; kubevm at apply time): guest memory, CPU topology, and CPU/memory requests and limits.
+ */
+export function checkInstancetypeConflicts(spec: VirtualMachineInstanceSpec, at: string, instancetypeName: string, findings: Findings): void {
+  const domain = spec.domain;
+  const conflicts: string[] = [];
+  if (domain.memory?.guest !== undefined) conflicts.push(`${at}.domain.memory.guest`);
+  for (const field of ['sockets', 'cores', 'threads'] as const) {
+    if (domain.cpu?.[field] !== undefined) conflicts.push(`${at}.domain.cpu.${field}`);
+  }
+  for (const kind of ['requests', 'limits'] as const) {
+    for (const resource of ['cpu', 'memory']) {
+      if (domain.resources?.[kind]?.[resource] !== undefined) conflicts.push(`${at}.domain.resources.${kind}.${resource}`);
+    }
+  }
+  for (const path of conflicts) {
+    findings.denials.push(`${path}: conflicts with the instancetype ${JSON.stringify(instancetypeName)}, which provides the VM's CPU and memory; remove it, or remove spec.instancetype`);
+  }
+}

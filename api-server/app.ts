@@ -1,0 +1,69 @@
+// Wires the api-server's parts into one fastify server: the subresource routes of VMs and VMIs,
+// discovery, version and health. main.ts runs it in the pod; tests build the same server.
+import type { FastifyInstance } from 'fastify';
+import type { KubeClient } from '../runtime/kube.js';
+import { VirtualMachineInstanceMigrationNames, VirtualMachineInstanceNames, VirtualMachineNames } from '../runtime/api/index.js';
+import type { Logger } from '../runtime/logging.js';
+import type { AdmissionContext } from './admission/admit.js';
+import { handleAdmissionReview } from './admission/admit.js';
+import type { Authorizer } from './authorize.js';
+import { descriptorOf } from './descriptors.js';
+import type { FrontProxyConfig } from './front-proxy.js';
+import type { SubresourceRoute } from './server.js';
+import { buildApiServer } from './server.js';
+import type { VirtualMachine, VirtualMachineInstance, VirtualMachineInstanceMigration } from './types.js';
+import { apiServerHealth, versionInfo } from './version.js';
+import type { VmBackends } from './vm-subresources.js';
+import { vmSubresourceRoutes } from './vm-subresources.js';
+import { vmiSubresourceRoutes } from './vmi-subresources.js';
+
+export function backendsOf(client: KubeClient): VmBackends {
+  return {
+    vms: client.resource<VirtualMachine>(descriptorOf(VirtualMachineNames)),
+    vmis: client.resource<VirtualMachineInstance>(descriptorOf(VirtualMachineInstanceNames)),
+    migrations: client.resource<VirtualMachineInstanceMigration>(descriptorOf(VirtualMachineInstanceMigrationNames)),
+  };
+}
+
+/** Every subresource route kubevm serves (discovery lists exactly these). */
+export function subresourceRoutes(backends: VmBackends): SubresourceRoute[] {
+  return [...vmSubresourceRoutes(backends), ...vmiSubresourceRoutes(backends)];
+}
+
+export interface ApiServerDeps {
+  client: KubeClient;
+  authorizer: Authorizer;
+  frontProxy: () => FrontProxyConfig;
+  log: Logger;
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** The cluster the validating webhook consults. */
+  admission: AdmissionContext;
+}
+
+/** The validating webhook's endpoint (called by the kube-apiserver, so no front-proxy check). */
+export const validatingWebhookPath = '/admission/validate';
+
+export function createApiServer(deps: ApiServerDeps): FastifyInstance {
+  return buildApiServer({
+    frontProxy: deps.frontProxy,
+    authorizer: deps.authorizer,
+    routes: subresourceRoutes(backendsOf(deps.client)),
+    log: deps.log,
+    version: versionInfo(),
+    health: apiServerHealth(deps.client),
+    ...(deps.tls ? { tls: deps.tls } : {}),
+    extend: (app) => {
+      app.post(validatingWebhookPath, async (request, reply) => {
+        let body: unknown;
+        try {
+          body = JSON.parse(typeof request.body === 'string' ? request.body : '');
+        } catch {
+          body = undefined;
+        }
+        const review = await handleAdmissionReview(body, deps.admission);
+        if (!review.response.allowed) deps.log.info({ uid: review.response.uid, message: review.response.status?.message }, 'admission denied');
+        return reply.type('application/json').send(review);
+      });
+    },
+  });
+}

@@ -1,0 +1,77 @@
+// kubevm api-server (KubeVirt's virt-api): the aggregated API subresources.kubevirt.io (start,
+// stop, restart, migrate, pause, ...) behind the kube-apiserver. Reads its configuration, the
+// front-proxy settings and its certificate, serves, and shuts down gracefully. The logic lives in
+// the modules beside it.
+//
+// Configuration (environment; config.ts validates it):
+//   KUBEVM_API_PORT                  HTTPS port (default 8443)
+//   KUBEVM_API_TLS_CERT / _KEY       serving certificate and key files (default /etc/kubevm/tls/tls.{crt,key})
+//   KUBEVM_API_AUTH_REFRESH_SECONDS  re-read kube-system/extension-apiserver-authentication (default 60)
+//   HEALTH_PORT                      /healthz, /readyz, /metrics over HTTP (default 8080)
+//   LOG_LEVEL
+import { readFileSync } from 'node:fs';
+import type { Server as HttpsServer } from 'node:https';
+import { HealthServer } from '../runtime/health.js';
+import { KubeClient, coreResources } from '../runtime/kube.js';
+import type { KubeObject } from '../runtime/kube.js';
+import { createRootLogger } from '../runtime/logging.js';
+import { enableProcessMetrics } from '../runtime/metrics.js';
+import { ProcessLifecycle } from '../runtime/process.js';
+import { clusterAdmissionContext } from './admission/context.js';
+import { createApiServer } from './app.js';
+import { SubjectAccessReviewAuthorizer } from './authorize.js';
+import { configFrom } from './config.js';
+import { loadFrontProxyConfig } from './front-proxy.js';
+import { listen } from './server.js';
+
+async function main(): Promise<void> {
+  const log = createRootLogger({ component: 'api-server' });
+  const config = configFrom(process.env);
+  const lifecycle = new ProcessLifecycle({ log });
+  lifecycle.installSignalHandlers();
+  enableProcessMetrics();
+
+  const client = new KubeClient();
+  const configMaps = client.resource<KubeObject & { data?: Record<string, string> }>(coreResources.configMaps);
+  let frontProxy = await loadFrontProxyConfig(configMaps);
+  const tls = { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) };
+
+  const admission = clusterAdmissionContext(client, process.env['POD_NAMESPACE'] ?? 'kubevirt');
+  await admission.refresh().catch((err: unknown) => log.warn({ err }, 'could not read the KubeVirt CR; no host devices are permitted until it can be read'));
+  const app = createApiServer({ client, authorizer: new SubjectAccessReviewAuthorizer(client), frontProxy: () => frontProxy, log, tls, admission });
+  const health = new HealthServer({ port: config.healthPort, log, component: 'virt_api' });
+  let serving = false;
+  health.addReadinessCheck('serving', () => serving || 'the HTTPS server is not listening yet');
+  await health.listen();
+
+  // The API server may rotate its front-proxy CA: follow it without a restart.
+  const refresh = setInterval(() => {
+    loadFrontProxyConfig(configMaps)
+      .then((next) => {
+        if (next.clientCA !== frontProxy.clientCA) {
+          (app.server as unknown as HttpsServer).setSecureContext({ ...tls, ca: next.clientCA });
+          log.info('front-proxy CA changed; serving with the new one');
+        }
+        frontProxy = next;
+        return admission.refresh();
+      })
+      .catch((err: unknown) => log.warn({ err }, 'could not re-read the front-proxy settings; keeping the last ones'));
+  }, config.authRefreshMs);
+  refresh.unref();
+
+  lifecycle.onShutdown('health-server', async () => health.close());
+  lifecycle.onShutdown('api-server', async () => {
+    health.markShuttingDown();
+    clearInterval(refresh);
+    await app.close();
+    client.close();
+  });
+  const address = await listen(app, config.port);
+  serving = true;
+  log.info({ port: address.port, allowedNames: frontProxy.allowedNames }, 'api-server serving subresources.kubevirt.io');
+}
+
+main().catch((err: unknown) => {
+  createRootLogger({ component: 'api-server' }).fatal({ err }, 'api-server failed to start');
+  process.exit(1);
+});

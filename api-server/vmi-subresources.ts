@@ -1,0 +1,160 @@
+// The VirtualMachineInstance subresources that act on a running guest. The checks, codes and
+// messages are KubeVirt's (virt-api lifecycle.go and subresource.go); the action reaches the
+// node handler of the VMI's node as a request annotation on the VMI (runtime/vmi-requests.ts),
+// which it converges the domain to:
+//   pause       annotation pause-requested=true            (200; 409 not running / already paused)
+//   unpause     annotation removed                         (200; 409 not running / not paused)
+//   softreboot  annotation soft-reboot-requested=<time>    (200; 409 not running / paused)
+//   reset       the same reboot request: the launcher's reboot is a hard reset (system_reset)
+// The guest agent subresources answer from the VMI status the node handler keeps:
+//   guestosinfo  status.guestOSInfo                        (409 without a connected agent)
+//   userlist, filesystemlist, freeze, unfreeze: 409 without a connected agent; with one, 501:
+//   the node handler has no path yet to run these agent commands.
+import { PauseOptions, UnpauseOptions } from '../runtime/api/index.js';
+import { pauseRequestAnnotation, softRebootRequestAnnotation } from '../runtime/vmi-requests.js';
+import type { SubresourceReply, SubresourceRoute } from './server.js';
+import { StatusError, conflict, internalError, vmiResource } from './status.js';
+import type { VirtualMachineInstance } from './types.js';
+import type { VmBackends } from './vm-subresources.js';
+import { decodeOptions, fetchVmi, vmNotRunning } from './vm-subresources.js';
+
+export const vmiNotRunning = 'VMI is not running';
+export const vmiNotPaused = 'VMI is not paused';
+export const vmiGuestAgentErr = 'VMI does not have guest agent connected';
+
+const hasCondition = (vmi: VirtualMachineInstance, type: string): boolean => vmi.status?.conditions?.some((c) => c.type === type && c.status === 'True') === true;
+const nameOf = (vmi: VirtualMachineInstance): string => vmi.metadata?.name ?? '';
+const isDryRun = (options: { dryRun?: readonly string[] | undefined }): boolean => (options.dryRun ?? []).includes('All');
+
+export function validatePause(vmi: VirtualMachineInstance): void {
+  if (vmi.status?.phase !== 'Running') throw conflict(vmiResource, nameOf(vmi), vmNotRunning);
+  // KubeVirt also refuses to pause a VMI with a non-guest-agent liveness probe (403); kubevm's
+  // schema has no liveness probes, so that case cannot arise.
+  if (hasCondition(vmi, 'Paused')) throw conflict(vmiResource, nameOf(vmi), 'VMI is already paused');
+}
+
+export function validateUnpause(vmi: VirtualMachineInstance): void {
+  if (vmi.status?.phase !== 'Running') throw conflict(vmiResource, nameOf(vmi), vmiNotRunning);
+  if (!hasCondition(vmi, 'Paused')) throw conflict(vmiResource, nameOf(vmi), vmiNotPaused);
+}
+
+export function validateSoftReboot(vmi: VirtualMachineInstance): void {
+  if (vmi.status?.phase !== 'Running') throw conflict(vmiResource, nameOf(vmi), vmNotRunning);
+  if (hasCondition(vmi, 'Paused')) throw conflict(vmiResource, nameOf(vmi), 'VMI is paused');
+  const acpi = vmi.spec.domain.features?.acpi as { enabled?: boolean } | undefined;
+  if (!hasCondition(vmi, 'AgentConnected') && acpi?.enabled === false) {
+    throw conflict(vmiResource, nameOf(vmi), 'VMI neither have the agent connected nor the ACPI feature enabled');
+  }
+}
+
+export function validateReset(vmi: VirtualMachineInstance): void {
+  if (vmi.status?.phase !== 'Running') {
+    throw conflict(vmiResource, nameOf(vmi), `Failed to reset non-running VMI with phase ${vmi.status?.phase ?? ''}: ${vmiNotRunning}`);
+  }
+}
+
+/** The guest agent subresources need a running VMI with a connected agent. */
+export function validateGuestAgent(vmi: VirtualMachineInstance): void {
+  if (vmi.status?.phase !== 'Running') throw conflict(vmiResource, nameOf(vmi), vmiNotRunning);
+  if (!hasCondition(vmi, 'AgentConnected')) throw conflict(vmiResource, nameOf(vmi), vmiGuestAgentErr);
+}
+
+/** freeze checks "VM is not running", unfreeze "VMI is not running", as KubeVirt words them. */
+function validateFreeze(message: string) {
+  return (vmi: VirtualMachineInstance): void => {
+    if (vmi.status?.phase !== 'Running') throw conflict(vmiResource, nameOf(vmi), message);
+    if (!hasCondition(vmi, 'AgentConnected')) throw conflict(vmiResource, nameOf(vmi), vmiGuestAgentErr);
+  };
+}
+
+function notImplemented(what: string): StatusError {
+  return new StatusError({
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message: `${what} is not implemented by kubevm yet: the node handler cannot run this guest agent command`,
+    reason: 'NotImplemented',
+    code: 501,
+  });
+}
+
+/** KubeVirt's VirtualMachineInstanceGuestAgentInfo, from what the node handler recorded. */
+export function guestAgentInfo(vmi: VirtualMachineInstance): object {
+  const os = vmi.status?.guestOSInfo ?? {};
+  return { kind: 'VirtualMachineInstanceGuestAgentInfo', apiVersion: 'kubevirt.io/v1', os };
+}
+
+const ok: SubresourceReply = { code: 200 };
+
+export function vmiSubresourceRoutes(backends: Pick<VmBackends, 'vmis'>): SubresourceRoute[] {
+  const { vmis } = backends;
+  async function annotate(vmi: VirtualMachineInstance, annotations: Record<string, string | null>, dryRun: boolean): Promise<void> {
+    try {
+      await vmis.patch(nameOf(vmi), vmi.metadata?.namespace, { metadata: { annotations } }, 'merge', { dryRun, fieldManager: 'kubevm-api-server' });
+    } catch (err) {
+      throw internalError(err instanceof Error ? err.message : String(err));
+    }
+  }
+  const put = (subresource: string, act: (vmi: VirtualMachineInstance, body: string) => Promise<void>): SubresourceRoute => ({
+    method: 'PUT',
+    resource: 'virtualmachineinstances',
+    subresource,
+    async handle(request) {
+      const vmi = await fetchVmi(vmis, request.namespace, request.name ?? '');
+      await act(vmi, request.body);
+      return ok;
+    },
+  });
+  const get = (subresource: string, answer: (vmi: VirtualMachineInstance) => SubresourceReply): SubresourceRoute => ({
+    method: 'GET',
+    resource: 'virtualmachineinstances',
+    subresource,
+    async handle(request) {
+      return answer(await fetchVmi(vmis, request.namespace, request.name ?? ''));
+    },
+  });
+  const rebootRequest = async (vmi: VirtualMachineInstance): Promise<void> =>
+    annotate(vmi, { [softRebootRequestAnnotation]: new Date().toISOString() }, false);
+
+  return [
+    put('pause', async (vmi, body) => {
+      const options = decodeOptions(PauseOptions, body);
+      validatePause(vmi);
+      await annotate(vmi, { [pauseRequestAnnotation]: 'true' }, isDryRun(options));
+    }),
+    put('unpause', async (vmi, body) => {
+      const options = decodeOptions(UnpauseOptions, body);
+      validateUnpause(vmi);
+      await annotate(vmi, { [pauseRequestAnnotation]: null }, isDryRun(options));
+    }),
+    put('softreboot', async (vmi) => {
+      validateSoftReboot(vmi);
+      await rebootRequest(vmi);
+    }),
+    put('reset', async (vmi) => {
+      validateReset(vmi);
+      await rebootRequest(vmi);
+    }),
+    put('freeze', async (vmi) => {
+      validateFreeze(vmNotRunning)(vmi);
+      throw notImplemented('freeze');
+    }),
+    put('unfreeze', async (vmi) => {
+      validateFreeze(vmiNotRunning)(vmi);
+      throw notImplemented('unfreeze');
+    }),
+    get('guestosinfo', (vmi) => {
+      validateGuestAgent(vmi);
+      return { code: 200, body: guestAgentInfo(vmi) };
+    }),
+    get('userlist', (vmi) => {
+      validateGuestAgent(vmi);
+      throw notImplemented('userlist');
+    }),
+    get('filesystemlist', (vmi) => {
+      validateGuestAgent(vmi);
+      throw notImplemented('filesystemlist');
+    }),
+  ];
+}
