@@ -1,3 +1,5 @@
+import fc from 'fast-check';
+import { parse } from 'yaml';
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -20,6 +22,19 @@ describe('cloud-init NoCloud', () => {
   it('writes KubeVirt\'s meta-data', () => {
     expect(noCloudMetaData(vmi)).toBe('instance-id: vm1.ns1\nlocal-hostname: vm1\n');
     expect(noCloudMetaData({ ...vmi, spec: { ...vmi.spec, hostname: 'web' } })).toBe('instance-id: vm1.ns1\nlocal-hostname: web\n');
+    // A hostname no admission checked stays one value: it cannot add a meta-data key.
+    expect(noCloudMetaData({ ...vmi, spec: { ...vmi.spec, hostname: 'x\ninstance-id: other' } })).toBe('instance-id: vm1.ns1\nlocal-hostname: "x\\ninstance-id: other"\n');
+    expect(noCloudMetaData({ ...vmi, spec: { ...vmi.spec, hostname: 'null' } })).toBe('instance-id: vm1.ns1\nlocal-hostname: "null"\n');
+  });
+
+  it('keeps any hostname and name one string in meta-data (property, parsed as YAML)', () => {
+    fc.assert(
+      fc.property(fc.string(), fc.string(), (hostname, name) => {
+        const doc = parse(noCloudMetaData({ ...vmi, metadata: { ...vmi.metadata, name }, spec: { ...vmi.spec, hostname } })) as Record<string, unknown>;
+        expect(doc).toEqual({ 'instance-id': `${name}.ns1`, 'local-hostname': hostname });
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('reads user-data inline, base64 or from a mounted Secret', async () => {

@@ -39,11 +39,21 @@ async function readSecretKey(dir: string, keys: readonly string[], field: string
   throw new Error(`${field}: the Secret mounted at ${dir} has none of the keys ${keys.join(', ')}`);
 }
 
+const YAML_WORDS = new Set(['y', 'n', 'yes', 'no', 'true', 'false', 'on', 'off', 'null']);
+
+/**
+ * A YAML scalar that stays one string: a plain name as is, anything else double-quoted (a JSON
+ * string is a YAML one), so a newline or "key:" in it cannot add a meta-data key of its own.
+ */
+export function yamlString(value: string): string {
+  return /^[A-Za-z][A-Za-z0-9.-]*$/.test(value) && !YAML_WORDS.has(value.toLowerCase()) ? value : JSON.stringify(value);
+}
+
 /** The NoCloud meta-data document: instance-id and local-hostname, as KubeVirt writes them. */
 export function noCloudMetaData(vmi: LauncherVmi): string {
   const instanceId = `${vmi.metadata.name}.${vmi.metadata.namespace ?? 'default'}`;
   const hostname = vmi.spec.hostname ?? vmi.metadata.name;
-  return `instance-id: ${instanceId}\nlocal-hostname: ${hostname}\n`;
+  return `instance-id: ${yamlString(instanceId)}\nlocal-hostname: ${yamlString(hostname)}\n`;
 }
 
 /** Resolves a cloudInitNoCloud volume's files: inline text, base64, or a mounted Secret. */

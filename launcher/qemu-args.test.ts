@@ -34,6 +34,8 @@ function opt(args: string[], flag: string, n = 0): string | undefined {
   return idx === undefined ? undefined : args[idx + 1];
 }
 const all = (args: string[], flag: string) => args.flatMap((a, i) => (a === flag ? [args[i + 1] as string] : []));
+/** The JSON-syntax values of `flag` (-blockdev, -device, -netdev), parsed. */
+const json = (args: string[], flag: string) => all(args, flag).filter((v) => v.startsWith('{')).map((v) => JSON.parse(v) as Record<string, unknown>);
 
 describe('qemuArgs', () => {
   it('has the fixed hygiene options and the QMP monitor', () => {
@@ -126,16 +128,18 @@ describe('qemuArgs', () => {
     );
     const blockdevs = all(a, '-blockdev').map((j) => JSON.parse(j) as Record<string, unknown>);
     expect(blockdevs[0]).toMatchObject({ 'node-name': 'disk0-file', driver: 'file', filename: '/eph/root/overlay.qcow2', 'read-only': false, cache: { direct: true } });
-    expect(blockdevs[1]).toMatchObject({ 'node-name': 'disk0-format', driver: 'qcow2', file: 'disk0-file' });
+    expect(blockdevs[1]).toMatchObject({ 'node-name': 'disk0-format', driver: 'qcow2', file: 'disk0-file', backing: null });
     expect(blockdevs[2]).toMatchObject({ driver: 'file', cache: { direct: false } });
     expect(blockdevs[4]).toMatchObject({ driver: 'host_device', filename: '/dev/blk', 'read-only': false });
     expect(blockdevs[7]).toMatchObject({ driver: 'raw', 'read-only': true });
-    const devices = all(a, '-device');
-    expect(devices).toContain('virtio-blk-pci,drive=disk0-format,id=ua-root,write-cache=on,bootindex=1,serial=ROOT1,werror=report,rerror=report');
-    expect(devices).toContain('virtio-scsi-pci,id=scsi0');
-    expect(devices).toContain('scsi-hd,bus=scsi0.0,drive=disk1-format,id=ua-data,write-cache=on,werror=enospc,rerror=report');
-    expect(devices).toContain('ide-hd,bus=ide.0,drive=disk2-format,id=ua-blk,write-cache=on,werror=stop,rerror=stop');
-    expect(devices).toContain('ide-cd,bus=ide.1,drive=disk3-format,id=ua-iso,write-cache=off,werror=stop,rerror=stop');
+    // raw takes no backing option (it has none); every other format node says none.
+    expect(blockdevs.filter((b) => b['driver'] === 'raw' || b['driver'] === 'qcow2').every((b) => b['driver'] === 'raw' ? !('backing' in b) : b['backing'] === null)).toBe(true);
+    const devices = json(a, '-device');
+    expect(all(a, '-device')).toContain('virtio-scsi-pci,id=scsi0');
+    expect(devices).toContainEqual({ driver: 'virtio-blk-pci', drive: 'disk0-format', id: 'ua-root', 'write-cache': 'on', bootindex: 1, serial: 'ROOT1', werror: 'report', rerror: 'report' });
+    expect(devices).toContainEqual({ driver: 'scsi-hd', bus: 'scsi0.0', drive: 'disk1-format', id: 'ua-data', 'write-cache': 'on', werror: 'enospc', rerror: 'report' });
+    expect(devices).toContainEqual({ driver: 'ide-hd', bus: 'ide.0', drive: 'disk2-format', id: 'ua-blk', 'write-cache': 'on', werror: 'stop', rerror: 'stop' });
+    expect(devices).toContainEqual({ driver: 'ide-cd', bus: 'ide.1', drive: 'disk3-format', id: 'ua-iso', 'write-cache': 'off', werror: 'stop', rerror: 'stop' });
     expect(opt(a, '-boot')).toBe('strict=on');
   });
 
@@ -156,8 +160,8 @@ describe('qemuArgs', () => {
 
   it('adds the default masquerade interface on user networking with declared ports forwarded', () => {
     const a = qemuArgs(vmi(), ctx());
-    expect(opt(a, '-netdev')).toBe('user,id=net0,net=10.0.2.0/24,host=10.0.2.1,dhcpstart=10.0.2.2,ipv6=off');
-    expect(all(a, '-device')).toContain('virtio-net-pci,netdev=net0,id=ua-default,romfile=');
+    expect(json(a, '-netdev')).toEqual([{ type: 'user', id: 'net0', net: '10.0.2.0/24', host: '10.0.2.1', dhcpstart: '10.0.2.2', ipv6: false }]);
+    expect(json(a, '-device')).toContainEqual({ driver: 'virtio-net-pci', netdev: 'net0', id: 'ua-default', romfile: '' });
     const b = qemuArgs(
       vmi(
         { devices: { interfaces: [{ name: 'pod', masquerade: {}, model: 'e1000', macAddress: 'DE:AD:00:00:BE:AF', ports: [{ port: 80 }, { port: 53, protocol: 'UDP' }] }] } },
@@ -165,14 +169,14 @@ describe('qemuArgs', () => {
       ),
       ctx(),
     );
-    expect(opt(b, '-netdev')).toBe('user,id=net0,net=10.0.2.0/24,host=10.0.2.1,dhcpstart=10.0.2.2,ipv6=off,hostfwd=tcp::80-:80,hostfwd=udp::53-:53');
-    expect(all(b, '-device')).toContain('e1000,netdev=net0,id=ua-pod,mac=de:ad:00:00:be:af,romfile=');
+    expect(json(b, '-netdev')[0]).toMatchObject({ type: 'user', id: 'net0', hostfwd: [{ str: 'tcp::80-:80' }, { str: 'udp::53-:53' }] });
+    expect(json(b, '-device')).toContainEqual({ driver: 'e1000', netdev: 'net0', id: 'ua-pod', mac: 'de:ad:00:00:be:af', romfile: '' });
     expect(opt(qemuArgs(vmi({ devices: { autoattachPodInterface: false } }), ctx()), '-netdev')).toBeUndefined();
   });
 
   it('connects passt interfaces to the passt socket and refuses bridge without NET_ADMIN', () => {
     const a = qemuArgs(vmi({ devices: { interfaces: [{ name: 'default', passt: {} }] } }, { networks: [{ name: 'default', pod: {} }] }), ctx());
-    expect(opt(a, '-netdev')).toBe('stream,id=net0,server=off,addr.type=unix,addr.path=/run/passt-default.sock');
+    expect(json(a, '-netdev')).toEqual([{ type: 'stream', id: 'net0', server: false, addr: { type: 'unix', path: '/run/passt-default.sock' } }]);
     expect(() => qemuArgs(vmi({ devices: { interfaces: [{ name: 'default', bridge: {} }] } }, { networks: [{ name: 'default', pod: {} }] }), ctx())).toThrow(
       'spec.domain.devices.interfaces[0].bridge: the bridge binding needs a tap device set up by the privileged node handler',
     );
@@ -187,7 +191,7 @@ describe('qemuArgs', () => {
     const chardevs = all(a, '-chardev');
     expect(chardevs).toContain('socket,id=serial0,path=/run/serial.sock,server=on,wait=off,logfile=/run/serial.log,logappend=on');
     expect(chardevs).toContain('socket,id=qga0,path=/run/qga.sock,server=on,wait=off');
-    expect(opt(a, '-vnc')).toBe('unix:/run/vnc.sock');
+    expect(opt(a, '-vnc')).toBe('vnc=unix:/run/vnc.sock');
     const devices = all(a, '-device');
     expect(devices).toEqual(expect.arrayContaining(['isa-serial,chardev=serial0,id=serial-port0', 'VGA,id=video0,vgamem_mb=16', 'virtio-balloon-pci,id=balloon0', 'virtio-rng-pci,rng=rng0,id=rng-dev0', 'i6300esb,id=watchdog0', 'virtserialport,bus=virtio-serial0.0,chardev=qga0,name=org.qemu.guest_agent.0']));
     expect(opt(a, '-action')).toBe('watchdog=poweroff');

@@ -1,16 +1,33 @@
 // The VMI domain → a QEMU command line. Pure: every host fact it needs (accelerator, where the
 // prepared disks are, socket paths) comes in through the context, so it is unit-tested without
 // QEMU. Values it cannot honour are errors naming the field path, never silently dropped.
+// Strings reach QEMU in one of two ways only: -blockdev, -device and -netdev as JSON (QEMU 7.2
+// accepts JSON for all three), everything else in QEMU's key=value syntax with commas doubled
+// (qemuOptionValue). Names that become QEMU ids or paths are DNS labels, checked here too: the
+// launcher must be safe with a VMI that no admission checked.
 import type { LauncherDisk, LauncherInterface, LauncherVmi } from './vmi.js';
 import { quantityBytes, quantityMillis } from '../runtime/quantity.js';
+import { DNS_LABEL_MESSAGE, isDnsLabel } from '../runtime/api/names.js';
+import { imageNode } from './disk-image.js';
+import type { DiskFormat } from './disk-image.js';
 
 export type Accelerator = 'kvm' | 'tcg';
+
+/** A read-only base image under a qcow2 overlay, as checked by volumes.ts. */
+export interface PreparedBase {
+  path: string;
+  format: DiskFormat;
+  blockDevice: boolean;
+}
 
 /** A volume made ready for QEMU by volumes.ts. */
 export interface PreparedDisk {
   /** The file or block device QEMU opens. */
   path: string;
-  format: 'qcow2' | 'raw';
+  /** Given by the API or by the launcher's own check; never probed by QEMU. */
+  format: DiskFormat;
+  /** The base under this qcow2 overlay (containerDisk, ephemeral PVC); no backing when unset. */
+  backing?: PreparedBase;
   /** A block device (block-mode PVC) rather than a file. */
   blockDevice: boolean;
   /** The volume itself is read-only (e.g. the cloud-init ISO). */
@@ -74,6 +91,17 @@ const MIB = 1024 * 1024;
 /** QEMU's option syntax: a comma inside a value is written twice. */
 export function qemuOptionValue(value: string): string {
   return value.replaceAll(',', ',,');
+}
+
+/** A free-form string for QEMU's argv: anything but NUL, which no argument can hold. */
+function noNul(value: string, field: string): string {
+  if (value.includes('\0')) throw new DomainSpecError(field, 'must not contain a NUL character');
+  return value;
+}
+
+function positiveInt(value: number, field: string): number {
+  if (!Number.isInteger(value) || value < 1) throw new DomainSpecError(field, `must be a positive integer, got ${JSON.stringify(value)}`);
+  return value;
 }
 
 function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], fallback: T, field: string): T {
@@ -195,7 +223,7 @@ function firmwareArgs(vmi: LauncherVmi, ctx: QemuContext): string[] {
   }
   // SMBIOS system information as KubeVirt sets it, so guests that look for it find the same.
   const smbios = ['type=1', 'manufacturer=KubeVirt', 'product=None', 'family=KubeVirt'];
-  if (fw.serial !== undefined) smbios.push(`serial=${qemuOptionValue(fw.serial)}`);
+  if (fw.serial !== undefined) smbios.push(`serial=${qemuOptionValue(noNul(fw.serial, 'spec.domain.firmware.serial'))}`);
   if (fw.uuid !== undefined) smbios.push(`uuid=${fw.uuid}`);
   args.push('-smbios', smbios.join(','));
   if (fw.bootloader?.efi) {
@@ -209,9 +237,19 @@ function firmwareArgs(vmi: LauncherVmi, ctx: QemuContext): string[] {
   if (kb) {
     if (!kb.container) throw new DomainSpecError('spec.domain.firmware.kernelBoot.container', 'kernelBoot needs a container providing the kernel');
     if (!ctx.kernelBoot) throw new DomainSpecError('spec.domain.firmware.kernelBoot.container', 'the launcher was given no kernel for kernelBoot');
+    // -kernel, -initrd and -append take their value whole, but a multiboot kernel splits -initrd
+    // at commas into modules (each "file args"): a path with a comma or a space could load
+    // another file of the pod into the guest, so such paths are refused.
+    const paths = { kernelPath: ctx.kernelBoot.kernelPath, initrdPath: ctx.kernelBoot.initrdPath };
+    for (const [key, p] of Object.entries(paths)) {
+      if (p !== undefined && !/^\/[^,\s\0]*$/.test(p)) {
+        throw new DomainSpecError(`spec.domain.firmware.kernelBoot.container.${key}`, `${JSON.stringify(p)} must be an absolute path without commas, white space or NUL`);
+      }
+    }
     args.push('-kernel', ctx.kernelBoot.kernelPath);
     if (ctx.kernelBoot.initrdPath) args.push('-initrd', ctx.kernelBoot.initrdPath);
-    if (kb.kernelArgs) args.push('-append', kb.kernelArgs);
+    // The kernel command line is the user's by design; it stays inside its own argument.
+    if (kb.kernelArgs) args.push('-append', noNul(kb.kernelArgs, 'spec.domain.firmware.kernelBoot.kernelArgs'));
   }
   return args;
 }
@@ -241,6 +279,7 @@ function diskArgs(vmi: LauncherVmi, ctx: QemuContext): string[] {
   const devices: string[] = [];
   disks.forEach((disk, i) => {
     const field = `spec.domain.devices.disks[${i}]`;
+    if (!isDnsLabel(disk.name)) throw new DomainSpecError(`${field}.name`, `${JSON.stringify(disk.name)} ${DNS_LABEL_MESSAGE}`);
     if (!volumes.has(disk.name)) throw new DomainSpecError(`${field}.name`, `no volume named "${disk.name}" in spec.volumes`);
     const prepared = ctx.disks.get(disk.name);
     if (!prepared) throw new DomainSpecError(`${field}.name`, `volume "${disk.name}" was not prepared`);
@@ -270,57 +309,71 @@ function oneDisk(disk: LauncherDisk, index: number, field: string, prepared: Pre
   }
   const errorPolicy = oneOf(disk.errorPolicy, ERROR_POLICIES, 'stop', `${field}.errorPolicy`);
   const id = `disk${index}`;
+  const cacheOpts = { direct: cache === 'none', 'no-flush': false };
+  // Every node has its driver set; a qcow2 node has `backing` set, to the checked base's node or
+  // null, so QEMU never opens a file named inside an image.
+  const blockdev: string[] = [];
+  let backing: string | null = null;
+  if (prepared.backing) {
+    const base = imageNode(prepared.backing.path, prepared.backing.format, prepared.backing.blockDevice);
+    const baseFile = { ...(base['file'] as object), 'node-name': `${id}-base-file`, 'read-only': true, cache: cacheOpts };
+    blockdev.push('-blockdev', JSON.stringify(baseFile));
+    blockdev.push('-blockdev', JSON.stringify({ ...base, 'node-name': `${id}-base`, file: baseFile['node-name'], 'read-only': true, cache: cacheOpts }));
+    backing = `${id}-base`;
+  }
   const fileNode = {
     'node-name': `${id}-file`,
     driver: prepared.blockDevice ? 'host_device' : 'file',
     filename: prepared.path,
     'read-only': readOnly,
-    cache: { direct: cache === 'none', 'no-flush': false },
-    'discard': 'unmap',
+    cache: cacheOpts,
+    discard: 'unmap',
   };
-  const formatNode = {
+  const formatNode: Record<string, unknown> = {
     'node-name': `${id}-format`,
     driver: prepared.format,
     file: fileNode['node-name'],
     'read-only': readOnly,
-    cache: { direct: cache === 'none', 'no-flush': false },
-    'discard': 'unmap',
+    cache: cacheOpts,
+    discard: 'unmap',
   };
-  const blockdev = ['-blockdev', JSON.stringify(fileNode), '-blockdev', JSON.stringify(formatNode)];
-  const props: string[] = [`drive=${id}-format`, `id=ua-${disk.name}`];
+  if (prepared.format === 'qcow2') formatNode['backing'] = backing;
+  else if (backing !== null) throw new DomainSpecError(field, `a ${prepared.format} disk cannot have a base image`);
+  blockdev.push('-blockdev', JSON.stringify(fileNode), '-blockdev', JSON.stringify(formatNode));
+  const props: Record<string, unknown> = { drive: `${id}-format`, id: `ua-${disk.name}` };
   // writethrough means the guest sees no volatile write cache: every write is flushed.
-  props.push(`write-cache=${cache === 'writethrough' ? 'off' : 'on'}`);
-  if (disk.bootOrder !== undefined) props.push(`bootindex=${disk.bootOrder}`);
+  props['write-cache'] = cache === 'writethrough' ? 'off' : 'on';
+  if (disk.bootOrder !== undefined) props['bootindex'] = positiveInt(disk.bootOrder, `${field}.bootOrder`);
   if (disk.serial !== undefined) {
-    if (!/^[A-Za-z0-9_.+-]{1,20}$/.test(disk.serial)) throw new DomainSpecError(`${field}.serial`, `"${disk.serial}" must be 1-20 characters of A-Z a-z 0-9 _ . + -`);
-    props.push(`serial=${disk.serial}`);
+    if (!/^[A-Za-z0-9_.+-]{1,20}$/.test(disk.serial)) throw new DomainSpecError(`${field}.serial`, `${JSON.stringify(disk.serial)} must be 1-20 characters of A-Z a-z 0-9 _ . + -`);
+    props['serial'] = disk.serial;
   }
-  const werror = errorPolicy === 'enospace' ? 'enospc' : errorPolicy;
-  const rerror = errorPolicy === 'enospace' ? 'report' : errorPolicy;
-  let device: string;
+  props['werror'] = errorPolicy === 'enospace' ? 'enospc' : errorPolicy;
+  props['rerror'] = errorPolicy === 'enospace' ? 'report' : errorPolicy;
+  let device: Record<string, unknown>;
   switch (bus) {
     case 'virtio':
-      device = `virtio-blk-pci,${props.join(',')},werror=${werror},rerror=${rerror}`;
+      device = { driver: 'virtio-blk-pci', ...props };
       break;
     case 'sata': {
       // QEMU's ide-hd cannot be read-only (libvirt refuses it too); ide-cd always is.
       if (kind === 'disk' && readOnly) throw new DomainSpecError(`${field}.disk.readonly`, 'a read-only disk cannot use the sata bus; use virtio or scsi');
       if (ctl.sataPort >= 6) throw new DomainSpecError(busField, 'at most 6 sata disks fit the q35 AHCI controller');
       const port = ctl.sataPort++;
-      device = `${kind === 'cdrom' ? 'ide-cd' : 'ide-hd'},bus=ide.${port},${props.join(',')},werror=${werror},rerror=${rerror}`;
+      device = { driver: kind === 'cdrom' ? 'ide-cd' : 'ide-hd', bus: `ide.${port}`, ...props };
       break;
     }
     case 'scsi':
       ctl.scsi = true;
-      device = `${kind === 'cdrom' ? 'scsi-cd' : 'scsi-hd'},bus=scsi0.0,${props.join(',')},werror=${werror},rerror=${rerror}`;
+      device = { driver: kind === 'cdrom' ? 'scsi-cd' : 'scsi-hd', bus: 'scsi0.0', ...props };
       break;
     case 'usb':
       if (kind === 'cdrom') throw new DomainSpecError(busField, 'a cdrom cannot use the usb bus; use sata or scsi');
       ctl.usb = true;
-      device = `usb-storage,bus=usb.0,removable=off,${props.join(',')},werror=${werror},rerror=${rerror}`;
+      device = { driver: 'usb-storage', bus: 'usb.0', removable: false, ...props };
       break;
   }
-  return { blockdev, device: ['-device', device] };
+  return { blockdev, device: ['-device', JSON.stringify(device)] };
 }
 
 function interfaceArgs(vmi: LauncherVmi, ctx: QemuContext): string[] {
@@ -334,6 +387,7 @@ function interfaceArgs(vmi: LauncherVmi, ctx: QemuContext): string[] {
   const args: string[] = [];
   interfaces.forEach((iface, i) => {
     const field = `spec.domain.devices.interfaces[${i}]`;
+    if (!isDnsLabel(iface.name)) throw new DomainSpecError(`${field}.name`, `${JSON.stringify(iface.name)} ${DNS_LABEL_MESSAGE}`);
     const network = networks.find((n) => n.name === iface.name);
     if (vmi.spec.networks !== undefined && !network) throw new DomainSpecError(`${field}.name`, `no network named "${iface.name}" in spec.networks`);
     if (network && !network.pod) throw new DomainSpecError(`spec.networks`, `network "${iface.name}": only the pod network is supported`);
@@ -353,25 +407,27 @@ function interfaceArgs(vmi: LauncherVmi, ctx: QemuContext): string[] {
       return { protocol, port: p.port };
     });
     if (binding === 'passt') {
-      args.push('-netdev', `stream,id=${id},server=off,addr.type=unix,addr.path=${ctx.sockets.passt(iface.name)}`);
+      args.push('-netdev', JSON.stringify({ type: 'stream', id, server: false, addr: { type: 'unix', path: ctx.sockets.passt(iface.name) } }));
     } else {
       // masquerade and slirp: QEMU's user-mode network stack (slirp) NATs the guest behind the pod
       // IP without NET_ADMIN. Addresses as KubeVirt's masquerade: gateway .1, guest .2.
-      const fwd = ports.map((p) => `hostfwd=${p.protocol.toLowerCase()}::${p.port}-:${p.port}`);
-      args.push('-netdev', ['user', `id=${id}`, 'net=10.0.2.0/24', 'host=10.0.2.1', 'dhcpstart=10.0.2.2', 'ipv6=off', ...fwd].join(','));
+      const hostfwd = ports.map((p) => ({ str: `${p.protocol.toLowerCase()}::${p.port}-:${p.port}` }));
+      const netdev: Record<string, unknown> = { type: 'user', id, net: '10.0.2.0/24', host: '10.0.2.1', dhcpstart: '10.0.2.2', ipv6: false };
+      if (hostfwd.length) netdev['hostfwd'] = hostfwd;
+      args.push('-netdev', JSON.stringify(netdev));
     }
     const model = iface.model ?? 'virtio';
     const qemuModel = NIC_MODELS[model];
     if (!qemuModel) throw new DomainSpecError(`${field}.model`, `"${model}" is not supported; use one of ${Object.keys(NIC_MODELS).join(', ')}`);
-    const props = [qemuModel, `netdev=${id}`, `id=ua-${iface.name}`];
+    const device: Record<string, unknown> = { driver: qemuModel, netdev: id, id: `ua-${iface.name}` };
     if (iface.macAddress !== undefined) {
-      if (!/^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/.test(iface.macAddress)) throw new DomainSpecError(`${field}.macAddress`, `"${iface.macAddress}" is not a MAC address`);
-      props.push(`mac=${iface.macAddress.replaceAll('-', ':').toLowerCase()}`);
+      if (!/^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/.test(iface.macAddress)) throw new DomainSpecError(`${field}.macAddress`, `${JSON.stringify(iface.macAddress)} is not a MAC address`);
+      device['mac'] = iface.macAddress.replaceAll('-', ':').toLowerCase();
     }
     // A NIC option ROM is only needed to network-boot; without one QEMU needs no ROM file.
-    if (iface.bootOrder !== undefined) props.push(`bootindex=${iface.bootOrder}`);
-    else props.push('romfile=');
-    args.push('-device', props.join(','));
+    if (iface.bootOrder !== undefined) device['bootindex'] = positiveInt(iface.bootOrder, `${field}.bootOrder`);
+    else device['romfile'] = '';
+    args.push('-device', JSON.stringify(device));
   });
   return args;
 }
@@ -384,7 +440,7 @@ export function qemuArgs(vmi: LauncherVmi, ctx: QemuContext): string[] {
   if (devices.gpus?.length) throw new DomainSpecError('spec.domain.devices.gpus', 'GPU passthrough is not supported by this launcher');
   const memory = memoryArgs(vmi);
   const args: string[] = [
-    '-name', `guest=${qemuOptionValue(`${ns}_${vmi.metadata.name}`)},debug-threads=on`,
+    '-name', `guest=${qemuOptionValue(`${noNul(ns, 'metadata.namespace')}_${noNul(vmi.metadata.name, 'metadata.name')}`)},debug-threads=on`,
     '-no-user-config',
     '-nodefaults',
     '-display', 'none',
@@ -400,7 +456,7 @@ export function qemuArgs(vmi: LauncherVmi, ctx: QemuContext): string[] {
     // Guests must not suspend to RAM/disk: the pod cannot resume them (KubeVirt does the same).
     '-global', 'ICH9-LPC.disable_s3=1',
     '-global', 'ICH9-LPC.disable_s4=1',
-    '-chardev', `socket,id=qmp,path=${ctx.sockets.qmp},server=on,wait=off`,
+    '-chardev', `socket,id=qmp,path=${qemuOptionValue(ctx.sockets.qmp)},server=on,wait=off`,
     '-mon', 'chardev=qmp,mode=control',
   ];
   if (vmi.spec.domain.firmware?.bootloader?.efi && ctx.ovmf) {
@@ -421,12 +477,12 @@ export function qemuArgs(vmi: LauncherVmi, ctx: QemuContext): string[] {
   if (devices.autoattachSerialConsole !== false) {
     // The log file keeps the console's output whether or not a client is attached.
     args.push(
-      '-chardev', `socket,id=serial0,path=${ctx.sockets.serial},server=on,wait=off,logfile=${ctx.sockets.serialLog},logappend=on`,
+      '-chardev', `socket,id=serial0,path=${qemuOptionValue(ctx.sockets.serial)},server=on,wait=off,logfile=${qemuOptionValue(ctx.sockets.serialLog)},logappend=on`,
       '-device', 'isa-serial,chardev=serial0,id=serial-port0',
     );
   }
   if (devices.autoattachGraphicsDevice !== false) {
-    args.push('-device', 'VGA,id=video0,vgamem_mb=16', '-vnc', `unix:${ctx.sockets.vnc}`);
+    args.push('-device', 'VGA,id=video0,vgamem_mb=16', '-vnc', `vnc=unix:${qemuOptionValue(ctx.sockets.vnc)}`);
   }
   if (devices.autoattachMemBalloon !== false) args.push('-device', 'virtio-balloon-pci,id=balloon0');
   if (devices.rng !== undefined) {
@@ -441,7 +497,7 @@ export function qemuArgs(vmi: LauncherVmi, ctx: QemuContext): string[] {
   // The qemu-guest-agent channel, always present (as KubeVirt): the agent is optional in the guest.
   args.push(
     '-device', 'virtio-serial-pci,id=virtio-serial0',
-    '-chardev', `socket,id=qga0,path=${ctx.sockets.guestAgent},server=on,wait=off`,
+    '-chardev', `socket,id=qga0,path=${qemuOptionValue(ctx.sockets.guestAgent)},server=on,wait=off`,
     '-device', 'virtserialport,bus=virtio-serial0.0,chardev=qga0,name=org.qemu.guest_agent.0',
   );
   if (ctx.sandbox) {

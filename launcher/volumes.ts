@@ -1,15 +1,21 @@
 // The VMI's volumes → files QEMU opens. Everything the launcher writes lives in pod-local,
 // writable directories (ADR 0007); the volumes it is given read-only (containerDisk bases,
 // ephemeral PVC bases) are only ever opened read-only by QEMU as qcow2 backing files.
+// No format is ever probed from a disk the guest can write: a PVC is raw, as the API says, so a
+// guest that writes a qcow2 header into it sees those bytes again and nothing they name. A
+// containerDisk base is checked (disk-image.ts) and becomes the overlay's backing by node name.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { constants, mkdir, open, readdir, stat, statfs } from 'node:fs/promises';
+import { constants, lstat, mkdir, open, readdir, realpath, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { buildCloudInitIso, cloudInitFiles } from './cloud-init.js';
 import type { CloudInitSecretDirs } from './cloud-init.js';
-import type { PreparedDisk } from './qemu-args.js';
+import { UnsafeImageError, checkBaseImage, qemuImgInfo } from './disk-image.js';
+import type { CheckedImage } from './disk-image.js';
+import { isDnsLabel, DNS_LABEL_MESSAGE } from '../runtime/api/names.js';
+import type { PreparedBase, PreparedDisk } from './qemu-args.js';
 import type { LauncherVmi, LauncherVolume } from './vmi.js';
 import { quantityBytes } from '../runtime/quantity.js';
 
@@ -60,18 +66,6 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
-/** qcow2 files start with "QFI\xfb"; anything else is used as raw. */
-export async function imageFormat(file: string): Promise<'qcow2' | 'raw'> {
-  const fh = await open(file, 'r');
-  try {
-    const buf = Buffer.alloc(4);
-    await fh.read(buf, 0, 4, 0);
-    return buf.equals(Buffer.from([0x51, 0x46, 0x49, 0xfb])) ? 'qcow2' : 'raw';
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Whether `file` can be opened with O_DIRECT (tmpfs, for one, cannot). */
 async function supportsDirectIO(file: string): Promise<boolean> {
   try {
@@ -98,10 +92,35 @@ async function qemuImg(paths: VolumePaths, args: string[], field: string): Promi
   }
 }
 
-/** A qcow2 overlay over a read-only base: the guest's writes land in the overlay only. */
-async function createOverlay(paths: VolumePaths, base: string, overlay: string, field: string): Promise<void> {
-  const fmt = await imageFormat(base);
-  await qemuImg(paths, ['create', '-q', '-f', 'qcow2', '-F', fmt, '-b', base, overlay], field);
+/**
+ * A qcow2 overlay over a checked, read-only base: the guest's writes land in the overlay only.
+ * -u: qemu-img does not open the base (it was checked already); the size comes from the check.
+ * The base's name in the overlay header is for people reading it: QEMU is given the base as a
+ * node of its own (qemu-args.ts) and never follows the name.
+ */
+async function createOverlay(paths: VolumePaths, base: PreparedBase, size: number, overlay: string, field: string): Promise<void> {
+  await qemuImg(paths, ['create', '-q', '-f', 'qcow2', '-u', '-F', base.format, '-b', base.path, overlay, String(size)], field);
+}
+
+/** The base as checked, or the refusal as a VolumeError naming the field and why. */
+async function checked(image: Promise<CheckedImage>, field: string, what: string): Promise<CheckedImage> {
+  try {
+    return await image;
+  } catch (err) {
+    if (err instanceof UnsafeImageError) throw new VolumeError(field, `${what}: ${err.message}`);
+    throw err;
+  }
+}
+
+/**
+ * `file` resolved, if it is a regular file inside `root`: a symbolic link in an image must not
+ * hand QEMU a file of the pod (a mounted Secret, say) as the guest's disk.
+ */
+async function regularFileInside(root: string, file: string, field: string, what: string): Promise<string> {
+  const [realRoot, real] = await Promise.all([realpath(root), realpath(file)]);
+  if (!real.startsWith(`${realRoot}/`)) throw new VolumeError(field, `${what} resolves to ${real}, outside the image`);
+  if (!(await stat(real)).isFile()) throw new VolumeError(field, `${what} is not a regular file`);
+  return real;
 }
 
 /** The containerDisk's base image: containerDisk.path, or the single file under /disk. */
@@ -111,7 +130,7 @@ async function containerDiskBase(paths: VolumePaths, volume: LauncherVolume, fie
   if (wanted !== undefined) {
     const p = path.join(root, path.posix.normalize(`/${wanted}`));
     if (!(await exists(p))) throw new VolumeError(`${field}.path`, `disk image ${wanted} not found in image ${volume.containerDisk?.image} (looked at ${p})`);
-    return p;
+    return regularFileInside(root, p, `${field}.path`, `disk image ${wanted} of image ${volume.containerDisk?.image}`);
   }
   const diskDir = path.join(root, 'disk');
   let entries: string[];
@@ -123,7 +142,7 @@ async function containerDiskBase(paths: VolumePaths, volume: LauncherVolume, fie
   if (entries.length !== 1) {
     throw new VolumeError(field, `expected exactly one file under /disk in image ${volume.containerDisk?.image}, found ${entries.length}${entries.length ? ` (${entries.join(', ')}); set containerDisk.path` : ''}`);
   }
-  return path.join(diskDir, entries[0] as string);
+  return regularFileInside(root, path.join(diskDir, entries[0] as string), field, `disk image /disk/${entries[0]} of image ${volume.containerDisk?.image}`);
 }
 
 /** The PVC's disk: a block device if the pod has one for it, else `disk.img` on its file system. */
@@ -144,7 +163,12 @@ async function pvcDisk(
   const dir = path.join(paths.pvcDir, volume.name);
   if (!(await exists(dir))) throw new VolumeError(field, `PersistentVolumeClaim ${claimName} is not mounted at ${dir} nor present as a block device at ${dev}`);
   const img = path.join(dir, 'disk.img');
-  if (await exists(img)) return { path: img, mode: 'filesystem', created: false };
+  const existing = await lstat(img).catch(() => undefined);
+  if (existing) {
+    // A link would open whatever it names (in the pod) as the guest's writable disk.
+    if (!existing.isFile()) throw new VolumeError(field, `${img} on PersistentVolumeClaim ${claimName} is not a regular file`);
+    return { path: img, mode: 'filesystem', created: false };
+  }
   if (!createIfAbsent) throw new VolumeError(field, `${img} does not exist on PersistentVolumeClaim ${claimName}`);
   // Sized as KubeVirt does: the claim's capacity from the VMI status when known, never more than
   // the file system holds; sparse, so only what the guest writes is allocated.
@@ -172,13 +196,17 @@ export async function prepareVolumes(vmi: LauncherVmi, paths: VolumePaths): Prom
   for (const [i, volume] of volumes.entries()) {
     const field = `spec.volumes[${i}]`;
     if (!diskNames.has(volume.name)) continue;
+    // The name becomes a directory of the pod's scratch space: it must not be a path.
+    if (!isDnsLabel(volume.name)) throw new VolumeError(`${field}.name`, `${JSON.stringify(volume.name)} ${DNS_LABEL_MESSAGE}`);
     const dir = path.join(paths.ephemeralDir, volume.name);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     if (volume.containerDisk) {
       const base = await containerDiskBase(paths, volume, `${field}.containerDisk`);
+      const image = await checked(checkBaseImage(paths.qemuImg, base), `${field}.containerDisk`, `disk image ${base} of image ${volume.containerDisk.image}`);
+      const backing: PreparedBase = { path: base, format: image.format, blockDevice: false };
       const overlay = path.join(dir, 'overlay.qcow2');
-      await createOverlay(paths, base, overlay, `${field}.containerDisk`);
-      disks.set(volume.name, { path: overlay, format: 'qcow2', blockDevice: false, readOnly: false, directIO: await supportsDirectIO(overlay) });
+      await createOverlay(paths, backing, image.virtualSize, overlay, `${field}.containerDisk`);
+      disks.set(volume.name, { path: overlay, format: 'qcow2', blockDevice: false, readOnly: false, directIO: await supportsDirectIO(overlay), backing });
       status.push({ name: volume.name, containerDisk: { basePath: base, digest: await sha256File(base) } });
     } else if (volume.cloudInitNoCloud) {
       const iso = path.join(dir, 'noCloud.iso');
@@ -199,7 +227,7 @@ export async function prepareVolumes(vmi: LauncherVmi, paths: VolumePaths): Prom
       const pvc = await pvcDisk(paths, vmi, volume, volume.persistentVolumeClaim.claimName, !volume.persistentVolumeClaim.readOnly, `${field}.persistentVolumeClaim`);
       disks.set(volume.name, {
         path: pvc.path,
-        format: pvc.mode === 'block' ? 'raw' : await imageFormat(pvc.path),
+        format: 'raw',
         blockDevice: pvc.mode === 'block',
         readOnly: volume.persistentVolumeClaim.readOnly === true,
         directIO: pvc.mode === 'block' || (await supportsDirectIO(pvc.path)),
@@ -209,9 +237,12 @@ export async function prepareVolumes(vmi: LauncherVmi, paths: VolumePaths): Prom
       const claim = volume.ephemeral.persistentVolumeClaim;
       if (!claim) throw new VolumeError(`${field}.ephemeral.persistentVolumeClaim`, 'is required');
       const pvc = await pvcDisk(paths, vmi, volume, claim.claimName, false, `${field}.ephemeral.persistentVolumeClaim`);
+      // The claim's disk is raw, as for a persistentVolumeClaim volume: never probed.
+      const backing: PreparedBase = { path: pvc.path, format: 'raw', blockDevice: pvc.mode === 'block' };
+      const image = await checked(qemuImgInfo(paths.qemuImg, pvc.path, 'raw', backing.blockDevice), `${field}.ephemeral`, `disk ${pvc.path}`);
       const overlay = path.join(dir, 'overlay.qcow2');
-      await createOverlay(paths, pvc.path, overlay, `${field}.ephemeral`);
-      disks.set(volume.name, { path: overlay, format: 'qcow2', blockDevice: false, readOnly: false, directIO: await supportsDirectIO(overlay) });
+      await createOverlay(paths, backing, image.virtualSize, overlay, `${field}.ephemeral`);
+      disks.set(volume.name, { path: overlay, format: 'qcow2', blockDevice: false, readOnly: false, directIO: await supportsDirectIO(overlay), backing });
       status.push({ name: volume.name, persistentVolumeClaim: pvc });
     } else {
       const kind = Object.keys(volume).find((k) => k !== 'name') ?? 'none';

@@ -1,6 +1,7 @@
 // The kubevm API: zod schemas (runtime validation), inferred types, resource names, and the
 // helpers that validate objects and format errors with their field paths.
 export * from './meta.js';
+export * from './names.js';
 export * from './core.js';
 export * from './kubevirt/v1/domain.js';
 export * from './kubevirt/v1/volumes.js';

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { PullPolicy } from '../../core.js';
 import { Quantity, ResourceList } from '../../meta.js';
+import { DNS_LABEL_MESSAGE, DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN } from '../../names.js';
 
 /** Counts how many of the given keys are set, for "exactly one of" / "at most one of" rules. */
 function countSet(value: object, keys: readonly string[]): number {
@@ -54,21 +55,9 @@ export function namedList<Item extends z.ZodType<{ name: string }>>(item: Item) 
     });
 }
 
-/**
- * A DNS-1123 label (lowercase letters, digits and "-", at most 63), as Kubernetes requires of
- * container and volume names. KubeVirt requires it of disk names; kubevm requires it of every
- * name that reaches the launcher pod or QEMU's command line (volumes, disks, interfaces,
- * networks, devices), so a name can never carry a QEMU option or a path of its own.
- */
-export const DNS_LABEL_PATTERN = '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$';
-const DNS_LABEL_MESSAGE = 'must be a DNS label: at most 63 lowercase letters, digits and "-", starting and ending with a letter or digit';
-
 export function dnsLabel(description: string) {
   return z.string().regex(new RegExp(DNS_LABEL_PATTERN), DNS_LABEL_MESSAGE).describe(description);
 }
-
-/** A DNS-1123 subdomain: dot-separated DNS labels, at most 253 characters. */
-export const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
 
 export function dnsSubdomain(description: string) {
   return z
