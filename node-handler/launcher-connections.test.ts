@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { DomainStateCache } from './domain-state.js';
 import { LauncherConnections, launcherSocketPath } from './launcher-connections.js';
 import type { LauncherDialer, LauncherSession, LauncherSessionHandlers } from './launcher-connections.js';
+import { eventually } from '../test/support/eventually.js';
 
 const session = (onClose: () => void = () => undefined): LauncherSession => ({
   start: async () => undefined,
@@ -11,14 +12,6 @@ const session = (onClose: () => void = () => undefined): LauncherSession => ({
   shutdown: async () => undefined,
   close: onClose,
 });
-
-async function eventually(check: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 describe('LauncherConnections', () => {
   it('finds the socket where ADR 0007 puts it', () => {
@@ -40,14 +33,14 @@ describe('LauncherConnections', () => {
     const changes: string[] = [];
     const connections = new LauncherConnections({ dial, domains, podsDir: '/pods', onConnectionChange: (key) => changes.push(key) });
     connections.ensure('ns/vm', 'pod-a');
-    await eventually(() => connections.session('ns/vm', 'pod-a') !== undefined);
+    await eventually('a session to pod-a', 3000, () => connections.session('ns/vm', 'pod-a') !== undefined);
     expect(dialed).toHaveLength(3);
     expect(domains.get('ns/vm')).toMatchObject({ podUid: 'pod-a', phase: 'Running' });
     expect(changes).toEqual(['ns/vm']);
 
     handlers?.onClose(new Error('the launcher closed the connection'));
     expect(connections.session('ns/vm', 'pod-a')).toBeUndefined();
-    await eventually(() => connections.session('ns/vm', 'pod-a') !== undefined);
+    await eventually('a session to pod-a', 3000, () => connections.session('ns/vm', 'pod-a') !== undefined);
     expect(dialed).toHaveLength(4);
     connections.closeAll();
   });
@@ -63,7 +56,7 @@ describe('LauncherConnections', () => {
     const domains = new DomainStateCache();
     const connections = new LauncherConnections({ dial, domains, podsDir: '/pods' });
     connections.ensure('ns/vm', 'pod-a');
-    await eventually(() => connections.session('ns/vm', 'pod-a') !== undefined);
+    await eventually('a session to pod-a', 3000, () => connections.session('ns/vm', 'pod-a') !== undefined);
     connections.drop('ns/vm');
     expect(closed).toBe(1);
     expect(domains.get('ns/vm')).toBeUndefined();
@@ -80,9 +73,9 @@ describe('LauncherConnections', () => {
     };
     const connections = new LauncherConnections({ dial, domains: new DomainStateCache(), podsDir: '/pods' });
     connections.ensure('ns/vm', 'pod-a');
-    await eventually(() => connections.session('ns/vm', 'pod-a') !== undefined);
+    await eventually('a session to pod-a', 3000, () => connections.session('ns/vm', 'pod-a') !== undefined);
     connections.ensure('ns/vm', 'pod-b');
-    await eventually(() => connections.session('ns/vm', 'pod-b') !== undefined);
+    await eventually('a session to pod-b', 3000, () => connections.session('ns/vm', 'pod-b') !== undefined);
     expect(connections.session('ns/vm', 'pod-a')).toBeUndefined();
     expect(dialed.map((p) => p.split('/')[2])).toEqual(['pod-a', 'pod-b']);
     connections.closeAll();

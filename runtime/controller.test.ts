@@ -6,16 +6,9 @@ import type { ReconcileContext, ReconcileResult } from './controller.js';
 import { Controller, TerminalError, controllerOwnerKey } from './controller.js';
 import { createRootLogger } from './logging.js';
 import { ExponentialBackoffRateLimiter } from './workqueue.js';
+import { eventually } from '../test/support/eventually.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(condition: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(2);
-  }
-}
 
 let controllers: Controller[] = [];
 afterEach(async () => {
@@ -49,7 +42,7 @@ describe('Controller outcomes', () => {
     });
     await controller.start();
     controller.enqueue('ns/a');
-    await until(() => calls === 3);
+    await eventually('calls === 3', 2000, () => calls === 3);
     await sleep(10);
     expect(controller.queue.numRequeues('ns/a')).toBe(0);
   });
@@ -65,7 +58,7 @@ describe('Controller outcomes', () => {
     );
     await controller.start();
     controller.enqueue('ns/a');
-    await until(() => times.length >= 4, 3000);
+    await eventually('times.length >= 4', 3000, () => times.length >= 4);
     const gaps = times.slice(1).map((t, i) => t - (times[i] ?? 0));
     // 20, 40, 80 ms (timers may fire late, never early).
     expect(gaps[0]).toBeGreaterThanOrEqual(19);
@@ -82,7 +75,7 @@ describe('Controller outcomes', () => {
     });
     await controller.start();
     controller.enqueue('ns/a');
-    await until(() => times.length === 3);
+    await eventually('times.length === 3', 2000, () => times.length === 3);
     expect((times[1] ?? 0) - (times[0] ?? 0)).toBeGreaterThanOrEqual(49);
     expect((times[2] ?? 0) - (times[1] ?? 0)).toBeGreaterThanOrEqual(49);
     expect(controller.queue.numRequeues('ns/a')).toBe(0);
@@ -98,12 +91,12 @@ describe('Controller outcomes', () => {
     });
     await controller.start();
     controller.enqueue('ns/a');
-    await until(() => calls === 1);
+    await eventually('calls === 1', 2000, () => calls === 1);
     await sleep(100);
     expect(calls).toBe(1);
     expect(controller.queue.numRequeues('ns/a')).toBe(0);
     controller.enqueue('ns/a');
-    await until(() => calls === 2);
+    await eventually('calls === 2', 2000, () => calls === 2);
   });
 
   it('never runs two reconciles of one key at once, even with many workers', async () => {
@@ -125,7 +118,7 @@ describe('Controller outcomes', () => {
       controller.enqueue('ns/same');
       await sleep(1);
     }
-    await until(() => active === 0 && controller.queue.len() === 0 && controller.queue.inFlight() === 0);
+    await eventually('the queue to drain', 2000, () => active === 0 && controller.queue.len() === 0 && controller.queue.inFlight() === 0);
     expect(overlaps).toBe(0);
     // De-duplicated: far fewer reconciles than adds, but at least one after the last add.
     expect(calls).toBeGreaterThanOrEqual(2);
@@ -154,7 +147,7 @@ describe('Controller outcomes', () => {
     controllers.push(controller);
     await controller.start();
     controller.enqueue('default/testvm');
-    await until(() => done);
+    await eventually('done', 2000, () => done);
     const line = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['msg'] === 'reconciling');
     expect(line).toMatchObject({ controller: 'vmi', kind: 'VirtualMachineInstance', namespace: 'default', name: 'testvm', component: 'test' });
     expect(typeof line?.['reconcileId']).toBe('string');

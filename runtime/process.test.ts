@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { ProcessLifecycle } from './process.js';
+import { eventually } from '../test/support/eventually.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -51,8 +52,7 @@ describe('ProcessLifecycle', () => {
     lifecycle.installSignalHandlers();
     // Emitted, not sent: a real signal would also reach the test runner.
     process.emit('SIGTERM', 'SIGTERM');
-    const deadline = Date.now() + 2000;
-    while (exits.length === 0 && Date.now() < deadline) await sleep(5);
+    await eventually('the exit call', 2000, () => exits.length > 0);
     expect(hookRan).toBe(true);
     expect(exits).toEqual([0]);
     expect(process.listenerCount('SIGTERM')).toBe(listenersBefore);

@@ -7,6 +7,7 @@ import {
   defaultControllerRateLimiter,
 } from './workqueue.js';
 import { registry } from './metrics.js';
+import { eventually } from '../test/support/eventually.js';
 
 let queueSeq = 0;
 function newQueue(options: Partial<ConstructorParameters<typeof WorkQueue>[0]> = {}): WorkQueue {
@@ -74,7 +75,7 @@ describe('WorkQueue de-duplication and single flight', () => {
     };
     for (const key of ['a', 'b', 'c']) queue.add(key);
     const workers = [worker(), worker(), worker(), worker()];
-    while (processed < 40) await new Promise((resolve) => setTimeout(resolve, 2));
+    await eventually('40 keys processed', 5000, () => processed >= 40, { intervalMs: 2 });
     await queue.shutDownWithDrain();
     await Promise.all(workers);
     expect(overlaps).toBe(0);

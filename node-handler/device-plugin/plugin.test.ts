@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { DevicePluginManager, devicePluginApi } from './plugin.js';
 import type { RegisterRequest } from './plugin.js';
 import type { HostDevice, PluginDevice } from './devices.js';
+import { eventually } from '../../test/support/eventually.js';
 
 const present: HostDevice = { resourceName: 'devices.kubevirt.io/null', devicePath: '/dev/null', endpoint: 'kubevirt-null.sock' };
 const absent: HostDevice = { resourceName: 'devices.kubevirt.io/nothing', devicePath: '/dev/kubevm-no-such-device', endpoint: 'kubevirt-nothing.sock' };
@@ -46,14 +47,6 @@ class StandInKubelet {
 
   dial(dir: string, endpoint: string): PluginClient {
     return new (devicePluginApi().DevicePlugin)(`unix://${path.join(dir, endpoint)}`, grpc.credentials.createInsecure()) as unknown as PluginClient;
-  }
-}
-
-async function eventually(check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
@@ -124,7 +117,7 @@ describe('DevicePluginManager', () => {
     await unlink(path.join(dir, present.endpoint));
     kubelet = new StandInKubelet(path.join(dir, 'kubelet.sock'));
     await kubelet.start();
-    await eventually(() => kubelet.registrations.length === 1);
+    await eventually('kubelet.registrations.length === 1', 5000, () => kubelet.registrations.length === 1);
     expect(kubelet.registrations[0]?.resource_name).toBe('devices.kubevirt.io/null');
     // And the plugin answers on its recreated socket.
     const client = kubelet.dial(dir, present.endpoint);
@@ -144,6 +137,6 @@ describe('DevicePluginManager', () => {
     expect(manager.status()).toEqual([{ resourceName: 'devices.kubevirt.io/null', health: 'Healthy', registered: false }]);
     kubelet = new StandInKubelet(path.join(dir, 'kubelet.sock'));
     await kubelet.start();
-    await eventually(() => kubelet.registrations.length === 1);
+    await eventually('kubelet.registrations.length === 1', 5000, () => kubelet.registrations.length === 1);
   });
 });

@@ -7,7 +7,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { apiRequest, buildTestImage, clusterEnv, kubectl, requireCluster, run, until, type ClusterEnv } from './cluster-env.js';
+import { apiRequest, buildTestImage, clusterEnv, kubectl, requireCluster, run, type ClusterEnv } from './cluster-env.js';
+import { eventually } from '../support/eventually.js';
 
 const namespace = 'kubevm-cluster-apiservice';
 const service = 'kubevm-test-api';
@@ -116,7 +117,7 @@ describe('an aggregated APIService backed by a pod', () => {
     await kubectl(env, ['apply', '-f', '-'], { input: objects.map((o) => JSON.stringify(o)).join('\n') });
     await kubectl(env, ['-n', namespace, 'rollout', 'status', `deployment/${service}`, '--timeout=120s'], { timeoutMs: 130_000 });
 
-    await until(`APIService ${apiService} Available`, 90_000, async () => {
+    await eventually(`APIService ${apiService} Available`, 90_000, async () => {
       const svc = JSON.parse(await kubectl(env, ['get', 'apiservice', apiService, '-o', 'json'])) as {
         status?: { conditions?: Array<{ type: string; status: string; message?: string }> };
       };

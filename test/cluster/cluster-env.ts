@@ -100,21 +100,6 @@ export async function requireCluster(env: ClusterEnv): Promise<void> {
 }
 
 /** Polls `check` until it returns a value, or throws after `timeoutMs` with the last error. */
-export async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err instanceof Error ? err.message : String(err);
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ''}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
 export interface ApiResponse {
   status: number;
   body: string;

@@ -2,7 +2,8 @@
 // kubectl logs and exec go through the apiserver to the kubelet; a pod reaches the apiserver
 // through the kubernetes Service (kube-proxy) with its ServiceAccount token.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { buildTestImage, clusterEnv, kubectl, requireCluster, until, type ClusterEnv } from './cluster-env.js';
+import { buildTestImage, clusterEnv, kubectl, requireCluster, type ClusterEnv } from './cluster-env.js';
+import { eventually } from '../support/eventually.js';
 
 const namespace = 'kubevm-cluster-workload';
 let env: ClusterEnv;
@@ -14,7 +15,7 @@ beforeAll(async () => {
   image = await buildTestImage();
   await kubectl(env, ['delete', 'namespace', namespace, '--ignore-not-found', '--wait=true', '--timeout=60s'], { timeoutMs: 70_000 });
   await kubectl(env, ['create', 'namespace', namespace]);
-  await until('the default ServiceAccount', 30_000, async () =>
+  await eventually('the default ServiceAccount', 30_000, async () =>
     (await kubectl(env, ['-n', namespace, 'get', 'serviceaccount', 'default', '-o', 'name'])) ? true : undefined,
   );
 }, 240_000);
@@ -53,7 +54,7 @@ describe('a Deployment with a locally built image', () => {
   }, 150_000);
 
   it('serves its output to kubectl logs', async () => {
-    const logs = await until('the greeting in the logs', 30_000, async () => {
+    const logs = await eventually('the greeting in the logs', 30_000, async () => {
       const out = await kubectl(env, ['-n', namespace, 'logs', 'deployment/hello']);
       return out.includes('hello from kubevm cluster-test') ? out : undefined;
     });

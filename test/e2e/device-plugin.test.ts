@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { isDevicePresent, kubevirtHostDevices } from '../../node-handler/device-plugin/devices.js';
 import { coreResources } from '../../runtime/kube.js';
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
-import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, until } from '../integration/runtime-support.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from '../integration/runtime-support.js';
+import { eventually } from '../support/eventually.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -53,11 +54,11 @@ describe('the installed node handler’s device plugin', () => {
     const present = new Map<string, boolean>();
     for (const device of kubevirtHostDevices) present.set(device.resourceName, await isDevicePresent(device));
     expect(present.get('devices.kubevirt.io/tun')).toBe(true);
-    await until(async () => {
+    await eventually('the node to advertise the present devices', 60_000, async () => {
       const object = await client.resource<NodeObject>(coreResources.nodes).get(node);
       const resources = object.status?.allocatable ?? {};
       return [...present].every(([name, here]) => (here ? units(resources[name]) === 1000 : units(resources[name]) === 0));
-    }, 60_000, 'the node to advertise the present devices');
+    });
   }, 90_000);
 
   it('lets an unprivileged pod that asks for devices.kubevirt.io/tun run', async () => {
@@ -83,10 +84,10 @@ describe('the installed node handler’s device plugin', () => {
       },
     } as PodObject);
     let last: PodObject | undefined;
-    await until(async () => {
+    await eventually('the pod to finish', 120_000, async () => {
       last = await pods.get('wants-tun', namespace);
       return last.status?.phase === 'Succeeded' || last.status?.phase === 'Failed';
-    }, 120_000, 'the pod to finish');
+    });
     // UnexpectedAdmissionError here would mean the kubelet's Allocate call to the plugin failed.
     expect({ phase: last?.status?.phase, reason: last?.status?.reason }).toEqual({ phase: 'Succeeded', reason: undefined });
   }, 240_000);

@@ -9,8 +9,9 @@ import { HttpMethod } from '@kubernetes/client-node';
 import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
 import { coreResources, isNotFound } from '../../runtime/kube.js';
 import { pauseRequestAnnotation } from '../../node-handler/vmi-handler.js';
-import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, until } from '../integration/runtime-support.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from '../integration/runtime-support.js';
 import { diskImage, kernelImage } from './guest-images.js';
+import { eventually } from '../support/eventually.js';
 
 jest.setTimeout(600_000);
 
@@ -79,14 +80,14 @@ describe('a node handler restart loses no VM', () => {
     const ns = namespace as string;
     const vmis = client.resource<Vmi>(vmiResource);
     await vmis.create(vmi(ns));
-    await until(async () => (await vmis.get('survivor', ns)).status?.phase === 'Running', 300_000, 'VMI Running');
+    await eventually('VMI Running', 300_000, async () => (await vmis.get('survivor', ns)).status?.phase === 'Running');
     const running = await vmis.get('survivor', ns);
     const node = running.status?.nodeName ?? '';
     const [podUid] = Object.keys(running.status?.activePods ?? {});
     const launcher = (await client.resource<Pod>(coreResources.pods).list({ namespace: ns, labelSelector: 'kubevirt.io=virt-launcher' })).items.find((pod) => pod.metadata?.uid === podUid);
     expect(launcher).toBeDefined();
     const launcherName = launcher?.metadata?.name ?? '';
-    await until(async () => (await lastCount(client, ns, launcherName)) >= 1, 120_000, 'the guest counting');
+    await eventually('the guest counting', 120_000, async () => (await lastCount(client, ns, launcherName)) >= 1);
     // Let the handler settle (guest agent data etc.), then remember the VMI's version.
     await new Promise((resolve) => setTimeout(resolve, 5000));
     const before = await vmis.get('survivor', ns);
@@ -94,12 +95,12 @@ describe('a node handler restart loses no VM', () => {
     const oldHandler = await readyHandlerPod(client, node);
     expect(oldHandler).toBeDefined();
     await client.resource<Pod>(coreResources.pods).delete(oldHandler?.metadata?.name ?? '', 'kubevirt', { gracePeriodSeconds: 0 });
-    await until(async () => {
+    await eventually('a new ready node handler pod', 180_000, async () => {
       const next = await readyHandlerPod(client, node);
       return next !== undefined && next.metadata?.uid !== oldHandler?.metadata?.uid;
-    }, 180_000, 'a new ready node handler pod');
+    });
     const countAtRestart = await lastCount(client, ns, launcherName);
-    await until(async () => (await lastCount(client, ns, launcherName)) >= countAtRestart + 2, 60_000, 'the guest to keep counting');
+    await eventually('the guest to keep counting', 60_000, async () => (await lastCount(client, ns, launcherName)) >= countAtRestart + 2);
 
     const after = await vmis.get('survivor', ns);
     expect(after.status?.phase).toBe('Running');
@@ -112,13 +113,13 @@ describe('a node handler restart loses no VM', () => {
 
     // The new handler drives the launcher: pause, then unpause.
     await vmis.patch('survivor', ns, { metadata: { annotations: { [pauseRequestAnnotation]: 'true' } } });
-    await until(async () => (await vmis.get('survivor', ns)).status?.conditions?.some((c) => c.type === 'Paused' && c.status === 'True') === true, 60_000, 'Paused');
+    await eventually('Paused', 60_000, async () => (await vmis.get('survivor', ns)).status?.conditions?.some((c) => c.type === 'Paused' && c.status === 'True') === true);
     await vmis.patch('survivor', ns, { metadata: { annotations: { [pauseRequestAnnotation]: null } } });
-    await until(async () => !(await vmis.get('survivor', ns)).status?.conditions?.some((c) => c.type === 'Paused'), 60_000, 'unpaused');
+    await eventually('unpaused', 60_000, async () => !(await vmis.get('survivor', ns)).status?.conditions?.some((c) => c.type === 'Paused'));
 
     // Deleting the VMI shuts the guest down through the launcher; the VMI and its pod go away.
     await vmis.delete('survivor', ns);
-    await until(async () => {
+    await eventually('the VMI to be gone', 120_000, async () => {
       try {
         await vmis.get('survivor', ns);
         return false;
@@ -126,6 +127,6 @@ describe('a node handler restart loses no VM', () => {
         if (isNotFound(error)) return true;
         throw error;
       }
-    }, 120_000, 'the VMI to be gone');
+    });
   });
 });

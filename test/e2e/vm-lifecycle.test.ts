@@ -20,8 +20,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { HttpMethod } from '@kubernetes/client-node';
 import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
 import { coreResources } from '../../runtime/kube.js';
-import { clusterClient, createTestNamespace, deleteNamespace, localClusterSetting, requireCluster, until } from '../integration/runtime-support.js';
+import { clusterClient, createTestNamespace, deleteNamespace, localClusterSetting, requireCluster } from '../integration/runtime-support.js';
 import { diskImage, kernelImage } from './guest-images.js';
+import { eventually } from '../support/eventually.js';
 
 jest.setTimeout(600_000);
 
@@ -127,7 +128,7 @@ async function printable(name: string): Promise<string | undefined> {
 }
 
 async function runningVMIUid(name: string): Promise<string> {
-  await until(async () => (await vmi(name))?.status?.phase === 'Running', 300_000, `VMI ${name} Running`);
+  await eventually(`VMI ${name} Running`, 300_000, async () => (await vmi(name))?.status?.phase === 'Running');
   return (await vmi(name))?.metadata?.uid ?? '';
 }
 
@@ -150,17 +151,17 @@ describe('VM lifecycle on the real cluster', () => {
   it('kubectl apply (Always) → VMI Running → guest booted; kubectl delete vm → nothing left', async () => {
     await kubectl(['apply', '-f', '-'], vmYaml('lifecycle', 'Always'));
     await runningVMIUid('lifecycle');
-    await until(async () => (await printable('lifecycle')) === 'Running', 60_000, 'VM Running');
+    await eventually('VM Running', 60_000, async () => (await printable('lifecycle')) === 'Running');
     const pod = await launcherPod('lifecycle');
     expect(pod).toBeDefined();
-    await until(async () => (await serialLog(pod?.metadata?.name ?? '')).includes('KUBEVM-GUEST-BOOTED'), 300_000, 'the guest to boot (serial console)');
+    await eventually('the guest to boot (serial console)', 300_000, async () => (await serialLog(pod?.metadata?.name ?? '')).includes('KUBEVM-GUEST-BOOTED'));
     // The guest runs cloud-init's user-data after its boot marker: wait for it, bounded.
-    await until(async () => (await serialLog(pod?.metadata?.name ?? '')).includes('KUBEVM-E2E-USERDATA'), 120_000, 'the cloud-init user-data to run in the guest');
+    await eventually('the cloud-init user-data to run in the guest', 120_000, async () => (await serialLog(pod?.metadata?.name ?? '')).includes('KUBEVM-E2E-USERDATA'));
     expect((await kubectl(['get', 'vm', 'lifecycle', '-n', namespace])).split('\n')[1]).toMatch(/\bRunning\b/);
 
     await kubectl(['delete', 'vm', 'lifecycle', '-n', namespace, '--wait=true']);
-    await until(async () => (await vmi('lifecycle')) === undefined, 120_000, 'VMI gone');
-    await until(async () => (await launcherPod('lifecycle')) === undefined, 120_000, 'launcher pod gone');
+    await eventually('VMI gone', 120_000, async () => (await vmi('lifecycle')) === undefined);
+    await eventually('launcher pod gone', 120_000, async () => (await launcherPod('lifecycle')) === undefined);
   });
 
   // The guest powers itself off (Succeeded), or its launcher pod is killed (Failed):
@@ -170,16 +171,16 @@ describe('VM lifecycle on the real cluster', () => {
   it('Always restarts a guest that powered itself off', async () => {
     await kubectl(['apply', '-f', '-'], vmYaml('always-off', 'Always', { userData: poweroff }));
     const first = await runningVMIUid('always-off');
-    await until(async () => {
+    await eventually('a new VMI after the guest powered off', 300_000, async () => {
       const current = await vmi('always-off');
       return current !== undefined && current.metadata?.uid !== first;
-    }, 300_000, 'a new VMI after the guest powered off');
+    });
   });
 
   it('RerunOnFailure leaves a guest that powered off stopped, and restarts one that failed', async () => {
     await kubectl(['apply', '-f', '-'], vmYaml('rerun-off', 'RerunOnFailure', { userData: poweroff }));
     await runningVMIUid('rerun-off');
-    await until(async () => (await printable('rerun-off')) === 'Stopped', 300_000, 'Stopped after poweroff');
+    await eventually('Stopped after poweroff', 300_000, async () => (await printable('rerun-off')) === 'Stopped');
     await new Promise((resolve) => setTimeout(resolve, 15_000));
     const after = await vmi('rerun-off');
     expect(after === undefined || after.status?.phase === 'Succeeded').toBe(true);
@@ -188,16 +189,16 @@ describe('VM lifecycle on the real cluster', () => {
     const first = await runningVMIUid('rerun-fail');
     const pod = await launcherPod('rerun-fail');
     await kubectl(['delete', 'pod', pod?.metadata?.name ?? '', '-n', namespace, '--grace-period=0', '--force']);
-    await until(async () => {
+    await eventually('a restarted VMI after the failure', 300_000, async () => {
       const current = await vmi('rerun-fail');
       return current?.metadata?.uid !== undefined && current.metadata.uid !== first && current.status?.phase === 'Running';
-    }, 300_000, 'a restarted VMI after the failure');
+    });
   });
 
   it('Once never restarts, whatever the outcome', async () => {
     await kubectl(['apply', '-f', '-'], vmYaml('once-off', 'Once', { userData: poweroff }));
     const first = await runningVMIUid('once-off');
-    await until(async () => (await vmi('once-off'))?.status?.phase === 'Succeeded', 300_000, 'VMI Succeeded');
+    await eventually('VMI Succeeded', 300_000, async () => (await vmi('once-off'))?.status?.phase === 'Succeeded');
     await new Promise((resolve) => setTimeout(resolve, 20_000));
     expect((await vmi('once-off'))?.metadata?.uid).toBe(first);
     expect(await printable('once-off')).toBe('Stopped');
@@ -205,13 +206,13 @@ describe('VM lifecycle on the real cluster', () => {
 
   it('Manual starts and stops only on request', async () => {
     await kubectl(['apply', '-f', '-'], vmYaml('manual', 'Manual'));
-    await until(async () => (await printable('manual')) === 'Stopped', 60_000, 'Stopped');
+    await eventually('Stopped', 60_000, async () => (await printable('manual')) === 'Stopped');
     expect(await vmi('manual')).toBeUndefined();
     await client.resource<VM>(vmResource).patchStatus('manual', namespace, { status: { stateChangeRequests: [{ action: 'Start' }] } });
     const uid = await runningVMIUid('manual');
     await client.resource<VM>(vmResource).patchStatus('manual', namespace, { status: { stateChangeRequests: [{ action: 'Stop', uid }] } });
-    await until(async () => (await vmi('manual')) === undefined, 180_000, 'VMI stopped');
-    await until(async () => (await printable('manual')) === 'Stopped', 60_000, 'Stopped');
+    await eventually('VMI stopped', 180_000, async () => (await vmi('manual')) === undefined);
+    await eventually('Stopped', 60_000, async () => (await printable('manual')) === 'Stopped');
   });
 });
 
@@ -226,13 +227,13 @@ describe('component failures lose no VM', () => {
 
   async function bootedAgain(name: string, notUid: string): Promise<void> {
     let most = 0;
-    await until(async () => {
+    await eventually(`${name} running and booted again`, 300_000, async () => {
       most = Math.max(most, await livePods(name));
       const current = await vmi(name);
       if (!current || current.metadata?.uid === notUid || current.status?.phase !== 'Running') return false;
       const pod = await launcherPod(name);
       return (await serialLog(pod?.metadata?.name ?? '')).includes('KUBEVM-GUEST-BOOTED');
-    }, 300_000, `${name} running and booted again`);
+    });
     expect(most).toBeLessThanOrEqual(1);
     expect(await livePods(name)).toBe(1);
     expect(await printable(name)).toBe('Running');
@@ -242,7 +243,7 @@ describe('component failures lose no VM', () => {
     await kubectl(['apply', '-f', '-'], vmYaml('launcher-kill', 'Always'));
     const first = await runningVMIUid('launcher-kill');
     const pod = await launcherPod('launcher-kill');
-    await until(async () => (await serialLog(pod?.metadata?.name ?? '')).includes('KUBEVM-GUEST-BOOTED'), 300_000, 'the guest to boot');
+    await eventually('the guest to boot', 300_000, async () => (await serialLog(pod?.metadata?.name ?? '')).includes('KUBEVM-GUEST-BOOTED'));
     // The test runs on the node: QEMU is named guest=<namespace>_<name>; its parent is the launcher.
     const qemu = execFileSync('pgrep', ['-f', `guest=${namespace}_launcher-kill,`], { encoding: 'utf8' }).trim().split('\n')[0] ?? '';
     const launcherPid = Number(readFileSync(`/proc/${qemu}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]);
@@ -267,7 +268,7 @@ describe('component failures lose no VM', () => {
 
 describe('start failures a user can act on', () => {
   async function failureOf(name: string, status: string, conditionType: string): Promise<string> {
-    await until(async () => (await printable(name)) === status, 300_000, `${name} ${status}`);
+    await eventually(`${name} ${status}`, 300_000, async () => (await printable(name)) === status);
     return (await vm(name))?.status?.conditions?.find((c) => c.type === conditionType)?.message ?? '';
   }
 
@@ -292,7 +293,7 @@ describe('start failures a user can act on', () => {
 
   it('a missing containerDisk image shows ErrImagePull (or ImagePullBackOff) naming the image', async () => {
     await kubectl(['apply', '-f', '-'], vmYaml('no-image', 'Always', { diskImage: 'localhost:5999/kubevm/does-not-exist:1' }));
-    await until(async () => ['ErrImagePull', 'ImagePullBackOff'].includes((await printable('no-image')) ?? ''), 300_000, 'an image pull error');
+    await eventually('an image pull error', 300_000, async () => ['ErrImagePull', 'ImagePullBackOff'].includes((await printable('no-image')) ?? ''));
     const message = (await vm('no-image'))?.status?.conditions?.find((c) => c.type === 'Synchronized')?.message ?? '';
     expect(message).toContain('does-not-exist');
   });

@@ -21,7 +21,8 @@ import { ControllerManager } from '../../controller/manager.js';
 import type { VirtualMachine, VirtualMachineInstance } from '../../controller/api.js';
 import { vmResource } from '../../controller/vm/controller.js';
 import { vmiResource } from '../../controller/vmi/controller.js';
-import { clusterClient, useLocalClusterKubeconfig, createTestNamespace, deleteNamespace, requireCluster, until } from './runtime-support.js';
+import { clusterClient, useLocalClusterKubeconfig, createTestNamespace, deleteNamespace, requireCluster } from './runtime-support.js';
+import { eventually } from '../support/eventually.js';
 
 jest.setTimeout(180_000);
 
@@ -120,7 +121,7 @@ beforeAll(async () => {
     silentLogger,
   );
   manager.start();
-  await until(() => manager?.hasSynced() ?? false, 30_000, 'informers to sync');
+  await eventually('informers to sync', 30_000, () => manager?.hasSynced() ?? false);
 });
 
 afterAll(async () => {
@@ -133,12 +134,12 @@ describe('the launcher pod on the real kubelet', () => {
   it('runs with its security context; containerDisk and kernelBoot files are where the launcher reads them', async () => {
     await client.resource<VirtualMachine>(vmResource).create(vm('copied', DISK));
     const vmis = client.resource<VirtualMachineInstance>(vmiResource);
-    await until(async () => (await vmis.find('copied', namespace))?.status?.phase === 'Scheduled', 120_000, 'VMI Scheduled (pod Ready)');
+    await eventually('VMI Scheduled (pod Ready)', 120_000, async () => (await vmis.find('copied', namespace))?.status?.phase === 'Scheduled');
     const pods = await client.resource<Pod>(coreResources.pods).list({ namespace, labelSelector: 'kubevirt.io=virt-launcher' });
     const pod = pods.items[0];
     expect(pods.items).toHaveLength(1);
     let log = '';
-    await until(async () => (log = await logsOf(pod?.metadata?.name ?? '')).includes('VMI-FILE-PRESENT'), 30_000, 'the stand-in launcher to report');
+    await eventually('the stand-in launcher to report', 30_000, async () => (log = await logsOf(pod?.metadata?.name ?? '')).includes('VMI-FILE-PRESENT'));
     expect(log).toContain('/var/run/kubevirt/container-disks/root/disk/disk.qcow2: KUBEVM-IT-DISK');
     expect(log).toContain('/var/run/kubevirt/kernel-boot/boot/vmlinuz: KUBEVM-IT-KERNEL');
     expect(log).toContain('ROOT-READ-ONLY');
@@ -150,10 +151,10 @@ describe('the launcher pod on the real kubelet', () => {
     const before = (await pods.list({ namespace, labelSelector: 'kubevirt.io=virt-launcher' })).items.find((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === 'copied');
     expect(before?.spec?.terminationGracePeriodSeconds).toBe(45); // the VMI's default 30 s + 15 s
     await client.resource<VirtualMachine>(vmResource).delete('copied', namespace);
-    await until(async () => (await client.resource<VirtualMachineInstance>(vmiResource).find('copied', namespace)) === undefined, 30_000, 'VMI gone');
+    await eventually('VMI gone', 30_000, async () => (await client.resource<VirtualMachineInstance>(vmiResource).find('copied', namespace)) === undefined);
     // The stand-in launcher is PID 1 without a TERM handler, so it stays for the whole grace period.
     let terminating: Pod | undefined;
-    await until(async () => Boolean((terminating = await pods.find(before?.metadata?.name ?? '', namespace))?.metadata?.deletionTimestamp), 30_000, 'the pod to be terminating');
+    await eventually('the pod to be terminating', 30_000, async () => Boolean((terminating = await pods.find(before?.metadata?.name ?? '', namespace))?.metadata?.deletionTimestamp));
     expect((terminating?.metadata as { deletionGracePeriodSeconds?: number } | undefined)?.deletionGracePeriodSeconds).toBe(45);
     await pods.delete(before?.metadata?.name ?? '', namespace, { gracePeriodSeconds: 0 });
   });
@@ -161,11 +162,7 @@ describe('the launcher pod on the real kubelet', () => {
   it('a containerDisk image that does not exist shows as ErrImagePull/ImagePullBackOff, naming the image', async () => {
     await client.resource<VirtualMachine>(vmResource).create(vm('missing-image', 'kubevm-it/no-such-disk:1'));
     const vms = client.resource<VirtualMachine>(vmResource);
-    await until(
-      async () => ['ErrImagePull', 'ImagePullBackOff'].includes((await vms.get('missing-image', namespace)).status?.printableStatus ?? ''),
-      120_000,
-      'an image pull error on the VM',
-    );
+    await eventually('an image pull error on the VM', 120_000, async () => ['ErrImagePull', 'ImagePullBackOff'].includes((await vms.get('missing-image', namespace)).status?.printableStatus ?? ''));
     const synchronized = (await vms.get('missing-image', namespace)).status?.conditions?.find((c) => c.type === 'Synchronized');
     expect(synchronized?.message).toContain('kubevm-it/no-such-disk:1');
     expect(synchronized?.message).toContain('check the image name');

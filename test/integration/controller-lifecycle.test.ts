@@ -24,7 +24,8 @@ import { vmResource } from '../../controller/vm/controller.js';
 import { vmiResource } from '../../controller/vmi/controller.js';
 import { launcherPodName } from '../../controller/vmi/launcher-pod.js';
 import { controllerRevisions } from '../../controller/vm/revisions.js';
-import { clusterClient, useLocalClusterKubeconfig, createTestNamespace, deleteNamespace, requireCluster, sleep, until } from './runtime-support.js';
+import { clusterClient, useLocalClusterKubeconfig, createTestNamespace, deleteNamespace, requireCluster, sleep } from './runtime-support.js';
+import { eventually } from '../support/eventually.js';
 
 jest.setTimeout(120_000);
 
@@ -67,7 +68,7 @@ async function applyCrds(): Promise<void> {
     }
   }
   for (const name of names) {
-    await until(async () => ((await crds.find(name))?.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'), 30_000, `CRD ${name} established`);
+    await eventually(`CRD ${name} established`, 30_000, async () => ((await crds.find(name))?.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'));
   }
 }
 
@@ -91,7 +92,7 @@ async function startManager(overrides: Partial<ControllerConfig> = {}): Promise<
   const manager = new ControllerManager(client, config(overrides), silentLogger);
   managers.push(manager);
   manager.start();
-  await until(() => manager.hasSynced(), 30_000, 'informers to sync');
+  await eventually('informers to sync', 30_000, () => manager.hasSynced());
   return manager;
 }
 
@@ -148,14 +149,10 @@ const writesTo = (resource?: string) => (labels: Record<string, string | number>
 async function settle(manager: ControllerManager, quietMs = 1_500): Promise<void> {
   // Idle for a while: no key queued or in flight, and no event arriving to enqueue one.
   let quietSince = Date.now();
-  await until(
-    () => {
-      if (!manager.idle()) quietSince = Date.now();
-      return Date.now() - quietSince >= quietMs;
-    },
-    30_000,
-    'the controller to settle',
-  );
+  await eventually('the controller to settle', 30_000, () => {
+    if (!manager.idle()) quietSince = Date.now();
+    return Date.now() - quietSince >= quietMs;
+  });
 }
 
 beforeAll(async () => {
@@ -183,7 +180,7 @@ describe('VirtualMachine → VMI → launcher pod', () => {
     const conflictsBefore = await requestCount((l) => String(l['code']) === '409');
     await vms().create(vmManifest('always'));
 
-    await until(async () => (await vmis().find('always', namespace))?.status?.phase === 'Scheduling', 30_000, 'VMI Scheduling');
+    await eventually('VMI Scheduling', 30_000, async () => (await vmis().find('always', namespace))?.status?.phase === 'Scheduling');
     const vm = await vms().get('always', namespace);
     const vmi = await vmis().get('always', namespace);
     expect(vmi.metadata?.ownerReferences).toEqual([
@@ -229,16 +226,16 @@ describe('VirtualMachine → VMI → launcher pod', () => {
   it('deleting the VM removes its VMI and launcher pod', async () => {
     await startManager();
     await vms().create(vmManifest('doomed'));
-    await until(async () => (await launcherPods()).some((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === 'doomed'), 30_000, 'launcher pod');
+    await eventually('launcher pod', 30_000, async () => (await launcherPods()).some((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === 'doomed'));
     await vms().delete('doomed', namespace);
-    await until(async () => (await vmis().find('doomed', namespace)) === undefined, 60_000, 'VMI gone');
-    await until(async () => !(await launcherPods()).some((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === 'doomed'), 60_000, 'pod gone');
+    await eventually('VMI gone', 60_000, async () => (await vmis().find('doomed', namespace)) === undefined);
+    await eventually('pod gone', 60_000, async () => !(await launcherPods()).some((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === 'doomed'));
   });
 
   it('runStrategy Halted creates nothing and reports Stopped', async () => {
     const manager = await startManager();
     await vms().create(vmManifest('halted', { runStrategy: 'Halted' }));
-    await until(async () => (await vmStatus('halted'))?.printableStatus === 'Stopped', 30_000, 'Stopped');
+    await eventually('Stopped', 30_000, async () => (await vmStatus('halted'))?.printableStatus === 'Stopped');
     await settle(manager);
     expect(await vmis().find('halted', namespace)).toBeUndefined();
     expect((await vmStatus('halted'))?.created).toBe(false);
@@ -250,29 +247,29 @@ describe('VirtualMachine → VMI → launcher pod', () => {
     delete off.spec.runStrategy;
     off.spec.running = false;
     await vms().create(off);
-    await until(async () => (await vmStatus('running-false'))?.printableStatus === 'Stopped', 30_000, 'Stopped');
+    await eventually('Stopped', 30_000, async () => (await vmStatus('running-false'))?.printableStatus === 'Stopped');
     expect(await vmis().find('running-false', namespace)).toBeUndefined();
     await vms().patch('running-false', namespace, { spec: { running: true } });
-    await until(async () => (await vmis().find('running-false', namespace)) !== undefined, 30_000, 'VMI created');
+    await eventually('VMI created', 30_000, async () => (await vmis().find('running-false', namespace)) !== undefined);
   });
 
   it('Start and Stop state change requests drive a Manual VM', async () => {
     await startManager();
     await vms().create(vmManifest('manual', { runStrategy: 'Manual' }));
-    await until(async () => (await vmStatus('manual'))?.printableStatus === 'Stopped', 30_000, 'Stopped');
+    await eventually('Stopped', 30_000, async () => (await vmStatus('manual'))?.printableStatus === 'Stopped');
 
     // What the start subresource will write.
     await vms().patchStatus('manual', namespace, { status: { stateChangeRequests: [{ action: 'Start' }] } });
-    await until(async () => (await vmis().find('manual', namespace)) !== undefined, 30_000, 'VMI created on Start');
-    await until(async () => (await vmStatus('manual'))?.stateChangeRequests === undefined, 30_000, 'Start request trimmed');
+    await eventually('VMI created on Start', 30_000, async () => (await vmis().find('manual', namespace)) !== undefined);
+    await eventually('Start request trimmed', 30_000, async () => (await vmStatus('manual'))?.stateChangeRequests === undefined);
     const vmi = await vmis().get('manual', namespace);
 
     await vms().patchStatus('manual', namespace, { status: { stateChangeRequests: [{ action: 'Stop', uid: vmi.metadata?.uid }] } });
-    await until(async () => (await vmis().find('manual', namespace)) === undefined, 60_000, 'VMI deleted on Stop');
-    await until(async () => {
+    await eventually('VMI deleted on Stop', 60_000, async () => (await vmis().find('manual', namespace)) === undefined);
+    await eventually('Stop trimmed, VM Stopped', 30_000, async () => {
       const status = await vmStatus('manual');
       return status?.stateChangeRequests === undefined && status?.printableStatus === 'Stopped';
-    }, 30_000, 'Stop trimmed, VM Stopped');
+    });
   });
 
   it('a missing PVC is reported as ErrorPvcNotFound, and the VM proceeds once it exists', async () => {
@@ -281,7 +278,7 @@ describe('VirtualMachine → VMI → launcher pod', () => {
     vm.spec.template.spec.domain.devices.disks = [{ name: 'root', disk: { bus: 'virtio' } }, { name: 'data', disk: { bus: 'virtio' } }];
     vm.spec.template.spec.volumes = [...(vm.spec.template.spec.volumes ?? []), { name: 'data', persistentVolumeClaim: { claimName: 'data-pvc' } }];
     await vms().create(vm);
-    await until(async () => (await vmStatus('needs-pvc'))?.printableStatus === 'ErrorPvcNotFound', 30_000, 'ErrorPvcNotFound');
+    await eventually('ErrorPvcNotFound', 30_000, async () => (await vmStatus('needs-pvc'))?.printableStatus === 'ErrorPvcNotFound');
     const synchronized = (await vmis().get('needs-pvc', namespace)).status?.conditions?.find((c) => c.type === 'Synchronized');
     expect(synchronized?.message).toContain(`PersistentVolumeClaim ${namespace}/data-pvc not found`);
     expect(await launcherPods()).not.toContainEqual(expect.objectContaining({ metadata: expect.objectContaining({ annotations: expect.objectContaining({ 'kubevirt.io/domain': 'needs-pvc' }) }) }));
@@ -290,8 +287,8 @@ describe('VirtualMachine → VMI → launcher pod', () => {
       metadata: { name: 'data-pvc', namespace },
       spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
     } as KubeObject);
-    await until(async () => (await vmis().find('needs-pvc', namespace))?.status?.phase === 'Scheduling', 30_000, 'VMI Scheduling after the PVC appeared');
-    await until(async () => (await vmStatus('needs-pvc'))?.printableStatus === 'Starting', 30_000, 'VM Starting');
+    await eventually('VMI Scheduling after the PVC appeared', 30_000, async () => (await vmis().find('needs-pvc', namespace))?.status?.phase === 'Scheduling');
+    await eventually('VM Starting', 30_000, async () => (await vmStatus('needs-pvc'))?.printableStatus === 'Starting');
   });
 });
 
@@ -299,7 +296,7 @@ describe('after the guest stops (what the node handler reports)', () => {
   // The node handler writes Succeeded when the guest powers itself off and Failed when it crashes;
   // here the test writes it, after a Running phase so it is not a start failure.
   async function guestStops(name: string, phase: 'Succeeded' | 'Failed'): Promise<string> {
-    await until(async () => (await vmis().find(name, namespace))?.status?.phase === 'Scheduling', 30_000, `${name} Scheduling`);
+    await eventually(`${name} Scheduling`, 30_000, async () => (await vmis().find(name, namespace))?.status?.phase === 'Scheduling');
     const vmi = await vmis().get(name, namespace);
     const at = `${new Date().toISOString().slice(0, 19)}Z`;
     await vmis().replaceStatus({
@@ -333,10 +330,10 @@ describe('after the guest stops (what the node handler reports)', () => {
     if (runStrategy === 'Manual') await vms().patchStatus(name, namespace, { status: { stateChangeRequests: [{ action: 'Start' }] } });
     const uid = await guestStops(name, phase);
     if (outcome === 'restarted') {
-      await until(replaced(name, uid), 30_000, 'a new VMI');
+      await eventually('a new VMI', 30_000, replaced(name, uid));
       expect((await vmStatus(name))?.startFailure).toBeUndefined();
     } else {
-      await until(async () => (await vmStatus(name))?.printableStatus === 'Stopped', 30_000, 'Stopped');
+      await eventually('Stopped', 30_000, async () => (await vmStatus(name))?.printableStatus === 'Stopped');
       await settle(manager, 3_000);
       const vmi = await vmis().find(name, namespace);
       if (outcome === 'removed') expect(vmi).toBeUndefined();
@@ -346,7 +343,7 @@ describe('after the guest stops (what the node handler reports)', () => {
     if (runStrategy === 'Manual') {
       // A Start request after the guest powered off clears the old VMI and starts a new one.
       await vms().patchStatus(name, namespace, { status: { stateChangeRequests: [{ action: 'Start' }] } });
-      await until(replaced(name, uid), 30_000, 'a new VMI on Start');
+      await eventually('a new VMI on Start', 30_000, replaced(name, uid));
     }
   });
 });
@@ -364,7 +361,7 @@ describe('on the real kubelet', () => {
     const [vmiBefore, podBefore] = [await vmiWrites(), await podWrites()];
     await vms().create(vm);
 
-    await until(async () => (await vmis().find('kubelet', namespace))?.status?.phase === 'Scheduled', 90_000, 'VMI Scheduled');
+    await eventually('VMI Scheduled', 90_000, async () => (await vmis().find('kubelet', namespace))?.status?.phase === 'Scheduled');
     const scheduled = await vmis().get('kubelet', namespace);
     const pod = (await launcherPods()).find((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === 'kubelet');
     expect(pod?.spec?.nodeName).toBeTruthy();
@@ -384,7 +381,7 @@ describe('on the real kubelet', () => {
         conditions: [{ type: 'Ready', status: 'True', lastProbeTime: null, lastTransitionTime: now }],
       },
     });
-    await until(async () => (await vmStatus('kubelet'))?.printableStatus === 'Running', 30_000, 'VM Running');
+    await eventually('VM Running', 30_000, async () => (await vmStatus('kubelet'))?.printableStatus === 'Running');
     expect((await vmStatus('kubelet'))?.ready).toBe(true);
     await settle(manager);
     expect((await vmiWrites()) - vmiBefore).toBe(3); // Scheduling, Scheduled (controller), Running (node handler)
@@ -396,12 +393,12 @@ describe('failures', () => {
   it('a launcher pod that vanishes fails its VMI; a VM that keeps failing to start backs off (CrashLoopBackOff)', async () => {
     await startManager();
     await vms().create(vmManifest('crashy'));
-    await until(async () => (await vmis().find('crashy', namespace))?.status?.phase === 'Scheduling', 30_000, 'VMI Scheduling');
+    await eventually('VMI Scheduling', 30_000, async () => (await vmis().find('crashy', namespace))?.status?.phase === 'Scheduling');
     const first = await vmis().get('crashy', namespace);
     await pods().delete(launcherPodName(first), namespace, { gracePeriodSeconds: 0 });
 
     // The VMI fails before its guest ever ran: a start failure, so the next start waits.
-    await until(async () => (await vmStatus('crashy'))?.printableStatus === 'CrashLoopBackOff', 30_000, 'CrashLoopBackOff');
+    await eventually('CrashLoopBackOff', 30_000, async () => (await vmStatus('crashy'))?.printableStatus === 'CrashLoopBackOff');
     const status = await vmStatus('crashy');
     expect(status?.startFailure).toMatchObject({ consecutiveFailCount: 1, lastFailedVMIUID: first.metadata?.uid });
     const retryAfter = new Date(status?.startFailure?.retryAfterTimestamp ?? 0).getTime();
@@ -409,10 +406,10 @@ describe('failures', () => {
     expect(await vmis().find('crashy', namespace)).toBeUndefined();
 
     // After the back-off it starts again with a new VMI.
-    await until(async () => {
+    await eventually('a new VMI after the back-off', 30_000, async () => {
       const next = await vmis().find('crashy', namespace);
       return next !== undefined && next.metadata?.uid !== first.metadata?.uid;
-    }, 30_000, 'a new VMI after the back-off');
+    });
     expect(Date.now()).toBeGreaterThanOrEqual(retryAfter - 1_000);
   });
 });
@@ -424,7 +421,7 @@ describe('scheduling failures', () => {
     delete vm.spec.template.spec.schedulerName;
     vm.spec.template.spec.nodeSelector = { 'kubevm.io/no-such-label': 'true' };
     await vms().create(vm);
-    await until(async () => (await vmStatus('nowhere'))?.printableStatus === 'ErrorUnschedulable', 60_000, 'ErrorUnschedulable');
+    await eventually('ErrorUnschedulable', 60_000, async () => (await vmStatus('nowhere'))?.printableStatus === 'ErrorUnschedulable');
     const condition = (await vmStatus('nowhere'))?.conditions?.find((c) => c.type === 'PodScheduled');
     expect(condition).toMatchObject({ status: 'False', reason: 'Unschedulable' });
     expect(condition?.message).toMatch(/didn't match Pod's node affinity\/selector/);
@@ -446,7 +443,7 @@ describe('the KubeVirt CR', () => {
     } as KubeObject);
     const kvmOf = async (name: string) => {
       let pod: Pod | undefined;
-      await until(async () => (pod = (await launcherPods()).find((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === name)) !== undefined, 30_000, `${name}'s launcher pod`);
+      await eventually(`${name}'s launcher pod`, 30_000, async () => (pod = (await launcherPods()).find((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === name)) !== undefined);
       return pod?.spec?.containers[0]?.resources?.limits?.['devices.kubevirt.io/kvm'];
     };
     await sleep(500); // the CR informer's add event
@@ -482,7 +479,7 @@ describe('instancetypes', () => {
     const vm = vmManifest('sized', { runStrategy: 'Manual', instancetype: { name: itName } });
     delete vm.spec.template.spec.domain.memory;
     await vms().create(vm);
-    await until(async () => Boolean((await vmStatus('sized'))?.instancetypeRef?.controllerRevisionRef?.name), 30_000, 'instancetype snapshot');
+    await eventually('instancetype snapshot', 30_000, async () => Boolean((await vmStatus('sized'))?.instancetypeRef?.controllerRevisionRef?.name));
     const ref = (await vmStatus('sized'))?.instancetypeRef;
     expect(ref).toMatchObject({ name: itName, kind: 'VirtualMachineClusterInstancetype' });
     const revision = await client.resource<KubeObject & { data: { spec: unknown } }>(controllerRevisions).get(ref?.controllerRevisionRef?.name ?? '', namespace);
@@ -491,7 +488,7 @@ describe('instancetypes', () => {
     // Edit the instancetype, then start: the VM runs with its snapshot.
     await client.resource(clusterInstancetypes).patch(itName, undefined, { spec: { cpu: { guest: 8 }, memory: { guest: '1Gi' } } });
     await vms().patchStatus('sized', namespace, { status: { stateChangeRequests: [{ action: 'Start' }] } });
-    await until(async () => (await vmis().find('sized', namespace)) !== undefined, 30_000, 'VMI created');
+    await eventually('VMI created', 30_000, async () => (await vmis().find('sized', namespace)) !== undefined);
     const vmi = await vmis().get('sized', namespace);
     expect(vmi.spec.domain.cpu).toMatchObject({ sockets: 2, cores: 1, threads: 1 });
     expect(vmi.spec.domain.memory?.guest).toBe('256Mi');
@@ -499,7 +496,7 @@ describe('instancetypes', () => {
     // A VM that sets what its instancetype owns is refused with the field named.
     const conflicting = vmManifest('conflicting', { instancetype: { name: itName } });
     await vms().create(conflicting); // memory.guest 128Mi conflicts with the instancetype's memory
-    await until(async () => (await vmStatus('conflicting'))?.conditions?.some((c) => c.type === 'Failure' && c.status === 'True') ?? false, 30_000, 'Failure condition');
+    await eventually('Failure condition', 30_000, async () => (await vmStatus('conflicting'))?.conditions?.some((c) => c.type === 'Failure' && c.status === 'True') ?? false);
     const failure = (await vmStatus('conflicting'))?.conditions?.find((c) => c.type === 'Failure');
     expect(failure?.reason).toBe('InstancetypeConflict');
     expect(failure?.message).toContain('spec.template.spec.domain.memory.guest');
@@ -511,7 +508,7 @@ describe('restarts and leader election', () => {
   it('a restarted controller converges without a second launcher pod, even when its predecessor died before writing status', async () => {
     const first = await startManager();
     await vms().create(vmManifest('survivor'));
-    await until(async () => (await vmis().find('survivor', namespace))?.status?.phase === 'Scheduling', 30_000, 'VMI Scheduling');
+    await eventually('VMI Scheduling', 30_000, async () => (await vmis().find('survivor', namespace))?.status?.phase === 'Scheduling');
     await settle(first);
     await stopManager(first);
 
@@ -522,7 +519,7 @@ describe('restarts and leader election', () => {
     const podCreatesBefore = await requestCount((l) => l['resource'] === 'pods' && l['verb'] === 'CREATE');
 
     const second = await startManager({ identity: 'controller-b' });
-    await until(async () => (await vmis().find('survivor', namespace))?.status?.phase === 'Scheduling', 30_000, 'VMI Scheduling again');
+    await eventually('VMI Scheduling again', 30_000, async () => (await vmis().find('survivor', namespace))?.status?.phase === 'Scheduling');
     await settle(second);
     const survivors = (await launcherPods()).filter((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === 'survivor');
     expect(survivors).toHaveLength(1);
@@ -534,20 +531,20 @@ describe('restarts and leader election', () => {
     const lease = { leaderElection: true, leaseName: `kubevm-controller-${Math.random().toString(36).slice(2, 8)}`, leaseDurationMs: 4_000, renewDeadlineMs: 3_000, retryPeriodMs: 500 };
     const a = await startManager({ ...lease, identity: 'replica-a' });
     const b = await startManager({ ...lease, identity: 'replica-b' });
-    await until(() => a.isLeader() || b.isLeader(), 30_000, 'a leader');
+    await eventually('a leader', 30_000, () => a.isLeader() || b.isLeader());
     await sleep(1_000);
     expect([a.isLeader(), b.isLeader()].filter(Boolean)).toHaveLength(1);
     const [leader, standby] = a.isLeader() ? [a, b] : [b, a];
 
     await vms().create(vmManifest('elected'));
-    await until(async () => (await vmis().find('elected', namespace))?.status?.phase === 'Scheduling', 30_000, 'VMI Scheduling');
+    await eventually('VMI Scheduling', 30_000, async () => (await vmis().find('elected', namespace))?.status?.phase === 'Scheduling');
     await settle(leader);
     expect(standby.isLeader()).toBe(false);
 
     await stopManager(leader); // releases the Lease
-    await until(() => standby.isLeader(), 30_000, 'the standby to lead');
+    await eventually('the standby to lead', 30_000, () => standby.isLeader());
     await vms().create(vmManifest('after-failover'));
-    await until(async () => (await vmis().find('after-failover', namespace))?.status?.phase === 'Scheduling', 30_000, 'new VM handled by the new leader');
+    await eventually('new VM handled by the new leader', 30_000, async () => (await vmis().find('after-failover', namespace))?.status?.phase === 'Scheduling');
     await settle(standby);
     for (const name of ['elected', 'after-failover']) {
       expect((await launcherPods()).filter((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === name)).toHaveLength(1);

@@ -18,7 +18,8 @@ import { ControllerManager } from '../../controller/manager.js';
 import type { VirtualMachine, VirtualMachineInstance } from '../../controller/api.js';
 import { vmResource } from '../../controller/vm/controller.js';
 import { vmiResource } from '../../controller/vmi/controller.js';
-import { clusterClient, useLocalClusterKubeconfig, createTestNamespace, deleteNamespace, namespaces, requireCluster, until } from './runtime-support.js';
+import { clusterClient, useLocalClusterKubeconfig, createTestNamespace, deleteNamespace, namespaces, requireCluster } from './runtime-support.js';
+import { eventually } from '../support/eventually.js';
 
 jest.setTimeout(120_000);
 
@@ -113,7 +114,7 @@ beforeAll(async () => {
   namespace = await createTestNamespace(admin, 'kubevm-ctl-rbac');
   asController = await serviceAccountClient();
   // RBAC changes reach the authorizer's cache within moments.
-  await until(() => allowed('list', 'kubevirt.io', 'virtualmachines'), 30_000, 'the ClusterRole to take effect');
+  await eventually('the ClusterRole to take effect', 30_000, () => allowed('list', 'kubevirt.io', 'virtualmachines'));
 });
 
 afterAll(async () => {
@@ -145,7 +146,7 @@ describe('the controller with exactly deploy/controller/rbac.yaml', () => {
       silentLogger,
     );
     manager.start();
-    await until(() => manager?.hasSynced() ?? false, 30_000, 'informers to sync as the ServiceAccount');
+    await eventually('informers to sync as the ServiceAccount', 30_000, () => manager?.hasSynced() ?? false);
 
     const vms = admin.resource<VirtualMachine>(vmResource);
     const vmis = admin.resource<VirtualMachineInstance>(vmiResource);
@@ -175,15 +176,15 @@ describe('the controller with exactly deploy/controller/rbac.yaml', () => {
         },
       },
     });
-    await until(async () => (await vms.get('rbac', namespace)).status?.printableStatus === 'Stopped', 30_000, 'Stopped');
+    await eventually('Stopped', 30_000, async () => (await vms.get('rbac', namespace)).status?.printableStatus === 'Stopped');
     // Start on a Halted VM: the controller patches spec.runStrategy, creates the VMI, the pod.
     await vms.patchStatus('rbac', namespace, { status: { stateChangeRequests: [{ action: 'Start' }] } });
-    await until(async () => (await vmis.find('rbac', namespace))?.status?.phase === 'Scheduling', 30_000, 'VMI Scheduling');
+    await eventually('VMI Scheduling', 30_000, async () => (await vmis.find('rbac', namespace))?.status?.phase === 'Scheduling');
     expect((await vms.get('rbac', namespace)).spec.runStrategy).toBe('Always');
     // Stop for good: Halted deletes the VMI.
     await vms.patch('rbac', namespace, { spec: { runStrategy: 'Halted' } });
-    await until(async () => (await vmis.find('rbac', namespace)) === undefined, 30_000, 'VMI deleted');
-    await until(async () => (await vms.get('rbac', namespace)).status?.printableStatus === 'Stopped', 30_000, 'Stopped again');
+    await eventually('VMI deleted', 30_000, async () => (await vmis.find('rbac', namespace)) === undefined);
+    await eventually('Stopped again', 30_000, async () => (await vms.get('rbac', namespace)).status?.printableStatus === 'Stopped');
 
     expect((await forbiddenCount()) - refusedBefore).toBe(0);
   });

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { API_RESOURCES, findResource } from '../../runtime/api/index.js';
 import { clone, invalidCases, validManifests } from '../../runtime/api/testing/manifests.js';
+import { eventually } from '../support/eventually.js';
 
 jest.setTimeout(180_000);
 
@@ -56,20 +57,6 @@ async function kubectlOk(args: string[], stdin?: string): Promise<string> {
   const result = await kubectl(args, stdin);
   if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${result.code}): ${result.stderr || result.stdout}`);
   return result.stdout;
-}
-
-async function eventually<T>(attempt: () => Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      return await attempt();
-    } catch (err) {
-      lastError = err;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}: ${lastError instanceof Error ? lastError.message : String(lastError)}`);
 }
 
 const crdFiles = readdirSync(crdDir).filter((file) => file.endsWith('.yaml')).sort();
@@ -134,7 +121,7 @@ describe('the generated CRDs on a real API server', () => {
   });
 
   it('serve the short names and categories', async () => {
-    await eventually(() => kubectlOk(['get', 'vm,vmi,vmim,vmf,vmp', '-n', namespace]).then(() => undefined), 30_000, 'short names to be served');
+    await eventually('short names to be served', 30_000, () => kubectlOk(['get', 'vm,vmi,vmim,vmf,vmp', '-n', namespace]).then(() => true));
     const out = await kubectlOk(['api-resources', '--api-group=kubevirt.io', '-o', 'wide']);
     expect(out).toMatch(/virtualmachines\s+vm,vms\s+kubevirt\.io\/v1\s+true\s+VirtualMachine\s+.*all/);
   });
@@ -236,15 +223,11 @@ describe('invalid manifests are rejected by the API server with its own wording'
 describe('kubectl explain', () => {
   it('shows kubevm\'s description of virtualmachine.spec.runStrategy', async () => {
     // The OpenAPI document is republished shortly after a CRD changes.
-    const out = await eventually(
-      async () => {
-        const text = await kubectlOk(['explain', 'virtualmachine.spec.runStrategy']);
-        if (!text.includes('When the VM runs.')) throw new Error(`not yet: ${text}`);
-        return text;
-      },
-      60_000,
-      'kubectl explain to show the CRD description',
-    );
+    const out = await eventually('kubectl explain to show the CRD description', 60_000, async () => {
+      const text = await kubectlOk(['explain', 'virtualmachine.spec.runStrategy']);
+      if (!text.includes('When the VM runs.')) throw new Error(`not yet: ${text}`);
+      return text;
+    });
     expect(out).toContain('GROUP:      kubevirt.io');
     expect(out).toMatch(/RerunOnFailure/);
   });

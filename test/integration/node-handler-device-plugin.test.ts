@@ -13,7 +13,8 @@ import { DevicePluginManager, deviceAllocations } from '../../node-handler/devic
 import { isDevicePresent, kubevirtHostDevices } from '../../node-handler/device-plugin/devices.js';
 import { coreResources } from '../../runtime/kube.js';
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
-import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, until } from './runtime-support.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from './runtime-support.js';
+import { eventually } from '../support/eventually.js';
 
 const state = process.env['KUBEVM_STATE'] ?? '/var/lib/kubevm-local';
 /** Fixed by the kubelet (v1beta1 DevicePluginPath), whatever its --root-dir. */
@@ -76,10 +77,10 @@ describe('device plugin with the real kubelet', () => {
 
   it('puts every device present on the node into its allocatable, 1000 units each, and nothing else', async () => {
     expect(present.get('devices.kubevirt.io/tun')).toBe(true);
-    await until(async () => {
+    await eventually('the kubelet to publish the device plugin resources', 60_000, async () => {
       const resources = await allocatable(client, node);
       return [...present].every(([name, here]) => !here || units(resources[name]) === 1000);
-    }, 60_000, 'the kubelet to publish the device plugin resources');
+    });
     const resources = await allocatable(client, node);
     for (const [name, here] of present) {
       expect(units(resources[name])).toBe(here ? 1000 : 0);
@@ -112,10 +113,10 @@ describe('device plugin with the real kubelet', () => {
       },
     } as PodObject);
     let last: PodObject | undefined;
-    await until(async () => {
+    await eventually('the pod to finish', 120_000, async () => {
       last = await pods.get('wants-tun', namespace);
       return last.status?.phase === 'Succeeded' || last.status?.phase === 'Failed';
-    }, 120_000, 'the pod to finish');
+    });
     // UnexpectedAdmissionError here would mean the kubelet's Allocate call failed.
     expect({ phase: last?.status?.phase, reason: last?.status?.reason }).toEqual({ phase: 'Succeeded', reason: undefined });
     const after = (await deviceAllocations.get()).values.find((value) => value.labels['resource'] === 'devices.kubevirt.io/tun' && value.labels['outcome'] === 'allocated')?.value ?? 0;

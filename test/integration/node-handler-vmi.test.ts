@@ -22,7 +22,8 @@ import { LauncherConnections, launcherSocketPath } from '../../node-handler/laun
 import type { LauncherDialer, LauncherSession, LauncherSessionHandlers } from '../../node-handler/launcher-connections.js';
 import { nodeVmiSelector, pauseRequestAnnotation, vmiHandlerReconcile } from '../../node-handler/vmi-handler.js';
 import type { VirtualMachineInstance } from '../../node-handler/vmi-handler.js';
-import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, sleep, until } from './runtime-support.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, sleep } from './runtime-support.js';
+import { eventually } from '../support/eventually.js';
 
 jest.setTimeout(120_000);
 
@@ -125,7 +126,7 @@ async function applyCrds(): Promise<void> {
       const crd = doc.toJS() as KubeObject | null;
       if (!crd?.metadata?.name) continue;
       await crds.patch(crd.metadata.name, undefined, crd, 'apply', { fieldManager: 'kubevm-node-handler-test', force: true });
-      await until(async () => ((await crds.find(crd.metadata?.name ?? ''))?.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'), 30_000, 'VMI CRD established');
+      await eventually('VMI CRD established', 30_000, async () => ((await crds.find(crd.metadata?.name ?? ''))?.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'));
     }
   }
 }
@@ -192,14 +193,14 @@ describe('node handler VMI loop with the real API server', () => {
 
     const before = await statusWrites();
     handler = await startHandler();
-    await until(() => launcher.attached, 15_000, 'the handler to attach to the launcher');
+    await eventually('the handler to attach to the launcher', 15_000, () => launcher.attached);
     // The launcher waits to be started (KubeVirt's SyncVMI); Starting has nothing to report yet.
-    await until(() => launcher.calls.includes('start'), 15_000, 'the handler to start the domain');
+    await eventually('the handler to start the domain', 15_000, () => launcher.calls.includes('start'));
     await sleep(500);
     expect(await statusWrites()).toBe(before);
 
     launcher.emit({ phase: 'Running', accelerator: 'tcg', interfaces: [{ name: 'default', mac: '52:54:00:12:34:56', ipAddress: '10.0.2.15', ipAddresses: ['10.0.2.15'], infoSource: 'domain' }] });
-    await until(async () => (await getVmi('vm1')).status?.phase === 'Running', 15_000, 'VMI Running');
+    await eventually('VMI Running', 15_000, async () => (await getVmi('vm1')).status?.phase === 'Running');
     let vmi = await getVmi('vm1');
     expect(condition(vmi, 'Ready')).toMatchObject({ status: 'True' });
     expect(condition(vmi, 'kubevm.io/Emulation')).toMatchObject({ status: 'True', reason: 'TCG' });
@@ -207,7 +208,7 @@ describe('node handler VMI loop with the real API server', () => {
     expect(await statusWrites()).toBe(before + 1);
 
     launcher.emit({ agentConnected: true, guestOSInfo: { name: 'Debian GNU/Linux', id: 'debian', kernelRelease: '6.1.0-cloud-amd64' } });
-    await until(async () => condition(await getVmi('vm1'), 'AgentConnected')?.status === 'True', 15_000, 'AgentConnected');
+    await eventually('AgentConnected', 15_000, async () => condition(await getVmi('vm1'), 'AgentConnected')?.status === 'True');
     vmi = await getVmi('vm1');
     expect(vmi.status?.guestOSInfo).toMatchObject({ id: 'debian' });
     expect(await statusWrites()).toBe(before + 2);
@@ -223,10 +224,10 @@ describe('node handler VMI loop with the real API server', () => {
   it('forwards pause and unpause, and reports them', async () => {
     const vmis = client.resource<VirtualMachineInstance>(vmiResource);
     await vmis.patch('vm1', namespace, { metadata: { annotations: { [pauseRequestAnnotation]: 'true' } } });
-    await until(async () => condition(await getVmi('vm1'), 'Paused')?.status === 'True', 15_000, 'Paused condition');
+    await eventually('Paused condition', 15_000, async () => condition(await getVmi('vm1'), 'Paused')?.status === 'True');
     expect(condition(await getVmi('vm1'), 'Paused')).toMatchObject({ reason: 'PausedByUser' });
     await vmis.patch('vm1', namespace, { metadata: { annotations: { [pauseRequestAnnotation]: null } } });
-    await until(async () => condition(await getVmi('vm1'), 'Paused') === undefined, 15_000, 'Paused condition removed');
+    await eventually('Paused condition removed', 15_000, async () => condition(await getVmi('vm1'), 'Paused') === undefined);
     expect(launcher.calls).toEqual(['start', 'pause', 'unpause']);
     expect(condition(await getVmi('vm1'), 'Ready')).toMatchObject({ status: 'True' });
   });
@@ -238,7 +239,7 @@ describe('node handler VMI loop with the real API server', () => {
     const writes = await statusWrites();
     const dials = launcher.dials;
     handler = await startHandler();
-    await until(() => launcher.attached && launcher.dials === dials + 1, 15_000, 'the new handler to attach');
+    await eventually('the new handler to attach', 15_000, () => launcher.attached && launcher.dials === dials + 1);
     await sleep(1000);
     expect(await statusWrites()).toBe(writes);
     expect(launcher.calls).toEqual(['start', 'pause', 'unpause']);
@@ -247,10 +248,10 @@ describe('node handler VMI loop with the real API server', () => {
 
   it('shuts the guest down on deletion with the VMI’s grace period, then reports Succeeded', async () => {
     await client.resource<VirtualMachineInstance>(vmiResource).delete('vm1', namespace);
-    await until(async () => (await getVmi('vm1')).status?.phase === 'Succeeded', 15_000, 'VMI Succeeded');
+    await eventually('VMI Succeeded', 15_000, async () => (await getVmi('vm1')).status?.phase === 'Succeeded');
     expect(launcher.calls).toEqual(['start', 'pause', 'unpause', 'shutdown:7']);
     expect(condition(await getVmi('vm1'), 'Ready')).toMatchObject({ status: 'False', reason: 'Shutoff' });
     // Final: the handler lets go of the launcher.
-    await until(() => !launcher.attached, 15_000, 'the handler to detach');
+    await eventually('the handler to detach', 15_000, () => !launcher.attached);
   });
 });

@@ -7,7 +7,8 @@ import { ControllerExpectations } from '../../runtime/expectations.js';
 import { Informer, ownerUidIndex } from '../../runtime/informer.js';
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
 import { coreResources, objectKey } from '../../runtime/kube.js';
-import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, sleep, until } from './runtime-support.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, sleep } from './runtime-support.js';
+import { eventually } from '../support/eventually.js';
 
 interface ConfigMap extends KubeObject {
   data?: Record<string, string>;
@@ -101,14 +102,10 @@ describe('Controller with informers and expectations', () => {
         for (let round = 1; round <= 3; round++) {
           await Promise.all(batchNames.map((name) => configMaps.patch(name, namespace, { data: { v: String(round) } })));
         }
-        await until(
-          () => children.list().length >= names.length && names.every((name) => expectations.satisfied(`${namespace}/${name}`)),
-          30_000,
-          'a child for every parent',
-        );
+        await eventually('a child for every parent', 30_000, () => children.list().length >= names.length && names.every((name) => expectations.satisfied(`${namespace}/${name}`)));
       }
       await sleep(1000);
-      await until(() => controller.queue.len() === 0 && controller.queue.inFlight() === 0, 10_000, 'an idle queue');
+      await eventually('an idle queue', 10_000, () => controller.queue.len() === 0 && controller.queue.inFlight() === 0);
 
       const actual = (await configMaps.list({ namespace, labelSelector: 'role=child' })).items;
       const ownerUids = actual.map((child) => child.metadata?.ownerReferences?.[0]?.uid);

@@ -14,8 +14,8 @@ import {
   requireCluster,
   sleep,
   testResource,
-  until,
 } from './runtime-support.js';
+import { eventually } from '../support/eventually.js';
 
 interface ConfigMap extends KubeObject {
   data?: Record<string, string>;
@@ -80,21 +80,21 @@ describe('Informer on ConfigMaps with a label selector', () => {
     await configMaps.create(cm('a', { [selectorLabel]: 'selected' }, 'v1'));
     await configMaps.create(cm('b', { [selectorLabel]: 'other' }, 'v1'));
     await configMaps.create(cm('c', {}, 'v1'));
-    await until(() => events.includes('add a v1'), 10_000, 'add of a');
+    await eventually('add of a', 10_000, () => events.includes('add a v1'));
 
     await configMaps.patch('a', namespace, { data: { value: 'v2' } });
     await configMaps.patch('b', namespace, { data: { value: 'v2' } });
-    await until(() => events.includes('update a v2'), 10_000, 'update of a');
+    await eventually('update of a', 10_000, () => events.includes('update a v2'));
 
     // Entering the selector is an add; leaving it is a delete (the apiserver filters the watch).
     await configMaps.patch('c', namespace, { metadata: { labels: { [selectorLabel]: 'selected' } } });
-    await until(() => events.includes('add c v1'), 10_000, 'c entering the selector');
+    await eventually('c entering the selector', 10_000, () => events.includes('add c v1'));
     await configMaps.patch('a', namespace, { metadata: { labels: { [selectorLabel]: 'other' } } });
-    await until(() => events.includes('delete a'), 10_000, 'a leaving the selector');
+    await eventually('a leaving the selector', 10_000, () => events.includes('delete a'));
 
     await configMaps.delete('c', namespace);
     await configMaps.delete('b', namespace);
-    await until(() => events.includes('delete c'), 10_000, 'delete of c');
+    await eventually('delete of c', 10_000, () => events.includes('delete c'));
     // Give any stray event for b or pre-other time to arrive before asserting there was none.
     await sleep(500);
 
@@ -126,12 +126,12 @@ describe('Informer on ConfigMaps with a label selector', () => {
     informer.addEventHandler({ onAdd: () => adds++, onUpdate: () => updates++ });
     informer.start();
     await informer.waitForSync();
-    await until(() => informer.stats().lists >= 4, 10_000, 'three periodic re-lists');
+    await eventually('three periodic re-lists', 10_000, () => informer.stats().lists >= 4);
     expect(adds).toBe(1);
     expect(updates).toBe(0);
     // Still watching between re-lists.
     await configMaps.patch('steady', namespace, { data: { value: 'y' } });
-    await until(() => informer.get(`${namespace}/steady`)?.data?.['value'] === 'y', 10_000, 'the change');
+    await eventually('the change', 10_000, () => informer.get(`${namespace}/steady`)?.data?.['value'] === 'y');
     expect(updates).toBe(1);
   }, 30_000);
 });
@@ -170,8 +170,8 @@ describe('Informer after a 410 Gone', () => {
     await ensureTestCrd(client, gadgets);
     await gadgetClient.create({ metadata: { name: 'after', namespace }, spec: { n: 2 } });
 
-    await until(() => informer.get(`${namespace}/after`) !== undefined, 60_000, 'the informer to see the object created after the CRD came back');
-    await until(() => informer.get(`${namespace}/before`) === undefined, 10_000, 'the stale object to be dropped');
+    await eventually('the informer to see the object created after the CRD came back', 60_000, () => informer.get(`${namespace}/after`) !== undefined);
+    await eventually('the stale object to be dropped', 10_000, () => informer.get(`${namespace}/before`) === undefined);
     expect(informer.stats().expiredWatches).toBeGreaterThanOrEqual(1);
     expect(informer.stats().lists).toBeGreaterThanOrEqual(2);
     expect(BigInt(informer.lastSyncResourceVersion())).toBeGreaterThan(BigInt(syncedAt));

@@ -6,7 +6,8 @@ import type { Lease } from '../../runtime/leader-election.js';
 import type { KubeClient } from '../../runtime/kube.js';
 import { coreResources } from '../../runtime/kube.js';
 import { leadingStatusGauge } from '../../runtime/metrics.js';
-import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, sleep, until } from './runtime-support.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, sleep } from './runtime-support.js';
+import { eventually } from '../support/eventually.js';
 
 let client: KubeClient;
 let namespace: string;
@@ -61,7 +62,7 @@ describe('LeaderElector', () => {
     const b = candidate('candidate-b', 'runtime-test', timing);
     a.elector.start();
     b.elector.start();
-    await until(() => a.elector.isLeader() || b.elector.isLeader(), 10_000, 'a leader');
+    await eventually('a leader', 10_000, () => a.elector.isLeader() || b.elector.isLeader());
 
     // Watch for two seconds (several renewals): never both, never neither.
     for (let i = 0; i < 40; i++) {
@@ -78,7 +79,7 @@ describe('LeaderElector', () => {
     await leader.elector.stop();
     expect(leader.elector.isLeader()).toBe(false);
     expect(leader.stopped).toBe(1);
-    await until(() => follower.elector.isLeader(), 10_000, 'the follower to take over');
+    await eventually('the follower to take over', 10_000, () => follower.elector.isLeader());
     // Released, not expired: faster than the lease duration.
     expect(Date.now() - stoppedAt).toBeLessThan(timing.leaseDurationMs);
     expect(await leaseHolder('runtime-test')).toBe(follower.elector.identity);
@@ -99,7 +100,7 @@ describe('LeaderElector', () => {
     await sleep(1200);
     expect(c.elector.isLeader()).toBe(false);
     expect(await leaseHolder('runtime-expiry')).toBe('ghost');
-    await until(() => c.elector.isLeader(), 10_000, 'the candidate to take the expired lease');
+    await eventually('the candidate to take the expired lease', 10_000, () => c.elector.isLeader());
     // Judged by our own clock from when we first saw the record: at least one lease duration.
     expect(Date.now() - observedFrom).toBeGreaterThanOrEqual(2000);
     const lease = await leases.get('runtime-expiry', namespace);
@@ -123,7 +124,7 @@ describe('LeaderElector', () => {
     electors.push(elector);
     expect((await gauge.get()).values[0]?.value).toBe(0);
     elector.start();
-    await until(() => elector.isLeader(), 10_000, 'leading');
+    await eventually('leading', 10_000, () => elector.isLeader());
     expect((await gauge.get()).values[0]?.value).toBe(1);
     await elector.stop();
     expect((await gauge.get()).values[0]?.value).toBe(0);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { HttpMethod } from '@kubernetes/client-node';
 import { KubeClient, KubeConfig, isNotFound } from '../../runtime/kube.js';
 import type { KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
+import { eventually } from '../support/eventually.js';
 
 /** A setting of the local cluster: the environment's, else the one `make cluster-up` wrote into ${KUBEVM_STATE}/env. */
 export function localClusterSetting(name: string): string | undefined {
@@ -62,15 +63,6 @@ export async function deleteNamespace(client: KubeClient, name: string): Promise
   }
 }
 
-export async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 15_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await condition()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(250);
-  }
-}
-
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 const crds: ResourceDescriptor = {
@@ -114,23 +106,19 @@ export async function ensureTestCrd(client: KubeClient, descriptor: ResourceDesc
   } as KubeObject;
   const existing = await crdClient.find(name);
   if (!existing || existing.metadata?.deletionTimestamp) {
-    if (existing) await until(async () => (await crdClient.find(name)) === undefined, 60_000, `CRD ${name} to finish deleting`);
+    if (existing) await eventually(`CRD ${name} to finish deleting`, 60_000, async () => (await crdClient.find(name)) === undefined);
     await crdClient.create(body);
   }
-  await until(
-    async () => ((await crdClient.find(name))?.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'),
-    30_000,
-    `CRD ${name} to be established`,
-  );
+  await eventually(`CRD ${name} to be established`, 30_000, async () => ((await crdClient.find(name))?.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'));
   // Established can precede the resource being served by a moment.
-  await until(async () => {
+  await eventually(`${name} to be served`, 30_000, async () => {
     try {
       await client.resource(descriptor).list({ namespace: 'default', limit: 1 });
       return true;
     } catch {
       return false;
     }
-  }, 30_000, `${name} to be served`);
+  });
 }
 
 export async function deleteTestCrd(client: KubeClient, descriptor: ResourceDescriptor, wait = true): Promise<void> {
@@ -141,5 +129,5 @@ export async function deleteTestCrd(client: KubeClient, descriptor: ResourceDesc
   } catch (err) {
     if (!isNotFound(err)) throw err;
   }
-  if (wait) await until(async () => (await crdClient.find(name)) === undefined, 60_000, `CRD ${name} to be deleted`);
+  if (wait) await eventually(`CRD ${name} to be deleted`, 60_000, async () => (await crdClient.find(name)) === undefined);
 }

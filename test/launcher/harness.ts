@@ -12,6 +12,7 @@ import { LauncherClient } from '../../node-handler/launcher-client.js';
 import type { DomainEvent } from '../../runtime/contracts/launcher-protocol.js';
 import { NdjsonReader, ndjsonLine } from '../../runtime/ndjson.js';
 import type { LauncherVmi } from '../../launcher/vmi.js';
+import { eventually } from '../support/eventually.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -148,19 +149,16 @@ export async function startLauncher(vmi: LauncherVmi, options: LauncherRunOption
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
 
   const sock = path.join(runDir, 'launcher.sock');
-  const deadline = Date.now() + 30_000;
-  let client: LauncherClient | undefined;
-  while (!client) {
-    try {
-      client = await LauncherClient.connect(sock);
-    } catch {
-      if (proc.exitCode !== null || Date.now() > deadline) {
-        killGroup(proc);
-        throw new Error(`launcher did not open ${sock}:\n${output.join('\n')}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
+  const connected = await eventually(`the launcher to open ${sock}`, 30_000, async () =>
+    // A launcher that exited will never open it: stop waiting.
+    proc.exitCode !== null ? new Error(`the launcher exited with code ${proc.exitCode}`) : LauncherClient.connect(sock),
+    { intervalMs: 100 },
+  ).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+  if (connected instanceof Error) {
+    killGroup(proc);
+    throw new Error(`launcher did not open ${sock}: ${connected.message}\n${output.join('\n')}`);
   }
+  const client = connected;
   const serialLog = () => {
     try {
       return readFileSync(path.join(runDir, 'serial.log'), 'utf8');
@@ -179,14 +177,8 @@ export async function startLauncher(vmi: LauncherVmi, options: LauncherRunOption
     output,
     exited,
     serialLog,
-    async waitForSerial(pattern, timeoutMs) {
-      const end = Date.now() + timeoutMs;
-      for (;;) {
-        const m = serialLog().match(pattern);
-        if (m) return m;
-        if (Date.now() > end) throw new Error(`serial console did not show ${pattern} within ${timeoutMs} ms; it shows:\n${serialLog().slice(-2000)}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
+    waitForSerial(pattern, timeoutMs) {
+      return eventually(() => `the serial console to show ${pattern}; it shows:\n${serialLog().slice(-2000)}`, timeoutMs, () => serialLog().match(pattern), { intervalMs: 200 });
     },
     async stop() {
       client?.close();

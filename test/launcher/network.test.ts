@@ -8,6 +8,7 @@ import type { DomainStatus } from '../../runtime/contracts/launcher-protocol.js'
 import type { LauncherInterface } from '../../launcher/vmi.js';
 import { startLauncher, testVmi } from './harness.js';
 import type { LauncherRun } from './harness.js';
+import { eventually } from '../support/eventually.js';
 
 jest.setTimeout(120_000);
 
@@ -23,9 +24,8 @@ function freePort(): Promise<number> {
 }
 
 async function httpGet(port: number, timeoutMs: number): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
   let last = '';
-  while (Date.now() < deadline) {
+  return eventually(() => `an answer from the guest on port ${port}: ${last}`, timeoutMs, async () => {
     const res = await new Promise<string>((resolve) => {
       // HTTP/1.0 on a raw socket: no client keep-alive pool left behind after the test.
       const sock = net.createConnection({ host: '127.0.0.1', port });
@@ -38,9 +38,8 @@ async function httpGet(port: number, timeoutMs: number): Promise<string> {
     });
     if (res.includes('kubevm-guest-http')) return res;
     last = res;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`no answer from the guest on port ${port}: ${last}`);
+    return undefined;
+  }, { intervalMs: 500 });
 }
 
 describe('launcher networking (real QEMU, TCG)', () => {

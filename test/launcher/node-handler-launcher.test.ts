@@ -16,6 +16,7 @@ import { LauncherConnections } from '../../node-handler/launcher-connections.js'
 import { computeVmiStatus } from '../../node-handler/vmi-status.js';
 import { lastCount, startLauncher, testVmi } from './harness.js';
 import type { LauncherRun } from './harness.js';
+import { eventually } from '../support/eventually.js';
 
 jest.setTimeout(180_000);
 
@@ -39,14 +40,6 @@ function scheduledVmi(name: string): VirtualMachineInstance {
     spec: { domain: { devices: {} } },
     status: { phase: 'Scheduled', nodeName: 'node1', activePods: { [podUid]: 'node1' } },
   } as VirtualMachineInstance;
-}
-
-async function until(check: () => boolean, timeoutMs: number, what: string | (() => string)): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 describe('node handler ↔ real launcher', () => {
@@ -79,12 +72,12 @@ describe('node handler ↔ real launcher', () => {
       if (phase && seen.at(-1) !== phase) seen.push(phase);
     });
     connections = attach(domains);
-    await until(() => connections?.session(key, podUid) !== undefined, 15_000, () => `the session (last dial error: ${connections?.lastError(key)})`);
+    await eventually(() => `the session (last dial error: ${connections?.lastError(key)})`, 15_000, () => connections?.session(key, podUid) !== undefined);
     expect(domains.get(key)?.phase).toBe('Pending');
 
     const session = connections.session(key, podUid);
     void session?.start();
-    await until(() => domains.get(key)?.phase === 'Running', 90_000, 'Running from the launcher’s events');
+    await eventually('Running from the launcher’s events', 90_000, () => domains.get(key)?.phase === 'Running');
     expect(seen).toEqual(['Pending', 'Starting', 'Running']);
     const running = domains.get(key) as DomainState;
     expect(running.accelerator).toBe('tcg');
@@ -96,24 +89,24 @@ describe('node handler ↔ real launcher', () => {
     await run.waitForSerial(/KUBEVM-COUNT 1\b/, 60_000);
 
     await session?.pause();
-    await until(() => domains.get(key)?.phase === 'Paused', 15_000, 'Paused');
+    await eventually('Paused', 15_000, () => domains.get(key)?.phase === 'Paused');
     expect(domains.get(key)?.pauseReason).toBe('User');
     expect(computeVmiStatus({ ...vmi, status }, domains.get(key)).conditions?.find((c) => c.type === 'Paused')).toMatchObject({ status: 'True', reason: 'PausedByUser' });
     await session?.unpause();
-    await until(() => domains.get(key)?.phase === 'Running', 15_000, 'Running again');
+    await eventually('Running again', 15_000, () => domains.get(key)?.phase === 'Running');
 
     // A handler restart: the connection goes, a new handler (new cache) attaches; the VM runs on.
     const before = lastCount(run.serialLog());
     connections.closeAll();
     const restarted = new DomainStateCache();
     connections = attach(restarted);
-    await until(() => restarted.get(key)?.phase === 'Running', 15_000, 're-attached state');
+    await eventually('re-attached state', 15_000, () => restarted.get(key)?.phase === 'Running');
     await run.waitForSerial(new RegExp(`KUBEVM-COUNT ${before + 2}\\b`), 20_000);
     expect(computeVmiStatus({ ...vmi, status }, restarted.get(key)).phase).toBe('Running');
 
     // Shutdown as on VMI deletion: ACPI, the guest powers off, the domain ends Succeeded.
     await connections.session(key, podUid)?.shutdown(30);
-    await until(() => restarted.get(key)?.phase === 'Shutoff', 30_000, 'Shutoff');
+    await eventually('Shutoff', 30_000, () => restarted.get(key)?.phase === 'Shutoff');
     expect(restarted.get(key)?.shutoffReason).toBe('Stopped');
     expect(computeVmiStatus({ ...vmi, status }, restarted.get(key)).phase).toBe('Succeeded');
   });
@@ -127,9 +120,9 @@ describe('node handler ↔ real launcher', () => {
     pods = podsDirFor(run);
     const domains = new DomainStateCache();
     connections = attach(domains);
-    await until(() => connections?.session(key, podUid) !== undefined, 15_000, () => `the session (last dial error: ${connections?.lastError(key)})`);
+    await eventually(() => `the session (last dial error: ${connections?.lastError(key)})`, 15_000, () => connections?.session(key, podUid) !== undefined);
     await connections.session(key, podUid)?.start().catch(() => undefined);
-    await until(() => domains.get(key)?.phase === 'Failed', 60_000, 'Failed');
+    await eventually('Failed', 60_000, () => domains.get(key)?.phase === 'Failed');
     const failed = domains.get(key) as DomainState;
     expect(failed.failure?.message).toMatch(/^qmp-connect: QEMU exited during start .*; QEMU said: .*could not open kernel file .*no-such-vmlinuz/);
     const status = computeVmiStatus(scheduledVmi('nh-bad'), failed);
