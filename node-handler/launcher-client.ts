@@ -9,10 +9,11 @@
 // logged and dropped; a line over the cap closes this connection only; nothing a launcher sends
 // can throw out of this module.
 import { EventEmitter } from 'node:events';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { VirtualMachineInstanceNetworkInterface } from '../runtime/api/index.js';
+import { LAUNCHER_UID } from '../runtime/contracts/launcher-pod.js';
 import { LAUNCHER_MAX_LINE_BYTES, LauncherMessage, describeZodError, launcherCommands } from '../runtime/contracts/launcher-protocol.js';
 import type { DomainEvent, DomainStatus, GuestInterface, LauncherArgs, LauncherCommand, LauncherResult } from '../runtime/contracts/launcher-protocol.js';
 import type { Logger } from '../runtime/logging.js';
@@ -202,6 +203,11 @@ export class LauncherClient extends EventEmitter<{ event: [DomainEvent]; close: 
     return this.closedBecause !== undefined;
   }
 
+  /** Why the connection ended, once it has. */
+  get closeReason(): Error | undefined {
+    return this.closedBecause;
+  }
+
   /** Sends a command; resolves with its validated result, rejects with LauncherCommandError. */
   call<C extends LauncherCommand>(command: C, ...args: {} extends LauncherArgs<C> ? [args?: LauncherArgs<C>] : [args: LauncherArgs<C>]): Promise<LauncherResult<C>> {
     if (this.closedBecause) return Promise.reject(new LauncherCommandError(command, `the connection is closed (${this.closedBecause.message})`));
@@ -293,36 +299,110 @@ export class LauncherClient extends EventEmitter<{ event: [DomainEvent]; close: 
   }
 }
 
-/**
- * The node handler's dialer: connects, subscribes, and feeds every status the launcher pushes to
- * the handler as DomainState; the session forwards the user's intents.
- */
-export const dialLauncher: LauncherDialer = async (socketPath, handlers, log = silentLogger) => {
-  const client = await LauncherClient.connect(socketPath, { log });
-  let evented = false;
-  const report = (status: DomainStatus) => handlers.onState(domainStateFromLauncher(status));
-  client.on('event', (event) => {
-    evented = true;
-    report(event.status);
-  });
-  try {
-    const initial = await client.subscribe();
-    // An event that arrived with the answer is newer than the answer.
-    if (!evented) report(initial);
-  } catch (error) {
-    client.close();
-    throw error;
+/** Linux's O_PATH (not in fs.constants): a descriptor naming an inode without opening it for I/O. */
+const O_PATH = 0o10000000;
+
+/** Why the handler refused to talk to a launcher's socket: the pod tried something. */
+export class LauncherSocketRefused extends Error {
+  constructor(socketPath: string, why: string) {
+    super(`refusing launcher socket ${socketPath}: ${why}`);
+    this.name = 'LauncherSocketRefused';
   }
-  client.on('close', (error) => handlers.onClose(error));
-  if (client.isClosed) throw new Error('the launcher closed the connection while subscribing');
-  const session: LauncherSession = {
-    start: async () => void (await client.call('start')),
-    pause: async () => void (await client.call('pause')),
-    unpause: async () => void (await client.call('unpause')),
-    // The launcher's hard reset until its soft reboot lands.
-    softReboot: async () => void (await client.call('reset')),
-    shutdown: async (gracePeriodSeconds) => void (await client.call('shutdown', { gracePeriodSeconds })),
-    close: () => client.close(),
+}
+
+/**
+ * Opens a launcher's socket inside the pods directory without following any symlink the pod may
+ * have planted, and checks that it is what a launcher makes. Each directory below `podsDir` is
+ * opened relative to its parent's descriptor with O_NOFOLLOW (openat through /proc/self/fd), the
+ * socket itself with O_PATH|O_NOFOLLOW, so no component can be swapped for a link between check
+ * and use; the socket must be a socket, owned by the launcher's uid, with no other name (a hard
+ * link made elsewhere). The connection then goes to that very inode (/proc/self/fd/<fd>), not to
+ * whatever the path names by then. Returns the connected socket.
+ */
+export async function openLauncherSocket(podsDir: string, socketPath: string, options: { ownerUid: number; timeoutMs?: number }): Promise<net.Socket> {
+  const relative = path.relative(podsDir, socketPath);
+  const parts = relative.split(path.sep);
+  if (path.isAbsolute(relative) || parts.some((part) => part === '' || part === '.' || part === '..')) throw new LauncherSocketRefused(socketPath, `not inside ${podsDir}`);
+  const name = parts.pop() as string;
+  const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fsConstants;
+  let dirFd = openSync(podsDir, O_RDONLY | O_DIRECTORY);
+  let socketFd: number | undefined;
+  try {
+    for (const [index, part] of parts.entries()) {
+      let next: number;
+      try {
+        next = openSync(`/proc/self/fd/${dirFd}/${part}`, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        const where = parts.slice(0, index + 1).join('/');
+        if (code === 'ELOOP' || code === 'ENOTDIR') throw new LauncherSocketRefused(socketPath, `${where} is a symbolic link or not a directory`);
+        throw new Error(`cannot open ${path.join(podsDir, where)}: ${(error as Error).message}`);
+      }
+      closeSync(dirFd);
+      dirFd = next;
+    }
+    try {
+      socketFd = openSync(`/proc/self/fd/${dirFd}/${name}`, O_PATH | O_NOFOLLOW);
+    } catch (error) {
+      throw new Error(`cannot open ${socketPath}: ${(error as Error).message}`);
+    }
+    const stats = fstatSync(socketFd);
+    if (stats.isSymbolicLink()) throw new LauncherSocketRefused(socketPath, 'it is a symbolic link');
+    if (!stats.isSocket()) throw new LauncherSocketRefused(socketPath, 'it is not a socket');
+    if (stats.uid !== options.ownerUid) throw new LauncherSocketRefused(socketPath, `it is owned by uid ${stats.uid}, not by the launcher's uid ${options.ownerUid}`);
+    if (stats.nlink !== 1) throw new LauncherSocketRefused(socketPath, `it has ${stats.nlink} names (a hard link)`);
+    return await connectUnixSocket(`/proc/self/fd/${socketFd}`, options.timeoutMs);
+  } finally {
+    closeSync(dirFd);
+    if (socketFd !== undefined) closeSync(socketFd);
+  }
+}
+
+/**
+ * The node handler's dialer: opens the pod's socket safely, subscribes, checks that the launcher
+ * serves the VMI it is dialled for, and feeds every status the launcher pushes to the handler as
+ * DomainState; the session forwards the user's intents.
+ */
+export function launcherDialer(options: { ownerUid?: number } = {}): LauncherDialer {
+  const ownerUid = options.ownerUid ?? LAUNCHER_UID;
+  return async (target, handlers, log = silentLogger) => {
+    const socket = await openLauncherSocket(target.podsDir, target.socketPath, { ownerUid });
+    const client = new LauncherClient(socket, { log });
+    const serves = (status: DomainStatus) => status.vmi.namespace === target.vmi.namespace && status.vmi.name === target.vmi.name;
+    let evented = false;
+    const report = (status: DomainStatus) => handlers.onState(domainStateFromLauncher(status));
+    client.on('event', (event) => {
+      // A launcher speaks for its own VMI only; anything else is dropped, as any invalid message.
+      if (!serves(event.status)) {
+        log.warn({ claimed: event.status.vmi }, 'dropped an event about another VMI from the launcher');
+        return;
+      }
+      evented = true;
+      report(event.status);
+    });
+    try {
+      const initial = await client.subscribe();
+      if (!serves(initial)) {
+        throw new LauncherSocketRefused(target.socketPath, `the launcher serves VMI ${initial.vmi.namespace}/${initial.vmi.name}, not ${target.vmi.namespace}/${target.vmi.name}`);
+      }
+      // The answer may have come just before the connection was cut (e.g. an endless line).
+      if (client.closeReason) throw client.closeReason;
+      // An event that arrived with the answer is newer than the answer.
+      if (!evented) report(initial);
+    } catch (error) {
+      client.close();
+      throw error;
+    }
+    client.on('close', (error) => handlers.onClose(error));
+    const session: LauncherSession = {
+      start: async () => void (await client.call('start')),
+      pause: async () => void (await client.call('pause')),
+      unpause: async () => void (await client.call('unpause')),
+      // The launcher's hard reset until its soft reboot lands.
+      softReboot: async () => void (await client.call('reset')),
+      shutdown: async (gracePeriodSeconds) => void (await client.call('shutdown', { gracePeriodSeconds })),
+      close: () => client.close(),
+    };
+    return session;
   };
-  return session;
-};
+}

@@ -22,7 +22,7 @@ describe('LauncherConnections', () => {
     const dialed: string[] = [];
     let handlers: LauncherSessionHandlers | undefined;
     let failuresLeft = 2;
-    const dial: LauncherDialer = async (socketPath, h) => {
+    const dial: LauncherDialer = async ({ socketPath }, h) => {
       dialed.push(socketPath);
       if (failuresLeft-- > 0) throw new Error('ENOENT: the launcher has not opened its socket yet');
       handlers = h;
@@ -66,7 +66,7 @@ describe('LauncherConnections', () => {
 
   it('moves to the new pod when the active pod changes', async () => {
     const dialed: string[] = [];
-    const dial: LauncherDialer = async (socketPath, h) => {
+    const dial: LauncherDialer = async ({ socketPath }, h) => {
       dialed.push(socketPath);
       h.onState({ phase: 'Running' });
       return session();

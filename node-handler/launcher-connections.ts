@@ -30,11 +30,28 @@ export interface LauncherSessionHandlers {
   onClose(error?: Error): void;
 }
 
+/** Which launcher to dial: its socket, the directory it must be reached from, the VMI it must serve. */
+export interface LauncherTarget {
+  /**
+   * The kubelet's pods directory as the handler mounts it: trusted. Every component below it is
+   * the pod's and is opened without following symlinks.
+   */
+  podsDir: string;
+  socketPath: string;
+  /** The VMI (namespace/name) the launcher must say it serves. */
+  vmi: { namespace: string; name: string };
+}
+
 /** Connects to the socket and subscribes to events; the first state arrives through onState. */
-export type LauncherDialer = (socketPath: string, handlers: LauncherSessionHandlers, log?: Logger) => Promise<LauncherSession>;
+export type LauncherDialer = (target: LauncherTarget, handlers: LauncherSessionHandlers, log?: Logger) => Promise<LauncherSession>;
 
 /** Where a launcher pod's command socket is, seen from the node (the launcher pod contract). */
 export const launcherSocketPath = nodeLauncherSocketPath;
+
+function vmiOfKey(key: string): { namespace: string; name: string } {
+  const slash = key.indexOf('/');
+  return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+}
 
 interface Entry {
   podUid: string;
@@ -113,12 +130,21 @@ export class LauncherConnections {
 
   private dial(key: string, entry: Entry): void {
     entry.dialing = true;
-    const socketPath = launcherSocketPath(this.podsDir, entry.podUid);
     const log = this.log.child({ vmi: key, podUid: entry.podUid });
+    let socketPath: string;
+    try {
+      socketPath = launcherSocketPath(this.podsDir, entry.podUid);
+    } catch (error) {
+      // A pod uid that is no uid (it comes from the VMI's status): a failed dial like any other.
+      entry.dialing = false;
+      if ((error as Error).message !== entry.lastError) log.warn({ err: (error as Error).message }, 'cannot attach to launcher');
+      this.retry(key, entry, error as Error);
+      return;
+    }
     let session: LauncherSession | undefined;
     this.options
       .dial(
-        socketPath,
+        { podsDir: this.podsDir, socketPath, vmi: vmiOfKey(key) },
         {
         onState: (change) => {
           if (!entry.closed) this.options.domains.update(key, { ...change, podUid: entry.podUid });
@@ -149,7 +175,10 @@ export class LauncherConnections {
       .catch((error: unknown) => {
         entry.dialing = false;
         if (entry.closed) return;
-        this.retry(key, entry, error instanceof Error ? error : new Error(String(error)));
+        const failure = error instanceof Error ? error : new Error(String(error));
+        // Once per distinct reason: a launcher not up yet fails the same way many times.
+        if (failure.message !== entry.lastError) log.warn({ err: failure.message, socket: socketPath }, 'cannot attach to launcher');
+        this.retry(key, entry, failure);
       });
   }
 

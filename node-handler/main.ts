@@ -20,7 +20,7 @@ import { enableProcessMetrics, readyStatusGauge } from '../runtime/metrics.js';
 import { ProcessLifecycle } from '../runtime/process.js';
 import { DevicePluginManager } from './device-plugin/plugin.js';
 import { DomainStateCache } from './domain-state.js';
-import { dialLauncher } from './launcher-client.js';
+import { launcherDialer } from './launcher-client.js';
 import { LauncherConnections } from './launcher-connections.js';
 import { NodeHeartbeat } from './node-labels.js';
 import { nodeVmiSelector, vmiHandlerReconcile } from './vmi-handler.js';
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
     reconcile: (key, ctx) => reconcile(key, ctx),
   });
   const connections = new LauncherConnections({
-    dial: dialLauncher,
+    dial: launcherDialer(),
     domains,
     podsDir: path.join(kubeletRoot, 'pods'),
     onConnectionChange: (key) => controller.enqueue(key),

@@ -59,4 +59,19 @@ describe('NdjsonReader', () => {
     expect(lines).toEqual(['{"command":"console"}']);
     expect(r.remainder().toString()).toBe('raw\n bytes more');
   });
+
+  it('gives the rest of the current chunk to a caller asking from within onLine', () => {
+    let rest = '';
+    const r: NdjsonReader = new NdjsonReader({
+      maxLineBytes: 64,
+      onLine: () => {
+        r.stop();
+        rest = r.remainder().toString();
+      },
+      onOverflow: () => undefined,
+    });
+    r.push(Buffer.from('{"ok":true}\nRFB 003.008\n'));
+    expect(rest).toBe('RFB 003.008\n');
+    expect(r.remainder().length).toBe(0);
+  });
 });

@@ -8,6 +8,8 @@ export class NdjsonReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private stopped = false;
+  /** The unread rest of the chunk being pushed. */
+  private tail: Buffer | undefined;
 
   constructor(
     private readonly options: {
@@ -21,12 +23,12 @@ export class NdjsonReader {
 
   /** Feeds bytes; calls onLine for each complete line until stop() or an overflow. */
   push(chunk: Buffer): void {
-    let start = 0;
-    while (!this.stopped) {
-      const newline = chunk.indexOf(0x0a, start);
+    this.tail = chunk;
+    while (!this.stopped && this.tail) {
+      const newline = this.tail.indexOf(0x0a);
       if (newline < 0) break;
-      const piece = chunk.subarray(start, newline);
-      start = newline + 1;
+      const piece = this.tail.subarray(0, newline);
+      this.tail = this.tail.subarray(newline + 1);
       if (this.buffered + piece.length > this.options.maxLineBytes) return this.overflow(this.buffered + piece.length);
       const line = this.buffered ? Buffer.concat([...this.chunks, piece]) : piece;
       this.chunks = [];
@@ -34,21 +36,18 @@ export class NdjsonReader {
       const text = line.toString('utf8').trim();
       if (text) this.options.onLine(text);
     }
-    if (this.stopped) {
-      // Whatever follows the line that stopped the reader belongs to the caller (see remainder()).
-      if (start < chunk.length) this.chunks.push(chunk.subarray(start));
-      return;
-    }
-    const rest = chunk.subarray(start);
-    if (!rest.length) return;
-    if (this.buffered + rest.length > this.options.maxLineBytes) return this.overflow(this.buffered + rest.length);
+    const rest = this.tail;
+    this.tail = undefined;
+    if (!rest?.length) return;
+    // After stop(), whatever follows the line that stopped the reader belongs to the caller.
+    if (!this.stopped && this.buffered + rest.length > this.options.maxLineBytes) return this.overflow(this.buffered + rest.length);
     this.chunks.push(rest);
     this.buffered += rest.length;
   }
 
   /**
    * Stops reading lines (e.g. when a connection switches to a raw byte stream); the bytes after
-   * the current line are then available from remainder().
+   * the current line are then available from remainder(), also from within onLine.
    */
   stop(): void {
     this.stopped = true;
@@ -56,14 +55,16 @@ export class NdjsonReader {
 
   /** The bytes received and not handed out as lines (after stop()). */
   remainder(): Buffer {
-    const rest = Buffer.concat(this.chunks);
+    const rest = Buffer.concat(this.tail ? [...this.chunks, this.tail] : this.chunks);
     this.chunks = [];
+    this.tail = undefined;
     this.buffered = 0;
     return rest;
   }
 
   private overflow(bytes: number): void {
     this.stopped = true;
+    this.tail = undefined;
     this.chunks = [];
     this.buffered = 0;
     this.options.onOverflow(bytes);

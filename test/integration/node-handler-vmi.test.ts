@@ -82,7 +82,7 @@ let namespace: string;
 const nodeName = `nh-it-${randomBytes(3).toString('hex')}`;
 const launchers = new Map<string, StandInLauncher>();
 
-const dial: LauncherDialer = async (socketPath, handlers) => {
+const dial: LauncherDialer = async ({ socketPath }, handlers) => {
   const launcher = launchers.get(socketPath);
   if (!launcher) throw new Error(`no launcher listening on ${socketPath}`);
   return launcher.dial(handlers);

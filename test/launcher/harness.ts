@@ -3,7 +3,7 @@
 // is in one process group that stop() kills, so nothing outlives a test.
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,6 +67,8 @@ export interface LauncherRunOptions {
   asQemuUser?: boolean;
   /** The launcher command (default: node + tsx on launcher/main.ts); e.g. compiled JS for the bench. */
   launcherCommand?: string[];
+  /** The launcher's run directory (its `private` volume), e.g. one of a PodsDir; default <dir>/private. */
+  runDir?: string;
   /** Lay out files before the launcher starts (containerDisks, PVC dirs). */
   prepare?: (run: { dir: string; containerDiskDir: string; pvcDir: string; secretDir: string }) => void;
 }
@@ -103,7 +105,7 @@ export async function startLauncher(vmi: LauncherVmi, options: LauncherRunOption
   const guests = testGuests();
   const dir = mkdtempSync(path.join(os.tmpdir(), `kubevm-launcher-${vmi.metadata.name}-`));
   const kernelDir = path.join(dir, 'kernel-boot');
-  const runDir = path.join(dir, 'private');
+  const runDir = options.runDir ?? path.join(dir, 'private');
   const ephemeralDir = path.join(dir, 'ephemeral-disks');
   const containerDiskDir = path.join(dir, 'container-disks');
   const pvcDir = path.join(dir, 'vmi-disks');
@@ -116,6 +118,7 @@ export async function startLauncher(vmi: LauncherVmi, options: LauncherRunOption
   options.prepare?.({ dir, containerDiskDir, pvcDir, secretDir });
   const asQemu = options.asQemuUser ?? process.getuid?.() === 0;
   if (asQemu) tree(dir, QEMU_UID);
+  if (asQemu && options.runDir) chownSync(options.runDir, QEMU_UID, QEMU_UID);
 
   const env: Record<string, string> = {
     PATH: process.env['PATH'] ?? '/usr/bin:/bin',
@@ -200,6 +203,36 @@ function killGroup(proc: ChildProcess): void {
   } catch {
     // already gone
   }
+}
+
+/**
+ * A kubelet-like pods directory (ADR 0007): a pod's `private` emptyDir at
+ * <pods>/<pod uid>/volumes/kubernetes.io~empty-dir/private, as the node handler finds it. Short
+ * pod uids keep socket paths within sun_path for the launcher's own listen.
+ */
+export interface PodsDir {
+  path: string;
+  /** Creates (if needed) and returns the pod's `private` directory, owned by the launcher's uid. */
+  privateDir(podUid: string): string;
+  remove(): void;
+}
+
+export function makePodsDir(): PodsDir {
+  const pods = mkdtempSync(path.join(os.tmpdir(), 'kubevm-pods-'));
+  // The launcher (uid 107) must reach its run directory.
+  chmodSync(pods, 0o755);
+  return {
+    path: pods,
+    privateDir(podUid) {
+      const emptyDirs = path.join(pods, podUid, 'volumes', 'kubernetes.io~empty-dir');
+      mkdirSync(emptyDirs, { recursive: true, mode: 0o755 });
+      const dir = path.join(emptyDirs, 'private');
+      mkdirSync(dir, { recursive: true, mode: 0o755 });
+      if (process.getuid?.() === 0) chownSync(dir, QEMU_UID, QEMU_UID);
+      return dir;
+    },
+    remove: () => rmSync(pods, { recursive: true, force: true }),
+  };
 }
 
 /** Pids of processes whose command line mentions `needle` (to assert nothing was left behind). */

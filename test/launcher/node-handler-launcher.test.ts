@@ -5,32 +5,21 @@
 // failed start's step and QEMU's own words), forwarded intents, and a handler restart that
 // re-attaches to the running VM without disturbing it.
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { VirtualMachineInstance } from '../../runtime/api/index.js';
 import { DomainStateCache } from '../../node-handler/domain-state.js';
 import type { DomainState } from '../../node-handler/domain-state.js';
-import { dialLauncher } from '../../node-handler/launcher-client.js';
+import { launcherDialer } from '../../node-handler/launcher-client.js';
 import { LauncherConnections } from '../../node-handler/launcher-connections.js';
 import { computeVmiStatus } from '../../node-handler/vmi-status.js';
-import { lastCount, startLauncher, testVmi } from './harness.js';
-import type { LauncherRun } from './harness.js';
+import { lastCount, makePodsDir, startLauncher, testVmi } from './harness.js';
+import type { LauncherRun, PodsDir } from './harness.js';
 import { eventually } from '../support/eventually.js';
 
 jest.setTimeout(180_000);
 
-const key = 'launcher-test/vm';
-const podUid = '0f0e0d0c-1111-2222-3333-444455556666';
-
-/** A kubelet-like pods directory whose pod's "private" emptyDir is the launcher's run directory. */
-function podsDirFor(run: LauncherRun): string {
-  const pods = mkdtempSync(path.join(os.tmpdir(), 'kubevm-pods-'));
-  const emptyDirs = path.join(pods, podUid, 'volumes', 'kubernetes.io~empty-dir');
-  mkdirSync(emptyDirs, { recursive: true });
-  symlinkSync(run.runDir, path.join(emptyDirs, 'private'));
-  return pods;
-}
+const key = 'launcher-test/nh';
+// Short: the launcher listens on the socket's full path, which must fit sun_path (108 bytes).
+const podUid = 'pod-0f0e0d0c';
 
 function scheduledVmi(name: string): VirtualMachineInstance {
   return {
@@ -44,27 +33,27 @@ function scheduledVmi(name: string): VirtualMachineInstance {
 
 describe('node handler ↔ real launcher', () => {
   let run: LauncherRun | undefined;
-  let pods: string | undefined;
+  let pods: PodsDir | undefined;
   let connections: LauncherConnections | undefined;
 
   afterEach(async () => {
     connections?.closeAll();
     await run?.stop();
-    if (pods) rmSync(pods, { recursive: true, force: true });
+    pods?.remove();
     run = undefined;
     pods = undefined;
     connections = undefined;
   });
 
-  function attach(domains: DomainStateCache): LauncherConnections {
-    const attached = new LauncherConnections({ dial: dialLauncher, domains, podsDir: pods as string });
-    attached.ensure(key, podUid);
+  function attach(domains: DomainStateCache, vmiKey = key): LauncherConnections {
+    const attached = new LauncherConnections({ dial: launcherDialer(), domains, podsDir: (pods as PodsDir).path });
+    attached.ensure(vmiKey, podUid);
     return attached;
   }
 
   it('follows the domain from Pending to Running, through pause, a handler restart and a shutdown', async () => {
-    run = await startLauncher(testVmi('nh', '', { grace: 30 }));
-    pods = podsDirFor(run);
+    pods = makePodsDir();
+    run = await startLauncher(testVmi('nh', '', { grace: 30 }), { runDir: pods.privateDir(podUid) });
     const domains = new DomainStateCache();
     const seen: DomainState['phase'][] = [];
     domains.onChange((changed) => {
@@ -113,17 +102,18 @@ describe('node handler ↔ real launcher', () => {
 
   it('reports a failed start with the step and QEMU’s own last lines', async () => {
     // The kernel the VMI names is not there: QEMU itself refuses to start and says why.
+    const badKey = 'launcher-test/nh-bad';
     const vmi = testVmi('nh-bad');
     const boot = vmi.spec.domain.firmware?.kernelBoot?.container;
     if (boot) boot.kernelPath = '/no-such-vmlinuz';
-    run = await startLauncher(vmi);
-    pods = podsDirFor(run);
+    pods = makePodsDir();
+    run = await startLauncher(vmi, { runDir: pods.privateDir(podUid) });
     const domains = new DomainStateCache();
-    connections = attach(domains);
-    await eventually(() => `the session (last dial error: ${connections?.lastError(key)})`, 15_000, () => connections?.session(key, podUid) !== undefined);
-    await connections.session(key, podUid)?.start().catch(() => undefined);
-    await eventually('Failed', 60_000, () => domains.get(key)?.phase === 'Failed');
-    const failed = domains.get(key) as DomainState;
+    connections = attach(domains, badKey);
+    await eventually(() => `the session (last dial error: ${connections?.lastError(badKey)})`, 15_000, () => connections?.session(badKey, podUid) !== undefined);
+    await connections.session(badKey, podUid)?.start().catch(() => undefined);
+    await eventually('Failed', 60_000, () => domains.get(badKey)?.phase === 'Failed');
+    const failed = domains.get(badKey) as DomainState;
     expect(failed.failure?.message).toMatch(/^qmp-connect: QEMU exited during start .*; QEMU said: .*could not open kernel file .*no-such-vmlinuz/);
     const status = computeVmiStatus(scheduledVmi('nh-bad'), failed);
     expect(status.phase).toBe('Failed');
