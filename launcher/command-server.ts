@@ -44,6 +44,7 @@ export class CommandServer {
       pause: async () => d.pause(),
       unpause: async () => d.unpause(),
       reset: async () => d.reset(),
+      softReboot: async () => d.softReboot(),
       shutdown: async (a) => {
         const r = await d.shutdown(a.gracePeriodSeconds);
         this.onStopped();

@@ -18,7 +18,7 @@ import { chooseAccelerator } from './accel.js';
 import type { AccelDecision } from './accel.js';
 import type { LauncherConfig } from './config.js';
 import { socketPaths } from './config.js';
-import { readGuestInfo } from './guest-agent.js';
+import { readGuestInfo, requestGuestReboot } from './guest-agent.js';
 import { qemuArgs } from './qemu-args.js';
 import type { QemuContext } from './qemu-args.js';
 import { QmpClient, qmp } from './qmp.js';
@@ -50,6 +50,10 @@ export class Domain extends EventEmitter {
   private exited: Promise<void> | undefined;
   private agentTimer: NodeJS.Timeout | undefined;
   private starting: Promise<DomainStatus> | undefined;
+  /** An ACPI soft reboot was asked for: the guest's next power-off is turned into a reset. */
+  private acpiRebootPending = false;
+  /** Between the guest's power-off and its resumption during an ACPI soft reboot. */
+  private acpiRebooting = false;
   readonly sockets: ReturnType<typeof socketPaths>;
 
   constructor(
@@ -288,13 +292,18 @@ export class Domain extends EventEmitter {
     this.publish({ type: 'qemu-event', qemuEvent: e });
     switch (e.event) {
       case 'STOP':
-        void this.refreshStatus('Paused');
+        // The stop QEMU makes on the way through an ACPI soft reboot is no pause.
+        if (!this.acpiRebooting) void this.refreshStatus('Paused');
         break;
       case 'RESUME':
         this.qemuStatus = 'running';
         if (this.phase === 'Paused' || this.phase === 'Starting') this.setPhase('Running');
         break;
       case 'SHUTDOWN':
+        if (this.acpiRebootPending && e.data?.['guest'] === true && !this.stopRequested) {
+          void this.finishAcpiReboot();
+          break;
+        }
         this.qemuStatus = 'shutdown';
         this.setPhase('ShuttingDown', String(e.data?.['reason'] ?? 'shutdown'));
         break;
@@ -340,6 +349,54 @@ export class Domain extends EventEmitter {
     return this.status();
   }
 
+  /**
+   * The guest's own orderly reboot, as KubeVirt's soft reboot: through the guest agent
+   * (guest-shutdown, mode reboot) when one answers, otherwise through ACPI. ACPI has no reboot
+   * button, so, as libvirt's VIR_DOMAIN_REBOOT_ACPI_POWER_BTN does, the guest gets the power button
+   * with QEMU told to stop rather than exit when the guest powers off; the guest's shutdown runs,
+   * and its power-off is turned into a reset and a resume. A guest that ignores the power button
+   * is not rebooted (nor is it with KubeVirt); `reset` is the hard reset.
+   */
+  async softReboot(): Promise<{ method: 'guest-agent' | 'acpi'; status: DomainStatus }> {
+    if (this.phase !== 'Running') throw new Error(`the domain is ${this.phase}, not Running: a soft reboot needs a running guest`);
+    if (await requestGuestReboot(this.sockets.guestAgent)) {
+      this.log.info('soft reboot through the guest agent');
+      return { method: 'guest-agent', status: this.status() };
+    }
+    if (this.vmi.spec.domain.features?.acpi?.enabled === false) {
+      throw new Error('no guest agent is connected and ACPI is disabled (spec.domain.features.acpi.enabled: false): the guest cannot be asked to reboot; use reset for a hard reset');
+    }
+    await this.qmpExec((c) => qmp.setShutdownAction(c, 'pause'));
+    this.acpiRebootPending = true;
+    await this.qmpExec(qmp.systemPowerdown);
+    this.log.info('soft reboot through ACPI: power button sent');
+    return { method: 'acpi', status: this.status() };
+  }
+
+  /** The guest powered off during an ACPI soft reboot (QEMU stopped it): reset and resume it. */
+  private async finishAcpiReboot(): Promise<void> {
+    this.acpiRebootPending = false;
+    this.acpiRebooting = true;
+    try {
+      await this.qmpExec(qmp.systemReset);
+      await this.qmpExec((c) => qmp.setShutdownAction(c, 'poweroff'));
+      await this.qmpExec(qmp.cont);
+      this.log.info('soft reboot through ACPI: the guest powered off; reset and resumed');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'completing an ACPI soft reboot failed');
+    } finally {
+      this.acpiRebooting = false;
+    }
+    await this.refreshStatus('Running');
+  }
+
+  /** Undoes a pending ACPI soft reboot, so a power-off from now on ends QEMU as it should. */
+  private async cancelAcpiReboot(): Promise<void> {
+    if (!this.acpiRebootPending) return;
+    this.acpiRebootPending = false;
+    await this.qmpExec((c) => qmp.setShutdownAction(c, 'poweroff')).catch((err: Error) => this.log.warn({ err: err.message }, 'restoring the shutdown action failed'));
+  }
+
   private requireRunning(): void {
     if (this.phase !== 'Running' && this.phase !== 'Paused') throw new Error(`the domain is ${this.phase}, not running`);
   }
@@ -351,6 +408,7 @@ export class Domain extends EventEmitter {
   async shutdown(graceSeconds = this.vmi.spec.terminationGracePeriodSeconds ?? 30): Promise<{ graceful: boolean; status: DomainStatus }> {
     if (!this.child || this.exitInfo) return { graceful: true, status: this.status() };
     this.stopRequested ??= 'shutdown';
+    await this.cancelAcpiReboot();
     // A paused guest cannot see the power button: let it run to act on it.
     if (this.qemuStatus !== 'running') await this.qmpExec(qmp.cont).catch(() => undefined);
     await this.qmpExec(qmp.systemPowerdown).catch((err: Error) => this.log.warn({ err: err.message }, 'system_powerdown failed'));

@@ -75,3 +75,24 @@ export async function readGuestInfo(socketPath: string, timeoutMs = 3000): Promi
     client?.close();
   }
 }
+
+/**
+ * Asks the guest agent to reboot the guest its own way (guest-shutdown, mode reboot: the guest's
+ * `shutdown -r`), as KubeVirt's soft reboot does when an agent is connected. Resolves to false,
+ * having sent nothing, when no agent answers a guest-sync-delimited first.
+ */
+export async function requestGuestReboot(socketPath: string, timeoutMs = 2000): Promise<boolean> {
+  let client: QmpClient | undefined;
+  try {
+    client = await QmpClient.open(socketPath, { timeoutMs });
+    const token = Math.floor(Math.random() * 2 ** 31);
+    if ((await client.execute<number>('guest-sync-delimited', { id: token })) !== token) return false;
+    // guest-shutdown answers nothing on success: the guest goes down.
+    await client.send('guest-shutdown', { mode: 'reboot' });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    client?.close();
+  }
+}

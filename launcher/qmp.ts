@@ -108,10 +108,15 @@ export class QmpClient extends EventEmitter {
     });
   }
 
-  /** Sends a command that has no answer (guest-sync-delimited aside, e.g. guest-shutdown). */
-  send(command: string, args?: Record<string, unknown>): void {
-    if (this.closed) return;
-    this.socket.write(`${JSON.stringify(args ? { execute: command, arguments: args } : { execute: command })}\n`);
+  /**
+   * Sends a command that has no answer (e.g. the guest agent's guest-shutdown); resolves once the
+   * bytes are handed to the kernel, so closing right after loses nothing.
+   */
+  send(command: string, args?: Record<string, unknown>): Promise<void> {
+    if (this.closed) return Promise.reject(new Error(`QMP ${command}: ${this.closed.message}`));
+    return new Promise((resolve, reject) => {
+      this.socket.write(`${JSON.stringify(args ? { execute: command, arguments: args } : { execute: command })}\n`, (error) => (error ? reject(error) : resolve()));
+    });
   }
 
   /** Resolves on the next event of this name (optionally matching `filter`), or rejects on timeout. */
@@ -216,6 +221,8 @@ export const qmp = {
   cont: (c: QmpClient) => c.execute('cont'),
   systemPowerdown: (c: QmpClient) => c.execute('system_powerdown'),
   systemReset: (c: QmpClient) => c.execute('system_reset'),
+  /** What QEMU does when the guest powers off: 'poweroff' (exit, the default) or 'pause' (stay, stopped). */
+  setShutdownAction: (c: QmpClient, action: 'poweroff' | 'pause') => c.execute('set-action', { shutdown: action }),
   quit: (c: QmpClient) => c.execute('quit'),
   migrate: (c: QmpClient, uri: string) => c.execute('migrate', { uri }),
   migrateIncoming: (c: QmpClient, uri: string) => c.execute('migrate-incoming', { uri }),

@@ -398,8 +398,7 @@ export function launcherDialer(options: { ownerUid?: number } = {}): LauncherDia
       start: async () => void (await client.call('start')),
       pause: async () => void (await client.call('pause')),
       unpause: async () => void (await client.call('unpause')),
-      // The launcher's hard reset until its soft reboot lands.
-      softReboot: async () => void (await client.call('reset')),
+      softReboot: async () => void (await client.call('softReboot')),
       shutdown: async (gracePeriodSeconds) => void (await client.call('shutdown', { gracePeriodSeconds })),
       close: () => client.close(),
     };

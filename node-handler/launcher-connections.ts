@@ -13,6 +13,7 @@ export interface LauncherCommands {
   start(): Promise<void>;
   pause(): Promise<void>;
   unpause(): Promise<void>;
+  /** The guest's own orderly reboot (agent, else ACPI), not a hard reset. */
   softReboot(): Promise<void>;
   /** Graceful (ACPI) shutdown; the launcher forces the stop when the grace period runs out. */
   shutdown(gracePeriodSeconds: number): Promise<void>;

@@ -132,6 +132,8 @@ export const launcherCommands = {
   unpause: { args: noArgs, result: DomainStatus },
   /** Hard reset (QMP system_reset): the guest's OS gets no say. */
   reset: { args: noArgs, result: DomainStatus },
+  /** The guest's own orderly reboot: through the guest agent when it answers, otherwise ACPI. */
+  softReboot: { args: noArgs, result: z.object({ method: z.enum(['guest-agent', 'acpi']), status: DomainStatus }) },
   shutdown: { args: z.object({ gracePeriodSeconds: nonNegative.optional() }), result: z.object({ graceful: z.boolean(), status: DomainStatus }) },
   kill: { args: noArgs, result: DomainStatus },
   guestInfo: { args: noArgs, result: GuestInfo },

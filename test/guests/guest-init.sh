@@ -2,7 +2,9 @@
 # /init of the launcher suite's busybox guest. Everything it does is reported on the serial
 # console (ttyS0) as lines starting with KUBEVM- so tests can follow the guest.
 # Kernel command line switches:
-#   kubevm.acpi=ignore   do not power off on the ACPI power button (forced-stop test)
+#   kubevm.acpi=ignore   do not power off on the ACPI power button (forced-stop test); otherwise
+#                        the button runs the guest's shutdown path: KUBEVM-POWEROFF, sync, poweroff
+#   kubevm.agent=fake    a guest agent stand-in; its guest-shutdown prints KUBEVM-AGENT-SHUTDOWN
 #   kubevm.counter=0     do not print the one-second counter
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sys /sys
@@ -126,9 +128,9 @@ if [ -n "$port" ]; then
 fi
 
 # kubevm.agent=fake: a tiny stand-in for qemu-guest-agent on the org.qemu.guest_agent.0
-# virtio-serial port, answering the five commands the launcher asks with canned data plus this
-# guest's real host name, kernel and eth0 address. It exercises the launcher's agent client over
-# the real channel; it is not qemu-guest-agent.
+# virtio-serial port, answering the five queries the launcher asks with canned data plus this
+# guest's real host name, kernel and eth0 address, and guest-shutdown as the real agent does it.
+# It exercises the launcher's agent client over the real channel; it is not qemu-guest-agent.
 if has kubevm.agent=fake; then
   agentdev=""
   for p in /sys/class/virtio-ports/*; do
@@ -151,6 +153,17 @@ if has kubevm.agent=fake; then
           guest-info) printf '{"return": {"version": "kubevm-test-agent-1", "supported_commands": []}, "id": "%s"}\n' "$id" >&3 ;;
           guest-get-osinfo) printf '{"return": {"id": "busybox", "name": "kubevm test guest", "pretty-name": "kubevm busybox test guest", "kernel-release": "%s", "machine": "%s"}, "id": "%s"}\n' "$(uname -r)" "$(uname -m)" "$id" >&3 ;;
           guest-get-host-name) printf '{"return": {"host-name": "%s"}, "id": "%s"}\n' "$(hostname)" "$id" >&3 ;;
+          guest-shutdown)
+            # The guest's shutdown path, as qemu-guest-agent's `shutdown -r|-h|-P +0`: a marker on the
+            # way down, file systems synced, then the action. No answer, as the real agent.
+            mode="$(echo "$line" | sed -n 's/.*"mode": *"\([^"]*\)".*/\1/p')"
+            echo "KUBEVM-AGENT-SHUTDOWN mode=${mode:-powerdown}" >/dev/console
+            sync
+            case "$mode" in
+              reboot) reboot -f ;;
+              halt) halt -f ;;
+              *) poweroff -f ;;
+            esac ;;
           guest-network-get-interfaces)
             mac="$(cat /sys/class/net/eth0/address 2>/dev/null)"
             addr="$(ip -4 -o addr show eth0 2>/dev/null | awk '{print $4}')"

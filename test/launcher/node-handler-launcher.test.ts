@@ -2,7 +2,7 @@
 // under TCG, as uid 107), reached the way the DaemonSet reaches it: through the kubelet's pod
 // directory layout (ADR 0007). Shows: the handler's cache is fed by the launcher's pushed events
 // (no polling), the VMI status computed from it (Running, Emulation, Paused, Succeeded, and a
-// failed start's step and QEMU's own words), forwarded intents, and a handler restart that
+// failed start's step and QEMU's own words), forwarded intents (pause, soft reboot), and a handler restart that
 // re-attaches to the running VM without disturbing it.
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import type { VirtualMachineInstance } from '../../runtime/api/index.js';
@@ -83,6 +83,14 @@ describe('node handler ↔ real launcher', () => {
     expect(computeVmiStatus({ ...vmi, status }, domains.get(key)).conditions?.find((c) => c.type === 'Paused')).toMatchObject({ status: 'True', reason: 'PausedByUser' });
     await session?.unpause();
     await eventually('Running again', 15_000, () => domains.get(key)?.phase === 'Running');
+
+    // A soft reboot request reaches the launcher as its softReboot: the guest (no agent) goes down
+    // its own way through ACPI and boots again in the same QEMU; the domain is never seen stopping.
+    const phasesBefore = seen.length;
+    await session?.softReboot();
+    await run.waitForSerial(/KUBEVM-POWEROFF acpi power button[\s\S]*KUBEVM-GUEST-BOOTED[\s\S]*KUBEVM-COUNT 1\b/, 60_000);
+    expect(domains.get(key)?.phase).toBe('Running');
+    expect(seen.slice(phasesBefore)).toEqual([]);
 
     // A handler restart: the connection goes, a new handler (new cache) attaches; the VM runs on.
     const before = lastCount(run.serialLog());
