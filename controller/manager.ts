@@ -7,7 +7,10 @@ import {
   VirtualMachineClusterInstancetypeNames,
   VirtualMachineClusterPreferenceNames,
   VirtualMachineInstancetypeNames,
+  VirtualMachineInstanceSchema,
   VirtualMachinePreferenceNames,
+  VirtualMachineSchema,
+  schemaValidator,
 } from '../runtime/api/index.js';
 import type { ResourceNames } from '../runtime/api/index.js';
 import { Controller, controllerOwnerKey } from '../runtime/controller.js';
@@ -89,8 +92,13 @@ export class ControllerManager {
   ) {
     const common = { client, log, ...(config.resyncPeriodMs !== undefined ? { resyncPeriodMs: config.resyncPeriodMs } : {}) };
     const scoped = { ...common, ...(config.watchNamespace ? { namespace: config.watchNamespace } : {}) };
-    this.vms = new Informer<VirtualMachine>({ ...scoped, descriptor: vmResource });
-    this.vmis = new Informer<VirtualMachineInstance>({ ...scoped, descriptor: vmiResource });
+    // The roots are validated against their zod schemas before they are reconciled (ADR 0001).
+    this.vms = new Informer<VirtualMachine>({ ...scoped, descriptor: vmResource, validate: schemaValidator(VirtualMachineSchema, 'VirtualMachine') });
+    this.vmis = new Informer<VirtualMachineInstance>({
+      ...scoped,
+      descriptor: vmiResource,
+      validate: schemaValidator(VirtualMachineInstanceSchema, 'VirtualMachineInstance'),
+    });
     this.pods = new Informer<Pod>({
       ...scoped,
       descriptor: coreResources.pods,
@@ -192,10 +200,10 @@ export class ControllerManager {
     });
     // Expectations are lowered before the controllers' own handlers enqueue the key.
     const unregister = [observeVMIs(this.vmis, expectationsVM), observeLauncherPods(this.pods, expectationsVMI)];
-    const vm = new Controller({ name: 'virt-controller-vm', kind: 'VirtualMachine', workers: this.config.vmWorkers, log: this.log, reconcile: vmController.reconcile })
+    const vm = new Controller({ name: 'virt-controller-vm', kind: 'VirtualMachine', workers: this.config.vmWorkers, log: this.log, events: this.events, reconcile: vmController.reconcile })
       .watch(this.vms)
       .watch(this.vmis, controllerOwnerKey('VirtualMachine'));
-    const vmi = new Controller({ name: 'virt-controller-vmi', kind: 'VirtualMachineInstance', workers: this.config.vmiWorkers, log: this.log, reconcile: vmiController.reconcile })
+    const vmi = new Controller({ name: 'virt-controller-vmi', kind: 'VirtualMachineInstance', workers: this.config.vmiWorkers, log: this.log, events: this.events, reconcile: vmiController.reconcile })
       .watch(this.vmis)
       .watch(this.pods, controllerOwnerKey('VirtualMachineInstance'));
     this.term = { controllers: [vm, vmi], unregister };

@@ -8,7 +8,7 @@
 // (default 8443); LOG_LEVEL.
 import path from 'node:path';
 import { KubeEventRecorder } from '../runtime/events.js';
-import { VirtualMachineInstanceNames } from '../runtime/api/index.js';
+import { VirtualMachineInstanceNames, VirtualMachineInstanceSchema, schemaValidator } from '../runtime/api/index.js';
 import { Controller } from '../runtime/controller.js';
 import { HealthServer } from '../runtime/health.js';
 import { Informer } from '../runtime/informer.js';
@@ -60,11 +60,14 @@ async function main(): Promise<void> {
     const missing = devicePlugins.status().filter((resource) => !resource.registered);
     return missing.length === 0 || `not registered with the kubelet: ${missing.map((resource) => resource.resourceName).join(', ')}`;
   });
+  // The controller's recorder until it moves to the shared runtime: same Event shape, deduplicated.
+  const events = new KubeEventRecorder(client, 'virt-handler', nodeName, log);
   const controller = new Controller({
     name: 'virt-handler-vmi',
     kind: 'VirtualMachineInstance',
     workers: 4,
     log,
+    events,
     reconcile: (key, ctx) => reconcile(key, ctx),
   });
   const connections = new LauncherConnections({
@@ -94,9 +97,13 @@ async function main(): Promise<void> {
   await heartbeat.start();
 
   const selector = await untilVmiApiServed(() => nodeVmiSelector(vmis, nodeName, log), lifecycle.signal, log);
-  informer = new Informer<VirtualMachineInstance>({ client, descriptor: vmiResource, ...selector, log });
-  // The controller's recorder until it moves to the shared runtime: same Event shape, deduplicated.
-  const events = new KubeEventRecorder(client, 'virt-handler', nodeName, log);
+  informer = new Informer<VirtualMachineInstance>({
+    client,
+    descriptor: vmiResource,
+    ...selector,
+    validate: schemaValidator(VirtualMachineInstanceSchema, 'VirtualMachineInstance'),
+    log,
+  });
   const reconcile = vmiHandlerReconcile({ nodeName, vmis, informer, domains, connections, events });
   // Launcher events feed the second cache; each change is one more level-triggered pass.
   domains.onChange((key) => controller.enqueue(key));

@@ -5,7 +5,12 @@
 //   return { requeueAfter: ms }  success, look again later
 //   throw an Error               retried with per-key exponential backoff under a global bucket
 //   throw a TerminalError        logged, not retried until the object changes (a new event)
+// Before reconcile, the root object is validated against its kind's zod schema when its informer
+// has a validator (ADR 0001): an invalid object is not reconciled, and is reported once per
+// version (a log line and a Warning Event naming the field paths). Objects being deleted are
+// reconciled anyway, so their children and finalizers are still cleaned up.
 import { randomUUID } from 'node:crypto';
+import type { EventRecorder } from './events.js';
 import type { Informer, RunnableInformer } from './informer.js';
 import type { KubeObject } from './kube.js';
 import { objectKey, splitKey } from './kube.js';
@@ -51,7 +56,12 @@ export interface ControllerOptions {
   workers?: number;
   log?: Logger;
   rateLimiter?: RateLimiter;
+  /** Where an invalid root object is reported (a Warning Event, reason FailedValidation). */
+  events?: EventRecorder;
 }
+
+/** The Event reason of a root object the controller refuses to reconcile because it is invalid. */
+export const FAILED_VALIDATION_REASON = 'FailedValidation';
 
 /** Maps a watched object to the root keys it concerns (e.g. a launcher pod to its VMI). */
 export type KeyMapper<T> = (obj: T) => readonly string[];
@@ -78,7 +88,12 @@ export class Controller {
   private readonly reconcileFn: ReconcileFunction;
   private readonly workerCount: number;
   private readonly log: Logger;
+  private readonly events: EventRecorder | undefined;
   private readonly informers: RunnableInformer[] = [];
+  /** The root object of a key with what is wrong with it; set by watch() without a mapper. */
+  private rootOf: ((key: string) => { obj: KubeObject; errors: readonly string[] } | undefined) | undefined;
+  /** Invalid object versions already reported (cached objects are replaced on change). */
+  private readonly reportedInvalid = new WeakSet<KubeObject>();
   private readonly unregister: Array<() => void> = [];
   private readonly abortInFlight = new AbortController();
   private workers: Array<Promise<void>> = [];
@@ -90,6 +105,7 @@ export class Controller {
     this.reconcileFn = options.reconcile;
     this.workerCount = Math.max(1, options.workers ?? 1);
     this.log = (options.log ?? silentLogger).child({ controller: options.name });
+    this.events = options.events;
     this.queue = new WorkQueue({ name: options.name, ...(options.rateLimiter ? { rateLimiter: options.rateLimiter } : {}) });
   }
 
@@ -104,6 +120,12 @@ export class Controller {
       for (const key of keysOf(obj)) this.queue.add(key);
     };
     this.informers.push(informer);
+    if (!mapToKeys) {
+      this.rootOf = (key) => {
+        const obj = informer.get(key);
+        return obj ? { obj, errors: informer.validationErrors(obj) } : undefined;
+      };
+    }
     this.unregister.push(
       informer.addEventHandler({
         onAdd: enqueue,
@@ -181,6 +203,11 @@ export class Controller {
     const reconcileId = randomUUID();
     const log = this.log.child({ reconcileId, kind: this.kind, namespace, name });
     const ctx: ReconcileContext = { log, reconcileId, namespace, name, signal: this.abortInFlight.signal };
+    if (this.refuseInvalid(key, log)) {
+      reconcileTotal.inc({ controller: this.name, result: 'invalid' });
+      this.queue.forget(key);
+      return;
+    }
     try {
       const result = await this.reconcileFn(key, ctx);
       this.queue.forget(key);
@@ -202,5 +229,17 @@ export class Controller {
       log.warn({ err, retries: this.queue.numRequeues(key) }, 'reconcile failed; retrying with backoff');
       this.queue.addRateLimited(key);
     }
+  }
+
+  /** True when the root object fails validation and is not being deleted: do not reconcile it. */
+  private refuseInvalid(key: string, log: Logger): boolean {
+    const root = this.rootOf?.(key);
+    if (!root || root.errors.length === 0 || root.obj.metadata?.deletionTimestamp) return false;
+    if (!this.reportedInvalid.has(root.obj)) {
+      this.reportedInvalid.add(root.obj);
+      log.error({ errors: root.errors, resourceVersion: root.obj.metadata?.resourceVersion }, `invalid ${this.kind}: not reconciled until it changes`);
+      this.events?.record(root.obj, 'Warning', FAILED_VALIDATION_REASON, `invalid ${this.kind}, not reconciled until it changes: ${root.errors.join('; ')}`);
+    }
+    return true;
   }
 }

@@ -40,6 +40,12 @@ export interface InformerOptions<T extends KubeObject> {
   /** Page size of the list calls. */
   pageSize?: number;
   indexers?: Record<string, IndexFunction<T>>;
+  /**
+   * Checks an object against its kind's zod schema (ADR 0001); returns what is wrong, each
+   * message naming the field path, or nothing when valid. A controller does not reconcile an
+   * invalid root object. Invalid objects stay in the cache: a VM's invalid VMI still exists.
+   */
+  validate?: (obj: T) => readonly string[];
   log?: Logger;
 }
 
@@ -89,6 +95,8 @@ export class Informer<T extends KubeObject> implements RunnableInformer {
   private readonly store = new Map<string, T>();
   private readonly indices = new Map<string, Map<string, Set<string>>>();
   private readonly handlers = new Set<InformerEventHandler<T>>();
+  /** Validation results per cached object: cached objects are frozen and replaced on change. */
+  private readonly validated = new WeakMap<T, readonly string[]>();
 
   private resourceVersion = '';
   private synced = false;
@@ -167,6 +175,20 @@ export class Informer<T extends KubeObject> implements RunnableInformer {
   list(namespace?: string): T[] {
     const all = [...this.store.values()];
     return namespace === undefined ? all : all.filter((obj) => obj.metadata?.namespace === namespace);
+  }
+
+  /**
+   * What is wrong with a cached object, as field-path messages; empty when it is valid or the
+   * informer has no validator. Computed once per object version.
+   */
+  validationErrors(obj: T): readonly string[] {
+    if (!this.options.validate) return [];
+    let errors = this.validated.get(obj);
+    if (!errors) {
+      errors = this.options.validate(obj);
+      this.validated.set(obj, errors);
+    }
+    return errors;
   }
 
   keys(): string[] {

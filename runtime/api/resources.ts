@@ -143,6 +143,14 @@ export function validateObject<T>(schema: z.ZodType<T>, object: unknown, kind?: 
   return result.success ? { ok: true, value: result.data } : { ok: false, errors: formatIssues(result.error.issues, kind) };
 }
 
+/** An informer's validator for one kind: the field-path messages of an invalid object, none for a valid one. */
+export function schemaValidator(schema: z.ZodType, kind: string): (object: unknown) => readonly string[] {
+  return (object) => {
+    const result = validateObject(schema, object, kind);
+    return result.ok ? [] : result.errors;
+  };
+}
+
 /** Validates any kubevm object, picking the schema by its apiVersion and kind. */
 export function validateManifest(object: unknown): ValidationResult<unknown> {
   const header = (object ?? {}) as { apiVersion?: unknown; kind?: unknown };

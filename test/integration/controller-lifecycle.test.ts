@@ -551,3 +551,27 @@ describe('restarts and leader election', () => {
     }
   });
 });
+
+describe('validation before reconcile (ADR 0001)', () => {
+  it('a VM the CRD accepts but zod refuses is not reconciled; a Warning Event names the field; other VMs go on; a fix is reconciled', async () => {
+    await startManager();
+    // running and runStrategy together: the structural schema cannot forbid it without CEL, so the
+    // API server stores it; the controller's zod check refuses it.
+    await vms().create(vmManifest('both-run-fields', { running: true }));
+    const events = client.resource<KubeObject & { reason?: string; type?: string; message?: string }>(coreResources.events);
+    const event = await eventually('a FailedValidation Event for the VM', 30_000, async () =>
+      (await events.list({ namespace, fieldSelector: 'involvedObject.name=both-run-fields' })).items.find((e) => e.reason === 'FailedValidation'),
+    );
+    expect(event.type).toBe('Warning');
+    expect(event.message).toContain('spec.running: running and runStrategy are mutually exclusive');
+
+    // The controller did not stop: a valid VM created after it is reconciled.
+    await vms().create(vmManifest('valid-after-invalid', { runStrategy: 'Halted' }));
+    await eventually('the valid VM Stopped', 30_000, async () => (await vmStatus('valid-after-invalid'))?.printableStatus === 'Stopped');
+    expect(await vmis().find('both-run-fields', namespace)).toBeUndefined();
+
+    // Fixed, it is reconciled like any other.
+    await vms().patch('both-run-fields', namespace, { spec: { running: null } }, 'merge');
+    await eventually('a VMI for the fixed VM', 30_000, async () => (await vmis().find('both-run-fields', namespace)) !== undefined);
+  });
+});
