@@ -1,64 +1,69 @@
-// The controller's configuration from flags (--name=value) and the environment; flags win.
-// See main.ts for the list.
+// The controller's settings (runtime/config.ts: a flag --name and a variable KUBEVM_NAME each;
+// a flag wins). `controllerSettings` is the list; main.ts prints it as usage.
 import { hostname } from 'node:os';
+import { z } from 'zod';
+import { booleanSetting, enumSetting, integerSetting, loadConfig, portSetting, quantitySetting } from '../runtime/config.js';
+import type { SettingsOf } from '../runtime/config.js';
 import type { ControllerConfig } from './manager.js';
 
-type Settings = Record<string, string | undefined>;
+export const controllerSettings = {
+  launcherImage: { env: 'KUBEVM_LAUNCHER_IMAGE', schema: z.string(), description: 'the launcher image (required)' },
+  launcherPullPolicy: {
+    env: 'KUBEVM_LAUNCHER_PULL_POLICY',
+    schema: enumSetting(['IfNotPresent', 'Always', 'Never']).default('IfNotPresent'),
+    description: 'IfNotPresent (default), Always or Never',
+  },
+  launcherCommand: {
+    env: 'KUBEVM_LAUNCHER_COMMAND',
+    schema: z.string().optional(),
+    description: "the launcher's command, space-separated; the image's entrypoint when unset",
+  },
+  useEmulation: {
+    env: 'KUBEVM_USE_EMULATION',
+    schema: booleanSetting.optional(),
+    description: "true or false; unset: the KubeVirt CR's developerConfiguration.useEmulation",
+  },
+  launcherMemoryOverhead: {
+    env: 'KUBEVM_LAUNCHER_MEMORY_OVERHEAD',
+    schema: quantitySetting.optional(),
+    description: "launcher memory on top of the guest's (default 80Mi)",
+  },
+  imageSourceMode: {
+    env: 'KUBEVM_IMAGE_SOURCE_MODE',
+    schema: enumSetting(['init-copy', 'image-volume']).optional(),
+    description: 'init-copy (default) or image-volume: how containerDisk/kernelBoot images reach the launcher',
+  },
+  copier: { env: 'KUBEVM_COPIER', schema: z.string().optional(), description: 'static copier in the launcher image for init-copy (default /bin/busybox)' },
+  podNamespace: { env: 'POD_NAMESPACE', schema: z.string().default('kubevirt'), description: "the Lease's namespace (downward API; default kubevirt)" },
+  podName: { env: 'POD_NAME', schema: z.string().optional(), description: "this replica's leader election identity (downward API; default the host name)" },
+  leaderElect: { env: 'KUBEVM_LEADER_ELECT', schema: booleanSetting.default(true), description: 'true (default) or false' },
+  healthPort: { env: 'KUBEVM_HEALTH_PORT', schema: portSetting.default(8080), description: '/healthz, /readyz, /metrics (default 8080)' },
+  workers: { env: 'KUBEVM_WORKERS', schema: integerSetting(1, 1000).default(3), description: 'workers per controller (default 3)' },
+};
 
-function parseFlags(argv: readonly string[]): Settings {
-  const flags: Settings = {};
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    if (!arg.startsWith('--')) throw new Error(`unexpected argument ${JSON.stringify(arg)}; flags are --name=value`);
-    const eq = arg.indexOf('=');
-    if (eq !== -1) flags[arg.slice(2, eq)] = arg.slice(eq + 1);
-    else flags[arg.slice(2)] = argv[++i];
-  }
-  return flags;
-}
+export type ControllerSettings = SettingsOf<typeof controllerSettings>;
 
-function parseBoolean(name: string, value: string | undefined): boolean | undefined {
-  if (value === undefined || value === '') return undefined;
-  if (value === 'true') return true;
-  if (value === 'false') return false;
-  throw new Error(`${name} must be true or false, not ${JSON.stringify(value)}`);
-}
-
-export function configFrom(argv: readonly string[], env: NodeJS.ProcessEnv): ControllerConfig & { healthPort: number } {
-  const flags = parseFlags(argv);
-  const setting = (flag: string, variable: string): string | undefined => flags[flag] ?? env[variable];
-  const launcherImage = setting('launcher-image', 'KUBEVM_LAUNCHER_IMAGE');
-  if (!launcherImage) throw new Error('the launcher image is not set: --launcher-image or KUBEVM_LAUNCHER_IMAGE');
-  const pullPolicy = setting('launcher-pull-policy', 'KUBEVM_LAUNCHER_PULL_POLICY') ?? 'IfNotPresent';
-  if (pullPolicy !== 'IfNotPresent' && pullPolicy !== 'Always' && pullPolicy !== 'Never') {
-    throw new Error(`launcher pull policy must be IfNotPresent, Always or Never, not ${JSON.stringify(pullPolicy)}`);
-  }
-  const workers = Number(setting('workers', 'KUBEVM_WORKERS') ?? 3);
-  const healthPort = Number(setting('health-port', 'HEALTH_PORT') ?? 8080);
-  if (!Number.isInteger(workers) || workers < 1) throw new Error('workers must be a positive integer');
-  if (!Number.isInteger(healthPort) || healthPort < 0 || healthPort > 65535) throw new Error('health port must be a port number');
-  const command = setting('launcher-command', 'KUBEVM_LAUNCHER_COMMAND');
-  const useEmulation = parseBoolean('use-emulation', setting('use-emulation', 'KUBEVM_USE_EMULATION'));
-  const overhead = setting('memory-overhead', 'KUBEVM_LAUNCHER_MEMORY_OVERHEAD');
-  const imageSourceMode = setting('image-source-mode', 'KUBEVM_IMAGE_SOURCE_MODE');
-  if (imageSourceMode !== undefined && imageSourceMode !== 'init-copy' && imageSourceMode !== 'image-volume') {
-    throw new Error(`image source mode must be init-copy or image-volume, not ${JSON.stringify(imageSourceMode)}`);
-  }
-  const copier = setting('copier', 'KUBEVM_COPIER');
+/** The manager's configuration from the settings. */
+export function controllerConfig(settings: ControllerSettings): ControllerConfig & { healthPort: number } {
   return {
-    launcherImage,
-    launcherImagePullPolicy: pullPolicy,
-    ...(command ? { launcherCommand: command.split(/\s+/).filter(Boolean) } : {}),
-    ...(useEmulation !== undefined ? { useEmulation } : {}),
-    ...(overhead ? { memoryOverhead: overhead } : {}),
-    ...(imageSourceMode ? { imageSourceMode } : {}),
-    ...(copier ? { copierPath: copier } : {}),
-    namespace: setting('namespace', 'POD_NAMESPACE') ?? 'kubevirt',
+    launcherImage: settings.launcherImage,
+    launcherImagePullPolicy: settings.launcherPullPolicy,
+    ...(settings.launcherCommand ? { launcherCommand: settings.launcherCommand.split(/\s+/).filter(Boolean) } : {}),
+    ...(settings.useEmulation !== undefined ? { useEmulation: settings.useEmulation } : {}),
+    ...(settings.launcherMemoryOverhead ? { memoryOverhead: settings.launcherMemoryOverhead } : {}),
+    ...(settings.imageSourceMode ? { imageSourceMode: settings.imageSourceMode } : {}),
+    ...(settings.copier ? { copierPath: settings.copier } : {}),
+    namespace: settings.podNamespace,
     leaseName: 'kubevm-controller',
-    leaderElection: parseBoolean('leader-elect', setting('leader-elect', 'KUBEVM_LEADER_ELECT')) ?? true,
-    identity: env['POD_NAME'] ?? hostname(),
-    vmWorkers: workers,
-    vmiWorkers: workers,
-    healthPort,
+    leaderElection: settings.leaderElect,
+    identity: settings.podName ?? hostname(),
+    vmWorkers: settings.workers,
+    vmiWorkers: settings.workers,
+    healthPort: settings.healthPort,
   };
+}
+
+/** Flags and environment to the manager's configuration; throws ConfigError naming a bad setting. */
+export function configFrom(argv: readonly string[], env: NodeJS.ProcessEnv): ControllerConfig & { healthPort: number } {
+  return controllerConfig(loadConfig(controllerSettings, argv, env));
 }

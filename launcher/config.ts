@@ -1,8 +1,12 @@
 // The launcher's configuration: the environment variables of the launcher pod contract
-// (runtime/contracts/launcher-pod.ts, ADR 0007), with defaults matching that pod's layout. Tests
-// run the launcher as a plain process with their own.
+// (runtime/contracts/launcher-pod.ts, ADR 0007), with defaults matching that pod's layout, read
+// by the one configuration loader (runtime/config.ts). Tests run the launcher as a plain process
+// with their own.
+import { z } from 'zod';
 import type { Accelerator } from './qemu-args.js';
 import { LAUNCHER_ENV, LAUNCHER_PATHS, launcherSockets } from '../runtime/contracts/launcher-pod.js';
+import { booleanSetting, enumSetting, loadConfig } from '../runtime/config.js';
+import type { SettingsOf } from '../runtime/config.js';
 
 export interface LauncherConfig {
   /** The VMI as JSON (the file the pod mounts). */
@@ -40,53 +44,94 @@ export interface LauncherConfig {
   lingerSeconds: number;
 }
 
-function bool(value: string | undefined, fallback: boolean): boolean {
-  if (value === undefined || value === '') return fallback;
-  return ['1', 'true', 'yes', 'on'].includes(value.toLowerCase());
-}
+const pathSetting = (key: keyof typeof LAUNCHER_PATHS & keyof typeof LAUNCHER_ENV, description: string) => ({
+  env: LAUNCHER_ENV[key],
+  schema: z.string().default(LAUNCHER_PATHS[key]),
+  description: `${description} (default ${LAUNCHER_PATHS[key]})`,
+});
 
-function seconds(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined || value === '') return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}: "${value}" is not a number of seconds (0 or more)`);
-  return n;
-}
+const programSetting = (key: keyof typeof LAUNCHER_ENV, program: string) => ({
+  env: LAUNCHER_ENV[key],
+  schema: z.string().default(program),
+  description: `the ${program} binary (default ${program} on PATH)`,
+});
 
-export function configFromEnv(env: NodeJS.ProcessEnv = process.env): LauncherConfig {
-  const get = (key: keyof typeof LAUNCHER_ENV): string | undefined => env[LAUNCHER_ENV[key]];
-  const pathOf = (key: keyof typeof LAUNCHER_PATHS & keyof typeof LAUNCHER_ENV): string => get(key) || LAUNCHER_PATHS[key];
-  const accel = get('accel') ?? 'auto';
-  if (accel !== 'auto' && accel !== 'kvm' && accel !== 'tcg') throw new Error(`${LAUNCHER_ENV.accel}: "${accel}" is not one of auto, kvm, tcg`);
-  let wrapper: string[] = [];
-  const wrapperJson = get('qemuWrapper');
-  if (wrapperJson) {
-    const parsed: unknown = JSON.parse(wrapperJson);
-    if (!Array.isArray(parsed) || !parsed.every((s) => typeof s === 'string')) throw new Error(`${LAUNCHER_ENV.qemuWrapper}: must be a JSON array of strings`);
-    wrapper = parsed as string[];
+const secondsSetting = z
+  .string()
+  .regex(/^\d+(\.\d+)?$/, 'accepted: a number of seconds, 0 or more')
+  .transform(Number);
+
+/** A JSON array of strings, e.g. ["setpriv","--reuid=107"]. */
+const wordsSetting = z.string().transform((text, ctx) => {
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (Array.isArray(parsed) && parsed.every((word) => typeof word === 'string')) return parsed as string[];
+  } catch {
+    // reported below
   }
+  ctx.addIssue({ code: 'custom', message: 'accepted: a JSON array of strings such as ["setpriv","--reuid=107"]' });
+  return z.NEVER;
+});
+
+/** The launcher's settings: the pod contract's variables (flags are derived, as for every main). */
+export const launcherSettings = {
+  vmiFile: pathSetting('vmiFile', 'the VMI as JSON'),
+  runDir: pathSetting('runDir', "the command socket and QEMU's sockets"),
+  ephemeralDir: pathSetting('ephemeralDir', 'overlays, empty disks, the cloud-init ISO'),
+  containerDiskDir: pathSetting('containerDiskDir', 'containerDisk root file systems'),
+  pvcDir: pathSetting('pvcDir', 'filesystem PVCs'),
+  blockDeviceDir: pathSetting('blockDeviceDir', 'block PVCs'),
+  secretDir: pathSetting('secretDir', 'Secret volumes'),
+  kernelBootDir: pathSetting('kernelBootDir', "the kernelBoot image's files"),
+  qemu: programSetting('qemu', 'qemu-system-x86_64'),
+  qemuImg: programSetting('qemuImg', 'qemu-img'),
+  xorriso: programSetting('xorriso', 'xorriso'),
+  passt: programSetting('passt', 'passt'),
+  qemuWrapper: { env: LAUNCHER_ENV.qemuWrapper, schema: wordsSetting.optional(), description: 'a prefix for the QEMU command, as a JSON array of strings' },
+  kvmDevice: { env: LAUNCHER_ENV.kvmDevice, schema: z.string().default('/dev/kvm'), description: 'the KVM device (default /dev/kvm)' },
+  accel: { env: LAUNCHER_ENV.accel, schema: enumSetting(['auto', 'kvm', 'tcg']).default('auto'), description: 'auto (default), kvm or tcg' },
+  allowEmulation: { env: LAUNCHER_ENV.allowEmulation, schema: booleanSetting.default(false), description: 'TCG allowed when KVM is not usable (default false)' },
+  autostart: { env: LAUNCHER_ENV.autostart, schema: booleanSetting.default(false), description: 'start QEMU without waiting for the handler (default false)' },
+  qemuSandbox: { env: LAUNCHER_ENV.qemuSandbox, schema: booleanSetting.default(true), description: "QEMU's seccomp sandbox (default true)" },
+  guestAgentPollSeconds: {
+    env: LAUNCHER_ENV.guestAgentPollSeconds,
+    schema: secondsSetting.default(10),
+    description: 'how often to ask the guest agent; 0 never (default 10)',
+  },
+  exitWhenStopped: { env: LAUNCHER_ENV.exitWhenStopped, schema: booleanSetting.default(true), description: 'exit once the domain stopped (default true)' },
+  lingerSeconds: { env: LAUNCHER_ENV.lingerSeconds, schema: secondsSetting.default(5), description: 'stay up this long after the domain stopped (default 5)' },
+};
+
+/** The launcher's configuration from its settings. */
+export function launcherConfig(settings: SettingsOf<typeof launcherSettings>): LauncherConfig {
   return {
-    vmiFile: pathOf('vmiFile'),
-    runDir: pathOf('runDir'),
-    ephemeralDir: pathOf('ephemeralDir'),
-    containerDiskDir: pathOf('containerDiskDir'),
-    pvcDir: pathOf('pvcDir'),
-    blockDeviceDir: pathOf('blockDeviceDir'),
-    secretDir: pathOf('secretDir'),
-    kernelBootDir: pathOf('kernelBootDir'),
-    qemuBinary: get('qemu') ?? 'qemu-system-x86_64',
-    qemuImg: get('qemuImg') ?? 'qemu-img',
-    xorriso: get('xorriso') ?? 'xorriso',
-    passt: get('passt') ?? 'passt',
-    qemuWrapper: wrapper,
-    kvmDevice: get('kvmDevice') ?? '/dev/kvm',
-    accel,
-    allowEmulation: bool(get('allowEmulation'), false),
-    autostart: bool(get('autostart'), false),
-    sandbox: bool(get('qemuSandbox'), true),
-    guestAgentPollSeconds: seconds(LAUNCHER_ENV.guestAgentPollSeconds, get('guestAgentPollSeconds'), 10),
-    exitWhenStopped: bool(get('exitWhenStopped'), true),
-    lingerSeconds: seconds(LAUNCHER_ENV.lingerSeconds, get('lingerSeconds'), 5),
+    vmiFile: settings.vmiFile,
+    runDir: settings.runDir,
+    ephemeralDir: settings.ephemeralDir,
+    containerDiskDir: settings.containerDiskDir,
+    pvcDir: settings.pvcDir,
+    blockDeviceDir: settings.blockDeviceDir,
+    secretDir: settings.secretDir,
+    kernelBootDir: settings.kernelBootDir,
+    qemuBinary: settings.qemu,
+    qemuImg: settings.qemuImg,
+    xorriso: settings.xorriso,
+    passt: settings.passt,
+    qemuWrapper: settings.qemuWrapper ?? [],
+    kvmDevice: settings.kvmDevice,
+    accel: settings.accel,
+    allowEmulation: settings.allowEmulation,
+    autostart: settings.autostart,
+    sandbox: settings.qemuSandbox,
+    guestAgentPollSeconds: settings.guestAgentPollSeconds,
+    exitWhenStopped: settings.exitWhenStopped,
+    lingerSeconds: settings.lingerSeconds,
   };
+}
+
+/** The configuration from the environment alone (tests); throws ConfigError naming a bad setting. */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): LauncherConfig {
+  return launcherConfig(loadConfig(launcherSettings, [], env));
 }
 
 /** The launcher's sockets in its run directory: the contract's, under the name the launcher's modules use. */

@@ -4,13 +4,14 @@ import { readFile } from 'node:fs/promises';
 import { createRootLogger } from '../runtime/logging.js';
 import { CommandServer } from './command-server.js';
 import { launcherSockets } from '../runtime/contracts/launcher-pod.js';
-import { configFromEnv } from './config.js';
+import { loadConfigOrExit } from '../runtime/config.js';
+import { launcherConfig, launcherSettings } from './config.js';
 import { Domain } from './domain.js';
 import { SerialLogFollower } from './serial-log.js';
 import { parseLauncherVmi } from './vmi.js';
 
 async function main(): Promise<void> {
-  const config = configFromEnv();
+  const config = launcherConfig(loadConfigOrExit('launcher', launcherSettings));
   const vmi = parseLauncherVmi(await readFile(config.vmiFile, 'utf8'), config.vmiFile);
   const log = createRootLogger({ component: 'launcher' }).child({ namespace: vmi.metadata.namespace ?? 'default', name: vmi.metadata.name });
   const domain = new Domain(vmi, config, log);

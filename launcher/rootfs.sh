@@ -137,7 +137,7 @@ node -e '
   roots.forEach(visit);
   for (const name of seen) fs.cpSync(path.join(repo, "node_modules", name), path.join(dest, "node_modules", name), { recursive: true, dereference: true });
   console.log("node_modules:", [...seen].sort().join(" "));
-' "$repo" "$dest" pino
+' "$repo" "$dest" pino zod
 
 # Users, and the directories the pod mounts (emptyDirs and volumes; the root stays read-only).
 mkdir -p "$root/etc"

@@ -2,11 +2,11 @@
 // controller for this node's VMIs, the launcher connections, the kubelet device plugin, the node
 // labels and heartbeat, and the health/metrics endpoint. The logic lives in the modules beside it.
 //
-// Environment: NODE_NAME (downward API, required); KUBELET_ROOT (where the kubelet's root directory
-// with pods/ is mounted, default /var/lib/kubelet); DEVICE_PLUGIN_DIR (default
-// /var/lib/kubelet/device-plugins, fixed by the kubelet whatever its --root-dir); KUBEVM_DEV_ROOT (where the host's /dev is mounted, default /); HEALTH_PORT
-// (default 8443); LOG_LEVEL.
+// Configuration: nodeHandlerSettings below; each setting is a flag --name and a variable
+// KUBEVM_NAME (runtime/config.ts). A bad value stops the process with one line (exit code 2).
 import path from 'node:path';
+import { z } from 'zod';
+import { loadConfigOrExit, portSetting } from '../runtime/config.js';
 import { KubeEventRecorder } from '../runtime/events.js';
 import { VirtualMachineInstanceNames, VirtualMachineInstanceSchema, schemaValidator } from '../runtime/api/index.js';
 import { Controller } from '../runtime/controller.js';
@@ -34,14 +34,25 @@ const vmiResource: ResourceDescriptor = {
   namespaced: true,
 };
 
+const nodeHandlerSettings = {
+  nodeName: { env: 'NODE_NAME', schema: z.string(), description: "this node's name, from the downward API (spec.nodeName)" },
+  kubeletRoot: {
+    env: 'KUBEVM_KUBELET_ROOT',
+    schema: z.string().default('/var/lib/kubelet'),
+    description: "where the kubelet's root directory (with pods/) is mounted (default /var/lib/kubelet)",
+  },
+  devicePluginDir: {
+    env: 'KUBEVM_DEVICE_PLUGIN_DIR',
+    schema: z.string().default('/var/lib/kubelet/device-plugins'),
+    description: "the kubelet's device plugin directory, fixed whatever its --root-dir (default /var/lib/kubelet/device-plugins)",
+  },
+  devRoot: { env: 'KUBEVM_DEV_ROOT', schema: z.string().default('/'), description: "where the host's /dev is mounted (default /)" },
+  healthPort: { env: 'KUBEVM_HEALTH_PORT', schema: portSetting.default(8443), description: '/healthz, /readyz, /metrics (default 8443)' },
+};
+
 async function main(): Promise<void> {
+  const { nodeName, kubeletRoot, devicePluginDir: pluginDir, devRoot, healthPort: port } = loadConfigOrExit('node-handler', nodeHandlerSettings);
   const log = createRootLogger({ component: 'node-handler' });
-  const nodeName = process.env['NODE_NAME'];
-  if (!nodeName) throw new Error('NODE_NAME is not set: give it from the downward API (spec.nodeName)');
-  const kubeletRoot = process.env['KUBELET_ROOT'] ?? '/var/lib/kubelet';
-  const pluginDir = process.env['DEVICE_PLUGIN_DIR'] ?? '/var/lib/kubelet/device-plugins';
-  const devRoot = process.env['KUBEVM_DEV_ROOT'] ?? '/';
-  const port = Number(process.env['HEALTH_PORT'] ?? 8443);
 
   const lifecycle = new ProcessLifecycle({ log });
   lifecycle.installSignalHandlers();

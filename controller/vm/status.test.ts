@@ -1,6 +1,5 @@
 import type { VirtualMachine, VirtualMachineInstance } from '../api.js';
 import { statusEqual } from '../../runtime/status.js';
-import { configFrom } from '../config.js';
 import { TEMPLATE_HASH_ANNOTATION, computeVMStatus } from './status.js';
 import type { VMStatusInput } from './status.js';
 import { firmwareUUID, templateHash } from './controller.js';
@@ -92,26 +91,5 @@ describe('VMI identity helpers', () => {
   test('template hash ignores key order', () => {
     const reordered: VirtualMachine = { ...vm, spec: { template: { spec: { domain: { devices: {} } } }, runStrategy: 'Always' } };
     expect(templateHash(reordered)).toBe(templateHash(vm));
-  });
-});
-
-describe('configFrom', () => {
-  test('environment, with flags overriding', () => {
-    const config = configFrom(['--workers=5', '--use-emulation', 'true'], { KUBEVM_LAUNCHER_IMAGE: 'kubevm/launcher:1', POD_NAME: 'ctl-0', KUBEVM_LAUNCHER_COMMAND: 'node dist/launcher/main.js' });
-    expect(config).toMatchObject({
-      launcherImage: 'kubevm/launcher:1',
-      launcherImagePullPolicy: 'IfNotPresent',
-      launcherCommand: ['node', 'dist/launcher/main.js'],
-      useEmulation: true,
-      namespace: 'kubevirt',
-      leaderElection: true,
-      identity: 'ctl-0',
-      vmWorkers: 5,
-      healthPort: 8080,
-    });
-  });
-  test('errors name the setting', () => {
-    expect(() => configFrom([], {})).toThrow(/KUBEVM_LAUNCHER_IMAGE/);
-    expect(() => configFrom(['--launcher-image=x', '--use-emulation=maybe'], {})).toThrow(/use-emulation must be true or false/);
   });
 });
