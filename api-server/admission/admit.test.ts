@@ -3,8 +3,8 @@
 // context: one VMI "running" (Running, migratable), one "stuck" (not migratable), one instancetype.
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { clone, invalidCases, validManifests } from '../../runtime/api/testing/manifests.js';
-import type { Manifest } from '../../runtime/api/testing/manifests.js';
+import { clone, invalidCases, validManifests } from '../../test/support/api-manifests.js';
+import type { Manifest } from '../../test/support/api-manifests.js';
 import type { VirtualMachineInstance } from '../../runtime/api/index.js';
 import type { AdmissionContext, AdmissionRequest } from './admit.js';
 import { admit, handleAdmissionReview } from './admit.js';

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { API_RESOURCES, crdSchema, findResource, validateManifest, type ApiResource } from './index.js';
 import { checkAgainstCrdSchema } from './openapi-check.js';
-import { clone, invalidCases, validManifests } from './testing/manifests.js';
+import { clone, invalidCases, validManifests } from '../../test/support/api-manifests.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const examplesDir = join(repoRoot, 'docs', 'examples');

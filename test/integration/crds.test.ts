@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { API_RESOURCES, findResource } from '../../runtime/api/index.js';
-import { clone, invalidCases, validManifests } from '../../runtime/api/testing/manifests.js';
+import { clone, invalidCases, validManifests } from '../support/api-manifests.js';
 import { eventually } from '../support/eventually.js';
 
 jest.setTimeout(180_000);
