@@ -8,7 +8,7 @@ SHELL := /bin/bash
 export KUBEVM_CACHE ?= $(HOME)/.cache/kubevm
 export KUBEVM_STATE ?= /var/lib/kubevm-local
 
-.PHONY: help deps build generate check-generated typecheck test test-unit test-launcher test-cluster up down images
+.PHONY: help deps build generate check-generated typecheck lint test test-unit test-launcher test-cluster up down images
 
 help:
 	@echo "make up       bring up the local cluster with kubevm and an example VM"
@@ -31,6 +31,9 @@ check-generated:
 
 typecheck:
 	npx tsc -p tsconfig.json --noEmit
+
+lint:
+	npm run --silent lint
 
 test: deps
 	bash test/run-all.sh

@@ -96,7 +96,7 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
         { cert: tls.cert, key: tls.key, ca: options.frontProxy().clientCA, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
         handler,
       );
-      return server as unknown as http.Server;
+      return server;
     },
   });
 

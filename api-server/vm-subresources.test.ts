@@ -12,7 +12,7 @@ function vm(runStrategy: RunStrategy | undefined, status?: VirtualMachine['statu
     metadata: { name: 'vm1', namespace: 'ns' },
     spec: { ...(runStrategy ? { runStrategy } : {}), ...(running !== undefined ? { running } : {}), template: { spec: { domain: { devices: {} } } } },
     ...(status ? { status } : {}),
-  } as VirtualMachine;
+  };
 }
 
 function vmi(phase: string | undefined, uid = 'uid-1', terminationGracePeriodSeconds?: number): VirtualMachineInstance {

@@ -41,7 +41,7 @@ export function validateUnpause(vmi: VirtualMachineInstance): void {
 export function validateSoftReboot(vmi: VirtualMachineInstance): void {
   if (vmi.status?.phase !== 'Running') throw conflict(vmiResource, nameOf(vmi), vmNotRunning);
   if (hasCondition(vmi, 'Paused')) throw conflict(vmiResource, nameOf(vmi), 'VMI is paused');
-  const acpi = vmi.spec.domain.features?.acpi as { enabled?: boolean } | undefined;
+  const acpi = vmi.spec.domain.features?.acpi;
   if (!hasCondition(vmi, 'AgentConnected') && acpi?.enabled === false) {
     throw conflict(vmiResource, nameOf(vmi), 'VMI neither have the agent connected nor the ACPI feature enabled');
   }

@@ -5,7 +5,6 @@
 // Boots the test guest (test/guests) with 1 vCPU, default devices (VGA+VNC, balloon, serial,
 // masquerade NIC, guest agent channel), waits until it idles, then reads /proc/<pid>/smaps.
 import { readFileSync } from 'node:fs';
-import type { DomainStatus } from '../runtime/contracts/launcher-protocol.js';
 import { startLauncher, testVmi } from '../test/launcher/harness.js';
 
 interface Mapping {

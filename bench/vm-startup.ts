@@ -30,7 +30,7 @@ async function writes(): Promise<Writes> {
   const result: Writes = { vmi: 0, pod: 0, vmiCreates: 0, refused: 0 };
   for (const line of text.split('\n')) {
     if (!line.startsWith('apiserver_request_total{')) continue;
-    const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    const labels: Record<string, string> = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']));
     const value = Number(line.slice(line.lastIndexOf(' ') + 1));
     const write = ['PUT', 'PATCH', 'APPLY'].includes(labels['verb'] ?? '');
     if (!(labels['code'] ?? '').startsWith('2')) {

@@ -96,7 +96,7 @@ export async function buildCloudInitIso(files: CloudInitFiles, isoPath: string, 
       await run(xorriso, ['-as', 'mkisofs', '-quiet', '-output', isoPath, '-volid', 'cidata', '-joliet', '-rock', ...names.map((n) => path.join(dir, n))], { timeout: 30_000 });
     } catch (err) {
       const e = err as { stderr?: string; message: string };
-      throw new Error(`building the cloud-init ISO with ${xorriso} failed: ${(e.stderr ?? e.message).trim()}`);
+      throw new Error(`building the cloud-init ISO with ${xorriso} failed: ${(e.stderr ?? e.message).trim()}`, { cause: err });
     }
   } finally {
     await rm(dir, { recursive: true, force: true });

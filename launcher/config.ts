@@ -65,7 +65,7 @@ const secondsSetting = z
 const wordsSetting = z.string().transform((text, ctx) => {
   try {
     const parsed: unknown = JSON.parse(text);
-    if (Array.isArray(parsed) && parsed.every((word) => typeof word === 'string')) return parsed as string[];
+    if (Array.isArray(parsed) && parsed.every((word) => typeof word === 'string')) return parsed;
   } catch {
     // reported below
   }

@@ -217,7 +217,7 @@ export class Domain extends EventEmitter {
     const [cmd, ...prefix] = [...this.config.qemuWrapper, this.config.qemuBinary];
     const argv = [...prefix, ...args];
     this.log.info({ cmd, argv }, 'starting QEMU');
-    const child = spawn(cmd as string, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     let partial = '';
     const onOutput = (d: Buffer) => {
@@ -305,7 +305,7 @@ export class Domain extends EventEmitter {
           break;
         }
         this.qemuStatus = 'shutdown';
-        this.setPhase('ShuttingDown', String(e.data?.['reason'] ?? 'shutdown'));
+        this.setPhase('ShuttingDown', typeof e.data?.['reason'] === 'string' ? e.data['reason'] : 'shutdown');
         break;
       case 'MIGRATION':
         if (e.data?.['status'] === 'completed' && this.phase === 'Paused' && this.reason === 'MigrationTarget') void this.refreshStatus('Running');

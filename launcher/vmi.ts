@@ -108,7 +108,7 @@ export function parseLauncherVmi(text: string, source: string): LauncherVmi {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new Error(`${source}: not JSON: ${(err as Error).message}`);
+    throw new Error(`${source}: not JSON: ${(err as Error).message}`, { cause: err });
   }
   const vmi = value as Partial<LauncherVmi> | null;
   if (!vmi || typeof vmi !== 'object') throw new Error(`${source}: not a VirtualMachineInstance object`);

@@ -209,7 +209,7 @@ export class LauncherClient extends EventEmitter<{ event: [DomainEvent]; close: 
   }
 
   /** Sends a command; resolves with its validated result, rejects with LauncherCommandError. */
-  call<C extends LauncherCommand>(command: C, ...args: {} extends LauncherArgs<C> ? [args?: LauncherArgs<C>] : [args: LauncherArgs<C>]): Promise<LauncherResult<C>> {
+  call<C extends LauncherCommand>(command: C, ...args: Record<never, never> extends LauncherArgs<C> ? [args?: LauncherArgs<C>] : [args: LauncherArgs<C>]): Promise<LauncherResult<C>> {
     if (this.closedBecause) return Promise.reject(new LauncherCommandError(command, `the connection is closed (${this.closedBecause.message})`));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -336,7 +336,7 @@ export async function openLauncherSocket(podsDir: string, socketPath: string, op
         const code = (error as NodeJS.ErrnoException).code;
         const where = parts.slice(0, index + 1).join('/');
         if (code === 'ELOOP' || code === 'ENOTDIR') throw new LauncherSocketRefused(socketPath, `${where} is a symbolic link or not a directory`);
-        throw new Error(`cannot open ${path.join(podsDir, where)}: ${(error as Error).message}`);
+        throw new Error(`cannot open ${path.join(podsDir, where)}: ${(error as Error).message}`, { cause: error });
       }
       closeSync(dirFd);
       dirFd = next;
@@ -344,7 +344,7 @@ export async function openLauncherSocket(podsDir: string, socketPath: string, op
     try {
       socketFd = openSync(`/proc/self/fd/${dirFd}/${name}`, O_PATH | O_NOFOLLOW);
     } catch (error) {
-      throw new Error(`cannot open ${socketPath}: ${(error as Error).message}`);
+      throw new Error(`cannot open ${socketPath}: ${(error as Error).message}`, { cause: error });
     }
     const stats = fstatSync(socketFd);
     if (stats.isSymbolicLink()) throw new LauncherSocketRefused(socketPath, 'it is a symbolic link');

@@ -92,7 +92,7 @@ export interface HostProbeOptions {
  */
 export async function probeHost(options: HostProbeOptions = {}): Promise<HostFacts> {
   const kvm = path.join(options.devRoot ?? '/', 'dev/kvm');
-  let kvmUsable = false;
+  let kvmUsable: boolean;
   try {
     kvmUsable = (await stat(kvm)).isCharacterDevice();
     if (kvmUsable) await access(kvm, constants.R_OK | constants.W_OK);

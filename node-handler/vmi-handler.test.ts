@@ -10,7 +10,7 @@ function vmi(metadata: Record<string, unknown> = {}, spec: Record<string, unknow
     metadata: { name: 'vm1', namespace: 'default', ...metadata },
     spec: { domain: { devices: {} }, ...spec },
     status: { phase: 'Running', activePods: { 'pod-a': 'node1' } },
-  } as VirtualMachineInstance;
+  };
 }
 
 const running: DomainState = { podUid: 'pod-a', phase: 'Running', agentConnected: false };

@@ -167,7 +167,7 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
     const session = connections.session(key, podUid);
     const cachedDomain = domains.get(key);
     const domain = cachedDomain?.podUid === podUid ? cachedDomain : undefined;
-    const vmi = structuredClone(cached) as VirtualMachineInstance;
+    const vmi = structuredClone<VirtualMachineInstance>(cached);
 
     if (session && domain) {
       for (const intent of launcherIntents(vmi, domain, { start: startSent.has(podUid), shutdown: shutdownSent.has(podUid) })) {

@@ -21,7 +21,7 @@ function scheduledVmi(): VirtualMachineInstance {
       phaseTransitionTimestamps: [{ phase: 'Scheduled', phaseTransitionTimestamp: '2026-11-22T19:59:58Z' }],
       conditions: [{ type: 'Ready', status: 'False', reason: 'PodNotReady', lastProbeTime: null, lastTransitionTime: '2026-11-22T19:59:58Z' }],
     },
-  } as VirtualMachineInstance;
+  };
 }
 
 function domain(change: Partial<DomainState>): DomainState {
@@ -29,7 +29,7 @@ function domain(change: Partial<DomainState>): DomainState {
 }
 
 function condition(vmi: { status?: { conditions?: { type: string }[] } }, type: string): Record<string, unknown> | undefined {
-  return vmi.status?.conditions?.find((c) => c.type === type) as Record<string, unknown> | undefined;
+  return vmi.status?.conditions?.find((c) => c.type === type);
 }
 
 describe('computeVmiStatus', () => {

@@ -96,7 +96,7 @@ export function computeVmiStatus(vmi: VirtualMachineInstance, domain: DomainStat
     next.phaseTransitionTimestamps = [...(current.phaseTransitionTimestamps ?? []), { phase, phaseTransitionTimestamp: formatConditionTime(now) }];
   }
 
-  let conditions = (current.conditions ?? []) as Condition[];
+  let conditions = (current.conditions ?? []);
   // Before the guest runs, the controller's view stands; the handler only reports failures.
   if (phase !== undefined) {
     conditions = applyCondition(conditions, VmiConditionType.Ready, readyCondition(domain), now);
@@ -117,7 +117,7 @@ export function computeVmiStatus(vmi: VirtualMachineInstance, domain: DomainStat
       : undefined,
     now,
   );
-  if (conditions.length > 0 || current.conditions) next.conditions = conditions as VirtualMachineInstanceStatus['conditions'];
+  if (conditions.length > 0 || current.conditions) next.conditions = conditions;
 
   if (phase === 'Running') {
     if (domain.interfaces) next.interfaces = namedInterfaces(vmi, domain.interfaces);

@@ -215,10 +215,10 @@ class MeteredHttpLibrary implements PromiseHttpLibrary {
     const options = (fresh as http.Agent & { options?: https.AgentOptions }).options ?? {};
     const cacheKey = [
       fresh instanceof https.Agent ? 'https' : 'http',
-      String(options.ca ?? ''),
-      String(options.cert ?? ''),
-      String(options.key ?? ''),
-      String(options.pfx ?? ''),
+      pemText(options.ca),
+      pemText(options.cert),
+      pemText(options.key),
+      pemText(options.pfx),
       String(options.rejectUnauthorized ?? ''),
       String(options.servername ?? ''),
     ].join('\u0000');
@@ -237,6 +237,15 @@ class MeteredHttpLibrary implements PromiseHttpLibrary {
     for (const agent of this.agents.values()) agent.destroy();
     this.agents.clear();
   }
+}
+
+/** TLS material (a PEM string, a Buffer, or a list of them; key objects for keys) as one cache-key string. */
+function pemText(value: unknown): string {
+  if (value === undefined || value === null) return '';
+  if (typeof value === 'string') return value;
+  if (Buffer.isBuffer(value)) return value.toString('base64');
+  if (Array.isArray(value)) return value.map(pemText).join('\u0001');
+  return JSON.stringify(value);
 }
 
 export type PatchType = 'merge' | 'json' | 'strategic' | 'apply';

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (make test; CI runs exactly this through .ci/run).
 # Stages, in order, each failing the run when it fails:
-#   static    typecheck, generated files up to date
+#   static    typecheck, generated files up to date, lint (ESLint, type-aware)
 #   unit      pure logic (jest project "unit")
 #   launcher  the launcher against real QEMU (jest project "launcher")
 #   cluster   a real single-node cluster is brought up; the integration suites run against it,
@@ -45,9 +45,10 @@ summary() {
 trap summary EXIT
 
 if stage static; then
-  echo "== static: typecheck and generated files"
+  echo "== static: typecheck, generated files, lint"
   check typecheck npx tsc -p tsconfig.json --noEmit || true
   check "generated files up to date" node --import tsx scripts/generate.ts --check || true
+  check lint npx eslint . || true
 fi
 
 if stage unit; then

@@ -10,7 +10,7 @@ import type { AdmissionContext, AdmissionRequest } from './admit.js';
 import { admit, handleAdmissionReview } from './admit.js';
 
 const vmiNamed = (name: string, conditions: Array<{ type: string; status: 'True' | 'False'; message?: string }>): VirtualMachineInstance =>
-  ({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name, namespace: 'ns' }, spec: { domain: { devices: {} } }, status: { phase: 'Running', conditions } }) as VirtualMachineInstance;
+  ({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name, namespace: 'ns' }, spec: { domain: { devices: {} } }, status: { phase: 'Running', conditions } });
 
 const context: AdmissionContext = {
   findVmi: async (_ns, name) =>
@@ -47,7 +47,7 @@ function request(object: Manifest, operation: 'CREATE' | 'UPDATE' = 'CREATE', ol
 }
 
 /** A copy of `base` changed by `mutate` (which reaches into arbitrary paths: typing it would restate the schema). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+ 
 function variant(base: Manifest, mutate: (m: any) => void): Manifest {
   const copy = clone(base);
   mutate(copy);
@@ -201,7 +201,7 @@ describe('the validating webhook admits valid manifests', () => {
     // fullVMI names devices this context does not permit; permit them for this check.
     const permitAll: AdmissionContext = { ...context, permittedHostDevices: () => ({ pciHostDevices: [{ pciVendorSelector: 'a:b', resourceName: 'intel.com/qat' }, { pciVendorSelector: 'c:d', resourceName: 'nvidia.com/GP102GL_Tesla_P40' }] }) };
     const subject = name === 'migration' ? { ...manifest, metadata: { name: 'm' }, spec: { vmiName: 'running' } } : manifest;
-    const response = await admit(request(subject as Manifest), permitAll);
+    const response = await admit(request(subject), permitAll);
     expect(response).toMatchObject({ allowed: true });
   });
 
@@ -288,7 +288,7 @@ describe('property: every review gets an answer', () => {
           else if (typeof record[last] === 'object' && record[last] !== null && !Array.isArray(record[last])) (record[last] as Record<string, unknown>)[m.key] = structuredClone(m.value);
           else if (Array.isArray(record[last])) (record[last] as unknown[]).push(structuredClone(m.value));
         }
-        const review = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: request(manifest as Manifest, operation as 'CREATE' | 'UPDATE', subjects[which], 'alice', subjects[which]) };
+        const review = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: request(manifest as Manifest, operation, subjects[which], 'alice', subjects[which]) };
         const answer = await handleAdmissionReview(review, context);
         expect(answer.response.uid).toBe('uid-1');
         if (!answer.response.allowed) {

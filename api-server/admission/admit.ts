@@ -187,7 +187,8 @@ export async function handleAdmissionReview(body: unknown, context: AdmissionCon
   const parsed = AdmissionReview.safeParse(body);
   const wrap = (response: AdmissionResponse) => ({ apiVersion: 'admission.k8s.io/v1' as const, kind: 'AdmissionReview' as const, response });
   if (!parsed.success) {
-    const uid = typeof body === 'object' && body !== null ? String((body as { request?: { uid?: unknown } }).request?.uid ?? '') : '';
+    const sentUid = typeof body === 'object' && body !== null ? (body as { request?: { uid?: unknown } }).request?.uid : undefined;
+    const uid = typeof sentUid === 'string' ? sentUid : '';
     return wrap({ uid, allowed: false, status: { code: 400, reason: 'BadRequest', message: `not an admission.k8s.io/v1 AdmissionReview: ${formatIssues(parsed.error.issues).join('; ')}` } });
   }
   return wrap(await admit(parsed.data.request, context));

@@ -1,6 +1,6 @@
 // A VirtualMachine's status, computed once per reconcile from the VM, its VMI and what this pass did.
 // Pure, so the controller writes only when the result differs from what is stored.
-import type { RunStrategy, StateChangeRequest, VirtualMachine, VirtualMachineInstance, VirtualMachineStatus, VMICondition } from '../api.js';
+import type { RunStrategy, StateChangeRequest, VirtualMachine, VirtualMachineInstance, VirtualMachineStatus } from '../api.js';
 import { getCondition, removeCondition, setCondition } from '../../runtime/conditions.js';
 import type { Condition } from '../../runtime/conditions.js';
 import { printableStatus } from './printable-status.js';
@@ -36,13 +36,13 @@ export function computeVMStatus(input: VMStatusInput): VirtualMachineStatus {
   const { vm, vmi, now } = input;
   const current = vm.status ?? {};
   const options = { now, order: VM_CONDITION_ORDER };
-  let conditions = (current.conditions ?? []) as Condition[];
-  const vmiConditions = (vmi?.status?.conditions ?? []) as VMICondition[];
+  let conditions = (current.conditions ?? []);
+  const vmiConditions = (vmi?.status?.conditions ?? []);
   const vmiPhase = vmi?.status?.phase ?? '';
   const vmiDeleting = Boolean(vmi?.metadata?.deletionTimestamp);
 
   // Ready mirrors the VMI's Ready condition, keeping its transition time.
-  const vmiReady = getCondition(vmiConditions as Condition[], 'Ready');
+  const vmiReady = getCondition(vmiConditions, 'Ready');
   if (!vmi) {
     conditions = setCondition(conditions, { type: 'Ready', status: 'False', reason: 'VMINotExists', message: 'VMI does not exist' }, options).conditions;
   } else if (!vmiReady) {
@@ -73,7 +73,7 @@ export function computeVMStatus(input: VMStatusInput): VirtualMachineStatus {
   for (const condition of vmiConditions) {
     if (OWN_CONDITIONS.has(condition.type)) continue;
     mirrored.add(condition.type);
-    conditions = mirror(conditions, condition as Condition, options);
+    conditions = mirror(conditions, condition, options);
   }
   for (const condition of [...conditions]) {
     if (!OWN_CONDITIONS.has(condition.type) && !mirrored.has(condition.type)) conditions = removeCondition(conditions, condition.type, options).conditions;
@@ -97,7 +97,7 @@ export function computeVMStatus(input: VMStatusInput): VirtualMachineStatus {
   });
   status.created = vmi !== undefined;
   status.ready = vmiReady?.status === 'True' && vmiPhase === 'Running';
-  if (conditions.length > 0) status.conditions = conditions as VirtualMachineStatus['conditions'];
+  if (conditions.length > 0) status.conditions = conditions;
   if (vm.metadata?.generation !== undefined) {
     status.observedGeneration = vm.metadata.generation;
     status.desiredGeneration = vm.metadata.generation;

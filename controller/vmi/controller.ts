@@ -30,6 +30,8 @@ const PVC_RECHECK_MS = 5_000;
 const FIELD_MANAGER = 'kubevm-controller';
 
 export type Pod = V1Pod & KubeObject;
+/** The part of a PersistentVolumeClaim the controller reads. */
+type PersistentVolumeClaim = KubeObject & { spec?: { volumeMode?: string } };
 
 export interface VMIControllerDeps {
   client: KubeClient;
@@ -60,14 +62,14 @@ export function observeLauncherPods(pods: Informer<Pod>, expectations: Controlle
 export class VMIController {
   private readonly vmiClient: ResourceClient<VirtualMachineInstance>;
   private readonly podClient: ResourceClient<Pod>;
-  private readonly pvcClient: ResourceClient<KubeObject>;
+  private readonly pvcClient: ResourceClient<PersistentVolumeClaim>;
   private readonly now: () => Date;
   private readonly ownWrites = new OwnWrites();
 
   constructor(private readonly deps: VMIControllerDeps) {
     this.vmiClient = deps.client.resource<VirtualMachineInstance>(vmiResource);
     this.podClient = deps.client.resource<Pod>(coreResources.pods);
-    this.pvcClient = deps.client.resource<KubeObject>(persistentVolumeClaims);
+    this.pvcClient = deps.client.resource<PersistentVolumeClaim>(persistentVolumeClaims);
     this.now = deps.now ?? (() => new Date());
   }
 
@@ -176,7 +178,7 @@ export class VMIController {
     const missing: string[] = [];
     const blockClaims = new Set<string>();
     for (const claim of new Set(claims)) {
-      const pvc = (await this.pvcClient.find(claim, vmi.metadata?.namespace, signal)) as (KubeObject & { spec?: { volumeMode?: string } }) | undefined;
+      const pvc = await this.pvcClient.find(claim, vmi.metadata?.namespace, signal);
       if (!pvc) missing.push(claim);
       else if (pvc.spec?.volumeMode === 'Block') blockClaims.add(claim);
     }

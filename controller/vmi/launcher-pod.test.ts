@@ -42,9 +42,9 @@ describe('renderLauncherPod', () => {
       'kubevirt.io/created-by': '3f6c8a4e-1111-2222-3333-444455556666',
     });
     expect(pod.metadata?.annotations?.['kubevirt.io/domain']).toBe('testvm');
-    const carried = JSON.parse(pod.metadata?.annotations?.[VMI_ANNOTATION] ?? '{}');
+    const carried = JSON.parse(pod.metadata?.annotations?.[VMI_ANNOTATION] ?? '{}') as VirtualMachineInstance;
     expect(carried.metadata).toEqual({ name: 'testvm', namespace: 'ns1', uid: '3f6c8a4e-1111-2222-3333-444455556666' });
-    expect(carried.spec.domain.memory.guest).toBe('1Gi');
+    expect(carried.spec.domain.memory?.guest).toBe('1Gi');
     expect(pod.metadata?.ownerReferences).toEqual([
       {
         apiVersion: 'kubevirt.io/v1',

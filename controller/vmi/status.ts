@@ -9,7 +9,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { VirtualMachineInstance, VirtualMachineInstanceStatus, VMIPhase } from '../api.js';
 import { formatConditionTime, removeCondition, setCondition } from '../../runtime/conditions.js';
-import type { Condition, ConditionInput } from '../../runtime/conditions.js';
+import type { ConditionInput } from '../../runtime/conditions.js';
 import { VMI_CONDITION_ORDER } from '../../runtime/contracts/vmi-conditions.js';
 import { COMPUTE_CONTAINER } from './launcher-pod.js';
 
@@ -91,7 +91,7 @@ export function computeVMIStatus({ vmi, pod, failure, now }: VMIStatusInput): Vi
   const current: VirtualMachineInstanceStatus = vmi.status ?? {};
   const next: VirtualMachineInstanceStatus = structuredClone(current);
   const phase: VMIPhase = current.phase ?? '';
-  let conditions = (current.conditions ?? []) as Condition[];
+  let conditions = (current.conditions ?? []);
   const options = { now, order: VMI_CONDITION_ORDER };
   const set = (input: ConditionInput) => (conditions = setCondition(conditions, input, options).conditions);
   const remove = (type: string) => (conditions = removeCondition(conditions, type, options).conditions);
@@ -157,7 +157,7 @@ export function computeVMIStatus({ vmi, pod, failure, now }: VMIStatusInput): Vi
     remove('PodScheduled');
     remove('Synchronized');
   }
-  if (conditions.length > 0 || current.conditions) next.conditions = conditions as VirtualMachineInstanceStatus['conditions'];
+  if (conditions.length > 0 || current.conditions) next.conditions = conditions;
 
   // activePods and the launcher image are recorded when the pod is on its node (Scheduled), which
   // is when the node handler needs them; recording an unbound pod would cost a write per bind.

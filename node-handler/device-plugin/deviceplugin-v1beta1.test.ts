@@ -17,7 +17,7 @@ function shape(definition: protoLoader.PackageDefinition): Record<string, unknow
       out[name] = (entry as protoLoader.MessageTypeDefinition<object, object>).type;
     } else {
       out[name] = Object.fromEntries(
-        Object.entries(entry as protoLoader.ServiceDefinition).map(([method, m]) => [
+        Object.entries(entry).map(([method, m]) => [
           method,
           { path: m.path, requestStream: m.requestStream, responseStream: m.responseStream, request: m.requestType.type, response: m.responseType.type },
         ]),

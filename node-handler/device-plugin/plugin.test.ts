@@ -95,7 +95,7 @@ describe('DevicePluginManager', () => {
       stream.cancel();
 
       const allocated = await new Promise<{ container_responses: { devices: object[] }[] }>((resolve, reject) =>
-        client.Allocate({ container_requests: [{ devices_ids: ['null4'] }] }, (error, response) => (error || !response ? reject(error) : resolve(response))),
+        client.Allocate({ container_requests: [{ devices_ids: ['null4'] }] }, (error, response) => (error || !response ? reject(error ?? new Error('no response')) : resolve(response))),
       );
       expect(allocated.container_responses[0]?.devices).toEqual([{ container_path: '/dev/null', host_path: '/dev/null', permissions: 'rw' }]);
 
@@ -123,7 +123,7 @@ describe('DevicePluginManager', () => {
     const client = kubelet.dial(dir, present.endpoint);
     try {
       const options = await new Promise<object>((resolve, reject) =>
-        client.GetDevicePluginOptions({}, (error, response) => (error || !response ? reject(error) : resolve(response))),
+        client.GetDevicePluginOptions({}, (error, response) => (error || !response ? reject(error ?? new Error('no response')) : resolve(response))),
       );
       expect(options).toEqual({ pre_start_required: false, get_preferred_allocation_available: true });
     } finally {

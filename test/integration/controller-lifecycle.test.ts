@@ -198,7 +198,7 @@ describe('VirtualMachine → VMI → launcher pod', () => {
     expect(pod.spec?.automountServiceAccountToken).toBe(false);
     expect(pod.spec?.containers[0]?.resources?.requests).toEqual({ memory: '208Mi', cpu: '100m' });
     expect(pod.spec?.containers[0]?.securityContext?.capabilities).toEqual({ drop: ['ALL'], add: ['NET_BIND_SERVICE'] });
-    expect(JSON.parse(pod.metadata?.annotations?.['kubevm.io/vmi'] ?? '{}').metadata.uid).toBe(vmi.metadata?.uid);
+    expect((JSON.parse(pod.metadata?.annotations?.['kubevm.io/vmi'] ?? '{}') as VirtualMachineInstance).metadata?.uid).toBe(vmi.metadata?.uid);
 
     const status = await vmStatus('always');
     expect(status?.printableStatus).toBe('Starting');
@@ -440,7 +440,7 @@ describe('the KubeVirt CR', () => {
       kind: 'KubeVirt',
       metadata: { name: 'kubevirt', namespace },
       spec: { configuration: { developerConfiguration: { useEmulation: true } } },
-    } as KubeObject);
+    });
     const kvmOf = async (name: string) => {
       let pod: Pod | undefined;
       await eventually(`${name}'s launcher pod`, 30_000, async () => (pod = (await launcherPods()).find((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === name)) !== undefined);

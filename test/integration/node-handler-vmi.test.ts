@@ -139,7 +139,7 @@ async function scheduledVmi(name: string, node: string, podUid: string): Promise
     kind: 'VirtualMachineInstance',
     metadata: { name, namespace, finalizers: ['kubevm.io/node-handler-test'] },
     spec: { terminationGracePeriodSeconds: 7, domain: { devices: {}, resources: { requests: { memory: '64Mi' } } } },
-  } as VirtualMachineInstance);
+  });
   return vmis.replaceStatus({
     ...created,
     status: {
@@ -148,7 +148,7 @@ async function scheduledVmi(name: string, node: string, podUid: string): Promise
       activePods: { [podUid]: node },
       phaseTransitionTimestamps: [{ phase: 'Scheduled', phaseTransitionTimestamp: new Date().toISOString().slice(0, 19) + 'Z' }],
     },
-  } as VirtualMachineInstance);
+  });
 }
 
 async function getVmi(name: string): Promise<VirtualMachineInstance> {

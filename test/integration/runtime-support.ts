@@ -43,7 +43,7 @@ export async function requireCluster(client: KubeClient): Promise<void> {
     await client.request(HttpMethod.GET, '/readyz', { signal: AbortSignal.timeout(10_000) });
   } catch (err) {
     const detail = err instanceof Error ? err.message : String(err);
-    throw new Error(`no reachable API server at ${client.kubeConfig.getCurrentCluster()?.server}: ${detail}`);
+    throw new Error(`no reachable API server at ${client.kubeConfig.getCurrentCluster()?.server}: ${detail}`, { cause: err });
   }
 }
 

@@ -7,7 +7,6 @@ import { createHash } from 'node:crypto';
 import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { DomainStatus } from '../../runtime/contracts/launcher-protocol.js';
 import { QEMU_UID, startLauncher, testGuests, testVmi } from './harness.js';
 import type { LauncherRun } from './harness.js';
 

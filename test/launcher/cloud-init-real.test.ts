@@ -6,7 +6,6 @@ import { jest } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { DomainStatus } from '../../runtime/contracts/launcher-protocol.js';
 import { repoRoot, startLauncher, testVmi } from './harness.js';
 import type { LauncherRun } from './harness.js';
 

@@ -3,8 +3,6 @@
 // launcher side (guest-sync-delimited, guest-info, guest-get-osinfo, guest-get-host-name,
 // guest-network-get-interfaces) is the real one.
 import { jest } from '@jest/globals';
-import type { DomainStatus } from '../../runtime/contracts/launcher-protocol.js';
-import type { GuestInfo } from '../../launcher/guest-agent.js';
 import { openLauncherStream, startLauncher, testVmi, waitForEvent } from './harness.js';
 import type { LauncherRun } from './harness.js';
 
@@ -34,10 +32,12 @@ describe('launcher guest agent (real QEMU, TCG)', () => {
       agentConnected: true,
       agentVersion: 'kubevm-test-agent-1',
       hostname: 'kubevm-agent-guest',
-      os: { id: 'busybox', prettyName: 'kubevm busybox test guest', kernelRelease: expect.stringMatching(/cloud-amd64$/), machine: 'x86_64' },
+      os: { id: 'busybox', prettyName: 'kubevm busybox test guest', machine: 'x86_64' },
     });
+    expect(info.os?.kernelRelease).toMatch(/cloud-amd64$/);
     // lo is left out, as KubeVirt's status.interfaces does.
-    expect(info.interfaces).toEqual([{ interfaceName: 'eth0', mac: expect.stringMatching(/^52:54:00:/), ipAddress: '10.0.2.2', ipAddresses: ['10.0.2.2'] }]);
+    expect(info.interfaces).toMatchObject([{ interfaceName: 'eth0', ipAddress: '10.0.2.2', ipAddresses: ['10.0.2.2'] }]);
+    expect(info.interfaces?.[0]?.mac).toMatch(/^52:54:00:/);
     await run.client.call('kill');
   });
 

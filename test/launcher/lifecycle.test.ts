@@ -2,7 +2,7 @@
 // proxies its serial console, and shuts it down through ACPI within the grace period.
 import { jest } from '@jest/globals';
 import { readFileSync } from 'node:fs';
-import type { DomainEvent, DomainStatus } from '../../runtime/contracts/launcher-protocol.js';
+import type { DomainEvent } from '../../runtime/contracts/launcher-protocol.js';
 import { lastCount, openLauncherStream, processesMatching, startLauncher, testVmi, waitForEvent } from './harness.js';
 import type { LauncherRun } from './harness.js';
 

@@ -2,8 +2,6 @@
 // unix socket): the guest's counter continues on the target, the source ends paused.
 import { jest } from '@jest/globals';
 import path from 'node:path';
-import type { DomainStatus } from '../../runtime/contracts/launcher-protocol.js';
-import type { QmpMigrationInfo } from '../../launcher/qmp.js';
 import { lastCount, startLauncher, testVmi, waitForEvent } from './harness.js';
 import type { LauncherRun } from './harness.js';
 

@@ -4,7 +4,6 @@
 import { jest } from '@jest/globals';
 import net from 'node:net';
 import os from 'node:os';
-import type { DomainStatus } from '../../runtime/contracts/launcher-protocol.js';
 import type { LauncherInterface } from '../../launcher/vmi.js';
 import { startLauncher, testVmi } from './harness.js';
 import type { LauncherRun } from './harness.js';

@@ -28,7 +28,7 @@ function scheduledVmi(name: string): VirtualMachineInstance {
     metadata: { name, namespace: 'launcher-test' },
     spec: { domain: { devices: {} } },
     status: { phase: 'Scheduled', nodeName: 'node1', activePods: { [podUid]: 'node1' } },
-  } as VirtualMachineInstance;
+  };
 }
 
 describe('node handler ↔ real launcher', () => {

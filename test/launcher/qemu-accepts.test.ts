@@ -2,7 +2,6 @@
 // disk on each bus, cdroms, cache modes, error policies, serials, boot order, rng, watchdog,
 // e1000 NIC, startStrategy Paused. The unit tests check the arguments; this checks QEMU agrees.
 import { jest } from '@jest/globals';
-import type { DomainStatus } from '../../runtime/contracts/launcher-protocol.js';
 import type { LauncherVmi } from '../../launcher/vmi.js';
 import { startLauncher, testVmi } from './harness.js';
 import type { LauncherRun } from './harness.js';

@@ -6,7 +6,6 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import type { DomainStatus } from '../../runtime/contracts/launcher-protocol.js';
 import type { LauncherVmi } from '../../launcher/vmi.js';
 import { startLauncher, testGuests, testVmi } from './harness.js';
 import type { LauncherRun } from './harness.js';

@@ -2,7 +2,7 @@
 // operator reconciles this one object into its deployments.
 import { z } from 'zod';
 import { Affinity, LocalObjectReference, PullPolicy, Toleration } from '../../core.js';
-import { conditionSchema, Quantity, Time, typeMeta, type ResourceNames } from '../../meta.js';
+import { conditionSchema, Quantity, typeMeta, type ResourceNames } from '../../meta.js';
 import { KUBEVIRT_API_VERSION, KUBEVIRT_GROUP, KUBEVIRT_VERSION, EvictionStrategy } from './virtualmachineinstance.js';
 
 export const KubeVirtNames = {
