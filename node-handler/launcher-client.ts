@@ -9,6 +9,7 @@
 // logged and dropped; a line over the cap closes this connection only; nothing a launcher sends
 // can throw out of this module.
 import { EventEmitter } from 'node:events';
+import { Counter } from 'prom-client';
 import { closeSync, constants as fsConstants, fstatSync, openSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -18,6 +19,7 @@ import { LAUNCHER_MAX_LINE_BYTES, LauncherMessage, describeZodError, launcherCom
 import type { DomainEvent, DomainStatus, GuestInterface, LauncherArgs, LauncherCommand, LauncherResult } from '../runtime/contracts/launcher-protocol.js';
 import type { Logger } from '../runtime/logging.js';
 import { silentLogger } from '../runtime/logging.js';
+import { registry } from '../runtime/metrics.js';
 import { NdjsonReader, ndjsonLine, parseJsonLine } from '../runtime/ndjson.js';
 import type { DomainState, PauseReason } from './domain-state.js';
 import type { LauncherDialer, LauncherSession } from './launcher-connections.js';
@@ -144,6 +146,22 @@ export async function connectUnixSocket(socketPath: string, timeoutMs = 5000): P
   }
 }
 
+type DropReason = 'not-json' | 'schema' | 'unmatched' | 'invalid-result' | 'oversized' | 'other-vmi';
+
+/** What launchers sent that the handler did not use: a launcher that misbehaves shows here. */
+export const launcherMessagesDropped = new Counter({
+  name: 'kubevm_node_handler_launcher_messages_dropped_total',
+  help: 'Messages from launchers dropped as invalid (not JSON, not the protocol, unmatched, oversized lines, about another VMI).',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+
+export const launcherSocketsRefused = new Counter({
+  name: 'kubevm_node_handler_launcher_sockets_refused_total',
+  help: 'Launcher sockets or launchers the handler refused to talk to (links, not a socket, wrong owner, another VMI).',
+  registers: [registry],
+});
+
 /** Commands whose answer comes only when a long action ends (QEMU started, QEMU gone, migrated). */
 const longCommands: ReadonlySet<LauncherCommand> = new Set(['start', 'sync', 'shutdown', 'kill', 'migrate']);
 const shortCommandTimeoutMs = 30_000;
@@ -184,6 +202,7 @@ export class LauncherClient extends EventEmitter<{ event: [DomainEvent]; close: 
       maxLineBytes: options.maxLineBytes ?? LAUNCHER_MAX_LINE_BYTES,
       onLine: (line) => this.onLine(line),
       onOverflow: (bytes) => {
+        launcherMessagesDropped.inc({ reason: 'oversized' });
         this.log.warn({ bytes }, 'the launcher sent a line over the limit; closing the connection');
         this.onClosed(new Error(`the launcher sent a line of more than ${bytes} bytes`));
         socket.destroy();
@@ -241,17 +260,17 @@ export class LauncherClient extends EventEmitter<{ event: [DomainEvent]; close: 
 
   private onLine(line: string): void {
     const json = parseJsonLine(line);
-    if (!json.ok) return this.dropInvalid(`not JSON (${json.error})`, line);
+    if (!json.ok) return this.dropInvalid('not-json', `not JSON (${json.error})`, line);
     const parsed = LauncherMessage.safeParse(json.value);
-    if (!parsed.success) return this.dropInvalid(describeZodError(parsed.error), line);
+    if (!parsed.success) return this.dropInvalid('schema', describeZodError(parsed.error), line);
     const message = parsed.data;
     if ('event' in message) {
       this.deliver(message.event);
       return;
     }
-    if (typeof message.id !== 'number') return this.dropInvalid('a response without a request id', line);
+    if (typeof message.id !== 'number') return this.dropInvalid('unmatched', 'a response without a request id', line);
     const entry = this.pending.get(message.id);
-    if (!entry) return this.dropInvalid(`a response to no pending request (id ${message.id})`, line);
+    if (!entry) return this.dropInvalid('unmatched', `a response to no pending request (id ${message.id})`, line);
     this.pending.delete(message.id);
     clearTimeout(entry.timer);
     if (!message.ok) {
@@ -261,7 +280,7 @@ export class LauncherClient extends EventEmitter<{ event: [DomainEvent]; close: 
     const result = launcherCommands[entry.command].result.safeParse(message.result);
     if (!result.success) {
       const why = `an invalid answer: ${describeZodError(result.error, 'result')}`;
-      this.dropInvalid(why, line);
+      this.dropInvalid('invalid-result', why, line);
       entry.reject(new LauncherCommandError(entry.command, why));
       return;
     }
@@ -276,7 +295,8 @@ export class LauncherClient extends EventEmitter<{ event: [DomainEvent]; close: 
     }
   }
 
-  private dropInvalid(why: string, line: string): void {
+  private dropInvalid(reason: DropReason, why: string, line: string): void {
+    launcherMessagesDropped.inc({ reason });
     this.invalidMessages += 1;
     if (this.invalidMessages <= invalidMessagesLogged || this.invalidMessages % 1000 === 0) {
       this.log.warn({ why, line: line.slice(0, 200), invalidMessages: this.invalidMessages }, 'dropped an invalid message from the launcher');
@@ -307,6 +327,7 @@ export class LauncherSocketRefused extends Error {
   constructor(socketPath: string, why: string) {
     super(`refusing launcher socket ${socketPath}: ${why}`);
     this.name = 'LauncherSocketRefused';
+    launcherSocketsRefused.inc();
   }
 }
 
@@ -374,6 +395,7 @@ export function launcherDialer(options: { ownerUid?: number } = {}): LauncherDia
     client.on('event', (event) => {
       // A launcher speaks for its own VMI only; anything else is dropped, as any invalid message.
       if (!serves(event.status)) {
+        launcherMessagesDropped.inc({ reason: 'other-vmi' });
         log.warn({ claimed: event.status.vmi }, 'dropped an event about another VMI from the launcher');
         return;
       }

@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { DomainStateCache } from '../../node-handler/domain-state.js';
-import { launcherDialer } from '../../node-handler/launcher-client.js';
+import { launcherDialer, launcherMessagesDropped, launcherSocketsRefused } from '../../node-handler/launcher-client.js';
 import { LauncherConnections } from '../../node-handler/launcher-connections.js';
 import { LAUNCHER_MAX_LINE_BYTES } from '../../runtime/contracts/launcher-protocol.js';
 import type { DomainStatus } from '../../runtime/contracts/launcher-protocol.js';
@@ -232,6 +232,10 @@ describe('a node handler among hostile launchers', () => {
       await real.waitForSerial(new RegExp(`KUBEVM-COUNT ${before + 2}\\b`), 20_000);
       expect(connections.session(realKey, 'pod-real')).toBe(realSession);
       expect(problems).toEqual([]);
+      // And an operator sees it in the metrics.
+      const dropped = Object.fromEntries((await launcherMessagesDropped.get()).values.map((v) => [v.labels.reason, v.value]));
+      expect(dropped).toMatchObject({ 'not-json': expect.any(Number), schema: expect.any(Number), unmatched: expect.any(Number), 'invalid-result': expect.any(Number), oversized: expect.any(Number) });
+      expect((await launcherSocketsRefused.get()).values[0]?.value).toBeGreaterThanOrEqual(8);
     } finally {
       connections.closeAll();
     }
