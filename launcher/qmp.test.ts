@@ -70,7 +70,7 @@ describe('QmpClient', () => {
     const client = await QmpClient.connect(sock, { timeoutMs: 200 });
     await expect(client.execute('query-status')).rejects.toThrow('QMP query-status: no answer within 200 ms');
     const pending = client.execute('query-status', undefined, 5000);
-    client.send('drop');
+    await client.send('drop');
     await expect(pending).rejects.toThrow('QMP query-status: QMP connection closed');
     expect(client.isClosed).toBe(true);
   });

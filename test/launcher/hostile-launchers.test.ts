@@ -233,7 +233,8 @@ describe('a node handler among hostile launchers', () => {
       expect(connections.session(realKey, 'pod-real')).toBe(realSession);
       expect(problems).toEqual([]);
       // And an operator sees it in the metrics.
-      const dropped = Object.fromEntries((await launcherMessagesDropped.get()).values.map((v) => [v.labels.reason, v.value]));
+      const dropped: Record<string, number> = {};
+      for (const v of (await launcherMessagesDropped.get()).values) dropped[String(v.labels.reason)] = v.value;
       expect(dropped).toMatchObject({ 'not-json': expect.any(Number), schema: expect.any(Number), unmatched: expect.any(Number), 'invalid-result': expect.any(Number), oversized: expect.any(Number) });
       expect((await launcherSocketsRefused.get()).values[0]?.value).toBeGreaterThanOrEqual(8);
     } finally {
