@@ -3,7 +3,7 @@
 // is in one process group that stop() kills, so nothing outlives a test.
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, lchownSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -97,6 +97,8 @@ function tree(dir: string, uid: number): void {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) tree(p, uid);
+    // A link a test placed stays pointing where it points, with the target left alone.
+    else if (e.isSymbolicLink()) lchownSync(p, uid, uid);
     else chownSync(p, uid, uid);
   }
 }
