@@ -25,7 +25,7 @@ import { QmpClient, qmp } from './qmp.js';
 import type { QmpMigrationInfo } from './qmp.js';
 import type { DomainCondition, DomainError, DomainEvent, DomainPhase, DomainStatus, GuestInfo, QmpEvent, StartStep } from '../runtime/contracts/launcher-protocol.js';
 import { SERIAL_LOG_TAIL_BYTES } from '../runtime/contracts/launcher-protocol.js';
-import { prepareVolumes } from './volumes.js';
+import { kernelBootFiles, prepareVolumes } from './volumes.js';
 import type { VolumeStatus } from './volumes.js';
 import type { LauncherVmi } from './vmi.js';
 
@@ -156,14 +156,10 @@ export class Domain extends EventEmitter {
         xorriso: this.config.xorriso,
       });
       this.volumes = prepared.status;
+      const kernelBoot = await kernelBootFiles(this.vmi, this.config.kernelBootDir);
       step = 'qemu-args';
       const ctx: QemuContext = { accel: this.accel.accel, sockets: this.sockets, disks: prepared.disks, sandbox: this.config.sandbox };
-      const kb = this.vmi.spec.domain.firmware?.kernelBoot?.container;
-      if (kb) {
-        const inDir = (p: string) => path.join(this.config.kernelBootDir, path.posix.normalize(`/${p}`));
-        ctx.kernelBoot = { kernelPath: inDir(kb.kernelPath ?? '/boot/vmlinuz') };
-        if (kb.initrdPath) ctx.kernelBoot.initrdPath = inDir(kb.initrdPath);
-      }
+      if (kernelBoot) ctx.kernelBoot = kernelBoot;
       const args = qemuArgs(this.vmi, ctx);
       if (options.incoming) args.push('-incoming', 'defer');
       step = 'network';

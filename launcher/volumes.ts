@@ -145,6 +145,24 @@ async function containerDiskBase(paths: VolumePaths, volume: LauncherVolume, fie
   return regularFileInside(root, path.join(diskDir, entries[0] as string), field, `disk image /disk/${entries[0]} of image ${volume.containerDisk?.image}`);
 }
 
+/**
+ * firmware.kernelBoot's kernel and initrd, inside the kernelBoot image's files: QEMU loads them
+ * into guest memory, so a link out of the image would hand the guest a file of the pod.
+ */
+export async function kernelBootFiles(vmi: LauncherVmi, kernelBootDir: string): Promise<{ kernelPath: string; initrdPath?: string } | undefined> {
+  const container = vmi.spec.domain.firmware?.kernelBoot?.container;
+  if (!container) return undefined;
+  const field = 'spec.domain.firmware.kernelBoot.container';
+  const resolve = async (wanted: string, key: 'kernelPath' | 'initrdPath') => {
+    const p = path.join(kernelBootDir, path.posix.normalize(`/${wanted}`));
+    if (!(await exists(p))) throw new VolumeError(`${field}.${key}`, `${wanted} not found in image ${container.image} (looked at ${p})`);
+    return regularFileInside(kernelBootDir, p, `${field}.${key}`, `${wanted} of image ${container.image}`);
+  };
+  const files: { kernelPath: string; initrdPath?: string } = { kernelPath: await resolve(container.kernelPath ?? '/boot/vmlinuz', 'kernelPath') };
+  if (container.initrdPath) files.initrdPath = await resolve(container.initrdPath, 'initrdPath');
+  return files;
+}
+
 /** The PVC's disk: a block device if the pod has one for it, else `disk.img` on its file system. */
 async function pvcDisk(
   paths: VolumePaths,

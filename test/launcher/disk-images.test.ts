@@ -201,6 +201,30 @@ describe('hostile containerDisks are refused before QEMU or qemu-img opens anyth
   });
 });
 
+describe('kernelBoot files', () => {
+  let run: LauncherRun | undefined;
+  afterEach(async () => {
+    await run?.stop();
+    run = undefined;
+  });
+
+  it.each(['kernelPath', 'initrdPath'] as const)('a %s that links out of the kernel image is refused', async (key) => {
+    const vmi = testVmi('hostile-kernel');
+    const container = vmi.spec.domain.firmware?.kernelBoot?.container as { image: string; kernelPath?: string; initrdPath?: string };
+    container[key] = '/boot/link';
+    run = await startLauncher(vmi, {
+      prepare: ({ dir }) => {
+        mkdirSync(path.join(dir, 'kernel-boot', 'boot'));
+        symlinkSync(secret, path.join(dir, 'kernel-boot', 'boot', 'link'));
+      },
+    });
+    const error = await failingStart(run);
+    expect(error.step).toBe('volumes');
+    expect(error.message).toMatch(new RegExp(`spec\\.domain\\.firmware\\.kernelBoot\\.container\\.${key}: /boot/link of image kubevm/test-kernel resolves to .*token, outside the image`));
+    expect(processesMatching(run.runDir)).toEqual([]);
+  });
+});
+
 describe('a raw PVC is opened raw, whatever the guest wrote into it', () => {
   let run: LauncherRun | undefined;
   afterEach(async () => {
@@ -246,13 +270,16 @@ describe('a raw PVC is opened raw, whatever the guest wrote into it', () => {
 
     // Second start on the same claim, and the same bytes as the base of an ephemeral volume: the
     // guest sees its own header, and the Secret on none of its disks.
-    const second: LauncherVmi = testVmi('pvc-reader', 'kubevm.counter=0', {
+    // The kernel command line is the user's: commas and option-like words in it stay in it.
+    const kernelArgs = `kubevm.counter=0 kubevm.note=a,romfile=${secret},,b`;
+    const second: LauncherVmi = testVmi('pvc-reader', kernelArgs, {
       disks: [...disks, { name: 'eph', disk: { bus: 'virtio' }, serial: 'EPH1' }],
       volumes: [
         { name: 'data', persistentVolumeClaim: { claimName: 'data' } },
         // The marker is put together in the guest, so the script itself does not contain it.
         cloudInit(
           `${findDisk('PVC1')}echo "KUBEVM-PVC magic=$(head -c 4 $dev | xxd -p)"\n` +
+            'echo "KUBEVM-CMDLINE $(cat /proc/cmdline)"\n' +
             `m="${marker.slice(0, 10)}""${marker.slice(10)}"\nn=0\n` +
             'for d in /dev/vd? /dev/sd? /dev/sr?; do [ -b "$d" ] || continue; if grep -q "$m" "$d"; then n=$((n+1)); echo "KUBEVM-LEAK $d"; fi; done\n' +
             'echo "KUBEVM-SECRET-SCAN devices=$(ls /dev/vd? | wc -l) found=$n"\n',
@@ -275,6 +302,7 @@ describe('a raw PVC is opened raw, whatever the guest wrote into it', () => {
     expect(nodes.find((n) => n['node-name'] === 'disk2-format')).toMatchObject({ driver: 'qcow2', backing: 'disk2-base' });
     expect(nodes.some((n) => n['filename'] === secret)).toBe(false);
     await run.waitForSerial(/KUBEVM-PVC magic=514649fb/, 90_000);
+    expect((await run.waitForSerial(/KUBEVM-CMDLINE (.*)/, 10_000))[1]?.trim()).toBe(`console=ttyS0 quiet ${kernelArgs}`);
     const scan = await run.waitForSerial(/KUBEVM-SECRET-SCAN devices=(\d+) found=(\d+)/, 60_000);
     expect(scan[1]).toBe('3');
     expect(scan[2]).toBe('0');
