@@ -109,11 +109,10 @@ describe('node handler ↔ real launcher', () => {
   });
 
   it('reports a failed start with the step and QEMU’s own last lines', async () => {
-    // The kernel the VMI names is not there: QEMU itself refuses to start and says why.
+    // A CPU model QEMU does not know: QEMU itself refuses to start and says why.
     const badKey = 'launcher-test/nh-bad';
     const vmi = testVmi('nh-bad');
-    const boot = vmi.spec.domain.firmware?.kernelBoot?.container;
-    if (boot) boot.kernelPath = '/no-such-vmlinuz';
+    vmi.spec.domain.cpu = { ...vmi.spec.domain.cpu, model: 'No-Such-CPU-9000' };
     pods = makePodsDir();
     run = await startLauncher(vmi, { runDir: pods.privateDir(podUid) });
     const domains = new DomainStateCache();
@@ -122,9 +121,9 @@ describe('node handler ↔ real launcher', () => {
     await connections.session(badKey, podUid)?.start().catch(() => undefined);
     await eventually('Failed', 60_000, () => domains.get(badKey)?.phase === 'Failed');
     const failed = domains.get(badKey) as DomainState;
-    expect(failed.failure?.message).toMatch(/^qmp-connect: QEMU exited during start .*; QEMU said: .*could not open kernel file .*no-such-vmlinuz/);
+    expect(failed.failure?.message).toMatch(/^qmp-connect: QEMU exited during start .*; QEMU said: .*unable to find CPU model 'No-Such-CPU-9000'/);
     const status = computeVmiStatus(scheduledVmi('nh-bad'), failed);
     expect(status.phase).toBe('Failed');
-    expect(status.conditions?.find((c) => c.type === 'Synchronized')).toMatchObject({ status: 'False', message: expect.stringContaining('no-such-vmlinuz') });
+    expect(status.conditions?.find((c) => c.type === 'Synchronized')).toMatchObject({ status: 'False', message: expect.stringContaining('No-Such-CPU-9000') });
   });
 });
