@@ -4,7 +4,7 @@ import { describe, expect, it } from '@jest/globals';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';
-import { devicePluginV1beta1 } from './deviceplugin-v1beta1.js';
+import { devicePluginDescriptor } from './deviceplugin-v1beta1.js';
 import { devicePluginLoadOptions } from './plugin.js';
 
 const protoFile = path.join(path.dirname(fileURLToPath(import.meta.url)), 'deviceplugin-v1beta1.proto');
@@ -30,12 +30,12 @@ function shape(definition: protoLoader.PackageDefinition): Record<string, unknow
 describe('device-plugin v1beta1 descriptor', () => {
   it('matches the .proto', () => {
     const fromProto = protoLoader.loadSync(protoFile, devicePluginLoadOptions);
-    const fromDescriptor = protoLoader.fromJSON(devicePluginV1beta1 as unknown as Parameters<typeof protoLoader.fromJSON>[0], devicePluginLoadOptions);
+    const fromDescriptor = protoLoader.fromJSON(devicePluginDescriptor, devicePluginLoadOptions);
     expect(shape(fromDescriptor)).toEqual(shape(fromProto));
   });
 
   it('names the kubelet’s methods as the kubelet calls them', () => {
-    const definition = protoLoader.fromJSON(devicePluginV1beta1 as unknown as Parameters<typeof protoLoader.fromJSON>[0], devicePluginLoadOptions);
+    const definition = protoLoader.fromJSON(devicePluginDescriptor, devicePluginLoadOptions);
     const paths = (service: string): string[] => Object.values(definition[service] as protoLoader.ServiceDefinition).map((method) => method.path);
     expect(paths('v1beta1.Registration')).toEqual(['/v1beta1.Registration/Register']);
     expect(paths('v1beta1.DevicePlugin')).toEqual([

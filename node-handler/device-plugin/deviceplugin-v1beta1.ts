@@ -1,6 +1,8 @@
 // The device-plugin v1beta1 API of deviceplugin-v1beta1.proto as a protobuf.js JSON descriptor, so
 // the compiled handler needs no .proto file at run time (tsc copies only JS into dist/). Derived
 // from the .proto; deviceplugin-v1beta1.test.ts fails when the two disagree.
+import type * as protoLoader from '@grpc/proto-loader';
+
 export const devicePluginV1beta1 = {
   nested: {
     v1beta1: {
@@ -259,3 +261,10 @@ export const devicePluginV1beta1 = {
     },
   },
 } as const;
+
+/**
+ * The descriptor as proto-loader's fromJSON takes it. The one cast: protobuf.js's INamespace
+ * types are stricter than the JSON it reads (every method a `comment`, no `keyType` on map
+ * fields), and the test above checks the descriptor against the .proto instead.
+ */
+export const devicePluginDescriptor = devicePluginV1beta1 as unknown as Parameters<typeof protoLoader.fromJSON>[0];

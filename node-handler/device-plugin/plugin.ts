@@ -12,7 +12,7 @@ import { Counter } from 'prom-client';
 import type { Logger } from '../../runtime/logging.js';
 import { silentLogger } from '../../runtime/logging.js';
 import { registry } from '../../runtime/metrics.js';
-import { devicePluginV1beta1 } from './deviceplugin-v1beta1.js';
+import { devicePluginDescriptor } from './deviceplugin-v1beta1.js';
 import {
   UnknownDeviceUnitError,
   allocateDevice,
@@ -33,8 +33,10 @@ export const deviceAllocations = new Counter({
   labelNames: ['resource', 'outcome'] as const,
   registers: [registry],
 });
+/** A generated client class whose instances carry the service's methods, typed (grpc-js types them loosely). */
+type ServiceClass<C extends grpc.Client> = (new (address: string, credentials: grpc.ChannelCredentials) => C) & grpc.ServiceClientConstructor;
 interface DevicePluginApi {
-  Registration: grpc.ServiceClientConstructor;
+  Registration: ServiceClass<RegistrationClient>;
   DevicePlugin: grpc.ServiceClientConstructor;
 }
 
@@ -45,8 +47,7 @@ let api: DevicePluginApi | undefined;
 /** The v1beta1 services, loaded once. Field names as in the .proto (keepCase). */
 export function devicePluginApi(): DevicePluginApi {
   if (!api) {
-    const descriptor = devicePluginV1beta1 as unknown as Parameters<typeof protoLoader.fromJSON>[0];
-    const definition = protoLoader.fromJSON(descriptor, devicePluginLoadOptions);
+    const definition = protoLoader.fromJSON(devicePluginDescriptor, devicePluginLoadOptions);
     const loaded = grpc.loadPackageDefinition(definition) as unknown as { v1beta1: DevicePluginApi };
     api = loaded.v1beta1;
   }
@@ -67,7 +68,7 @@ interface RegistrationClient extends grpc.Client {
 
 /** Calls the kubelet's Registration.Register for one plugin. */
 export async function registerWithKubelet(kubeletSocket: string, request: RegisterRequest, timeoutMs = 5000): Promise<void> {
-  const client = new (devicePluginApi().Registration)(`unix://${kubeletSocket}`, grpc.credentials.createInsecure()) as unknown as RegistrationClient;
+  const client = new (devicePluginApi().Registration)(`unix://${kubeletSocket}`, grpc.credentials.createInsecure());
   try {
     await new Promise<void>((resolve, reject) => {
       client.Register(request, { deadline: Date.now() + timeoutMs }, (error) => (error ? reject(error) : resolve()));
