@@ -203,12 +203,13 @@ export class Controller {
     const reconcileId = randomUUID();
     const log = this.log.child({ reconcileId, kind: this.kind, namespace, name });
     const ctx: ReconcileContext = { log, reconcileId, namespace, name, signal: this.abortInFlight.signal };
-    if (this.refuseInvalid(key, log)) {
-      reconcileTotal.inc({ controller: this.name, result: 'invalid' });
-      this.queue.forget(key);
-      return;
-    }
     try {
+      // Inside the try: a validator that throws is a failed reconcile (retried), never a dead worker.
+      if (this.refuseInvalid(key, log)) {
+        reconcileTotal.inc({ controller: this.name, result: 'invalid' });
+        this.queue.forget(key);
+        return;
+      }
       const result = await this.reconcileFn(key, ctx);
       this.queue.forget(key);
       const requeueAfter = result?.requeueAfter;
