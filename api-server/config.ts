@@ -1,20 +1,25 @@
-// The api-server's configuration, from the environment, validated by one zod schema (so it moves
-// to the shared configuration loader unchanged once that exists). See main.ts for the list.
+// The api-server's settings, read by the one configuration loader (runtime/config.ts): each is a
+// flag --name and a variable KUBEVM_NAME; a bad value stops the process with one line naming it.
 import { z } from 'zod';
+import { integerSetting, loadConfig, portSetting } from '../runtime/config.js';
+import type { SettingsOf } from '../runtime/config.js';
 
-const Port = z.coerce.number().int().min(0).max(65535);
-
-export const ApiServerEnvironment = z.object({
-  /** The HTTPS port of the subresource API and the admission webhooks. */
-  KUBEVM_API_PORT: Port.default(8443),
-  /** The serving certificate and key (PEM files; the Secret kubevm-api-tls mounted). */
-  KUBEVM_API_TLS_CERT: z.string().min(1).default('/etc/kubevm/tls/tls.crt'),
-  KUBEVM_API_TLS_KEY: z.string().min(1).default('/etc/kubevm/tls/tls.key'),
-  /** How often the front-proxy settings are re-read from kube-system/extension-apiserver-authentication. */
-  KUBEVM_API_AUTH_REFRESH_SECONDS: z.coerce.number().int().min(1).default(60),
-  /** /healthz, /readyz, /metrics (plain HTTP, as every kubevm component). */
-  HEALTH_PORT: Port.default(8080),
-});
+export const apiServerSettings = {
+  port: { env: 'KUBEVM_API_PORT', schema: portSetting.default(8443), description: 'the HTTPS port of the subresource API and the admission webhooks (default 8443)' },
+  tlsCert: {
+    env: 'KUBEVM_API_TLS_CERT',
+    schema: z.string().default('/etc/kubevm/tls/tls.crt'),
+    description: 'the serving certificate, PEM (the Secret kubevm-api-tls mounted; default /etc/kubevm/tls/tls.crt)',
+  },
+  tlsKey: { env: 'KUBEVM_API_TLS_KEY', schema: z.string().default('/etc/kubevm/tls/tls.key'), description: 'its key, PEM (default /etc/kubevm/tls/tls.key)' },
+  authRefreshSeconds: {
+    env: 'KUBEVM_API_AUTH_REFRESH_SECONDS',
+    schema: integerSetting(1, 86_400).default(60),
+    description: 'how often kube-system/extension-apiserver-authentication is re-read (default 60)',
+  },
+  healthPort: { env: 'KUBEVM_HEALTH_PORT', schema: portSetting.default(8080), description: '/healthz, /readyz, /metrics over HTTP (default 8080)' },
+  podNamespace: { env: 'POD_NAMESPACE', schema: z.string().default('kubevirt'), description: "kubevm's namespace (downward API; default kubevirt)" },
+};
 
 export type ApiServerConfig = {
   port: number;
@@ -22,20 +27,22 @@ export type ApiServerConfig = {
   tlsKeyFile: string;
   authRefreshMs: number;
   healthPort: number;
+  namespace: string;
 };
 
-/** The configuration, or an error naming each variable that is wrong. */
-export function configFrom(env: NodeJS.ProcessEnv): ApiServerConfig {
-  const parsed = ApiServerEnvironment.safeParse(env);
-  if (!parsed.success) {
-    throw new Error(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  }
-  const e = parsed.data;
+/** The server's configuration from its settings. */
+export function apiServerConfig(settings: SettingsOf<typeof apiServerSettings>): ApiServerConfig {
   return {
-    port: e.KUBEVM_API_PORT,
-    tlsCertFile: e.KUBEVM_API_TLS_CERT,
-    tlsKeyFile: e.KUBEVM_API_TLS_KEY,
-    authRefreshMs: e.KUBEVM_API_AUTH_REFRESH_SECONDS * 1000,
-    healthPort: e.HEALTH_PORT,
+    port: settings.port,
+    tlsCertFile: settings.tlsCert,
+    tlsKeyFile: settings.tlsKey,
+    authRefreshMs: settings.authRefreshSeconds * 1000,
+    healthPort: settings.healthPort,
+    namespace: settings.podNamespace,
   };
+}
+
+/** The configuration from flags and the environment; throws ConfigError naming a bad setting. */
+export function configFrom(env: NodeJS.ProcessEnv, argv: readonly string[] = []): ApiServerConfig {
+  return apiServerConfig(loadConfig(apiServerSettings, argv, env));
 }

@@ -3,12 +3,8 @@
 // front-proxy settings and its certificate, serves, and shuts down gracefully. The logic lives in
 // the modules beside it.
 //
-// Configuration (environment; config.ts validates it):
-//   KUBEVM_API_PORT                  HTTPS port (default 8443)
-//   KUBEVM_API_TLS_CERT / _KEY       serving certificate and key files (default /etc/kubevm/tls/tls.{crt,key})
-//   KUBEVM_API_AUTH_REFRESH_SECONDS  re-read kube-system/extension-apiserver-authentication (default 60)
-//   HEALTH_PORT                      /healthz, /readyz, /metrics over HTTP (default 8080)
-//   LOG_LEVEL
+// Configuration: apiServerSettings in config.ts (runtime/config.ts reads them: a flag --name or a
+// variable KUBEVM_NAME each, e.g. --api-port / KUBEVM_API_PORT); LOG_LEVEL.
 import { readFileSync } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
 import { HealthServer } from '../runtime/health.js';
@@ -20,13 +16,14 @@ import { ProcessLifecycle } from '../runtime/process.js';
 import { clusterAdmissionContext } from './admission/context.js';
 import { createApiServer } from './app.js';
 import { SubjectAccessReviewAuthorizer } from './authorize.js';
-import { configFrom } from './config.js';
+import { loadConfigOrExit } from '../runtime/config.js';
+import { apiServerConfig, apiServerSettings } from './config.js';
 import { loadFrontProxyConfig } from './front-proxy.js';
 import { listen } from './server.js';
 
 async function main(): Promise<void> {
+  const config = apiServerConfig(loadConfigOrExit('api-server', apiServerSettings));
   const log = createRootLogger({ component: 'api-server' });
-  const config = configFrom(process.env);
   const lifecycle = new ProcessLifecycle({ log });
   lifecycle.installSignalHandlers();
   enableProcessMetrics();
@@ -36,7 +33,7 @@ async function main(): Promise<void> {
   let frontProxy = await loadFrontProxyConfig(configMaps);
   const tls = { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) };
 
-  const admission = clusterAdmissionContext(client, process.env['POD_NAMESPACE'] ?? 'kubevirt');
+  const admission = clusterAdmissionContext(client, config.namespace);
   await admission.refresh().catch((err: unknown) => log.warn({ err }, 'could not read the KubeVirt CR; no host devices are permitted until it can be read'));
   const app = createApiServer({ client, authorizer: new SubjectAccessReviewAuthorizer(client), frontProxy: () => frontProxy, log, tls, admission });
   const health = new HealthServer({ port: config.healthPort, log, component: 'virt_api' });
