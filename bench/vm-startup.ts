@@ -111,7 +111,7 @@ try {
   console.log(`VMI creates per VM: ${per(atRunning.vmiCreates, before.vmiCreates)}`);
   console.log(`VMI writes per VMI (PUT/PATCH/APPLY, status included) up to Running: ${per(atRunning.vmi, before.vmi)}; 30 s later: ${per(settled.vmi, before.vmi)}`);
   console.log(`pod writes per VMI after creation (not the kubelet's pods/status): ${per(settled.pod, before.pod)}`);
-  console.log(`refused writes per VMI (conflicts and other non-2xx, VMIs and pods): ${per(settled.refused, before.refused)}`);
+  console.log(`refused writes per VMI (409 conflicts, 422 failed patch tests and other non-2xx; VMIs and pods): ${per(settled.refused, before.refused)}`);
 } finally {
   await deleteNamespace(client, namespace);
   client.close();

@@ -39,6 +39,11 @@ export const controllerSettings = {
   leaderElect: { env: 'KUBEVM_LEADER_ELECT', schema: booleanSetting.default(true), description: 'true (default) or false' },
   healthPort: { env: 'KUBEVM_HEALTH_PORT', schema: portSetting.default(8080), description: '/healthz, /readyz, /metrics (default 8080)' },
   workers: { env: 'KUBEVM_WORKERS', schema: integerSetting(1, 1000).default(3), description: 'workers per controller (default 3)' },
+  syncPeriodSeconds: {
+    env: 'KUBEVM_SYNC_PERIOD_SECONDS',
+    schema: integerSetting(0, 7 * 24 * 3600).default(600),
+    description: 'every VM and VMI is reconciled again this often, +0-10 % jitter (default 600; 0: off)',
+  },
 };
 
 export type ControllerSettings = SettingsOf<typeof controllerSettings>;
@@ -60,6 +65,7 @@ export function controllerConfig(settings: ControllerSettings): ControllerConfig
     vmWorkers: settings.workers,
     vmiWorkers: settings.workers,
     healthPort: settings.healthPort,
+    syncPeriodMs: settings.syncPeriodSeconds * 1000,
   };
 }
 

@@ -54,6 +54,8 @@ export interface ControllerConfig {
   watchNamespace?: string;
   /** Informer full re-list period. */
   resyncPeriodMs?: number;
+  /** Every VM and VMI is reconciled again this often, with jitter (controller-runtime's SyncPeriod; default 10 min). */
+  syncPeriodMs?: number;
   /** Leader election timings (client-go's defaults when unset). */
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
@@ -163,12 +165,19 @@ export class ControllerManager {
     return this.term !== undefined;
   }
 
-  /** Reconcile every VM and VMI again (what a periodic resync does), e.g. to prove a no-op pass writes nothing. */
+  /** The holder of the Lease as this replica last read it ('' before the first read); itself without leader election. */
+  observedLeader(): string {
+    return this.elector ? this.elector.observedLeader() : this.config.identity;
+  }
+
+  /** Reconcile every VM and VMI again now (what the periodic resync does), e.g. to prove a no-op pass writes nothing. */
   resyncAll(): void {
-    for (const controller of this.term?.controllers ?? []) {
-      const informer = controller.kind === 'VirtualMachine' ? this.vms : this.vmis;
-      for (const key of informer.keys()) controller.enqueue(key);
-    }
+    for (const controller of this.term?.controllers ?? []) controller.resync();
+  }
+
+  /** Periodic and explicit resyncs of this term's controllers, for tests. */
+  resyncs(): number {
+    return (this.term?.controllers ?? []).reduce((sum, controller) => sum + controller.resyncs(), 0);
   }
 
   /** Idle: no keys queued or in flight (for tests). */
@@ -200,10 +209,11 @@ export class ControllerManager {
     });
     // Expectations are lowered before the controllers' own handlers enqueue the key.
     const unregister = [observeVMIs(this.vmis, expectationsVM), observeLauncherPods(this.pods, expectationsVMI)];
-    const vm = new Controller({ name: 'virt-controller-vm', kind: 'VirtualMachine', workers: this.config.vmWorkers, log: this.log, events: this.events, reconcile: vmController.reconcile })
+    const sync = this.config.syncPeriodMs !== undefined ? { syncPeriodMs: this.config.syncPeriodMs } : {};
+    const vm = new Controller({ name: 'virt-controller-vm', kind: 'VirtualMachine', workers: this.config.vmWorkers, log: this.log, events: this.events, reconcile: vmController.reconcile, ...sync })
       .watch(this.vms)
       .watch(this.vmis, controllerOwnerKey('VirtualMachine'));
-    const vmi = new Controller({ name: 'virt-controller-vmi', kind: 'VirtualMachineInstance', workers: this.config.vmiWorkers, log: this.log, events: this.events, reconcile: vmiController.reconcile })
+    const vmi = new Controller({ name: 'virt-controller-vmi', kind: 'VirtualMachineInstance', workers: this.config.vmiWorkers, log: this.log, events: this.events, reconcile: vmiController.reconcile, ...sync })
       .watch(this.vmis)
       .watch(this.pods, controllerOwnerKey('VirtualMachineInstance'));
     this.term = { controllers: [vm, vmi], unregister };

@@ -6,7 +6,7 @@
 // KUBEVM_NAME (runtime/config.ts). A bad value stops the process with one line (exit code 2).
 import path from 'node:path';
 import { z } from 'zod';
-import { loadConfigOrExit, portSetting } from '../runtime/config.js';
+import { integerSetting, loadConfigOrExit, portSetting } from '../runtime/config.js';
 import { KubeEventRecorder } from '../runtime/events.js';
 import { VirtualMachineInstanceNames, VirtualMachineInstanceSchema, schemaValidator } from '../runtime/api/index.js';
 import { Controller } from '../runtime/controller.js';
@@ -48,10 +48,15 @@ const nodeHandlerSettings = {
   },
   devRoot: { env: 'KUBEVM_DEV_ROOT', schema: z.string().default('/'), description: "where the host's /dev is mounted (default /)" },
   healthPort: { env: 'KUBEVM_HEALTH_PORT', schema: portSetting.default(8443), description: '/healthz, /readyz, /metrics (default 8443)' },
+  syncPeriodSeconds: {
+    env: 'KUBEVM_SYNC_PERIOD_SECONDS',
+    schema: integerSetting(0, 7 * 24 * 3600).default(600),
+    description: 'every VMI of the node is reconciled again this often, +0-10 % jitter (default 600; 0: off)',
+  },
 };
 
 async function main(): Promise<void> {
-  const { nodeName, kubeletRoot, devicePluginDir: pluginDir, devRoot, healthPort: port } = loadConfigOrExit('node-handler', nodeHandlerSettings);
+  const { nodeName, kubeletRoot, devicePluginDir: pluginDir, devRoot, healthPort: port, syncPeriodSeconds } = loadConfigOrExit('node-handler', nodeHandlerSettings);
   const log = createRootLogger({ component: 'node-handler' });
 
   const lifecycle = new ProcessLifecycle({ log });
@@ -77,6 +82,7 @@ async function main(): Promise<void> {
     name: 'virt-handler-vmi',
     kind: 'VirtualMachineInstance',
     workers: 4,
+    syncPeriodMs: syncPeriodSeconds * 1000,
     log,
     events,
     reconcile: (key, ctx) => reconcile(key, ctx),

@@ -8,7 +8,9 @@ import type { Informer } from '../runtime/informer.js';
 import type { KubeObject, ResourceClient } from '../runtime/kube.js';
 import { ApiError, isNotFound } from '../runtime/kube.js';
 import type { Logger } from '../runtime/logging.js';
-import { updateStatusIfChanged } from '../runtime/status.js';
+import { patchStatusIfChanged } from '../runtime/status.js';
+import { OwnWrites } from '../runtime/own-writes.js';
+import { VMI_STATUS_FIELDS, VMI_STATUS_FIELD_MANAGER } from '../runtime/contracts/vmi-status.js';
 import type { DomainState, DomainStateCache } from './domain-state.js';
 import type { LauncherConnections, LauncherSession } from './launcher-connections.js';
 import { computeVmiStatus, isHandledPhase } from './vmi-status.js';
@@ -23,7 +25,7 @@ export { pauseRequestAnnotation, softRebootRequestAnnotation } from '../runtime/
 /** KubeVirt's default terminationGracePeriodSeconds for a VMI. */
 export const defaultGracePeriodSeconds = 30;
 
-export const fieldManager = 'kubevm-node-handler';
+export const fieldManager = VMI_STATUS_FIELD_MANAGER['node-handler'];
 
 /** The VMI's launcher pod on this node, from status.activePods (pod uid → node name). */
 export function activePodOnNode(vmi: VirtualMachineInstance, nodeName: string): string | undefined {
@@ -106,6 +108,8 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
   /** Pods already asked to start / shut down (by uid); in memory: after a restart the domain shows it. */
   const startSent = new Set<string>();
   const shutdownSent = new Set<string>();
+  /** A pass on a cache that does not show our last status write yet would compute from old facts. */
+  const ownWrites = new OwnWrites();
 
   async function forward(vmi: VirtualMachineInstance, session: LauncherSession, intent: LauncherIntent, podUid: string, ctx: ReconcileContext): Promise<void> {
     ctx.log.info({ intent: intent.kind, podUid }, 'forwarding to the launcher');
@@ -152,6 +156,12 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
     const cached = informer.get(key);
     if (!cached) {
       connections.drop(key);
+      ownWrites.forget(key);
+      return;
+    }
+    if (ownWrites.cacheIsBehind(key, cached.metadata?.resourceVersion)) {
+      // The informer's event for our write enqueues the key again.
+      ctx.log.debug('waiting for the cache to show our last status write');
       return;
     }
     const podUid = activePodOnNode(cached, nodeName);
@@ -176,8 +186,14 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
     }
 
     const status = computeVmiStatus(vmi, domain);
-    const { written } = await updateStatusIfChanged(vmis, vmi, status, { fieldManager, signal: ctx.signal });
+    const { written, object } = await patchStatusIfChanged(vmis, vmi, status, {
+      owned: VMI_STATUS_FIELDS['node-handler'],
+      writer: 'the node handler',
+      fieldManager,
+      signal: ctx.signal,
+    });
     if (written) {
+      ownWrites.record(key, object.metadata?.resourceVersion);
       ctx.log.info({ phase: status.phase }, 'status updated');
       for (const event of statusTransitionEvents(vmi.status, status)) options.events?.record(vmi, event.type, event.reason, event.message);
     }

@@ -1,4 +1,4 @@
-// The part of a VMI's status the node handler owns (ADR 0007): the phases from Running on, the
+// The part of a VMI's status the node handler owns (runtime/contracts/vmi-status.ts, ADR 0008): the phases from Running on, the
 // interfaces, guestOSInfo and the conditions the launcher reports. Computed once per pass from the
 // VMI and the launcher's state, as a pure function, so "did anything change" is a comparison.
 import type { VirtualMachineInstance, VirtualMachineInstanceNetworkInterface, VirtualMachineInstancePhase, VirtualMachineInstanceStatus } from '../runtime/api/index.js';
@@ -6,16 +6,14 @@ import { formatConditionTime, removeCondition, setCondition } from '../runtime/c
 import type { Condition, ConditionInput } from '../runtime/conditions.js';
 import { VMI_CONDITION_ORDER, VmiConditionType } from '../runtime/contracts/vmi-conditions.js';
 import type { DomainState } from './domain-state.js';
-import { statusEqual } from '../runtime/status.js';
+import { NODE_HANDLER_PHASES, VMI_STATUS_FIELDS } from '../runtime/contracts/vmi-status.js';
+import { statusPatch } from '../runtime/status.js';
 
 export { VmiConditionType };
 
-/** Phases in which this node's handler drives the VMI; before them the controller does. */
-const handledPhases: ReadonlySet<VirtualMachineInstancePhase | undefined> = new Set(['Scheduled', 'Running'] as const);
-
-/** Whether the handler has anything to say about a VMI in this phase. */
+/** Whether the handler has anything to say about a VMI in this phase (before it, the controller drives it). */
 export function isHandledPhase(phase: VirtualMachineInstancePhase | undefined): boolean {
-  return handledPhases.has(phase);
+  return phase !== undefined && NODE_HANDLER_PHASES.includes(phase);
 }
 
 /** The VMI phase a domain phase means; undefined when the domain has not started yet. */
@@ -141,7 +139,10 @@ export function namedInterfaces(vmi: VirtualMachineInstance, observed: readonly 
   });
 }
 
-/** Whether a computed status differs from the stored one, ignoring key order and undefined fields. */
+/**
+ * Whether a computed status differs from the stored one, ignoring key order and undefined fields.
+ * Throws if it differs in a field the node handler does not own (the patch it would send).
+ */
 export function statusChanged(stored: VirtualMachineInstanceStatus | undefined, computed: VirtualMachineInstanceStatus): boolean {
-  return !statusEqual(stored, computed);
+  return statusPatch(stored, computed, VMI_STATUS_FIELDS['node-handler'], 'the node handler').length > 0;
 }

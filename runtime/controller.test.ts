@@ -1,19 +1,38 @@
 // The controller's outcome handling, with a queue driven by hand (no informer: informers are
-// exercised against the real API server in test/integration).
-import { afterEach, describe, expect, it } from '@jest/globals';
+// exercised against the real API server in test/integration). Time is jest's fake clock: the work
+// queue's delays and backoffs run on setTimeout and Date.now, so the tests step time exactly
+// instead of sleeping and guessing.
+import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { Writable } from 'node:stream';
 import type { ReconcileContext, ReconcileResult } from './controller.js';
 import { Controller, TerminalError, controllerOwnerKey } from './controller.js';
 import { createRootLogger } from './logging.js';
 import { ExponentialBackoffRateLimiter } from './workqueue.js';
-import { eventually } from '../test/support/eventually.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** Let `ms` of fake time pass, running the timers and the promise callbacks they start. */
+const advance = (ms: number): Promise<void> => jest.advanceTimersByTimeAsync(ms);
+
+/**
+ * Step the fake clock 1 ms at a time until the condition holds (not a polling wait: time moves
+ * only as this steps it, so the tests see exact delays).
+ */
+async function stepUntil(condition: () => boolean, timeoutMs = 2000): Promise<void> {
+  for (let waited = 0; !condition(); waited++) {
+    if (waited > timeoutMs) throw new Error('condition not met in time');
+    await advance(1);
+  }
+}
 
 let controllers: Controller[] = [];
+beforeEach(() => {
+  jest.useFakeTimers({ now: 1_700_000_000_000 });
+});
 afterEach(async () => {
-  await Promise.all(controllers.map((c) => c.stop({ deadlineMs: 100 })));
+  const stopping = Promise.all(controllers.map((c) => c.stop({ deadlineMs: 100 })));
+  await advance(100);
+  await stopping;
   controllers = [];
+  jest.useRealTimers();
 });
 
 let seq = 0;
@@ -42,8 +61,7 @@ describe('Controller outcomes', () => {
     });
     await controller.start();
     controller.enqueue('ns/a');
-    await eventually('calls === 3', 2000, () => calls === 3);
-    await sleep(10);
+    await stepUntil(() => calls === 3 && controller.queue.inFlight() === 0);
     expect(controller.queue.numRequeues('ns/a')).toBe(0);
   });
 
@@ -58,12 +76,9 @@ describe('Controller outcomes', () => {
     );
     await controller.start();
     controller.enqueue('ns/a');
-    await eventually('times.length >= 4', 3000, () => times.length >= 4);
-    const gaps = times.slice(1).map((t, i) => t - (times[i] ?? 0));
-    // 20, 40, 80 ms (timers may fire late, never early).
-    expect(gaps[0]).toBeGreaterThanOrEqual(19);
-    expect(gaps[1]).toBeGreaterThanOrEqual(39);
-    expect(gaps[2]).toBeGreaterThanOrEqual(79);
+    await stepUntil(() => times.length >= 4, 3000);
+    const gaps = times.slice(1, 4).map((t, i) => t - (times[i] ?? 0));
+    expect(gaps).toEqual([20, 40, 80]);
     expect(controller.queue.numRequeues('ns/a')).toBeGreaterThanOrEqual(3);
   });
 
@@ -75,11 +90,11 @@ describe('Controller outcomes', () => {
     });
     await controller.start();
     controller.enqueue('ns/a');
-    await eventually('times.length === 3', 2000, () => times.length === 3);
-    expect((times[1] ?? 0) - (times[0] ?? 0)).toBeGreaterThanOrEqual(49);
-    expect((times[2] ?? 0) - (times[1] ?? 0)).toBeGreaterThanOrEqual(49);
+    await stepUntil(() => times.length === 3);
+    expect((times[1] ?? 0) - (times[0] ?? 0)).toBe(50);
+    expect((times[2] ?? 0) - (times[1] ?? 0)).toBe(50);
     expect(controller.queue.numRequeues('ns/a')).toBe(0);
-    await sleep(120);
+    await advance(10_000);
     expect(times).toHaveLength(3);
   });
 
@@ -91,12 +106,12 @@ describe('Controller outcomes', () => {
     });
     await controller.start();
     controller.enqueue('ns/a');
-    await eventually('calls === 1', 2000, () => calls === 1);
-    await sleep(100);
+    await stepUntil(() => calls === 1);
+    await advance(1_000_000); // past any backoff it could have been given
     expect(calls).toBe(1);
     expect(controller.queue.numRequeues('ns/a')).toBe(0);
     controller.enqueue('ns/a');
-    await eventually('calls === 2', 2000, () => calls === 2);
+    await stepUntil(() => calls === 2);
   });
 
   it('never runs two reconciles of one key at once, even with many workers', async () => {
@@ -108,7 +123,7 @@ describe('Controller outcomes', () => {
         active++;
         if (active > 1) overlaps++;
         calls++;
-        await sleep(5);
+        await new Promise((resolve) => setTimeout(resolve, 5));
         active--;
       },
       { workers: 4 },
@@ -116,9 +131,9 @@ describe('Controller outcomes', () => {
     await controller.start();
     for (let i = 0; i < 20; i++) {
       controller.enqueue('ns/same');
-      await sleep(1);
+      await advance(1);
     }
-    await eventually('the queue to drain', 2000, () => active === 0 && controller.queue.len() === 0 && controller.queue.inFlight() === 0);
+    await stepUntil(() => active === 0 && controller.queue.len() === 0 && controller.queue.inFlight() === 0);
     expect(overlaps).toBe(0);
     // De-duplicated: far fewer reconciles than adds, but at least one after the last add.
     expect(calls).toBeGreaterThanOrEqual(2);
@@ -147,7 +162,7 @@ describe('Controller outcomes', () => {
     controllers.push(controller);
     await controller.start();
     controller.enqueue('default/testvm');
-    await eventually('done', 2000, () => done);
+    await stepUntil(() => done);
     const line = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['msg'] === 'reconciling');
     expect(line).toMatchObject({ controller: 'vmi', kind: 'VirtualMachineInstance', namespace: 'default', name: 'testvm', component: 'test' });
     expect(typeof line?.['reconcileId']).toBe('string');
@@ -163,10 +178,10 @@ describe('Controller outcomes', () => {
     });
     await controller.start();
     controller.enqueue('ns/slow');
-    await sleep(5);
+    await stepUntil(() => controller.queue.inFlight() === 1);
     controller.enqueue('ns/queued');
     const stopped = controller.stop({ deadlineMs: 2000 });
-    await sleep(10);
+    await advance(10);
     release();
     await stopped;
     expect(finished).toEqual(['ns/slow']);
@@ -180,8 +195,12 @@ describe('Controller outcomes', () => {
     });
     await controller.start();
     controller.enqueue('ns/stuck');
-    await sleep(5);
-    await controller.stop({ deadlineMs: 30 });
+    await stepUntil(() => controller.queue.inFlight() === 1);
+    const stopped = controller.stop({ deadlineMs: 30 });
+    await advance(29);
+    expect(aborted).toBe(false);
+    await advance(1);
+    await stopped;
     expect(aborted).toBe(true);
   });
 });

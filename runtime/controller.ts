@@ -9,6 +9,9 @@
 // has a validator (ADR 0001): an invalid object is not reconciled, and is reported once per
 // version (a log line and a Warning Event naming the field paths). Objects being deleted are
 // reconciled anyway, so their children and finalizers are still cleaned up.
+// Besides events, every root object is reconciled again each sync period (controller-runtime's
+// SyncPeriod), so a lost event or a dropped key never strands an object; a pass that finds
+// nothing to do writes nothing (diff before write), so a resync costs reads of the cache only.
 import { randomUUID } from 'node:crypto';
 import type { EventRecorder } from './events.js';
 import type { Informer, RunnableInformer } from './informer.js';
@@ -58,10 +61,22 @@ export interface ControllerOptions {
   rateLimiter?: RateLimiter;
   /** Where an invalid root object is reported (a Warning Event, reason FailedValidation). */
   events?: EventRecorder;
+  /**
+   * controller-runtime's SyncPeriod: every object of the root informers is enqueued again this
+   * often, each period stretched by a random 0..syncJitter fraction so replicas and controllers do
+   * not resync in step. Default 10 min; 0 turns it off.
+   */
+  syncPeriodMs?: number;
+  /** Default 0.1 (controller-runtime's jitter). */
+  syncJitter?: number;
+  /** For tests: the random source of the jitter. */
+  random?: () => number;
 }
 
 /** The Event reason of a root object the controller refuses to reconcile because it is invalid. */
 export const FAILED_VALIDATION_REASON = 'FailedValidation';
+
+export const DEFAULT_SYNC_PERIOD_MS = 10 * 60_000;
 
 /** Maps a watched object to the root keys it concerns (e.g. a launcher pod to its VMI). */
 export type KeyMapper<T> = (obj: T) => readonly string[];
@@ -94,6 +109,13 @@ export class Controller {
   private rootOf: ((key: string) => { obj: KubeObject; errors: readonly string[] } | undefined) | undefined;
   /** Invalid object versions already reported (cached objects are replaced on change). */
   private readonly reportedInvalid = new WeakSet<KubeObject>();
+  /** Informers watched without a mapper: their objects are this controller's keys. */
+  private readonly roots: Array<{ keys(): string[] }> = [];
+  private readonly syncPeriodMs: number;
+  private readonly syncJitter: number;
+  private readonly random: () => number;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private resyncCount = 0;
   private readonly unregister: Array<() => void> = [];
   private readonly abortInFlight = new AbortController();
   private workers: Array<Promise<void>> = [];
@@ -107,6 +129,9 @@ export class Controller {
     this.log = (options.log ?? silentLogger).child({ controller: options.name });
     this.events = options.events;
     this.queue = new WorkQueue({ name: options.name, ...(options.rateLimiter ? { rateLimiter: options.rateLimiter } : {}) });
+    this.syncPeriodMs = options.syncPeriodMs ?? DEFAULT_SYNC_PERIOD_MS;
+    this.syncJitter = options.syncJitter ?? 0.1;
+    this.random = options.random ?? Math.random;
   }
 
   /**
@@ -121,6 +146,7 @@ export class Controller {
     };
     this.informers.push(informer);
     if (!mapToKeys) {
+      this.roots.push(informer);
       this.rootOf = (key) => {
         const obj = informer.get(key);
         return obj ? { obj, errors: informer.validationErrors(obj) } : undefined;
@@ -162,6 +188,36 @@ export class Controller {
     if (signal?.aborted || this.queue.shuttingDown) return;
     this.log.info({ workers: this.workerCount }, 'starting workers');
     for (let i = 0; i < this.workerCount; i++) this.workers.push(this.runWorker());
+    this.scheduleResync();
+  }
+
+  /** Periodic resyncs done so far (each enqueued every root object once). */
+  resyncs(): number {
+    return this.resyncCount;
+  }
+
+  /** Enqueue every object of the root informers now, as the periodic resync does. */
+  resync(): void {
+    if (this.queue.shuttingDown) return;
+    let keys = 0;
+    for (const informer of this.roots) {
+      for (const key of informer.keys()) {
+        this.queue.add(key);
+        keys++;
+      }
+    }
+    this.resyncCount++;
+    this.log.debug({ keys }, 'periodic resync: every object enqueued');
+  }
+
+  private scheduleResync(): void {
+    if (this.syncPeriodMs <= 0 || this.queue.shuttingDown) return;
+    const delay = this.syncPeriodMs * (1 + this.random() * this.syncJitter);
+    this.syncTimer = setTimeout(() => {
+      this.resync();
+      this.scheduleResync();
+    }, delay);
+    this.syncTimer.unref?.();
   }
 
   /**
@@ -170,6 +226,7 @@ export class Controller {
    */
   async stop(options: StopOptions = {}): Promise<void> {
     for (const off of this.unregister.splice(0)) off();
+    if (this.syncTimer) clearTimeout(this.syncTimer);
     const drained = this.queue.shutDownWithDrain({ discardQueued: true });
     const deadlineMs = options.deadlineMs ?? 20_000;
     let timer: NodeJS.Timeout | undefined;

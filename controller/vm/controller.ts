@@ -3,6 +3,12 @@
 // should be created or deleted, do that, then compute the VM status once and write it only if it
 // changed. Creating and deleting go through expectations, so a pass on a stale cache waits for the
 // informer instead of acting twice.
+//
+// A VM carries KubeVirt's finalizer `kubevirt.io/virtualMachineControllerFinalize`: deleting it
+// deletes its VMI first (whose own finalizer holds it until the launcher pods are gone) and lets
+// the VM go only when the VMI is gone, so a VM re-created under the same name cannot start a
+// second QEMU on the same disks. With propagationPolicy Orphan the VMI is left running and the
+// VM goes at once, as the garbage collector's `orphan` finalizer asks.
 import { createHash } from 'node:crypto';
 import type { InstancetypeSpec, PreferenceSpec, VirtualMachine, VirtualMachineInstance, VirtualMachineStatus } from '../api.js';
 import { VirtualMachineInstancetypeSpec, VirtualMachinePreferenceSpec } from '../../runtime/api/index.js';
@@ -14,8 +20,9 @@ import { isAlreadyExists, isNotFound } from '../../runtime/kube.js';
 import type { ReconcileContext, ReconcileResult } from '../../runtime/controller.js';
 import { updateStatusIfChanged } from '../../runtime/status.js';
 import type { EventRecorder } from '../../runtime/events.js';
-import { OwnWrites } from '../own-writes.js';
-import { vmiResource } from '../vmi/controller.js';
+import { OwnWrites } from '../../runtime/own-writes.js';
+import { VMI_FINALIZER, vmiResource } from '../vmi/controller.js';
+import { addFinalizer, removeFinalizer } from '../../runtime/finalizers.js';
 import { backoffSecondsLeft, nextStartFailure } from './crash-loop.js';
 import { ExpansionError, expandTemplate } from './instancetype.js';
 import type { NamedSpec } from './instancetype.js';
@@ -33,6 +40,10 @@ export const vmResource: ResourceDescriptor = {
 };
 
 const FIELD_MANAGER = 'kubevm-controller';
+/** KubeVirt's VirtualMachineControllerFinalizer. */
+export const VM_FINALIZER = 'kubevirt.io/virtualMachineControllerFinalize';
+/** The garbage collector's finalizer for a deletion with propagationPolicy Orphan. */
+const ORPHAN_FINALIZER = 'orphan';
 /** A VM waiting for its instancetype (not found) looks again this often. */
 const INSTANCETYPE_RECHECK_MS = 10_000;
 
@@ -120,6 +131,14 @@ export class VMController {
       ctx.log.debug('waiting for the cache to show our last status write');
       return;
     }
+    const deleting = Boolean(vm.metadata?.deletionTimestamp);
+    const finalizers = vm.metadata?.finalizers;
+    if (!deleting && !finalizers?.includes(VM_FINALIZER)) {
+      const patched = await addFinalizer(this.vmClient, vm, VM_FINALIZER, { fieldManager: FIELD_MANAGER, signal: ctx.signal });
+      this.ownWrites.record(key, patched.metadata?.resourceVersion);
+      return;
+    }
+    const orphaning = deleting && Boolean(finalizers?.includes(ORPHAN_FINALIZER));
     const now = this.now();
     const vmUid = vm.metadata?.uid ?? '';
     const cached = this.deps.vmis.get(key);
@@ -171,10 +190,10 @@ export class VMController {
       lastRunStrategy: vm.status?.runStrategy,
       backoffSeconds: backoffSecondsLeft(startFailure, now),
     });
-    if (vm.metadata?.deletionTimestamp) {
+    if (deleting) {
       decision = {
-        action: observed && !observed.deleting ? { type: 'stop' } : { type: 'none' },
-        reason: 'the VirtualMachine is being deleted',
+        action: observed && !observed.deleting && !orphaning ? { type: 'stop' } : { type: 'none' },
+        reason: orphaning ? 'the VirtualMachine is being deleted with propagationPolicy Orphan: its VMI stays' : 'the VirtualMachine is being deleted',
         stateChangeRequests: trimStateChangeRequests(currentRequests, observed),
       };
     }
@@ -251,8 +270,37 @@ export class VMController {
       ctx.log.warn({ reason: failure.reason, message: failure.message }, 'VM cannot proceed');
       events.record(vm, 'Warning', failure.reason, failure.message);
     }
+    if (deleting && finalizers?.includes(VM_FINALIZER) && settled && (orphaning || !vmi)) await this.release(vm, orphaning, ctx);
     return result;
   };
+
+  /** Let a deleted VM go: its VMI is gone (the API server is asked, not only the cache), or orphaned. */
+  private async release(vm: VirtualMachine, orphaning: boolean, ctx: ReconcileContext): Promise<void> {
+    const live = await this.vmiClient.find(vm.metadata?.name ?? '', vm.metadata?.namespace, ctx.signal);
+    const references = live?.metadata?.ownerReferences;
+    if (live && references?.some((ref) => ref.uid === vm.metadata?.uid)) {
+      if (!orphaning) {
+        ctx.log.debug('the VMI still exists; keeping the VM finalizer');
+        return;
+      }
+      // Orphan the VMI ourselves before the VM goes: the garbage collector would, but only once it
+      // watches VMIs (it discovers new resources every 30 s); a VM gone before that would leave a
+      // VMI with a dangling owner reference, which the collector then deletes.
+      await this.vmiClient.patch(
+        live.metadata?.name ?? '',
+        live.metadata?.namespace,
+        [
+          { op: 'test', path: '/metadata/ownerReferences', value: references },
+          { op: 'replace', path: '/metadata/ownerReferences', value: references.filter((ref) => ref.uid !== vm.metadata?.uid) },
+        ],
+        'json',
+        { fieldManager: FIELD_MANAGER, signal: ctx.signal },
+      );
+      ctx.log.info('VM deleted with propagationPolicy Orphan: its VMI no longer refers to it');
+    }
+    await removeFinalizer(this.vmClient, vm, VM_FINALIZER, { fieldManager: FIELD_MANAGER, signal: ctx.signal });
+    ctx.log.info({ orphaning }, orphaning ? 'VM deleted with its VMI orphaned: finalizer removed' : 'VMI gone: VM finalizer removed');
+  }
 
   private buildVMI(vm: VirtualMachine, expanded: Expanded, hash: string, decision: RunDecision): VirtualMachineInstance | ExpansionError {
     const template = vm.spec.template;
@@ -283,6 +331,7 @@ export class VMController {
           'kubevirt.io/vm-generation': String(vm.metadata?.generation ?? 0),
         },
         ownerReferences: [{ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', name, uid: vm.metadata?.uid ?? '', controller: true, blockOwnerDeletion: true }],
+        finalizers: [VMI_FINALIZER],
       },
       spec,
     };
@@ -309,10 +358,20 @@ export class VMController {
   }
 
   private async deleteVMI(key: string, vm: VirtualMachine, vmi: VirtualMachineInstance, reason: string, ctx: ReconcileContext): Promise<boolean> {
+    let preconditionResourceVersion: string | undefined;
+    if (vm.metadata?.deletionTimestamp) {
+      // The garbage collector orphans the VMI (drops its owner reference) before it removes the
+      // VM's `orphan` finalizer; our VM and VMI caches may show those two writes in either order.
+      // Ask the server, and delete only the version that is still ours.
+      const live = await this.vmiClient.find(vmi.metadata?.name ?? '', vmi.metadata?.namespace, ctx.signal);
+      if (!live?.metadata?.ownerReferences?.some((ref) => ref.uid === vm.metadata?.uid && ref.controller)) return false;
+      preconditionResourceVersion = live.metadata.resourceVersion;
+    }
     this.deps.expectations.expectDeletions(key, 1);
     try {
       await this.vmiClient.delete(vmi.metadata?.name ?? '', vmi.metadata?.namespace, {
         ...(vmi.metadata?.uid ? { preconditionUid: vmi.metadata.uid } : {}),
+        ...(preconditionResourceVersion ? { preconditionResourceVersion } : {}),
         signal: ctx.signal,
       });
     } catch (err) {

@@ -1,6 +1,11 @@
 // VirtualMachineInstance → launcher pod. One reconcile: read the VMI and its pods from the cache,
 // make sure exactly one launcher pod exists while the VMI is to run (or none while it is being
 // deleted), then compute the controller's part of the VMI status once and write it if it changed.
+//
+// A VMI carries KubeVirt's finalizer `foregroundDeleteVirtualMachine` from creation until its
+// launcher pods are gone from the API server, which for a pod deleted gracefully means the kubelet
+// has seen its containers stop and its volumes unmounted. The VM controller creates the next VMI
+// of a VM only once the previous one is gone, so two QEMU processes of one VM never run at once.
 import type { V1Pod } from '@kubernetes/client-node';
 import type { VirtualMachineInstance } from '../api.js';
 import type { ControllerExpectations } from '../../runtime/expectations.js';
@@ -8,12 +13,14 @@ import type { Informer } from '../../runtime/informer.js';
 import type { KubeClient, KubeObject, ResourceClient, ResourceDescriptor } from '../../runtime/kube.js';
 import { coreResources, isAlreadyExists, isNotFound } from '../../runtime/kube.js';
 import type { ReconcileContext, ReconcileResult } from '../../runtime/controller.js';
-import { updateStatusIfChanged } from '../../runtime/status.js';
+import { patchStatusIfChanged } from '../../runtime/status.js';
+import { addFinalizer, removeFinalizer } from '../../runtime/finalizers.js';
+import { VMI_STATUS_FIELDS, VMI_STATUS_FIELD_MANAGER } from '../../runtime/contracts/vmi-status.js';
 import type { EventRecorder } from '../../runtime/events.js';
-import { OwnWrites } from '../own-writes.js';
+import { OwnWrites } from '../../runtime/own-writes.js';
 import { isFinal } from '../vm/run-strategy.js';
 import type { LauncherPodConfig } from './launcher-pod.js';
-import { launcherPodName, renderLauncherPod } from './launcher-pod.js';
+import { CREATED_BY_LABEL, launcherPodName, renderLauncherPod } from './launcher-pod.js';
 import type { SyncFailure } from './status.js';
 import { computeVMIStatus, isPodDown, podFailureMessage } from './status.js';
 
@@ -27,7 +34,13 @@ export const persistentVolumeClaims: ResourceDescriptor = {
 
 /** A missing PVC is looked for again this often (PVCs are not watched: it is a rare, transient state). */
 const PVC_RECHECK_MS = 5_000;
-const FIELD_MANAGER = 'kubevm-controller';
+const FIELD_MANAGER = VMI_STATUS_FIELD_MANAGER.controller;
+
+/**
+ * KubeVirt's VirtualMachineInstanceFinalizer: held until the VMI's launcher pods are gone, so the
+ * VMI (and with it the VM's right to start a new one) outlives the QEMU process.
+ */
+export const VMI_FINALIZER = 'foregroundDeleteVirtualMachine';
 
 export type Pod = V1Pod & KubeObject;
 /** The part of a PersistentVolumeClaim the controller reads. */
@@ -91,6 +104,15 @@ export class VMIController {
       return;
     }
     const uid = vmi.metadata?.uid ?? '';
+    const deleting = Boolean(vmi.metadata?.deletionTimestamp);
+    const finalizers = vmi.metadata?.finalizers;
+    if (!deleting && !isFinal(vmi.status?.phase ?? '') && !finalizers?.includes(VMI_FINALIZER)) {
+      // A VMI created without its VM (the VM controller sets the finalizer at creation): hold it
+      // before its first pod exists. KubeVirt's admission webhook does this.
+      const patched = await addFinalizer(this.vmiClient, vmi, VMI_FINALIZER, { fieldManager: FIELD_MANAGER, signal: ctx.signal });
+      this.ownWrites.record(key, patched.metadata?.resourceVersion);
+      return;
+    }
     const owned = this.deps.pods.byIndex('ownerUid', uid);
     const expectedName = launcherPodName(vmi);
     let pod: Pod | undefined = owned.find((p) => p.metadata?.name === expectedName) ?? owned.find((p) => !isPodDown(p)) ?? owned[0];
@@ -98,7 +120,7 @@ export class VMIController {
     let result: ReconcileResult | void = undefined;
     const phase = vmi.status?.phase ?? '';
 
-    if (vmi.metadata?.deletionTimestamp) {
+    if (deleting) {
       // Delete the launcher with the pod's own grace period: the VMI's plus the launcher's exit
       // margin, so the guest gets its ACPI shutdown time.
       for (const victim of owned) {
@@ -133,7 +155,12 @@ export class VMIController {
     }
 
     const status = computeVMIStatus({ vmi, pod, failure, now: this.now() });
-    const { written, object } = await updateStatusIfChanged(this.vmiClient, vmi, status, { fieldManager: FIELD_MANAGER, signal: ctx.signal });
+    const { written, object } = await patchStatusIfChanged(this.vmiClient, vmi, status, {
+      owned: VMI_STATUS_FIELDS.controller,
+      writer: 'the controller',
+      fieldManager: FIELD_MANAGER,
+      signal: ctx.signal,
+    });
     if (written) {
       this.ownWrites.record(key, object.metadata?.resourceVersion);
       ctx.log.info({ phase: status.phase, previousPhase: phase || undefined }, 'VMI status updated');
@@ -145,8 +172,25 @@ export class VMIController {
         events.record(vmi, 'Normal', 'Scheduled', `Launcher pod ${pod?.metadata?.name} is running on node ${status.nodeName}`);
       }
     }
+    if ((deleting || isFinal(status.phase ?? '')) && finalizers?.includes(VMI_FINALIZER) && owned.length === 0) {
+      await this.releaseWhenPodsGone(vmi, ctx);
+    }
     return result;
   };
+
+  /**
+   * Remove the VMI finalizer if no launcher pod of the VMI exists any more. The cache said so;
+   * the API server is asked too, since this is what lets the VM start a new VMI on the same disks.
+   */
+  private async releaseWhenPodsGone(vmi: VirtualMachineInstance, ctx: ReconcileContext): Promise<void> {
+    const live = await this.podClient.list({ namespace: vmi.metadata?.namespace, labelSelector: `${CREATED_BY_LABEL}=${vmi.metadata?.uid}` });
+    if (live.items.length > 0) {
+      ctx.log.debug({ pods: live.items.map((p) => p.metadata?.name) }, 'launcher pods still exist; keeping the finalizer');
+      return;
+    }
+    await removeFinalizer(this.vmiClient, vmi, VMI_FINALIZER, { fieldManager: FIELD_MANAGER, signal: ctx.signal });
+    ctx.log.info({ phase: vmi.status?.phase }, 'launcher pods gone: VMI finalizer removed');
+  }
 
   private async createLauncherPod(key: string, vmi: VirtualMachineInstance, blockClaims: ReadonlySet<string>, ctx: ReconcileContext): Promise<Pod> {
     const rendered = renderLauncherPod(vmi, this.deps.launcherConfig(), { blockClaims }) as Pod;

@@ -1,6 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { VirtualMachineInstance } from '../api.js';
-import { statusEqual } from '../../runtime/status.js';
+import { statusEqual, statusPatch } from '../../runtime/status.js';
+import { VMI_STATUS_FIELDS } from '../../runtime/contracts/vmi-status.js';
 import { computeVMIStatus } from './status.js';
 
 const now = new Date('2026-11-22T20:00:00Z');
@@ -124,5 +125,21 @@ describe('computeVMIStatus (the controller-owned phases)', () => {
       const status = { phase };
       expect(statusEqual(computeVMIStatus({ vmi: vmi(status), pod: undefined, failure: undefined, now }), status)).toBe(true);
     }
+  });
+});
+
+describe('the controller writes only the VMI status fields it owns (runtime/contracts/vmi-status.ts)', () => {
+  const scenarios: Array<[string, VirtualMachineInstance, V1Pod | undefined]> = [
+    ['new VMI, pod created', vmi(), pod()],
+    ['pod ready on a node', vmi({ phase: 'Scheduling' }), pod({ phase: 'Running', nodeName: 'n1', ready: true })],
+    ['unschedulable pod', vmi({ phase: 'Scheduling' }), pod({ scheduled: { status: 'False', reason: 'Unschedulable', message: 'no nodes' } })],
+    ['image pull error', vmi({ phase: 'Scheduling' }), pod({ waiting: { reason: 'ErrImagePull', message: 'not found' } })],
+    ['pod gone while running', vmi({ phase: 'Running', nodeName: 'n1', activePods: { 'pod-uid': 'n1' } }), undefined],
+    ['deleted before a pod existed', vmi({}, true), undefined],
+  ];
+  test.each(scenarios)('%s', (_name, current, launcher) => {
+    const status = computeVMIStatus({ vmi: current, pod: launcher, failure: undefined, now });
+    const ops = statusPatch(current.status, status, VMI_STATUS_FIELDS.controller, 'the controller');
+    expect(ops.length).toBeGreaterThan(0);
   });
 });

@@ -1,4 +1,4 @@
-// The part of a VMI's status the controller owns (ADR 0007): the phases up to Scheduled, Failed
+// The part of a VMI's status the controller owns (runtime/contracts/vmi-status.ts, ADR 0008): the phases up to Scheduled, Failed
 // before the guest ever started, nodeName and activePods, launcherContainerImageVersion, and the
 // conditions that explain a stuck start (PodScheduled, Synchronized). From Scheduled on the node
 // handler owns the phase and the conditions; the controller only notices a launcher pod that is gone.

@@ -54,6 +54,35 @@ async function lastCount(client: KubeClient, namespace: string, pod: string): Pr
   return all.length ? Number(all.at(-1)?.[1]) : -1;
 }
 
+/** The node handler's VMI status passes by outcome (kubevm_status_updates_total), read through the API server's pod proxy. */
+async function handlerStatusPasses(client: KubeClient, pod: string): Promise<Record<string, number>> {
+  const text = String(await client.request(HttpMethod.GET, `/api/v1/namespaces/kubevirt/pods/${pod}:8443/proxy/metrics`));
+  const passes: Record<string, number> = {};
+  for (const match of text.matchAll(/^kubevm_status_updates_total\{([^}]*)\} (\S+)$/gm)) {
+    if (!match[1]?.includes('resource="virtualmachineinstances"')) continue;
+    const outcome = /outcome="([^"]+)"/.exec(match[1])?.[1] ?? '';
+    passes[outcome] = (passes[outcome] ?? 0) + Number(match[2]);
+  }
+  return passes;
+}
+
+/**
+ * Wait until the handler has nothing more to report about the VMI: poke it (a metadata change makes
+ * the handler reconcile it) until a pass ends without a status write.
+ */
+async function untilHandlerSettled(client: KubeClient, namespace: string, handlerPod: string): Promise<void> {
+  const vmis = client.resource<Vmi>(vmiResource);
+  const total = (passes: Record<string, number>) => Object.values(passes).reduce((sum, n) => sum + n, 0);
+  let poke = 0;
+  await eventually('a node handler pass with nothing to write', 120_000, async () => {
+    const before = await handlerStatusPasses(client, handlerPod);
+    await vmis.patch('survivor', namespace, { metadata: { annotations: { 'kubevm.io/e2e-poke': String(++poke) } } });
+    let after = before;
+    await eventually('the node handler to reconcile the poked VMI', 30_000, async () => total((after = await handlerStatusPasses(client, handlerPod))) > total(before));
+    return (after['written'] ?? 0) === (before['written'] ?? 0);
+  });
+}
+
 async function readyHandlerPod(client: KubeClient, node: string): Promise<Pod | undefined> {
   const pods = await client.resource<Pod>(coreResources.pods).list({ namespace: 'kubevirt', labelSelector: 'app.kubernetes.io/component=node-handler' });
   return pods.items.find((pod) => pod.spec?.nodeName === node && !pod.metadata?.deletionTimestamp && pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
@@ -88,12 +117,12 @@ describe('a node handler restart loses no VM', () => {
     expect(launcher).toBeDefined();
     const launcherName = launcher?.metadata?.name ?? '';
     await eventually('the guest counting', 120_000, async () => (await lastCount(client, ns, launcherName)) >= 1);
-    // Let the handler settle (guest agent data etc.), then remember the VMI's version.
-    await new Promise((resolve) => setTimeout(resolve, 5000));
-    const before = await vmis.get('survivor', ns);
-
     const oldHandler = await readyHandlerPod(client, node);
     expect(oldHandler).toBeDefined();
+    // Once the handler has reported all it knows, remember the VMI's version.
+    await untilHandlerSettled(client, ns, oldHandler?.metadata?.name ?? '');
+    const before = await vmis.get('survivor', ns);
+
     await client.resource<Pod>(coreResources.pods).delete(oldHandler?.metadata?.name ?? '', 'kubevirt', { gracePeriodSeconds: 0 });
     await eventually('a new ready node handler pod', 180_000, async () => {
       const next = await readyHandlerPod(client, node);

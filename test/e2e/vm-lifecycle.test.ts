@@ -22,6 +22,7 @@ import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/k
 import { coreResources } from '../../runtime/kube.js';
 import { clusterClient, createTestNamespace, deleteNamespace, localClusterSetting, requireCluster } from '../integration/runtime-support.js';
 import { diskImage, kernelImage } from './guest-images.js';
+import { requireKubevmController } from './kubevm-installed.js';
 import { eventually } from '../support/eventually.js';
 
 jest.setTimeout(600_000);
@@ -135,10 +136,7 @@ async function runningVMIUid(name: string): Promise<string> {
 beforeAll(async () => {
   client = clusterClient();
   await requireCluster(client);
-  const controllers = await client.resource<Pod>(coreResources.pods).list({ namespace: 'kubevirt', labelSelector: 'app.kubernetes.io/component=controller' });
-  if (!controllers.items.some((pod) => pod.status?.phase === 'Running')) {
-    throw new Error('no running kubevm controller in namespace kubevirt: install kubevm first (make images && scripts/install-kubevm.sh)');
-  }
+  await requireKubevmController(client);
   namespace = await createTestNamespace(client, 'kubevm-e2e-vm');
 }, 120_000);
 

@@ -21,8 +21,9 @@ import { ControllerManager } from '../../controller/manager.js';
 import type { VirtualMachine, VirtualMachineInstance } from '../../controller/api.js';
 import { vmResource } from '../../controller/vm/controller.js';
 import { vmiResource } from '../../controller/vmi/controller.js';
-import { clusterClient, useLocalClusterKubeconfig, createTestNamespace, deleteNamespace, requireCluster } from './runtime-support.js';
+import { clusterClient, useLocalClusterKubeconfig, createTestNamespace, requireCluster } from './runtime-support.js';
 import { eventually } from '../support/eventually.js';
+import { deleteNamespaceWithoutController } from './kubevm-namespace.js';
 
 jest.setTimeout(180_000);
 
@@ -126,7 +127,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await manager?.stop();
-  if (namespace) await deleteNamespace(client, namespace);
+  if (namespace) await deleteNamespaceWithoutController(client, namespace);
   client?.close();
 });
 
@@ -146,17 +147,21 @@ describe('the launcher pod on the real kubelet', () => {
     expect(log).toMatch(/uid=107\b.*gid=107\b/);
   });
 
-  it('deleting the VM deletes the VMI, and the pod goes with the VMI\'s grace period plus the launcher\'s margin', async () => {
+  it('deleting the VM deletes the VMI, whose pod gets the VMI\'s grace period plus the launcher\'s margin; VMI and VM wait for the pod', async () => {
     const pods = client.resource<Pod>(coreResources.pods);
     const before = (await pods.list({ namespace, labelSelector: 'kubevirt.io=virt-launcher' })).items.find((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === 'copied');
     expect(before?.spec?.terminationGracePeriodSeconds).toBe(45); // the VMI's default 30 s + 15 s
     await client.resource<VirtualMachine>(vmResource).delete('copied', namespace);
-    await eventually('VMI gone', 30_000, async () => (await client.resource<VirtualMachineInstance>(vmiResource).find('copied', namespace)) === undefined);
     // The stand-in launcher is PID 1 without a TERM handler, so it stays for the whole grace period.
     let terminating: Pod | undefined;
     await eventually('the pod to be terminating', 30_000, async () => Boolean((terminating = await pods.find(before?.metadata?.name ?? '', namespace))?.metadata?.deletionTimestamp));
     expect((terminating?.metadata as { deletionGracePeriodSeconds?: number } | undefined)?.deletionGracePeriodSeconds).toBe(45);
+    // While the kubelet stops it, the VMI (finalizer) and the VM (finalizer) stay.
+    expect((await client.resource<VirtualMachineInstance>(vmiResource).get('copied', namespace)).metadata?.deletionTimestamp).toBeTruthy();
+    expect(await client.resource<VirtualMachine>(vmResource).find('copied', namespace)).toBeDefined();
     await pods.delete(before?.metadata?.name ?? '', namespace, { gracePeriodSeconds: 0 });
+    await eventually('VMI gone after its pod', 30_000, async () => (await client.resource<VirtualMachineInstance>(vmiResource).find('copied', namespace)) === undefined);
+    await eventually('VM gone after its VMI', 30_000, async () => (await client.resource<VirtualMachine>(vmResource).find('copied', namespace)) === undefined);
   });
 
   it('a containerDisk image that does not exist shows as ErrImagePull/ImagePullBackOff, naming the image', async () => {

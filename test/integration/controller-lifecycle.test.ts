@@ -20,12 +20,13 @@ import { restClientRequests } from '../../runtime/metrics.js';
 import { ControllerManager } from '../../controller/manager.js';
 import type { ControllerConfig } from '../../controller/manager.js';
 import type { VirtualMachine, VirtualMachineInstance } from '../../controller/api.js';
-import { vmResource } from '../../controller/vm/controller.js';
-import { vmiResource } from '../../controller/vmi/controller.js';
+import { VM_FINALIZER, vmResource } from '../../controller/vm/controller.js';
+import { VMI_FINALIZER, vmiResource } from '../../controller/vmi/controller.js';
 import { launcherPodName } from '../../controller/vmi/launcher-pod.js';
 import { controllerRevisions } from '../../controller/vm/revisions.js';
-import { clusterClient, useLocalClusterKubeconfig, createTestNamespace, deleteNamespace, requireCluster, sleep } from './runtime-support.js';
+import { clusterClient, useLocalClusterKubeconfig, createTestNamespace, requireCluster } from './runtime-support.js';
 import { eventually } from '../support/eventually.js';
+import { deleteNamespaceWithoutController } from './kubevm-namespace.js';
 
 jest.setTimeout(120_000);
 
@@ -168,9 +169,20 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  if (namespace) await deleteNamespace(client, namespace);
+  if (namespace) await deleteNamespaceWithoutController(client, namespace);
   client?.close();
 });
+
+/** A finalizer of the test's own that keeps a launcher pod in the API (as a kubelet still stopping it would). */
+const HOLD = 'kubevm.io/test-hold';
+async function holdLauncherPod(vmName: string): Promise<Pod> {
+  let pod: Pod | undefined;
+  await eventually(`${vmName}'s launcher pod`, 30_000, async () => (pod = (await launcherPods()).find((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === vmName)) !== undefined);
+  return pods().patch(pod?.metadata?.name ?? '', namespace, { metadata: { finalizers: [HOLD] } });
+}
+async function releaseLauncherPod(pod: Pod): Promise<void> {
+  await pods().patch(pod.metadata?.name ?? '', namespace, { metadata: { finalizers: null } });
+}
 
 describe('VirtualMachine → VMI → launcher pod', () => {
   it('runStrategy Always creates the VMI and exactly one launcher pod of the right shape, with at most the expected writes', async () => {
@@ -230,6 +242,43 @@ describe('VirtualMachine → VMI → launcher pod', () => {
     await vms().delete('doomed', namespace);
     await eventually('VMI gone', 60_000, async () => (await vmis().find('doomed', namespace)) === undefined);
     await eventually('pod gone', 60_000, async () => !(await launcherPods()).some((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === 'doomed'));
+  });
+
+  it('deleting a VM deletes its VMI, and the VMI goes only when its launcher pod is gone, the VM after it', async () => {
+    const manager = await startManager();
+    await vms().create(vmManifest('ordered'));
+    await eventually('the VM finalizer', 30_000, async () => (await vms().get('ordered', namespace)).metadata?.finalizers?.includes(VM_FINALIZER) === true);
+    const pod = await holdLauncherPod('ordered');
+    const vmi = await vmis().get('ordered', namespace);
+    expect(vmi.metadata?.finalizers).toEqual([VMI_FINALIZER]);
+
+    await vms().delete('ordered', namespace);
+    // The pod is being deleted (the kubelet would be stopping QEMU): VMI and VM wait for it.
+    await eventually('the launcher pod to be deleted', 30_000, async () => Boolean((await pods().get(pod.metadata?.name ?? '', namespace)).metadata?.deletionTimestamp));
+    await settle(manager);
+    expect((await vmis().get('ordered', namespace)).metadata?.deletionTimestamp).toBeTruthy();
+    expect((await vms().get('ordered', namespace)).metadata?.deletionTimestamp).toBeTruthy();
+
+    await releaseLauncherPod(pod);
+    await eventually('the VMI to go after its pod', 30_000, async () => (await vmis().find('ordered', namespace)) === undefined);
+    await eventually('the VM to go after its VMI', 30_000, async () => (await vms().find('ordered', namespace)) === undefined);
+  });
+
+  it('deleting a VM with propagationPolicy Orphan leaves its VMI and pod running', async () => {
+    const manager = await startManager();
+    await vms().create(vmManifest('orphaner'));
+    await eventually('VMI Scheduling', 30_000, async () => (await vmis().find('orphaner', namespace))?.status?.phase === 'Scheduling');
+    const vmi = await vmis().get('orphaner', namespace);
+    await vms().delete('orphaner', namespace, { propagationPolicy: 'Orphan' });
+    await eventually('the VM to go', 30_000, async () => (await vms().find('orphaner', namespace)) === undefined);
+    await settle(manager);
+    const left = await vmis().get('orphaner', namespace);
+    expect(left.metadata?.uid).toBe(vmi.metadata?.uid);
+    expect(left.metadata?.deletionTimestamp).toBeUndefined();
+    expect((await launcherPods()).filter((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === 'orphaner')).toHaveLength(1);
+    // A VMI without its VM is deleted as a VMI: it waits for its pod the same way.
+    await vmis().delete('orphaner', namespace);
+    await eventually('the orphaned VMI to go', 30_000, async () => (await vmis().find('orphaner', namespace)) === undefined);
   });
 
   it('runStrategy Halted creates nothing and reports Stopped', async () => {
@@ -323,6 +372,21 @@ describe('after the guest stops (what the node handler reports)', () => {
     ['Once', 'Failed', 'kept'],
     ['Manual', 'Succeeded', 'kept'],
   ];
+  it('runStrategy Always starts the next VMI only once the previous launcher pod is gone', async () => {
+    const manager = await startManager();
+    await vms().create(vmManifest('one-at-a-time'));
+    const pod = await holdLauncherPod('one-at-a-time');
+    const uid = await guestStops('one-at-a-time', 'Succeeded');
+    await eventually('the final VMI to be deleted', 30_000, async () => Boolean((await vmis().find('one-at-a-time', namespace))?.metadata?.deletionTimestamp));
+    await settle(manager);
+    // Old pod still there: the old VMI stays, and no new VMI (nor a second pod) exists.
+    expect((await vmis().get('one-at-a-time', namespace)).metadata?.uid).toBe(uid);
+    expect((await launcherPods()).filter((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === 'one-at-a-time')).toHaveLength(1);
+
+    await releaseLauncherPod(pod);
+    await eventually('the next VMI after the pod went', 30_000, replaced('one-at-a-time', uid));
+  });
+
   it.each(table)('runStrategy %s, VMI %s → %s', async (runStrategy, phase, outcome) => {
     const manager = await startManager();
     const name = `stop-${runStrategy.toLowerCase()}-${phase.toLowerCase()}`;
@@ -446,12 +510,13 @@ describe('the KubeVirt CR', () => {
       await eventually(`${name}'s launcher pod`, 30_000, async () => (pod = (await launcherPods()).find((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === name)) !== undefined);
       return pod?.spec?.containers[0]?.resources?.limits?.['devices.kubevirt.io/kvm'];
     };
-    await sleep(500); // the CR informer's add event
+    const manager = managers[managers.length - 1]!;
+    await eventually('the controller to see the KubeVirt CR', 30_000, () => manager.launcherConfig().useEmulation);
     await vms().create(vmManifest('emulated'));
     expect(await kvmOf('emulated')).toBeUndefined();
 
     await kubevirts.patch('kubevirt', namespace, { spec: { configuration: { developerConfiguration: { useEmulation: false } } } });
-    await sleep(500);
+    await eventually('the controller to see the changed KubeVirt CR', 30_000, () => !manager.launcherConfig().useEmulation);
     await vms().create(vmManifest('accelerated'));
     expect(await kvmOf('accelerated')).toBe('1');
     await kubevirts.delete('kubevirt', namespace);
@@ -532,9 +597,10 @@ describe('restarts and leader election', () => {
     const a = await startManager({ ...lease, identity: 'replica-a' });
     const b = await startManager({ ...lease, identity: 'replica-b' });
     await eventually('a leader', 30_000, () => a.isLeader() || b.isLeader());
-    await sleep(1_000);
-    expect([a.isLeader(), b.isLeader()].filter(Boolean)).toHaveLength(1);
     const [leader, standby] = a.isLeader() ? [a, b] : [b, a];
+    // The standby has read the Lease and seen it held by the leader: it stays a standby.
+    await eventually('the standby to see the leader', 30_000, () => standby.observedLeader() === leader.observedLeader() && leader.observedLeader() !== '');
+    expect([a.isLeader(), b.isLeader()].filter(Boolean)).toHaveLength(1);
 
     await vms().create(vmManifest('elected'));
     await eventually('VMI Scheduling', 30_000, async () => (await vmis().find('elected', namespace))?.status?.phase === 'Scheduling');

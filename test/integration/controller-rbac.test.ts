@@ -18,8 +18,9 @@ import { ControllerManager } from '../../controller/manager.js';
 import type { VirtualMachine, VirtualMachineInstance } from '../../controller/api.js';
 import { vmResource } from '../../controller/vm/controller.js';
 import { vmiResource } from '../../controller/vmi/controller.js';
-import { clusterClient, useLocalClusterKubeconfig, createTestNamespace, deleteNamespace, namespaces, requireCluster } from './runtime-support.js';
+import { clusterClient, useLocalClusterKubeconfig, createTestNamespace, namespaces, requireCluster } from './runtime-support.js';
 import { eventually } from '../support/eventually.js';
+import { deleteNamespaceWithoutController } from './kubevm-namespace.js';
 
 jest.setTimeout(120_000);
 
@@ -119,7 +120,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await manager?.stop();
-  if (namespace) await deleteNamespace(admin, namespace);
+  if (namespace) await deleteNamespaceWithoutController(admin, namespace);
   asController?.close();
   admin?.close();
 });

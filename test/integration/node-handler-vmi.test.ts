@@ -22,8 +22,9 @@ import { LauncherConnections, launcherSocketPath } from '../../node-handler/laun
 import type { LauncherDialer, LauncherSession, LauncherSessionHandlers } from '../../node-handler/launcher-connections.js';
 import { nodeVmiSelector, pauseRequestAnnotation, vmiHandlerReconcile } from '../../node-handler/vmi-handler.js';
 import type { VirtualMachineInstance } from '../../node-handler/vmi-handler.js';
-import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, sleep } from './runtime-support.js';
+import { clusterClient, createTestNamespace, requireCluster } from './runtime-support.js';
 import { eventually } from '../support/eventually.js';
+import { deleteNamespaceWithoutController } from './kubevm-namespace.js';
 
 jest.setTimeout(120_000);
 
@@ -90,7 +91,13 @@ const dial: LauncherDialer = async ({ socketPath }, handlers) => {
 
 interface RunningHandler {
   stop(): Promise<void>;
+  /** Completed reconciles of `name`, and how many of the handler's periodic resyncs have run. */
+  passes(name: string): number;
+  resyncs(): number;
 }
+
+/** The handler's periodic resync (SyncPeriod), short so that the tests see several. */
+const syncPeriodMs = 400;
 
 async function startHandler(): Promise<RunningHandler> {
   const vmis = client.resource<VirtualMachineInstance>(vmiResource);
@@ -98,7 +105,17 @@ async function startHandler(): Promise<RunningHandler> {
   expect(selector).toEqual({ fieldSelector: `status.nodeName=${nodeName}` });
   const informer = new Informer<VirtualMachineInstance>({ client, descriptor: vmiResource, namespace, ...selector });
   const domains = new DomainStateCache();
-  const controller = new Controller({ name: `nh-it-${randomBytes(2).toString('hex')}`, kind: 'VirtualMachineInstance', reconcile: (key, ctx) => reconcile(key, ctx) });
+  const passes = new Map<string, number>();
+  const controller = new Controller({
+    name: `nh-it-${randomBytes(2).toString('hex')}`,
+    kind: 'VirtualMachineInstance',
+    syncPeriodMs,
+    reconcile: async (key, ctx) => {
+      const result = await reconcile(key, ctx);
+      passes.set(key, (passes.get(key) ?? 0) + 1);
+      return result;
+    },
+  });
   const connections = new LauncherConnections({ dial, domains, podsDir, onConnectionChange: (key) => controller.enqueue(key) });
   const reconcile = vmiHandlerReconcile({ nodeName, vmis, informer, domains, connections });
   domains.onChange((key) => controller.enqueue(key));
@@ -111,12 +128,24 @@ async function startHandler(): Promise<RunningHandler> {
       await informer.stop();
       connections.closeAll();
     },
+    passes: (name) => passes.get(`${namespace}/${name}`) ?? 0,
+    resyncs: () => controller.resyncs(),
   };
 }
 
-async function statusWrites(): Promise<number> {
+async function statusOutcomes(outcome: 'written' | 'unchanged' | 'conflict'): Promise<number> {
   const metric = await statusUpdates.get();
-  return metric.values.filter((value) => value.labels['resource'] === 'virtualmachineinstances' && value.labels['outcome'] === 'written').reduce((sum, value) => sum + value.value, 0);
+  return metric.values.filter((value) => value.labels['resource'] === 'virtualmachineinstances' && value.labels['outcome'] === outcome).reduce((sum, value) => sum + value.value, 0);
+}
+const statusWrites = () => statusOutcomes('written');
+
+/**
+ * Wait until the handler has run a periodic resync that started after now, and the passes it
+ * caused are done: the VMI was reconciled again without any event.
+ */
+async function afterResync(running: RunningHandler, name: string): Promise<void> {
+  const [resyncs, passes] = [running.resyncs(), running.passes(name)];
+  await eventually('a periodic resync of the VMI', 10_000, () => running.resyncs() > resyncs && running.passes(name) > passes);
 }
 
 async function applyCrds(): Promise<void> {
@@ -174,12 +203,7 @@ describe('node handler VMI loop with the real API server', () => {
 
   afterAll(async () => {
     await handler?.stop();
-    if (namespace) {
-      for (const vmi of (await client.resource<VirtualMachineInstance>(vmiResource).list({ namespace })).items) {
-        await client.resource<VirtualMachineInstance>(vmiResource).patch(vmi.metadata?.name ?? '', namespace, { metadata: { finalizers: null } }).catch(() => undefined);
-      }
-      await deleteNamespace(client, namespace);
-    }
+    if (namespace) await deleteNamespaceWithoutController(client, namespace);
     client?.close();
   });
 
@@ -196,7 +220,7 @@ describe('node handler VMI loop with the real API server', () => {
     await eventually('the handler to attach to the launcher', 15_000, () => launcher.attached);
     // The launcher waits to be started (KubeVirt's SyncVMI); Starting has nothing to report yet.
     await eventually('the handler to start the domain', 15_000, () => launcher.calls.includes('start'));
-    await sleep(500);
+    await afterResync(handler, 'vm1');
     expect(await statusWrites()).toBe(before);
 
     launcher.emit({ phase: 'Running', accelerator: 'tcg', interfaces: [{ name: 'default', mac: '52:54:00:12:34:56', ipAddress: '10.0.2.15', ipAddresses: ['10.0.2.15'], infoSource: 'domain' }] });
@@ -213,10 +237,14 @@ describe('node handler VMI loop with the real API server', () => {
     expect(vmi.status?.guestOSInfo).toMatchObject({ id: 'debian' });
     expect(await statusWrites()).toBe(before + 2);
 
-    // The same state again, and time for a resync: no write.
+    // The same state again, and a periodic resync: passes that compare and write nothing.
+    const unchanged = await statusOutcomes('unchanged');
     launcher.emit({ agentConnected: true });
-    await sleep(1500);
+    await afterResync(handler, 'vm1');
+    await afterResync(handler, 'vm1');
     expect(await statusWrites()).toBe(before + 2);
+    expect(await statusOutcomes('unchanged')).toBeGreaterThanOrEqual(unchanged + 2);
+    expect(await statusOutcomes('conflict')).toBe(0);
     expect(other.dials).toBe(0);
     expect((await getVmi('elsewhere')).status?.phase).toBe('Scheduled');
   });
@@ -240,7 +268,7 @@ describe('node handler VMI loop with the real API server', () => {
     const dials = launcher.dials;
     handler = await startHandler();
     await eventually('the new handler to attach', 15_000, () => launcher.attached && launcher.dials === dials + 1);
-    await sleep(1000);
+    await afterResync(handler, 'vm1');
     expect(await statusWrites()).toBe(writes);
     expect(launcher.calls).toEqual(['start', 'pause', 'unpause']);
     expect((await getVmi('vm1')).status?.phase).toBe('Running');

@@ -7,7 +7,7 @@ import { ControllerExpectations } from '../../runtime/expectations.js';
 import { Informer, ownerUidIndex } from '../../runtime/informer.js';
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
 import { coreResources, objectKey } from '../../runtime/kube.js';
-import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, sleep } from './runtime-support.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from './runtime-support.js';
 import { eventually } from '../support/eventually.js';
 
 interface ConfigMap extends KubeObject {
@@ -104,7 +104,12 @@ describe('Controller with informers and expectations', () => {
         }
         await eventually('a child for every parent', 30_000, () => children.list().length >= names.length && names.every((name) => expectations.satisfied(`${namespace}/${name}`)));
       }
-      await sleep(1000);
+      // A child that arrived late would show in the cache before anything written after it (a watch
+      // delivers in order): once a sentinel written now is cached, the cache is complete.
+      await configMaps.create({ metadata: { name: 'sentinel', namespace, labels: { role: 'child' } } });
+      await eventually('the sentinel in the cache', 10_000, () => children.get(`${namespace}/sentinel`) !== undefined);
+      await configMaps.delete('sentinel', namespace);
+      await eventually('the sentinel gone from the cache', 10_000, () => children.get(`${namespace}/sentinel`) === undefined);
       await eventually('an idle queue', 10_000, () => controller.queue.len() === 0 && controller.queue.inFlight() === 0);
 
       const actual = (await configMaps.list({ namespace, labelSelector: 'role=child' })).items;
@@ -123,4 +128,48 @@ describe('Controller with informers and expectations', () => {
       await Promise.all([parents.stop(), children.stop()]);
     }
   }, 60_000);
+});
+
+describe('periodic resync (SyncPeriod)', () => {
+  it('reconciles every object again each period, with jitter, though nothing changed', async () => {
+    const configMaps = client.resource<ConfigMap>(coreResources.configMaps);
+    const names = ['quiet-0', 'quiet-1', 'quiet-2'];
+    await Promise.all(names.map((name) => configMaps.create({ metadata: { name, namespace, labels: { role: 'quiet' } } })));
+    const informer = new Informer<ConfigMap>({ client, descriptor: coreResources.configMaps, namespace, labelSelector: 'role=quiet' });
+    const seen = new Map<string, number[]>();
+    const periodMs = 400;
+    const jitter = 0.5;
+    const controller = new Controller({
+      name: 'runtime-test-resync',
+      kind: 'ConfigMap',
+      syncPeriodMs: periodMs,
+      syncJitter: jitter,
+      reconcile: async (key) => {
+        seen.set(key, [...(seen.get(key) ?? []), Date.now()]);
+      },
+    });
+    controller.watch(informer);
+    informer.start();
+    try {
+      await controller.start();
+      const rvBefore = informer.lastSyncResourceVersion();
+      await eventually('three resyncs of every object', 10_000, () => names.every((name) => (seen.get(`${namespace}/${name}`) ?? []).length >= 4));
+      // No event caused these: the objects did not change, and the informer did not re-list.
+      expect(informer.lastSyncResourceVersion()).toBe(rvBefore);
+      expect(informer.stats().lists).toBe(1);
+      expect(controller.resyncs()).toBeGreaterThanOrEqual(3);
+      for (const name of names) {
+        const times = seen.get(`${namespace}/${name}`) ?? [];
+        // The first pass is the add event; later gaps are a period stretched by 0..jitter (timers fire late, never early).
+        const gaps = times.slice(2).map((t, i) => t - (times[i + 1] ?? 0));
+        for (const gap of gaps) {
+          expect(gap).toBeGreaterThanOrEqual(periodMs - 5);
+          expect(gap).toBeLessThan(periodMs * (1 + jitter) + 300);
+        }
+      }
+    } finally {
+      await controller.stop({ deadlineMs: 2000 });
+      await informer.stop();
+    }
+  }, 30_000);
 });

@@ -1,0 +1,36 @@
+// Who writes which part of a VirtualMachineInstance's status (ADR 0008), declared once: the
+// controller and the node handler both write the status subresource, each only the fields it owns,
+// with a JSON patch that tests the previous value of every field it changes
+// (runtime/status.ts `patchStatusIfChanged`). Fields two writers share (the phase and the
+// conditions) change hands with the phase: the controller drives a VMI until its launcher pod is on
+// a node (Scheduled), the node handler from then on; each tests the value it read, so a write that
+// lost a race is refused instead of overwriting newer facts.
+//
+//   status field                     controller                                 node handler
+//   phase, phaseTransitionTimestamps '' → Pending → Scheduling → Scheduled;      Scheduled → Running → Succeeded | Failed
+//                                    Failed when the launcher pod is gone
+//   reason                           why it failed (PodMissing, PodFailed, ...)  —
+//   conditions                       Ready, PodScheduled, Synchronized until      Ready, Paused, AgentConnected, Synchronized,
+//                                    Scheduled                                  kubevm.io/Emulation from Scheduled on
+//   nodeName, activePods,            yes                                        —
+//   launcherContainerImageVersion
+//   interfaces, guestOSInfo          —                                          yes
+//
+// The condition types and the order both keep them in: runtime/contracts/vmi-conditions.ts.
+
+export type VmiStatusWriter = 'controller' | 'node-handler';
+
+/** The top-level status fields each writer may change (see the table above). */
+export const VMI_STATUS_FIELDS: Readonly<Record<VmiStatusWriter, readonly string[]>> = {
+  controller: ['phase', 'phaseTransitionTimestamps', 'reason', 'conditions', 'nodeName', 'activePods', 'launcherContainerImageVersion'],
+  'node-handler': ['phase', 'phaseTransitionTimestamps', 'conditions', 'interfaces', 'guestOSInfo'],
+};
+
+/** The field manager each writer sends, so `managedFields` shows who wrote what. */
+export const VMI_STATUS_FIELD_MANAGER: Readonly<Record<VmiStatusWriter, string>> = {
+  controller: 'kubevm-controller',
+  'node-handler': 'kubevm-node-handler',
+};
+
+/** Phases in which the node handler of the VMI's node drives it; before them the controller does. */
+export const NODE_HANDLER_PHASES: readonly string[] = ['Scheduled', 'Running'];
