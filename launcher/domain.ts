@@ -28,6 +28,7 @@ import { SERIAL_LOG_TAIL_BYTES } from '../runtime/contracts/launcher-protocol.js
 import { kernelBootFiles, prepareVolumes } from './volumes.js';
 import type { VolumeStatus } from './volumes.js';
 import type { LauncherVmi } from './vmi.js';
+import { canonicalJson } from '../runtime/json.js';
 
 export type { DomainCondition, DomainError, DomainEvent, DomainPhase, DomainStatus, StartStep } from '../runtime/contracts/launcher-protocol.js';
 
@@ -442,7 +443,7 @@ export class Domain extends EventEmitter {
   }
 
   private updateGuest(info: GuestInfo): void {
-    const changed = JSON.stringify(info) !== JSON.stringify(this.guest);
+    const changed = canonicalJson(info) !== canonicalJson(this.guest);
     this.guest = info;
     if (changed) this.publish({ type: 'status' });
   }

@@ -210,6 +210,17 @@ describe('the validating webhook admits valid manifests', () => {
     expect(await admit(request(shorter, 'UPDATE', vmi, 'system:serviceaccount:kubevirt:kubevm-api-server'), context)).toMatchObject({ allowed: true });
   });
 
+  it('lets anyone update a VMI whose spec is unchanged, whatever the order of its keys (a label or status change)', async () => {
+    const reordered = (value: unknown): unknown =>
+      Array.isArray(value)
+        ? value.map(reordered)
+        : typeof value === 'object' && value !== null
+          ? Object.fromEntries(Object.entries(value).reverse().map(([key, member]) => [key, reordered(member)]))
+          : value;
+    const relabelled = { ...vmi, metadata: { ...(vmi.metadata ?? {}), labels: { team: 'a' } }, spec: reordered(vmi['spec']) };
+    expect(await admit(request(relabelled, 'UPDATE', vmi), context)).toMatchObject({ allowed: true });
+  });
+
   it('warns about risky but legal choices', async () => {
     const risky = variant(vm, (m) => {
       m.spec.template.spec.domain.devices.disks[0].shareable = true;
