@@ -109,41 +109,23 @@ function guestInterfaces(interfaces: GuestInterface[]): VirtualMachineInstanceNe
     });
 }
 
-/** The longest path a unix socket address holds (sun_path is 108 bytes with its NUL). */
-const maxSocketPathLength = 107;
-
-/**
- * Connects to a unix socket whatever its path's length. A launcher's socket under the kubelet's
- * pods directory is longer than sun_path allows (/var/lib/kubelet/pods/<uid>/volumes/
- * kubernetes.io~empty-dir/private/launcher.sock is 112 bytes), so a long path is reached through
- * an open descriptor of its directory: /proc/self/fd/<fd>/launcher.sock.
- */
-export async function connectUnixSocket(socketPath: string, timeoutMs = 5000): Promise<net.Socket> {
-  let dirFd: number | undefined;
-  let address = socketPath;
-  if (Buffer.byteLength(socketPath) > maxSocketPathLength) {
-    dirFd = openSync(path.dirname(socketPath), 'r');
-    address = `/proc/self/fd/${dirFd}/${path.basename(socketPath)}`;
-  }
-  try {
-    return await new Promise<net.Socket>((resolve, reject) => {
-      const candidate = net.createConnection(address);
-      const timer = setTimeout(() => {
-        candidate.destroy();
-        reject(new Error(`timed out connecting to ${socketPath}`));
-      }, timeoutMs);
-      candidate.once('connect', () => {
-        clearTimeout(timer);
-        resolve(candidate);
-      });
-      candidate.once('error', (error) => {
-        clearTimeout(timer);
-        reject(error);
-      });
+/** Connects to a unix socket (the handler's are /proc/self/fd/<fd>: see openLauncherSocket). */
+export function connectUnixSocket(socketPath: string, timeoutMs = 5000): Promise<net.Socket> {
+  return new Promise<net.Socket>((resolve, reject) => {
+    const candidate = net.createConnection(socketPath);
+    const timer = setTimeout(() => {
+      candidate.destroy();
+      reject(new Error(`timed out connecting to ${socketPath}`));
+    }, timeoutMs);
+    candidate.once('connect', () => {
+      clearTimeout(timer);
+      resolve(candidate);
     });
-  } finally {
-    if (dirFd !== undefined) closeSync(dirFd);
-  }
+    candidate.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
 }
 
 type DropReason = 'not-json' | 'schema' | 'unmatched' | 'invalid-result' | 'oversized' | 'other-vmi';
@@ -213,11 +195,6 @@ export class LauncherClient extends EventEmitter<{ event: [DomainEvent]; close: 
     socket.on('error', (error) => this.onClosed(error));
   }
 
-  /** Connects to a socket path (tests, tools); the node handler opens pod sockets with openLauncherSocket. */
-  static async connect(socketPath: string, options: LauncherClientOptions & { timeoutMs?: number } = {}): Promise<LauncherClient> {
-    return new LauncherClient(await connectUnixSocket(socketPath, options.timeoutMs), options);
-  }
-
   get isClosed(): boolean {
     return this.closedBecause !== undefined;
   }
@@ -242,10 +219,6 @@ export class LauncherClient extends EventEmitter<{ event: [DomainEvent]; close: 
       this.pending.set(id, entry);
       this.socket.write(ndjsonLine({ id, command, ...(args[0] ? { args: args[0] } : {}) }));
     });
-  }
-
-  status(): Promise<DomainStatus> {
-    return this.call('status');
   }
 
   /** Starts receiving pushed events; resolves to the status at the moment of subscribing. */

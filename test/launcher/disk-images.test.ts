@@ -159,7 +159,7 @@ describe('hostile containerDisks are refused before QEMU or qemu-img opens anyth
     expect(error.step).toBe('volumes');
     expect(error.message).toMatch(/spec\.volumes\[0\]\.containerDisk: disk image \S+ of image example\.org\/hostile:1/);
     expect(error.message).toMatch(testCase.reason);
-    expect((await run.client.status()).phase).toBe('Failed');
+    expect((await run.client.call('status')).phase).toBe('Failed');
     expect(processesMatching(run.runDir)).toEqual([]);
     expect(trapConnections).toBe(before);
   });

@@ -27,7 +27,7 @@ async function failingStart(run: LauncherRun): Promise<Failure> {
   expect(error).toBeInstanceOf(LauncherCommandError);
   const event = await errorEvent;
   if (event.type !== 'error') throw new Error(`expected an error event, got ${event.type}`);
-  return { error: error as LauncherCommandError, event, status: await run.client.status() };
+  return { error: error as LauncherCommandError, event, status: await run.client.call('status') };
 }
 
 describe('launcher start errors', () => {

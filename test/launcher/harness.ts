@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
-import { LauncherClient } from '../../node-handler/launcher-client.js';
+import { LauncherClient, connectUnixSocket } from '../../node-handler/launcher-client.js';
 import type { DomainEvent } from '../../runtime/contracts/launcher-protocol.js';
 import { NdjsonReader, ndjsonLine } from '../../runtime/ndjson.js';
 import type { LauncherVmi } from '../../launcher/vmi.js';
@@ -156,7 +156,7 @@ export async function startLauncher(vmi: LauncherVmi, options: LauncherRunOption
   const sock = path.join(runDir, 'launcher.sock');
   const connected = await eventually(`the launcher to open ${sock}`, 30_000, async () =>
     // A launcher that exited will never open it: stop waiting.
-    proc.exitCode !== null ? new Error(`the launcher exited with code ${proc.exitCode}`) : LauncherClient.connect(sock),
+    proc.exitCode !== null ? new Error(`the launcher exited with code ${proc.exitCode}`) : new LauncherClient(await connectUnixSocket(sock)),
     { intervalMs: 100 },
   ).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
   if (connected instanceof Error) {

@@ -36,7 +36,7 @@ describe('launcher migration (real QEMU, TCG)', () => {
     const next = await target.waitForSerial(/KUBEVM-COUNT (\d+)/, 20_000);
     expect(Number(next[1])).toBeGreaterThanOrEqual(atMigration);
     await target.waitForSerial(new RegExp(`KUBEVM-COUNT ${atMigration + 2}\\b`), 20_000);
-    const src = await source.client.status();
+    const src = await source.client.call('status');
     expect(src.phase).toBe('Paused');
     expect(src.qemuStatus).toBe('postmigrate');
     await source.client.call('kill');

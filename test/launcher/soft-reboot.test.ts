@@ -28,7 +28,7 @@ describe('launcher soft reboot (real QEMU, TCG)', () => {
     expect(rebooted.method).toBe('acpi');
     // Down its own way (the power button's shutdown path), then up again in the same QEMU.
     await run.waitForSerial(/KUBEVM-POWEROFF acpi power button[\s\S]*KUBEVM-GUEST-BOOTED[\s\S]*KUBEVM-READY/, 60_000);
-    const afterSoft = await run.client.status();
+    const afterSoft = await run.client.call('status');
     expect(afterSoft).toMatchObject({ phase: 'Running', qemuStatus: 'running', qemuPid: started.qemuPid });
     expect(count(run.serialLog(), /KUBEVM-GUEST-BOOTED/)).toBe(2);
 
@@ -55,7 +55,7 @@ describe('launcher soft reboot (real QEMU, TCG)', () => {
     expect(rebooted.method).toBe('guest-agent');
     await run.waitForSerial(/KUBEVM-AGENT-SHUTDOWN mode=reboot[\s\S]*KUBEVM-GUEST-BOOTED[\s\S]*KUBEVM-READY/, 60_000);
     expect(run.serialLog()).not.toMatch(/KUBEVM-POWEROFF/);
-    expect(await run.client.status()).toMatchObject({ phase: 'Running', qemuPid: started.qemuPid });
+    expect(await run.client.call('status')).toMatchObject({ phase: 'Running', qemuPid: started.qemuPid });
     await run.client.call('kill');
   });
 
@@ -66,7 +66,7 @@ describe('launcher soft reboot (real QEMU, TCG)', () => {
     await expect(run.client.call('softReboot')).rejects.toThrow('launcher softReboot: the domain is Pending, not Running: a soft reboot needs a running guest');
     expect((await run.client.call('start')).phase).toBe('Running');
     await expect(run.client.call('softReboot')).rejects.toThrow(/no guest agent is connected and ACPI is disabled \(spec\.domain\.features\.acpi\.enabled: false\)/);
-    expect((await run.client.status()).phase).toBe('Running');
+    expect((await run.client.call('status')).phase).toBe('Running');
     await run.client.call('kill');
   });
 });
