@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { registerSecretValue } from '../runtime/redact.js';
 import type { LauncherVmi, LauncherVolume } from './vmi.js';
 
 const run = promisify(execFile);
@@ -75,6 +76,9 @@ export async function cloudInitFiles(vmi: LauncherVmi, volume: LauncherVolume, v
   else if (src.networkDataSecretRef !== undefined) {
     networkConfig = await readSecretKey(secrets.networkData(volume.name), ['networkdata', 'networkData'], `${field}.networkDataSecretRef`);
   }
+  // Whatever this process logs (its own lines, the guest's console) never carries them.
+  registerSecretValue(userData);
+  registerSecretValue(networkConfig);
   const files: CloudInitFiles = { metaData: noCloudMetaData(vmi), userData };
   if (networkConfig !== undefined) files.networkConfig = networkConfig;
   return files;

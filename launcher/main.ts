@@ -2,6 +2,7 @@
 // runs the domain, and turns SIGTERM into a graceful guest shutdown.
 import { readFile } from 'node:fs/promises';
 import { createRootLogger } from '../runtime/logging.js';
+import { redactText } from '../runtime/redact.js';
 import { CommandServer } from './command-server.js';
 import { launcherSockets } from '../runtime/contracts/launcher-pod.js';
 import { loadConfigOrExit } from '../runtime/config.js';
@@ -29,7 +30,7 @@ async function main(): Promise<void> {
   const server = new CommandServer(domain, sockets.command, log, () => undefined);
   // KubeVirt logs the serial console unless the VMI turns it off.
   if (vmi.spec.domain.devices.logSerialConsole !== false) {
-    new SerialLogFollower(sockets.serialLog, (line) => process.stdout.write(`${line}\n`)).start();
+    new SerialLogFollower(sockets.serialLog, (line) => process.stdout.write(`${redactText(line)}\n`)).start();
   }
   domain.on('event', () => {
     if (domain.stopped) exitWhenStopped();
@@ -54,6 +55,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: Error) => {
-  process.stderr.write(`launcher: ${err.message}\n`);
+  process.stderr.write(`launcher: ${redactText(err.message)}\n`);
   process.exit(2);
 });

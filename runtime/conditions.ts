@@ -5,6 +5,7 @@
 //   read back compares equal to the one we computed and a no-op pass writes nothing;
 // - conditions are kept in a fixed order, for the same reason;
 // - every setter reports whether anything changed.
+import { redactText } from './redact.js';
 
 import type { Condition, ConditionStatus } from './api/meta.js';
 
@@ -107,7 +108,8 @@ export function setCondition(
     type: input.type,
     status: input.status,
     ...(input.reason !== undefined ? { reason: input.reason } : {}),
-    ...(input.message !== undefined ? { message: input.message } : {}),
+    // Messages quote launchers' and pods' last lines: nothing secret may ride along into a status.
+    ...(input.message !== undefined ? { message: redactText(input.message) } : {}),
     lastProbeTime: null,
     lastTransitionTime: flipped
       ? formatConditionTime(options.now ?? new Date())

@@ -3,6 +3,7 @@
 // Best effort: an event that cannot be written is logged, never fails a reconcile. Identical
 // events for the same object within a short window are dropped, so a key retried with backoff
 // does not flood the namespace.
+import { redactText } from './redact.js';
 import { randomBytes } from 'node:crypto';
 import type { KubeClient, KubeObject, ResourceClient } from './kube.js';
 import { coreResources } from './kube.js';
@@ -44,8 +45,10 @@ export class KubeEventRecorder implements EventRecorder {
     this.events = client.resource<CoreEvent>(coreResources.events);
   }
 
-  record(object: KubeObject, type: EventType, reason: string, message: string): void {
+  record(object: KubeObject, type: EventType, reason: string, rawMessage: string): void {
     const metadata = object.metadata ?? {};
+    // Events are readable by anyone who may read the namespace's events: never a secret in one.
+    const message = redactText(rawMessage);
     const dedupeKey = `${metadata.uid}\u0000${reason}\u0000${message}`;
     const now = Date.now();
     const last = this.recent.get(dedupeKey);

@@ -1,42 +1,12 @@
 // The process's root pino logger. Components take child loggers from it; the controller takes one
 // child per reconcile. Secrets must never reach a log line: credentials, bearer tokens and the
-// cloud-init payloads a VMI carries (userData/networkData often hold passwords and keys).
+// cloud-init payloads a VMI carries (userData/networkData often hold passwords and keys). Every
+// logged object, binding and message goes through runtime/redact.ts (by key, shape and value).
 import { pino } from 'pino';
 import type { DestinationStream, Level, Logger, LoggerOptions } from 'pino';
+import { redactText, redactValue } from './redact.js';
 
 export type { Logger } from 'pino';
-
-const sensitiveKeys = [
-  'password',
-  'token',
-  'bearerToken',
-  'authorization',
-  'Authorization',
-  'cookie',
-  'userData',
-  'userDataBase64',
-  'networkData',
-  'networkDataBase64',
-  'privateKey',
-  'client-key-data',
-  'clientKey',
-] as const;
-
-/** Redaction paths: the keys above at the top level and up to five levels deep. */
-export function redactionPaths(maxDepth = 5): string[] {
-  const paths: string[] = [];
-  for (const key of sensitiveKeys) {
-    const segment = /^[A-Za-z_$][\w$]*$/.test(key) ? key : `["${key}"]`;
-    let prefix = '';
-    for (let depth = 0; depth <= maxDepth; depth++) {
-      paths.push(prefix === '' ? segment : segment.startsWith('[') ? `${prefix}${segment}` : `${prefix}.${segment}`);
-      prefix = prefix === '' ? '*' : `${prefix}.*`;
-    }
-  }
-  // A Secret's data: never log its values, whatever the keys are.
-  paths.push('secret.data', 'secret.stringData');
-  return paths;
-}
 
 const levels: readonly Level[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
 
@@ -59,11 +29,29 @@ export function createRootLogger(options: RootLoggerOptions): Logger {
   const config: LoggerOptions = {
     level: options.level ?? levelFromEnv(process.env['LOG_LEVEL']),
     base: { component: options.component },
-    redact: { paths: redactionPaths(), censor: '[REDACTED]' },
     timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
+    formatters: {
+      level: (label) => ({ level: label }),
+      log: (object) => redactValue(object) as Record<string, unknown>,
+    },
+    hooks: {
+      // The message and its format arguments: objects are handled by formatters.log.
+      logMethod(args, method) {
+        const redacted = args.map((arg) => (typeof arg === 'string' ? redactText(arg) : arg)) as Parameters<typeof method>;
+        method.apply(this, redacted);
+      },
+    },
   };
-  return options.destination ? pino(config, options.destination) : pino(config);
+  const root = options.destination ? pino(config, options.destination) : pino(config);
+  // pino applies formatters.bindings to the root's bindings only; a child's go through here (every
+  // child inherits this method from the root).
+  type Child = (this: Logger, bindings: Record<string, unknown>, childOptions?: unknown) => Logger;
+  const unbound = (Object.getPrototypeOf(root) as { child: Child }).child;
+  const redactedChild: Child = function (this: Logger, bindings, childOptions) {
+    return unbound.call(this, redactValue(bindings) as Record<string, unknown>, childOptions);
+  };
+  Object.defineProperty(root, 'child', { value: redactedChild, writable: true, configurable: true });
+  return root;
 }
 
 /** A logger that discards everything: the default for library code when none is given. */
