@@ -4,6 +4,7 @@
 #   kubevm/controller:<version>    node + compiled JS + production node modules
 #   kubevm/node-handler:<version>  the same root filesystem, another command
 #   kubevm/api-server:<version>    the same root filesystem, another command
+#   kubevm/operator:<version>      the same root filesystem, another command
 #   kubevm/launcher:<version>      the same plus QEMU and its tools (launcher/rootfs.sh)
 # An image whose inputs did not change since its last import is not rebuilt.
 set -euo pipefail
@@ -72,6 +73,7 @@ image() {
 image controller "$base" --workdir /opt/kubevm --user 65532:65532 --entrypoint '["/usr/bin/node"]'
 image node-handler "$base" --workdir /opt/kubevm --user 65532:65532 --entrypoint '["/usr/bin/node"]'
 image api-server "$base" --workdir /opt/kubevm --user 65532:65532 --entrypoint '["/usr/bin/node"]'
+image operator "$base" --workdir /opt/kubevm --user 65532:65532 --entrypoint '["/usr/bin/node"]'
 
 launcher="$work/launcher"
 cp -a "$base" "$launcher"

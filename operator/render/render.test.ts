@@ -1,0 +1,135 @@
+// The rendered installation: deploy/'s component manifests were the source of truth for RBAC and
+// workloads, so until deploy/ is generated from here, the two must say the same; and the
+// CR's settings (images, placement, replicas) land where KubeVirt puts them.
+import { describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+import type { InstallTarget, Manifest } from '../install.js';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../install.js';
+import { MANAGED_KINDS } from '../managed-kinds.js';
+import { renderInstallation } from './index.js';
+import { USER_ROLE_NAMES } from './user-roles.js';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const target: InstallTarget = { namespace: 'kubevirt', registry: 'kubevm', tag: '0.1.0', pullPolicy: 'IfNotPresent' };
+
+function deployFile(path: string): Manifest[] {
+  return parseAllDocuments(readFileSync(join(repo, 'deploy', path), 'utf8'))
+    .map((doc) => doc.toJS() as Manifest | null)
+    .filter((obj): obj is Manifest => obj !== null);
+}
+
+function find(objects: readonly Manifest[], kind: string, name: string): Manifest {
+  const found = objects.find((obj) => obj.kind === kind && obj.metadata.name === name);
+  if (!found) throw new Error(`no ${kind} ${name}`);
+  return found;
+}
+
+describe('renderInstallation', () => {
+  const objects = renderInstallation({}, target);
+
+  it('labels every object as the operator\'s, names each once, and renders only kinds it watches', () => {
+    const keys = objects.map((obj) => `${obj.kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`);
+    expect(new Set(keys).size).toBe(keys.length);
+    for (const obj of objects) {
+      expect(obj.metadata.labels?.[MANAGED_BY_LABEL]).toBe(MANAGED_BY_VALUE);
+      expect(Object.keys(MANAGED_KINDS)).toContain(obj.kind);
+    }
+  });
+
+  it('installs every CRD but KubeVirt\'s own, which ships with the operator', () => {
+    const crds = objects.filter((obj) => obj.kind === 'CustomResourceDefinition').map((obj) => obj.metadata.name);
+    expect(crds).toContain('virtualmachines.kubevirt.io');
+    expect(crds).toContain('migrationpolicies.migrations.kubevirt.io');
+    expect(crds).not.toContain('kubevirts.kubevirt.io');
+    expect(crds).toHaveLength(8);
+    expect(objects.findIndex((obj) => obj.kind === 'Deployment')).toBeGreaterThan(objects.findIndex((obj) => obj.kind === 'CustomResourceDefinition'));
+  });
+
+  const roleFiles: Array<[string, Array<[string, string]>]> = [
+    ['controller/rbac.yaml', [['ClusterRole', 'kubevm-controller'], ['Role', 'kubevm-controller-leader-election']]],
+    ['node-handler/clusterrole.yaml', [['ClusterRole', 'kubevm-node-handler']]],
+    ['api-server/rbac.yaml', [['ClusterRole', 'kubevm-api-server']]],
+  ];
+  it.each(roleFiles)('grants exactly the rules of deploy/%s', (file, roles) => {
+    const fromDeploy = deployFile(file);
+    for (const [kind, name] of roles) {
+      expect(find(objects, kind, name)['rules']).toEqual(find(fromDeploy, kind, name)['rules']);
+    }
+  });
+
+  const workloadFiles: Array<[string, string, string]> = [
+    ['controller/deployment.yaml', 'Deployment', 'kubevm-controller'],
+    ['node-handler/daemonset.yaml', 'DaemonSet', 'kubevm-node-handler'],
+    ['api-server/deployment.yaml', 'Deployment', 'kubevm-api-server'],
+    ['api-server/service.yaml', 'Service', 'kubevm-api-server'],
+    ['api-server/service.yaml', 'PodDisruptionBudget', 'kubevm-api-server'],
+    ['api-server/apiservice.yaml', 'APIService', 'v1.subresources.kubevirt.io'],
+    ['api-server/apiservice.yaml', 'APIService', 'v1alpha3.subresources.kubevirt.io'],
+  ];
+  it.each(workloadFiles)('renders the workload of deploy/%s', (file, kind, name) => {
+    const fromDeploy = find(deployFile(file), kind, name);
+    expect(find(objects, kind, name)['spec']).toEqual(fromDeploy['spec']);
+  });
+
+  it('binds each component\'s ServiceAccount to its roles', () => {
+    for (const name of ['kubevm-controller', 'kubevm-node-handler', 'kubevm-api-server']) {
+      expect(find(objects, 'ClusterRoleBinding', name)['subjects']).toEqual([{ kind: 'ServiceAccount', name, namespace: 'kubevirt' }]);
+      expect(find(objects, 'ServiceAccount', name).metadata.namespace).toBe('kubevirt');
+    }
+  });
+
+  it('gives the APIServices the CA bundle and rolls the api-server when its certificate changes', () => {
+    const tls = { caBundle: '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n', servingCertSha256: 'abc' };
+    const withTls = renderInstallation({}, target, { secrets: [], tls });
+    const apiService = find(withTls, 'APIService', 'v1.subresources.kubevirt.io') as Manifest & { spec: { caBundle?: string } };
+    expect(Buffer.from(apiService.spec.caBundle ?? '', 'base64').toString()).toBe(tls.caBundle);
+    const deployment = find(withTls, 'Deployment', 'kubevm-api-server') as Manifest & { spec: { template: { metadata: { annotations?: Record<string, string> } } } };
+    expect(deployment.spec.template.metadata.annotations).toEqual({ 'kubevm.io/serving-certificate-sha256': 'abc' });
+  });
+
+  it('takes images, pull policy, placement, replicas and pull secrets from the CR', () => {
+    const custom = renderInstallation(
+      {
+        imageRegistry: 'registry.example/kubevm',
+        imageTag: '9.9.9',
+        imagePullSecrets: [{ name: 'pull' }],
+        infra: { replicas: 1, nodePlacement: { nodeSelector: { infra: 'yes' }, tolerations: [{ key: 'dedicated', operator: 'Exists' }] } },
+        workloads: { nodePlacement: { nodeSelector: { vms: 'yes' } } },
+        configuration: { imagePullPolicy: 'Always' },
+      },
+      { ...target, registry: 'registry.example/kubevm', tag: '9.9.9', pullPolicy: 'Never' },
+    );
+    const controller = find(custom, 'Deployment', 'kubevm-controller') as Manifest & { spec: { replicas: number; template: { spec: Record<string, unknown> & { containers: Array<{ image: string; imagePullPolicy: string; env: Array<{ name: string; value?: string }> }> } } } };
+    const pod = controller.spec.template.spec;
+    expect(controller.spec.replicas).toBe(1);
+    expect(pod['nodeSelector']).toEqual({ infra: 'yes' });
+    expect(pod['tolerations']).toContainEqual({ key: 'dedicated', operator: 'Exists' });
+    expect(pod['imagePullSecrets']).toEqual([{ name: 'pull' }]);
+    const container = pod.containers[0];
+    expect(container?.image).toBe('registry.example/kubevm/controller:9.9.9');
+    expect(container?.imagePullPolicy).toBe('Never');
+    expect(container?.env).toContainEqual({ name: 'KUBEVM_LAUNCHER_IMAGE', value: 'registry.example/kubevm/launcher:9.9.9' });
+    // configuration.imagePullPolicy is the VM pods' (KubeVirt's meaning), not the components'.
+    expect(container?.env).toContainEqual({ name: 'KUBEVM_LAUNCHER_PULL_POLICY', value: 'Always' });
+    const handler = find(custom, 'DaemonSet', 'kubevm-node-handler') as Manifest & { spec: { template: { spec: Record<string, unknown> } } };
+    expect(handler.spec.template.spec['nodeSelector']).toEqual({ vms: 'yes' });
+    // One replica: a budget of one available would block every drain.
+    expect(custom.some((obj) => obj.kind === 'PodDisruptionBudget')).toBe(false);
+    expect(objects.some((obj) => obj.kind === 'PodDisruptionBudget' && obj.metadata.name === 'kubevm-controller')).toBe(true);
+  });
+
+  it('renders KubeVirt\'s user-facing roles with their aggregation', () => {
+    const label = (name: string, key: string): string | undefined => find(objects, 'ClusterRole', name).metadata.labels?.[key];
+    expect(label(USER_ROLE_NAMES.admin, 'rbac.authorization.k8s.io/aggregate-to-admin')).toBe('true');
+    expect(label(USER_ROLE_NAMES.edit, 'rbac.authorization.k8s.io/aggregate-to-edit')).toBe('true');
+    expect(label(USER_ROLE_NAMES.view, 'rbac.authorization.k8s.io/aggregate-to-view')).toBe('true');
+    const migrateLabels = Object.keys(find(objects, 'ClusterRole', USER_ROLE_NAMES.migrate).metadata.labels ?? {});
+    expect(migrateLabels.filter((key) => key.includes('aggregate-to'))).toEqual([]);
+    for (const name of [USER_ROLE_NAMES.default, USER_ROLE_NAMES.instancetypeView]) {
+      expect(find(objects, 'ClusterRoleBinding', name)['subjects']).toEqual([{ kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: 'system:authenticated' }]);
+    }
+  });
+});
