@@ -1,5 +1,6 @@
 import type { VirtualMachineInstance } from '../api.js';
-import { launcherPodName, renderLauncherPod, KVM_RESOURCE, VMI_ANNOTATION } from './launcher-pod.js';
+import fc from 'fast-check';
+import { COPY_SCRIPT, launcherPodName, renderLauncherInputSecret, renderLauncherPod, KVM_RESOURCE } from './launcher-pod.js';
 
 function vmi(overrides: Partial<VirtualMachineInstance['spec']> = {}, name = 'testvm'): VirtualMachineInstance {
   return {
@@ -41,10 +42,7 @@ describe('renderLauncherPod', () => {
       'kubevirt.io': 'virt-launcher',
       'kubevirt.io/created-by': '3f6c8a4e-1111-2222-3333-444455556666',
     });
-    expect(pod.metadata?.annotations?.['kubevirt.io/domain']).toBe('testvm');
-    const carried = JSON.parse(pod.metadata?.annotations?.[VMI_ANNOTATION] ?? '{}') as VirtualMachineInstance;
-    expect(carried.metadata).toEqual({ name: 'testvm', namespace: 'ns1', uid: '3f6c8a4e-1111-2222-3333-444455556666' });
-    expect(carried.spec.domain.memory?.guest).toBe('1Gi');
+    expect(pod.metadata?.annotations).toEqual({ 'kubevirt.io/domain': 'testvm' });
     expect(pod.metadata?.ownerReferences).toEqual([
       {
         apiVersion: 'kubevirt.io/v1',
@@ -159,7 +157,7 @@ describe('renderLauncherPod', () => {
     expect(pod.spec?.volumes).toEqual([
       { name: 'private', emptyDir: {} },
       { name: 'ephemeral-disks', emptyDir: {} },
-      { name: 'vmi', downwardAPI: { items: [{ path: 'vmi.json', fieldRef: { fieldPath: "metadata.annotations['kubevm.io/vmi']" } }] } },
+      { name: 'vmi', secret: { secretName: launcherPodName(vmi()), defaultMode: 0o440 } },
       { name: 'pvc-data', persistentVolumeClaim: { claimName: 'data-pvc', readOnly: false } },
       { name: 'pvc-scratch', persistentVolumeClaim: { claimName: 'golden', readOnly: true } },
       { name: 'secret-creds', secret: { secretName: 'app-secret' } },
@@ -190,23 +188,35 @@ describe('renderLauncherPod', () => {
       '/var/run/kubevm/bin/busybox',
       'sh',
       '-c',
-      '/var/run/kubevm/bin/busybox mkdir -p /target/container-disks/root/ && /var/run/kubevm/bin/busybox cp -RL /disk /target/container-disks/root//',
+      COPY_SCRIPT,
+      'copy-image',
+      '/target/container-disks/root',
+      'spec.volumes[0].containerDisk',
+      '/disk',
     ]);
     expect(pod.spec?.initContainers?.every((c) => c.securityContext?.runAsUser === 107 && c.securityContext.capabilities?.drop?.[0] === 'ALL')).toBe(true);
     expect(pod.spec?.imagePullSecrets).toEqual([{ name: 'regcred' }]);
   });
 
-  test('kernelBoot: the kernel and initrd directories are copied to /var/run/kubevirt/kernel-boot', () => {
+  test('kernelBoot: the kernel and initrd files are copied to /var/run/kubevirt/kernel-boot', () => {
     const pod = renderLauncherPod(
       vmi({
-        domain: { memory: { guest: '256Mi' }, firmware: { kernelBoot: { container: { image: 'kubevm/kernel:1', kernelPath: '/boot/vmlinuz', initrdPath: 'boot/initrd.gz' } } }, devices: {} },
+        domain: { memory: { guest: '256Mi' }, firmware: { kernelBoot: { container: { image: 'kubevm/kernel:1', kernelPath: '/boot/vmlinuz', initrdPath: '/initrd/initrd.gz' } } }, devices: {} },
         volumes: [],
       }),
       config,
     );
     const init = pod.spec?.initContainers?.find((c) => c.name === 'kernel-boot');
     expect(init?.image).toBe('kubevm/kernel:1');
-    expect(init?.command?.[3]).toBe('/var/run/kubevm/bin/busybox mkdir -p /target/kernel-boot/ && /var/run/kubevm/bin/busybox cp -RL /boot /target/kernel-boot//');
+    expect(init?.command?.slice(3)).toEqual([
+      COPY_SCRIPT,
+      'copy-image',
+      '/target/kernel-boot',
+      'spec.domain.firmware.kernelBoot.container.kernelPath',
+      '/boot/vmlinuz',
+      'spec.domain.firmware.kernelBoot.container.initrdPath',
+      '/initrd/initrd.gz',
+    ]);
   });
 
   test('image-volume mode mounts the images instead of copying them', () => {
@@ -240,5 +250,70 @@ describe('renderLauncherPod', () => {
 
   test('is a pure function of the VMI: same input, same pod', () => {
     expect(renderLauncherPod(vmi(), config)).toEqual(renderLauncherPod(vmi(), config));
+  });
+});
+
+describe('the launcher input Secret', () => {
+  const userData = '#cloud-config\npassword: kubevm-marker-inline\n';
+  const withCloudInit = vmi({
+    volumes: [
+      { name: 'root', containerDisk: { image: 'cd:1' } },
+      { name: 'cloudinit', cloudInitNoCloud: { userData, networkData: 'version: 2 # kubevm-marker-net\n' } },
+    ],
+  });
+
+  test('carries the VMI the launcher runs, owned by the VMI, immutable', () => {
+    const secret = renderLauncherInputSecret(withCloudInit);
+    expect(secret.metadata?.name).toBe(launcherPodName(withCloudInit));
+    expect(secret.metadata?.namespace).toBe('ns1');
+    expect(secret.immutable).toBe(true);
+    expect(secret.metadata?.ownerReferences).toEqual(renderLauncherPod(withCloudInit, config).metadata?.ownerReferences);
+    const carried = JSON.parse(Buffer.from(secret.data?.['vmi.json'] ?? '', 'base64').toString('utf8')) as VirtualMachineInstance;
+    expect(carried.metadata).toEqual({ name: 'testvm', namespace: 'ns1', uid: '3f6c8a4e-1111-2222-3333-444455556666' });
+    expect(carried.spec.volumes?.[1]?.cloudInitNoCloud?.userData).toBe(userData);
+  });
+
+  test('the pod carries no part of the spec: cloud-init data appears nowhere in it', () => {
+    const pod = JSON.stringify(renderLauncherPod(withCloudInit, config));
+    expect(pod).not.toContain('kubevm-marker');
+    expect(pod).not.toContain(Buffer.from(userData).toString('base64'));
+  });
+});
+
+describe('init-copy: no manifest string is ever part of a shell script', () => {
+  const arbitraryPath = fc.oneof(
+    fc.string({ unit: 'binary' }),
+    fc.constantFrom('/disk/$(id).qcow2', '/disk/`id`', "/disk/a'b\"c", '/disk/x; rm -rf /', '/disk/x\nrm -rf /', '/disk/../../etc/shadow', '-rf', '/disk/$IFS', '*'),
+  );
+  test('paths from the manifest reach the copier only as whole arguments after the constant script', () => {
+    fc.assert(
+      fc.property(arbitraryPath, arbitraryPath, arbitraryPath, (diskPath, kernelPath, initrdPath) => {
+        const pod = renderLauncherPod(
+          vmi({
+            domain: { memory: { guest: '64Mi' }, firmware: { kernelBoot: { container: { image: 'k:1', kernelPath, initrdPath } } }, devices: {} },
+            volumes: [{ name: 'root', containerDisk: { image: 'cd:1', path: diskPath } }],
+          }),
+          config,
+        );
+        const byName = new Map((pod.spec?.initContainers ?? []).map((c) => [c.name, c.command ?? []]));
+        for (const command of [byName.get('cd-root'), byName.get('kernel-boot')]) {
+          expect(command?.slice(0, 5)).toEqual(['/var/run/kubevm/bin/busybox', 'sh', '-c', COPY_SCRIPT, 'copy-image']);
+        }
+        expect(byName.get('cd-root')?.slice(5)).toEqual(['/target/container-disks/root', 'spec.volumes[0].containerDisk.path', diskPath]);
+        expect(byName.get('kernel-boot')?.slice(5)).toEqual([
+          '/target/kernel-boot',
+          'spec.domain.firmware.kernelBoot.container.kernelPath',
+          kernelPath,
+          'spec.domain.firmware.kernelBoot.container.initrdPath',
+          initrdPath,
+        ]);
+        // No container of the pod carries the string anywhere else (commands, args, env).
+        for (const container of [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])]) {
+          const script = container.command?.[2] === '-c' ? container.command[3] : undefined;
+          if (script !== undefined) expect(script).toBe(COPY_SCRIPT);
+          expect(container.args).toBeUndefined();
+        }
+      }),
+    );
   });
 });

@@ -2,7 +2,7 @@
 // (ADR 0007). Everything a launcher needs reaches it through this spec: the VMI as a file, its
 // disks as volumes, /dev/kvm as a device-plugin resource. Nothing here reads the cluster.
 import { createHash } from 'node:crypto';
-import type { V1Container, V1Pod, V1ResourceRequirements, V1Volume, V1VolumeDevice, V1VolumeMount } from '@kubernetes/client-node';
+import type { V1Container, V1OwnerReference, V1Pod, V1ResourceRequirements, V1Secret, V1Volume, V1VolumeDevice, V1VolumeMount } from '@kubernetes/client-node';
 import type { VirtualMachineInstance, Volume } from '../api.js';
 import { formatBytes, formatMillicores, parseQuantity } from '../../runtime/quantity.js';
 import {
@@ -22,7 +22,6 @@ import {
 } from '../../runtime/contracts/launcher-pod.js';
 
 export { COMPUTE_CONTAINER, CREATED_BY_LABEL, DOMAIN_ANNOTATION, LAUNCHER_LABEL, LAUNCHER_LABEL_VALUE, LAUNCHER_UID } from '../../runtime/contracts/launcher-pod.js';
-export const VMI_ANNOTATION = 'kubevm.io/vmi';
 export const KVM_RESOURCE = 'devices.kubevirt.io/kvm';
 
 const VMI_DIR = LAUNCHER_PATHS.vmiDir;
@@ -162,7 +161,7 @@ export function launcherResources(vmi: VirtualMachineInstance, config: LauncherP
   return Object.keys(limits).length > 0 ? { requests, limits } : { requests };
 }
 
-/** The part of the VMI the launcher runs, as the `kubevm.io/vmi` annotation carries it. */
+/** The part of the VMI the launcher runs: what its input Secret carries as vmi.json. */
 export function vmiForLauncher(vmi: VirtualMachineInstance): string {
   const metadata = vmi.metadata ?? {};
   return JSON.stringify({
@@ -171,6 +170,39 @@ export function vmiForLauncher(vmi: VirtualMachineInstance): string {
     metadata: { name: metadata.name, namespace: metadata.namespace, uid: metadata.uid },
     spec: vmi.spec,
   });
+}
+
+/** The VMI controller reference every object rendered for a VMI carries: deleted with it. */
+function ownedByVMI(vmi: VirtualMachineInstance): V1OwnerReference[] {
+  const { name = '', uid = '' } = vmi.metadata ?? {};
+  return [{ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', name, uid, controller: true, blockOwnerDeletion: true }];
+}
+
+/** The name of the Secret that carries the VMI to its launcher: the launcher pod's own name. */
+export const launcherInputSecretName = launcherPodName;
+
+/**
+ * The launcher's input, the VMI it runs (vmi.json), as a Secret the controller creates before the
+ * pod and the pod mounts. A Secret, not a pod annotation: the spec carries cloud-init user-data and
+ * network data, which anyone who may read pods could read in an annotation; a Secret is readable
+ * only by those who may read Secrets, lives in memory on the node (tmpfs), and is garbage collected
+ * with its VMI. Immutable: the spec a pod runs is fixed when the pod is created.
+ */
+export function renderLauncherInputSecret(vmi: VirtualMachineInstance): V1Secret {
+  const metadata = vmi.metadata ?? {};
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {
+      name: launcherInputSecretName(vmi),
+      namespace: metadata.namespace,
+      labels: { [LAUNCHER_LABEL]: LAUNCHER_LABEL_VALUE, [CREATED_BY_LABEL]: metadata.uid ?? '' },
+      ownerReferences: ownedByVMI(vmi),
+    },
+    type: 'Opaque',
+    immutable: true,
+    data: { [VMI_FILE_NAME]: Buffer.from(vmiForLauncher(vmi), 'utf8').toString('base64') },
+  };
 }
 
 /** What the renderer needs to know about the cluster beyond the VMI (looked up by the caller). */
@@ -250,29 +282,78 @@ const RESTRICTED_SECURITY_CONTEXT = {
 const INIT_RESOURCES = { requests: { cpu: '10m', memory: '40Mi' }, limits: { memory: '40Mi' } };
 
 /**
+ * The init-copy script, run by the static busybox from the launcher image inside each containerDisk
+ * or kernelBoot image: `sh -c COPY_SCRIPT copy-image <target> [<field> <path in the image>]...`.
+ * The script is a constant: the paths from the manifest reach it only as arguments and are used
+ * only as quoted words, never parsed as shell. It checks each path again (the API refuses the same
+ * ones: absolute, no empty, "." or ".." component, no control character) and names the field in
+ * every failure, which becomes the container's termination message and so the VMI's condition.
+ * Files keep their path inside the image (<target>/<path>), as the launcher expects; -L resolves
+ * symlinks to the files they name; ownership is not kept (uid 107 cannot chown, and only reads).
+ */
+export const COPY_SCRIPT = [
+  'set -eu',
+  `bb=${COPIER_DIR}/busybox`,
+  'target=$1',
+  'shift',
+  'while [ $# -ge 2 ]; do',
+  '  field=$1',
+  '  src=$2',
+  '  shift 2',
+  '  case $src in *[[:cntrl:]]*) echo "$field: must not contain control characters (newline, tab, ...)" >&2; exit 1 ;; esac',
+  '  case $src in /?*) ;; *) echo "$field: \\"$src\\" must be an absolute path to a file inside the image" >&2; exit 1 ;; esac',
+  '  case $src/ in */./* | */../* | *//*) echo "$field: \\"$src\\" must not contain empty, \\".\\" or \\"..\\" components" >&2; exit 1 ;; esac',
+  '  if [ ! -e "$src" ]; then echo "$field: \\"$src\\" does not exist in the image" >&2; exit 1; fi',
+  '  dest=$target$src',
+  '  $bb mkdir -p -- "${dest%/*}"',
+  '  $bb cp -RL -- "$src" "$dest"',
+  'done',
+].join('\n');
+
+/** One image whose files the launcher reads: a containerDisk or the kernelBoot container. */
+interface ImageSource {
+  name: string;
+  image: string;
+  pullPolicy: string;
+  /** What to copy ('init-copy'): the field that names it (for messages) and its path in the image. */
+  copy: Array<{ field: string; path: string }>;
+  into: string;
+}
+
+/**
  * containerDisks (`/var/run/kubevirt/container-disks/<volume>/disk/...`) and the kernelBoot image
  * (`/var/run/kubevirt/kernel-boot/...`): each image's root as the launcher expects it. An image that
  * cannot be pulled shows as ErrImagePull/ImagePullBackOff on the pod, naming the image.
  */
 function imageSources(vmi: VirtualMachineInstance, config: LauncherPodConfig): ImageSourceParts {
   const parts: ImageSourceParts = { volumes: [], mounts: [], initContainers: [] };
-  // `from`: the directories of the image to copy ('init-copy'); the image's root is not copyable.
-  const sources: Array<{ name: string; image: string; pullPolicy: string; from: string[]; into: string }> = [];
-  const dirOf = (file: string): string => file.replace(/\/[^/]*$/, '') || '/';
-  for (const volume of vmi.spec.volumes ?? []) {
-    if (!volume.containerDisk) continue;
+  const sources: ImageSource[] = [];
+  (vmi.spec.volumes ?? []).forEach((volume, index) => {
+    if (!volume.containerDisk) return;
+    const field = `spec.volumes[${index}].containerDisk`;
     sources.push({
       name: podVolumeName('cd', volume.name),
       image: volume.containerDisk.image,
       pullPolicy: volume.containerDisk.imagePullPolicy ?? 'IfNotPresent',
-      from: [volume.containerDisk.path ? dirOf(`/${volume.containerDisk.path.replace(/^\/+/, '')}`) : '/disk'],
+      // Without a path the launcher takes the single file under /disk (KubeVirt's convention).
+      copy: [volume.containerDisk.path !== undefined ? { field: `${field}.path`, path: volume.containerDisk.path } : { field, path: '/disk' }],
       into: `${CONTAINER_DISKS_DIR}/${volume.name}`,
     });
-  }
+  });
   const kernelBoot = vmi.spec.domain.firmware?.kernelBoot?.container;
   if (kernelBoot?.image) {
-    const from = [...new Set([kernelBoot.kernelPath, kernelBoot.initrdPath].filter((p): p is string => Boolean(p)).map((p) => dirOf(`/${p.replace(/^\/+/, '')}`)))];
-    sources.push({ name: 'kernel-boot', image: kernelBoot.image, pullPolicy: kernelBoot.imagePullPolicy ?? 'IfNotPresent', from: from.length > 0 ? from : ['/boot'], into: KERNEL_BOOT_DIR });
+    const field = 'spec.domain.firmware.kernelBoot.container';
+    const copy = [
+      ...(kernelBoot.kernelPath !== undefined ? [{ field: `${field}.kernelPath`, path: kernelBoot.kernelPath }] : []),
+      ...(kernelBoot.initrdPath !== undefined ? [{ field: `${field}.initrdPath`, path: kernelBoot.initrdPath }] : []),
+    ];
+    sources.push({
+      name: 'kernel-boot',
+      image: kernelBoot.image,
+      pullPolicy: kernelBoot.imagePullPolicy ?? 'IfNotPresent',
+      copy: copy.length > 0 ? copy : [{ field, path: '/boot' }],
+      into: KERNEL_BOOT_DIR,
+    });
   }
   if (sources.length === 0) return parts;
 
@@ -308,15 +389,7 @@ function imageSources(vmi: VirtualMachineInstance, config: LauncherPodConfig): I
       name: source.name,
       image: source.image,
       imagePullPolicy: source.pullPolicy,
-      // Directories are copied with their path so the launcher finds <root>/<path> as in the image.
-      // -RL: symlinks resolved to the files they name; ownership not preserved (uid 107 cannot
-      // chown, and the launcher only needs to read).
-      command: [
-        `${COPIER_DIR}/busybox`,
-        'sh',
-        '-c',
-        source.from.map((dir) => `${COPIER_DIR}/busybox mkdir -p ${target}${dirOf(dir)} && ${COPIER_DIR}/busybox cp -RL ${dir} ${target}${dirOf(dir)}/`).join(' && '),
-      ],
+      command: [`${COPIER_DIR}/busybox`, 'sh', '-c', COPY_SCRIPT, 'copy-image', target, ...source.copy.flatMap(({ field, path }) => [field, path])],
       volumeMounts: [
         { name: 'kubevm-bin', mountPath: COPIER_DIR, readOnly: true },
         { name: 'image-sources', mountPath: '/target' },
@@ -339,10 +412,8 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
   const fixedVolumes: V1Volume[] = [
     { name: PRIVATE_VOLUME, emptyDir: {} },
     { name: EPHEMERAL_DISKS_VOLUME, emptyDir: {} },
-    {
-      name: VMI_VOLUME,
-      downwardAPI: { items: [{ path: VMI_FILE_NAME, fieldRef: { fieldPath: `metadata.annotations['${VMI_ANNOTATION}']` } }] },
-    },
+    // Readable by the launcher's group only (fsGroup 107); the file is the whole VMI spec.
+    { name: VMI_VOLUME, secret: { secretName: launcherInputSecretName(vmi), defaultMode: 0o440 } },
   ];
   const fixedMounts: V1VolumeMount[] = [
     { name: PRIVATE_VOLUME, mountPath: PRIVATE_DIR },
@@ -388,10 +459,9 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
       name: launcherPodName(vmi),
       namespace: metadata.namespace,
       labels: { ...(metadata.labels ?? {}), [LAUNCHER_LABEL]: LAUNCHER_LABEL_VALUE, [CREATED_BY_LABEL]: uid },
-      annotations: { [DOMAIN_ANNOTATION]: name, [VMI_ANNOTATION]: vmiForLauncher(vmi) },
-      ownerReferences: [
-        { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', name, uid, controller: true, blockOwnerDeletion: true },
-      ],
+      // Nothing of the spec: pods are readable by more people than the VMI's Secrets (see renderLauncherInputSecret).
+      annotations: { [DOMAIN_ANNOTATION]: name },
+      ownerReferences: ownedByVMI(vmi),
     },
     spec: {
       // The launcher never talks to the API server (ADR 0007).

@@ -4,10 +4,13 @@
 // (/var/run/kubevirt/container-disks/<volume>/disk/..., /var/run/kubevirt/kernel-boot/boot/...).
 // A stand-in launcher (busybox, which is also the copier the real launcher image must carry as
 // /bin/busybox) prints what it sees. A missing containerDisk image shows as ErrImagePull on the VM.
+// Paths inside images reach the copier as literal arguments: shell syntax in them is never run, and
+// a path that does not exist or is malformed fails the init container with a message naming the field.
 // Needs the full local cluster (make cluster-up; images are built with local-cluster/build-image.sh)
 // and no installed kubevm; fails, never skips.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -24,6 +27,7 @@ import { vmiResource } from '../../controller/vmi/controller.js';
 import { clusterClient, useLocalClusterKubeconfig, createTestNamespace, requireCluster } from './runtime-support.js';
 import { eventually } from '../support/eventually.js';
 import { deleteNamespaceWithoutController } from './kubevm-namespace.js';
+import { renderLauncherInputSecret, renderLauncherPod } from '../../controller/vmi/launcher-pod.js';
 
 jest.setTimeout(180_000);
 
@@ -33,6 +37,9 @@ useLocalClusterKubeconfig();
 const LAUNCHER = 'kubevm-it/fake-launcher:1';
 const DISK = 'kubevm-it/fake-disk:1';
 type Pod = V1Pod & KubeObject;
+const secrets: ResourceDescriptor = { group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true };
+const ODD_NAME = 'a$(id)b`id`c\'d"e;f g&&h|i.qcow2';
+const launcherConfig = { launcherImage: LAUNCHER, launcherImagePullPolicy: 'IfNotPresent' as const, useEmulation: true };
 
 let client: KubeClient;
 let namespace: string;
@@ -49,6 +56,9 @@ function buildImages(): void {
     mkdirSync(join(work, 'disk', 'boot'), { recursive: true });
     writeFileSync(join(work, 'disk', 'disk', 'disk.qcow2'), 'KUBEVM-IT-DISK\n');
     writeFileSync(join(work, 'disk', 'boot', 'vmlinuz'), 'KUBEVM-IT-KERNEL\n');
+    // A file whose name is shell syntax: copied by that literal name, or not at all.
+    mkdirSync(join(work, 'disk', 'odd'), { recursive: true });
+    writeFileSync(join(work, 'disk', 'odd', ODD_NAME), 'KUBEVM-IT-ODD\n');
     for (const [ref, dir] of [[LAUNCHER, 'launcher'], [DISK, 'disk']] as const) {
       execFileSync('bash', [join(repoRoot, 'local-cluster', 'build-image.sh'), ref, join(work, dir)], { stdio: 'pipe', timeout: 60_000 });
     }
@@ -66,13 +76,13 @@ async function logsOf(pod: string): Promise<string> {
   }
 }
 
-function vm(name: string, diskImage: string): VirtualMachine {
+function vm(name: string, diskImage: string, diskPath?: string): VirtualMachine {
   return {
     apiVersion: 'kubevirt.io/v1',
     kind: 'VirtualMachine',
     metadata: { name, namespace },
     spec: {
-      runStrategy: 'Always',
+      runStrategy: diskPath === undefined ? 'Always' : 'Once',
       template: {
         spec: {
           domain: {
@@ -80,11 +90,24 @@ function vm(name: string, diskImage: string): VirtualMachine {
             firmware: { kernelBoot: { container: { image: DISK, kernelPath: '/boot/vmlinuz' } } },
             devices: { disks: [{ name: 'root', disk: { bus: 'virtio' } }] },
           },
-          volumes: [{ name: 'root', containerDisk: { image: diskImage } }],
+          volumes: [{ name: 'root', containerDisk: { image: diskImage, ...(diskPath !== undefined ? { path: diskPath } : {}) } }],
         },
       },
     },
   };
+}
+
+/** The message of the first init container that failed, once the pod has failed. */
+async function initFailure(podName: string): Promise<{ container: string; message: string }> {
+  const pods = client.resource<Pod>(coreResources.pods);
+  return eventually(`an init container of ${podName} to fail`, 120_000, async () => {
+    const pod = await pods.get(podName, namespace);
+    for (const status of pod.status?.initContainerStatuses ?? []) {
+      const terminated = status.state?.terminated;
+      if (terminated && terminated.exitCode !== 0) return { container: status.name, message: terminated.message ?? '' };
+    }
+    return undefined;
+  });
 }
 
 beforeAll(async () => {
@@ -99,8 +122,7 @@ beforeAll(async () => {
   manager = new ControllerManager(
     client,
     {
-      launcherImage: LAUNCHER,
-      launcherImagePullPolicy: 'IfNotPresent',
+      ...launcherConfig,
       // What it sees, then stay up like a launcher.
       launcherCommand: [
         '/bin/busybox',
@@ -110,7 +132,6 @@ beforeAll(async () => {
           'touch /probe 2>/dev/null && echo ROOT-WRITABLE || echo ROOT-READ-ONLY; id; ' +
           'test -s /var/run/kubevm/vmi/vmi.json && echo VMI-FILE-PRESENT; exec /bin/busybox sleep 3600',
       ],
-      useEmulation: true,
       namespace,
       leaseName: 'unused',
       leaderElection: false,
@@ -171,5 +192,68 @@ describe('the launcher pod on the real kubelet', () => {
     const synchronized = (await vms.get('missing-image', namespace)).status?.conditions?.find((c) => c.type === 'Synchronized');
     expect(synchronized?.message).toContain('kubevm-it/no-such-disk:1');
     expect(synchronized?.message).toContain('check the image name');
+  });
+
+  it('a containerDisk path that is shell syntax is copied by its literal name', async () => {
+    await client.resource<VirtualMachine>(vmResource).create(vm('literal', DISK, `/odd/${ODD_NAME}`));
+    const vmis = client.resource<VirtualMachineInstance>(vmiResource);
+    await eventually('VMI Scheduled (pod Ready)', 120_000, async () => (await vmis.find('literal', namespace))?.status?.phase === 'Scheduled');
+    const pod = (await client.resource<Pod>(coreResources.pods).list({ namespace, labelSelector: 'kubevirt.io=virt-launcher' })).items.find(
+      (p) => p.metadata?.annotations?.['kubevirt.io/domain'] === 'literal',
+    );
+    let log = '';
+    await eventually('the stand-in launcher to report', 30_000, async () => (log = await logsOf(pod?.metadata?.name ?? '')).includes('VMI-FILE-PRESENT'));
+    expect(log).toContain(`/var/run/kubevirt/container-disks/root/odd/${ODD_NAME}: KUBEVM-IT-ODD`);
+    await client.resource<VirtualMachine>(vmResource).delete('literal', namespace);
+  });
+
+  it('a containerDisk path naming no file fails the copy, and the VM says which field', async () => {
+    await client.resource<VirtualMachine>(vmResource).create(vm('no-such-path', DISK, '/disk/$(id).qcow2'));
+    const vmis = client.resource<VirtualMachineInstance>(vmiResource);
+    const message = await eventually('the failed copy on the VMI', 120_000, async () => {
+      const synchronized = (await vmis.find('no-such-path', namespace))?.status?.conditions?.find((c) => c.type === 'Synchronized')?.message;
+      return synchronized?.includes('exited') ? synchronized : undefined;
+    });
+    expect(message).toContain('init container cd-root');
+    expect(message).toContain('spec.volumes[0].containerDisk.path: "/disk/$(id).qcow2" does not exist in the image');
+  });
+
+  // Pods rendered from VMIs the API would refuse (an older CRD, a bypassed webhook): the copier
+  // refuses the same paths on its own. And paths the API accepts that name no file fail literally.
+  it.each<[string, { disk?: string; kernel?: string }, string]>([
+    ['$(...)', { disk: '/disk/$(touch /target/pwned).qcow2' }, 'spec.volumes[0].containerDisk.path: "/disk/$(touch /target/pwned).qcow2" does not exist in the image'],
+    ['backquotes', { disk: '/disk/`id`' }, 'spec.volumes[0].containerDisk.path: "/disk/`id`" does not exist in the image'],
+    ['quotes', { disk: `/disk/a'b"c` }, `spec.volumes[0].containerDisk.path: "/disk/a'b"c" does not exist in the image`],
+    ['a semicolon', { disk: '/disk/x; touch /target/pwned' }, 'spec.volumes[0].containerDisk.path: "/disk/x; touch /target/pwned" does not exist in the image'],
+    ['a newline', { disk: '/disk/disk.qcow2\ntouch /target/pwned' }, 'spec.volumes[0].containerDisk.path: must not contain control characters'],
+    ['..', { disk: '/disk/../boot/vmlinuz' }, 'spec.volumes[0].containerDisk.path: "/disk/../boot/vmlinuz" must not contain empty, "." or ".." components'],
+    ['a relative path', { disk: 'disk/disk.qcow2' }, 'spec.volumes[0].containerDisk.path: "disk/disk.qcow2" must be an absolute path to a file inside the image'],
+    ['a kernelPath with $(...)', { kernel: '/boot/$(id)' }, 'spec.domain.firmware.kernelBoot.container.kernelPath: "/boot/$(id)" does not exist in the image'],
+  ])('a path with %s reaches the copier as a literal path and fails naming the field', async (_label, paths, expected) => {
+    const uid = randomUUID();
+    const vmi: VirtualMachineInstance = {
+      apiVersion: 'kubevirt.io/v1',
+      kind: 'VirtualMachineInstance',
+      metadata: { name: `bad-path-${uid.slice(0, 8)}`, namespace, uid },
+      spec: {
+        domain: {
+          memory: { guest: '64Mi' },
+          devices: { disks: [{ name: 'root', disk: { bus: 'virtio' } }] },
+          ...(paths.kernel ? { firmware: { kernelBoot: { container: { image: DISK, kernelPath: paths.kernel } } } } : {}),
+        },
+        volumes: [{ name: 'root', containerDisk: { image: DISK, ...(paths.disk ? { path: paths.disk } : {}) } }],
+      },
+    };
+    // No owners: the VMI exists only as this pod's input.
+    const input = renderLauncherInputSecret(vmi) as KubeObject;
+    delete input.metadata?.ownerReferences;
+    await client.resource<KubeObject>(secrets).create(input);
+    const pod = renderLauncherPod(vmi, launcherConfig) as Pod;
+    delete pod.metadata?.ownerReferences;
+    await client.resource<Pod>(coreResources.pods).create(pod);
+    const failure = await initFailure(pod.metadata?.name ?? '');
+    expect(failure.container).toBe(paths.kernel ? 'kernel-boot' : 'cd-root');
+    expect(failure.message).toContain(expected);
+    expect(failure.message).not.toMatch(/not found|syntax error|unexpected/);
   });
 });

@@ -210,7 +210,13 @@ describe('VirtualMachine → VMI → launcher pod', () => {
     expect(pod.spec?.automountServiceAccountToken).toBe(false);
     expect(pod.spec?.containers[0]?.resources?.requests).toEqual({ memory: '208Mi', cpu: '100m' });
     expect(pod.spec?.containers[0]?.securityContext?.capabilities).toEqual({ drop: ['ALL'], add: ['NET_BIND_SERVICE'] });
-    expect((JSON.parse(pod.metadata?.annotations?.['kubevm.io/vmi'] ?? '{}') as VirtualMachineInstance).metadata?.uid).toBe(vmi.metadata?.uid);
+    // The VMI reaches the launcher in a Secret the VMI owns, mounted by the pod, not in an annotation.
+    expect(pod.metadata?.annotations).toEqual({ 'kubevirt.io/domain': vmi.metadata?.name });
+    const secrets: ResourceDescriptor = { group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true };
+    const input = await client.resource<KubeObject & { data?: Record<string, string> }>(secrets).get(launcherPodName(vmi), namespace);
+    expect(input.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'VirtualMachineInstance', uid: vmi.metadata?.uid, controller: true });
+    expect((JSON.parse(Buffer.from(input.data?.['vmi.json'] ?? '', 'base64').toString('utf8')) as VirtualMachineInstance).metadata?.uid).toBe(vmi.metadata?.uid);
+    expect(pod.spec?.volumes?.find((v) => v.name === 'vmi')?.secret?.secretName).toBe(launcherPodName(vmi));
 
     const status = await vmStatus('always');
     expect(status?.printableStatus).toBe('Starting');

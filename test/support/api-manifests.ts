@@ -368,6 +368,31 @@ export const invalidCases: Record<string, InvalidCase> = {
   },
   // Names reach the launcher pod's paths and QEMU's command line: a comma would add a QEMU option
   // of its own (romfile= loads a file of the pod into the guest), a slash walks out of a directory.
+  // Paths inside an image are copied out by the launcher pod's init container (issue 10, item 3).
+  'a containerDisk path that walks out of the image root': {
+    base: quickstartVM,
+    mutate: (vm) => (vm.spec.template.spec.volumes[0].containerDisk.path = '/disk/../../var/run/secrets/token'),
+    message: 'spec.template.spec.volumes[0].containerDisk.path: must be an absolute path to a file inside the image, without empty, "." or ".." components or control characters (e.g. /disk/fedora.qcow2)',
+    crdPath: 'spec.template.spec.volumes[0].containerDisk.path',
+  },
+  'a relative kernelPath': {
+    base: fullVMI,
+    mutate: (vmi) => (vmi.spec.domain.firmware.kernelBoot.container.kernelPath = 'boot/vmlinuz'),
+    message: 'spec.domain.firmware.kernelBoot.container.kernelPath: must be an absolute path to a file inside the image, without empty, "." or ".." components or control characters (e.g. /disk/fedora.qcow2)',
+    crdPath: 'spec.domain.firmware.kernelBoot.container.kernelPath',
+  },
+  'an initrdPath with a newline': {
+    base: fullVMI,
+    mutate: (vmi) => (vmi.spec.domain.firmware.kernelBoot.container.initrdPath = '/boot/initrd\n/etc/shadow'),
+    message: 'spec.domain.firmware.kernelBoot.container.initrdPath: must be an absolute path to a file inside the image, without empty, "." or ".." components or control characters (e.g. /disk/fedora.qcow2)',
+    crdPath: 'spec.domain.firmware.kernelBoot.container.initrdPath',
+  },
+  'a containerDisk path that is the image root': {
+    base: fullVMI,
+    mutate: (vmi) => (vmi.spec.volumes[1].containerDisk.path = '/'),
+    message: 'spec.volumes[1].containerDisk.path: must be an absolute path to a file inside the image, without empty, "." or ".." components or control characters (e.g. /disk/fedora.qcow2)',
+    crdPath: 'spec.volumes[1].containerDisk.path',
+  },
   'a disk name carrying a QEMU option': {
     base: masqueradeVMI,
     mutate: (vmi) => (vmi.spec.domain.devices.disks[0].name = 'containerdisk,romfile=/etc/passwd'),

@@ -59,6 +59,23 @@ export function dnsLabel(description: string) {
   return z.string().regex(new RegExp(DNS_LABEL_PATTERN), DNS_LABEL_MESSAGE).describe(description);
 }
 
+/**
+ * A file's path inside a container image (containerDisk.path, kernelPath, initrdPath), as KubeVirt
+ * requires it: absolute, naming a file (not "/"), without empty, "." or ".." components. Control
+ * characters (newline, NUL, ...) are refused too: the path is copied out of the image by the launcher
+ * pod's init container and appears in messages. A regular expression, so the CRD refuses the same.
+ */
+const PATH_CHAR = '[^/\\x00-\\x1f\\x7f]';
+const PATH_CHAR_NOT_DOT = '[^/.\\x00-\\x1f\\x7f]';
+// A component other than "." and "..": one non-dot; a non-dot then anything; a dot then a non-dot; three or more.
+const PATH_COMPONENT = `(${PATH_CHAR_NOT_DOT}|${PATH_CHAR_NOT_DOT}${PATH_CHAR}|\\.${PATH_CHAR_NOT_DOT}|${PATH_CHAR}{3,})`;
+export const IMAGE_PATH_PATTERN = `^(/${PATH_COMPONENT})+$`;
+const IMAGE_PATH_MESSAGE = 'must be an absolute path to a file inside the image, without empty, "." or ".." components or control characters (e.g. /disk/fedora.qcow2)';
+
+export function imagePath(description: string) {
+  return z.string().max(4096).regex(new RegExp(IMAGE_PATH_PATTERN), IMAGE_PATH_MESSAGE).describe(description);
+}
+
 export function dnsSubdomain(description: string) {
   return z
     .string()
@@ -182,8 +199,8 @@ export const KernelBootContainer = z
     image: z.string().min(1).describe('Container image holding the kernel and initrd.'),
     imagePullSecret: z.string().optional().describe('Name of the pull secret for the image.'),
     imagePullPolicy: PullPolicy.optional(),
-    kernelPath: z.string().optional().describe('Path of the kernel inside the image.'),
-    initrdPath: z.string().optional().describe('Path of the initrd inside the image.'),
+    kernelPath: imagePath('Absolute path of the kernel inside the image, e.g. /boot/vmlinuz.').optional(),
+    initrdPath: imagePath('Absolute path of the initrd inside the image.').optional(),
   })
   .describe('A container image that provides the kernel and initrd to boot directly.');
 

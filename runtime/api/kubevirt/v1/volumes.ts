@@ -2,14 +2,14 @@
 import { z } from 'zod';
 import { LocalObjectReference, PersistentVolumeClaimVolumeSource, PullPolicy } from '../../core.js';
 import { Quantity } from '../../meta.js';
-import { dnsLabel, exactlyOneOf } from './domain.js';
+import { dnsLabel, exactlyOneOf, imagePath } from './domain.js';
 
 export const ContainerDiskSource = z
   .strictObject({
     image: z.string().min(1).describe('The container image that holds the disk image (a qcow2 or raw file under /disk).'),
     imagePullSecret: z.string().optional().describe('Name of the pull secret for the image.'),
     imagePullPolicy: PullPolicy.optional(),
-    path: z.string().optional().describe('Path of the disk image inside the container image; the single file under /disk when unset.'),
+    path: imagePath('Absolute path of the disk image inside the container image, e.g. /disk/fedora.qcow2; the single file under /disk when unset.').optional(),
   })
   .describe('An ephemeral disk from a container image: writes go to a temporary overlay and are lost when the VM stops.');
 export type ContainerDiskSource = z.infer<typeof ContainerDiskSource>;
