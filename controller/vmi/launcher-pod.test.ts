@@ -82,14 +82,14 @@ describe('renderLauncherPod', () => {
   test('resources: guest memory plus overhead, 100m per vCPU, kvm when not emulating', () => {
     const pod = renderLauncherPod(vmi(), config);
     expect(pod.spec?.containers[0]?.resources).toEqual({
-      requests: { memory: '1104Mi', cpu: '200m', [KVM_RESOURCE]: '1' },
+      requests: { memory: '1104Mi', 'ephemeral-storage': '50Mi', cpu: '200m', [KVM_RESOURCE]: '1' },
       limits: { [KVM_RESOURCE]: '1' },
     });
   });
 
   test('emulation requests no kvm device', () => {
     const pod = renderLauncherPod(vmi(), { ...config, useEmulation: true });
-    expect(pod.spec?.containers[0]?.resources).toEqual({ requests: { memory: '1104Mi', cpu: '200m' } });
+    expect(pod.spec?.containers[0]?.resources).toEqual({ requests: { memory: '1104Mi', 'ephemeral-storage': '50Mi', cpu: '200m' } });
     expect(pod.spec?.containers[0]?.env).toContainEqual({ name: 'KUBEVM_ALLOW_EMULATION', value: 'true' });
   });
 
@@ -99,7 +99,7 @@ describe('renderLauncherPod', () => {
       { ...config, useEmulation: true },
     );
     expect(explicit.spec?.containers[0]?.resources).toEqual({
-      requests: { memory: '2128Mi', cpu: '1500m' },
+      requests: { memory: '2128Mi', 'ephemeral-storage': '50Mi', cpu: '1500m' },
       limits: { memory: '3152Mi', cpu: '2' },
     });
     const pinned = renderLauncherPod(
@@ -107,7 +107,7 @@ describe('renderLauncherPod', () => {
       { ...config, useEmulation: true },
     );
     expect(pinned.spec?.containers[0]?.resources).toEqual({
-      requests: { memory: '1104Mi', cpu: '3' },
+      requests: { memory: '1104Mi', 'ephemeral-storage': '50Mi', cpu: '3' },
       limits: { memory: '1104Mi', cpu: '3' },
     });
   });
@@ -155,16 +155,18 @@ describe('renderLauncherPod', () => {
       config,
     );
     expect(pod.spec?.volumes).toEqual([
-      { name: 'private', emptyDir: {} },
-      { name: 'ephemeral-disks', emptyDir: {} },
+      { name: 'private', emptyDir: { sizeLimit: '128Mi' } },
+      // Two overlays of at most 10Gi (containerDisk, ephemeral PVC), the 1Gi emptyDisk and its qcow2
+      // metadata, the cloud-init ISO, scratch.
+      { name: 'ephemeral-disks', emptyDir: { sizeLimit: '21526Mi' } },
       { name: 'vmi', secret: { secretName: launcherPodName(vmi()), defaultMode: 0o440 } },
       { name: 'pvc-data', persistentVolumeClaim: { claimName: 'data-pvc', readOnly: false } },
       { name: 'pvc-scratch', persistentVolumeClaim: { claimName: 'golden', readOnly: true } },
       { name: 'secret-creds', secret: { secretName: 'app-secret' } },
       { name: 'configmap-cfg', configMap: { name: 'app-config' } },
       { name: 'udata-cloudinit', secret: { secretName: 'ci-user' } },
-      { name: 'kubevm-bin', emptyDir: {} },
-      { name: 'image-sources', emptyDir: {} },
+      { name: 'kubevm-bin', emptyDir: { sizeLimit: '16Mi' } },
+      { name: 'image-sources', emptyDir: { sizeLimit: '10Gi' } },
     ]);
     expect(pod.spec?.containers[0]?.volumeMounts).toEqual([
       { name: 'private', mountPath: '/var/run/kubevm-private' },
@@ -250,6 +252,32 @@ describe('renderLauncherPod', () => {
 
   test('is a pure function of the VMI: same input, same pod', () => {
     expect(renderLauncherPod(vmi(), config)).toEqual(renderLauncherPod(vmi(), config));
+  });
+});
+
+describe('node disk bounds', () => {
+  test('every emptyDir is bounded and the compute container requests what the VMI declares', () => {
+    const pod = renderLauncherPod(
+      vmi({
+        domain: { resources: { requests: { 'ephemeral-storage': '100Mi' } }, firmware: { kernelBoot: { container: { image: 'k:1', kernelPath: '/boot/vmlinuz' } } }, devices: {} },
+        volumes: [
+          { name: 'root', containerDisk: { image: 'cd:1' } },
+          { name: 'a', emptyDisk: { capacity: '2Gi' } },
+          { name: 'b', emptyDisk: { capacity: 1073741824 } },
+          { name: 'ci', cloudInitNoCloud: { userData: '#cloud-config\n' } },
+        ],
+      }),
+      { ...config, containerDiskSizeLimit: '1Gi' },
+    );
+    const limits = Object.fromEntries((pod.spec?.volumes ?? []).filter((v) => v.emptyDir).map((v) => [v.name, v.emptyDir?.sizeLimit]));
+    // 1Gi overlay + 3Gi of empty disks (+ 768Ki qcow2 metadata and 1Mi each) + 4Mi ISO + 16Mi scratch.
+    expect(limits).toEqual({ private: '128Mi', 'ephemeral-disks': '4119Mi', 'kubevm-bin': '16Mi', 'image-sources': '2Gi' });
+    // The user's 100Mi + the launcher's 50Mi + the empty disks and the ISO.
+    expect(pod.spec?.containers[0]?.resources?.requests?.['ephemeral-storage']).toBe('3229Mi');
+  });
+
+  test('a bad emptyDisk capacity is refused naming the field', () => {
+    expect(() => renderLauncherPod(vmi({ volumes: [{ name: 'a', emptyDisk: { capacity: 'lots' } }] }), config)).toThrow(/spec\.volumes\[0\]\.emptyDisk\.capacity/);
   });
 });
 

@@ -78,6 +78,75 @@ export interface LauncherPodConfig {
   imageSourceMode?: 'init-copy' | 'image-volume';
   /** Path of a static copier binary in the launcher image ('init-copy'), a busybox: run as `<copier> sh -c`, `<copier> cp -RL SRC DST`. */
   copierPath?: string;
+  /**
+   * The largest containerDisk (or ephemeral PVC) the pod makes room for (default
+   * DEFAULT_CONTAINER_DISK_SIZE_LIMIT): bounds its copy ('init-copy') and its copy-on-write overlay.
+   */
+  containerDiskSizeLimit?: string;
+}
+
+/** Node disk the launcher writes beyond the VMI's disks (its logs, scratch): KubeVirt requests 50M. */
+export const LAUNCHER_EPHEMERAL_OVERHEAD = '50Mi';
+/** See LauncherPodConfig.containerDiskSizeLimit. */
+export const DEFAULT_CONTAINER_DISK_SIZE_LIMIT = '10Gi';
+/** A NoCloud ISO: user-data and network data are at most 1 MiB each (a Secret's limit), plus ISO 9660 structures. */
+const CLOUD_INIT_ISO_BYTES = 4n * 1024n * 1024n;
+/** Sockets and the guest's serial console log (serial.log): a guest that prints more is stopped. */
+const PRIVATE_VOLUME_BYTES = 128n * 1024n * 1024n;
+/** The static copier (busybox, ~2 MiB). */
+const COPIER_VOLUME_BYTES = 16n * 1024n * 1024n;
+const SCRATCH_BYTES = 16n * 1024n * 1024n;
+
+/** The bounds of the pod's node-disk use, in bytes (see launcherStorage). */
+export interface LauncherStorage {
+  /** sizeLimit of `ephemeral-disks`: empty disks, overlays, cloud-init ISOs. */
+  ephemeralDisks: bigint;
+  /** sizeLimit of `image-sources` ('init-copy'): the copied containerDisk and kernelBoot files. */
+  imageSources: bigint;
+  /** sizeLimit of `private`: sockets and the serial console log. */
+  private: bigint;
+  /** The compute container's ephemeral-storage request: what the VMI declares, plus the launcher's own. */
+  request: bigint;
+}
+
+/**
+ * How much node disk the launcher pod may use, from what the VMI declares: each emptyDisk's
+ * capacity (plus qcow2 metadata), each containerDisk's and ephemeral PVC's overlay (up to
+ * containerDiskSizeLimit: an overlay never outgrows the base's virtual size), each cloud-init ISO.
+ * Every emptyDir gets its bound as sizeLimit: the kubelet evicts a pod whose emptyDir exceeds it,
+ * so a guest (or anything else in the pod) that overfills is stopped, with the kubelet's reason on
+ * the pod and the VMI, instead of filling the node. The request reserves what is declared, so the
+ * scheduler places pods where that room exists.
+ */
+export function launcherStorage(vmi: VirtualMachineInstance, config: LauncherPodConfig): LauncherStorage {
+  const imageLimit = parseQuantity(config.containerDiskSizeLimit ?? DEFAULT_CONTAINER_DISK_SIZE_LIMIT);
+  const mib = 1024n * 1024n;
+  let declared = 0n;
+  let overlays = 0n;
+  let images = 0n;
+  (vmi.spec.volumes ?? []).forEach((volume, index) => {
+    if (volume.emptyDisk) {
+      const capacity = parseQuantity(volume.emptyDisk.capacity, 0, `spec.volumes[${index}].emptyDisk.capacity`);
+      // qcow2 metadata: an 8-byte L2 entry and a 2-byte refcount per 64 KiB cluster, the header and L1.
+      declared += capacity + capacity / 4096n + mib;
+    }
+    if (volume.cloudInitNoCloud) declared += CLOUD_INIT_ISO_BYTES;
+    if (volume.containerDisk) {
+      overlays += imageLimit;
+      images += imageLimit;
+    }
+    if (volume.ephemeral) overlays += imageLimit;
+  });
+  if (vmi.spec.domain.firmware?.kernelBoot?.container?.image) images += imageLimit;
+  const userRequest = vmi.spec.domain.resources?.requests?.['ephemeral-storage'];
+  // Whole MiB, so the quantities read as sizes.
+  const roundUp = (bytes: bigint) => ((bytes + mib - 1n) / mib) * mib;
+  return {
+    ephemeralDisks: roundUp(declared + overlays + SCRATCH_BYTES),
+    imageSources: roundUp(images),
+    private: PRIVATE_VOLUME_BYTES,
+    request: roundUp((userRequest !== undefined ? parseQuantity(userRequest) : 0n) + parseQuantity(LAUNCHER_EPHEMERAL_OVERHEAD) + declared),
+  };
 }
 
 /** busybox-static's path in a Debian-based launcher image. */
@@ -130,6 +199,9 @@ export function launcherResources(vmi: VirtualMachineInstance, config: LauncherP
   }
   const memoryLimit = domain.resources?.limits?.['memory'];
   if (memoryLimit !== undefined) limits['memory'] = formatBytes(parseQuantity(memoryLimit) + overhead);
+
+  // Node disk: what the VMI's disks declare and the launcher's own (see launcherStorage).
+  requests['ephemeral-storage'] = formatBytes(launcherStorage(vmi, config).request);
 
   const cpuRequest = domain.resources?.requests?.['cpu'];
   const millis = cpuRequest !== undefined ? parseQuantity(cpuRequest, 3) : (guestVCPUs(vmi) * 1000n) / CPU_ALLOCATION_RATIO;
@@ -366,7 +438,10 @@ function imageSources(vmi: VirtualMachineInstance, config: LauncherPodConfig): I
   }
 
   const copier = config.copierPath ?? DEFAULT_COPIER;
-  parts.volumes.push({ name: 'kubevm-bin', emptyDir: {} }, { name: 'image-sources', emptyDir: {} });
+  parts.volumes.push(
+    { name: 'kubevm-bin', emptyDir: { sizeLimit: formatBytes(COPIER_VOLUME_BYTES) } },
+    { name: 'image-sources', emptyDir: { sizeLimit: formatBytes(launcherStorage(vmi, config).imageSources) } },
+  );
   parts.mounts.push(
     { name: 'image-sources', mountPath: CONTAINER_DISKS_DIR, subPath: 'container-disks', readOnly: true },
     { name: 'image-sources', mountPath: KERNEL_BOOT_DIR, subPath: 'kernel-boot', readOnly: true },
@@ -409,9 +484,10 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
   const uid = metadata.uid ?? '';
   const spec = vmi.spec;
 
+  const storage = launcherStorage(vmi, config);
   const fixedVolumes: V1Volume[] = [
-    { name: PRIVATE_VOLUME, emptyDir: {} },
-    { name: EPHEMERAL_DISKS_VOLUME, emptyDir: {} },
+    { name: PRIVATE_VOLUME, emptyDir: { sizeLimit: formatBytes(storage.private) } },
+    { name: EPHEMERAL_DISKS_VOLUME, emptyDir: { sizeLimit: formatBytes(storage.ephemeralDisks) } },
     // Readable by the launcher's group only (fsGroup 107); the file is the whole VMI spec.
     { name: VMI_VOLUME, secret: { secretName: launcherInputSecretName(vmi), defaultMode: 0o440 } },
   ];

@@ -2,7 +2,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { VirtualMachineInstance } from '../api.js';
 import { statusEqual, statusPatch } from '../../runtime/status.js';
 import { VMI_STATUS_FIELDS } from '../../runtime/contracts/vmi-status.js';
-import { computeVMIStatus } from './status.js';
+import { computeVMIStatus, podFailureMessage } from './status.js';
 
 const now = new Date('2026-11-22T20:00:00Z');
 const later = new Date('2026-11-22T20:00:30Z');
@@ -141,5 +141,20 @@ describe('the controller writes only the VMI status fields it owns (runtime/cont
     const status = computeVMIStatus({ vmi: current, pod: launcher, failure: undefined, now });
     const ops = statusPatch(current.status, status, VMI_STATUS_FIELDS.controller, 'the controller');
     expect(ops.length).toBeGreaterThan(0);
+  });
+});
+
+describe('podFailureMessage', () => {
+  it('an evicted pod says so, with the kubelet message, whatever its containers exit codes', () => {
+    const message = podFailureMessage({
+      metadata: { name: 'virt-launcher-vm-abcde' },
+      status: {
+        phase: 'Failed',
+        reason: 'Evicted',
+        message: 'Usage of EmptyDir volume "ephemeral-disks" exceeds the limit "18Mi". ',
+        containerStatuses: [{ name: 'compute', image: 'l', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 137, reason: 'Error' } } }],
+      },
+    });
+    expect(message).toBe('launcher pod virt-launcher-vm-abcde was evicted by the kubelet: Usage of EmptyDir volume "ephemeral-disks" exceeds the limit "18Mi".');
   });
 });

@@ -51,6 +51,11 @@ export function imagePullFailure(pod: V1Pod): SyncFailure | undefined {
 /** Why a pod that went down failed, for the Failed VMI's reason and the event. */
 export function podFailureMessage(pod: V1Pod): string {
   const lastLines = (message: string | undefined) => (message ? `: ${message.trim().split('\n').slice(-5).join(' | ')}` : '');
+  // The kubelet stopped the pod (e.g. an emptyDir over its sizeLimit: a guest filled its disks):
+  // its reason says why, whatever the containers' exit codes say.
+  if (pod.status?.reason === 'Evicted') {
+    return `launcher pod ${pod.metadata?.name} was evicted by the kubelet${pod.status.message ? `: ${pod.status.message.trim()}` : ''}`;
+  }
   // An init container (the copy of a containerDisk or kernelBoot image) that failed comes first:
   // the launcher never started.
   for (const status of pod.status?.initContainerStatuses ?? []) {

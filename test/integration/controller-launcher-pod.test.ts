@@ -28,8 +28,9 @@ import { clusterClient, useLocalClusterKubeconfig, createTestNamespace, requireC
 import { eventually } from '../support/eventually.js';
 import { deleteNamespaceWithoutController } from './kubevm-namespace.js';
 import { renderLauncherInputSecret, renderLauncherPod } from '../../controller/vmi/launcher-pod.js';
+import { podFailureMessage } from '../../controller/vmi/status.js';
 
-jest.setTimeout(180_000);
+jest.setTimeout(300_000);
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 useLocalClusterKubeconfig();
@@ -255,5 +256,38 @@ describe('the launcher pod on the real kubelet', () => {
     expect(failure.container).toBe(paths.kernel ? 'kernel-boot' : 'cd-root');
     expect(failure.message).toContain(expected);
     expect(failure.message).not.toMatch(/not found|syntax error|unexpected/);
+  });
+
+  // The kubelet enforces the emptyDir bounds the renderer sets: a launcher pod that writes more into
+  // ephemeral-disks than its VMI declares is evicted, and the VMI's message says so.
+  it('a pod that overfills ephemeral-disks is evicted by the kubelet, with a reason naming the volume', async () => {
+    const uid = randomUUID();
+    const vmi: VirtualMachineInstance = {
+      apiVersion: 'kubevirt.io/v1',
+      kind: 'VirtualMachineInstance',
+      metadata: { name: `overfill-${uid.slice(0, 8)}`, namespace, uid },
+      spec: { domain: { memory: { guest: '64Mi' }, devices: { disks: [{ name: 'scratch', disk: { bus: 'virtio' } }] } }, volumes: [{ name: 'scratch', emptyDisk: { capacity: '1Mi' } }] },
+    };
+    const config = {
+      ...launcherConfig,
+      // A guest gone wild: far more than the 1Mi disk (+ ISO and scratch room) the VMI declares.
+      launcherCommand: ['/bin/busybox', 'sh', '-c', '/bin/busybox dd if=/dev/zero of=/var/run/kubevirt-ephemeral-disks/fill bs=1048576 count=96 && exec /bin/busybox sleep 3600'],
+    };
+    const pod = renderLauncherPod(vmi, config) as Pod;
+    expect(pod.spec?.volumes?.find((v) => v.name === 'ephemeral-disks')?.emptyDir?.sizeLimit).toBe('18Mi');
+    delete pod.metadata?.ownerReferences;
+    const input = renderLauncherInputSecret(vmi) as KubeObject;
+    delete input.metadata?.ownerReferences;
+    await client.resource<KubeObject>(secrets).create(input);
+    const pods = client.resource<Pod>(coreResources.pods);
+    await pods.create(pod);
+    // The kubelet measures volumes periodically (volumeStatsAggPeriod, 1 minute by default).
+    const evicted = await eventually('the kubelet to evict the pod', 240_000, async () => {
+      const current = await pods.get(pod.metadata?.name ?? '', namespace);
+      return current.status?.reason === 'Evicted' ? current : undefined;
+    });
+    expect(evicted.status?.phase).toBe('Failed');
+    expect(evicted.status?.message).toContain('ephemeral-disks');
+    expect(podFailureMessage(evicted)).toMatch(/^launcher pod overfill-.* was evicted by the kubelet: .*EmptyDir volume "ephemeral-disks" exceeds the limit "18Mi"/);
   });
 });
