@@ -3,7 +3,7 @@
 // FROM-scratch containerDisk image and of a kernelBoot image lands where the launcher reads them
 // (/var/run/kubevirt/container-disks/<volume>/disk/..., /var/run/kubevirt/kernel-boot/boot/...).
 // A stand-in launcher (busybox, which is also the copier the real launcher image must carry as
-// /bin/busybox) prints what it sees. A missing containerDisk image shows as ErrImagePull on the VM.
+// /bin/busybox) prints what it sees, the VMI file it reads (as uid 107) included. A missing containerDisk image shows as ErrImagePull on the VM.
 // Paths inside images reach the copier as literal arguments: shell syntax in them is never run, and
 // a path that does not exist or is malformed fails the init container with a message naming the field.
 // Needs the full local cluster (make cluster-up; images are built with local-cluster/build-image.sh)
@@ -131,7 +131,7 @@ beforeAll(async () => {
         '-c',
         'find /var/run/kubevirt/container-disks /var/run/kubevirt/kernel-boot -type f -exec /bin/busybox sh -c \'echo "$1: $(cat "$1")"\' _ {} \\; ; ' +
           'touch /probe 2>/dev/null && echo ROOT-WRITABLE || echo ROOT-READ-ONLY; id; ' +
-          'test -s /var/run/kubevm/vmi/vmi.json && echo VMI-FILE-PRESENT; exec /bin/busybox sleep 3600',
+          '/bin/busybox grep -q spec /var/run/kubevm/vmi/vmi.json && echo VMI-FILE-PRESENT; exec /bin/busybox sleep 3600',
       ],
       namespace,
       leaseName: 'unused',
