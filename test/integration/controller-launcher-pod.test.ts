@@ -274,7 +274,7 @@ describe('the launcher pod on the real kubelet', () => {
       launcherCommand: ['/bin/busybox', 'sh', '-c', '/bin/busybox dd if=/dev/zero of=/var/run/kubevirt-ephemeral-disks/fill bs=1048576 count=96 && exec /bin/busybox sleep 3600'],
     };
     const pod = renderLauncherPod(vmi, config) as Pod;
-    expect(pod.spec?.volumes?.find((v) => v.name === 'ephemeral-disks')?.emptyDir?.sizeLimit).toBe('18Mi');
+    expect(pod.spec?.volumes?.find((v) => v.name === 'ephemeral-disks')?.emptyDir?.sizeLimit).toBe('19Mi');
     delete pod.metadata?.ownerReferences;
     const input = renderLauncherInputSecret(vmi) as KubeObject;
     delete input.metadata?.ownerReferences;
@@ -288,6 +288,6 @@ describe('the launcher pod on the real kubelet', () => {
     });
     expect(evicted.status?.phase).toBe('Failed');
     expect(evicted.status?.message).toContain('ephemeral-disks');
-    expect(podFailureMessage(evicted)).toMatch(/^launcher pod overfill-.* was evicted by the kubelet: .*EmptyDir volume "ephemeral-disks" exceeds the limit "18Mi"/);
+    expect(podFailureMessage(evicted)).toMatch(/^launcher pod overfill-.* was evicted by the kubelet: .*EmptyDir volume "ephemeral-disks" exceeds the limit "19Mi"/);
   });
 });
