@@ -47,6 +47,8 @@ export interface AdmissionContext {
   findVmi(namespace: string, name: string): Promise<VirtualMachineInstance | undefined>;
   instancetypeExists(kind: string, namespace: string, name: string): Promise<boolean>;
   permittedHostDevices(): PermittedHostDevices | undefined;
+  /** The name of a migration of this VMI that has not ended, if any (only one at a time). */
+  activeMigrationFor(namespace: string, vmiName: string): Promise<string | undefined>;
   /** How many KubeVirt CRs exist (only one may). */
   kubevirtCount(): Promise<number>;
   /** Service accounts of kubevm itself, which may change a running VMI's spec (stop's grace period). */
@@ -124,19 +126,26 @@ async function admitMigration(request: AdmissionRequest, object: unknown, contex
     return;
   }
   const spec = VirtualMachineInstanceMigrationSchema.parse(object).spec;
+  if (spec.priority !== undefined && !context.isKubevmComponent(request.userInfo?.username ?? '')) {
+    findings.denials.push('spec.priority: only kubevm\'s controller sets a migration\'s priority; leave it unset');
+  }
   const namespace = request.namespace ?? '';
   const vmi = await context.findVmi(namespace, spec.vmiName);
   if (!vmi) {
-    findings.denials.push(`spec.vmiName: VirtualMachineInstance ${JSON.stringify(spec.vmiName)} does not exist in namespace ${JSON.stringify(namespace)}; name a running VMI`);
+    findings.denials.push(`spec.vmiName: the VMI "${namespace}/${spec.vmiName}" does not exist; name a VirtualMachineInstance of this namespace`);
     return;
   }
-  if (vmi.status?.phase !== 'Running') {
-    findings.denials.push(`spec.vmiName: VirtualMachineInstance ${JSON.stringify(spec.vmiName)} is ${vmi.status?.phase ?? 'not yet scheduled'}; only a Running VMI can migrate`);
+  if (vmi.status?.phase === 'Succeeded' || vmi.status?.phase === 'Failed') {
+    findings.denials.push(`spec.vmiName: Cannot migrate VMI in finalized state (${vmi.status.phase}); only a VMI that has not ended can migrate`);
     return;
   }
-  const migratable = vmi.status.conditions?.find((c) => c.type === 'LiveMigratable');
+  const migratable = vmi.status?.conditions?.find((c) => c.type === 'LiveMigratable');
   if (migratable?.status === 'False') {
-    findings.denials.push(`spec.vmiName: VirtualMachineInstance ${JSON.stringify(spec.vmiName)} cannot migrate: ${migratable.message ?? migratable.reason ?? 'it is not live-migratable'}`);
+    findings.denials.push(`spec.vmiName: Cannot migrate VMI, Reason: ${migratable.reason ?? ''}, Message: ${migratable.message ?? ''}`);
+  }
+  const active = await context.activeMigrationFor(namespace, spec.vmiName);
+  if (active) {
+    findings.denials.push(`spec.vmiName: in-flight migration detected. Active migration job (${active}) is currently already in progress for VMI ${spec.vmiName}.`);
   }
 }
 

@@ -5,11 +5,12 @@ import {
   KubeVirtNames,
   VirtualMachineClusterInstancetypeNames,
   VirtualMachineClusterPreferenceNames,
+  VirtualMachineInstanceMigrationNames,
   VirtualMachineInstanceNames,
   VirtualMachineInstancetypeNames,
   VirtualMachinePreferenceNames,
 } from '../../runtime/api/index.js';
-import type { KubeVirt, PermittedHostDevices, ResourceNames, VirtualMachineInstance } from '../../runtime/api/index.js';
+import type { KubeVirt, PermittedHostDevices, ResourceNames, VirtualMachineInstance, VirtualMachineInstanceMigration } from '../../runtime/api/index.js';
 import { descriptorOf } from '../descriptors.js';
 import type { AdmissionContext } from './admit.js';
 
@@ -25,6 +26,7 @@ export function kubevmComponent(namespace: string): (username: string) => boolea
 export function clusterAdmissionContext(client: KubeClient, componentNamespace: string): AdmissionContext & { refresh(): Promise<void> } {
   const vmis = client.resource<VirtualMachineInstance & KubeObject>(descriptorOf(VirtualMachineInstanceNames));
   const kubevirts = client.resource<KubeVirt & KubeObject>(descriptorOf(KubeVirtNames));
+  const migrations = client.resource<Omit<VirtualMachineInstanceMigration, 'metadata'> & KubeObject>(descriptorOf(VirtualMachineInstanceMigrationNames));
   let permitted: PermittedHostDevices | undefined;
   return {
     findVmi: (namespace, name) => vmis.find(name, namespace),
@@ -34,6 +36,11 @@ export function clusterAdmissionContext(client: KubeClient, componentNamespace: 
       return (await client.resource<KubeObject>(descriptorOf(names)).find(name, names.scope === 'Namespaced' ? namespace : undefined)) !== undefined;
     },
     permittedHostDevices: () => permitted,
+    async activeMigrationFor(namespace, vmiName) {
+      const items = (await migrations.list({ namespace })).items;
+      const active = items.find((m) => m.spec.vmiName === vmiName && m.status?.phase !== 'Succeeded' && m.status?.phase !== 'Failed');
+      return active ? (active.metadata?.uid ?? active.metadata?.name) : undefined;
+    },
     async kubevirtCount() {
       return (await kubevirts.list()).items.length;
     },

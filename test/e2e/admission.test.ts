@@ -1,0 +1,153 @@
+// The validating webhook on the real cluster with kubevm installed (scripts/install-kubevm.sh
+// registers it): kubectl apply of an invalid manifest is refused naming the field path, risky
+// choices print warnings, every example in docs/examples passes a server-side dry run, and a VM
+// applied twice with server-side apply is unchanged (nothing writes into its spec).
+// Fails, never skips, when the cluster or kubevm is missing.
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
+import { clusterEnv, kubectl, repoRoot, run, type ClusterEnv } from '../cluster/cluster-env.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from '../integration/runtime-support.js';
+import { kernelImage } from './guest-images.js';
+
+jest.setTimeout(300_000);
+
+let client: KubeClient;
+let env: ClusterEnv;
+let namespace: string;
+
+const vmResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachines', kind: 'VirtualMachine', namespaced: true };
+
+/** A VMI spec being edited by a case (arbitrary paths: typing it would restate the schema). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Spec = Record<string, any>;
+
+/** A VM manifest as a user writes it; `change` edits it before it is sent. */
+function vm(name: string, change: (spec: Spec) => void = () => undefined): string {
+  const manifest = {
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachine',
+    metadata: { name, namespace },
+    spec: {
+      runStrategy: 'Halted',
+      template: {
+        spec: {
+          domain: {
+            memory: { guest: '128Mi' },
+            devices: { disks: [{ name: 'root', disk: { bus: 'virtio' } }], interfaces: [{ name: 'default', masquerade: {} }] },
+          },
+          networks: [{ name: 'default', pod: {} }],
+          volumes: [{ name: 'root', containerDisk: { image: `quay.io/containerdisks/fedora@sha256:${'0'.repeat(64)}` } }],
+        },
+      },
+    },
+  };
+  change(manifest.spec.template.spec);
+  return YAML.stringify(manifest);
+}
+
+/** kubectl apply as the admin; the exit code and everything kubectl printed. */
+async function apply(manifest: string, ...flags: string[]): Promise<{ code: number; output: string }> {
+  const res = await run(env.kubectl, ['--kubeconfig', env.kubeconfig, 'apply', ...flags, '-f', '-'], { input: manifest, timeoutMs: 60_000 });
+  return { code: res.code, output: res.stdout + res.stderr };
+}
+
+beforeAll(async () => {
+  env = clusterEnv();
+  client = clusterClient();
+  await requireCluster(client);
+  const webhooks = await kubectl(env, ['get', 'validatingwebhookconfiguration', 'kubevm-validator', '-o', 'name']);
+  expect(webhooks.trim()).toBe('validatingwebhookconfiguration.admissionregistration.k8s.io/kubevm-validator');
+  namespace = await createTestNamespace(client, 'kubevm-e2e-admission');
+}, 60_000);
+
+afterAll(async () => {
+  if (namespace) await deleteNamespace(client, namespace);
+  client?.close();
+});
+
+describe('the validating webhook through the kube-apiserver', () => {
+  const t = 'spec.template.spec';
+  const invalid: Array<[string, (spec: Spec) => void, string]> = [
+    ['a disk without a volume', (s) => s.domain.devices.disks.push({ name: 'data', disk: {} }), `${t}.domain.devices.disks[1].name: disk "data" has no volume of that name`],
+    ['two disks with one boot order', (s) => {
+      s.domain.devices.disks[0].bootOrder = 1;
+      s.domain.devices.interfaces[0].bootOrder = 1;
+    }, `${t}.domain.devices.interfaces[0].bootOrder: boot order 1 is already used`],
+    ['an interface without a network', (s) => (s.networks[0].name = 'other'), `${t}.domain.devices.interfaces[0].name: interface "default" has no network of that name`],
+    ['a host device the KubeVirt CR does not permit', (s) => (s.domain.devices.hostDevices = [{ name: 'gpu', deviceName: 'nvidia.com/A100' }]), `${t}.domain.devices.hostDevices[0].deviceName: "nvidia.com/A100" is not permitted`],
+    ['a volume with two sources', (s) => (s.volumes[0].emptyDisk = { capacity: '1Gi' }), `${t}.volumes[0]`],
+  ];
+
+  it.each(invalid)('refuses %s, naming the field', async (_what, change, message) => {
+    const res = await apply(vm('bad', change), '--dry-run=server');
+    expect(res.code).not.toBe(0);
+    expect(res.output).toContain('admission webhook "virtualmachines.validator.kubevm.io" denied the request');
+    expect(res.output).toContain(message);
+  });
+
+  it('refuses guest memory next to an instancetype at apply time', async () => {
+    const manifest = YAML.parse(vm('typed')) as { spec: Record<string, unknown> };
+    manifest.spec['instancetype'] = { name: 'u1.medium' };
+    const res = await apply(YAML.stringify(manifest), '--dry-run=server');
+    expect(res.code).not.toBe(0);
+    expect(res.output).toContain(`${t}.domain.memory.guest: conflicts with the instancetype "u1.medium"`);
+  });
+
+  it('prints warnings for risky but legal choices', async () => {
+    const res = await apply(vm('risky', (s) => {
+      s.volumes[0].containerDisk.image = 'quay.io/containerdisks/fedora:41';
+      s.domain.devices.disks[0].errorPolicy = 'ignore';
+    }), '--dry-run=server');
+    expect(res.code).toBe(0);
+    expect(res.output).toMatch(/Warning: spec.template.spec.volumes\[0\].containerDisk.image: "quay.io\/containerdisks\/fedora:41" is referenced by tag/);
+    expect(res.output).toMatch(/Warning: spec.template.spec.domain.devices.disks\[0\].errorPolicy: "ignore"/);
+  });
+
+  it('refuses a change to a running VMI\'s spec, and a migration of a VMI that does not exist', async () => {
+    const vmi = {
+      apiVersion: 'kubevirt.io/v1',
+      kind: 'VirtualMachineInstance',
+      metadata: { name: 'fixed', namespace },
+      spec: { domain: { memory: { guest: '128Mi' }, firmware: { kernelBoot: { kernelArgs: 'console=ttyS0', container: { image: kernelImage, imagePullPolicy: 'IfNotPresent', kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initramfs.cpio.gz' } } }, devices: {} } },
+    };
+    await client.resource<KubeObject>({ ...vmResource, resource: 'virtualmachineinstances', kind: 'VirtualMachineInstance' }).create(vmi as KubeObject);
+    const res = await run(env.kubectl, ['--kubeconfig', env.kubeconfig, '-n', namespace, 'patch', 'vmi', 'fixed', '--type', 'merge', '-p', '{"spec":{"terminationGracePeriodSeconds":3}}']);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain('spec: a VirtualMachineInstance\'s spec cannot be changed once created');
+    const labels = await run(env.kubectl, ['--kubeconfig', env.kubeconfig, '-n', namespace, 'label', 'vmi', 'fixed', 'team=a']);
+    expect(labels.code).toBe(0);
+    const migration = { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstanceMigration', metadata: { name: 'm', namespace }, spec: { vmiName: 'ghost' } };
+    const refused = await apply(JSON.stringify(migration));
+    expect(refused.output).toContain(`spec.vmiName: the VMI "${namespace}/ghost" does not exist`);
+  });
+
+  it('passes every example in docs/examples with a server-side dry run', async () => {
+    // vmi-migration.yaml migrates the VMI "fedora": one exists for it to name.
+    const fedora = { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'fedora', namespace }, spec: { domain: { memory: { guest: '128Mi' }, firmware: { kernelBoot: { container: { image: kernelImage, kernelPath: '/boot/vmlinuz' } } }, devices: {} } } };
+    await client.resource<KubeObject>({ ...vmResource, resource: 'virtualmachineinstances', kind: 'VirtualMachineInstance' }).create(fedora as KubeObject);
+    const dirs = [join(repoRoot, 'docs/examples'), join(repoRoot, 'docs/examples/local')];
+    const files = dirs.flatMap((dir) => readdirSync(dir).filter((f) => f.endsWith('.yaml')).map((f) => join(dir, f)));
+    expect(files.length).toBeGreaterThanOrEqual(8);
+    for (const file of files) {
+      const res = await run(env.kubectl, ['--kubeconfig', env.kubeconfig, '-n', namespace, 'apply', '--dry-run=server', '-f', file], { timeoutMs: 60_000 });
+      expect(`${file}: ${res.code === 0 ? 'accepted' : res.stderr}`).toBe(`${file}: accepted`);
+    }
+  });
+
+  it('a VM applied twice with server-side apply is unchanged (no defaults written into its spec)', async () => {
+    const manifest = vm('gitops');
+    const first = await run(env.kubectl, ['--kubeconfig', env.kubeconfig, 'apply', '--server-side', '--field-manager', 'argocd', '-f', '-'], { input: manifest });
+    expect(first.code).toBe(0);
+    const before = (await client.resource<KubeObject & { spec: unknown }>(vmResource).get('gitops', namespace));
+    const second = await run(env.kubectl, ['--kubeconfig', env.kubeconfig, 'apply', '--server-side', '--field-manager', 'argocd', '-f', '-'], { input: manifest });
+    expect(second.code).toBe(0);
+    const after = await client.resource<KubeObject & { spec: unknown }>(vmResource).get('gitops', namespace);
+    expect(after.metadata?.generation).toBe(before.metadata?.generation);
+    expect(after.spec).toEqual((YAML.parse(manifest) as { spec: unknown }).spec);
+    const diff = await run(env.kubectl, ['--kubeconfig', env.kubeconfig, 'diff', '--server-side', '--field-manager', 'argocd', '-f', '-'], { input: manifest });
+    expect(`${diff.code} ${diff.stdout}`).toBe('0 ');
+  });
+});

@@ -1,0 +1,229 @@
+// The aggregated API subresources.kubevirt.io on the real cluster with kubevm installed (make images,
+// scripts/install-kubevm.sh): requests go client → kube-apiserver (authentication, RBAC) → the
+// APIService → the kubevm api-server pods (front-proxy certificate, SubjectAccessReview) → the VM
+// or VMI, which the deployed controller and node handler then act on. What is checked is the
+// resulting state of the world, as KubeVirt documents it for each subresource.
+// Fails, never skips, when the cluster or kubevm is missing.
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { join } from 'node:path';
+import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
+import { apiRequest, clusterEnv, kubectl, type ClusterEnv } from '../cluster/cluster-env.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, until } from '../integration/runtime-support.js';
+import { kernelImage } from './guest-images.js';
+
+jest.setTimeout(600_000);
+
+interface VM extends KubeObject {
+  spec: { runStrategy?: string };
+  status?: { printableStatus?: string; stateChangeRequests?: unknown[] };
+}
+interface VMI extends KubeObject {
+  spec: { terminationGracePeriodSeconds?: number };
+  status?: { phase?: string; conditions?: Array<{ type: string; status: string }> };
+}
+
+const vmResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachines', kind: 'VirtualMachine', namespaced: true };
+const vmiResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstances', kind: 'VirtualMachineInstance', namespaced: true };
+const vmimResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstancemigrations', kind: 'VirtualMachineInstanceMigration', namespaced: true };
+
+let client: KubeClient;
+let env: ClusterEnv;
+let namespace: string;
+const admin = () => join(env.kubeconfigDir, 'admin.kubeconfig');
+const editor = () => join(env.kubeconfigDir, 'ns-editor.kubeconfig');
+const viewer = () => join(env.kubeconfigDir, 'viewer.kubeconfig');
+
+const vm = (name: string) => client.resource<VM>(vmResource).find(name, namespace);
+const vmi = (name: string) => client.resource<VMI>(vmiResource).find(name, namespace);
+const condition = (object: VMI | undefined, type: string) => object?.status?.conditions?.find((c) => c.type === type && c.status === 'True');
+
+/** PUT/GET a subresource as the user of `kubeconfig`; returns the code and the Status message. */
+async function subresource(kubeconfig: string, method: 'PUT' | 'GET', kind: 'virtualmachines' | 'virtualmachineinstances', name: string, sub: string, body?: unknown, version = 'v1') {
+  // GETs go without a body, as clients send them.
+  const res = await apiRequest(kubeconfig, method, `/apis/subresources.kubevirt.io/${version}/namespaces/${namespace}/${kind}/${name}/${sub}`, method === 'GET' ? undefined : (body ?? {}));
+  let parsed: { message?: string } = {};
+  try {
+    parsed = JSON.parse(res.body) as { message?: string };
+  } catch {
+    // an empty 2xx body
+  }
+  return { code: res.status, message: parsed.message ?? '', body: parsed };
+}
+
+/** A small VM: the test guest's kernel, no disks (it needs no guest to boot for these checks). */
+async function createVm(name: string, runStrategy: string): Promise<void> {
+  await client.resource<KubeObject & { spec: unknown }>(vmResource).create({
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachine',
+    metadata: { name, namespace },
+    spec: {
+      runStrategy,
+      template: {
+        spec: {
+          terminationGracePeriodSeconds: 5,
+          domain: {
+            memory: { guest: '128Mi' },
+            firmware: { kernelBoot: { kernelArgs: 'console=ttyS0', container: { image: kernelImage, imagePullPolicy: 'IfNotPresent', kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initramfs.cpio.gz' } } },
+            devices: {},
+          },
+        },
+      },
+    },
+  });
+}
+
+async function runningUid(name: string): Promise<string> {
+  await until(async () => (await vmi(name))?.status?.phase === 'Running', 240_000, `VMI ${name} Running`);
+  return (await vmi(name))?.metadata?.uid ?? '';
+}
+
+beforeAll(async () => {
+  env = clusterEnv();
+  client = clusterClient();
+  await requireCluster(client);
+  namespace = await createTestNamespace(client, 'kubevm-e2e-api');
+  // The editor may start VMs (and read them); the viewer may read VMs but not start them.
+  const rbac = [
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: 'vm-starter', namespace },
+      rules: [
+        { apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], verbs: ['get'] },
+        { apiGroups: ['subresources.kubevirt.io'], resources: ['virtualmachines/start'], verbs: ['update'] },
+      ],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: 'vm-reader', namespace },
+      rules: [{ apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], verbs: ['get', 'list'] }],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'editor-starts', namespace },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'vm-starter' },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'kubevm-ns-editor' }],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'viewer-reads', namespace },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'vm-reader' },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'kubevm-viewer' }],
+    },
+  ];
+  await kubectl(env, ['apply', '-f', '-'], { input: rbac.map((o) => JSON.stringify(o)).join('\n') });
+}, 120_000);
+
+afterAll(async () => {
+  if (namespace) await deleteNamespace(client, namespace);
+  client?.close();
+});
+
+describe('subresources.kubevirt.io through the kube-apiserver', () => {
+  it('answers version and lists what it serves, in v1 and v1alpha3', async () => {
+    const version = JSON.parse(await kubectl(env, ['get', '--raw', '/apis/subresources.kubevirt.io/v1/version'])) as { gitVersion?: string; platform?: string };
+    expect(version.gitVersion).toMatch(/^v\d+\.\d+\.\d+/);
+    expect(version.platform).toMatch(/^linux\//);
+    for (const v of ['v1', 'v1alpha3']) {
+      const list = JSON.parse(await kubectl(env, ['get', '--raw', `/apis/subresources.kubevirt.io/${v}`])) as { resources: Array<{ name: string }> };
+      expect(list.resources.map((r) => r.name)).toEqual(expect.arrayContaining(['virtualmachines/start', 'virtualmachines/stop', 'virtualmachineinstances/pause']));
+    }
+    const health = JSON.parse(await kubectl(env, ['get', '--raw', '/apis/subresources.kubevirt.io/v1/healthz'])) as { apiserver?: { connectivity?: string } };
+    expect(health.apiserver?.connectivity).toBe('ok');
+  });
+
+  it('a user whose role lacks virtualmachines/start gets 403; one whose role has it starts the VM', async () => {
+    await createVm('rbac', 'Halted');
+    const denied = await subresource(viewer(), 'PUT', 'virtualmachines', 'rbac', 'start');
+    expect(denied.code).toBe(403);
+    expect((await vm('rbac'))?.spec.runStrategy).toBe('Halted');
+    const allowed = await subresource(editor(), 'PUT', 'virtualmachines', 'rbac', 'start');
+    expect(allowed.code).toBe(202);
+    expect((await vm('rbac'))?.spec.runStrategy).toBe('Always');
+    // The same grant does not cover stop.
+    expect((await subresource(editor(), 'PUT', 'virtualmachines', 'rbac', 'stop')).code).toBe(403);
+    expect((await subresource(admin(), 'PUT', 'virtualmachines', 'rbac', 'stop')).code).toBe(202);
+  });
+
+  it('start, pause, unpause, soft reboot, restart, migrate and stop change the VM and VMI as KubeVirt documents', async () => {
+    await createVm('life', 'Halted');
+    // A dry run changes nothing.
+    expect((await subresource(admin(), 'PUT', 'virtualmachines', 'life', 'start', { dryRun: ['All'] })).code).toBe(202);
+    expect((await vm('life'))?.spec.runStrategy).toBe('Halted');
+    expect((await subresource(admin(), 'PUT', 'virtualmachines', 'life', 'start')).code).toBe(202);
+    expect((await vm('life'))?.spec.runStrategy).toBe('Always');
+    const first = await runningUid('life');
+    const again = await subresource(admin(), 'PUT', 'virtualmachines', 'life', 'start');
+    expect(again).toMatchObject({ code: 409, message: 'Operation cannot be fulfilled on virtualmachine.kubevirt.io "life": VM is already running' });
+
+    // pause / unpause through the node handler: the Paused condition follows.
+    expect((await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'pause', {}, 'v1alpha3')).code).toBe(200);
+    await until(async () => condition(await vmi('life'), 'Paused') !== undefined, 60_000, 'VMI Paused');
+    expect(await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'pause')).toMatchObject({ code: 409, message: expect.stringMatching(/VMI is already paused$/) });
+    expect(await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'softreboot')).toMatchObject({ code: 409, message: expect.stringMatching(/VMI is paused$/) });
+    expect((await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'unpause')).code).toBe(200);
+    await until(async () => condition(await vmi('life'), 'Paused') === undefined, 60_000, 'VMI unpaused');
+    expect(await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'unpause')).toMatchObject({ code: 409, message: expect.stringMatching(/VMI is not paused$/) });
+
+    // Soft reboot: the request reaches the node handler, which consumes it.
+    expect((await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'softreboot')).code).toBe(200);
+    await until(async () => (await vmi('life'))?.metadata?.annotations?.['kubevm.io/soft-reboot-requested'] === undefined, 60_000, 'the reboot request consumed');
+    expect((await vmi('life'))?.metadata?.uid).toBe(first);
+
+    // Guest agent subresources: a clear 409 without an agent; the OS info with one.
+    const agent = condition(await vmi('life'), 'AgentConnected') !== undefined;
+    const info = await subresource(admin(), 'GET', 'virtualmachineinstances', 'life', 'guestosinfo');
+    const freeze = await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'freeze');
+    if (agent) {
+      expect(info.code).toBe(200);
+      expect(freeze.code).toBe(501);
+    } else {
+      expect(info).toMatchObject({ code: 409, message: expect.stringMatching(/VMI does not have guest agent connected$/) });
+      expect(freeze).toMatchObject({ code: 409, message: expect.stringMatching(/VMI does not have guest agent connected$/) });
+    }
+
+    // migrate: a dry run creates nothing; a real one creates a VirtualMachineInstanceMigration.
+    const migrations = client.resource<KubeObject & { spec: { vmiName: string } }>(vmimResource);
+    expect((await subresource(admin(), 'PUT', 'virtualmachines', 'life', 'migrate', { dryRun: ['All'] })).code).toBe(202);
+    expect((await migrations.list({ namespace })).items).toHaveLength(0);
+    expect((await subresource(admin(), 'PUT', 'virtualmachines', 'life', 'migrate', { addedNodeSelector: { 'kubevm.io/test': 'none' } })).code).toBe(202);
+    const created = (await migrations.list({ namespace })).items;
+    expect(created).toHaveLength(1);
+    expect(created[0]?.metadata?.name).toMatch(/^kubevirt-migrate-vm-/);
+    expect(created[0]?.spec).toMatchObject({ vmiName: 'life', addedNodeSelector: { 'kubevm.io/test': 'none' } });
+    await migrations.delete(created[0]?.metadata?.name ?? '', namespace);
+
+    // restart: a new VMI replaces the running one.
+    expect(await subresource(admin(), 'PUT', 'virtualmachines', 'life', 'restart', { gracePeriodSeconds: 5 })).toMatchObject({ code: 400 });
+    expect((await subresource(admin(), 'PUT', 'virtualmachines', 'life', 'restart')).code).toBe(202);
+    await until(async () => {
+      const current = await vmi('life');
+      return current !== undefined && current.metadata?.uid !== first && current.status?.phase === 'Running';
+    }, 240_000, 'a new running VMI after restart');
+
+    // stop: Always → Halted, the VMI goes; a second stop is refused.
+    expect((await subresource(admin(), 'PUT', 'virtualmachines', 'life', 'stop', { gracePeriod: 0 })).code).toBe(202);
+    expect((await vm('life'))?.spec.runStrategy).toBe('Halted');
+    await until(async () => (await vmi('life')) === undefined, 120_000, 'VMI gone after stop');
+    expect(await subresource(admin(), 'PUT', 'virtualmachines', 'life', 'stop')).toMatchObject({ code: 409, message: expect.stringMatching(/VM is not running$/) });
+    expect(await subresource(admin(), 'PUT', 'virtualmachines', 'life', 'restart')).toMatchObject({ code: 409, message: expect.stringMatching(/RunStategy Halted does not support manual restart requests$/) });
+  });
+
+  it('Manual: start and stop go through stateChangeRequests', async () => {
+    await createVm('manual', 'Manual');
+    expect((await subresource(admin(), 'PUT', 'virtualmachines', 'manual', 'start')).code).toBe(202);
+    expect((await vm('manual'))?.spec.runStrategy).toBe('Manual');
+    await runningUid('manual');
+    expect((await subresource(admin(), 'PUT', 'virtualmachines', 'manual', 'stop')).code).toBe(202);
+    await until(async () => (await vmi('manual')) === undefined, 120_000, 'VMI gone after stop');
+    expect((await vm('manual'))?.spec.runStrategy).toBe('Manual');
+    expect(await subresource(admin(), 'PUT', 'virtualmachines', 'manual', 'stop')).toMatchObject({ code: 409, message: expect.stringMatching(/VM is not running$/) });
+  });
+
+  it('answers 404 for a VM that does not exist', async () => {
+    expect(await subresource(admin(), 'PUT', 'virtualmachines', 'nope', 'start')).toMatchObject({ code: 404, message: 'virtualmachine.kubevirt.io "nope" not found' });
+  });
+});
