@@ -1,0 +1,120 @@
+// KubeVirt's own virtctl (built unchanged from the kubevirt.io/kubevirt module, test/virtctl/)
+// against kubevm on the real cluster: each verb changes the VM or VMI as it does on KubeVirt.
+// The first run builds virtctl (minutes; cached in ~/.cache/kubevm afterwards).
+// Fails, never skips, when the cluster or kubevm is missing.
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { join } from 'node:path';
+import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
+import { clusterEnv, repoRoot, run, type ClusterEnv } from '../cluster/cluster-env.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, until } from '../integration/runtime-support.js';
+import { kernelImage } from './guest-images.js';
+
+jest.setTimeout(600_000);
+
+interface VM extends KubeObject {
+  spec: { runStrategy?: string };
+}
+interface VMI extends KubeObject {
+  status?: { phase?: string; conditions?: Array<{ type: string; status: string }> };
+}
+
+const vmResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachines', kind: 'VirtualMachine', namespaced: true };
+const vmiResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstances', kind: 'VirtualMachineInstance', namespaced: true };
+const vmimResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstancemigrations', kind: 'VirtualMachineInstanceMigration', namespaced: true };
+
+let client: KubeClient;
+let env: ClusterEnv;
+let namespace: string;
+let virtctlPath: string;
+
+const vm = (name: string) => client.resource<VM>(vmResource).find(name, namespace);
+const vmi = (name: string) => client.resource<VMI>(vmiResource).find(name, namespace);
+const paused = async (name: string) => (await vmi(name))?.status?.conditions?.some((c) => c.type === 'Paused' && c.status === 'True') === true;
+
+/** virtctl as the cluster admin, in the test namespace; its exit code and output. */
+async function virtctl(...args: string[]): Promise<{ code: number; output: string }> {
+  const res = await run(virtctlPath, ['--kubeconfig', env.kubeconfig, '-n', namespace, ...args], { timeoutMs: 60_000 });
+  return { code: res.code, output: res.stdout + res.stderr };
+}
+
+async function runningUid(name: string): Promise<string> {
+  await until(async () => (await vmi(name))?.status?.phase === 'Running', 240_000, `VMI ${name} Running`);
+  return (await vmi(name))?.metadata?.uid ?? '';
+}
+
+beforeAll(async () => {
+  env = clusterEnv();
+  client = clusterClient();
+  await requireCluster(client);
+  const build = await run('bash', [join(repoRoot, 'test/virtctl/build.sh')], { timeoutMs: 1_500_000 });
+  if (build.code !== 0) throw new Error(`test/virtctl/build.sh exited ${build.code}: ${build.stderr}`);
+  virtctlPath = build.stdout.trim();
+  namespace = await createTestNamespace(client, 'kubevm-e2e-virtctl');
+  await client.resource<KubeObject & { spec: unknown }>(vmResource).create({
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachine',
+    metadata: { name: 'vctl', namespace },
+    spec: {
+      runStrategy: 'Halted',
+      template: {
+        spec: {
+          terminationGracePeriodSeconds: 5,
+          domain: {
+            memory: { guest: '128Mi' },
+            firmware: { kernelBoot: { kernelArgs: 'console=ttyS0', container: { image: kernelImage, imagePullPolicy: 'IfNotPresent', kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initramfs.cpio.gz' } } },
+            devices: {},
+          },
+        },
+      },
+    },
+  });
+}, 1_600_000);
+
+afterAll(async () => {
+  if (namespace) await deleteNamespace(client, namespace);
+  client?.close();
+});
+
+describe('KubeVirt\'s virtctl against kubevm', () => {
+  it('version reports the server\'s version', async () => {
+    const res = await virtctl('version');
+    expect(res.code).toBe(0);
+    expect(res.output).toMatch(/Server Version: .*GitVersion:"v\d+\.\d+\.\d+"/);
+  });
+
+  it('start, pause, unpause, soft-reboot, migrate, restart and stop', async () => {
+    expect(await virtctl('start', 'vctl')).toMatchObject({ code: 0 });
+    expect((await vm('vctl'))?.spec.runStrategy).toBe('Always');
+    const first = await runningUid('vctl');
+    const again = await virtctl('start', 'vctl');
+    expect(again.code).not.toBe(0);
+    expect(again.output).toContain('VM is already running');
+
+    expect(await virtctl('pause', 'vmi', 'vctl')).toMatchObject({ code: 0 });
+    await until(() => paused('vctl'), 60_000, 'VMI paused');
+    expect(await virtctl('unpause', 'vmi', 'vctl')).toMatchObject({ code: 0 });
+    await until(async () => !(await paused('vctl')), 60_000, 'VMI unpaused');
+
+    expect(await virtctl('soft-reboot', 'vctl')).toMatchObject({ code: 0 });
+    await until(async () => (await vmi('vctl'))?.metadata?.annotations?.['kubevm.io/soft-reboot-requested'] === undefined, 60_000, 'the reboot request consumed');
+    expect((await vmi('vctl'))?.metadata?.uid).toBe(first);
+
+    expect(await virtctl('migrate', 'vctl')).toMatchObject({ code: 0 });
+    const migrations = (await client.resource<KubeObject & { spec: { vmiName: string } }>(vmimResource).list({ namespace })).items;
+    expect(migrations.map((m) => m.spec.vmiName)).toEqual(['vctl']);
+    await client.resource<KubeObject>(vmimResource).delete(migrations[0]?.metadata?.name ?? '', namespace);
+
+    expect(await virtctl('restart', 'vctl')).toMatchObject({ code: 0 });
+    await until(async () => {
+      const current = await vmi('vctl');
+      return current !== undefined && current.metadata?.uid !== first && current.status?.phase === 'Running';
+    }, 240_000, 'a new VMI after restart');
+
+    expect(await virtctl('stop', 'vctl')).toMatchObject({ code: 0 });
+    expect((await vm('vctl'))?.spec.runStrategy).toBe('Halted');
+    await until(async () => (await vmi('vctl')) === undefined, 120_000, 'VMI gone after stop');
+    const stopped = await virtctl('stop', 'vctl');
+    expect(stopped.code).not.toBe(0);
+    expect(stopped.output).toContain('VM is not running');
+  });
+});
