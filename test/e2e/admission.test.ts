@@ -7,10 +7,10 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
+import type { KubeClient, KubeObject } from '../../runtime/kube.js';
 import { clusterEnv, kubectl, repoRoot, run, type ClusterEnv } from '../cluster/cluster-env.js';
 import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from '../integration/runtime-support.js';
-import { kernelImage } from './guest-images.js';
+import { createSmallVmi, vmResource } from './small-vm.js';
 
 jest.setTimeout(300_000);
 
@@ -18,7 +18,6 @@ let client: KubeClient;
 let env: ClusterEnv;
 let namespace: string;
 
-const vmResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachines', kind: 'VirtualMachine', namespaced: true };
 
 /** A VMI spec being edited by a case (arbitrary paths: typing it would restate the schema). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -107,13 +106,7 @@ describe('the validating webhook through the kube-apiserver', () => {
   });
 
   it('refuses a change to a running VMI\'s spec, and a migration of a VMI that does not exist', async () => {
-    const vmi = {
-      apiVersion: 'kubevirt.io/v1',
-      kind: 'VirtualMachineInstance',
-      metadata: { name: 'fixed', namespace },
-      spec: { domain: { memory: { guest: '128Mi' }, firmware: { kernelBoot: { kernelArgs: 'console=ttyS0', container: { image: kernelImage, imagePullPolicy: 'IfNotPresent', kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initramfs.cpio.gz' } } }, devices: {} } },
-    };
-    await client.resource<KubeObject>({ ...vmResource, resource: 'virtualmachineinstances', kind: 'VirtualMachineInstance' }).create(vmi as KubeObject);
+    await createSmallVmi(client, namespace, 'fixed');
     const res = await run(env.kubectl, ['--kubeconfig', env.kubeconfig, '-n', namespace, 'patch', 'vmi', 'fixed', '--type', 'merge', '-p', '{"spec":{"terminationGracePeriodSeconds":3}}']);
     expect(res.code).not.toBe(0);
     expect(res.stderr).toContain('spec: a VirtualMachineInstance\'s spec cannot be changed once created');
@@ -126,8 +119,7 @@ describe('the validating webhook through the kube-apiserver', () => {
 
   it('passes every example in docs/examples with a server-side dry run', async () => {
     // vmi-migration.yaml migrates the VMI "fedora": one exists for it to name.
-    const fedora = { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'fedora', namespace }, spec: { domain: { memory: { guest: '128Mi' }, firmware: { kernelBoot: { container: { image: kernelImage, kernelPath: '/boot/vmlinuz' } } }, devices: {} } } };
-    await client.resource<KubeObject>({ ...vmResource, resource: 'virtualmachineinstances', kind: 'VirtualMachineInstance' }).create(fedora as KubeObject);
+    await createSmallVmi(client, namespace, 'fedora');
     const dirs = [join(repoRoot, 'docs/examples'), join(repoRoot, 'docs/examples/local')];
     const files = dirs.flatMap((dir) => readdirSync(dir).filter((f) => f.endsWith('.yaml')).map((f) => join(dir, f)));
     expect(files.length).toBeGreaterThanOrEqual(8);

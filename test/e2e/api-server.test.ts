@@ -6,25 +6,13 @@
 // Fails, never skips, when the cluster or kubevm is missing.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { join } from 'node:path';
-import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
+import type { KubeClient, KubeObject } from '../../runtime/kube.js';
 import { apiRequest, clusterEnv, kubectl, type ClusterEnv } from '../cluster/cluster-env.js';
 import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, until } from '../integration/runtime-support.js';
-import { kernelImage } from './guest-images.js';
+import type { VM, VMI } from './small-vm.js';
+import { createSmallVm, hasCondition, runningVmiUid, vmResource, vmiResource, vmimResource } from './small-vm.js';
 
 jest.setTimeout(600_000);
-
-interface VM extends KubeObject {
-  spec: { runStrategy?: string };
-  status?: { printableStatus?: string; stateChangeRequests?: unknown[] };
-}
-interface VMI extends KubeObject {
-  spec: { terminationGracePeriodSeconds?: number };
-  status?: { phase?: string; conditions?: Array<{ type: string; status: string }> };
-}
-
-const vmResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachines', kind: 'VirtualMachine', namespaced: true };
-const vmiResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstances', kind: 'VirtualMachineInstance', namespaced: true };
-const vmimResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstancemigrations', kind: 'VirtualMachineInstanceMigration', namespaced: true };
 
 let client: KubeClient;
 let env: ClusterEnv;
@@ -35,7 +23,6 @@ const viewer = () => join(env.kubeconfigDir, 'viewer.kubeconfig');
 
 const vm = (name: string) => client.resource<VM>(vmResource).find(name, namespace);
 const vmi = (name: string) => client.resource<VMI>(vmiResource).find(name, namespace);
-const condition = (object: VMI | undefined, type: string) => object?.status?.conditions?.find((c) => c.type === type && c.status === 'True');
 
 /** PUT/GET a subresource as the user of `kubeconfig`; returns the code and the Status message. */
 async function subresource(kubeconfig: string, method: 'PUT' | 'GET', kind: 'virtualmachines' | 'virtualmachineinstances', name: string, sub: string, body?: unknown, version = 'v1') {
@@ -50,32 +37,8 @@ async function subresource(kubeconfig: string, method: 'PUT' | 'GET', kind: 'vir
   return { code: res.status, message: parsed.message ?? '', body: parsed };
 }
 
-/** A small VM: the test guest's kernel, no disks (it needs no guest to boot for these checks). */
-async function createVm(name: string, runStrategy: string): Promise<void> {
-  await client.resource<KubeObject & { spec: unknown }>(vmResource).create({
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachine',
-    metadata: { name, namespace },
-    spec: {
-      runStrategy,
-      template: {
-        spec: {
-          terminationGracePeriodSeconds: 5,
-          domain: {
-            memory: { guest: '128Mi' },
-            firmware: { kernelBoot: { kernelArgs: 'console=ttyS0', container: { image: kernelImage, imagePullPolicy: 'IfNotPresent', kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initramfs.cpio.gz' } } },
-            devices: {},
-          },
-        },
-      },
-    },
-  });
-}
-
-async function runningUid(name: string): Promise<string> {
-  await until(async () => (await vmi(name))?.status?.phase === 'Running', 240_000, `VMI ${name} Running`);
-  return (await vmi(name))?.metadata?.uid ?? '';
-}
+const createVm = (name: string, runStrategy: string) => createSmallVm(client, namespace, name, runStrategy);
+const runningUid = (name: string) => runningVmiUid(client, namespace, name);
 
 beforeAll(async () => {
   env = clusterEnv();
@@ -161,11 +124,11 @@ describe('subresources.kubevirt.io through the kube-apiserver', () => {
 
     // pause / unpause through the node handler: the Paused condition follows.
     expect((await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'pause', {}, 'v1alpha3')).code).toBe(200);
-    await until(async () => condition(await vmi('life'), 'Paused') !== undefined, 60_000, 'VMI Paused');
+    await until(async () => hasCondition(await vmi('life'), 'Paused'), 60_000, 'VMI Paused');
     expect(await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'pause')).toMatchObject({ code: 409, message: expect.stringMatching(/VMI is already paused$/) });
     expect(await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'softreboot')).toMatchObject({ code: 409, message: expect.stringMatching(/VMI is paused$/) });
     expect((await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'unpause')).code).toBe(200);
-    await until(async () => condition(await vmi('life'), 'Paused') === undefined, 60_000, 'VMI unpaused');
+    await until(async () => !hasCondition(await vmi('life'), 'Paused'), 60_000, 'VMI unpaused');
     expect(await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'unpause')).toMatchObject({ code: 409, message: expect.stringMatching(/VMI is not paused$/) });
 
     // Soft reboot: the request reaches the node handler, which consumes it.
@@ -174,7 +137,7 @@ describe('subresources.kubevirt.io through the kube-apiserver', () => {
     expect((await vmi('life'))?.metadata?.uid).toBe(first);
 
     // Guest agent subresources: a clear 409 without an agent; the OS info with one.
-    const agent = condition(await vmi('life'), 'AgentConnected') !== undefined;
+    const agent = hasCondition(await vmi('life'), 'AgentConnected');
     const info = await subresource(admin(), 'GET', 'virtualmachineinstances', 'life', 'guestosinfo');
     const freeze = await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'freeze');
     if (agent) {

@@ -4,23 +4,13 @@
 // Fails, never skips, when the cluster or kubevm is missing.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { join } from 'node:path';
-import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
+import type { KubeClient, KubeObject } from '../../runtime/kube.js';
 import { clusterEnv, repoRoot, run, type ClusterEnv } from '../cluster/cluster-env.js';
 import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, until } from '../integration/runtime-support.js';
-import { kernelImage } from './guest-images.js';
+import type { VM, VMI } from './small-vm.js';
+import { createSmallVm, hasCondition, runningVmiUid, vmResource, vmiResource, vmimResource } from './small-vm.js';
 
 jest.setTimeout(600_000);
-
-interface VM extends KubeObject {
-  spec: { runStrategy?: string };
-}
-interface VMI extends KubeObject {
-  status?: { phase?: string; conditions?: Array<{ type: string; status: string }> };
-}
-
-const vmResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachines', kind: 'VirtualMachine', namespaced: true };
-const vmiResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstances', kind: 'VirtualMachineInstance', namespaced: true };
-const vmimResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstancemigrations', kind: 'VirtualMachineInstanceMigration', namespaced: true };
 
 let client: KubeClient;
 let env: ClusterEnv;
@@ -29,7 +19,7 @@ let virtctlPath: string;
 
 const vm = (name: string) => client.resource<VM>(vmResource).find(name, namespace);
 const vmi = (name: string) => client.resource<VMI>(vmiResource).find(name, namespace);
-const paused = async (name: string) => (await vmi(name))?.status?.conditions?.some((c) => c.type === 'Paused' && c.status === 'True') === true;
+const paused = async (name: string) => hasCondition(await vmi(name), 'Paused');
 
 /** virtctl as the cluster admin, in the test namespace; its exit code and output. */
 async function virtctl(...args: string[]): Promise<{ code: number; output: string }> {
@@ -37,10 +27,7 @@ async function virtctl(...args: string[]): Promise<{ code: number; output: strin
   return { code: res.code, output: res.stdout + res.stderr };
 }
 
-async function runningUid(name: string): Promise<string> {
-  await until(async () => (await vmi(name))?.status?.phase === 'Running', 240_000, `VMI ${name} Running`);
-  return (await vmi(name))?.metadata?.uid ?? '';
-}
+const runningUid = (name: string) => runningVmiUid(client, namespace, name);
 
 beforeAll(async () => {
   env = clusterEnv();
@@ -50,24 +37,7 @@ beforeAll(async () => {
   if (build.code !== 0) throw new Error(`test/virtctl/build.sh exited ${build.code}: ${build.stderr}`);
   virtctlPath = build.stdout.trim();
   namespace = await createTestNamespace(client, 'kubevm-e2e-virtctl');
-  await client.resource<KubeObject & { spec: unknown }>(vmResource).create({
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachine',
-    metadata: { name: 'vctl', namespace },
-    spec: {
-      runStrategy: 'Halted',
-      template: {
-        spec: {
-          terminationGracePeriodSeconds: 5,
-          domain: {
-            memory: { guest: '128Mi' },
-            firmware: { kernelBoot: { kernelArgs: 'console=ttyS0', container: { image: kernelImage, imagePullPolicy: 'IfNotPresent', kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initramfs.cpio.gz' } } },
-            devices: {},
-          },
-        },
-      },
-    },
-  });
+  await createSmallVm(client, namespace, 'vctl', 'Halted');
 }, 1_600_000);
 
 afterAll(async () => {
