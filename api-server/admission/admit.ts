@@ -13,9 +13,9 @@ import {
   formatIssues,
 } from '../../runtime/api/index.js';
 import type { KubeVirt, PermittedHostDevices, VirtualMachine, VirtualMachineInstance } from '../../runtime/api/index.js';
+import { jsonEqual } from '../../runtime/json.js';
 import type { Findings } from './rules.js';
 import { checkInstancetypeConflicts, checkVmiSpec, emptyFindings } from './rules.js';
-import { canonicalJson } from '../../runtime/json.js';
 
 export const AdmissionReview = z.object({
   apiVersion: z.literal('admission.k8s.io/v1'),
@@ -110,7 +110,7 @@ async function admitVirtualMachineInstance(request: AdmissionRequest, vmi: Virtu
   if (request.operation === 'UPDATE') {
     // A running VMI's spec is fixed; kubevm's own components may adjust it (stop's grace period).
     const before = specOf(request.oldObject);
-    if (canonicalJson(before) !== canonicalJson(vmi.spec) && !context.isKubevmComponent(request.userInfo?.username ?? '')) {
+    if (!jsonEqual(before, vmi.spec) && !context.isKubevmComponent(request.userInfo?.username ?? '')) {
       findings.denials.push('spec: a VirtualMachineInstance\'s spec cannot be changed once created; change the VirtualMachine and restart it');
     }
     return;
@@ -120,7 +120,7 @@ async function admitVirtualMachineInstance(request: AdmissionRequest, vmi: Virtu
 
 async function admitMigration(request: AdmissionRequest, object: unknown, context: AdmissionContext, findings: Findings): Promise<void> {
   if (request.operation === 'UPDATE') {
-    if (canonicalJson(specOf(request.oldObject)) !== canonicalJson(specOf(object))) {
+    if (!jsonEqual(specOf(request.oldObject), specOf(object))) {
       findings.denials.push('spec: a migration\'s spec cannot be changed; delete it and create another');
     }
     return;
