@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { join } from 'node:path';
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
 import { apiRequest, clusterEnv, kubectl, type ClusterEnv } from '../cluster/cluster-env.js';
-import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, until } from '../integration/runtime-support.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from '../integration/runtime-support.js';
+import { eventually } from '../support/eventually.js';
 import type { VM, VMI } from './small-vm.js';
 import { createSmallVm, hasCondition, runningVmiUid, vmResource, vmiResource, vmimResource } from './small-vm.js';
 
@@ -124,16 +125,16 @@ describe('subresources.kubevirt.io through the kube-apiserver', () => {
 
     // pause / unpause through the node handler: the Paused condition follows.
     expect((await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'pause', {}, 'v1alpha3')).code).toBe(200);
-    await until(async () => hasCondition(await vmi('life'), 'Paused'), 60_000, 'VMI Paused');
+    await eventually('VMI Paused', 60_000, async () => hasCondition(await vmi('life'), 'Paused'));
     expect(await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'pause')).toMatchObject({ code: 409, message: expect.stringMatching(/VMI is already paused$/) });
     expect(await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'softreboot')).toMatchObject({ code: 409, message: expect.stringMatching(/VMI is paused$/) });
     expect((await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'unpause')).code).toBe(200);
-    await until(async () => !hasCondition(await vmi('life'), 'Paused'), 60_000, 'VMI unpaused');
+    await eventually('VMI unpaused', 60_000, async () => !hasCondition(await vmi('life'), 'Paused'));
     expect(await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'unpause')).toMatchObject({ code: 409, message: expect.stringMatching(/VMI is not paused$/) });
 
     // Soft reboot: the request reaches the node handler, which consumes it.
     expect((await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'softreboot')).code).toBe(200);
-    await until(async () => (await vmi('life'))?.metadata?.annotations?.['kubevm.io/soft-reboot-requested'] === undefined, 60_000, 'the reboot request consumed');
+    await eventually('the reboot request consumed', 60_000, async () => (await vmi('life'))?.metadata?.annotations?.['kubevm.io/soft-reboot-requested'] === undefined);
     expect((await vmi('life'))?.metadata?.uid).toBe(first);
 
     // Guest agent subresources: a clear 409 without an agent; the OS info with one.
@@ -162,15 +163,15 @@ describe('subresources.kubevirt.io through the kube-apiserver', () => {
     // restart: a new VMI replaces the running one.
     expect(await subresource(admin(), 'PUT', 'virtualmachines', 'life', 'restart', { gracePeriodSeconds: 5 })).toMatchObject({ code: 400 });
     expect((await subresource(admin(), 'PUT', 'virtualmachines', 'life', 'restart')).code).toBe(202);
-    await until(async () => {
+    await eventually('a new running VMI after restart', 240_000, async () => {
       const current = await vmi('life');
       return current !== undefined && current.metadata?.uid !== first && current.status?.phase === 'Running';
-    }, 240_000, 'a new running VMI after restart');
+    });
 
     // stop: Always → Halted, the VMI goes; a second stop is refused.
     expect((await subresource(admin(), 'PUT', 'virtualmachines', 'life', 'stop', { gracePeriod: 0 })).code).toBe(202);
     expect((await vm('life'))?.spec.runStrategy).toBe('Halted');
-    await until(async () => (await vmi('life')) === undefined, 120_000, 'VMI gone after stop');
+    await eventually('VMI gone after stop', 120_000, async () => (await vmi('life')) === undefined);
     expect(await subresource(admin(), 'PUT', 'virtualmachines', 'life', 'stop')).toMatchObject({ code: 409, message: expect.stringMatching(/VM is not running$/) });
     expect(await subresource(admin(), 'PUT', 'virtualmachines', 'life', 'restart')).toMatchObject({ code: 409, message: expect.stringMatching(/RunStategy Halted does not support manual restart requests$/) });
   });
@@ -181,7 +182,7 @@ describe('subresources.kubevirt.io through the kube-apiserver', () => {
     expect((await vm('manual'))?.spec.runStrategy).toBe('Manual');
     await runningUid('manual');
     expect((await subresource(admin(), 'PUT', 'virtualmachines', 'manual', 'stop')).code).toBe(202);
-    await until(async () => (await vmi('manual')) === undefined, 120_000, 'VMI gone after stop');
+    await eventually('VMI gone after stop', 120_000, async () => (await vmi('manual')) === undefined);
     expect((await vm('manual'))?.spec.runStrategy).toBe('Manual');
     expect(await subresource(admin(), 'PUT', 'virtualmachines', 'manual', 'stop')).toMatchObject({ code: 409, message: expect.stringMatching(/VM is not running$/) });
   });

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { join } from 'node:path';
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
 import { clusterEnv, repoRoot, run, type ClusterEnv } from '../cluster/cluster-env.js';
-import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, until } from '../integration/runtime-support.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from '../integration/runtime-support.js';
+import { eventually } from '../support/eventually.js';
 import type { VM, VMI } from './small-vm.js';
 import { createSmallVm, hasCondition, runningVmiUid, vmResource, vmiResource, vmimResource } from './small-vm.js';
 
@@ -61,12 +62,12 @@ describe('KubeVirt\'s virtctl against kubevm', () => {
     expect(again.output).toContain('VM is already running');
 
     expect(await virtctl('pause', 'vmi', 'vctl')).toMatchObject({ code: 0 });
-    await until(() => paused('vctl'), 60_000, 'VMI paused');
+    await eventually('VMI paused', 60_000, () => paused('vctl'));
     expect(await virtctl('unpause', 'vmi', 'vctl')).toMatchObject({ code: 0 });
-    await until(async () => !(await paused('vctl')), 60_000, 'VMI unpaused');
+    await eventually('VMI unpaused', 60_000, async () => !(await paused('vctl')));
 
     expect(await virtctl('soft-reboot', 'vctl')).toMatchObject({ code: 0 });
-    await until(async () => (await vmi('vctl'))?.metadata?.annotations?.['kubevm.io/soft-reboot-requested'] === undefined, 60_000, 'the reboot request consumed');
+    await eventually('the reboot request consumed', 60_000, async () => (await vmi('vctl'))?.metadata?.annotations?.['kubevm.io/soft-reboot-requested'] === undefined);
     expect((await vmi('vctl'))?.metadata?.uid).toBe(first);
 
     expect(await virtctl('migrate', 'vctl')).toMatchObject({ code: 0 });
@@ -75,14 +76,14 @@ describe('KubeVirt\'s virtctl against kubevm', () => {
     await client.resource<KubeObject>(vmimResource).delete(migrations[0]?.metadata?.name ?? '', namespace);
 
     expect(await virtctl('restart', 'vctl')).toMatchObject({ code: 0 });
-    await until(async () => {
+    await eventually('a new VMI after restart', 240_000, async () => {
       const current = await vmi('vctl');
       return current !== undefined && current.metadata?.uid !== first && current.status?.phase === 'Running';
-    }, 240_000, 'a new VMI after restart');
+    });
 
     expect(await virtctl('stop', 'vctl')).toMatchObject({ code: 0 });
     expect((await vm('vctl'))?.spec.runStrategy).toBe('Halted');
-    await until(async () => (await vmi('vctl')) === undefined, 120_000, 'VMI gone after stop');
+    await eventually('VMI gone after stop', 120_000, async () => (await vmi('vctl')) === undefined);
     const stopped = await virtctl('stop', 'vctl');
     expect(stopped.code).not.toBe(0);
     expect(stopped.output).toContain('VM is not running');
