@@ -226,6 +226,14 @@ describe('the validating webhook admits valid manifests', () => {
     expect(await admit(request(relabelled, 'UPDATE', vmi), context)).toMatchObject({ allowed: true });
   });
 
+  it('judges the object without its status (written by kubevm\'s controllers, not by the user)', async () => {
+    const labelled = variant(vmi, (m) => {
+      m.metadata.labels = { team: 'a' };
+      m.status = { phase: 'Running', somethingNewer: true };
+    });
+    expect(await admit(request(labelled, 'UPDATE', variant(vmi, (m) => (m.status = { phase: 'Running' }))), context)).toMatchObject({ allowed: true });
+  });
+
   it('warns about risky but legal choices', async () => {
     const risky = variant(vm, (m) => {
       m.spec.template.spec.domain.devices.disks[0].shareable = true;

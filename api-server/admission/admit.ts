@@ -80,6 +80,12 @@ function schemaOf(kind: string): z.ZodType | undefined {
   return API_RESOURCES.find((r) => r.names.kind === kind)?.schema;
 }
 
+function withoutStatus(object: unknown): unknown {
+  if (typeof object !== 'object' || object === null || Array.isArray(object)) return object;
+  const { status: _status, ...rest } = object as Record<string, unknown>;
+  return rest;
+}
+
 const specOf = (object: unknown): unknown => (typeof object === 'object' && object !== null ? (object as { spec?: unknown }).spec : undefined);
 
 async function admitVirtualMachine(request: AdmissionRequest, vm: VirtualMachine, context: AdmissionContext, findings: Findings): Promise<void> {
@@ -162,7 +168,9 @@ export async function admit(request: AdmissionRequest, context: AdmissionContext
   const kind = request.kind.kind;
   const schema = schemaOf(kind);
   if (!schema) return deny(uid, [`kind: ${JSON.stringify(kind)} is not a kind kubevm validates; this webhook configuration is wrong`]);
-  const object = request.object;
+  // Status is written by kubevm's controllers through the status subresource, which this webhook
+  // does not intercept; an UPDATE of the main resource carries it along unchanged. Judge the rest.
+  const object = withoutStatus(request.object);
   const parsed = schema.safeParse(object);
   if (!parsed.success) return deny(uid, formatIssues(parsed.error.issues, kind));
   const findings = emptyFindings();
