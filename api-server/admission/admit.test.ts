@@ -226,6 +226,15 @@ describe('the validating webhook admits valid manifests', () => {
     expect(await admit(request(relabelled, 'UPDATE', vmi), context)).toMatchObject({ allowed: true });
   });
 
+  it('lets anyone change a VMI\'s metadata (labels, annotations)', async () => {
+    // The API server keeps the user's key order, which is not the schema's: neither counts.
+    const reordered = { ...clone(vmi), spec: Object.fromEntries(Object.entries(clone(vmi).spec as object).reverse()) } as Manifest;
+    for (const base of [vmi, reordered, validManifests['fullVMI'] as Manifest]) {
+      const labelled = variant(base, (m) => (m.metadata.annotations = { 'kubevm.io/pause-requested': 'true' }));
+      expect(await admit(request(labelled, 'UPDATE', base), context)).toMatchObject({ allowed: true });
+    }
+  });
+
   it('judges the object without its status (written by kubevm\'s controllers, not by the user)', async () => {
     const labelled = variant(vmi, (m) => {
       m.metadata.labels = { team: 'a' };

@@ -115,8 +115,8 @@ async function admitVirtualMachine(request: AdmissionRequest, vm: VirtualMachine
 async function admitVirtualMachineInstance(request: AdmissionRequest, vmi: VirtualMachineInstance, context: AdmissionContext, findings: Findings): Promise<void> {
   if (request.operation === 'UPDATE') {
     // A running VMI's spec is fixed; kubevm's own components may adjust it (stop's grace period).
-    const before = specOf(request.oldObject);
-    if (!jsonEqual(before, vmi.spec) && !context.isKubevmComponent(request.userInfo?.username ?? '')) {
+    // The specs as sent, not as parsed (parsing may fill defaults).
+    if (!jsonEqual(specOf(request.oldObject), specOf(request.object)) && !context.isKubevmComponent(request.userInfo?.username ?? '')) {
       findings.denials.push('spec: a VirtualMachineInstance\'s spec cannot be changed once created; change the VirtualMachine and restart it');
     }
     return;
