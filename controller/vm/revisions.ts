@@ -8,8 +8,8 @@ import type { InstancetypeMatcher, VirtualMachine, VirtualMachineStatus } from '
 import type { Informer } from '../../runtime/informer.js';
 import type { KubeClient, KubeObject, ResourceClient, ResourceDescriptor } from '../../runtime/kube.js';
 import { isAlreadyExists } from '../../runtime/kube.js';
-import type { NamedSpec } from './instancetype.js';
-import { ExpansionError, instancetypeKindOf, preferenceKindOf } from './instancetype.js';
+import type { NamedSpec } from '../../runtime/instancetype.js';
+import { ExpansionError, instancetypeKindOf, preferenceKindOf } from '../../runtime/instancetype.js';
 
 export const controllerRevisions: ResourceDescriptor = {
   group: 'apps',

@@ -1,15 +1,17 @@
-// Instancetype and preference expansion: the VMI spec a VM gets is its template with the
+// Instancetype and preference expansion (shared by the controller, which creates VMIs from it, and
+// the api-server's expand-spec and admission webhook): the VMI spec a VM gets is its template with the
 // instancetype's resources imposed and the preference's defaults filled in (KubeVirt's
 // instancetype.kubevirt.io semantics). An instancetype owns what it sets: a template that sets the
 // same field is a conflict, named by path, not a silent override. A preference only fills gaps.
 import type {
   InstancetypeMatcher,
-  InstancetypeSpec,
   ObjectMeta,
-  PreferenceSpec,
-  PreferredCPUTopology,
   VirtualMachineInstanceSpec,
-} from '../api.js';
+  VirtualMachineInstancetypeSpec as InstancetypeSpec,
+  VirtualMachinePreferenceSpec as PreferenceSpec,
+} from './api/index.js';
+
+type PreferredCPUTopology = NonNullable<NonNullable<PreferenceSpec['cpu']>['preferredCPUTopology']>;
 
 export const INSTANCETYPE_KINDS = ['VirtualMachineInstancetype', 'VirtualMachineClusterInstancetype'] as const;
 export const PREFERENCE_KINDS = ['VirtualMachinePreference', 'VirtualMachineClusterPreference'] as const;
@@ -97,7 +99,7 @@ function topology(vcpus: number, preferred: PreferredCPUTopology | undefined): {
   }
 }
 
-function instancetypeConflicts(template: VirtualMachineInstanceSpec, instancetype: InstancetypeSpec, kind: string, name: string): Conflict[] {
+export function instancetypeConflicts(template: VirtualMachineInstanceSpec, instancetype: InstancetypeSpec, kind: string, name: string): Conflict[] {
   const conflicts: Conflict[] = [];
   const domain = template.domain;
   const conflict = (path: string, field: string) =>

@@ -1,4 +1,4 @@
-import type { InstancetypeSpec, PreferenceSpec, VirtualMachineInstanceSpec } from '../api.js';
+import type { VirtualMachineInstanceSpec, VirtualMachineInstancetypeSpec as InstancetypeSpec, VirtualMachinePreferenceSpec as PreferenceSpec } from './api/index.js';
 import { ExpansionError, expandTemplate, instancetypeKindOf, preferenceKindOf } from './instancetype.js';
 
 const template = (): VirtualMachineInstanceSpec => ({
