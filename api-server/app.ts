@@ -7,7 +7,9 @@ import type { Logger } from '../runtime/logging.js';
 import type { AdmissionContext } from './admission/admit.js';
 import { handleAdmissionReview } from './admission/admit.js';
 import type { Authorizer } from './authorize.js';
-import { descriptorOf } from './descriptors.js';
+import { descriptorOf, instancetypeSpecFinder } from './descriptors.js';
+import type { FindInstancetypeSpec } from './expand.js';
+import { expandRoutes } from './expand.js';
 import type { FrontProxyConfig } from './front-proxy.js';
 import type { SubresourceRoute } from './server.js';
 import { buildApiServer } from './server.js';
@@ -26,8 +28,8 @@ export function backendsOf(client: KubeClient): VmBackends {
 }
 
 /** Every subresource route kubevm serves (discovery lists exactly these). */
-export function subresourceRoutes(backends: VmBackends): SubresourceRoute[] {
-  return [...vmSubresourceRoutes(backends), ...vmiSubresourceRoutes(backends)];
+export function subresourceRoutes(backends: VmBackends, findInstancetypeSpec: FindInstancetypeSpec): SubresourceRoute[] {
+  return [...vmSubresourceRoutes(backends), ...vmiSubresourceRoutes(backends), ...expandRoutes(backends, findInstancetypeSpec)];
 }
 
 export interface ApiServerDeps {
@@ -47,7 +49,7 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   return buildApiServer({
     frontProxy: deps.frontProxy,
     authorizer: deps.authorizer,
-    routes: subresourceRoutes(backendsOf(deps.client)),
+    routes: subresourceRoutes(backendsOf(deps.client), instancetypeSpecFinder(deps.client)),
     log: deps.log,
     version: versionInfo(),
     health: apiServerHealth(deps.client),

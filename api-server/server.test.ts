@@ -10,7 +10,7 @@ import type { VmBackends } from './vm-subresources.js';
 
 const unreachable = new Proxy({}, { get: () => () => Promise.reject(new Error('no backend in this test')) }) as unknown as VmBackends;
 const authorizer: Authorizer = { authorize: () => Promise.reject(new Error('must not be asked: the request is unauthenticated')) };
-const routes = subresourceRoutes({ vms: unreachable.vms, vmis: unreachable.vmis, migrations: unreachable.migrations });
+const routes = subresourceRoutes({ vms: unreachable.vms, vmis: unreachable.vmis, migrations: unreachable.migrations }, () => Promise.reject(new Error('no cluster in this test')));
 const app: FastifyInstance = buildApiServer({
   frontProxy: () => ({ clientCA: '', allowedNames: [], usernameHeaders: ['X-Remote-User'], groupHeaders: ['X-Remote-Group'], extraHeaderPrefixes: ['X-Remote-Extra-'] }),
   authorizer,
@@ -46,7 +46,7 @@ describe('discovery', () => {
       expect(res.statusCode).toBe(200);
       const list = res.json<{ groupVersion: string; resources: Array<{ name: string; verbs: string[]; namespaced: boolean }> }>();
       expect(list.groupVersion).toBe(`subresources.kubevirt.io/${version}`);
-      const served = routes.map((r) => `${r.resource}/${r.subresource ?? ''}`).sort();
+      const served = routes.map((r) => (r.subresource ? `${r.resource}/${r.subresource}` : r.resource)).sort();
       expect(list.resources.map((r) => r.name).sort()).toEqual(served);
       expect(list.resources.find((r) => r.name === 'virtualmachines/start')).toMatchObject({ verbs: ['update'], namespaced: true });
       expect(list.resources.find((r) => r.name === 'virtualmachineinstances/guestosinfo')).toMatchObject({ verbs: ['get'] });

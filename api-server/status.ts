@@ -11,7 +11,7 @@ export interface Status {
   status: 'Failure';
   message: string;
   reason: string;
-  details?: { name?: string; group?: string; kind?: string };
+  details?: { name?: string; group?: string; kind?: string; causes?: Array<{ message: string; field?: string }> };
   code: number;
 }
 
@@ -53,6 +53,11 @@ export function notFound(gr: GroupResource, name: string): StatusError {
 
 export function badRequest(message: string): StatusError {
   return status(400, 'BadRequest', message);
+}
+
+/** 400 with one cause per problem, as KubeVirt answers an invalid object in a request body. */
+export function badRequestWithCauses(message: string, causes: readonly string[]): StatusError {
+  return status(400, 'BadRequest', message, { causes: causes.map((cause) => ({ message: cause })) });
 }
 
 export function forbidden(gr: GroupResource, name: string, cause: string): StatusError {

@@ -22,7 +22,7 @@ const context: AdmissionContext = {
       busy: vmiNamed('busy', []),
     })[name],
   activeMigrationFor: async (_ns, vmiName) => (vmiName === 'busy' ? 'uid-of-m0' : undefined),
-  instancetypeExists: async (_kind, _ns, name) => name === 'u1.medium' || name === 'fedora',
+  findInstancetypeSpec: async (_kind, _ns, name) => ({ 'u1.medium': { cpu: { guest: 1 }, memory: { guest: '4Gi' } }, fedora: {} })[name],
   permittedHostDevices: () => ({ pciHostDevices: [{ pciVendorSelector: '10de:1eb8', resourceName: 'nvidia.com/TU104GL_Tesla_T4' }] }),
   kubevirtCount: async () => 1,
   isKubevmComponent: (user) => user.startsWith('system:serviceaccount:kubevirt:'),
@@ -128,7 +128,7 @@ const cases: Record<string, Case> = {
   'VM without template': { manifest: variant(vm, (m) => delete m.spec.template), path: 'spec.template' },
   'VM template without domain': { manifest: variant(vm, (m) => delete m.spec.template.spec.domain), path: `${t}.domain` },
   // ---- instancetype ----
-  'VM guest memory with an instancetype': { manifest: variant(itVM, (m) => (m.spec.template.spec.domain.memory = { guest: '1Gi' })), path: `${t}.domain.memory.guest`, says: /conflicts with the instancetype "u1.medium"/ },
+  'VM guest memory with an instancetype': { manifest: variant(itVM, (m) => (m.spec.template.spec.domain.memory = { guest: '1Gi' })), path: `${t}.domain.memory.guest`, says: /conflicts with spec.memory.guest of VirtualMachineClusterInstancetype u1.medium; remove it from the VM or choose another instancetype/ },
   'VM CPU sockets with an instancetype': { manifest: variant(itVM, (m) => (m.spec.template.spec.domain.cpu = { sockets: 2 })), path: `${t}.domain.cpu.sockets` },
   'VM CPU cores with an instancetype': { manifest: variant(itVM, (m) => (m.spec.template.spec.domain.cpu = { cores: 2 })), path: `${t}.domain.cpu.cores` },
   'VM CPU threads with an instancetype': { manifest: variant(itVM, (m) => (m.spec.template.spec.domain.cpu = { threads: 2 })), path: `${t}.domain.cpu.threads` },

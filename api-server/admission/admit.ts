@@ -9,13 +9,15 @@ import {
   KubeVirtSchema,
   VirtualMachineInstanceMigrationSchema,
   VirtualMachineInstanceSchema,
+  VirtualMachineInstancetypeSpec,
   VirtualMachineSchema,
   formatIssues,
 } from '../../runtime/api/index.js';
 import type { KubeVirt, PermittedHostDevices, VirtualMachine, VirtualMachineInstance } from '../../runtime/api/index.js';
 import { jsonEqual } from '../../runtime/json.js';
 import type { Findings } from './rules.js';
-import { checkInstancetypeConflicts, checkVmiSpec, emptyFindings } from './rules.js';
+import { checkVmiSpec, emptyFindings } from './rules.js';
+import { instancetypeConflicts } from '../../runtime/instancetype.js';
 
 export const AdmissionReview = z.object({
   apiVersion: z.literal('admission.k8s.io/v1'),
@@ -45,7 +47,8 @@ export interface AdmissionResponse {
 /** What the admitters read from the cluster; lookups may fail (the answer then says so). */
 export interface AdmissionContext {
   findVmi(namespace: string, name: string): Promise<VirtualMachineInstance | undefined>;
-  instancetypeExists(kind: string, namespace: string, name: string): Promise<boolean>;
+  /** The spec of an instancetype or preference (by kind), undefined when it does not exist. */
+  findInstancetypeSpec(kind: string, namespace: string, name: string): Promise<unknown>;
   permittedHostDevices(): PermittedHostDevices | undefined;
   /** The name of a migration of this VMI that has not ended, if any (only one at a time). */
   activeMigrationFor(namespace: string, vmiName: string): Promise<string | undefined>;
@@ -88,25 +91,34 @@ function withoutStatus(object: unknown): unknown {
 
 const specOf = (object: unknown): unknown => (typeof object === 'object' && object !== null ? (object as { spec?: unknown }).spec : undefined);
 
+/** What every instancetype sets (cpu.guest and memory.guest are required): the conflicts that hold whatever it is. */
+const anyInstancetype: VirtualMachineInstancetypeSpec = { cpu: { guest: 1 }, memory: { guest: '1Mi' } };
+
 async function admitVirtualMachine(request: AdmissionRequest, vm: VirtualMachine, context: AdmissionContext, findings: Findings): Promise<void> {
   const template = vm.spec.template.spec;
   checkVmiSpec(template, 'spec.template.spec', context.permittedHostDevices(), findings);
+  const namespace = request.namespace ?? '';
   const instancetype = vm.spec.instancetype;
   if (instancetype) {
     if (!instancetype.name && !(instancetype as { inferFromVolume?: string }).inferFromVolume) {
       findings.denials.push('spec.instancetype.name: required: the name of a VirtualMachineClusterInstancetype (or, with kind, a VirtualMachineInstancetype)');
     }
-    checkInstancetypeConflicts(template, 'spec.template.spec', instancetype.name ?? '', findings);
     const kind = instancetype.kind ?? 'VirtualMachineClusterInstancetype';
-    if (instancetype.name && !(await context.instancetypeExists(kind, request.namespace ?? '', instancetype.name))) {
+    const found = instancetype.name ? await context.findInstancetypeSpec(kind, namespace, instancetype.name) : undefined;
+    const spec = VirtualMachineInstancetypeSpec.safeParse(found);
+    if (instancetype.name && found === undefined) {
       // It may be created after the VM (GitOps applies in any order), as KubeVirt allows.
       findings.warnings.push(`spec.instancetype.name: ${kind} ${JSON.stringify(instancetype.name)} does not exist (yet); the VM cannot start until it does`);
+    }
+    // The controller refuses these when the VM starts; refuse them at apply time.
+    for (const conflict of instancetypeConflicts(template, spec.success ? spec.data : anyInstancetype, kind, instancetype.name ?? '')) {
+      findings.denials.push(`${conflict.path}: ${conflict.message}`);
     }
   }
   const preference = vm.spec.preference;
   if (preference?.name) {
     const kind = preference.kind ?? 'VirtualMachineClusterPreference';
-    if (!(await context.instancetypeExists(kind, request.namespace ?? '', preference.name))) {
+    if ((await context.findInstancetypeSpec(kind, namespace, preference.name)) === undefined) {
       findings.warnings.push(`spec.preference.name: ${kind} ${JSON.stringify(preference.name)} does not exist (yet); the VM cannot start until it does`);
     }
   }

@@ -3,20 +3,12 @@
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
 import {
   KubeVirtNames,
-  VirtualMachineClusterInstancetypeNames,
-  VirtualMachineClusterPreferenceNames,
   VirtualMachineInstanceMigrationNames,
   VirtualMachineInstanceNames,
-  VirtualMachineInstancetypeNames,
-  VirtualMachinePreferenceNames,
 } from '../../runtime/api/index.js';
-import type { KubeVirt, PermittedHostDevices, ResourceNames, VirtualMachineInstance, VirtualMachineInstanceMigration } from '../../runtime/api/index.js';
-import { descriptorOf } from '../descriptors.js';
+import type { KubeVirt, PermittedHostDevices, VirtualMachineInstance, VirtualMachineInstanceMigration } from '../../runtime/api/index.js';
+import { descriptorOf, instancetypeSpecFinder } from '../descriptors.js';
 import type { AdmissionContext } from './admit.js';
-
-const byKind: Record<string, ResourceNames> = Object.fromEntries(
-  [VirtualMachineInstancetypeNames, VirtualMachineClusterInstancetypeNames, VirtualMachinePreferenceNames, VirtualMachineClusterPreferenceNames].map((n) => [n.kind, n]),
-);
 
 /** kubevm's own service accounts (namespace kubevirt) may change what users may not. */
 export function kubevmComponent(namespace: string): (username: string) => boolean {
@@ -30,11 +22,7 @@ export function clusterAdmissionContext(client: KubeClient, componentNamespace: 
   let permitted: PermittedHostDevices | undefined;
   return {
     findVmi: (namespace, name) => vmis.find(name, namespace),
-    async instancetypeExists(kind, namespace, name) {
-      const names = byKind[kind];
-      if (!names) return false;
-      return (await client.resource<KubeObject>(descriptorOf(names)).find(name, names.scope === 'Namespaced' ? namespace : undefined)) !== undefined;
-    },
+    findInstancetypeSpec: instancetypeSpecFinder(client),
     permittedHostDevices: () => permitted,
     async activeMigrationFor(namespace, vmiName) {
       const items = (await migrations.list({ namespace })).items;

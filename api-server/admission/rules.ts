@@ -97,24 +97,3 @@ export function checkVmiSpec(spec: VirtualMachineInstanceSpec, at: string, permi
     findings.warnings.push(`${at}.domain.resources.overcommitGuestOverhead: the launcher's memory overhead is not requested from the node; under memory pressure the VM is among the first killed`);
   }
 }
-
-/**
- * What an instancetype provides must not be set in the VM too (KubeVirt refuses it when the VM
- * starts; kubevm at apply time): guest memory, CPU topology, and CPU/memory requests and limits.
- */
-export function checkInstancetypeConflicts(spec: VirtualMachineInstanceSpec, at: string, instancetypeName: string, findings: Findings): void {
-  const domain = spec.domain;
-  const conflicts: string[] = [];
-  if (domain.memory?.guest !== undefined) conflicts.push(`${at}.domain.memory.guest`);
-  for (const field of ['sockets', 'cores', 'threads'] as const) {
-    if (domain.cpu?.[field] !== undefined) conflicts.push(`${at}.domain.cpu.${field}`);
-  }
-  for (const kind of ['requests', 'limits'] as const) {
-    for (const resource of ['cpu', 'memory']) {
-      if (domain.resources?.[kind]?.[resource] !== undefined) conflicts.push(`${at}.domain.resources.${kind}.${resource}`);
-    }
-  }
-  for (const path of conflicts) {
-    findings.denials.push(`${path}: conflicts with the instancetype ${JSON.stringify(instancetypeName)}, which provides the VM's CPU and memory; remove it, or remove spec.instancetype`);
-  }
-}

@@ -92,7 +92,7 @@ describe('the validating webhook through the kube-apiserver', () => {
     manifest.spec['instancetype'] = { name: 'u1.medium' };
     const res = await apply(YAML.stringify(manifest), '--dry-run=server');
     expect(res.code).not.toBe(0);
-    expect(res.output).toContain(`${t}.domain.memory.guest: conflicts with the instancetype "u1.medium"`);
+    expect(res.output).toContain(`${t}.domain.memory.guest: conflicts with spec.memory.guest of VirtualMachineClusterInstancetype u1.medium`);
   });
 
   it('prints warnings for risky but legal choices', async () => {

@@ -187,6 +187,34 @@ describe('subresources.kubevirt.io through the kube-apiserver', () => {
     expect(await subresource(admin(), 'PUT', 'virtualmachines', 'manual', 'stop')).toMatchObject({ code: 409, message: expect.stringMatching(/VM is not running$/) });
   });
 
+  it('expand-spec and expand-vm-spec apply the instancetype to the template', async () => {
+    await kubectl(env, ['apply', '-f', '-'], {
+      input: JSON.stringify({ apiVersion: 'instancetype.kubevirt.io/v1beta1', kind: 'VirtualMachineInstancetype', metadata: { name: 'small', namespace }, spec: { cpu: { guest: 2 }, memory: { guest: '256Mi' } } }),
+    });
+    const manifest = {
+      apiVersion: 'kubevirt.io/v1',
+      kind: 'VirtualMachine',
+      metadata: { name: 'typed', namespace },
+      spec: { runStrategy: 'Halted', instancetype: { kind: 'VirtualMachineInstancetype', name: 'small' }, template: { spec: { domain: { devices: {} } } } },
+    };
+    await client.resource<KubeObject>(vmResource).create(manifest as KubeObject);
+    interface Expanded {
+      spec?: { instancetype?: unknown; template?: { spec?: { domain?: { cpu?: { sockets?: number }; memory?: { guest?: string } } } } };
+    }
+    const got = await subresource(admin(), 'GET', 'virtualmachines', 'typed', 'expand-spec');
+    expect(got.code).toBe(200);
+    const expanded = got.body as Expanded;
+    expect(expanded.spec?.instancetype).toBeUndefined();
+    expect(expanded.spec?.template?.spec?.domain).toMatchObject({ cpu: { sockets: 2 }, memory: { guest: '256Mi' } });
+
+    const put = await apiRequest(admin(), 'PUT', `/apis/subresources.kubevirt.io/v1/namespaces/${namespace}/expand-vm-spec`, { ...manifest, metadata: { name: 'not-created' } });
+    expect(put.status).toBe(200);
+    expect((JSON.parse(put.body) as Expanded).spec?.template?.spec?.domain).toMatchObject({ cpu: { sockets: 2 }, memory: { guest: '256Mi' } });
+    const wrong = await apiRequest(admin(), 'PUT', `/apis/subresources.kubevirt.io/v1/namespaces/${namespace}/expand-vm-spec`, { ...manifest, metadata: { name: 'x', namespace: 'elsewhere' } });
+    expect(wrong.status).toBe(400);
+    expect(wrong.body).toContain(`VM namespace must be empty or ${namespace}`);
+  });
+
   it('answers 404 for a VM that does not exist', async () => {
     expect(await subresource(admin(), 'PUT', 'virtualmachines', 'nope', 'start')).toMatchObject({ code: 404, message: 'virtualmachine.kubevirt.io "nope" not found' });
   });

@@ -53,6 +53,26 @@ describe('KubeVirt\'s virtctl against kubevm', () => {
     expect(res.output).toMatch(/Server Version: .*GitVersion:"v\d+\.\d+\.\d+"/);
   });
 
+  it('expand shows the VM with its instancetype applied', async () => {
+    await client.resource<KubeObject & { spec: unknown }>({ group: 'instancetype.kubevirt.io', version: 'v1beta1', resource: 'virtualmachineinstancetypes', kind: 'VirtualMachineInstancetype', namespaced: true }).create({
+      apiVersion: 'instancetype.kubevirt.io/v1beta1',
+      kind: 'VirtualMachineInstancetype',
+      metadata: { name: 'small', namespace },
+      spec: { cpu: { guest: 2 }, memory: { guest: '256Mi' } },
+    });
+    await client.resource<KubeObject & { spec: unknown }>(vmResource).create({
+      apiVersion: 'kubevirt.io/v1',
+      kind: 'VirtualMachine',
+      metadata: { name: 'typed', namespace },
+      spec: { runStrategy: 'Halted', instancetype: { kind: 'VirtualMachineInstancetype', name: 'small' }, template: { spec: { domain: { devices: {} } } } },
+    });
+    const res = await virtctl('expand', '--vm', 'typed', '--output', 'json');
+    expect(res.code).toBe(0);
+    const expanded = JSON.parse(res.output) as { spec: { instancetype?: unknown; template: { spec: { domain: { memory?: { guest?: string }; cpu?: { sockets?: number } } } } } };
+    expect(expanded.spec.instancetype).toBeUndefined();
+    expect(expanded.spec.template.spec.domain).toMatchObject({ cpu: { sockets: 2 }, memory: { guest: '256Mi' } });
+  });
+
   it('start, pause, unpause, soft-reboot, migrate, restart and stop', async () => {
     expect(await virtctl('start', 'vctl')).toMatchObject({ code: 0 });
     expect((await vm('vctl'))?.spec.runStrategy).toBe('Always');

@@ -1,0 +1,53 @@
+// What the subresource suites (api-server, virtctl, admission) share: the kinds they read, and a
+// small VM that needs no guest disk (the test guest's kernel and initramfs only), so a VMI is
+// Running within seconds.
+import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
+import { eventually } from '../support/eventually.js';
+import { kernelImage } from './guest-images.js';
+
+export interface VM extends KubeObject {
+  spec: { runStrategy?: string };
+  status?: { printableStatus?: string; stateChangeRequests?: unknown[] };
+}
+export interface VMI extends KubeObject {
+  spec: { terminationGracePeriodSeconds?: number };
+  status?: { phase?: string; conditions?: Array<{ type: string; status: string }> };
+}
+
+export const vmResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachines', kind: 'VirtualMachine', namespaced: true };
+export const vmiResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstances', kind: 'VirtualMachineInstance', namespaced: true };
+export const vmimResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstancemigrations', kind: 'VirtualMachineInstanceMigration', namespaced: true };
+
+/** The VMI spec of a small VM: 128Mi, the kernel-boot test guest, no disks. */
+export function smallVmiSpec(): Record<string, unknown> {
+  return {
+    terminationGracePeriodSeconds: 5,
+    domain: {
+      memory: { guest: '128Mi' },
+      firmware: { kernelBoot: { kernelArgs: 'console=ttyS0', container: { image: kernelImage, imagePullPolicy: 'IfNotPresent', kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initramfs.cpio.gz' } } },
+      devices: {},
+    },
+  };
+}
+
+export async function createSmallVm(client: KubeClient, namespace: string, name: string, runStrategy: string): Promise<void> {
+  await client.resource<KubeObject & { spec: unknown }>(vmResource).create({
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachine',
+    metadata: { name, namespace },
+    spec: { runStrategy, template: { spec: smallVmiSpec() } },
+  });
+}
+
+export async function createSmallVmi(client: KubeClient, namespace: string, name: string): Promise<void> {
+  await client.resource<KubeObject & { spec: unknown }>(vmiResource).create({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name, namespace }, spec: smallVmiSpec() });
+}
+
+/** Waits until the VMI of that name is Running; returns its uid. */
+export async function runningVmiUid(client: KubeClient, namespace: string, name: string): Promise<string> {
+  const vmis = client.resource<VMI>(vmiResource);
+  await eventually(`VMI ${name} Running`, 240_000, async () => (await vmis.find(name, namespace))?.status?.phase === 'Running');
+  return (await vmis.find(name, namespace))?.metadata?.uid ?? '';
+}
+
+export const hasCondition = (object: VMI | undefined, type: string): boolean => object?.status?.conditions?.some((c) => c.type === type && c.status === 'True') === true;
