@@ -20,7 +20,7 @@ function vm(spec: Partial<VirtualMachine['spec']>, domain: Record<string, unknow
       template: { spec: { domain: { devices: { disks: [{ name: 'root', disk: {} }], interfaces: [{ name: 'default', masquerade: {} }] }, ...domain }, networks: [{ name: 'default', pod: {} }], volumes: [{ name: 'root', containerDisk: { image: 'x' } }] } },
       ...spec,
     },
-  } as VirtualMachine;
+  };
 }
 
 describe('expand-spec', () => {

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
+import type { VirtualMachineInstanceSpec } from '../../runtime/api/index.js';
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
 import { clusterEnv, kubectl, repoRoot, run, type ClusterEnv } from '../cluster/cluster-env.js';
 import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from '../integration/runtime-support.js';
@@ -19,13 +20,18 @@ let env: ClusterEnv;
 let namespace: string;
 
 
-/** A VMI spec being edited by a case (arbitrary paths: typing it would restate the schema). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Spec = Record<string, any>;
+type Spec = VirtualMachineInstanceSpec;
+
+/** The first item of a list the case's base manifest has. */
+function first<T>(list: T[] | undefined): T {
+  const item = list?.[0];
+  if (item === undefined) throw new Error('the base manifest has this list');
+  return item;
+}
 
 /** A VM manifest as a user writes it; `change` edits it before it is sent. */
 function vm(name: string, change: (spec: Spec) => void = () => undefined): string {
-  const manifest = {
+  const manifest: { apiVersion: string; kind: string; metadata: object; spec: { runStrategy: string; template: { spec: Spec } } } = {
     apiVersion: 'kubevirt.io/v1',
     kind: 'VirtualMachine',
     metadata: { name, namespace },
@@ -70,14 +76,14 @@ afterAll(async () => {
 describe('the validating webhook through the kube-apiserver', () => {
   const t = 'spec.template.spec';
   const invalid: Array<[string, (spec: Spec) => void, string]> = [
-    ['a disk without a volume', (s) => s.domain.devices.disks.push({ name: 'data', disk: {} }), `${t}.domain.devices.disks[1].name: disk "data" has no volume of that name`],
+    ['a disk without a volume', (s) => s.domain.devices.disks?.push({ name: 'data', disk: {} }), `${t}.domain.devices.disks[1].name: disk "data" has no volume of that name`],
     ['two disks with one boot order', (s) => {
-      s.domain.devices.disks[0].bootOrder = 1;
-      s.domain.devices.interfaces[0].bootOrder = 1;
+      first(s.domain.devices.disks).bootOrder = 1;
+      first(s.domain.devices.interfaces).bootOrder = 1;
     }, `${t}.domain.devices.interfaces[0].bootOrder: boot order 1 is already used`],
-    ['an interface without a network', (s) => (s.networks[0].name = 'other'), `${t}.domain.devices.interfaces[0].name: interface "default" has no network of that name`],
+    ['an interface without a network', (s) => (first(s.networks).name = 'other'), `${t}.domain.devices.interfaces[0].name: interface "default" has no network of that name`],
     ['a host device the KubeVirt CR does not permit', (s) => (s.domain.devices.hostDevices = [{ name: 'gpu', deviceName: 'nvidia.com/A100' }]), `${t}.domain.devices.hostDevices[0].deviceName: "nvidia.com/A100" is not permitted`],
-    ['a volume with two sources', (s) => (s.volumes[0].emptyDisk = { capacity: '1Gi' }), `${t}.volumes[0]`],
+    ['a volume with two sources', (s) => (first(s.volumes).emptyDisk = { capacity: '1Gi' }), `${t}.volumes[0]`],
   ];
 
   it.each(invalid)('refuses %s, naming the field', async (_what, change, message) => {
@@ -97,8 +103,8 @@ describe('the validating webhook through the kube-apiserver', () => {
 
   it('prints warnings for risky but legal choices', async () => {
     const res = await apply(vm('risky', (s) => {
-      s.volumes[0].containerDisk.image = 'quay.io/containerdisks/fedora:41';
-      s.domain.devices.disks[0].errorPolicy = 'ignore';
+      first(s.volumes).containerDisk = { image: 'quay.io/containerdisks/fedora:41' };
+      first(s.domain.devices.disks).errorPolicy = 'ignore';
     }), '--dry-run=server');
     expect(res.code).toBe(0);
     expect(res.output).toMatch(/Warning: spec.template.spec.volumes\[0\].containerDisk.image: "quay.io\/containerdisks\/fedora:41" is referenced by tag/);

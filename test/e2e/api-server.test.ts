@@ -197,7 +197,7 @@ describe('subresources.kubevirt.io through the kube-apiserver', () => {
       metadata: { name: 'typed', namespace },
       spec: { runStrategy: 'Halted', instancetype: { kind: 'VirtualMachineInstancetype', name: 'small' }, template: { spec: { domain: { devices: {} } } } },
     };
-    await client.resource<KubeObject>(vmResource).create(manifest as KubeObject);
+    await client.resource<KubeObject>(vmResource).create(manifest);
     interface Expanded {
       spec?: { instancetype?: unknown; template?: { spec?: { domain?: { cpu?: { sockets?: number }; memory?: { guest?: string } } } } };
     }
