@@ -15,7 +15,7 @@ import YAML from 'yaml';
 import type { RunStrategy, VirtualMachineStateChangeRequest } from '../runtime/api/index.js';
 import { MigrateOptions, RestartOptions, StartOptions, StopOptions, formatIssues } from '../runtime/api/index.js';
 import type { ResourceClient } from '../runtime/kube.js';
-import { ApiError, isNotFound } from '../runtime/kube.js';
+import { isNotFound } from '../runtime/kube.js';
 import type { SubresourceReply, SubresourceRequest, SubresourceRoute } from './server.js';
 import type { StatusError } from './status.js';
 import { badRequest, conflict, internalError, notFound, vmResource, vmiResource } from './status.js';
@@ -313,8 +313,7 @@ export function vmSubresourceRoutes(backends: VmBackends): SubresourceRoute[] {
         try {
           await backends.migrations.create(migrationFor(vmi, options), { dryRun: isDryRun(options) });
         } catch (err) {
-          // The API server (or the migration webhook) refused it: pass its answer on.
-          if (err instanceof ApiError && err.code >= 400 && err.code < 500) throw internalError(err.message);
+          // As KubeVirt: whatever refused it (the API server, the migration webhook), a 500 carrying its message.
           throw internalError(err instanceof Error ? err.message : String(err));
         }
         return accepted;
