@@ -29,6 +29,7 @@ export const CONTROLLER_GRANTS: readonly Grant[] = [
   { why: 'Instancetype and preference expansion reads them from informers.', apiGroups: ['instancetype.kubevirt.io'], resources: INSTANCETYPE_RESOURCES, verbs: ['list', 'watch'] },
   { why: "The VM's snapshot of its instancetype/preference: created once, read back by name.", apiGroups: ['apps'], resources: ['controllerrevisions'], verbs: ['get', 'create'] },
   { why: 'Launcher pods: informer, create, a get after AlreadyExists, delete when the VMI is deleted.', apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
+  { why: "The launcher's input (the VMI it runs) is a Secret created before the pod and owned by the VMI; one already under that name is deleted and created again. Never read.", apiGroups: [''], resources: ['secrets'], verbs: ['create', 'delete'] },
   { why: "A VMI's PVCs must exist before its launcher pod is created (ErrorPvcNotFound otherwise).", apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get'] },
   { why: 'Events on VMs and VMIs.', apiGroups: [''], resources: ['events'], verbs: ['create'] },
 ];
