@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { HttpMethod } from '@kubernetes/client-node';
 import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
 import { coreResources } from '../../runtime/kube.js';
-import { clusterClient, createTestNamespace, deleteNamespace, localClusterSetting, requireCluster, until } from '../integration/runtime-support.js';
+import { clusterClient, createTestNamespace, deleteNamespace, localClusterSetting, requireCluster } from '../integration/runtime-support.js';
+import { eventually } from '../support/eventually.js';
 import { diskImage, kernelImage } from './guest-images.js';
 
 jest.setTimeout(900_000);
@@ -202,15 +203,11 @@ function podLogFiles(): Map<string, string> {
 }
 
 async function waitForGuest(vm: string, ran: string): Promise<void> {
-  await until(async () => (await client.resource<KubeObject & { status?: { phase?: string } }>(vmiResource).find(vm, namespace))?.status?.phase === 'Running', 300_000, `VMI ${vm} Running`);
-  await until(
-    async () => {
-      await collectLauncherLogs();
-      return [...launcherLogs.entries()].some(([key, text]) => key.includes(vm) && text.includes(ran));
-    },
-    300_000,
-    `${vm}: the guest to run its user-data (${ran} on the serial console)`,
-  );
+  await eventually(`VMI ${vm} Running`, 300_000, async () => (await client.resource<KubeObject & { status?: { phase?: string } }>(vmiResource).find(vm, namespace))?.status?.phase === 'Running');
+  await eventually(`${vm}: the guest to run its user-data (${ran} on the serial console)`, 300_000, async () => {
+    await collectLauncherLogs();
+    return [...launcherLogs.entries()].some(([key, text]) => key.includes(vm) && text.includes(ran));
+  });
 }
 
 beforeAll(async () => {
@@ -245,17 +242,15 @@ describe('cloud-init secrets over a VM lifecycle', () => {
         await waitForGuest('inline', 'KUBEVM-E2E-INLINE-RAN');
         await waitForGuest('from-secret', 'KUBEVM-E2E-SECRET-RAN');
       } else {
-        await until(async () => (await client.resource<KubeObject>(vmiResource).list({ namespace })).items.length === 0, 180_000, 'the VMIs gone');
+        await eventually('the VMIs gone', 180_000, async () => (await client.resource<KubeObject>(vmiResource).list({ namespace })).items.length === 0);
       }
     }
 
     // Delete: afterwards only the user's Secret holds the marker.
     await kubectl(['delete', 'vm', 'inline', 'from-secret', '-n', namespace, '--wait=true']);
-    await until(async () => (await client.resource<Pod>(coreResources.pods).list({ namespace })).items.length === 0, 180_000, 'the launcher pods gone');
-    await until(
-      async () => (await objectsCarryingMarker()).every((object) => object.kind === 'Secret' && object.name === 'userdata' && object.namespace === namespace),
-      60_000,
-      'the launcher input Secrets to be garbage collected with their VMIs',
+    await eventually('the launcher pods gone', 180_000, async () => (await client.resource<Pod>(coreResources.pods).list({ namespace })).items.length === 0);
+    await eventually('the launcher input Secrets to be garbage collected with their VMIs', 60_000, async () =>
+      (await objectsCarryingMarker()).every((object) => object.kind === 'Secret' && object.name === 'userdata' && object.namespace === namespace),
     );
 
     // Logs: launchers (read while they ran), the controller and node handler, and what the kubelet still has on disk.
