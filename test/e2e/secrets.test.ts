@@ -159,7 +159,8 @@ function unexpected(found: Found[]): Found[] {
 async function podLog(pod: string, container: string, ns = namespace): Promise<string> {
   try {
     const text = await client.request(HttpMethod.GET, `/api/v1/namespaces/${ns}/pods/${pod}/log`, { query: { container } });
-    return typeof text === 'string' ? text : JSON.stringify(text);
+    // An empty log comes back as no body.
+    return typeof text === 'string' ? text : '';
   } catch {
     return '';
   }
