@@ -62,7 +62,7 @@ spec:
       terminationGracePeriodSeconds: 5
       domain:
         memory:
-          guest: 128Mi
+          guest: 256Mi
         firmware:
           kernelBoot:
             kernelArgs: console=ttyS0
