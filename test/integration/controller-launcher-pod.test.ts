@@ -288,6 +288,6 @@ describe('the launcher pod on the real kubelet', () => {
     });
     expect(evicted.status?.phase).toBe('Failed');
     expect(evicted.status?.message).toContain('ephemeral-disks');
-    expect(podFailureMessage(evicted)).toMatch(/^launcher pod overfill-.* was evicted by the kubelet: .*EmptyDir volume "ephemeral-disks" exceeds the limit "19Mi"/);
+    expect(podFailureMessage(evicted)).toMatch(/^launcher pod virt-launcher-overfill-.* was evicted by the kubelet: .*EmptyDir volume "ephemeral-disks" exceeds the limit "19Mi"/);
   });
 });
