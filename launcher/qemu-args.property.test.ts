@@ -171,7 +171,7 @@ const hostile = fc.array(hostilePiece, { maxLength: 10 }).map((parts) => parts.j
 const anyString = fc.oneof(hostile, fc.string({ maxLength: 30 }), fc.string({ unit: 'binary', maxLength: 30 }));
 const dnsLabel = fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?$/);
 const name = fc.oneof({ weight: 6, arbitrary: dnsLabel }, { weight: 1, arbitrary: anyString });
-const serial = fc.oneof({ weight: 3, arbitrary: fc.stringMatching(/^[A-Za-z0-9_.+-]{1,20}$/) }, { weight: 1, arbitrary: anyString });
+const serial = fc.oneof({ weight: 3, arbitrary: fc.stringMatching(/^[A-Za-z0-9_.+-]{1,256}$/) }, { weight: 1, arbitrary: anyString });
 // The launcher's paths come from its environment and the file system, which cannot hold NUL.
 const absolutePath = anyString.map((t) => `/${t.replaceAll('\0', '')}`);
 // Kernel and initrd paths with a comma or a space are refused (multiboot): mostly plain ones.

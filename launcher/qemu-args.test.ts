@@ -143,6 +143,20 @@ describe('qemuArgs', () => {
     expect(opt(a, '-boot')).toBe('strict=on');
   });
 
+  it('passes a KubeVirt serial of up to 256 characters whole (QEMU shortens it for the bus) and refuses others', () => {
+    const long = 'S'.repeat(197) + '_.+-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS';
+    expect(long).toHaveLength(256);
+    const withSerial = (serial: string) =>
+      qemuArgs(
+        vmi({ devices: { disks: [{ name: 'root', disk: { bus: 'virtio' }, serial }] } }, { volumes: [{ name: 'root', emptyDisk: { capacity: '1Gi' } }] }),
+        ctx({ disks: new Map([['root', fileDisk('/eph/root/overlay.qcow2')]]) }),
+      );
+    expect(json(withSerial(long), '-device')).toContainEqual(expect.objectContaining({ id: 'ua-root', serial: long }));
+    expect(() => withSerial(`${long}X`)).toThrow('spec.domain.devices.disks[0].serial');
+    expect(() => withSerial('A,romfile=/etc/passwd')).toThrow('spec.domain.devices.disks[0].serial');
+    expect(() => withSerial('')).toThrow('spec.domain.devices.disks[0].serial');
+  });
+
   it('rejects disks it cannot honour, naming the field', () => {
     const bad = (disk: object, volumes?: LauncherVmi['spec']['volumes']) =>
       () => qemuArgs(vmi({ devices: { disks: [{ name: 'root', ...disk }] } }, volumes ? { volumes } : {}), ctx());

@@ -7,7 +7,7 @@
 // launcher must be safe with a VMI that no admission checked.
 import type { LauncherDisk, LauncherInterface, LauncherVmi } from './vmi.js';
 import { quantityBytes, quantityMillis } from '../runtime/quantity.js';
-import { DNS_LABEL_MESSAGE, isDnsLabel } from '../runtime/api/names.js';
+import { DISK_SERIAL_MESSAGE, DNS_LABEL_MESSAGE, isDiskSerial, isDnsLabel } from '../runtime/api/names.js';
 import { imageNode } from './disk-image.js';
 import type { DiskFormat } from './disk-image.js';
 
@@ -345,7 +345,7 @@ function oneDisk(disk: LauncherDisk, index: number, field: string, prepared: Pre
   props['write-cache'] = cache === 'writethrough' ? 'off' : 'on';
   if (disk.bootOrder !== undefined) props['bootindex'] = positiveInt(disk.bootOrder, `${field}.bootOrder`);
   if (disk.serial !== undefined) {
-    if (!/^[A-Za-z0-9_.+-]{1,20}$/.test(disk.serial)) throw new DomainSpecError(`${field}.serial`, `${JSON.stringify(disk.serial)} must be 1-20 characters of A-Z a-z 0-9 _ . + -`);
+    if (!isDiskSerial(disk.serial)) throw new DomainSpecError(`${field}.serial`, `${JSON.stringify(disk.serial)} ${DISK_SERIAL_MESSAGE}`);
     props['serial'] = disk.serial;
   }
   props['werror'] = errorPolicy === 'enospace' ? 'enospc' : errorPolicy;

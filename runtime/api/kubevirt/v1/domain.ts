@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { PullPolicy } from '../../core.js';
 import { Quantity, ResourceList } from '../../meta.js';
-import { DNS_LABEL_MESSAGE, DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN } from '../../names.js';
+import { DISK_SERIAL_MESSAGE, DISK_SERIAL_PATTERN, DNS_LABEL_MESSAGE, DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN } from '../../names.js';
 
 /** Counts how many of the given keys are set, for "exactly one of" / "at most one of" rules. */
 function countSet(value: object, keys: readonly string[]): number {
@@ -332,7 +332,7 @@ export const Disk = z
     bootOrder: z.int().min(1).optional().describe('Boot priority, 1 first; disks and interfaces without one are not bootable when any has one.'),
     serial: z
       .string()
-      .regex(/^[A-Za-z0-9_.+-]{1,256}$/, 'must be 1 to 256 characters of A-Z a-z 0-9 _ . + -')
+      .regex(new RegExp(DISK_SERIAL_PATTERN), DISK_SERIAL_MESSAGE)
       .optional()
       .describe('The serial number the guest sees for the disk: 1 to 256 characters of A-Z a-z 0-9 _ . + -.'),
     dedicatedIOThread: z.boolean().optional().describe('Give this disk its own I/O thread (virtio bus only).'),
