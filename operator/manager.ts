@@ -6,6 +6,7 @@ import { Controller } from '../runtime/controller.js';
 import type { EventRecorder } from '../runtime/events.js';
 import { KubeEventRecorder } from '../runtime/events.js';
 import { Informer } from '../runtime/informer.js';
+import type { RunnableInformer } from '../runtime/informer.js';
 import type { KubeClient, KubeObject } from '../runtime/kube.js';
 import { LeaderElector } from '../runtime/leader-election.js';
 import type { Logger } from '../runtime/logging.js';
@@ -31,7 +32,7 @@ export interface OperatorConfig {
 export class OperatorManager {
   readonly kubevirts: Informer<KubeVirtCR>;
   readonly managed: ManagedInformers;
-  private readonly informers: Array<Informer<KubeObject>>;
+  private readonly informers: RunnableInformer[];
   private readonly elector: LeaderElector | undefined;
   private readonly events: EventRecorder;
   private controller: Controller | undefined;
@@ -56,7 +57,7 @@ export class OperatorManager {
       });
     }
     this.managed = managed as ManagedInformers;
-    this.informers = [this.kubevirts as unknown as Informer<KubeObject>, ...Object.values(this.managed)];
+    this.informers = [this.kubevirts, ...Object.values(this.managed)];
     this.events = new KubeEventRecorder(client, 'virt-operator', config.identity, log);
     if (config.leaderElection) {
       this.elector = new LeaderElector({
