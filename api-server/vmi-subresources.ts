@@ -4,14 +4,15 @@
 // which it converges the domain to:
 //   pause       annotation pause-requested=true            (200; 409 not running / already paused)
 //   unpause     annotation removed                         (200; 409 not running / not paused)
-//   softreboot  annotation soft-reboot-requested=<time>    (200; 409 not running / paused)
-//   reset       the same reboot request: the launcher's reboot is a hard reset (system_reset)
+//   softreboot  annotation soft-reboot-requested=<time>    (200; 409 not running / paused): the
+//               guest's own reboot, through its agent, else ACPI
+//   reset       annotation reset-requested=<time>          (200; 409 not running): a hard reset
 // The guest agent subresources answer from the VMI status the node handler keeps:
 //   guestosinfo  status.guestOSInfo                        (409 without a connected agent)
 //   userlist, filesystemlist, freeze, unfreeze: 409 without a connected agent; with one, 501:
 //   the node handler has no path yet to run these agent commands.
 import { PauseOptions, UnpauseOptions } from '../runtime/api/index.js';
-import { pauseRequestAnnotation, softRebootRequestAnnotation } from '../runtime/vmi-requests.js';
+import { pauseRequestAnnotation, resetRequestAnnotation, softRebootRequestAnnotation } from '../runtime/vmi-requests.js';
 import type { SubresourceReply, SubresourceRoute } from './server.js';
 import { StatusError, conflict, internalError, vmiResource } from './status.js';
 import type { VirtualMachineInstance } from './types.js';
@@ -114,8 +115,9 @@ export function vmiSubresourceRoutes(backends: Pick<VmBackends, 'vmis'>): Subres
       return answer(await fetchVmi(vmis, request.namespace, request.name ?? ''));
     },
   });
-  const rebootRequest = async (vmi: VirtualMachineInstance): Promise<void> =>
-    annotate(vmi, { [softRebootRequestAnnotation]: new Date().toISOString() }, false);
+  /** A request the node handler consumes; a timestamp, so a repeated request is a new value. */
+  const request = async (vmi: VirtualMachineInstance, annotation: string): Promise<void> =>
+    annotate(vmi, { [annotation]: new Date().toISOString() }, false);
 
   return [
     put('pause', async (vmi, body) => {
@@ -130,11 +132,11 @@ export function vmiSubresourceRoutes(backends: Pick<VmBackends, 'vmis'>): Subres
     }),
     put('softreboot', async (vmi) => {
       validateSoftReboot(vmi);
-      await rebootRequest(vmi);
+      await request(vmi, softRebootRequestAnnotation);
     }),
     put('reset', async (vmi) => {
       validateReset(vmi);
-      await rebootRequest(vmi);
+      await request(vmi, resetRequestAnnotation);
     }),
     put('freeze', async (vmi) => {
       validateFreeze(vmNotRunning)(vmi);

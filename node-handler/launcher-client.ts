@@ -394,6 +394,7 @@ export function launcherDialer(options: { ownerUid?: number } = {}): LauncherDia
       pause: async () => void (await client.call('pause')),
       unpause: async () => void (await client.call('unpause')),
       softReboot: async () => void (await client.call('softReboot')),
+      reset: async () => void (await client.call('reset')),
       shutdown: async (gracePeriodSeconds) => void (await client.call('shutdown', { gracePeriodSeconds })),
       close: () => client.close(),
     };

@@ -9,6 +9,7 @@ const session = (onClose: () => void = () => undefined): LauncherSession => ({
   pause: async () => undefined,
   unpause: async () => undefined,
   softReboot: async () => undefined,
+  reset: async () => undefined,
   shutdown: async () => undefined,
   close: onClose,
 });

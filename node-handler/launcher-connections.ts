@@ -15,6 +15,8 @@ export interface LauncherCommands {
   unpause(): Promise<void>;
   /** The guest's own orderly reboot (agent, else ACPI), not a hard reset. */
   softReboot(): Promise<void>;
+  /** A hard reset: the guest's OS gets no say. */
+  reset(): Promise<void>;
   /** Graceful (ACPI) shutdown; the launcher forces the stop when the grace period runs out. */
   shutdown(gracePeriodSeconds: number): Promise<void>;
 }

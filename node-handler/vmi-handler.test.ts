@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { DomainState } from './domain-state.js';
-import { activePodOnNode, launcherIntents, pauseRequestAnnotation, shutdownGracePeriod, softRebootRequestAnnotation, statusTransitionEvents } from './vmi-handler.js';
+import { activePodOnNode, launcherIntents, pauseRequestAnnotation, resetRequestAnnotation, shutdownGracePeriod, softRebootRequestAnnotation, statusTransitionEvents } from './vmi-handler.js';
 import type { VirtualMachineInstance } from './vmi-handler.js';
 
 function vmi(metadata: Record<string, unknown> = {}, spec: Record<string, unknown> = {}): VirtualMachineInstance {
@@ -48,6 +48,13 @@ describe('launcherIntents', () => {
 
   it('forwards a soft reboot to a running guest', () => {
     expect(launcherIntents(vmi({ annotations: { [softRebootRequestAnnotation]: '2026-11-22T21:00:00Z' } }), running, none)).toEqual([{ kind: 'softReboot' }]);
+    expect(launcherIntents(vmi({ annotations: { [softRebootRequestAnnotation]: '2026-11-22T21:00:00Z' } }), paused, none)).toEqual([{ kind: 'unpause' }]);
+  });
+
+  it('forwards a reset as the hard reset, not the soft reboot, which it also satisfies', () => {
+    expect(launcherIntents(vmi({ annotations: { [resetRequestAnnotation]: '2026-11-22T21:00:00Z' } }), running, none)).toEqual([{ kind: 'reset' }]);
+    const both = vmi({ annotations: { [resetRequestAnnotation]: '2026-11-22T21:00:01Z', [softRebootRequestAnnotation]: '2026-11-22T21:00:00Z' } });
+    expect(launcherIntents(both, running, none)).toEqual([{ kind: 'reset' }]);
   });
 
   it('shuts the guest down once on deletion, with the VMI’s grace period, and nothing else', () => {

@@ -14,13 +14,13 @@ import { VMI_STATUS_FIELDS, VMI_STATUS_FIELD_MANAGER } from '../runtime/contract
 import type { DomainState, DomainStateCache } from './domain-state.js';
 import type { LauncherConnections, LauncherSession } from './launcher-connections.js';
 import { computeVmiStatus, isHandledPhase } from './vmi-status.js';
-import { pauseRequestAnnotation, softRebootRequestAnnotation } from '../runtime/vmi-requests.js';
+import { pauseRequestAnnotation, resetRequestAnnotation, softRebootRequestAnnotation } from '../runtime/vmi-requests.js';
 
 /** The API type, narrowed to what the runtime's clients and informers take (its metadata shape). */
 export type VirtualMachineInstance = ApiVirtualMachineInstance & KubeObject;
 
 // The request annotations are a contract with the API server: declared once in the runtime.
-export { pauseRequestAnnotation, softRebootRequestAnnotation } from '../runtime/vmi-requests.js';
+export { pauseRequestAnnotation, resetRequestAnnotation, softRebootRequestAnnotation } from '../runtime/vmi-requests.js';
 
 /** KubeVirt's default terminationGracePeriodSeconds for a VMI. */
 export const defaultGracePeriodSeconds = 30;
@@ -44,7 +44,7 @@ export function shutdownGracePeriod(vmi: VirtualMachineInstance): number {
   return spec.terminationGracePeriodSeconds ?? defaultGracePeriodSeconds;
 }
 
-export type LauncherIntent = { kind: 'start' } | { kind: 'shutdown'; gracePeriodSeconds: number } | { kind: 'pause' } | { kind: 'unpause' } | { kind: 'softReboot' };
+export type LauncherIntent = { kind: 'start' } | { kind: 'shutdown'; gracePeriodSeconds: number } | { kind: 'pause' } | { kind: 'unpause' } | { kind: 'softReboot' } | { kind: 'reset' };
 
 /**
  * What the launcher should be told, given the VMI (the user's wishes) and the domain's state.
@@ -67,7 +67,9 @@ export function launcherIntents(vmi: VirtualMachineInstance, domain: DomainState
   if (pauseWanted && domain.phase === 'Running') intents.push({ kind: 'pause' });
   // Only a pause the user asked for is undone here; an I/O-error pause needs the cause fixed.
   if (!pauseWanted && domain.phase === 'Paused' && (domain.pauseReason ?? 'User') === 'User') intents.push({ kind: 'unpause' });
-  if (annotations[softRebootRequestAnnotation] !== undefined && domain.phase === 'Running') intents.push({ kind: 'softReboot' });
+  // A reset is a reset whatever the guest does, so it needs no running guest; a soft reboot does.
+  if (annotations[resetRequestAnnotation] !== undefined) intents.push({ kind: 'reset' });
+  else if (annotations[softRebootRequestAnnotation] !== undefined && domain.phase === 'Running') intents.push({ kind: 'softReboot' });
   return intents;
 }
 
@@ -133,22 +135,24 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
         return session.unpause();
       case 'softReboot':
         await session.softReboot();
-        // Consume the request, guarded by its value so a newer request is not lost.
-        try {
-          await vmis.patch(
-            vmi.metadata?.name ?? '',
-            vmi.metadata?.namespace,
-            [
-              { op: 'test', path: `/metadata/annotations/${softRebootRequestAnnotation.replace('/', '~1')}`, value: vmi.metadata?.annotations?.[softRebootRequestAnnotation] },
-              { op: 'remove', path: `/metadata/annotations/${softRebootRequestAnnotation.replace('/', '~1')}` },
-            ],
-            'json',
-            { fieldManager },
-          );
-        } catch (error) {
-          if (!isNotFound(error)) throw error;
-        }
-        return;
+        return consumeRequest(vmi, softRebootRequestAnnotation);
+      case 'reset':
+        await session.reset();
+        // A reset reboots the guest too: a soft reboot asked before it is done by it.
+        await consumeRequest(vmi, softRebootRequestAnnotation);
+        return consumeRequest(vmi, resetRequestAnnotation);
+    }
+  }
+
+  /** Removes a request annotation, guarded by its value so a newer request is not lost. */
+  async function consumeRequest(vmi: VirtualMachineInstance, annotation: string): Promise<void> {
+    const value = vmi.metadata?.annotations?.[annotation];
+    if (value === undefined) return;
+    const path = `/metadata/annotations/${annotation.replace('/', '~1')}`;
+    try {
+      await vmis.patch(vmi.metadata?.name ?? '', vmi.metadata?.namespace, [{ op: 'test', path, value }, { op: 'remove', path }], 'json', { fieldManager });
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
     }
   }
 

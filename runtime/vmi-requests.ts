@@ -7,7 +7,10 @@
  */
 export const pauseRequestAnnotation = 'kubevm.io/pause-requested';
 /**
- * A reboot request (its value a timestamp, so a newer request differs): set by the softreboot and
- * reset subresources; the node handler forwards it to the launcher and removes it.
+ * A soft reboot request (its value a timestamp, so a newer request differs): set by the softreboot
+ * subresource; the node handler asks the launcher for the guest's own orderly reboot (agent, else
+ * ACPI) and removes it.
  */
 export const softRebootRequestAnnotation = 'kubevm.io/soft-reboot-requested';
+/** A hard reset request (a timestamp, likewise): set by the reset subresource; the guest gets no say. */
+export const resetRequestAnnotation = 'kubevm.io/reset-requested';

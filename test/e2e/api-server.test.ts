@@ -11,7 +11,7 @@ import { apiRequest, clusterEnv, kubectl, type ClusterEnv } from '../cluster/clu
 import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from '../integration/runtime-support.js';
 import { eventually } from '../support/eventually.js';
 import type { VM, VMI } from './small-vm.js';
-import { createSmallVm, hasCondition, runningVmiUid, vmResource, vmiResource, vmimResource } from './small-vm.js';
+import { createSmallVm, guestConsole, hasCondition, occurrences, runningVmiUid, vmResource, vmiResource, vmimResource } from './small-vm.js';
 
 jest.setTimeout(600_000);
 
@@ -132,9 +132,32 @@ describe('subresources.kubevirt.io through the kube-apiserver', () => {
     await eventually('VMI unpaused', 60_000, async () => !hasCondition(await vmi('life'), 'Paused'));
     expect(await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'unpause')).toMatchObject({ code: 409, message: expect.stringMatching(/VMI is not paused$/) });
 
-    // Soft reboot: the request reaches the node handler, which consumes it.
+    // Soft reboot: the guest runs its own shutdown path (the test guest prints KUBEVM-POWEROFF when
+    // the ACPI button reaches it) and boots again in the same VMI and pod.
+    const booted = 'KUBEVM-GUEST-BOOTED';
+    const poweroff = 'KUBEVM-POWEROFF acpi power button';
+    const watching = 'KUBEVM-ACPI watching';
+    const guestLog = () => guestConsole(client, namespace, 'life');
+    await eventually('the guest watches its power button', 120_000, async () => occurrences(await guestLog(), watching) >= 1);
+    const before = await guestLog();
+    const [boots, poweroffs] = [occurrences(before, booted), occurrences(before, poweroff)];
     expect((await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'softreboot')).code).toBe(200);
-    await eventually('the reboot request consumed', 60_000, async () => (await vmi('life'))?.metadata?.annotations?.['kubevm.io/soft-reboot-requested'] === undefined);
+    await eventually('the soft reboot consumed', 60_000, async () => (await vmi('life'))?.metadata?.annotations?.['kubevm.io/soft-reboot-requested'] === undefined);
+    await eventually('the guest went down its shutdown path and booted again', 120_000, async () => {
+      const text = await guestLog();
+      return occurrences(text, poweroff) === poweroffs + 1 && occurrences(text, watching) >= boots + 1;
+    });
+    expect(occurrences(await guestLog(), booted)).toBe(boots + 1);
+    expect((await vmi('life'))?.metadata?.uid).toBe(first);
+    expect((await vmi('life'))?.status?.phase).toBe('Running');
+
+    // Reset: the hard reset; the guest boots again without running its shutdown path.
+    expect((await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'reset')).code).toBe(200);
+    await eventually('the reset consumed', 60_000, async () => (await vmi('life'))?.metadata?.annotations?.['kubevm.io/reset-requested'] === undefined);
+    await eventually('the guest booted again after the reset', 120_000, async () => occurrences(await guestLog(), watching) >= boots + 2);
+    const afterReset = await guestLog();
+    expect(occurrences(afterReset, booted)).toBe(boots + 2);
+    expect(occurrences(afterReset, poweroff)).toBe(poweroffs + 1);
     expect((await vmi('life'))?.metadata?.uid).toBe(first);
 
     // Guest agent subresources: a clear 409 without an agent; the OS info with one.

@@ -1,7 +1,9 @@
 // What the subresource suites (api-server, virtctl, admission) share: the kinds they read, and a
 // small VM that needs no guest disk (the test guest's kernel and initramfs only), so a VMI is
 // Running within seconds.
+import { HttpMethod } from '@kubernetes/client-node';
 import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
+import { coreResources } from '../../runtime/kube.js';
 import { eventually } from '../support/eventually.js';
 import { kernelImage } from './guest-images.js';
 
@@ -51,3 +53,22 @@ export async function runningVmiUid(client: KubeClient, namespace: string, name:
 }
 
 export const hasCondition = (object: VMI | undefined, type: string): boolean => object?.status?.conditions?.some((c) => c.type === type && c.status === 'True') === true;
+
+/**
+ * The guest's serial console as the launcher copies it into its compute container's log (the test
+ * guest reports what it does as KUBEVM- lines); empty while the pod has no log yet.
+ */
+export async function guestConsole(client: KubeClient, namespace: string, vmiName: string): Promise<string> {
+  const pods = await client.resource<KubeObject>(coreResources.pods).list({ namespace, labelSelector: 'kubevirt.io=virt-launcher' });
+  const pod = pods.items.find((p) => p.metadata?.annotations?.['kubevirt.io/domain'] === vmiName && !p.metadata?.deletionTimestamp);
+  if (!pod?.metadata?.name) return '';
+  try {
+    const text = await client.request(HttpMethod.GET, `/api/v1/namespaces/${namespace}/pods/${pod.metadata.name}/log`, { query: { container: 'compute' } });
+    return typeof text === 'string' ? text : JSON.stringify(text);
+  } catch {
+    return '';
+  }
+}
+
+/** How often `marker` stands in `text`. */
+export const occurrences = (text: string, marker: string): number => text.split(marker).length - 1;

@@ -53,6 +53,7 @@ class StandInLauncher {
       pause: async () => this.command('pause', { phase: 'Paused', pauseReason: 'User' }),
       unpause: async () => this.command('unpause', { phase: 'Running' }),
       softReboot: async () => this.command('softReboot', {}),
+      reset: async () => this.command('reset', {}),
       shutdown: async (grace) => {
         this.command(`shutdown:${grace}`, { phase: 'ShuttingDown' });
         setTimeout(() => this.emit({ phase: 'Shutoff', shutoffReason: 'GuestShutdown' }), 200);
