@@ -12,7 +12,6 @@ import {
   deleteTestCrd,
   ensureTestCrd,
   requireCluster,
-  sleep,
   testResource,
 } from './runtime-support.js';
 import { eventually } from '../support/eventually.js';
@@ -95,11 +94,13 @@ describe('Informer on ConfigMaps with a label selector', () => {
     await configMaps.delete('c', namespace);
     await configMaps.delete('b', namespace);
     await eventually('delete of c', 10_000, () => events.includes('delete c'));
-    // Give any stray event for b or pre-other time to arrive before asserting there was none.
-    await sleep(500);
+    // A watch delivers in order: once a selected object created last has arrived, any stray event
+    // for b or pre-other would have arrived before it.
+    await configMaps.create(cm('sentinel', { [selectorLabel]: 'selected' }, 'v1'));
+    await eventually('add of the sentinel', 10_000, () => events.includes('add sentinel v1'));
 
-    expect(events).toEqual(['add pre v0', 'add a v1', 'update a v2', 'add c v1', 'delete a', 'delete c']);
-    expect(informer.list().map((o) => o.metadata?.name).sort()).toEqual(['pre']);
+    expect(events).toEqual(['add pre v0', 'add a v1', 'update a v2', 'add c v1', 'delete a', 'delete c', 'add sentinel v1']);
+    expect(informer.list().map((o) => o.metadata?.name).sort()).toEqual(['pre', 'sentinel']);
     expect(informer.stats().expiredWatches).toBe(0);
     // Cached objects are frozen: a controller must copy before changing one.
     const cached = informer.get(`${namespace}/pre`);

@@ -97,6 +97,7 @@ describe('LeaderElector', () => {
     const c = candidate('candidate-c', 'runtime-expiry', { leaseDurationMs: 2000, renewDeadlineMs: 1500, retryPeriodMs: 200 });
     const observedFrom = Date.now();
     c.elector.start();
+    // Not a wait for a condition: an interval, shorter than the lease, in which nothing may change.
     await sleep(1200);
     expect(c.elector.isLeader()).toBe(false);
     expect(await leaseHolder('runtime-expiry')).toBe('ghost');
