@@ -93,9 +93,17 @@ beforeAll(async () => {
     return true;
   });
   // Uninstall is refused while any VM or VMI exists in the cluster (KubeVirt's rule): start without any.
+  // Suites that ran before may still be deleting their namespaces (and the VMs in them): wait for
+  // those to go; anything else left is an error.
+  const namespaceOf = (item: KubeObject) => admin.resource<KubeObject>(namespaces).find(item.metadata?.namespace ?? '');
   for (const resource of ['virtualmachines', 'virtualmachineinstances']) {
-    const left = await admin.resource<KubeObject>({ ...vms, resource }).list().catch(() => ({ items: [] as KubeObject[] }));
-    if (left.items.length > 0) throw new Error(`the cluster has ${resource} left by other suites (${left.items.map((item) => objectKey(item)).join(', ')}): this suite needs a cluster without any`);
+    const list = async () => (await admin.resource<KubeObject>({ ...vms, resource }).list().catch(() => ({ items: [] as KubeObject[] }))).items;
+    const staying: KubeObject[] = [];
+    for (const item of await list()) {
+      if (!item.metadata?.deletionTimestamp && !(await namespaceOf(item))?.metadata?.deletionTimestamp) staying.push(item);
+    }
+    if (staying.length > 0) throw new Error(`the cluster has ${resource} left by other suites (${staying.map((item) => objectKey(item)).join(', ')}): this suite needs a cluster without any`);
+    await eventually(`the ${resource} of deleted namespaces to go`, 150_000, async () => (await list()).length === 0);
   }
   namespace = await createTestNamespace(admin, 'kubevm-op');
   workloadNamespace = await createTestNamespace(admin, 'kubevm-op-vms');
