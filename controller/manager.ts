@@ -124,9 +124,10 @@ export class ControllerManager {
         identity: config.identity,
         component: 'virt_controller',
         log,
-        ...(config.leaseDurationMs !== undefined ? { leaseDurationMs: config.leaseDurationMs } : {}),
-        ...(config.renewDeadlineMs !== undefined ? { renewDeadlineMs: config.renewDeadlineMs } : {}),
-        ...(config.retryPeriodMs !== undefined ? { retryPeriodMs: config.retryPeriodMs } : {}),
+        // Unset timings take the elector's defaults.
+        leaseDurationMs: config.leaseDurationMs,
+        renewDeadlineMs: config.renewDeadlineMs,
+        retryPeriodMs: config.retryPeriodMs,
         onStartedLeading: (signal) => this.lead(signal),
       });
     }

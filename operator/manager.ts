@@ -67,9 +67,10 @@ export class OperatorManager {
         identity: config.identity,
         component: 'virt_operator',
         log,
-        ...(config.leaseDurationMs !== undefined ? { leaseDurationMs: config.leaseDurationMs } : {}),
-        ...(config.renewDeadlineMs !== undefined ? { renewDeadlineMs: config.renewDeadlineMs } : {}),
-        ...(config.retryPeriodMs !== undefined ? { retryPeriodMs: config.retryPeriodMs } : {}),
+        // Unset timings take the elector's defaults.
+        leaseDurationMs: config.leaseDurationMs,
+        renewDeadlineMs: config.renewDeadlineMs,
+        retryPeriodMs: config.retryPeriodMs,
         onStartedLeading: (signal) => this.lead(signal),
       });
     }
