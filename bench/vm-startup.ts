@@ -8,6 +8,10 @@
 // and to the guest's boot marker on the serial console. Writes are read from kube-apiserver's own
 // apiserver_request_total before and after: every PUT/PATCH/APPLY to virtualmachineinstances
 // (status included) and to pods other than their status (the kubelet's).
+// The figures are also written to bench/results/vm-startup.json with the commit and the command.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { HttpMethod } from '@kubernetes/client-node';
 import { diskImage, kernelImage } from '../test/e2e/guest-images.js';
 import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, sleep } from '../test/integration/runtime-support.js';
@@ -105,6 +109,32 @@ try {
   const toRunning = [...running].map(([name, t]) => (t - (created.get(name) ?? t)) / 1000);
   const toBooted = [...booted].map(([name, t]) => (t - (created.get(name) ?? t)) / 1000);
   const per = (a: number, b: number) => ((a - b) / count).toFixed(2);
+  const figures = [
+    { figure: 'vmi_running_p50', value: percentile(toRunning, 50), unit: 's' },
+    { figure: 'vmi_running_p95', value: percentile(toRunning, 95), unit: 's' },
+    { figure: 'guest_booted_p50', value: percentile(toBooted, 50), unit: 's' },
+    { figure: 'guest_booted_p95', value: percentile(toBooted, 95), unit: 's' },
+    { figure: 'vmi_writes_per_vmi_to_running', value: Number(per(atRunning.vmi, before.vmi)), unit: 'writes' },
+    { figure: 'vmi_writes_per_vmi_settled', value: Number(per(settled.vmi, before.vmi)), unit: 'writes' },
+    { figure: 'pod_writes_per_vmi', value: Number(per(settled.pod, before.pod)), unit: 'writes' },
+    { figure: 'refused_writes_per_vmi', value: Number(per(settled.refused, before.refused)), unit: 'writes' },
+  ];
+  const commit = execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync(
+    'bench/results/vm-startup.json',
+    `${JSON.stringify(
+      {
+        command: `node --import tsx bench/vm-startup.ts ${count}`,
+        commit,
+        date: new Date().toISOString(),
+        conditions: { vms: count, running: running.size, booted: booted.size, accelerator: 'tcg', cpus: cpus().length, cluster: 'local single node (make up)' },
+        figures,
+      },
+      null,
+      2,
+    )}\n`,
+  );
   console.log(`VMs: ${count} created, ${running.size} Running, ${booted.size} booted (guest marker on the serial console)`);
   console.log(`creation → VMI Running: P50 ${percentile(toRunning, 50).toFixed(1)} s, P95 ${percentile(toRunning, 95).toFixed(1)} s`);
   console.log(`creation → guest booted: P50 ${percentile(toBooted, 50).toFixed(1)} s, P95 ${percentile(toBooted, 95).toFixed(1)} s`);
