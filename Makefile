@@ -8,13 +8,14 @@ SHELL := /bin/bash
 export KUBEVM_CACHE ?= $(HOME)/.cache/kubevm
 export KUBEVM_STATE ?= /var/lib/kubevm-local
 
-.PHONY: help deps build generate check-generated typecheck lint test test-unit test-launcher test-cluster up down images
+.PHONY: help deps build generate check-generated typecheck lint test test-unit test-launcher test-cluster up down images bench
 
 help:
 	@echo "make up       bring up the local cluster with kubevm and an example VM"
 	@echo "make down     stop the local cluster and everything it started"
 	@echo "make test     run all test suites (what CI runs)"
 	@echo "make generate regenerate CRDs, chart CRDs and docs/api.md from the zod schemas"
+	@echo "make bench    performance figures beside KubeVirt's (local cluster; bench/results/README.md)"
 
 # Host packages (Debian) and node modules; both idempotent.
 deps:
@@ -46,6 +47,11 @@ test-launcher:
 
 test-cluster:
 	bash test/run-all.sh cluster
+
+# Benchmarks, never part of make test: start-up latency and timeline, control-plane scale (kwok),
+# launcher memory. BENCH=startup|scale|memory|report picks some (default all); see bench/run.sh.
+bench: deps
+	@bash bench/run.sh $(BENCH)
 
 -include local-cluster/cluster.mk
 -include images.mk

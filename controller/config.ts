@@ -26,7 +26,7 @@ export const controllerSettings = {
   launcherMemoryOverhead: {
     env: 'KUBEVM_LAUNCHER_MEMORY_OVERHEAD',
     schema: quantitySetting.optional(),
-    description: "launcher memory on top of the guest's (default 80Mi)",
+    description: "launcher memory on top of the guest's (default: from the VMI's vCPUs, graphics and memory, see launcherMemoryOverhead)",
   },
   imageSourceMode: {
     env: 'KUBEVM_IMAGE_SOURCE_MODE',

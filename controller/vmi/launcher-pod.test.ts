@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { VirtualMachineInstance } from '../api.js';
 import fc from 'fast-check';
-import { COPY_SCRIPT, launcherPodName, renderLauncherInputSecret, renderLauncherPod, KVM_RESOURCE } from './launcher-pod.js';
+import { COPY_SCRIPT, launcherMemoryOverhead, launcherPodName, renderLauncherInputSecret, renderLauncherPod, KVM_RESOURCE } from './launcher-pod.js';
 
 function vmi(overrides: Partial<VirtualMachineInstance['spec']> = {}, name = 'testvm'): VirtualMachineInstance {
   return {
@@ -81,15 +84,17 @@ describe('renderLauncherPod', () => {
 
   test('resources: guest memory plus overhead, 100m per vCPU, kvm when not emulating', () => {
     const pod = renderLauncherPod(vmi(), config);
+    // 1Gi + 128Mi + 2 × 2Mi per vCPU + 16Mi graphics + 1Gi/512 page tables
     expect(pod.spec?.containers[0]?.resources).toEqual({
-      requests: { memory: '1104Mi', 'ephemeral-storage': '50Mi', cpu: '200m', [KVM_RESOURCE]: '1' },
+      requests: { memory: '1174Mi', 'ephemeral-storage': '50Mi', cpu: '200m', [KVM_RESOURCE]: '1' },
       limits: { [KVM_RESOURCE]: '1' },
     });
   });
 
   test('emulation requests no kvm device', () => {
     const pod = renderLauncherPod(vmi(), { ...config, useEmulation: true });
-    expect(pod.spec?.containers[0]?.resources).toEqual({ requests: { memory: '1104Mi', 'ephemeral-storage': '50Mi', cpu: '200m' } });
+    // ... plus 64Mi for TCG's translated-code cache
+    expect(pod.spec?.containers[0]?.resources).toEqual({ requests: { memory: '1238Mi', 'ephemeral-storage': '50Mi', cpu: '200m' } });
     expect(pod.spec?.containers[0]?.env).toContainEqual({ name: 'KUBEVM_ALLOW_EMULATION', value: 'true' });
   });
 
@@ -99,17 +104,38 @@ describe('renderLauncherPod', () => {
       { ...config, useEmulation: true },
     );
     expect(explicit.spec?.containers[0]?.resources).toEqual({
-      requests: { memory: '2128Mi', 'ephemeral-storage': '50Mi', cpu: '1500m' },
-      limits: { memory: '3152Mi', cpu: '2' },
+      requests: { memory: '2262Mi', 'ephemeral-storage': '50Mi', cpu: '1500m' },
+      limits: { memory: '3286Mi', cpu: '2' },
     });
     const pinned = renderLauncherPod(
       vmi({ domain: { memory: { guest: '1Gi' }, cpu: { cores: 2, dedicatedCpuPlacement: true, isolateEmulatorThread: true }, devices: {} } }),
       { ...config, useEmulation: true },
     );
     expect(pinned.spec?.containers[0]?.resources).toEqual({
-      requests: { memory: '1104Mi', 'ephemeral-storage': '50Mi', cpu: '3' },
-      limits: { memory: '1104Mi', cpu: '3' },
+      requests: { memory: '1238Mi', 'ephemeral-storage': '50Mi', cpu: '3' },
+      limits: { memory: '1238Mi', cpu: '3' },
     });
+  });
+
+  test('the memory overhead covers what the launcher was measured to use (bench/results/launcher-memory.json)', () => {
+    interface Measured {
+      vcpus: number;
+      graphics: boolean;
+      guestMemory: string;
+      overheadTotalRssMiB: string;
+      overheadTotalRssWithoutTcgCacheMiB: string;
+    }
+    const file = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results', 'launcher-memory.json');
+    const measured = (JSON.parse(readFileSync(file, 'utf8')) as { detail: { reports: Measured[] } }).detail.reports;
+    expect(measured.length).toBeGreaterThanOrEqual(6);
+    for (const report of measured) {
+      const measuredVmi = vmi({ domain: { memory: { guest: report.guestMemory }, cpu: { cores: report.vcpus }, devices: { autoattachGraphicsDevice: report.graphics } } });
+      const mib = (bytes: bigint) => Number(bytes) / 2 ** 20;
+      // Under KVM there is no translated-code cache; under TCG (what was measured) there is.
+      expect(mib(launcherMemoryOverhead(measuredVmi, config))).toBeGreaterThanOrEqual(Number(report.overheadTotalRssWithoutTcgCacheMiB));
+      expect(mib(launcherMemoryOverhead(measuredVmi, { ...config, useEmulation: true }))).toBeGreaterThanOrEqual(Number(report.overheadTotalRssMiB));
+    }
+    expect(launcherMemoryOverhead(vmi(), { ...config, memoryOverhead: '300Mi' })).toBe(300n * 1024n * 1024n);
   });
 
   test('KubeVirt CR settings: memoryOvercommit lowers the request, nodeSelectors are required (the VMI\'s win)', () => {
@@ -119,7 +145,7 @@ describe('renderLauncherPod', () => {
       memoryOvercommitPercent: 200,
       nodeSelectors: { 'kubevm.io/vms': 'true', zone: 'b' },
     });
-    expect(pod.spec?.containers[0]?.resources?.requests?.['memory']).toBe('592Mi'); // 1Gi / 2 + 80Mi
+    expect(pod.spec?.containers[0]?.resources?.requests?.['memory']).toBe('726Mi'); // 1Gi / 2 + 214Mi
     expect(pod.spec?.nodeSelector).toEqual({ 'kubevm.io/vms': 'true', zone: 'a' });
   });
 

@@ -35,12 +35,38 @@ const BLOCK_DEVICES_DIR = LAUNCHER_PATHS.blockDeviceDir;
 const KERNEL_BOOT_DIR = LAUNCHER_PATHS.kernelBootDir;
 
 /**
- * Memory the launcher pod needs on top of guest memory: QEMU's own allocations, the Node.js
- * launcher process, page tables. A placeholder until the launcher issue publishes its measured
- * figure (bench/); too low and the kernel OOM-kills QEMU under a full guest, too high and nodes
- * fit fewer VMs.
+ * What the launcher pod needs beyond guest RAM, set from the measured figures in
+ * bench/results/launcher-memory.json (`make bench BENCH=memory`: resident memory of the launcher's
+ * node process and QEMU minus guest RAM, idle after boot, 1/2/4 vCPUs with and without graphics),
+ * rounded up. A unit test checks these against that file: a re-measurement that grows fails it.
+ * Too low and the kernel OOM-kills QEMU on a full node; too high and nodes fit fewer VMs.
  */
-export const LAUNCHER_MEMORY_OVERHEAD = '80Mi';
+export const LAUNCHER_MEMORY = {
+  /** Measured 117–120 MiB without graphics at 1–4 vCPUs; the launcher's node heap varies by ~10 MiB. */
+  base: '128Mi',
+  /** A vCPU's thread and TLBs: the measured slope is within the noise (−1…+1 MiB per vCPU). */
+  perVcpu: '2Mi',
+  /** The VGA device with VNC: measured +8…+18 MiB (16 MiB of it video RAM), on by default. */
+  graphics: '16Mi',
+  /** Under TCG, QEMU's translated-code cache: the launcher caps it (tb-size=64), measured up to 50 MiB. */
+  tcgTranslationCache: '64Mi',
+  /** The host's page tables for guest RAM (KVM; not measurable under TCG): KubeVirt's guest/512. */
+  pageTableDivisor: 512n,
+} as const;
+
+/** The launcher's memory beyond guest RAM for this VMI (LAUNCHER_MEMORY), in whole MiB; config.memoryOverhead replaces it. */
+export function launcherMemoryOverhead(vmi: VirtualMachineInstance, config: LauncherPodConfig): bigint {
+  if (config.memoryOverhead !== undefined) return parseQuantity(config.memoryOverhead);
+  const graphics = vmi.spec.domain.devices.autoattachGraphicsDevice !== false;
+  const bytes =
+    parseQuantity(LAUNCHER_MEMORY.base) +
+    guestVCPUs(vmi) * parseQuantity(LAUNCHER_MEMORY.perVcpu) +
+    (graphics ? parseQuantity(LAUNCHER_MEMORY.graphics) : 0n) +
+    (config.useEmulation ? parseQuantity(LAUNCHER_MEMORY.tcgTranslationCache) : 0n) +
+    (guestMemoryBytes(vmi) ?? 0n) / LAUNCHER_MEMORY.pageTableDivisor;
+  const mib = 1024n * 1024n;
+  return ((bytes + mib - 1n) / mib) * mib;
+}
 
 /** KubeVirt's default cpuAllocationRatio: one vCPU requests 1/10 of a host CPU unless asked otherwise. */
 export const CPU_ALLOCATION_RATIO = 10n;
@@ -58,7 +84,7 @@ export interface LauncherPodConfig {
   launcherCommand?: string[];
   /** Software emulation (TCG): no /dev/kvm requested, so the pod schedules on nodes without KVM. */
   useEmulation: boolean;
-  /** Overrides LAUNCHER_MEMORY_OVERHEAD. */
+  /** Replaces the computed launcher memory overhead (launcherMemoryOverhead). */
   memoryOverhead?: string;
   /** KubeVirt CR developerConfiguration.nodeSelectors: labels every launcher pod requires (the VMI's own win). */
   nodeSelectors?: Record<string, string>;
@@ -185,7 +211,7 @@ export function guestMemoryBytes(vmi: VirtualMachineInstance): bigint | undefine
 
 export function launcherResources(vmi: VirtualMachineInstance, config: LauncherPodConfig): V1ResourceRequirements {
   const domain = vmi.spec.domain;
-  const overhead = parseQuantity(config.memoryOverhead ?? LAUNCHER_MEMORY_OVERHEAD);
+  const overhead = launcherMemoryOverhead(vmi, config);
   const requests: Record<string, string> = {};
   const limits: Record<string, string> = {};
 

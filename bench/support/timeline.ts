@@ -1,0 +1,160 @@
+// A VM's start-up as a timeline of milestones, from three places that see it with millisecond
+// precision (the API's own timestamps are whole seconds):
+// - the bench's watches of the VMI and its launcher pod (client clock, ~ms after the write);
+// - containerd's log on this node: sandbox start/ready, each container created, started, exited;
+// - the launcher's log (compute container): command socket up, start command, QEMU started.
+// All three read the same wall clock (one machine). The gap before each milestone is where that
+// time went: the label says what was going on, the kind whether anything was working.
+import type { Span } from './svg.js';
+
+export type MilestoneKind = Span['kind'];
+
+export interface Milestone {
+  name: string;
+  /** Milliseconds since the epoch. */
+  at: number;
+  /** What the time before this milestone was spent on. */
+  kind: MilestoneKind;
+  /** A short description of that time. */
+  gap: string;
+}
+
+export interface ContainerTimes {
+  create?: number;
+  started?: number;
+  exited?: number;
+}
+
+export interface RuntimeTimes {
+  sandboxStart?: number;
+  sandboxReady?: number;
+  /** In the order the runtime created them. */
+  containers: Array<{ name: string } & ContainerTimes>;
+}
+
+const containerdTime = (line: string): number | undefined => {
+  const match = /^time="([^"]+)"/.exec(line);
+  return match?.[1] ? Date.parse(match[1]) : undefined;
+};
+
+/** containerd 1.6's CRI log lines for the pod with this uid. */
+export function runtimeTimes(containerdLog: string, podUid: string): RuntimeTimes {
+  const result: RuntimeTimes = { containers: [] };
+  let sandboxId: string | undefined;
+  const byId = new Map<string, { name: string } & ContainerTimes>();
+  const pendingCreate = new Map<string, number>();
+  for (const line of containerdLog.split('\n')) {
+    if (!line.includes('msg=')) continue;
+    const at = containerdTime(line);
+    if (at === undefined) continue;
+    if (line.includes('RunPodSandbox for') && line.includes(`Uid:${podUid},`)) {
+      const returned = /returns sandbox id \\"([0-9a-f]+)\\"/.exec(line);
+      if (returned?.[1]) {
+        sandboxId = returned[1];
+        result.sandboxReady = at;
+      } else result.sandboxStart ??= at;
+      continue;
+    }
+    if (!sandboxId) continue;
+    if (line.includes(`CreateContainer within sandbox \\"${sandboxId}\\"`)) {
+      const name = /Name:([^,]+),/.exec(line)?.[1] ?? '?';
+      const returned = /returns container id \\"([0-9a-f]+)\\"/.exec(line);
+      if (returned?.[1]) {
+        const entry = { name, create: pendingCreate.get(name) ?? at };
+        byId.set(returned[1], entry);
+        result.containers.push(entry);
+      } else pendingCreate.set(name, at);
+      continue;
+    }
+    const started = /StartContainer for \\"([0-9a-f]+)\\" returns successfully/.exec(line);
+    if (started?.[1]) {
+      const entry = byId.get(started[1]);
+      if (entry) entry.started = at;
+      continue;
+    }
+    const exited = /msg="shim disconnected" id=([0-9a-f]+)/.exec(line);
+    if (exited?.[1]) {
+      const entry = byId.get(exited[1]);
+      if (entry && entry.exited === undefined) entry.exited = at;
+    }
+  }
+  return result;
+}
+
+export interface LauncherTimes {
+  listening?: number;
+  startCommand?: number;
+  qemuStarting?: number;
+  domainRunning?: number;
+}
+
+/** The launcher's pino lines (JSON with an ISO `time`). */
+export function launcherTimes(log: string): LauncherTimes {
+  const result: LauncherTimes = {};
+  for (const line of log.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let entry: { time?: string; msg?: string; command?: string; to?: string };
+    try {
+      entry = JSON.parse(line) as typeof entry;
+    } catch {
+      continue;
+    }
+    const at = entry.time ? Date.parse(entry.time) : NaN;
+    if (!Number.isFinite(at)) continue;
+    if (entry.msg === 'command socket listening') result.listening ??= at;
+    else if (entry.msg === 'command' && entry.command === 'start') result.startCommand ??= at;
+    else if (entry.msg === 'starting QEMU') result.qemuStarting ??= at;
+    else if (entry.msg === 'domain phase' && entry.to === 'Running') result.domainRunning ??= at;
+  }
+  return result;
+}
+
+/** What the bench's watches saw, client clock. */
+export interface Observed {
+  vmCreate: number;
+  vmiAdded?: number;
+  podAdded?: number;
+  podBound?: number;
+  podReady?: number;
+  vmiScheduled?: number;
+  vmiRunning?: number;
+}
+
+export function milestones(observed: Observed, runtime: RuntimeTimes, launcher: LauncherTimes, initContainers: ReadonlySet<string>): Milestone[] {
+  const list: Milestone[] = [{ name: 'VM created', at: observed.vmCreate, kind: 'api', gap: '' }];
+  const add = (name: string, at: number | undefined, kind: MilestoneKind, gap: string) => {
+    if (at !== undefined && Number.isFinite(at)) list.push({ name, at, kind, gap });
+  };
+  add('VMI created', observed.vmiAdded, 'api', 'VM controller creates the VMI');
+  add('launcher pod created', observed.podAdded, 'api', 'VMI controller creates the input Secret and the pod');
+  add('pod bound to the node', observed.podBound, 'api', 'scheduler');
+  add('sandbox starting', runtime.sandboxStart, 'work', 'kubelet sees the pod, mounts its volumes');
+  add('sandbox ready', runtime.sandboxReady, 'work', 'containerd: pause container, CNI network');
+  let previousExit = false;
+  for (const container of runtime.containers) {
+    const init = initContainers.has(container.name);
+    add(`${container.name}: create`, container.create, previousExit ? 'wait' : 'work', previousExit ? 'kubelet notices the exit on its next relist (PLEG, 1 s)' : 'kubelet: next container');
+    add(`${container.name}: started`, container.started, 'work', 'containerd: create and start the container');
+    if (init) add(`${container.name}: exited`, container.exited, 'work', 'the copy runs');
+    previousExit = init && container.exited !== undefined;
+  }
+  add('launcher listening', launcher.listening, 'work', 'the launcher (node) starts');
+  add('pod Ready (seen)', observed.podReady, 'wait', 'kubelet relist sees the container running, then writes pod status');
+  add('VMI Scheduled (seen)', observed.vmiScheduled, 'api', 'VMI controller writes Scheduled');
+  add('launcher: start command', launcher.startCommand, 'wait', 'node handler sees the VMI, dials the launcher (retry backoff), sends start');
+  add('QEMU starting', launcher.qemuStarting, 'work', 'launcher checks disks, builds the QEMU command');
+  add('domain Running', launcher.domainRunning, 'work', 'QEMU starts, QMP handshake, cont');
+  add('VMI Running (seen)', observed.vmiRunning, 'api', 'node handler writes Running');
+  return list.sort((a, b) => a.at - b.at);
+}
+
+/** The timeline as bars, in seconds since the VM's creation: each from the milestone before. */
+export function spans(list: Milestone[]): Span[] {
+  const start = list[0]?.at ?? 0;
+  return list.slice(1).map((m, i) => ({ label: m.name, start: ((list[i]?.at ?? start) - start) / 1000, end: (m.at - start) / 1000, kind: m.kind }));
+}
+
+/** Where the time goes: each gap's length, by the milestone it leads to. */
+export function gaps(list: Milestone[]): Array<{ to: string; kind: MilestoneKind; what: string; ms: number }> {
+  return list.slice(1).map((m, i) => ({ to: m.name, kind: m.kind, what: m.gap, ms: m.at - (list[i]?.at ?? m.at) }));
+}
