@@ -24,7 +24,7 @@ import { ControllerManager } from '../../controller/manager.js';
 import type { VirtualMachine, VirtualMachineInstance } from '../../controller/api.js';
 import { vmResource } from '../../controller/vm/controller.js';
 import { vmiResource } from '../../controller/vmi/controller.js';
-import { clusterClient, useLocalClusterKubeconfig, createTestNamespace, requireCluster } from './runtime-support.js';
+import { applyKubevmCrds, clusterClient, useLocalClusterKubeconfig, createTestNamespace, requireCluster } from './runtime-support.js';
 import { eventually } from '../support/eventually.js';
 import { deleteNamespaceWithoutController } from './kubevm-namespace.js';
 import { renderLauncherInputSecret, renderLauncherPod } from '../../controller/vmi/launcher-pod.js';
@@ -119,6 +119,7 @@ beforeAll(async () => {
     throw new Error('kubevm is installed (deployment kubevirt/kubevm-controller): run the integration suites before installing it');
   }
   buildImages();
+  await applyKubevmCrds(client, 'kubevm-controller-test');
   namespace = await createTestNamespace(client, 'kubevm-ctl-pod');
   manager = new ControllerManager(
     client,

@@ -8,10 +8,6 @@
 // Needs KUBECONFIG (or ${KUBEVM_STATE:-/var/lib/kubevm-local}/env from make cluster-up-cp); fails,
 // never skips, when no API server is reachable.
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { readFileSync, readdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseAllDocuments } from 'yaml';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
 import { coreResources, isNotFound } from '../../runtime/kube.js';
@@ -24,17 +20,15 @@ import { VM_FINALIZER, vmResource } from '../../controller/vm/controller.js';
 import { VMI_FINALIZER, vmiResource } from '../../controller/vmi/controller.js';
 import { launcherPodName } from '../../controller/vmi/launcher-pod.js';
 import { controllerRevisions } from '../../controller/vm/revisions.js';
-import { clusterClient, useLocalClusterKubeconfig, createTestNamespace, requireCluster } from './runtime-support.js';
+import { applyKubevmCrds, clusterClient, useLocalClusterKubeconfig, createTestNamespace, requireCluster } from './runtime-support.js';
 import { eventually } from '../support/eventually.js';
 import { deleteNamespaceWithoutController } from './kubevm-namespace.js';
 
 jest.setTimeout(120_000);
 
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 useLocalClusterKubeconfig();
 
-const crdResource: ResourceDescriptor = { group: 'apiextensions.k8s.io', version: 'v1', resource: 'customresourcedefinitions', kind: 'CustomResourceDefinition', namespaced: false };
 const pvcs: ResourceDescriptor = { group: '', version: 'v1', resource: 'persistentvolumeclaims', kind: 'PersistentVolumeClaim', namespaced: true };
 const clusterInstancetypes: ResourceDescriptor = {
   group: 'instancetype.kubevirt.io',
@@ -54,22 +48,6 @@ async function requireNoInstalledController(): Promise<void> {
   const deployments: ResourceDescriptor = { group: 'apps', version: 'v1', resource: 'deployments', kind: 'Deployment', namespaced: true };
   if (await client.resource<KubeObject>(deployments).find('kubevm-controller', 'kubevirt')) {
     throw new Error('kubevm is installed (deployment kubevirt/kubevm-controller): run the integration suites before installing it, or uninstall it first');
-  }
-}
-
-async function applyCrds(): Promise<void> {
-  const crds = client.resource<KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } }>(crdResource);
-  const names: string[] = [];
-  for (const file of readdirSync(join(repoRoot, 'crds')).filter((name) => name.endsWith('.yaml'))) {
-    for (const doc of parseAllDocuments(readFileSync(join(repoRoot, 'crds', file), 'utf8'))) {
-      const crd = doc.toJS() as KubeObject | null;
-      if (!crd?.metadata?.name) continue;
-      names.push(crd.metadata.name);
-      await crds.patch(crd.metadata.name, undefined, crd, 'apply', { fieldManager: 'kubevm-controller-test', force: true });
-    }
-  }
-  for (const name of names) {
-    await eventually(`CRD ${name} established`, 30_000, async () => ((await crds.find(name))?.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'));
   }
 }
 
@@ -160,7 +138,7 @@ beforeAll(async () => {
   client = clusterClient();
   await requireCluster(client);
   await requireNoInstalledController();
-  await applyCrds();
+  await applyKubevmCrds(client, 'kubevm-controller-test');
   namespace = await createTestNamespace(client, 'kubevm-ctl-it');
 });
 

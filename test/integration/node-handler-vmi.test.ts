@@ -7,13 +7,9 @@
 // Needs KUBECONFIG (make cluster-up or cluster-up-cp); fails, never skips, without an API server.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseAllDocuments } from 'yaml';
 import { Controller } from '../../runtime/controller.js';
 import { Informer } from '../../runtime/informer.js';
-import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
+import type { KubeClient, ResourceDescriptor } from '../../runtime/kube.js';
 import { silentLogger } from '../../runtime/logging.js';
 import { statusUpdates } from '../../runtime/metrics.js';
 import { DomainStateCache } from '../../node-handler/domain-state.js';
@@ -22,14 +18,12 @@ import { LauncherConnections, launcherSocketPath } from '../../node-handler/laun
 import type { LauncherDialer, LauncherSession, LauncherSessionHandlers } from '../../node-handler/launcher-connections.js';
 import { nodeVmiSelector, pauseRequestAnnotation, vmiHandlerReconcile } from '../../node-handler/vmi-handler.js';
 import type { VirtualMachineInstance } from '../../node-handler/vmi-handler.js';
-import { clusterClient, createTestNamespace, requireCluster } from './runtime-support.js';
+import { applyKubevmCrds, clusterClient, createTestNamespace, requireCluster } from './runtime-support.js';
 import { eventually } from '../support/eventually.js';
 import { deleteNamespaceWithoutController } from './kubevm-namespace.js';
 
 jest.setTimeout(120_000);
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const crdResource: ResourceDescriptor = { group: 'apiextensions.k8s.io', version: 'v1', resource: 'customresourcedefinitions', kind: 'CustomResourceDefinition', namespaced: false };
 const vmiResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstances', kind: 'VirtualMachineInstance', namespaced: true };
 const podsDir = '/nonexistent/kubelet/pods';
 
@@ -149,18 +143,6 @@ async function afterResync(running: RunningHandler, name: string): Promise<void>
   await eventually('a periodic resync of the VMI', 10_000, () => running.resyncs() > resyncs && running.passes(name) > passes);
 }
 
-async function applyCrds(): Promise<void> {
-  const crds = client.resource<KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } }>(crdResource);
-  for (const file of readdirSync(path.join(repoRoot, 'crds')).filter((name) => name.startsWith('virtualmachineinstances.'))) {
-    for (const doc of parseAllDocuments(readFileSync(path.join(repoRoot, 'crds', file), 'utf8'))) {
-      const crd = doc.toJS() as KubeObject | null;
-      if (!crd?.metadata?.name) continue;
-      await crds.patch(crd.metadata.name, undefined, crd, 'apply', { fieldManager: 'kubevm-node-handler-test', force: true });
-      await eventually('VMI CRD established', 30_000, async () => ((await crds.find(crd.metadata?.name ?? ''))?.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'));
-    }
-  }
-}
-
 /** A VMI as the controller leaves it at Scheduled: launcher pod on `node`, recorded in activePods. */
 async function scheduledVmi(name: string, node: string, podUid: string): Promise<VirtualMachineInstance> {
   const vmis = client.resource<VirtualMachineInstance>(vmiResource);
@@ -197,7 +179,7 @@ describe('node handler VMI loop with the real API server', () => {
   beforeAll(async () => {
     client = clusterClient();
     await requireCluster(client);
-    await applyCrds();
+    await applyKubevmCrds(client, 'kubevm-node-handler-test', (file) => file.startsWith('virtualmachineinstances.'));
     namespace = await createTestNamespace(client, 'kubevm-nh');
     launchers.set(launcherSocketPath(podsDir, podUid), launcher);
   });

@@ -2,12 +2,16 @@
 // the local cluster (make cluster-up-cp writes KUBECONFIG into ${KUBEVM_STATE}/env) and fail,
 // rather than skip, when no cluster is reachable.
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
 import { HttpMethod } from '@kubernetes/client-node';
 import { KubeClient, KubeConfig, isNotFound } from '../../runtime/kube.js';
 import type { KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
 import { eventually } from '../support/eventually.js';
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** A setting of the local cluster: the environment's, else the one `make cluster-up` wrote into ${KUBEVM_STATE}/env. */
 export function localClusterSetting(name: string): string | undefined {
@@ -130,4 +134,33 @@ export async function deleteTestCrd(client: KubeClient, descriptor: ResourceDesc
     if (!isNotFound(err)) throw err;
   }
   if (wait) await eventually(`CRD ${name} to be deleted`, 60_000, async () => (await crdClient.find(name)) === undefined);
+}
+
+const crdDescriptor: ResourceDescriptor = { group: 'apiextensions.k8s.io', version: 'v1', resource: 'customresourcedefinitions', kind: 'CustomResourceDefinition', namespaced: false };
+type CrdObject = KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } };
+
+/**
+ * Applies kubevm's CRDs from crds/ (those whose file name passes `select`) and waits until they
+ * are established. Every suite that needs them calls this itself: another suite may have removed
+ * them (the operator suite's uninstall deletes the CRDs it manages), and jest orders suites by
+ * their last durations, so no suite may rely on one that ran before it.
+ */
+export async function applyKubevmCrds(client: KubeClient, fieldManager: string, select: (file: string) => boolean = () => true): Promise<void> {
+  const crds = client.resource<CrdObject>(crdDescriptor);
+  const dir = join(repoRoot, 'crds');
+  const names: string[] = [];
+  for (const file of readdirSync(dir).filter((name) => name.endsWith('.yaml') && select(name))) {
+    for (const doc of parseAllDocuments(readFileSync(join(dir, file), 'utf8'))) {
+      const crd = doc.toJS() as KubeObject | null;
+      const name = crd?.metadata?.name;
+      if (!crd || !name) continue;
+      // A CRD still being deleted cannot be applied: wait for it to go first.
+      await eventually(`CRD ${name} to finish deleting`, 60_000, async () => (await crds.find(name))?.metadata?.deletionTimestamp === undefined);
+      await crds.patch(name, undefined, crd, 'apply', { fieldManager, force: true });
+      names.push(name);
+    }
+  }
+  for (const name of names) {
+    await eventually(`CRD ${name} established`, 30_000, async () => ((await crds.find(name))?.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'));
+  }
 }
