@@ -18,6 +18,8 @@ import { apiServerHealth, versionInfo } from './version.js';
 import type { VmBackends } from './vm-subresources.js';
 import { vmSubresourceRoutes } from './vm-subresources.js';
 import { vmiSubresourceRoutes } from './vmi-subresources.js';
+import type { NodeStreams } from './node-streams.js';
+import { streamRoutes } from './stream-routes.js';
 
 export function backendsOf(client: KubeClient): VmBackends {
   return {
@@ -28,8 +30,8 @@ export function backendsOf(client: KubeClient): VmBackends {
 }
 
 /** Every subresource route kubevm serves (discovery lists exactly these). */
-export function subresourceRoutes(backends: VmBackends, findInstancetypeSpec: FindInstancetypeSpec): SubresourceRoute[] {
-  return [...vmSubresourceRoutes(backends), ...vmiSubresourceRoutes(backends), ...expandRoutes(backends, findInstancetypeSpec)];
+export function subresourceRoutes(backends: VmBackends, findInstancetypeSpec: FindInstancetypeSpec, streams: NodeStreams): SubresourceRoute[] {
+  return [...vmSubresourceRoutes(backends), ...vmiSubresourceRoutes(backends), ...expandRoutes(backends, findInstancetypeSpec), ...streamRoutes(backends, streams)];
 }
 
 export interface ApiServerDeps {
@@ -40,6 +42,8 @@ export interface ApiServerDeps {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** The cluster the validating webhook consults. */
   admission: AdmissionContext;
+  /** The node handlers' stream endpoints (console, VNC, port-forward, screenshots). */
+  streams: NodeStreams;
 }
 
 /** The validating webhook's endpoint (called by the kube-apiserver, so no front-proxy check). */
@@ -49,7 +53,7 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   return buildApiServer({
     frontProxy: deps.frontProxy,
     authorizer: deps.authorizer,
-    routes: subresourceRoutes(backendsOf(deps.client), instancetypeSpecFinder(deps.client)),
+    routes: subresourceRoutes(backendsOf(deps.client), instancetypeSpecFinder(deps.client), deps.streams),
     log: deps.log,
     version: versionInfo(),
     health: apiServerHealth(deps.client),

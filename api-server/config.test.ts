@@ -10,8 +10,11 @@ describe('the api-server configuration', () => {
       authRefreshMs: 60_000,
       healthPort: 8080,
       namespace: 'kubevirt',
+      streamTlsDir: '/etc/kubevm/streams-tls',
+      nodeHandlerStreamPort: 8186,
     });
-    expect(configFrom({ KUBEVM_API_PORT: '9443', POD_NAMESPACE: 'kv' }, ['--health-port=9090', '--api-auth-refresh-seconds=5'])).toMatchObject({
+    expect(configFrom({ KUBEVM_API_PORT: '9443', POD_NAMESPACE: 'kv' }, ['--health-port=9090', '--api-auth-refresh-seconds=5', '--node-handler-stream-port=9186'])).toMatchObject({
+      nodeHandlerStreamPort: 9186,
       port: 9443,
       healthPort: 9090,
       authRefreshMs: 5000,

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { integerSetting, loadConfig, portSetting } from '../runtime/config.js';
 import type { SettingsOf } from '../runtime/config.js';
+import { NODE_HANDLER_STREAM_PORT, STREAM_TLS_DIR } from '../runtime/contracts/streams.js';
 
 export const apiServerSettings = {
   port: { env: 'KUBEVM_API_PORT', schema: portSetting.default(8443), description: 'the HTTPS port of the subresource API and the admission webhooks (default 8443)' },
@@ -17,6 +18,16 @@ export const apiServerSettings = {
     schema: integerSetting(1, 86_400).default(60),
     description: 'how often kube-system/extension-apiserver-authentication is re-read (default 60)',
   },
+  streamTlsDir: {
+    env: 'KUBEVM_STREAM_TLS_DIR',
+    schema: z.string().default(STREAM_TLS_DIR),
+    description: `the client certificate for the node handlers' streams: tls.crt, tls.key and the CA ca.crt (default ${STREAM_TLS_DIR})`,
+  },
+  nodeHandlerStreamPort: {
+    env: 'KUBEVM_NODE_HANDLER_STREAM_PORT',
+    schema: portSetting.default(NODE_HANDLER_STREAM_PORT),
+    description: `the node handlers' stream port (default ${NODE_HANDLER_STREAM_PORT})`,
+  },
   healthPort: { env: 'KUBEVM_HEALTH_PORT', schema: portSetting.default(8080), description: '/healthz, /readyz, /metrics over HTTP (default 8080)' },
   podNamespace: { env: 'POD_NAMESPACE', schema: z.string().default('kubevirt'), description: "kubevm's namespace (downward API; default kubevirt)" },
 };
@@ -28,6 +39,8 @@ export type ApiServerConfig = {
   authRefreshMs: number;
   healthPort: number;
   namespace: string;
+  streamTlsDir: string;
+  nodeHandlerStreamPort: number;
 };
 
 /** The server's configuration from its settings. */
@@ -39,6 +52,8 @@ export function apiServerConfig(settings: SettingsOf<typeof apiServerSettings>):
     authRefreshMs: settings.authRefreshSeconds * 1000,
     healthPort: settings.healthPort,
     namespace: settings.podNamespace,
+    streamTlsDir: settings.streamTlsDir,
+    nodeHandlerStreamPort: settings.nodeHandlerStreamPort,
   };
 }
 

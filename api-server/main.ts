@@ -20,6 +20,7 @@ import { loadConfigOrExit } from '../runtime/config.js';
 import { apiServerConfig, apiServerSettings } from './config.js';
 import { loadFrontProxyConfig } from './front-proxy.js';
 import { listen } from './server.js';
+import { NodeStreams, podIpLocator, readStreamTls } from './node-streams.js';
 
 async function main(): Promise<void> {
   const config = apiServerConfig(loadConfigOrExit('api-server', apiServerSettings));
@@ -33,9 +34,14 @@ async function main(): Promise<void> {
   let frontProxy = await loadFrontProxyConfig(configMaps);
   const tls = { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) };
 
+  // The streams client certificate is read again on each refresh, so a renewed one is used.
+  let streamTls = readStreamTls(config.streamTlsDir);
+  if (!streamTls) log.warn({ dir: config.streamTlsDir }, 'no streams certificate: console, VNC and port-forward answer 503');
+  const streams = new NodeStreams(podIpLocator(client.resource(coreResources.pods), config.namespace, config.nodeHandlerStreamPort), () => streamTls);
+
   const admission = clusterAdmissionContext(client, config.namespace);
   await admission.refresh().catch((err: unknown) => log.warn({ err }, 'could not read the KubeVirt CR; no host devices are permitted until it can be read'));
-  const app = createApiServer({ client, authorizer: new SubjectAccessReviewAuthorizer(client), frontProxy: () => frontProxy, log, tls, admission });
+  const app = createApiServer({ client, authorizer: new SubjectAccessReviewAuthorizer(client), frontProxy: () => frontProxy, log, tls, admission, streams });
   const health = new HealthServer({ port: config.healthPort, log, component: 'virt_api' });
   let serving = false;
   health.addReadinessCheck('serving', () => serving || 'the HTTPS server is not listening yet');
@@ -50,6 +56,7 @@ async function main(): Promise<void> {
           log.info('front-proxy CA changed; serving with the new one');
         }
         frontProxy = next;
+        streamTls = readStreamTls(config.streamTlsDir) ?? streamTls;
         return admission.refresh();
       })
       .catch((err: unknown) => log.warn({ err }, 'could not re-read the front-proxy settings; keeping the last ones'));

@@ -7,7 +7,9 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import Fastify from 'fastify';
+import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SUBRESOURCE_GROUP, SUBRESOURCE_VERSIONS } from '../runtime/api/index.js';
 import type { Logger } from '../runtime/logging.js';
@@ -16,8 +18,10 @@ import { describeAttributes } from './authorize.js';
 import { apiGroup, apiGroupList, apiResourceList, rootPaths } from './discovery.js';
 import type { FrontProxyConfig, UserInfo } from './front-proxy.js';
 import { authenticate, distinctHeaders, peerCertificateOf } from './front-proxy.js';
-import { apiRequestDuration, apiRequests } from './metrics.js';
+import { apiRequestDuration, apiRequests, trackStream } from './metrics.js';
 import { StatusError, accessDenied, internalError, methodNotAllowed, notFoundPath, unauthorized } from './status.js';
+import type { StreamHandler } from './stream-routes.js';
+import { bridge } from '../runtime/stream-bridge.js';
 
 /** What a subresource handler gets: the path's names, the raw body, the caller. */
 export interface SubresourceRequest {
@@ -48,7 +52,12 @@ export interface SubresourceRoute {
   /** Extra path parameters after the subresource, e.g. ['port'] for portforward/{port}. */
   extraParams?: readonly string[];
   handle(request: SubresourceRequest): Promise<SubresourceReply>;
+  /** A websocket stream (console, vnc, portforward): served on the upgrade; `handle` answers a plain GET. */
+  stream?: StreamHandler;
 }
+
+/** KubeVirt's websocket subprotocol: each binary message carries raw bytes of the stream. */
+export const PLAIN_STREAM_PROTOCOL = 'plain.kubevirt.io';
 
 export const verbOfMethod: Record<SubresourceRoute['method'], RbacVerb> = { GET: 'get', PUT: 'update' };
 
@@ -66,6 +75,8 @@ export interface ApiServerOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Extra route registrations on the same server (the admission webhooks). */
   extend?: (app: FastifyInstance) => void;
+  /** How long a websocket stream's client may stop reading before the stream is closed (default 60 s). */
+  streamStallTimeoutMs?: number;
 }
 
 const groupPrefix = `/apis/${SUBRESOURCE_GROUP}`;
@@ -140,6 +151,34 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
   }
 
   // ---- subresources: authenticated by the front proxy, authorized by a SubjectAccessReview ----
+  /** Who asks, and whether they may: the caller, or the Status to answer with. */
+  async function checkRequest(route: SubresourceRoute, url: string, params: Record<string, string>, raw: http.IncomingMessage) {
+    const version = params['version'] ?? '';
+    if (!(SUBRESOURCE_VERSIONS as readonly string[]).includes(version)) return notFoundPath(raw.url ?? url);
+    const authn = authenticate(options.frontProxy(), peerCertificateOf(raw.socket), distinctHeaders(raw));
+    if (!authn.ok) {
+      log.warn({ server: 'api', route: url, reason: authn.reason }, 'unauthenticated request refused');
+      return unauthorized(authn.reason);
+    }
+    const { version: _v, namespace = '', name, ...rest } = params;
+    const attributes = {
+      namespace,
+      verb: verbOfMethod[route.method],
+      group: SUBRESOURCE_GROUP,
+      version,
+      resource: route.resource,
+      ...(route.subresource ? { subresource: route.subresource.split('/')[0] === 'portforward' ? 'portforward' : route.subresource } : {}),
+      ...(name ? { name } : {}),
+    };
+    const decision = await options.authorizer.authorize(authn.user, attributes);
+    const requestLog = log.child({ server: 'api', user: authn.user.username, route: url, namespace, name });
+    if (!decision.allowed) {
+      requestLog.info({ reason: decision.reason }, 'request denied by authorization');
+      return accessDenied(authn.user.username, attributes.verb, describeAttributes(attributes), decision.reason);
+    }
+    return { version, namespace, name, rest, user: authn.user, requestLog };
+  }
+
   const served = new Map<string, Set<string>>();
   for (const route of options.routes) {
     const url = routePath(route);
@@ -149,36 +188,16 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
       url,
       handler: async (request, reply) => {
         const params = request.params as Record<string, string>;
-        const version = params['version'] ?? '';
-        if (!(SUBRESOURCE_VERSIONS as readonly string[]).includes(version)) return sendStatus(reply, notFoundPath(request.url));
-        const authn = authenticate(options.frontProxy(), peerCertificateOf(request.raw.socket), distinctHeaders(request.raw));
-        if (!authn.ok) {
-          log.warn({ server: 'api', route: url, reason: authn.reason }, 'unauthenticated request refused');
-          return sendStatus(reply, unauthorized(authn.reason));
-        }
-        const { version: _v, namespace = '', name, ...rest } = params;
-        const attributes = {
-          namespace,
-          verb: verbOfMethod[route.method],
-          group: SUBRESOURCE_GROUP,
-          version,
-          resource: route.resource,
-          ...(route.subresource ? { subresource: route.subresource.split('/')[0] === 'portforward' ? 'portforward' : route.subresource } : {}),
-          ...(name ? { name } : {}),
-        };
-        const decision = await options.authorizer.authorize(authn.user, attributes);
-        const requestLog = log.child({ server: 'api', user: authn.user.username, route: url, namespace, name });
-        if (!decision.allowed) {
-          requestLog.info({ reason: decision.reason }, 'request denied by authorization');
-          return sendStatus(reply, accessDenied(authn.user.username, attributes.verb, describeAttributes(attributes), decision.reason));
-        }
+        const checked = await checkRequest(route, url, params, request.raw);
+        if (checked instanceof StatusError) return sendStatus(reply, checked);
+        const { version, namespace, name, rest, user, requestLog } = checked;
         const result = await route.handle({
           version,
           namespace,
           name,
           params: rest,
           body: typeof request.body === 'string' ? request.body : '',
-          user: authn.user,
+          user,
           log: requestLog,
         });
         requestLog.info({ code: result.code }, `${route.method} ${route.resource}${route.subresource ? `/${route.subresource}` : ''}`);
@@ -194,8 +213,107 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
     const others = (['GET', 'PUT', 'POST', 'PATCH', 'DELETE'] as const).filter((m) => !methods.has(m));
     app.route({ method: others, url, handler: async (request, reply) => sendStatus(reply, methodNotAllowed(request.method, request.url)) });
   }
+  serveStreams(app, options, checkRequest);
   options.extend?.(app);
   return app;
+}
+
+type RequestCheck = (
+  route: SubresourceRoute,
+  url: string,
+  params: Record<string, string>,
+  raw: http.IncomingMessage,
+) => Promise<StatusError | { version: string; namespace: string; name: string | undefined; rest: Record<string, string>; user: UserInfo; requestLog: Logger }>;
+
+/** A route template as a matcher of concrete paths, its :params as named groups. */
+function pathMatcher(template: string): RegExp {
+  const pattern = template
+    .split('/')
+    .map((part) => (part.startsWith(':') ? `(?<${part.slice(1)}>[^/]+)` : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .join('/');
+  return new RegExp(`^${pattern}$`);
+}
+
+/** Writes a Status on a socket that asked for an upgrade and closes it. */
+function refuseUpgrade(socket: Duplex, error: StatusError): void {
+  const body = JSON.stringify(error.status);
+  const reason = http.STATUS_CODES[error.code] ?? 'Error';
+  socket.end(`HTTP/1.1 ${error.code} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
+/**
+ * The websocket streams: an upgrade request on a stream route is authenticated and authorized as
+ * every request, the route opens its upstream on the VMI's node, and only then is the websocket
+ * accepted (with KubeVirt's subprotocol when the client offers it); binary messages and the
+ * upstream's bytes are then bridged with bounded buffers (runtime/stream-bridge.ts).
+ */
+function serveStreams(app: FastifyInstance, options: ApiServerOptions, checkRequest: RequestCheck): void {
+  const { log } = options;
+  const streams = options.routes.filter((route) => route.stream).map((route) => ({ route, url: routePath(route), matcher: pathMatcher(routePath(route)) }));
+  const websockets = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    maxPayload: 1024 * 1024,
+    handleProtocols: (protocols) => (protocols.has(PLAIN_STREAM_PROTOCOL) ? PLAIN_STREAM_PROTOCOL : false),
+  });
+  const open = new Set<Duplex>();
+  app.addHook('onClose', async () => {
+    for (const socket of open) socket.destroy();
+  });
+  app.server.on('upgrade', (raw: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const started = process.hrtime.bigint();
+    const [path = '', query = ''] = (raw.url ?? '').split('?', 2);
+    const found = streams.map((s) => ({ ...s, match: s.matcher.exec(path) })).find((s) => s.match);
+    let code = 101;
+    const record = (route: string) => {
+      apiRequests.inc({ route, method: 'GET', code: String(code) });
+      apiRequestDuration.observe({ route, method: 'GET' }, Number(process.hrtime.bigint() - started) / 1e9);
+    };
+    if (!found?.route.stream || raw.method !== 'GET') {
+      code = 404;
+      record('unmatched');
+      return refuseUpgrade(socket, notFoundPath(path));
+    }
+    const { route, url } = found;
+    const stream = route.stream as StreamHandler;
+    const params = Object.fromEntries(Object.entries(found.match?.groups ?? {}).map(([k, v]) => [k, safeDecode(v)]));
+    void (async () => {
+      const checked = await checkRequest(route, url, params, raw);
+      if (checked instanceof StatusError) throw checked;
+      const { version, namespace, name, rest, user, requestLog } = checked;
+      const { upstream, vmi } = await stream.open({ version, namespace, name, params: rest, body: '', user, log: requestLog, query: new URLSearchParams(query) });
+      if (socket.destroyed) {
+        upstream.destroy();
+        return;
+      }
+      websockets.handleUpgrade(raw, socket, head, (ws) => {
+        record(url);
+        const done = trackStream(stream.kind, namespace, vmi);
+        requestLog.info({ stream: stream.kind, protocol: ws.protocol }, 'stream opened');
+        open.add(socket);
+        void bridge(createWebSocketStream(ws), upstream, { stallTimeoutMs: options.streamStallTimeoutMs ?? 60_000 }).then((end) => {
+          open.delete(socket);
+          done();
+          requestLog.info({ stream: stream.kind, endedBy: end.side === 'a' ? 'client' : 'node-handler', reason: end.reason }, 'stream closed');
+        });
+      });
+    })().catch((error: unknown) => {
+      const status = error instanceof StatusError ? error : internalError(error instanceof Error ? error.message : String(error));
+      if (!(error instanceof StatusError)) log.error({ err: error, route: url }, 'stream request failed');
+      code = status.code;
+      record(url);
+      refuseUpgrade(socket, status);
+    });
+  });
+}
+
+function safeDecode(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
 }
 
 /** Listen and report the bound address. */

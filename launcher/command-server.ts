@@ -6,12 +6,29 @@ import path from 'node:path';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { LAUNCHER_MAX_LINE_BYTES, LAUNCHER_PROTOCOL_VERSION, parseLauncherRequest } from '../runtime/contracts/launcher-protocol.js';
-import type { DomainEvent, DomainStatus, LauncherArgs, LauncherCommand, LauncherErrorDetail, LauncherResult, ParsedLauncherRequest } from '../runtime/contracts/launcher-protocol.js';
+import type {
+  DomainEvent,
+  DomainStatus,
+  LauncherArgs,
+  LauncherCommand,
+  LauncherErrorDetail,
+  LauncherResult,
+  LauncherStreamCommand,
+  ParsedLauncherRequest,
+} from '../runtime/contracts/launcher-protocol.js';
 import { NdjsonReader, ndjsonLine, parseJsonLine } from '../runtime/ndjson.js';
+import { bridge } from '../runtime/stream-bridge.js';
 import type { Domain } from './domain.js';
 
-/** The commands answered by a handler; subscribe, console and vnc act on the connection itself. */
-type HandledCommand = Exclude<LauncherCommand, 'subscribe' | 'console' | 'vnc'>;
+/** The commands answered by a handler; subscribe and the streams act on the connection itself. */
+type HandledCommand = Exclude<LauncherCommand, 'subscribe' | LauncherStreamCommand>;
+type StreamRequest = Extract<ParsedLauncherRequest, { command: LauncherStreamCommand }>;
+
+/**
+ * A console whose client stops reading is cut after this long: QEMU's serial port would otherwise
+ * hold the guest's console output (and a guest writing to it) until the client reads again.
+ */
+const CONSOLE_STALL_TIMEOUT_MS = 10_000;
 type Handlers = { [C in HandledCommand]: (args: LauncherArgs<C>) => Promise<LauncherResult<C>> };
 
 /** An error that carries a failed start's step and QEMU's last lines to the client. */
@@ -24,7 +41,8 @@ class StartFailed extends Error {
 export class CommandServer {
   private server: net.Server | undefined;
   private readonly connections = new Set<net.Socket>();
-  private readonly streams = new Set<'console' | 'vnc'>();
+  /** The client attached to QEMU's serial port and VNC server (each serves one at a time). */
+  private readonly attached = new Map<'console' | 'vnc', net.Socket>();
   private readonly handlers: Handlers;
 
   constructor(
@@ -125,7 +143,9 @@ export class CommandServer {
             return;
           case 'console':
           case 'vnc':
-            this.stream(socket, reader, request.command, request.id, write);
+          case 'portForward':
+          case 'screenshot':
+            this.stream(socket, reader, request, write);
             return;
           default:
             this.run(request, write);
@@ -149,34 +169,76 @@ export class CommandServer {
     );
   }
 
-  /** Switches the connection to a raw byte stream to QEMU's serial or VNC socket. */
-  private stream(socket: net.Socket, reader: NdjsonReader, kind: 'console' | 'vnc', id: string | number | undefined, write: (msg: object) => void): void {
-    // QEMU's chardev and VNC sockets serve one client at a time; a second would hang.
-    if (this.streams.has(kind)) {
-      write({ id, ok: false, error: { message: `a ${kind} stream is already attached` } });
-      return;
-    }
-    this.streams.add(kind);
-    socket.once('close', () => this.streams.delete(kind));
+  /**
+   * Switches the connection to a raw byte stream: QEMU's serial port or VNC server, a TCP port of
+   * the guest, or a screenshot. The answer line goes first; bytes the client sent after its
+   * request line belong to the stream.
+   */
+  private stream(socket: net.Socket, reader: NdjsonReader, request: StreamRequest, write: (msg: object) => void): void {
+    const { id, command } = request;
     reader.stop();
-    // Held until the pipe below takes over, so no byte of the stream is lost meanwhile.
+    // Held until the stream takes over, so no byte of it is lost meanwhile.
     socket.removeAllListeners('data');
     socket.pause();
-    const target = kind === 'console' ? this.domain.sockets.serial : this.domain.sockets.vnc;
-    const upstream = net.createConnection(target);
-    upstream.once('connect', () => {
-      write({ id, ok: true, result: { stream: kind } });
-      // Bytes the client sent after its request line belong to the stream.
-      const rest = reader.remainder();
-      if (rest.length) upstream.write(rest);
-      socket.pipe(upstream);
-      upstream.pipe(socket);
-    });
-    upstream.once('error', (err) => {
-      write({ id, ok: false, error: { message: `cannot open ${target}: ${err.message}` } });
+    const refuse = (message: string): void => {
+      this.log.info({ command, err: message }, 'stream refused');
+      write({ id, ok: false, error: { message } });
       socket.end();
-    });
-    upstream.on('close', () => socket.end());
-    socket.on('close', () => upstream.destroy());
+    };
+    if (command === 'screenshot') {
+      this.domain.screenshot().then(
+        (png) => {
+          write({ id, ok: true, result: { stream: 'screenshot', contentType: 'image/png', bytes: png.length } });
+          socket.end(png);
+        },
+        (err: Error) => refuse(`screenshot: ${err.message}`),
+      );
+      return;
+    }
+    if (command === 'vnc' || command === 'console') {
+      const current = this.attached.get(command);
+      // KubeVirt: a new console or VNC client replaces the attached one; a VNC client asking to
+      // preserve the session is refused instead.
+      if (current && command === 'vnc' && request.args.preserveSession === true) return refuse('Active VNC connection. Request denied.');
+      if (current) {
+        this.log.info({ command }, 'a new client replaces the attached one');
+        current.destroy();
+      }
+      this.attached.set(command, socket);
+      socket.once('close', () => {
+        if (this.attached.get(command) === socket) this.attached.delete(command);
+      });
+    }
+    const opened =
+      command === 'portForward'
+        ? this.domain.openPortForward(request.args.port)
+        : connectUnix(command === 'console' ? this.domain.sockets.serial : this.domain.sockets.vnc);
+    opened.then(
+      (upstream) => {
+        if (socket.destroyed) {
+          upstream.destroy();
+          return;
+        }
+        write({ id, ok: true, result: { stream: command } });
+        const rest = reader.remainder();
+        if (rest.length) upstream.write(rest);
+        socket.resume();
+        void bridge(socket, upstream, command === 'console' ? { stallTimeoutMs: CONSOLE_STALL_TIMEOUT_MS } : {}).then((end) =>
+          this.log.info({ command, port: command === 'portForward' ? request.args.port : undefined, end: { side: end.side === 'a' ? 'client' : 'upstream', reason: end.reason } }, 'stream ended'),
+        );
+      },
+      (err: Error) => refuse(`${command}: ${err.message}`),
+    );
   }
+}
+
+function connectUnix(socketPath: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const upstream = net.createConnection(socketPath);
+    upstream.once('connect', () => {
+      upstream.off('error', reject);
+      resolve(upstream);
+    });
+    upstream.once('error', reject);
+  });
 }

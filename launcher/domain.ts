@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { mkdir, open, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -19,12 +19,12 @@ import type { AccelDecision } from './accel.js';
 import type { LauncherConfig } from './config.js';
 import { socketPaths } from './config.js';
 import { readGuestInfo, requestGuestReboot } from './guest-agent.js';
-import { qemuArgs } from './qemu-args.js';
+import { portForwardTarget, qemuArgs } from './qemu-args.js';
 import type { QemuContext } from './qemu-args.js';
 import { QmpClient, qmp } from './qmp.js';
 import type { QmpMigrationInfo } from './qmp.js';
 import type { DomainCondition, DomainError, DomainEvent, DomainPhase, DomainStatus, GuestInfo, QmpEvent, StartStep } from '../runtime/contracts/launcher-protocol.js';
-import { SERIAL_LOG_TAIL_BYTES } from '../runtime/contracts/launcher-protocol.js';
+import { SCREENSHOT_MAX_BYTES, SERIAL_LOG_TAIL_BYTES } from '../runtime/contracts/launcher-protocol.js';
 import { kernelBootFiles, prepareVolumes } from './volumes.js';
 import type { VolumeStatus } from './volumes.js';
 import type { LauncherVmi } from './vmi.js';
@@ -493,6 +493,53 @@ export class Domain extends EventEmitter {
     await this.exited;
   }
 
+  /**
+   * A TCP connection to `port` of the guest, for port-forwarding (KubeVirt's port-forward reaches
+   * the first interface). With slirp (masquerade, slirp bindings) a hostfwd from a free port on
+   * the pod's loopback to the guest's port is added for this connection's lifetime; with passt,
+   * passt's own forwarding answers on the pod's loopback. Only the pod's own processes reach its
+   * loopback. When the interface declares ports only those are forwarded, as KubeVirt's
+   * masquerade forwards only declared ports when there are any.
+   */
+  async openPortForward(port: number): Promise<net.Socket> {
+    this.requireRunning();
+    const target = portForwardTarget(this.vmi);
+    if (!target) throw new Error('the VMI has no interface on the pod network to forward to');
+    if (target.tcpPorts.length > 0 && !target.tcpPorts.includes(port)) {
+      throw new Error(`port ${port} is not one of the ports the interface declares (${target.tcpPorts.join(', ')})`);
+    }
+    if (target.stack === 'passt') return connectTcp(port);
+    const hostPort = await freeLoopbackPort();
+    const rule = `tcp:127.0.0.1:${hostPort}`;
+    await this.qmpExec((c) => qmp.hmp(c, `hostfwd_add ${target.netdevId} ${rule}-:${port}`));
+    const removeRule = () =>
+      this.qmpExec((c) => qmp.hmp(c, `hostfwd_remove ${target.netdevId} ${rule}`)).catch((err: unknown) => this.log.warn({ err, rule }, 'could not remove a port-forward rule'));
+    try {
+      const socket = await connectTcp(hostPort);
+      // Until slirp accepted the connection the listener must stay: it goes with the connection.
+      socket.once('close', () => void removeRule());
+      return socket;
+    } catch (err) {
+      await removeRule();
+      throw err;
+    }
+  }
+
+  /** A PNG of the guest's display (QMP screendump), read back and removed. */
+  async screenshot(): Promise<Buffer> {
+    this.requireRunning();
+    if (this.vmi.spec.domain.devices.autoattachGraphicsDevice === false) throw new Error('No graphics devices are present.');
+    const file = path.join(this.config.runDir, `screenshot-${process.hrtime.bigint()}.png`);
+    try {
+      await this.qmpExec((c) => qmp.screendump(c, file));
+      const { size } = await stat(file);
+      if (size > SCREENSHOT_MAX_BYTES) throw new Error(`the screenshot is ${size} bytes, more than ${SCREENSHOT_MAX_BYTES}`);
+      return await readFile(file);
+    } finally {
+      await rm(file, { force: true });
+    }
+  }
+
   /** The tail of the serial console's log (what the guest printed on ttyS0), bounded for the protocol. */
   async serialLog(): Promise<string> {
     const file = await open(this.sockets.serialLog, 'r').catch(() => undefined);
@@ -511,6 +558,29 @@ export class Domain extends EventEmitter {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+function connectTcp(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** A loopback port nothing listens on now (the pod's network namespace is the launcher's own). */
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
 }
 
 export function canConnect(socketPath: string): Promise<boolean> {

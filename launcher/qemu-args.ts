@@ -376,14 +376,40 @@ function oneDisk(disk: LauncherDisk, index: number, field: string, prepared: Pre
   return { blockdev, device: ['-device', JSON.stringify(device)] };
 }
 
-function interfaceArgs(vmi: LauncherVmi, ctx: QemuContext): string[] {
+/** The guest's interfaces as QEMU gets them: the spec's, or KubeVirt's default one. */
+function guestInterfaces(vmi: LauncherVmi): LauncherInterface[] {
   const devices = vmi.spec.domain.devices;
-  let interfaces: LauncherInterface[] = devices.interfaces ?? [];
+  const interfaces: LauncherInterface[] = devices.interfaces ?? [];
   const networks = vmi.spec.networks ?? [];
   if (interfaces.length === 0 && devices.autoattachPodInterface !== false && (vmi.spec.networks === undefined || networks.some((n) => n.pod))) {
     // KubeVirt's default: one masquerade interface on the pod network.
-    interfaces = [{ name: networks.find((n) => n.pod)?.name ?? 'default', masquerade: {} }];
+    return [{ name: networks.find((n) => n.pod)?.name ?? 'default', masquerade: {} }];
   }
+  return interfaces;
+}
+
+/** Where port-forwarding reaches the guest: its first interface, as KubeVirt's port-forward. */
+export interface PortForwardTarget {
+  /** slirp (masquerade, slirp): through a hostfwd on the netdev; passt: passt's own forwarding. */
+  stack: 'slirp' | 'passt';
+  /** The -netdev id of that interface. */
+  netdevId: string;
+  /** The interface's declared TCP ports; empty means every port. */
+  tcpPorts: number[];
+}
+
+export function portForwardTarget(vmi: LauncherVmi): PortForwardTarget | undefined {
+  const interfaces = guestInterfaces(vmi);
+  const index = interfaces.findIndex((iface) => iface.state !== 'absent');
+  const iface = interfaces[index];
+  if (!iface || (iface.masquerade === undefined && iface.slirp === undefined && iface.passt === undefined)) return undefined;
+  const tcpPorts = (iface.ports ?? []).filter((p) => (p.protocol ?? 'TCP') === 'TCP').map((p) => p.port);
+  return { stack: iface.passt !== undefined ? 'passt' : 'slirp', netdevId: `net${index}`, tcpPorts };
+}
+
+function interfaceArgs(vmi: LauncherVmi, ctx: QemuContext): string[] {
+  const networks = vmi.spec.networks ?? [];
+  const interfaces = guestInterfaces(vmi);
   const args: string[] = [];
   interfaces.forEach((iface, i) => {
     const field = `spec.domain.devices.interfaces[${i}]`;

@@ -230,4 +230,14 @@ export const qmp = {
   queryMigrate: (c: QmpClient) => c.execute<QmpMigrationInfo>('query-migrate'),
   migrateSetCapabilities: (c: QmpClient, capabilities: { capability: string; state: boolean }[]) =>
     c.execute('migrate-set-capabilities', { capabilities }),
+  /** The display as a PNG file (QEMU ≥ 7.1). */
+  screendump: (c: QmpClient, filename: string) => c.execute('screendump', { filename, format: 'png' }),
+  /**
+   * An HMP command (for what QMP lacks: slirp's hostfwd_add/hostfwd_remove). HMP reports failure
+   * only as text: any output is an error.
+   */
+  hmp: async (c: QmpClient, commandLine: string): Promise<void> => {
+    const output = await c.execute<string>('human-monitor-command', { 'command-line': commandLine });
+    if (typeof output === 'string' && output.trim() !== '') throw new Error(`${commandLine.split(' ')[0] ?? 'HMP'}: ${output.trim()}`);
+  },
 };

@@ -4,6 +4,7 @@
 //
 // Configuration: nodeHandlerSettings below; each setting is a flag --name and a variable
 // KUBEVM_NAME (runtime/config.ts). A bad value stops the process with one line (exit code 2).
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { integerSetting, loadConfigOrExit, portSetting } from '../runtime/config.js';
@@ -23,6 +24,8 @@ import { DomainStateCache } from './domain-state.js';
 import { launcherDialer } from './launcher-client.js';
 import { LauncherConnections } from './launcher-connections.js';
 import { NodeHeartbeat } from './node-labels.js';
+import { NODE_HANDLER_STREAM_PORT, STREAM_TLS_DIR } from '../runtime/contracts/streams.js';
+import { StreamServer } from './stream-server.js';
 import { nodeVmiSelector, vmiHandlerReconcile } from './vmi-handler.js';
 import type { VirtualMachineInstance } from './vmi-handler.js';
 
@@ -48,6 +51,16 @@ const nodeHandlerSettings = {
   },
   devRoot: { env: 'KUBEVM_DEV_ROOT', schema: z.string().default('/'), description: "where the host's /dev is mounted (default /)" },
   healthPort: { env: 'KUBEVM_HEALTH_PORT', schema: portSetting.default(8443), description: '/healthz, /readyz, /metrics (default 8443)' },
+  streamPort: {
+    env: 'KUBEVM_STREAM_PORT',
+    schema: portSetting.default(NODE_HANDLER_STREAM_PORT),
+    description: `console, VNC and port-forward streams for the api-server, mutual TLS (default ${NODE_HANDLER_STREAM_PORT})`,
+  },
+  streamTlsDir: {
+    env: 'KUBEVM_STREAM_TLS_DIR',
+    schema: z.string().default(STREAM_TLS_DIR),
+    description: `the streams certificate: tls.crt, tls.key and the CA ca.crt (default ${STREAM_TLS_DIR}); without it no streams are served`,
+  },
   syncPeriodSeconds: {
     env: 'KUBEVM_SYNC_PERIOD_SECONDS',
     schema: integerSetting(0, 7 * 24 * 3600).default(600),
@@ -56,7 +69,7 @@ const nodeHandlerSettings = {
 };
 
 async function main(): Promise<void> {
-  const { nodeName, kubeletRoot, devicePluginDir: pluginDir, devRoot, healthPort: port, syncPeriodSeconds } = loadConfigOrExit('node-handler', nodeHandlerSettings);
+  const { nodeName, kubeletRoot, devicePluginDir: pluginDir, devRoot, healthPort: port, syncPeriodSeconds, streamPort, streamTlsDir } = loadConfigOrExit('node-handler', nodeHandlerSettings);
   const log = createRootLogger({ component: 'node-handler' });
 
   const lifecycle = new ProcessLifecycle({ log });
@@ -127,8 +140,28 @@ async function main(): Promise<void> {
   controller.watch(informer);
   informer.start();
   await controller.start(lifecycle.signal);
+  await startStreamServer({ nodeName, podsDir: path.join(kubeletRoot, 'pods'), vmi: (key) => informer?.get(key), log }, streamTlsDir, streamPort, lifecycle);
   ready.set(1);
   log.info({ node: nodeName, kubeletRoot }, 'node handler running');
+}
+
+/** Serves streams to the api-server when the streams certificate is mounted (ADR 0013). */
+async function startStreamServer(
+  options: Omit<ConstructorParameters<typeof StreamServer>[0], 'tls'>,
+  tlsDir: string,
+  port: number,
+  lifecycle: ProcessLifecycle,
+): Promise<void> {
+  const files = { cert: path.join(tlsDir, 'tls.crt'), key: path.join(tlsDir, 'tls.key'), ca: path.join(tlsDir, 'ca.crt') };
+  const missing = Object.values(files).filter((file) => !existsSync(file));
+  if (missing.length > 0) {
+    options.log.warn({ missing }, 'no streams certificate: console, VNC and port-forward are not served on this node');
+    return;
+  }
+  const server = new StreamServer({ ...options, tls: { cert: readFileSync(files.cert), key: readFileSync(files.key), ca: readFileSync(files.ca) } });
+  lifecycle.onShutdown('stream-server', () => server.close());
+  const address = await server.listen(port);
+  options.log.info({ port: address.port }, 'serving streams to the api-server (mutual TLS)');
 }
 
 /** Retries while the VMI API is not served yet (CRDs not installed): a DaemonSet may start first. */

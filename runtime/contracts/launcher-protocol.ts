@@ -17,6 +17,9 @@ export const LAUNCHER_MAX_LINE_BYTES = 1024 * 1024;
 /** `serialLog` answers with at most the last this many bytes of the console log (JSON may triple it). */
 export const SERIAL_LOG_TAIL_BYTES = 128 * 1024;
 
+/** The largest screenshot (a PNG of QEMU's display) the launcher sends; a 4K screen is far below. */
+export const SCREENSHOT_MAX_BYTES = 32 * 1024 * 1024;
+
 export const DomainPhase = z.enum(['Pending', 'Starting', 'Running', 'Paused', 'ShuttingDown', 'Succeeded', 'Failed']);
 export type DomainPhase = z.infer<typeof DomainPhase>;
 
@@ -141,10 +144,23 @@ export const launcherCommands = {
   queryMigration: { args: noArgs, result: MigrationInfo },
   /** The tail (SERIAL_LOG_TAIL_BYTES) of what the guest printed on its serial console. */
   serialLog: { args: noArgs, result: z.object({ log: z.string() }) },
-  /** After the answer the connection is a raw byte stream to the guest's serial port. */
+  /**
+   * After the answer the connection is a raw byte stream to the guest's serial port. A new console
+   * replaces the one attached, as KubeVirt's does.
+   */
   console: { args: noArgs, result: z.object({ stream: z.literal('console') }) },
-  /** After the answer the connection is a raw RFB byte stream to QEMU's VNC server. */
-  vnc: { args: noArgs, result: z.object({ stream: z.literal('vnc') }) },
+  /**
+   * After the answer the connection is a raw RFB byte stream to QEMU's VNC server. A new one
+   * replaces the one attached unless `preserveSession`: then it is refused while one is attached.
+   */
+  vnc: { args: z.object({ preserveSession: z.boolean().optional() }), result: z.object({ stream: z.literal('vnc') }) },
+  /** After the answer the connection is a raw byte stream to TCP `port` of the guest (its first interface). */
+  portForward: { args: z.object({ port: z.int().min(1).max(65535) }), result: z.object({ stream: z.literal('portForward') }) },
+  /** After the answer come exactly `bytes` bytes of a PNG of the guest's display, then the connection ends. */
+  screenshot: {
+    args: noArgs,
+    result: z.object({ stream: z.literal('screenshot'), contentType: z.literal('image/png'), bytes: z.int().min(1).max(SCREENSHOT_MAX_BYTES) }),
+  },
 } as const;
 
 export type LauncherCommand = keyof typeof launcherCommands;
@@ -152,6 +168,10 @@ export type LauncherArgs<C extends LauncherCommand> = z.infer<(typeof launcherCo
 export type LauncherResult<C extends LauncherCommand> = z.infer<(typeof launcherCommands)[C]['result']>;
 
 export const launcherCommandNames = Object.keys(launcherCommands) as LauncherCommand[];
+
+/** The commands that turn their connection into a byte stream after the answer line. */
+export const launcherStreamCommands = ['console', 'vnc', 'portForward', 'screenshot'] as const satisfies readonly LauncherCommand[];
+export type LauncherStreamCommand = (typeof launcherStreamCommands)[number];
 
 const RequestId = z.union([z.string().max(256), z.number()]);
 

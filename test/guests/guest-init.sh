@@ -6,6 +6,7 @@
 #                        the button runs the guest's shutdown path: KUBEVM-POWEROFF, sync, poweroff
 #   kubevm.agent=fake    a guest agent stand-in; its guest-shutdown prints KUBEVM-AGENT-SHUTDOWN
 #   kubevm.counter=0     do not print the one-second counter
+#   kubevm.shell         a shell on the serial console (console tests type commands into it)
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sys /sys
 /bin/busybox mount -t devtmpfs dev /dev
@@ -178,6 +179,12 @@ if has kubevm.agent=fake; then
     ) &
     echo "KUBEVM-AGENT fake agent on $agentdev"
   fi
+fi
+
+if has kubevm.shell; then
+  # Restarted when it exits, so a test's `exit` never leaves the console without a shell.
+  (while :; do sh </dev/ttyS0 >/dev/ttyS0 2>&1; done) &
+  echo "KUBEVM-SHELL on ttyS0"
 fi
 
 echo "KUBEVM-READY"

@@ -9,8 +9,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import { LauncherClient, connectUnixSocket } from '../../node-handler/launcher-client.js';
-import type { DomainEvent } from '../../runtime/contracts/launcher-protocol.js';
-import { NdjsonReader, ndjsonLine } from '../../runtime/ndjson.js';
+import { requestOnLauncherConnection } from '../../node-handler/launcher-request.js';
+import type { DomainEvent, LauncherArgs, LauncherResult, LauncherStreamCommand } from '../../runtime/contracts/launcher-protocol.js';
 import type { LauncherVmi } from '../../launcher/vmi.js';
 import { eventually } from '../support/eventually.js';
 
@@ -274,39 +274,19 @@ export function waitForEvent(client: LauncherClient, match: (e: DomainEvent) => 
   });
 }
 
-/** Opens a raw byte stream to the serial console ('console') or VNC ('vnc') of a launcher. */
-export async function openLauncherStream(socketPath: string, kind: 'console' | 'vnc'): Promise<net.Socket> {
+/** Opens a launcher's byte stream (console, VNC, a guest port, a screenshot) as the node handler does. */
+export async function openLauncherStream<C extends LauncherStreamCommand>(
+  socketPath: string,
+  kind: C,
+  args: LauncherArgs<C> = {} as LauncherArgs<C>,
+): Promise<net.Socket & { result: LauncherResult<C> }> {
   const socket = await new Promise<net.Socket>((resolve, reject) => {
     const s = net.createConnection(socketPath);
     s.once('connect', () => resolve(s));
     s.once('error', reject);
   });
-  socket.write(ndjsonLine({ id: 1, command: kind }));
-  // The first line is the answer; everything after it is the stream.
-  return new Promise((resolve, reject) => {
-    const onData = (chunk: Buffer) => reader.push(chunk);
-    const reader = new NdjsonReader({
-      maxLineBytes: 64 * 1024,
-      onOverflow: () => reject(new Error(`launcher ${kind}: no answer line`)),
-      onLine: (line) => {
-        reader.stop();
-        socket.off('data', onData);
-        const answer = JSON.parse(line) as { ok: boolean; error?: { message: string } };
-        if (!answer.ok) {
-          socket.destroy();
-          reject(new Error(`launcher ${kind}: ${answer.error?.message ?? 'refused'}`));
-          return;
-        }
-        // Bytes of the stream that came with the answer go back in front; the socket stays paused
-        // until the caller (resumed after this promise settles) has attached its listener.
-        socket.pause();
-        const rest = reader.remainder();
-        if (rest.length) socket.unshift(rest);
-        resolve(socket);
-        setImmediate(() => socket.resume());
-      },
-    });
-    socket.on('data', onData);
-    socket.once('error', reject);
-  });
+  const result = await requestOnLauncherConnection(socket, kind, args);
+  // Paused until the caller (running after this promise settles) has attached its listener.
+  setImmediate(() => socket.resume());
+  return Object.assign(socket, { result });
 }

@@ -1,5 +1,5 @@
 // The launcher boots the test guest under real QEMU (as uid 107), pauses and resumes it, resets it,
-// proxies its serial console, and shuts it down through ACPI within the grace period.
+// proxies its serial console (a second client replacing the first), and shuts it down through ACPI within the grace period.
 import { jest } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import type { DomainEvent } from '../../runtime/contracts/launcher-protocol.js';
@@ -65,8 +65,12 @@ describe('launcher lifecycle (real QEMU, TCG)', () => {
       });
     });
     expect(seen).toMatch(/KUBEVM-COUNT/);
-    await expect(openLauncherStream(sock, 'console')).rejects.toThrow('a console stream is already attached');
-    consoleStream.destroy();
+    // A second console replaces the first, as KubeVirt's does.
+    const firstClosed = new Promise((resolve) => consoleStream.once('close', resolve));
+    const second = await openLauncherStream(sock, 'console');
+    await firstClosed;
+    await new Promise<void>((resolve) => second.on('data', (d: Buffer) => /KUBEVM-COUNT \d+/.test(d.toString()) && resolve()));
+    second.destroy();
 
     // Reset: the guest boots again.
     await client.call('reset');

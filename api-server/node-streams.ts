@@ -1,0 +1,168 @@
+// The api-server's side of the stream contract (runtime/contracts/streams.ts, ADR 0013): finds
+// the node handler of a VMI's node (its pod, by label and node, as KubeVirt's virt-api finds
+// virt-handler) and opens a stream there over mutual TLS: our client certificate, and a server
+// certificate of the streams CA naming the node handler (checked whatever IP we dialled).
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
+import type net from 'node:net';
+import { checkServerIdentity } from 'node:tls';
+import type { PeerCertificate } from 'node:tls';
+import {
+  NODE_HANDLER_POD_SELECTOR,
+  NODE_HANDLER_STREAM_PORT,
+  NODE_HANDLER_STREAM_SERVER_NAME,
+  NodeStreamError,
+  STREAM_UPGRADE_PROTOCOL,
+  nodeStreamPath,
+} from '../runtime/contracts/streams.js';
+import type { NodeStreamRequest } from '../runtime/contracts/streams.js';
+import { SCREENSHOT_MAX_BYTES } from '../runtime/contracts/launcher-protocol.js';
+import { StatusError } from './status.js';
+
+export interface StreamTls {
+  cert: string | Buffer;
+  key: string | Buffer;
+  ca: string | Buffer;
+}
+
+/** Where the node handler of a node answers. */
+export type NodeHandlerLocator = (nodeName: string) => Promise<{ host: string; port: number }>;
+
+/** A pod list as the locator needs it. */
+export interface PodLister {
+  list(options: { namespace?: string; labelSelector?: string; fieldSelector?: string }): Promise<{
+    items: Array<{ metadata?: { deletionTimestamp?: string }; status?: { phase?: string; podIP?: string } }>;
+  }>;
+}
+
+/** The running node handler pod on `nodeName`, at its pod IP. */
+export function podIpLocator(pods: PodLister, namespace: string, port = NODE_HANDLER_STREAM_PORT): NodeHandlerLocator {
+  return async (nodeName) => {
+    const list = await pods.list({ namespace, labelSelector: NODE_HANDLER_POD_SELECTOR, fieldSelector: `spec.nodeName=${nodeName}` });
+    const pod = list.items.find((p) => p.status?.phase === 'Running' && p.status.podIP && !p.metadata?.deletionTimestamp);
+    if (!pod?.status?.podIP) throw streamStatus(503, 'ServiceUnavailable', `no running node handler on node ${nodeName}`);
+    return { host: pod.status.podIP, port };
+  };
+}
+
+function streamStatus(code: number, reason: string, message: string): StatusError {
+  return new StatusError({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
+}
+
+const reasons: Record<number, string> = { 400: 'BadRequest', 403: 'Forbidden', 404: 'NotFound', 409: 'Conflict', 503: 'ServiceUnavailable' };
+
+/** A node handler's refusal as the user's answer: its code for 4xx and 503, 502 otherwise. */
+function refusalStatus(code: number, body: string): StatusError {
+  const parsed = NodeStreamError.safeParse(safeJson(body));
+  const message = parsed.success ? parsed.data.message : `the node handler answered ${code}`;
+  const passOn = (code >= 400 && code < 500) || code === 503 ? code : 502;
+  return streamStatus(passOn, reasons[passOn] ?? 'BadGateway', message);
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+export class NodeStreams {
+  constructor(
+    private readonly locate: NodeHandlerLocator,
+    /** The client certificate, its key and the streams CA; undefined while none is mounted. */
+    private readonly tls: () => StreamTls | undefined,
+    private readonly timeoutMs = 15_000,
+  ) {}
+
+  private requestOptions(target: { host: string; port: number }, request: NodeStreamRequest): https.RequestOptions {
+    const tls = this.tls();
+    if (!tls) throw streamStatus(503, 'ServiceUnavailable', 'the api-server has no streams certificate (Secret kubevm-api-server-streams-tls): console, VNC and port-forward are unavailable');
+    const { cert, key, ca } = tls;
+    return {
+      host: target.host,
+      port: target.port,
+      path: nodeStreamPath(request),
+      method: 'GET',
+      cert,
+      key,
+      ca,
+      agent: false,
+      servername: NODE_HANDLER_STREAM_SERVER_NAME,
+      // The node handler is dialled by pod IP; its certificate names the node handler instead.
+      checkServerIdentity: (_host: string, peer: PeerCertificate) => checkServerIdentity(NODE_HANDLER_STREAM_SERVER_NAME, peer),
+      minVersion: 'TLSv1.2',
+      timeout: this.timeoutMs,
+    };
+  }
+
+  /** Opens a stream (console, vnc, portforward) on the VMI's node; the socket then carries it. */
+  async open(nodeName: string, request: Exclude<NodeStreamRequest, { kind: 'screenshot' }>): Promise<net.Socket> {
+    const target = await this.locate(nodeName);
+    const options = this.requestOptions(target, request);
+    return new Promise<net.Socket>((resolve, reject) => {
+      const req = https.request({ ...options, headers: { Connection: 'Upgrade', Upgrade: STREAM_UPGRADE_PROTOCOL } });
+      req.once('upgrade', (_response, socket: net.Socket, head: Buffer) => {
+        socket.setTimeout(0);
+        if (head.length) socket.unshift(head);
+        resolve(socket);
+      });
+      req.once('response', (response) => {
+        readBody(response, 64 * 1024).then(
+          (body) => reject(refusalStatus(response.statusCode ?? 502, body.toString('utf8'))),
+          (error: Error) => reject(streamStatus(502, 'BadGateway', `the node handler of ${nodeName}: ${error.message}`)),
+        );
+      });
+      req.once('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs / 1000} s`)));
+      req.once('error', (error) => reject(streamStatus(503, 'ServiceUnavailable', `cannot reach the node handler of ${nodeName}: ${error.message}`)));
+      req.end();
+    });
+  }
+
+  /** A PNG of the VMI's display. */
+  async screenshot(nodeName: string, request: Extract<NodeStreamRequest, { kind: 'screenshot' }>): Promise<Buffer> {
+    const target = await this.locate(nodeName);
+    const options = this.requestOptions(target, request);
+    return new Promise<Buffer>((resolve, reject) => {
+      const req = https.request(options, (response) => {
+        const limit = response.statusCode === 200 ? SCREENSHOT_MAX_BYTES : 64 * 1024;
+        readBody(response, limit).then(
+          (body) => (response.statusCode === 200 ? resolve(body) : reject(refusalStatus(response.statusCode ?? 502, body.toString('utf8')))),
+          (error: Error) => reject(streamStatus(502, 'BadGateway', `the node handler of ${nodeName}: ${error.message}`)),
+        );
+      });
+      req.once('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs / 1000} s`)));
+      req.once('error', (error) => reject(streamStatus(503, 'ServiceUnavailable', `cannot reach the node handler of ${nodeName}: ${error.message}`)));
+      req.end();
+    });
+  }
+}
+
+/** The streams certificate from a mounted Secret (tls.crt, tls.key, ca.crt); undefined when absent. */
+export function readStreamTls(dir: string): StreamTls | undefined {
+  try {
+    return { cert: readFileSync(path.join(dir, 'tls.crt')), key: readFileSync(path.join(dir, 'tls.key')), ca: readFileSync(path.join(dir, 'ca.crt')) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A response body of at most `limit` bytes. */
+function readBody(response: NodeJS.ReadableStream & { destroy(): void }, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    response.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        response.destroy();
+        reject(new Error(`an answer of more than ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    response.once('end', () => resolve(Buffer.concat(chunks)));
+    response.once('error', reject);
+  });
+}

@@ -1,0 +1,83 @@
+// The stream contract between the api-server and the node handlers (ADR 0013), declared once: the
+// node handler's stream endpoint, the identities in the two certificates, and the paths. The
+// api-server reaches the node handler of a VMI's node at that handler pod's IP on
+// NODE_HANDLER_STREAM_PORT over TLS with mutual authentication; a stream request is an HTTP/1.1
+// GET asking to upgrade to STREAM_UPGRADE_PROTOCOL; after the 101 answer the connection carries
+// the stream's raw bytes both ways. A refusal is an HTTP error whose body is NodeStreamError.
+import { z } from 'zod';
+
+/** KubeVirt's virt-handler serves its console server on 8186; so does the node handler. */
+export const NODE_HANDLER_STREAM_PORT = 8186;
+
+/** The Upgrade token of a stream request. */
+export const STREAM_UPGRADE_PROTOCOL = 'kubevm-stream';
+
+/** The name the node handler's serving certificate carries (DNS SAN); checked by the api-server. */
+export const NODE_HANDLER_STREAM_SERVER_NAME = 'kubevm-node-handler.kubevirt.svc';
+
+/** The common name of the api-server's client certificate; the only client the node handler serves. */
+export const API_SERVER_STREAM_CLIENT_NAME = 'kubevm-api-server';
+
+/** Where each side's certificate, key and the streams CA are mounted (Secret keys tls.crt, tls.key, ca.crt). */
+export const STREAM_TLS_DIR = '/etc/kubevm/streams-tls';
+
+/** The label the api-server finds node handler pods by (KubeVirt's kubevirt.io=virt-handler). */
+export const NODE_HANDLER_POD_SELECTOR = 'kubevirt.io=virt-handler';
+
+export const nodeStreamKinds = ['console', 'vnc', 'portforward', 'screenshot'] as const;
+export type NodeStreamKind = (typeof nodeStreamKinds)[number];
+
+/** Kubernetes' name rules: a namespace is a DNS label, a VMI name a DNS subdomain. */
+const dnsLabel = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/);
+const dnsSubdomain = z
+  .string()
+  .max(253)
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/);
+
+export const NodeStreamRequest = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('console'), namespace: dnsLabel, name: dnsSubdomain }),
+  z.object({ kind: z.literal('vnc'), namespace: dnsLabel, name: dnsSubdomain, preserveSession: z.boolean() }),
+  z.object({ kind: z.literal('portforward'), namespace: dnsLabel, name: dnsSubdomain, port: z.int().min(1).max(65535) }),
+  z.object({ kind: z.literal('screenshot'), namespace: dnsLabel, name: dnsSubdomain }),
+]);
+export type NodeStreamRequest = z.infer<typeof NodeStreamRequest>;
+
+/** The path (and query) of a stream request on the node handler. */
+export function nodeStreamPath(request: NodeStreamRequest): string {
+  const base = `/v1/namespaces/${request.namespace}/virtualmachineinstances/${request.name}`;
+  switch (request.kind) {
+    case 'console':
+    case 'screenshot':
+      return `${base}/${request.kind}`;
+    case 'vnc':
+      return `${base}/vnc${request.preserveSession ? '?preserveSession=true' : ''}`;
+    case 'portforward':
+      return `${base}/portforward/${request.port}`;
+  }
+}
+
+const pathPattern = /^\/v1\/namespaces\/([^/]+)\/virtualmachineinstances\/([^/]+)\/(console|vnc|screenshot|portforward\/([0-9]{1,5}))$/;
+
+/** The request a path names, or why it names none (the path is untrusted input). */
+export function parseNodeStreamPath(url: string): { ok: true; request: NodeStreamRequest } | { ok: false; message: string } {
+  if (url.length > 1024) return { ok: false, message: 'the path is too long' };
+  const [path = '', query = ''] = url.split('?', 2);
+  const match = pathPattern.exec(path);
+  if (!match) return { ok: false, message: `no stream at ${JSON.stringify(path.slice(0, 200))}` };
+  const [, namespace, name, what, port] = match;
+  const kind = what?.startsWith('portforward') ? 'portforward' : what;
+  const candidate = {
+    kind,
+    namespace,
+    name,
+    ...(kind === 'portforward' ? { port: Number(port) } : {}),
+    ...(kind === 'vnc' ? { preserveSession: new URLSearchParams(query).get('preserveSession') === 'true' } : {}),
+  };
+  const parsed = NodeStreamRequest.safeParse(candidate);
+  if (!parsed.success) return { ok: false, message: `invalid stream request: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}` };
+  return { ok: true, request: parsed.data };
+}
+
+/** The body of a refused stream request. */
+export const NodeStreamError = z.object({ message: z.string().max(4096) });
+export type NodeStreamError = z.infer<typeof NodeStreamError>;
