@@ -14,7 +14,8 @@ export type RbacVerb = 'get' | 'update';
 /** What a request does, in RBAC's terms. */
 export interface ResourceAttributes {
   namespace: string;
-  verb: RbacVerb;
+  /** RbacVerb for subresource routes; the admission guards ask for verbs of their own (exec, use). */
+  verb: string;
   group: string;
   version: string;
   /** virtualmachines, virtualmachineinstances, or expand-vm-spec. */
@@ -37,12 +38,13 @@ export function rbacVerbOf(method: string): RbacVerb | undefined {
   }
 }
 
-export function subjectAccessReview(user: UserInfo, attributes: ResourceAttributes): object {
+export function subjectAccessReview(user: UserInfo & { uid?: string }, attributes: ResourceAttributes): object {
   return {
     apiVersion: 'authorization.k8s.io/v1',
     kind: 'SubjectAccessReview',
     spec: {
       user: user.username,
+      ...(user.uid ? { uid: user.uid } : {}),
       groups: user.groups,
       ...(Object.keys(user.extra).length > 0 ? { extra: user.extra } : {}),
       resourceAttributes: attributes,
@@ -67,14 +69,14 @@ export interface AuthorizationDecision {
 }
 
 export interface Authorizer {
-  authorize(user: UserInfo, attributes: ResourceAttributes): Promise<AuthorizationDecision>;
+  authorize(user: UserInfo & { uid?: string }, attributes: ResourceAttributes): Promise<AuthorizationDecision>;
 }
 
 /** Asks the API server (POST subjectaccessreviews); an unreadable answer is an error, never an allow. */
 export class SubjectAccessReviewAuthorizer implements Authorizer {
   constructor(private readonly client: KubeClient) {}
 
-  async authorize(user: UserInfo, attributes: ResourceAttributes): Promise<AuthorizationDecision> {
+  async authorize(user: UserInfo & { uid?: string }, attributes: ResourceAttributes): Promise<AuthorizationDecision> {
     const answer = await this.client.request(HttpMethod.POST, '/apis/authorization.k8s.io/v1/subjectaccessreviews', {
       body: subjectAccessReview(user, attributes),
     });

@@ -40,7 +40,6 @@ async function main(): Promise<void> {
   const streams = new NodeStreams(podIpLocator(client.resource(coreResources.pods), config.namespace, config.nodeHandlerStreamPort), () => streamTls);
 
   const admission = clusterAdmissionContext(client, config.namespace);
-  await admission.refresh().catch((err: unknown) => log.warn({ err }, 'could not read the KubeVirt CR; no host devices are permitted until it can be read'));
   const app = createApiServer({ client, authorizer: new SubjectAccessReviewAuthorizer(client), frontProxy: () => frontProxy, log, tls, admission, streams });
   const health = new HealthServer({ port: config.healthPort, log, component: 'virt_api' });
   let serving = false;
@@ -57,7 +56,6 @@ async function main(): Promise<void> {
         }
         frontProxy = next;
         streamTls = readStreamTls(config.streamTlsDir) ?? streamTls;
-        return admission.refresh();
       })
       .catch((err: unknown) => log.warn({ err }, 'could not re-read the front-proxy settings; keeping the last ones'));
   }, config.authRefreshMs);

@@ -23,9 +23,20 @@ const context: AdmissionContext = {
     })[name],
   activeMigrationFor: async (_ns, vmiName) => (vmiName === 'busy' ? 'uid-of-m0' : undefined),
   findInstancetypeSpec: async (_kind, _ns, name) => ({ 'u1.medium': { cpu: { guest: 1 }, memory: { guest: '4Gi' } }, fedora: {} })[name],
-  permittedHostDevices: () => ({ pciHostDevices: [{ pciVendorSelector: '10de:1eb8', resourceName: 'nvidia.com/TU104GL_Tesla_T4' }] }),
+  permittedHostDevices: async () => ({ pciHostDevices: [{ pciVendorSelector: '10de:1eb8', resourceName: 'nvidia.com/TU104GL_Tesla_T4' }] }),
   kubevirtCount: async () => 1,
   isKubevmComponent: (user) => user.startsWith('system:serviceaccount:kubevirt:'),
+  launcherPodVmi: async (_ns, pod) => ({ 'virt-launcher-running-x7k2p': 'running' })[pod],
+  // A tiny RBAC: who holds which permission (verb resource[/subresource] name) in namespace "ns".
+  authorize: async (user, a) => {
+    const held: Record<string, string[]> = {
+      devicer: ['use hostdevices nvidia.com/TU104GL_Tesla_T4'],
+      debugger: ['exec virtualmachineinstances/launcher running', 'attach virtualmachineinstances/launcher running', 'portforward virtualmachineinstances/launcher running'],
+    };
+    const wanted = `${a.verb} ${a.resource}${a.subresource ? `/${a.subresource}` : ''} ${a.name ?? ''}`;
+    const allowed = a.namespace === 'ns' && a.group === 'subresources.kubevirt.io' && (held[user.username] ?? []).includes(wanted);
+    return { allowed, reason: allowed ? 'granted' : '' };
+  },
 };
 
 const vm = validManifests['quickstartVM'] as Manifest;
@@ -204,7 +215,11 @@ describe('the validating webhook denies invalid manifests, naming the field path
 describe('the validating webhook admits valid manifests', () => {
   it.each(Object.entries(validManifests))('%s', async (name, manifest) => {
     // fullVMI names devices this context does not permit; permit them for this check.
-    const permitAll: AdmissionContext = { ...context, permittedHostDevices: () => ({ pciHostDevices: [{ pciVendorSelector: 'a:b', resourceName: 'intel.com/qat' }, { pciVendorSelector: 'c:d', resourceName: 'nvidia.com/GP102GL_Tesla_P40' }] }) };
+    const permitAll: AdmissionContext = {
+      ...context,
+      permittedHostDevices: async () => ({ pciHostDevices: [{ pciVendorSelector: 'a:b', resourceName: 'intel.com/qat' }, { pciVendorSelector: 'c:d', resourceName: 'nvidia.com/GP102GL_Tesla_P40' }] }),
+      authorize: async () => ({ allowed: true, reason: '' }),
+    };
     const subject = name === 'migration' ? { ...manifest, metadata: { name: 'm' }, spec: { vmiName: 'running' } } : manifest;
     const response = await admit(request(subject), permitAll);
     expect(response).toMatchObject({ allowed: true });
@@ -274,6 +289,71 @@ describe('the validating webhook admits valid manifests', () => {
   it('refuses (500, retried by the client) when a lookup fails, never admits unchecked', async () => {
     const failing: AdmissionContext = { ...context, findVmi: async () => Promise.reject(new Error('connection refused')) };
     expect(await admit(request(migration), failing)).toMatchObject({ allowed: false, status: { code: 500, message: expect.stringMatching(/connection refused/) } });
+  });
+});
+
+describe('the guards', () => {
+  const gpuVM = variant(vm, (m) => (m.spec.template.spec.domain.devices.gpus = [{ name: 'gpu1', deviceName: 'nvidia.com/TU104GL_Tesla_T4' }]));
+  const gpuVMI = variant(vmi, (m) => (m.spec.domain.devices.hostDevices = [{ name: 'dev1', deviceName: 'nvidia.com/TU104GL_Tesla_T4' }]));
+
+  it('refuses a permitted host device to a user who may not use it, naming the field and the permission', async () => {
+    for (const [manifest, path] of [[gpuVM, `${t}.domain.devices.gpus[0].deviceName`], [gpuVMI, 'spec.domain.devices.hostDevices[0].deviceName']] as const) {
+      const response = await admit(request(manifest, 'CREATE', undefined, 'alice'), context);
+      expect(response.allowed).toBe(false);
+      expect(response.status?.message).toContain(`${path}: user "alice" may not use host device "nvidia.com/TU104GL_Tesla_T4": it needs "use" on "hostdevices" in API group "subresources.kubevirt.io"`);
+    }
+  });
+
+  it('admits it to a user who may use that resource name, and still refuses a name the KubeVirt CR does not permit', async () => {
+    expect(await admit(request(gpuVM, 'CREATE', undefined, 'devicer'), context)).toMatchObject({ allowed: true });
+    expect(await admit(request(gpuVMI, 'CREATE', undefined, 'devicer'), context)).toMatchObject({ allowed: true });
+    const other = variant(gpuVM, (m) => (m.spec.template.spec.domain.devices.gpus[0].deviceName = 'nvidia.com/A100'));
+    const response = await admit(request(other, 'CREATE', undefined, 'devicer'), context);
+    expect(response.allowed).toBe(false);
+    expect(response.status?.message).toMatch(/gpus\[0\].deviceName: "nvidia.com\/A100" is not permitted/);
+    expect(response.status?.message).toMatch(/may not use host device "nvidia.com\/A100"/);
+  });
+
+  it('asks only for devices an update adds, and not of kubevm\'s own components', async () => {
+    const labelled = variant(gpuVM, (m) => (m.metadata.finalizers = ['kubevirt.io/virtualMachineControllerFinalize']));
+    expect(await admit(request(labelled, 'UPDATE', gpuVM, 'alice'), context)).toMatchObject({ allowed: true });
+    const added = variant(gpuVM, (m) => m.spec.template.spec.domain.devices.gpus.push({ name: 'gpu2', deviceName: 'nvidia.com/TU104GL_Tesla_T4' }));
+    expect(await admit(request(added, 'UPDATE', vm, 'alice'), context)).toMatchObject({ allowed: false });
+    expect(await admit(request(gpuVMI, 'CREATE', undefined, 'system:serviceaccount:kubevirt:kubevm-controller'), context)).toMatchObject({ allowed: true });
+  });
+
+  const connect = (pod: string, subResource: string, username: string, resource = 'pods'): AdmissionRequest => ({
+    uid: 'uid-c',
+    kind: { group: '', version: 'v1', kind: 'PodExecOptions' },
+    resource: { group: '', version: 'v1', resource },
+    subResource,
+    operation: 'CONNECT',
+    namespace: 'ns',
+    name: pod,
+    userInfo: { username, groups: ['system:authenticated'] },
+    object: { kind: 'PodExecOptions', apiVersion: 'v1', command: ['sh'] },
+  });
+
+  it.each(['exec', 'attach', 'portforward'])('refuses %s into a launcher pod without the launcher permission, naming it', async (sub) => {
+    const response = await admit(connect('virt-launcher-running-x7k2p', sub, 'alice'), context);
+    expect(response).toMatchObject({ uid: 'uid-c', allowed: false, status: { code: 403, reason: 'Forbidden' } });
+    expect(response.status?.message).toContain(`needs "${sub}" on "virtualmachineinstances/launcher" in API group "subresources.kubevirt.io" (name "running") in the namespace "ns"`);
+    expect(response.status?.message).toContain('kubevm.io:launcher-entry');
+    expect(await admit(connect('virt-launcher-running-x7k2p', sub, 'debugger'), context)).toMatchObject({ allowed: true });
+  });
+
+  it('lets exec into other pods and CONNECTs to other subresources through untouched', async () => {
+    expect(await admit(connect('web', 'exec', 'alice'), context)).toMatchObject({ allowed: true });
+    expect(await admit(connect('virt-launcher-running-x7k2p', 'proxy', 'alice'), context)).toMatchObject({ allowed: true });
+    expect(await admit(connect('virt-launcher-running-x7k2p', 'exec', 'alice', 'services'), context)).toMatchObject({ allowed: true });
+  });
+
+  it('refuses (500) when it cannot tell, never lets in unchecked', async () => {
+    const failing: AdmissionContext = { ...context, launcherPodVmi: async () => Promise.reject(new Error('pods "x" is forbidden')) };
+    expect(await admit(connect('virt-launcher-running-x7k2p', 'exec', 'debugger'), failing)).toMatchObject({ allowed: false, status: { code: 500 } });
+    const noReview: AdmissionContext = { ...context, authorize: async () => Promise.reject(new Error('timeout')) };
+    expect(await admit(connect('virt-launcher-running-x7k2p', 'exec', 'debugger'), noReview)).toMatchObject({ allowed: false, status: { code: 500 } });
+    expect(await admit(request(gpuVM, 'CREATE', undefined, 'devicer'), noReview)).toMatchObject({ allowed: false, status: { code: 500 } });
   });
 });
 

@@ -13,11 +13,13 @@ import {
   VirtualMachineSchema,
   formatIssues,
 } from '../../runtime/api/index.js';
-import type { KubeVirt, PermittedHostDevices, VirtualMachine, VirtualMachineInstance } from '../../runtime/api/index.js';
+import type { KubeVirt, PermittedHostDevices, VirtualMachine, VirtualMachineInstance, VirtualMachineInstanceSpec } from '../../runtime/api/index.js';
 import { jsonEqual } from '../../runtime/json.js';
 import type { Findings } from './rules.js';
 import { checkVmiSpec, emptyFindings } from './rules.js';
 import { instancetypeConflicts } from '../../runtime/instancetype.js';
+import type { GuardContext, RequestUser } from './guards.js';
+import { checkHostDeviceUse, judgeLauncherEntry, launcherEntryVerb, requestedDeviceNames } from './guards.js';
 
 export const AdmissionReview = z.object({
   apiVersion: z.literal('admission.k8s.io/v1'),
@@ -25,10 +27,19 @@ export const AdmissionReview = z.object({
   request: z.object({
     uid: z.string().min(1),
     kind: z.object({ group: z.string(), version: z.string(), kind: z.string() }),
+    resource: z.object({ group: z.string(), version: z.string(), resource: z.string() }).optional(),
+    subResource: z.string().optional(),
     operation: z.enum(['CREATE', 'UPDATE', 'DELETE', 'CONNECT']),
     namespace: z.string().optional(),
     name: z.string().optional(),
-    userInfo: z.object({ username: z.string().optional(), groups: z.array(z.string()).optional() }).optional(),
+    userInfo: z
+      .object({
+        username: z.string().optional(),
+        uid: z.string().optional(),
+        groups: z.array(z.string()).optional(),
+        extra: z.record(z.string(), z.array(z.string())).optional(),
+      })
+      .optional(),
     object: z.unknown().optional(),
     oldObject: z.unknown().optional(),
     dryRun: z.boolean().optional(),
@@ -45,11 +56,12 @@ export interface AdmissionResponse {
 }
 
 /** What the admitters read from the cluster; lookups may fail (the answer then says so). */
-export interface AdmissionContext {
+export interface AdmissionContext extends GuardContext {
   findVmi(namespace: string, name: string): Promise<VirtualMachineInstance | undefined>;
   /** The spec of an instancetype or preference (by kind), undefined when it does not exist. */
   findInstancetypeSpec(kind: string, namespace: string, name: string): Promise<unknown>;
-  permittedHostDevices(): PermittedHostDevices | undefined;
+  /** The KubeVirt CR's spec.configuration.permittedHostDevices, read when a spec asks for a device. */
+  permittedHostDevices(): Promise<PermittedHostDevices | undefined>;
   /** The name of a migration of this VMI that has not ended, if any (only one at a time). */
   activeMigrationFor(namespace: string, vmiName: string): Promise<string | undefined>;
   /** How many KubeVirt CRs exist (only one may). */
@@ -94,9 +106,35 @@ const specOf = (object: unknown): unknown => (typeof object === 'object' && obje
 /** What every instancetype sets (cpu.guest and memory.guest are required): the conflicts that hold whatever it is. */
 const anyInstancetype: VirtualMachineInstancetypeSpec = { cpu: { guest: 1 }, memory: { guest: '1Mi' } };
 
+/** Read only for specs with devices: an admin's change to the list applies to the next review, with no cache to wait for. */
+async function permittedFor(spec: VirtualMachineInstanceSpec, context: AdmissionContext): Promise<PermittedHostDevices | undefined> {
+  const devices = spec.domain.devices;
+  return (devices.hostDevices?.length ?? 0) + (devices.gpus?.length ?? 0) > 0 ? context.permittedHostDevices() : undefined;
+}
+
+function requestUser(request: AdmissionRequest): RequestUser {
+  const info = request.userInfo;
+  return { username: info?.username ?? '', ...(info?.uid ? { uid: info.uid } : {}), groups: info?.groups ?? [], extra: info?.extra ?? {} };
+}
+
+/** Host devices new in this write need the writer's `use` permission; kubevm's own writers copy what a user was allowed. */
+async function checkDeviceUse(request: AdmissionRequest, spec: VirtualMachineInstanceSpec, at: string, before: VirtualMachineInstanceSpec | undefined, context: AdmissionContext, findings: Findings): Promise<void> {
+  const user = requestUser(request);
+  if (context.isKubevmComponent(user.username)) return;
+  await checkHostDeviceUse(requestedDeviceNames(spec, at, before), request.namespace ?? '', user, context, findings);
+}
+
+/** The template of the VM being replaced, when it parses (an old object that does not is judged as new). */
+function oldTemplate(request: AdmissionRequest): VirtualMachineInstanceSpec | undefined {
+  if (request.operation !== 'UPDATE') return undefined;
+  const old = VirtualMachineSchema.safeParse(withoutStatus(request.oldObject));
+  return old.success ? old.data.spec.template.spec : undefined;
+}
+
 async function admitVirtualMachine(request: AdmissionRequest, vm: VirtualMachine, context: AdmissionContext, findings: Findings): Promise<void> {
   const template = vm.spec.template.spec;
-  checkVmiSpec(template, 'spec.template.spec', context.permittedHostDevices(), findings);
+  checkVmiSpec(template, 'spec.template.spec', await permittedFor(template, context), findings);
+  await checkDeviceUse(request, template, 'spec.template.spec', oldTemplate(request), context, findings);
   const namespace = request.namespace ?? '';
   const instancetype = vm.spec.instancetype;
   if (instancetype) {
@@ -133,7 +171,8 @@ async function admitVirtualMachineInstance(request: AdmissionRequest, vmi: Virtu
     }
     return;
   }
-  checkVmiSpec(vmi.spec, 'spec', context.permittedHostDevices(), findings);
+  checkVmiSpec(vmi.spec, 'spec', await permittedFor(vmi.spec, context), findings);
+  await checkDeviceUse(request, vmi.spec, 'spec', undefined, context, findings);
 }
 
 async function admitMigration(request: AdmissionRequest, object: unknown, context: AdmissionContext, findings: Findings): Promise<void> {
@@ -173,9 +212,28 @@ async function admitKubeVirt(request: AdmissionRequest, context: AdmissionContex
   }
 }
 
+const lookupFailed = (uid: string, err: unknown): AdmissionResponse => ({
+  uid,
+  allowed: false,
+  status: { code: 500, reason: 'InternalError', message: `kubevm could not check this object: ${err instanceof Error ? err.message : String(err)}; try again` },
+});
+
+/** exec, attach, port-forward into a pod: guarded when it is a launcher pod (guards.ts). */
+async function admitConnect(request: AdmissionRequest, context: AdmissionContext): Promise<AdmissionResponse> {
+  const verb = launcherEntryVerb(request.resource, request.subResource);
+  if (!verb) return allow(request.uid);
+  try {
+    const denial = await judgeLauncherEntry(verb, request.namespace ?? '', request.name ?? '', requestUser(request), context);
+    return denial === undefined ? allow(request.uid) : { uid: request.uid, allowed: false, status: { code: 403, reason: 'Forbidden', message: denial } };
+  } catch (err) {
+    return lookupFailed(request.uid, err);
+  }
+}
+
 /** Judges one AdmissionRequest. */
 export async function admit(request: AdmissionRequest, context: AdmissionContext): Promise<AdmissionResponse> {
   const uid = request.uid;
+  if (request.operation === 'CONNECT') return admitConnect(request, context);
   if (request.operation !== 'CREATE' && request.operation !== 'UPDATE') return allow(uid);
   const kind = request.kind.kind;
   const schema = schemaOf(kind);
@@ -207,7 +265,7 @@ export async function admit(request: AdmissionRequest, context: AdmissionContext
     }
   } catch (err) {
     // A lookup failed: refuse rather than admit unchecked (the client retries).
-    return { uid, allowed: false, status: { code: 500, reason: 'InternalError', message: `kubevm could not check this object: ${err instanceof Error ? err.message : String(err)}; try again` } };
+    return lookupFailed(uid, err);
   }
   return answer(uid, findings);
 }

@@ -1,12 +1,15 @@
 // The cluster the validating webhook consults, read through the API server at admission time
 // (no informer: reviews are rare next to the reads an informer would keep up to date).
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
+import { coreResources } from '../../runtime/kube.js';
+import { DOMAIN_ANNOTATION, LAUNCHER_LABEL, LAUNCHER_LABEL_VALUE } from '../../runtime/contracts/launcher-pod.js';
+import { SubjectAccessReviewAuthorizer } from '../authorize.js';
 import {
   KubeVirtNames,
   VirtualMachineInstanceMigrationNames,
   VirtualMachineInstanceNames,
 } from '../../runtime/api/index.js';
-import type { KubeVirt, PermittedHostDevices, VirtualMachineInstance, VirtualMachineInstanceMigration } from '../../runtime/api/index.js';
+import type { KubeVirt, VirtualMachineInstance, VirtualMachineInstanceMigration } from '../../runtime/api/index.js';
 import { descriptorOf, instancetypeSpecFinder } from '../descriptors.js';
 import type { AdmissionContext } from './admit.js';
 
@@ -15,15 +18,25 @@ export function kubevmComponent(namespace: string): (username: string) => boolea
   return (username) => username.startsWith(`system:serviceaccount:${namespace}:kubevm-`);
 }
 
-export function clusterAdmissionContext(client: KubeClient, componentNamespace: string): AdmissionContext & { refresh(): Promise<void> } {
+export function clusterAdmissionContext(client: KubeClient, componentNamespace: string): AdmissionContext {
   const vmis = client.resource<VirtualMachineInstance & KubeObject>(descriptorOf(VirtualMachineInstanceNames));
   const kubevirts = client.resource<KubeVirt & KubeObject>(descriptorOf(KubeVirtNames));
   const migrations = client.resource<Omit<VirtualMachineInstanceMigration, 'metadata'> & KubeObject>(descriptorOf(VirtualMachineInstanceMigrationNames));
-  let permitted: PermittedHostDevices | undefined;
+  const pods = client.resource<KubeObject>(coreResources.pods);
+  const authorizer = new SubjectAccessReviewAuthorizer(client);
   return {
+    async launcherPodVmi(namespace, podName) {
+      const pod = await pods.find(podName, namespace);
+      if (pod?.metadata?.labels?.[LAUNCHER_LABEL] !== LAUNCHER_LABEL_VALUE) return undefined;
+      // A launcher pod without its VMI's name (not rendered by kubevm) is still guarded, by an empty name.
+      return pod.metadata.annotations?.[DOMAIN_ANNOTATION] ?? '';
+    },
+    authorize: (user, attributes) => authorizer.authorize(user, { ...attributes, version: 'v1' }),
     findVmi: (namespace, name) => vmis.find(name, namespace),
     findInstancetypeSpec: instancetypeSpecFinder(client),
-    permittedHostDevices: () => permitted,
+    async permittedHostDevices() {
+      return (await kubevirts.list()).items[0]?.spec?.configuration?.permittedHostDevices;
+    },
     async activeMigrationFor(namespace, vmiName) {
       const items = (await migrations.list({ namespace })).items;
       const active = items.find((m) => m.spec.vmiName === vmiName && m.status?.phase !== 'Succeeded' && m.status?.phase !== 'Failed');
@@ -33,10 +46,5 @@ export function clusterAdmissionContext(client: KubeClient, componentNamespace: 
       return (await kubevirts.list()).items.length;
     },
     isKubevmComponent: kubevmComponent(componentNamespace),
-    /** Re-read the KubeVirt CR's permitted host devices (main calls it periodically). */
-    async refresh() {
-      const items = (await kubevirts.list()).items;
-      permitted = items[0]?.spec?.configuration?.permittedHostDevices;
-    },
   };
 }

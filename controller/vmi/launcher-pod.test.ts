@@ -67,6 +67,7 @@ describe('renderLauncherPod', () => {
       fsGroup: 107,
       runAsNonRoot: true,
       seccompProfile: { type: 'RuntimeDefault' },
+      sysctls: [{ name: 'net.ipv4.ip_unprivileged_port_start', value: '0' }],
     });
     const compute = pod.spec?.containers[0];
     expect(compute?.name).toBe('compute');
@@ -77,7 +78,7 @@ describe('renderLauncherPod', () => {
       allowPrivilegeEscalation: false,
       privileged: false,
       readOnlyRootFilesystem: true,
-      capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
+      capabilities: { drop: ['ALL'] },
     });
     expect(pod.spec?.restartPolicy).toBe('Never');
   });

@@ -545,9 +545,9 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
       { name: LAUNCHER_ENV.podName, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     ],
     resources: launcherResources(vmi, config),
-    // The init containers' context plus the one capability QEMU's user-mode networking needs to
-    // forward guest ports below 1024.
-    securityContext: { ...RESTRICTED_SECURITY_CONTEXT, capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] } },
+    // The init containers' context: no capability at all. Guest ports below 1024 are bound through
+    // the pod's sysctl below (ADR 0013).
+    securityContext: RESTRICTED_SECURITY_CONTEXT,
     volumeMounts: [...fixedMounts, ...perVolume.flatMap((parts) => parts.mounts), ...images.mounts],
     ...(devices.length > 0 ? { volumeDevices: devices } : {}),
     terminationMessagePolicy: 'FallbackToLogsOnError',
@@ -586,6 +586,11 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
         fsGroup: LAUNCHER_UID,
         runAsNonRoot: true,
         seccompProfile: { type: 'RuntimeDefault' },
+        // QEMU's user-mode network (masquerade, slirp) and passt bind the guest's declared ports in
+        // the pod's network namespace as uid 107; ports below 1024 too, without NET_BIND_SERVICE
+        // (a capability in the bounding set only, never effective for a non-root process). A safe,
+        // namespaced sysctl: the Restricted Pod Security Standard allows it (ADR 0013).
+        sysctls: [{ name: 'net.ipv4.ip_unprivileged_port_start', value: '0' }],
       },
       ...(images.initContainers.length > 0 ? { initContainers: images.initContainers } : {}),
       containers: [compute],

@@ -5,6 +5,7 @@
 // migrations, migrating is granted explicitly); kubevirt.io:default and
 // instancetype.kubevirt.io:view are bound to every authenticated user.
 import type { V1PolicyRule } from '@kubernetes/client-node';
+import { LAUNCHER_ENTRY, LAUNCHER_ENTRY_ROLE } from '../../runtime/contracts/guard-permissions.js';
 import type { InstallTarget, Manifest } from '../install.js';
 import { KUBEVIRT_APP_LABEL, managedLabels } from '../install.js';
 
@@ -25,6 +26,8 @@ export const USER_ROLE_NAMES = {
   migrate: 'kubevirt.io:migrate',
   default: 'kubevirt.io:default',
   instancetypeView: 'instancetype.kubevirt.io:view',
+  /** kubevm's own: entering launcher pods (exec, attach, port-forward on the pod), never aggregated. */
+  launcherEntry: LAUNCHER_ENTRY_ROLE,
 } as const;
 
 // The subresources kubevm's api-server serves (or will: console and vnc). KubeVirt's rules name
@@ -68,6 +71,9 @@ export const USER_ROLE_RULES: Record<keyof typeof USER_ROLE_NAMES, V1PolicyRule[
     { apiGroups: [SUBRESOURCES], resources: ['version'], verbs: ['get', 'list'] },
   ],
   instancetypeView: [{ apiGroups: [INSTANCETYPE], resources: ['virtualmachineclusterinstancetypes', 'virtualmachineclusterpreferences'], verbs: READ }],
+  // The admission guard's permission (api-server/admission/guards.ts); pods/exec itself still
+  // comes from Kubernetes' edit or admin role.
+  launcherEntry: [{ apiGroups: [LAUNCHER_ENTRY.group], resources: [`${LAUNCHER_ENTRY.resource}/${LAUNCHER_ENTRY.subresource}`], verbs: [...LAUNCHER_ENTRY.verbs] }],
 };
 
 const AGGREGATE_TO: Partial<Record<keyof typeof USER_ROLE_NAMES, string>> = { admin: 'admin', edit: 'edit', view: 'view' };

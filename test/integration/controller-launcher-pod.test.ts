@@ -1,5 +1,7 @@
-// The rendered launcher pod on the REAL kubelet and containerd: its security context (uid 107,
-// read-only root, no capabilities but NET_BIND_SERVICE) is admitted and runs, and the init-copy of a
+// The rendered launcher pod on the REAL kubelet and containerd, in a namespace that enforces the
+// Restricted Pod Security Standard: its security context (uid 107, read-only root, no capabilities)
+// is admitted and runs, it binds port 80 as uid 107 (the pod's ip_unprivileged_port_start sysctl;
+// NET_BIND_SERVICE alone does not, shown by a contrast pod), and the init-copy of a
 // FROM-scratch containerDisk image and of a kernelBoot image lands where the launcher reads them
 // (/var/run/kubevirt/container-disks/<volume>/disk/..., /var/run/kubevirt/kernel-boot/boot/...).
 // A stand-in launcher (busybox, which is also the copier the real launcher image must carry as
@@ -36,6 +38,8 @@ const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 useLocalClusterKubeconfig();
 
 const LAUNCHER = 'kubevm-it/fake-launcher:1';
+const namespaces: ResourceDescriptor = { group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false };
+const RESTRICTED_LABELS = { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' };
 const DISK = 'kubevm-it/fake-disk:1';
 type Pod = V1Pod & KubeObject;
 const secrets: ResourceDescriptor = { group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true };
@@ -121,6 +125,8 @@ beforeAll(async () => {
   buildImages();
   await applyKubevmCrds(client, 'kubevm-controller-test');
   namespace = await createTestNamespace(client, 'kubevm-ctl-pod');
+  // Launcher pods pass the Restricted Pod Security Standard: the API server refuses any that does not.
+  await client.resource<KubeObject>(namespaces).patch(namespace, undefined, { metadata: { labels: RESTRICTED_LABELS } }, 'merge');
   manager = new ControllerManager(
     client,
     {
@@ -132,6 +138,8 @@ beforeAll(async () => {
         '-c',
         'find /var/run/kubevirt/container-disks /var/run/kubevirt/kernel-boot -type f -exec /bin/busybox sh -c \'echo "$1: $(cat "$1")"\' _ {} \\; ; ' +
           'touch /probe 2>/dev/null && echo ROOT-WRITABLE || echo ROOT-READ-ONLY; id; ' +
+          // What QEMU's hostfwd does for a guest's declared port 80: bind it in the pod, as uid 107.
+          '/bin/busybox httpd -p 80 -h /var/run/kubevm/vmi && echo BOUND-PORT-80 || echo PORT-80-REFUSED; ' +
           '/bin/busybox grep -q spec /var/run/kubevm/vmi/vmi.json && echo VMI-FILE-PRESENT; exec /bin/busybox sleep 3600',
       ],
       namespace,
@@ -168,6 +176,28 @@ describe('the launcher pod on the real kubelet', () => {
     expect(log).toContain('/var/run/kubevirt/kernel-boot/boot/vmlinuz: KUBEVM-IT-KERNEL');
     expect(log).toContain('ROOT-READ-ONLY');
     expect(log).toMatch(/uid=107\b.*gid=107\b/);
+    expect(log).toContain('BOUND-PORT-80');
+    expect((await client.resource<KubeObject>(namespaces).get(namespace)).metadata?.labels).toMatchObject(RESTRICTED_LABELS);
+  });
+
+  it('NET_BIND_SERVICE alone (the launcher\'s former capability) does not let uid 107 bind port 80, and a privileged pod is refused here', async () => {
+    const pods = client.resource<Pod>(coreResources.pods);
+    const name = 'net-bind-contrast';
+    const context = { runAsUser: 107, runAsGroup: 107, runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, seccompProfile: { type: 'RuntimeDefault' as const } };
+    const contrast = (podName: string, securityContext: object): Pod => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: podName, namespace },
+      spec: {
+        restartPolicy: 'Never',
+        automountServiceAccountToken: false,
+        containers: [{ name: 'compute', image: LAUNCHER, imagePullPolicy: 'IfNotPresent', command: ['/bin/busybox', 'sh', '-c', '/bin/busybox httpd -p 80 -h / && echo BOUND-PORT-80 || echo PORT-80-REFUSED'], securityContext }],
+      },
+    });
+    await pods.create(contrast(name, { ...context, capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] } }));
+    await eventually('the contrast pod to finish', 120_000, async () => ['Succeeded', 'Failed'].includes((await pods.get(name, namespace)).status?.phase ?? ''));
+    expect(await logsOf(name)).toContain('PORT-80-REFUSED');
+    await expect(pods.create(contrast('privileged', { privileged: true }))).rejects.toThrow(/violates PodSecurity "restricted:latest"/);
   });
 
   it('deleting the VM deletes the VMI, whose pod gets the VMI\'s grace period plus the launcher\'s margin; VMI and VM wait for the pod', async () => {

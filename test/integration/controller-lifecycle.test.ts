@@ -187,7 +187,7 @@ describe('VirtualMachine → VMI → launcher pod', () => {
     expect(pod.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'VirtualMachineInstance', uid: vmi.metadata?.uid, controller: true });
     expect(pod.spec?.automountServiceAccountToken).toBe(false);
     expect(pod.spec?.containers[0]?.resources?.requests).toEqual({ memory: '208Mi', 'ephemeral-storage': '50Mi', cpu: '100m' });
-    expect(pod.spec?.containers[0]?.securityContext?.capabilities).toEqual({ drop: ['ALL'], add: ['NET_BIND_SERVICE'] });
+    expect(pod.spec?.containers[0]?.securityContext?.capabilities).toEqual({ drop: ['ALL'] });
     // The VMI reaches the launcher in a Secret the VMI owns, mounted by the pod, not in an annotation.
     expect(pod.metadata?.annotations).toEqual({ 'kubevirt.io/domain': vmi.metadata?.name });
     const secrets: ResourceDescriptor = { group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true };
