@@ -15,6 +15,8 @@ export const MANAGED_KINDS = {
   PodDisruptionBudget: { group: 'policy', version: 'v1', resource: 'poddisruptionbudgets', kind: 'PodDisruptionBudget', namespaced: true },
   Service: { group: '', version: 'v1', resource: 'services', kind: 'Service', namespaced: true },
   APIService: { group: 'apiregistration.k8s.io', version: 'v1', resource: 'apiservices', kind: 'APIService', namespaced: false },
+  ValidatingAdmissionPolicy: { group: 'admissionregistration.k8s.io', version: 'v1', resource: 'validatingadmissionpolicies', kind: 'ValidatingAdmissionPolicy', namespaced: false },
+  ValidatingAdmissionPolicyBinding: { group: 'admissionregistration.k8s.io', version: 'v1', resource: 'validatingadmissionpolicybindings', kind: 'ValidatingAdmissionPolicyBinding', namespaced: false },
   // Watched in the operator's namespace only: its rights on Secrets end there.
   Secret: { group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true },
 } as const satisfies Record<string, ResourceDescriptor>;
@@ -26,6 +28,9 @@ export const REMOVAL_ORDER: readonly ManagedKind[] = [
   'APIService',
   'Deployment',
   'DaemonSet',
+  // The confinement policies outlive the components they confine (removed after them).
+  'ValidatingAdmissionPolicyBinding',
+  'ValidatingAdmissionPolicy',
   'PodDisruptionBudget',
   'Service',
   'Secret',

@@ -6,6 +6,7 @@ import { COMPONENTS } from '../install.js';
 import type { ApiServerTls } from './api-server.js';
 import { renderApiServer } from './api-server.js';
 import { renderManagedCrds } from './crds.js';
+import { renderControllerPolicy, renderNodeHandlerPolicy } from './policies.js';
 import { renderControllerRbac, renderNodeHandlerRbac } from './rbac.js';
 import { renderUserRoles } from './user-roles.js';
 import { renderControllerDeployment, renderLauncherPriorityClass, renderNodeHandlerDaemonSet, renderPodDisruptionBudget } from './workloads.js';
@@ -29,6 +30,9 @@ export function renderInstallation(spec: KubeVirtSpec, target: InstallTarget, pk
     ...renderUserRoles(target),
     ...renderControllerRbac(target),
     ...renderNodeHandlerRbac(target),
+    // Before the workloads they confine.
+    ...renderControllerPolicy(target),
+    ...renderNodeHandlerPolicy(target),
     renderControllerDeployment(spec, target),
     // A budget of one available replica would block every drain of a single-replica controller.
     ...(controllerReplicas >= 2 ? [renderPodDisruptionBudget('controller', COMPONENTS.controller.name, target)] : []),

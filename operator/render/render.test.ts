@@ -74,6 +74,16 @@ describe('renderInstallation', () => {
     expect(find(objects, kind, name)['spec']).toEqual(fromDeploy['spec']);
   });
 
+  const policyFiles: Array<[string, string]> = [
+    ['controller/policy.yaml', 'kubevm-controller-launcher-pods'],
+    ['node-handler/policy.yaml', 'kubevm-node-handler-node-restriction'],
+  ];
+  it.each(policyFiles)('renders the admission policy and binding of deploy/%s', (file, name) => {
+    for (const kind of ['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']) {
+      expect(find(objects, kind, name)['spec']).toEqual(find(deployFile(file), kind, name)['spec']);
+    }
+  });
+
   it('binds each component\'s ServiceAccount to its roles', () => {
     for (const name of ['kubevm-controller', 'kubevm-node-handler', 'kubevm-api-server']) {
       expect(find(objects, 'ClusterRoleBinding', name)['subjects']).toEqual([{ kind: 'ServiceAccount', name, namespace: 'kubevirt' }]);

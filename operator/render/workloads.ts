@@ -8,6 +8,9 @@ import { COMPONENTS, KUBEVIRT_APP_LABEL, LAUNCHER_IMAGE_NAME, imageRef, managedL
 
 type NodePlacement = NonNullable<NonNullable<KubeVirtSpec['infra']>['nodePlacement']>;
 
+/** What the launcher image runs (its entrypoint is node); the controller's admission policy pins it too. */
+export const LAUNCHER_COMMAND = 'node dist/launcher/main.js';
+
 /** The PriorityClass launcher pods run with: above ordinary workloads, so a VM is not preempted for them. */
 export const LAUNCHER_PRIORITY_CLASS = 'kubevm-launcher';
 export const LAUNCHER_PRIORITY = 1_000_000;
@@ -101,7 +104,7 @@ export function renderControllerDeployment(spec: KubeVirtSpec, target: InstallTa
                 { name: 'KUBEVM_LAUNCHER_IMAGE', value: imageRef(target, LAUNCHER_IMAGE_NAME) },
                 { name: 'KUBEVM_LAUNCHER_PULL_POLICY', value: launcherPullPolicy },
                 // The launcher image's entrypoint is node; this is the script it runs.
-                { name: 'KUBEVM_LAUNCHER_COMMAND', value: 'node dist/launcher/main.js' },
+                { name: 'KUBEVM_LAUNCHER_COMMAND', value: LAUNCHER_COMMAND },
                 // KUBEVM_USE_EMULATION stays unset: the controller follows the CR's useEmulation live.
                 { name: 'KUBEVM_HEALTH_PORT', value: '8080' },
                 { name: 'LOG_LEVEL', value: 'info' },

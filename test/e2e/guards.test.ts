@@ -6,7 +6,12 @@
 // device; creating a migration; the migrate subresource. Every cell is one real request through the
 // kube-apiserver (RBAC, then the webhook); creates are server-side dry runs, so one VM serves all.
 // The exec that succeeds also shows uid 107 binding port 80 inside the launcher (ADR 0013).
+// Then the confinement of the components (operator/render/policies.ts), with the components' own
+// service account tokens: the node handler's bound to its pod (so to its node), the controller's.
 // Fails, never skips, when the cluster or kubevm is missing.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import YAML from 'yaml';
 import { renderUserRoles } from '../../operator/render/user-roles.js';
@@ -56,6 +61,7 @@ let client: KubeClient;
 let namespace: string;
 let pod: string;
 let savedPermitted: unknown;
+const scratch = mkdtempSync(join(tmpdir(), 'kubevm-e2e-guards-'));
 
 /** kubectl as `user` (impersonated by the admin; the cluster admin is the admin itself). */
 async function as(user: User, args: string[], input = ''): Promise<{ code: number; output: string }> {
@@ -154,6 +160,7 @@ afterAll(async () => {
   }
   if (namespace) await deleteNamespace(client, namespace);
   client?.close();
+  rmSync(scratch, { recursive: true, force: true });
 });
 
 describe('the role matrix of the guarded actions', () => {
@@ -180,5 +187,128 @@ describe('the role matrix of the guarded actions', () => {
     const refused = await as('cluster-admin', ['create', '--dry-run=server', '-f', '-'], hostDeviceVm('devices.kubevm.io/not-permitted'));
     expect(refused.code).not.toBe(0);
     expect(refused.output).toContain('spec.template.spec.domain.devices.gpus[0].deviceName: "devices.kubevm.io/not-permitted" is not permitted');
+  });
+});
+
+/** A kubeconfig that authenticates with a token of `serviceAccount` (namespace kubevirt), bound to `pod` when given. */
+async function tokenKubeconfig(serviceAccount: string, pod?: string): Promise<string> {
+  const bound = pod ? ['--bound-object-kind', 'Pod', '--bound-object-name', pod] : [];
+  const token = (await kubectl(env, ['-n', 'kubevirt', 'create', 'token', serviceAccount, '--duration', '10m', ...bound])).trim();
+  const admin = JSON.parse(await kubectl(env, ['config', 'view', '--raw', '--minify', '-o', 'json'])) as { clusters: Array<{ cluster: object }> };
+  const path = join(scratch, `${serviceAccount}${pod ? '-bound' : ''}.kubeconfig`);
+  writeFileSync(
+    path,
+    YAML.stringify({ apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'c', cluster: admin.clusters[0]?.cluster }], users: [{ name: 'u', user: { token } }], contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }], 'current-context': 'x' }),
+    { mode: 0o600 },
+  );
+  return path;
+}
+
+/** kubectl with another kubeconfig; the exit code and all it printed. */
+async function using(kubeconfig: string, args: string[], input = ''): Promise<{ code: number; output: string }> {
+  const res = await run(env.kubectl, ['--kubeconfig', kubeconfig, ...args], { input, timeoutMs: 60_000 });
+  return { code: res.code, output: `${res.stdout}${res.stderr}` };
+}
+
+async function componentPod(component: string): Promise<KubeObject & { spec?: { nodeName?: string } }> {
+  const pods = await client.resource<KubeObject & { spec?: { nodeName?: string }; status?: { phase?: string } }>(coreResources.pods).list({ namespace: 'kubevirt', labelSelector: `app.kubernetes.io/component=${component}` });
+  const found = pods.items.find((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp);
+  if (!found?.metadata?.name) throw new Error(`no running ${component} pod`);
+  return found;
+}
+
+describe('the node handler is confined to its node', () => {
+  let bound: string;
+  let node: string;
+  const otherNode = `kubevm-confinement-${Date.now().toString(36)}`;
+
+  beforeAll(async () => {
+    const handler = await componentPod('node-handler');
+    node = handler.spec?.nodeName ?? '';
+    bound = await tokenKubeconfig('kubevm-node-handler', handler.metadata?.name);
+    // A Node no kubelet serves, tainted so nothing is scheduled onto it.
+    await kubectl(env, ['apply', '-f', '-'], { input: YAML.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: otherNode }, spec: { taints: [{ key: 'kubevm.io/confinement-test', effect: 'NoSchedule' }, { key: 'kubevm.io/confinement-test', effect: 'NoExecute' }] } }) });
+  });
+
+  afterAll(async () => {
+    await kubectl(env, ['delete', 'node', otherNode, '--ignore-not-found']).catch(() => undefined);
+  });
+
+  it('its pod-bound token names its node', async () => {
+    const whoami = await using(bound, ['auth', 'whoami', '-o', 'json']);
+    const status = (JSON.parse(whoami.output) as { status: { userInfo: { username: string; extra?: Record<string, string[]> } } }).status.userInfo;
+    expect(status.username).toBe('system:serviceaccount:kubevirt:kubevm-node-handler');
+    expect(status.extra?.['authentication.kubernetes.io/node-name']).toEqual([node]);
+  });
+
+  it('may label its own Node and annotate a VMI on its node', async () => {
+    expect(await using(bound, ['label', 'node', node, 'kubevm.io/confinement-test=own', '--overwrite'])).toMatchObject({ code: 0 });
+    expect(await using(bound, ['-n', namespace, 'annotate', 'vmi', VM, 'kubevm.io/confinement-test=own', '--overwrite'])).toMatchObject({ code: 0 });
+    await kubectl(env, ['label', 'node', node, 'kubevm.io/confinement-test-']);
+  });
+
+  it('may not change another Node', async () => {
+    const refused = await using(bound, ['label', 'node', otherNode, 'kubevm.io/confinement-test=other', '--overwrite']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.output).toContain(`ValidatingAdmissionPolicy 'kubevm-node-handler-node-restriction'`);
+    expect(refused.output).toContain(`the node handler of node ${node} may change only its own Node, not ${otherNode}`);
+  });
+
+  it('may not change a VMI that is not on its node', async () => {
+    // Pending: its pod can go nowhere, so it is on no node.
+    await client.resource<KubeObject & { spec: unknown }>({ group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstances', kind: 'VirtualMachineInstance', namespaced: true }).create({
+      apiVersion: 'kubevirt.io/v1',
+      kind: 'VirtualMachineInstance',
+      metadata: { name: 'elsewhere', namespace },
+      spec: { ...smallVmiSpec(), nodeSelector: { 'kubevm.io/no-such-node': 'true' } },
+    });
+    const refused = await using(bound, ['-n', namespace, 'annotate', 'vmi', 'elsewhere', 'kubevm.io/confinement-test=other', '--overwrite']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.output).toContain(`the node handler of node ${node} may change only VMIs on its node; elsewhere is on no node`);
+    const status = await using(bound, ['-n', namespace, 'patch', 'vmi', 'elsewhere', '--subresource', 'status', '--type', 'merge', '-p', JSON.stringify({ status: { phase: 'Running', nodeName: node } })]);
+    expect(status.code).not.toBe(0);
+    expect(status.output).toContain('may change only VMIs on its node');
+  });
+
+  it('a token of its service account that is not bound to a node may change nothing', async () => {
+    const unbound = await tokenKubeconfig('kubevm-node-handler');
+    const refused = await using(unbound, ['label', 'node', node, 'kubevm.io/confinement-test=unbound', '--overwrite']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.output).toContain("the node handler's credentials are not bound to a node");
+  });
+});
+
+describe('the controller creates only launcher pods of the expected shape', () => {
+  let controller: string;
+  type PodManifest = KubeObject & { spec: Record<string, unknown> & { volumes?: object[] }; status?: unknown };
+  let launcher: PodManifest;
+
+  beforeAll(async () => {
+    controller = await tokenKubeconfig('kubevm-controller', (await componentPod('controller')).metadata?.name);
+    const live = await client.resource<PodManifest>(coreResources.pods).get(pod, namespace);
+    // The pod as the controller sent it: without what the API server and the kubelet added.
+    const { resourceVersion: _rv, uid: _uid, creationTimestamp: _ct, managedFields: _mf, ...metadata } = live.metadata ?? {};
+    launcher = { apiVersion: 'v1', kind: 'Pod', metadata: { ...metadata, name: `${live.metadata?.name ?? ''}-copy` }, spec: live.spec };
+  });
+
+  const create = async (manifest: object): Promise<{ code: number; output: string }> => using(controller, ['create', '--dry-run=server', '-f', '-'], YAML.stringify(manifest));
+
+  it('may create a launcher pod like the ones it renders (a dry run of a copy of the running one)', async () => {
+    const created = await create(launcher);
+    expect(created.output).toContain('created (server dry run)');
+  });
+
+  it.each([
+    ['a privileged pod in kube-system', () => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'escape', namespace: 'kube-system' }, spec: { hostPID: true, containers: [{ name: 'c', image: 'kubevm/launcher:0.1.0', securityContext: { privileged: true } }] } }), 'for a VirtualMachineInstance'],
+    ['a launcher pod with a hostPath volume', () => ({ ...launcher, spec: { ...launcher.spec, volumes: [...(launcher.spec.volumes ?? []), { name: 'host', hostPath: { path: '/' } }] } }), 'volumes only of the types'],
+    ['a launcher pod with an API token', () => ({ ...launcher, spec: { ...launcher.spec, automountServiceAccountToken: true } }), 'the default service account and no API token'],
+    ['a launcher pod on the host network', () => ({ ...launcher, spec: { ...launcher.spec, hostNetwork: true } }), 'no host network'],
+    ['a launcher pod running another image', () => ({ ...launcher, spec: { ...launcher.spec, containers: (launcher.spec['containers'] as object[]).map((c) => ({ ...c, image: 'busybox:latest' })) } }), 'one container, compute, running kubevm/launcher'],
+    ['a service-account token Secret in kube-system', () => ({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/service-account-token', metadata: { name: 'stolen', namespace: 'kube-system', annotations: { 'kubernetes.io/service-account.name': 'default' }, ownerReferences: launcher.metadata?.ownerReferences } }), 'only Opaque Secrets'],
+  ])('may not create %s', async (_what, manifest, message) => {
+    const refused = await create(manifest());
+    expect(refused.code).not.toBe(0);
+    expect(refused.output).toContain("ValidatingAdmissionPolicy 'kubevm-controller-launcher-pods'");
+    expect(refused.output).toContain(message);
   });
 });
