@@ -8,7 +8,7 @@ SHELL := /bin/bash
 export KUBEVM_CACHE ?= $(HOME)/.cache/kubevm
 export KUBEVM_STATE ?= /var/lib/kubevm-local
 
-.PHONY: help deps build generate check-generated typecheck lint test test-unit test-launcher test-cluster up down images bench
+.PHONY: help deps build generate check-generated typecheck lint test test-unit test-launcher test-cluster up down images bench sbom
 
 help:
 	@echo "make up       bring up the local cluster with kubevm and an example VM"
@@ -16,6 +16,7 @@ help:
 	@echo "make test     run all test suites (what CI runs)"
 	@echo "make generate regenerate CRDs, chart CRDs and docs/api.md from the zod schemas"
 	@echo "make bench    performance figures beside KubeVirt's (local cluster; bench/results/README.md)"
+	@echo "make sbom     CycloneDX SBOMs of the node modules and the local cluster's Go modules into dist/sbom"
 
 # Host packages (Debian) and node modules; both idempotent.
 deps:
@@ -38,6 +39,9 @@ lint:
 
 test: deps
 	bash test/run-all.sh
+
+sbom:
+	@bash scripts/sbom.sh
 
 test-unit:
 	bash test/run-all.sh unit

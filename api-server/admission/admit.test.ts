@@ -22,7 +22,7 @@ const context: AdmissionContext = {
       busy: vmiNamed('busy', []),
     })[name],
   activeMigrationFor: async (_ns, vmiName) => (vmiName === 'busy' ? 'uid-of-m0' : undefined),
-  findInstancetypeSpec: async (_kind, _ns, name) => ({ 'u1.medium': { cpu: { guest: 1 }, memory: { guest: '4Gi' } }, fedora: {} })[name],
+  findInstancetypeSpec: async (_kind, _ns, name) => ({ 'u1.medium': { cpu: { guest: 1 }, memory: { guest: '4Gi' } }, fedora: {}, 'gpu.large': { cpu: { guest: 1 }, memory: { guest: '4Gi' }, gpus: [{ name: 'g', deviceName: 'nvidia.com/TU104GL_Tesla_T4' }] } })[name],
   permittedHostDevices: async () => ({ pciHostDevices: [{ pciVendorSelector: '10de:1eb8', resourceName: 'nvidia.com/TU104GL_Tesla_T4' }] }),
   kubevirtCount: async () => 1,
   isKubevmComponent: (user) => user.startsWith('system:serviceaccount:kubevirt:'),
@@ -320,6 +320,23 @@ describe('the guards', () => {
     const added = variant(gpuVM, (m) => m.spec.template.spec.domain.devices.gpus.push({ name: 'gpu2', deviceName: 'nvidia.com/TU104GL_Tesla_T4' }));
     expect(await admit(request(added, 'UPDATE', vm, 'alice'), context)).toMatchObject({ allowed: false });
     expect(await admit(request(gpuVMI, 'CREATE', undefined, 'system:serviceaccount:kubevirt:kubevm-controller'), context)).toMatchObject({ allowed: true });
+  });
+
+  it('asks for an instancetype\'s devices from whoever writes the instancetype, and from whoever makes a VM use it', async () => {
+    const clusterIt = validManifests['clusterInstancetype'] as Manifest;
+    const withGpu = variant(clusterIt, (m) => (m.spec.gpus = [{ name: 'g', deviceName: 'nvidia.com/TU104GL_Tesla_T4' }]));
+    const denied = await admit(request(withGpu, 'CREATE', undefined, 'alice'), context);
+    expect(denied.allowed).toBe(false);
+    expect(denied.status?.message).toContain('spec.gpus[0].deviceName: user "alice" may not use host device "nvidia.com/TU104GL_Tesla_T4"');
+    const other = variant(withGpu, (m) => (m.spec.gpus[0].deviceName = 'nvidia.com/A100'));
+    expect((await admit(request(other, 'CREATE', undefined, 'alice'), context)).status?.message).toMatch(/spec.gpus\[0\].deviceName: "nvidia.com\/A100" is not permitted/);
+    const usesIt = variant(itVM, (m) => (m.spec.instancetype.name = 'gpu.large'));
+    const vmDenied = await admit(request(usesIt, 'CREATE', undefined, 'alice'), context);
+    expect(vmDenied.status?.message).toContain('spec.instancetype.gpus[0].deviceName: user "alice" may not use host device');
+    expect(await admit(request(usesIt, 'CREATE', undefined, 'devicer'), context)).toMatchObject({ allowed: true });
+    // A label change of a VM whose instancetype reference stays asks nothing.
+    const relabelled = variant(usesIt, (m) => (m.metadata.labels = { team: 'a' }));
+    expect(await admit(request(relabelled, 'UPDATE', usesIt, 'alice'), context)).toMatchObject({ allowed: true });
   });
 
   const connect = (pod: string, subResource: string, username: string, resource = 'pods'): AdmissionRequest => ({

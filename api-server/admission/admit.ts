@@ -15,8 +15,8 @@ import {
 } from '../../runtime/api/index.js';
 import type { KubeVirt, PermittedHostDevices, VirtualMachine, VirtualMachineInstance, VirtualMachineInstanceSpec } from '../../runtime/api/index.js';
 import { jsonEqual } from '../../runtime/json.js';
-import type { Findings } from './rules.js';
-import { checkVmiSpec, emptyFindings } from './rules.js';
+import type { DeviceHolder, Findings } from './rules.js';
+import { checkPermittedDevices, checkVmiSpec, emptyFindings } from './rules.js';
 import { instancetypeConflicts } from '../../runtime/instancetype.js';
 import type { GuardContext, RequestUser } from './guards.js';
 import { checkHostDeviceUse, judgeLauncherEntry, launcherEntryVerb, requestedDeviceNames } from './guards.js';
@@ -106,10 +106,9 @@ const specOf = (object: unknown): unknown => (typeof object === 'object' && obje
 /** What every instancetype sets (cpu.guest and memory.guest are required): the conflicts that hold whatever it is. */
 const anyInstancetype: VirtualMachineInstancetypeSpec = { cpu: { guest: 1 }, memory: { guest: '1Mi' } };
 
-/** Read only for specs with devices: an admin's change to the list applies to the next review, with no cache to wait for. */
-async function permittedFor(spec: VirtualMachineInstanceSpec, context: AdmissionContext): Promise<PermittedHostDevices | undefined> {
-  const devices = spec.domain.devices;
-  return (devices.hostDevices?.length ?? 0) + (devices.gpus?.length ?? 0) > 0 ? context.permittedHostDevices() : undefined;
+/** Read only for objects with devices: an admin's change to the list applies to the next review, with no cache to wait for. */
+async function permittedFor(holder: DeviceHolder, context: AdmissionContext): Promise<PermittedHostDevices | undefined> {
+  return (holder.hostDevices?.length ?? 0) + (holder.gpus?.length ?? 0) > 0 ? context.permittedHostDevices() : undefined;
 }
 
 function requestUser(request: AdmissionRequest): RequestUser {
@@ -118,10 +117,23 @@ function requestUser(request: AdmissionRequest): RequestUser {
 }
 
 /** Host devices new in this write need the writer's `use` permission; kubevm's own writers copy what a user was allowed. */
-async function checkDeviceUse(request: AdmissionRequest, spec: VirtualMachineInstanceSpec, at: string, before: VirtualMachineInstanceSpec | undefined, context: AdmissionContext, findings: Findings): Promise<void> {
+async function checkDeviceUse(request: AdmissionRequest, holder: DeviceHolder, at: string, before: DeviceHolder | undefined, context: AdmissionContext, findings: Findings): Promise<void> {
   const user = requestUser(request);
   if (context.isKubevmComponent(user.username)) return;
-  await checkHostDeviceUse(requestedDeviceNames(spec, at, before), request.namespace ?? '', user, context, findings);
+  await checkHostDeviceUse(requestedDeviceNames(holder, at, before), request.namespace ?? '', user, context, findings);
+}
+
+/** Devices come from the KubeVirt CR's permitted list, and the writer may use each new one. */
+async function checkDevices(request: AdmissionRequest, holder: DeviceHolder, at: string, before: DeviceHolder | undefined, context: AdmissionContext, findings: Findings): Promise<void> {
+  checkPermittedDevices(holder, at, await permittedFor(holder, context), findings);
+  await checkDeviceUse(request, holder, at, before, context, findings);
+}
+
+/** An instancetype's devices go into every VM that uses it: whoever writes them must be allowed to use them. */
+async function admitInstancetype(request: AdmissionRequest, object: unknown, context: AdmissionContext, findings: Findings): Promise<void> {
+  const spec = VirtualMachineInstancetypeSpec.parse(specOf(object));
+  const old = request.operation === 'UPDATE' ? VirtualMachineInstancetypeSpec.safeParse(specOf(request.oldObject)) : undefined;
+  await checkDevices(request, spec, 'spec', old?.success ? old.data : undefined, context, findings);
 }
 
 /** The template of the VM being replaced, when it parses (an old object that does not is judged as new). */
@@ -133,8 +145,8 @@ function oldTemplate(request: AdmissionRequest): VirtualMachineInstanceSpec | un
 
 async function admitVirtualMachine(request: AdmissionRequest, vm: VirtualMachine, context: AdmissionContext, findings: Findings): Promise<void> {
   const template = vm.spec.template.spec;
-  checkVmiSpec(template, 'spec.template.spec', await permittedFor(template, context), findings);
-  await checkDeviceUse(request, template, 'spec.template.spec', oldTemplate(request), context, findings);
+  checkVmiSpec(template, 'spec.template.spec', await permittedFor(template.domain.devices, context), findings);
+  await checkDeviceUse(request, template.domain.devices, 'spec.template.spec.domain.devices', oldTemplate(request)?.domain.devices, context, findings);
   const namespace = request.namespace ?? '';
   const instancetype = vm.spec.instancetype;
   if (instancetype) {
@@ -147,6 +159,11 @@ async function admitVirtualMachine(request: AdmissionRequest, vm: VirtualMachine
     if (instancetype.name && found === undefined) {
       // It may be created after the VM (GitOps applies in any order), as KubeVirt allows.
       findings.warnings.push(`spec.instancetype.name: ${kind} ${JSON.stringify(instancetype.name)} does not exist (yet); the VM cannot start until it does`);
+    }
+    if (spec.success) {
+      // The instancetype's devices are the VM's: its writer must be allowed them too (unless the reference is unchanged).
+      const unchanged = request.operation === 'UPDATE' && jsonEqual((specOf(request.oldObject) as { instancetype?: unknown } | undefined)?.instancetype, instancetype);
+      await checkDevices(request, spec.data, 'spec.instancetype', unchanged ? spec.data : undefined, context, findings);
     }
     // The controller refuses these when the VM starts; refuse them at apply time.
     for (const conflict of instancetypeConflicts(template, spec.success ? spec.data : anyInstancetype, kind, instancetype.name ?? '')) {
@@ -171,8 +188,8 @@ async function admitVirtualMachineInstance(request: AdmissionRequest, vmi: Virtu
     }
     return;
   }
-  checkVmiSpec(vmi.spec, 'spec', await permittedFor(vmi.spec, context), findings);
-  await checkDeviceUse(request, vmi.spec, 'spec', undefined, context, findings);
+  checkVmiSpec(vmi.spec, 'spec', await permittedFor(vmi.spec.domain.devices, context), findings);
+  await checkDeviceUse(request, vmi.spec.domain.devices, 'spec.domain.devices', undefined, context, findings);
 }
 
 async function admitMigration(request: AdmissionRequest, object: unknown, context: AdmissionContext, findings: Findings): Promise<void> {
@@ -259,8 +276,12 @@ export async function admit(request: AdmissionRequest, context: AdmissionContext
         KubeVirtSchema.parse(object) satisfies KubeVirt;
         await admitKubeVirt(request, context, findings);
         break;
+      case 'VirtualMachineInstancetype':
+      case 'VirtualMachineClusterInstancetype':
+        await admitInstancetype(request, object, context, findings);
+        break;
       default:
-        // Instancetypes, preferences, MigrationPolicy: their schema says everything.
+        // Preferences, MigrationPolicy: their schema says everything.
         break;
     }
   } catch (err) {

@@ -9,8 +9,7 @@
 // Each denial names the permission that is missing, so the admin knows what to grant.
 import type { LauncherEntryVerb } from '../../runtime/contracts/guard-permissions.js';
 import { HOST_DEVICE_USE, LAUNCHER_ENTRY, LAUNCHER_ENTRY_ROLE, describePermission } from '../../runtime/contracts/guard-permissions.js';
-import type { VirtualMachineInstanceSpec } from '../../runtime/api/index.js';
-import type { Findings } from './rules.js';
+import type { DeviceHolder, Findings } from './rules.js';
 
 /** Who sent the request, as the AdmissionReview says (passed on to SubjectAccessReviews as is). */
 export interface RequestUser {
@@ -76,16 +75,17 @@ export async function judgeLauncherEntry(
 }
 
 /**
- * Every host device and GPU of a VMI spec that the user must be allowed to use: those not already
- * in `before` (an update that keeps a device does not ask again, so writers such as kubevm's
- * controller adding a finalizer need no device rights).
+ * Every host device and GPU of a holder (a VMI's domain.devices at `at`, an instancetype's spec)
+ * that the user must be allowed to use: those not already in `before` (an update that keeps a
+ * device does not ask again, so writers such as kubevm's controller adding a finalizer need no
+ * device rights).
  */
-export function requestedDeviceNames(spec: VirtualMachineInstanceSpec, at: string, before: VirtualMachineInstanceSpec | undefined): Array<{ path: string; name: string }> {
-  const had = new Set([...(before?.domain.devices.hostDevices ?? []), ...(before?.domain.devices.gpus ?? [])].map((d) => d.deviceName));
+export function requestedDeviceNames(holder: DeviceHolder, at: string, before: DeviceHolder | undefined): Array<{ path: string; name: string }> {
+  const had = new Set([...(before?.hostDevices ?? []), ...(before?.gpus ?? [])].map((d) => d.deviceName));
   const out: Array<{ path: string; name: string }> = [];
   for (const field of ['hostDevices', 'gpus'] as const) {
-    (spec.domain.devices[field] ?? []).forEach((device, i) => {
-      if (device.deviceName && !had.has(device.deviceName)) out.push({ path: `${at}.domain.devices.${field}[${i}].deviceName`, name: device.deviceName });
+    (holder[field] ?? []).forEach((device, i) => {
+      if (device.deviceName && !had.has(device.deviceName)) out.push({ path: `${at}.${field}[${i}].deviceName`, name: device.deviceName });
     });
   }
   return out;

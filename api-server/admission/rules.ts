@@ -20,6 +20,28 @@ export function isPinnedByDigest(image: string): boolean {
   return /@sha256:[0-9a-f]{64}$/.test(image);
 }
 
+/** What can carry host devices: a VMI's domain.devices, an instancetype's spec. */
+export interface DeviceHolder {
+  hostDevices?: ReadonlyArray<{ deviceName?: string | undefined }> | undefined;
+  gpus?: ReadonlyArray<{ deviceName?: string | undefined }> | undefined;
+}
+
+/** Host devices and GPUs only from the KubeVirt CR's permitted list; `at` is where the holder sits. */
+export function checkPermittedDevices(holder: DeviceHolder, at: string, permitted: PermittedHostDevices | undefined, findings: Findings): void {
+  const allowed = [...(permitted?.pciHostDevices ?? []), ...(permitted?.mediatedDevices ?? [])].map((d) => d.resourceName);
+  for (const field of ['hostDevices', 'gpus'] as const) {
+    (holder[field] ?? []).forEach((device, i) => {
+      const path = `${at}.${field}[${i}].deviceName`;
+      if (!device.deviceName) findings.denials.push(`${path}: required: the resource name of a permitted host device (permitted: ${list(allowed)})`);
+      else if (!allowed.includes(device.deviceName)) {
+        findings.denials.push(
+          `${path}: ${JSON.stringify(device.deviceName)} is not permitted; permitted: ${list(allowed)} (the KubeVirt CR's spec.configuration.permittedHostDevices)`,
+        );
+      }
+    });
+  }
+}
+
 /**
  * The rules of a VMI spec; `at` is where the spec sits (`spec` in a VMI, `spec.template.spec` in a
  * VM). `permitted` is the KubeVirt CR's spec.configuration.permittedHostDevices (undefined: none).
@@ -67,20 +89,7 @@ export function checkVmiSpec(spec: VirtualMachineInstanceSpec, at: string, permi
     }
   });
 
-  // Host devices and GPUs only from the KubeVirt CR's permitted list.
-  const allowed = [...(permitted?.pciHostDevices ?? []), ...(permitted?.mediatedDevices ?? [])].map((d) => d.resourceName);
-  const checkPermitted = (field: 'hostDevices' | 'gpus') =>
-    (devices[field] ?? []).forEach((device, i) => {
-      const path = `${at}.domain.devices.${field}[${i}].deviceName`;
-      if (!device.deviceName) findings.denials.push(`${path}: required: the resource name of a permitted host device (permitted: ${list(allowed)})`);
-      else if (!allowed.includes(device.deviceName)) {
-        findings.denials.push(
-          `${path}: ${JSON.stringify(device.deviceName)} is not permitted; permitted: ${list(allowed)} (the KubeVirt CR's spec.configuration.permittedHostDevices)`,
-        );
-      }
-    });
-  checkPermitted('hostDevices');
-  checkPermitted('gpus');
+  checkPermittedDevices(devices, `${at}.domain.devices`, permitted, findings);
 
   // Legal but risky: warnings.
   disks.forEach((disk, i) => {
