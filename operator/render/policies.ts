@@ -98,7 +98,7 @@ export function renderControllerPolicy(target: InstallTarget): Manifest[] {
     .map((term) => `(${term})`)
     .join(' && ');
   const isPod = `request.resource.resource == 'pods'`;
-  const pod = (expression: string, message: string): Record<string, string> => ({ expression: `!${isPod} || (${expression})`, message: `kubevm's controller may create only launcher pods: ${message}`, reason: 'Forbidden' });
+  const pod = (expression: string, message: string): Record<string, string> => ({ expression: `!(${isPod}) || (${expression})`, message: `kubevm's controller may create only launcher pods: ${message}`, reason: 'Forbidden' });
   return policyWithBinding(CONTROLLER_POLICY, 'controller', target, {
     matchConstraints: {
       resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods', 'secrets'] }],
