@@ -9,6 +9,7 @@ describe('the api-server configuration', () => {
       tlsKeyFile: '/etc/kubevm/tls/tls.key',
       authRefreshMs: 60_000,
       healthPort: 8080,
+      metricsPort: 8444,
       namespace: 'kubevirt',
       streamTlsDir: '/etc/kubevm/streams-tls',
       nodeHandlerStreamPort: 8186,

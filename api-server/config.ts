@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { integerSetting, loadConfig, portSetting } from '../runtime/config.js';
 import type { SettingsOf } from '../runtime/config.js';
 import { NODE_HANDLER_STREAM_PORT, STREAM_TLS_DIR } from '../runtime/contracts/streams.js';
+import { metricsPortSetting } from '../runtime/metrics-server.js';
 
 export const apiServerSettings = {
   port: { env: 'KUBEVM_API_PORT', schema: portSetting.default(8443), description: 'the HTTPS port of the subresource API and the admission webhooks (default 8443)' },
@@ -28,7 +29,9 @@ export const apiServerSettings = {
     schema: portSetting.default(NODE_HANDLER_STREAM_PORT),
     description: `the node handlers' stream port (default ${NODE_HANDLER_STREAM_PORT})`,
   },
-  healthPort: { env: 'KUBEVM_HEALTH_PORT', schema: portSetting.default(8080), description: '/healthz, /readyz, /metrics over HTTP (default 8080)' },
+  healthPort: { env: 'KUBEVM_HEALTH_PORT', schema: portSetting.default(8080), description: '/healthz, /readyz over HTTP (default 8080)' },
+  // Its API has 8443.
+  metricsPort: metricsPortSetting(8444),
   podNamespace: { env: 'POD_NAMESPACE', schema: z.string().default('kubevirt'), description: "kubevm's namespace (downward API; default kubevirt)" },
 };
 
@@ -38,6 +41,7 @@ export type ApiServerConfig = {
   tlsKeyFile: string;
   authRefreshMs: number;
   healthPort: number;
+  metricsPort: number;
   namespace: string;
   streamTlsDir: string;
   nodeHandlerStreamPort: number;
@@ -51,6 +55,7 @@ export function apiServerConfig(settings: SettingsOf<typeof apiServerSettings>):
     tlsKeyFile: settings.tlsKey,
     authRefreshMs: settings.authRefreshSeconds * 1000,
     healthPort: settings.healthPort,
+    metricsPort: settings.metricsPort,
     namespace: settings.podNamespace,
     streamTlsDir: settings.streamTlsDir,
     nodeHandlerStreamPort: settings.nodeHandlerStreamPort,

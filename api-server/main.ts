@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
 import { HealthServer } from '../runtime/health.js';
+import { serveMetrics } from '../runtime/metrics-server.js';
 import { KubeClient, coreResources } from '../runtime/kube.js';
 import type { KubeObject } from '../runtime/kube.js';
 import { createRootLogger } from '../runtime/logging.js';
@@ -45,6 +46,7 @@ async function main(): Promise<void> {
   let serving = false;
   health.addReadinessCheck('serving', () => serving || 'the HTTPS server is not listening yet');
   await health.listen();
+  const metrics = await serveMetrics(client, config.metricsPort, 'kubevm-api-server', log);
 
   // The API server may rotate its front-proxy CA: follow it without a restart.
   const refresh = setInterval(() => {
@@ -62,6 +64,7 @@ async function main(): Promise<void> {
   refresh.unref();
 
   lifecycle.onShutdown('health-server', async () => health.close());
+  lifecycle.onShutdown('metrics-server', async () => metrics.close());
   lifecycle.onShutdown('api-server', async () => {
     health.markShuttingDown();
     clearInterval(refresh);

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { booleanSetting, enumSetting, integerSetting, loadConfig, portSetting, quantitySetting } from '../runtime/config.js';
 import type { SettingsOf } from '../runtime/config.js';
 import type { ControllerConfig } from './manager.js';
+import { metricsPortSetting } from '../runtime/metrics-server.js';
 
 export const controllerSettings = {
   launcherImage: { env: 'KUBEVM_LAUNCHER_IMAGE', schema: z.string(), description: 'the launcher image (required)' },
@@ -37,7 +38,8 @@ export const controllerSettings = {
   podNamespace: { env: 'POD_NAMESPACE', schema: z.string().default('kubevirt'), description: "the Lease's namespace (downward API; default kubevirt)" },
   podName: { env: 'POD_NAME', schema: z.string().optional(), description: "this replica's leader election identity (downward API; default the host name)" },
   leaderElect: { env: 'KUBEVM_LEADER_ELECT', schema: booleanSetting.default(true), description: 'true (default) or false' },
-  healthPort: { env: 'KUBEVM_HEALTH_PORT', schema: portSetting.default(8080), description: '/healthz, /readyz, /metrics (default 8080)' },
+  healthPort: { env: 'KUBEVM_HEALTH_PORT', schema: portSetting.default(8080), description: '/healthz, /readyz over HTTP (default 8080)' },
+  metricsPort: metricsPortSetting(),
   workers: { env: 'KUBEVM_WORKERS', schema: integerSetting(1, 1000).default(3), description: 'workers per controller (default 3)' },
   syncPeriodSeconds: {
     env: 'KUBEVM_SYNC_PERIOD_SECONDS',
@@ -49,7 +51,7 @@ export const controllerSettings = {
 export type ControllerSettings = SettingsOf<typeof controllerSettings>;
 
 /** The manager's configuration from the settings. */
-export function controllerConfig(settings: ControllerSettings): ControllerConfig & { healthPort: number } {
+export function controllerConfig(settings: ControllerSettings): ControllerConfig & { healthPort: number; metricsPort: number } {
   return {
     launcherImage: settings.launcherImage,
     launcherImagePullPolicy: settings.launcherPullPolicy,
@@ -65,11 +67,12 @@ export function controllerConfig(settings: ControllerSettings): ControllerConfig
     vmWorkers: settings.workers,
     vmiWorkers: settings.workers,
     healthPort: settings.healthPort,
+    metricsPort: settings.metricsPort,
     syncPeriodMs: settings.syncPeriodSeconds * 1000,
   };
 }
 
 /** Flags and environment to the manager's configuration; throws ConfigError naming a bad setting. */
-export function configFrom(argv: readonly string[], env: NodeJS.ProcessEnv): ControllerConfig & { healthPort: number } {
+export function configFrom(argv: readonly string[], env: NodeJS.ProcessEnv): ControllerConfig & { healthPort: number; metricsPort: number } {
   return controllerConfig(loadConfig(controllerSettings, argv, env));
 }

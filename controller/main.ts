@@ -6,6 +6,7 @@
 // KUBEVM_NAME (runtime/config.ts), e.g. --launcher-image / KUBEVM_LAUNCHER_IMAGE (required).
 // A bad value stops the process with one line naming it and what is accepted (exit code 2).
 import { HealthServer } from '../runtime/health.js';
+import { serveMetrics } from '../runtime/metrics-server.js';
 import { KubeClient } from '../runtime/kube.js';
 import { createRootLogger } from '../runtime/logging.js';
 import { enableProcessMetrics, readyStatusGauge } from '../runtime/metrics.js';
@@ -28,9 +29,11 @@ async function main(): Promise<void> {
   // Ready once the caches are filled, on every replica: a standby is a healthy replica.
   health.addReadinessCheck('informers-synced', () => manager.hasSynced() || 'informer caches are still syncing');
   await health.listen();
+  const metrics = await serveMetrics(client, config.metricsPort, 'kubevm-controller', log);
 
   // Shutdown hooks run in reverse: controllers and Lease first, then the endpoint.
   lifecycle.onShutdown('health-server', async () => health.close());
+  lifecycle.onShutdown('metrics-server', async () => metrics.close());
   lifecycle.onShutdown('controllers', async () => {
     health.markShuttingDown();
     ready.set(0);

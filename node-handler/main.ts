@@ -12,6 +12,7 @@ import { KubeEventRecorder } from '../runtime/events.js';
 import { VirtualMachineInstanceNames, VirtualMachineInstanceSchema, schemaValidator } from '../runtime/api/index.js';
 import { Controller } from '../runtime/controller.js';
 import { HealthServer } from '../runtime/health.js';
+import { metricsPortSetting, serveMetrics } from '../runtime/metrics-server.js';
 import { Informer } from '../runtime/informer.js';
 import { KubeClient, isNotFound } from '../runtime/kube.js';
 import type { ResourceDescriptor } from '../runtime/kube.js';
@@ -50,7 +51,8 @@ const nodeHandlerSettings = {
     description: "the kubelet's device plugin directory, fixed whatever its --root-dir (default /var/lib/kubelet/device-plugins)",
   },
   devRoot: { env: 'KUBEVM_DEV_ROOT', schema: z.string().default('/'), description: "where the host's /dev is mounted (default /)" },
-  healthPort: { env: 'KUBEVM_HEALTH_PORT', schema: portSetting.default(8443), description: '/healthz, /readyz, /metrics (default 8443)' },
+  healthPort: { env: 'KUBEVM_HEALTH_PORT', schema: portSetting.default(8080), description: '/healthz, /readyz over HTTP (default 8080)' },
+  metricsPort: metricsPortSetting(),
   streamPort: {
     env: 'KUBEVM_STREAM_PORT',
     schema: portSetting.default(NODE_HANDLER_STREAM_PORT),
@@ -69,7 +71,7 @@ const nodeHandlerSettings = {
 };
 
 async function main(): Promise<void> {
-  const { nodeName, kubeletRoot, devicePluginDir: pluginDir, devRoot, healthPort: port, syncPeriodSeconds, streamPort, streamTlsDir } = loadConfigOrExit('node-handler', nodeHandlerSettings);
+  const { nodeName, kubeletRoot, devicePluginDir: pluginDir, devRoot, healthPort: port, metricsPort, syncPeriodSeconds, streamPort, streamTlsDir } = loadConfigOrExit('node-handler', nodeHandlerSettings);
   const log = createRootLogger({ component: 'node-handler' });
 
   const lifecycle = new ProcessLifecycle({ log });
@@ -123,6 +125,8 @@ async function main(): Promise<void> {
 
   // Node-level duties first: they need no CRD, and pods asking for /dev/kvm must not wait on one.
   await health.listen();
+  const metrics = await serveMetrics(client, metricsPort, 'kubevm-node-handler', log);
+  lifecycle.onShutdown('metrics', () => metrics.close());
   await devicePlugins.start();
   await heartbeat.start();
 

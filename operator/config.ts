@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { booleanSetting, enumSetting, portSetting } from '../runtime/config.js';
 import type { SettingsOf } from '../runtime/config.js';
 import type { OperatorConfig } from './manager.js';
+import { metricsPortSetting } from '../runtime/metrics-server.js';
 
 /** The version this operator is, and installs when a KubeVirt CR names no imageTag (package.json's). */
 export const OPERATOR_VERSION = '0.1.0';
@@ -21,12 +22,13 @@ export const operatorSettings = {
   podNamespace: { env: 'POD_NAMESPACE', schema: z.string().default('kubevirt'), description: 'where the KubeVirt CR and the Lease live (downward API; default kubevirt)' },
   podName: { env: 'POD_NAME', schema: z.string().optional(), description: "this replica's leader election identity (downward API; default the host name)" },
   leaderElect: { env: 'KUBEVM_LEADER_ELECT', schema: booleanSetting.default(true), description: 'true (default) or false' },
-  healthPort: { env: 'KUBEVM_HEALTH_PORT', schema: portSetting.default(8080), description: '/healthz, /readyz, /metrics (default 8080)' },
+  healthPort: { env: 'KUBEVM_HEALTH_PORT', schema: portSetting.default(8080), description: '/healthz, /readyz over HTTP (default 8080)' },
+  metricsPort: metricsPortSetting(),
 };
 
 export type OperatorSettings = SettingsOf<typeof operatorSettings>;
 
-export function operatorConfig(settings: OperatorSettings): OperatorConfig & { healthPort: number } {
+export function operatorConfig(settings: OperatorSettings): OperatorConfig & { healthPort: number; metricsPort: number } {
   return {
     namespace: settings.podNamespace,
     identity: settings.podName ?? hostname(),
@@ -34,5 +36,6 @@ export function operatorConfig(settings: OperatorSettings): OperatorConfig & { h
     leaderElection: settings.leaderElect,
     leaseName: 'kubevm-operator',
     healthPort: settings.healthPort,
+    metricsPort: settings.metricsPort,
   };
 }

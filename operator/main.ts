@@ -3,6 +3,7 @@
 // controller and the health/metrics endpoint, and shuts down gracefully. The logic lives beside it.
 // Configuration: operatorSettings in config.ts (a flag --name and a variable KUBEVM_NAME each).
 import { HealthServer } from '../runtime/health.js';
+import { serveMetrics } from '../runtime/metrics-server.js';
 import { KubeClient } from '../runtime/kube.js';
 import { createRootLogger } from '../runtime/logging.js';
 import { enableProcessMetrics, readyStatusGauge } from '../runtime/metrics.js';
@@ -24,8 +25,10 @@ async function main(): Promise<void> {
   const health = new HealthServer({ port: config.healthPort, log });
   health.addReadinessCheck('informers-synced', () => manager.hasSynced() || 'informer caches are still syncing');
   await health.listen();
+  const metrics = await serveMetrics(client, config.metricsPort, 'kubevm-operator', log);
 
   lifecycle.onShutdown('health-server', async () => health.close());
+  lifecycle.onShutdown('metrics-server', async () => metrics.close());
   lifecycle.onShutdown('operator', async () => {
     health.markShuttingDown();
     ready.set(0);

@@ -4,7 +4,7 @@
 // they should be: kept while valid, renewed in the last fifth of their lifetime (certificates.ts).
 import { X509Certificate, createHash } from 'node:crypto';
 import type { KubeObject } from '../runtime/kube.js';
-import { caBundle, issueCertificateAuthority, issueServingCertificate, needsRenewal, renewalTime } from './certificates.js';
+import { caBundle, issueCertificateAuthority, issueServingCertificate, needsRenewal, renewalTime } from '../runtime/certificates.js';
 import type { InstallTarget, Manifest } from './install.js';
 import { COMPONENTS, managedLabels } from './install.js';
 import type { ApiServerTls } from './render/api-server.js';

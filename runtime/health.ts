@@ -1,16 +1,15 @@
-// The probe and metrics endpoint every component serves:
+// The probe endpoint every component serves:
 //   /healthz  liveness: the process and its event loop answer (plus any liveness checks)
 //   /readyz   readiness: every readiness check passes (informers synced, leading if it matters)
-//   /metrics  the shared prom-client registry
-// Plain HTTP by default; HTTPS when a certificate and key are given (KubeVirt serves metrics on 8443).
+// Plain HTTP by default (the kubelet's probes carry no token); HTTPS when a certificate and key are
+// given. /metrics is served apart, over HTTPS to authorized scrapers only (metrics-server.ts).
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
 import type { Logger } from './logging.js';
 import { silentLogger } from './logging.js';
 import type { KubevirtComponentName } from './metrics.js';
-import { registry as defaultRegistry, readyStatusGauge } from './metrics.js';
+import { readyStatusGauge } from './metrics.js';
 
 /** A named check: true when healthy, or a string explaining why not. */
 export type HealthCheck = () => boolean | string | Promise<boolean | string>;
@@ -27,7 +26,6 @@ export interface HealthServerOptions {
   port: number;
   host?: string;
   tls?: { cert: string | Buffer; key: string | Buffer };
-  registry?: Registry;
   /** Drive kubevirt_<component>_ready_status from the readiness checks. */
   component?: KubevirtComponentName;
   log?: Logger;
@@ -37,14 +35,12 @@ export class HealthServer {
   private readonly liveness = new Map<string, HealthCheck>();
   private readonly readiness = new Map<string, HealthCheck>();
   private readonly server: http.Server | https.Server;
-  private readonly registry: Registry;
   private readonly options: HealthServerOptions;
   private readonly log: Logger;
   private shuttingDown = false;
 
   constructor(options: HealthServerOptions) {
     this.options = options;
-    this.registry = options.registry ?? defaultRegistry;
     this.log = (options.log ?? silentLogger).child({ server: 'health' });
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       this.handle(req, res).catch((err: unknown) => {
@@ -80,7 +76,7 @@ export class HealthServer {
       });
     });
     const address = this.server.address() as AddressInfo;
-    this.log.info({ port: address.port, tls: Boolean(this.options.tls) }, 'health and metrics endpoint listening');
+    this.log.info({ port: address.port, tls: Boolean(this.options.tls) }, 'health endpoint listening');
     return address;
   }
 
@@ -103,11 +99,6 @@ export class HealthServer {
         return this.respondChecks(res, this.liveness, false);
       case '/readyz':
         return this.respondChecks(res, this.readiness, this.shuttingDown);
-      case '/metrics': {
-        const body = await this.registry.metrics();
-        res.writeHead(200, { 'content-type': this.registry.contentType }).end(body);
-        return;
-      }
       default:
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     }

@@ -15,7 +15,8 @@ export const SERVING_CERT_ANNOTATION = 'kubevm.io/serving-certificate-sha256';
 const INSTANCETYPE_RESOURCES = ['virtualmachineinstancetypes', 'virtualmachineclusterinstancetypes', 'virtualmachinepreferences', 'virtualmachineclusterpreferences'];
 
 export const API_SERVER_GRANTS: readonly Grant[] = [
-  { why: 'authorize.ts: every subresource request is checked with a SubjectAccessReview.', apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
+  { why: 'authorize.ts: every subresource request is checked with a SubjectAccessReview (and a metrics scraper\'s access to /metrics).', apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
+  { why: 'The metrics endpoint (runtime/metrics-server.ts) reviews a scraper\'s token.', apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
   { why: 'start/stop/restart/migrate read the VM; start/stop of Halted/Always/Once VMs patch runStrategy.', apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], verbs: ['get', 'patch'] },
   { why: "start/stop/restart queue stateChangeRequests on the VM's status.", apiGroups: ['kubevirt.io'], resources: ['virtualmachines/status'], verbs: ['patch'] },
   { why: 'Every subresource reads the VMI; stop/restart and the request annotations patch it.', apiGroups: ['kubevirt.io'], resources: ['virtualmachineinstances'], verbs: ['get', 'patch'] },
@@ -93,13 +94,15 @@ export function renderApiServer(spec: KubeVirtSpec, target: InstallTarget, tls: 
                   { name: 'KUBEVM_API_TLS_CERT', value: '/etc/kubevm/tls/tls.crt' },
                   { name: 'KUBEVM_API_TLS_KEY', value: '/etc/kubevm/tls/tls.key' },
                   { name: 'KUBEVM_HEALTH_PORT', value: '8080' },
+                  { name: 'KUBEVM_METRICS_PORT', value: '8444' },
                   { name: 'LOG_LEVEL', value: 'info' },
                 ],
                 ports: [
                   { name: 'https', containerPort: 8443, protocol: 'TCP' },
-                  { name: 'metrics', containerPort: 8080, protocol: 'TCP' },
+                  { name: 'health', containerPort: 8080, protocol: 'TCP' },
+                  { name: 'metrics', containerPort: 8444, protocol: 'TCP' },
                 ],
-                ...probes('metrics', 5, 10, 3),
+                ...probes('health', 5, 10, 3),
                 volumeMounts: [{ name: 'tls', mountPath: '/etc/kubevm/tls', readOnly: true }],
                 resources: { requests: { cpu: '20m', memory: '64Mi' }, limits: { memory: '256Mi' } },
                 securityContext: RESTRICTED_CONTAINER,

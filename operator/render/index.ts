@@ -7,7 +7,7 @@ import type { ApiServerTls } from './api-server.js';
 import { renderApiServer } from './api-server.js';
 import { renderManagedCrds } from './crds.js';
 import { renderControllerPolicy, renderNodeHandlerPolicy } from './policies.js';
-import { renderControllerRbac, renderNodeHandlerRbac } from './rbac.js';
+import { renderControllerRbac, renderMetricsReaderRole, renderNodeHandlerRbac } from './rbac.js';
 import { renderUserRoles } from './user-roles.js';
 import { renderControllerDeployment, renderLauncherPriorityClass, renderNodeHandlerDaemonSet, renderPodDisruptionBudget } from './workloads.js';
 
@@ -28,6 +28,7 @@ export function renderInstallation(spec: KubeVirtSpec, target: InstallTarget, pk
     ...renderManagedCrds(target),
     renderLauncherPriorityClass(target),
     ...renderUserRoles(target),
+    renderMetricsReaderRole(target),
     ...renderControllerRbac(target),
     ...renderNodeHandlerRbac(target),
     // Before the workloads they confine.

@@ -9,6 +9,8 @@ import { COMPONENTS, KUBEVIRT_APP_LABEL, imageRef, selectorLabels } from '../ins
 import { MANAGED_KINDS } from '../managed-kinds.js';
 import { renderKubeVirtCrd } from './crds.js';
 import { renderInstallation } from './index.js';
+import { HEALTH_AND_METRICS_PORTS } from './workloads.js';
+import { METRICS_AUTH_RULES } from './rbac.js';
 
 const RBAC_API = 'rbac.authorization.k8s.io/v1';
 const MANAGE = ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete'];
@@ -53,6 +55,8 @@ export const OPERATOR_OWN_RULES: readonly V1PolicyRule[] = [
   // uninstallStrategy: refused while these exist, or (RemoveWorkloads) deleted first.
   { apiGroups: ['kubevirt.io'], resources: ['virtualmachines', 'virtualmachineinstances', 'virtualmachineinstancemigrations'], verbs: ['list', 'delete'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+  // Its metrics endpoint (runtime/metrics-server.ts): a scraper's token, then its access to /metrics.
+  ...METRICS_AUTH_RULES,
 ];
 
 export interface OperatorInstallOptions {
@@ -146,11 +150,12 @@ export function renderOperatorInstall(options: OperatorInstallOptions): Manifest
                   { name: 'KUBEVM_IMAGE_REGISTRY', value: options.registry },
                   { name: 'KUBEVM_IMAGE_PULL_POLICY', value: options.pullPolicy },
                   { name: 'KUBEVM_HEALTH_PORT', value: '8080' },
+                  { name: 'KUBEVM_METRICS_PORT', value: '8443' },
                   { name: 'LOG_LEVEL', value: 'info' },
                 ],
-                ports: [{ name: 'metrics', containerPort: 8080, protocol: 'TCP' }],
-                readinessProbe: { httpGet: { path: '/readyz', port: 'metrics' }, periodSeconds: 5 },
-                livenessProbe: { httpGet: { path: '/healthz', port: 'metrics' }, initialDelaySeconds: 10, periodSeconds: 20, failureThreshold: 3 },
+                ports: HEALTH_AND_METRICS_PORTS,
+                readinessProbe: { httpGet: { path: '/readyz', port: 'health' }, periodSeconds: 5 },
+                livenessProbe: { httpGet: { path: '/healthz', port: 'health' }, initialDelaySeconds: 10, periodSeconds: 20, failureThreshold: 3 },
                 resources: { requests: { cpu: '20m', memory: '96Mi' }, limits: { memory: '256Mi' } },
                 securityContext: {
                   allowPrivilegeEscalation: false,

@@ -4,6 +4,7 @@
 import type { V1PolicyRule, RbacV1Subject } from '@kubernetes/client-node';
 import type { ComponentKey, InstallTarget, Manifest } from '../install.js';
 import { COMPONENTS, managedLabels } from '../install.js';
+import { METRICS_PATH, METRICS_READER_ROLE } from '../../runtime/metrics-server.js';
 
 const RBAC_API = 'rbac.authorization.k8s.io/v1';
 
@@ -19,6 +20,13 @@ const INSTANCETYPE_RESOURCES = [
   'virtualmachineclusterpreferences',
 ];
 
+/** Every component's metrics endpoint (runtime/metrics-server.ts): a scraper's token, then its access to /metrics. */
+export const METRICS_AUTH_RULES: readonly V1PolicyRule[] = [
+  { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+  { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
+];
+const METRICS_AUTH_GRANTS: readonly Grant[] = METRICS_AUTH_RULES.map((rule) => ({ ...rule, why: "The metrics endpoint (runtime/metrics-server.ts): a scraper's token is reviewed, then its access to /metrics." }));
+
 /** The controller (KubeVirt's virt-controller): VM → VMI → launcher pod. */
 export const CONTROLLER_GRANTS: readonly Grant[] = [
   { why: 'VM controller: informer (list, watch); a Start request on a Halted VM sets runStrategy, and the VM finalizer is set and removed (JSON patches).', apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], verbs: ['list', 'watch', 'patch'] },
@@ -32,6 +40,7 @@ export const CONTROLLER_GRANTS: readonly Grant[] = [
   { why: "The launcher's input (the VMI it runs) is a Secret created before the pod and owned by the VMI; one already under that name is deleted and created again. Never read.", apiGroups: [''], resources: ['secrets'], verbs: ['create', 'delete'] },
   { why: "A VMI's PVCs must exist before its launcher pod is created (ErrorPvcNotFound otherwise).", apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get'] },
   { why: 'Events on VMs and VMIs.', apiGroups: [''], resources: ['events'], verbs: ['create'] },
+  ...METRICS_AUTH_GRANTS,
 ];
 
 /** The node handler (KubeVirt's virt-handler): the launchers of its node. */
@@ -40,7 +49,18 @@ export const NODE_HANDLER_GRANTS: readonly Grant[] = [
   { why: 'The status the handler owns: a JSON patch of those fields of the status subresource (ADR 0008).', apiGroups: ['kubevirt.io'], resources: ['virtualmachineinstances/status'], verbs: ['patch'] },
   { why: 'Node labels and the kubevirt.io/heartbeat annotation (read, then merge patch).', apiGroups: [''], resources: ['nodes'], verbs: ['get', 'patch'] },
   { why: 'Events on the VMI for the transitions it reports.', apiGroups: [''], resources: ['events'], verbs: ['create'] },
+  ...METRICS_AUTH_GRANTS,
 ];
+
+/** Lets a scraper (Prometheus' service account) read every component's /metrics; an admin binds it. */
+export function renderMetricsReaderRole(target: InstallTarget): Manifest {
+  return {
+    apiVersion: RBAC_API,
+    kind: 'ClusterRole',
+    metadata: { name: METRICS_READER_ROLE, labels: managedLabels('metrics', target) },
+    rules: [{ nonResourceURLs: [METRICS_PATH], verbs: ['get'] }],
+  };
+}
 
 function policyRules(grants: readonly Grant[]): V1PolicyRule[] {
   return grants.map(({ why: _why, ...rule }) => rule);

@@ -34,6 +34,12 @@ function fieldRef(name: string, fieldPath: string): Record<string, unknown> {
   return { name, valueFrom: { fieldRef: { fieldPath } } };
 }
 
+/** Health (plain HTTP, for the kubelet's probes) and metrics (HTTPS, authorized scrapers: runtime/metrics-server.ts). */
+export const HEALTH_AND_METRICS_PORTS = [
+  { name: 'health', containerPort: 8080, protocol: 'TCP' },
+  { name: 'metrics', containerPort: 8443, protocol: 'TCP' },
+];
+
 export function probes(port: string, readinessPeriod: number, livenessDelay: number, failureThreshold?: number): Record<string, unknown> {
   return {
     readinessProbe: { httpGet: { path: '/readyz', port }, periodSeconds: readinessPeriod },
@@ -107,10 +113,11 @@ export function renderControllerDeployment(spec: KubeVirtSpec, target: InstallTa
                 { name: 'KUBEVM_LAUNCHER_COMMAND', value: LAUNCHER_COMMAND },
                 // KUBEVM_USE_EMULATION stays unset: the controller follows the CR's useEmulation live.
                 { name: 'KUBEVM_HEALTH_PORT', value: '8080' },
+                { name: 'KUBEVM_METRICS_PORT', value: '8443' },
                 { name: 'LOG_LEVEL', value: 'info' },
               ],
-              ports: [{ name: 'metrics', containerPort: 8080, protocol: 'TCP' }],
-              ...probes('metrics', 5, 10, 3),
+              ports: HEALTH_AND_METRICS_PORTS,
+              ...probes('health', 5, 10, 3),
               resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '384Mi' } },
               securityContext: RESTRICTED_CONTAINER,
             },
@@ -152,10 +159,11 @@ export function renderNodeHandlerDaemonSet(spec: KubeVirtSpec, target: InstallTa
                 fieldRef('NODE_NAME', 'spec.nodeName'),
                 { name: 'KUBEVM_KUBELET_ROOT', value: '/var/lib/kubelet' },
                 { name: 'KUBEVM_DEV_ROOT', value: '/host' },
-                { name: 'KUBEVM_HEALTH_PORT', value: '8443' },
+                { name: 'KUBEVM_HEALTH_PORT', value: '8080' },
+                { name: 'KUBEVM_METRICS_PORT', value: '8443' },
               ],
-              ports: [{ name: 'metrics', containerPort: 8443, protocol: 'TCP' }],
-              ...probes('metrics', 10, 15),
+              ports: HEALTH_AND_METRICS_PORTS,
+              ...probes('health', 10, 15),
               resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { memory: '256Mi' } },
               // Root, for the root-owned kubelet directories (device-plugins is 0750 root); no
               // privileged mode and one capability, see SECURITY.md (privileges, one by one).

@@ -22,6 +22,7 @@ import { clusterEnv, kubectl, run, type ClusterEnv } from '../cluster/cluster-en
 import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from '../integration/runtime-support.js';
 import { eventually } from '../support/eventually.js';
 import { requireKubevmController } from './kubevm-installed.js';
+import { componentPodIp, scrape, scraperToken } from '../support/metrics-scraper.js';
 import { createSmallVm, runningVmiUid, smallVmiSpec } from './small-vm.js';
 
 jest.setTimeout(300_000);
@@ -310,5 +311,34 @@ describe('the controller creates only launcher pods of the expected shape', () =
     expect(refused.code).not.toBe(0);
     expect(refused.output).toContain("ValidatingAdmissionPolicy 'kubevm-controller-launcher-pods'");
     expect(refused.output).toContain(message);
+  });
+});
+
+describe('metrics are readable only by an authorized scraper, over TLS; health is plain', () => {
+  let reader: string;
+  let stranger: string;
+
+  beforeAll(async () => {
+    reader = await scraperToken(client, 'kubevm-e2e-scraper', true);
+    stranger = await scraperToken(client, 'kubevm-e2e-stranger', false);
+  });
+
+  it.each([
+    ['controller', 8443],
+    ['node-handler', 8443],
+    ['api-server', 8444],
+  ])('%s', async (component, port) => {
+    const { ip } = await componentPodIp(client, component);
+    expect(await scrape(ip, port, undefined)).toEqual({ status: 401, body: 'no bearer token\n' });
+    expect(await scrape(ip, port, 'not-a-token')).toMatchObject({ status: 401 });
+    const refused = await scrape(ip, port, stranger);
+    expect(refused.status).toBe(403);
+    expect(refused.body).toContain('user "system:serviceaccount:kubevirt:kubevm-e2e-stranger" may not get the non-resource URL /metrics');
+    const read = await scrape(ip, port, reader);
+    expect(read.status).toBe(200);
+    expect(read.body).toContain('# HELP ');
+    const health = await fetch(`http://${ip}:8080/readyz`);
+    expect(health.status).toBe(200);
+    await expect(fetch(`http://${ip}:8080/metrics`).then((r) => r.status)).resolves.toBe(404);
   });
 });

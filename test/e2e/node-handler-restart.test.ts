@@ -12,6 +12,7 @@ import { pauseRequestAnnotation } from '../../node-handler/vmi-handler.js';
 import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from '../integration/runtime-support.js';
 import { diskImage, kernelImage } from './guest-images.js';
 import { eventually } from '../support/eventually.js';
+import { scrape, scraperToken } from '../support/metrics-scraper.js';
 
 jest.setTimeout(600_000);
 
@@ -54,9 +55,12 @@ async function lastCount(client: KubeClient, namespace: string, pod: string): Pr
   return all.length ? Number(all.at(-1)?.[1]) : -1;
 }
 
-/** The node handler's VMI status passes by outcome (kubevm_status_updates_total), read through the API server's pod proxy. */
+/** The node handler's VMI status passes by outcome (kubevm_status_updates_total), read from its metrics endpoint as an authorized scraper. */
 async function handlerStatusPasses(client: KubeClient, pod: string): Promise<Record<string, number>> {
-  const text = String(await client.request(HttpMethod.GET, `/api/v1/namespaces/kubevirt/pods/${pod}:8443/proxy/metrics`));
+  const ip = (await client.resource<KubeObject & { status?: { podIP?: string } }>(coreResources.pods).get(pod, 'kubevirt')).status?.podIP ?? '';
+  const scraped = await scrape(ip, 8443, await scraperToken(client, 'kubevm-e2e-scraper', true));
+  if (scraped.status !== 200) throw new Error(`scraping the node handler's metrics: ${scraped.status} ${scraped.body}`);
+  const text = scraped.body;
   const passes: Record<string, number> = {};
   for (const match of text.matchAll(/^kubevm_status_updates_total\{([^}]*)\} (\S+)$/gm)) {
     if (!match[1]?.includes('resource="virtualmachineinstances"')) continue;
