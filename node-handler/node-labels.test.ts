@@ -1,5 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
-import { cpuinfoField, nodeLabels, nodePatch, parseQemuVersion, toLabelValue } from './node-labels.js';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cpuinfoField, nodeLabels, nodePatch, parseQemuVersion, probeHost, toLabelValue, vulnerabilityState } from './node-labels.js';
 
 const cpuinfo = 'processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel name\t: Intel(R) Xeon(R) Processor @ 2.20GHz\nflags\t\t: fpu vme\n\nprocessor\t: 1\nvendor_id\t: Other\n';
 
@@ -37,5 +40,47 @@ describe('node labels', () => {
       },
     });
     expect(nodePatch({ 'kubevirt.io/schedulable': 'true' }, { 'kubevirt.io/schedulable': 'true' }, now).metadata.labels).toBeUndefined();
+  });
+
+  it('reads the kernel\'s CPU vulnerability verdicts, nested virtualization and whether the node is a VM', async () => {
+    expect(vulnerabilityState('Not affected\n')).toBe('not-affected');
+    expect(vulnerabilityState('Mitigation: Retpolines; STIBP: disabled; RSB filling\n')).toBe('mitigated');
+    expect(vulnerabilityState('Vulnerable: Clear CPU buffers attempted, no microcode\n')).toBe('vulnerable');
+    expect(vulnerabilityState('Unknown: Dependent on hypervisor status\n')).toBe('unknown');
+    const root = mkdtempSync(join(tmpdir(), 'node-labels-'));
+    try {
+      mkdirSync(join(root, 'sys/devices/system/cpu/vulnerabilities'), { recursive: true });
+      writeFileSync(join(root, 'sys/devices/system/cpu/vulnerabilities/spectre_v2'), 'Mitigation: Retpolines\n');
+      writeFileSync(join(root, 'sys/devices/system/cpu/vulnerabilities/retbleed'), 'Vulnerable\n');
+      writeFileSync(join(root, 'sys/devices/system/cpu/vulnerabilities/meltdown'), 'Not affected\n');
+      mkdirSync(join(root, 'sys/module/kvm_intel/parameters'), { recursive: true });
+      writeFileSync(join(root, 'sys/module/kvm_intel/parameters/nested'), 'Y\n');
+      mkdirSync(join(root, 'proc'));
+      writeFileSync(join(root, 'proc/cpuinfo'), cpuinfo.replace('fpu vme', 'fpu vme hypervisor vmx'));
+      const facts = await probeHost({ devRoot: root, procRoot: join(root, 'proc'), sysRoot: join(root, 'sys'), qemuBinary: '/nonexistent' });
+      expect(nodeLabels(facts)).toMatchObject({
+        'cpu-vulnerability.node.kubevm.io/spectre_v2': 'mitigated',
+        'cpu-vulnerability.node.kubevm.io/retbleed': 'vulnerable',
+        'cpu-vulnerability.node.kubevm.io/meltdown': 'not-affected',
+        'kubevm.io/cpu-vulnerable': 'true',
+        'kubevm.io/nested-virtualization': 'true',
+        'kubevm.io/node-is-virtual': 'true',
+        'kubevm.io/kvm-usable': 'false',
+      });
+      writeFileSync(join(root, 'sys/devices/system/cpu/vulnerabilities/retbleed'), 'Mitigation: untrained return thunk\n');
+      writeFileSync(join(root, 'sys/module/kvm_intel/parameters/nested'), 'N\n');
+      expect(nodeLabels(await probeHost({ devRoot: root, procRoot: join(root, 'proc'), sysRoot: join(root, 'sys'), qemuBinary: '/nonexistent' }))).toMatchObject({
+        'kubevm.io/cpu-vulnerable': 'false',
+        'kubevm.io/nested-virtualization': 'false',
+      });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('removes a vulnerability label the kernel no longer reports', () => {
+    const now = new Date('2026-11-22T21:00:00.500Z');
+    const patch = nodePatch({ 'cpu-vulnerability.node.kubevm.io/gone': 'vulnerable', team: 'a' }, { 'kubevm.io/cpu-vulnerable': 'false' }, now);
+    expect(patch.metadata.labels).toEqual({ 'cpu-vulnerability.node.kubevm.io/gone': null, 'kubevm.io/cpu-vulnerable': 'false' });
   });
 });

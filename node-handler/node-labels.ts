@@ -3,7 +3,7 @@
 // tell a dead handler (stale heartbeat) from a quiet one (fresh heartbeat, nothing to report).
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
-import { access, readFile, stat } from 'node:fs/promises';
+import { access, readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { KubeClient } from '../runtime/kube.js';
@@ -20,9 +20,19 @@ export const cpuVendorLabelPrefix = 'cpu-vendor.node.kubevirt.io/';
 export const kvmUsableLabel = 'kubevm.io/kvm-usable';
 export const hostCpuModelLabel = 'kubevm.io/host-cpu-model';
 export const qemuVersionLabel = 'kubevm.io/qemu-version';
+/** cpu-vulnerability.node.kubevm.io/<name>=not-affected|mitigated|vulnerable|unknown, one per file of /sys/devices/system/cpu/vulnerabilities. */
+export const cpuVulnerabilityLabelPrefix = 'cpu-vulnerability.node.kubevm.io/';
+/** "true" when any CPU vulnerability is reported unmitigated: keep sensitive VMs off (nodeSelector "false"). */
+export const cpuVulnerableLabel = 'kubevm.io/cpu-vulnerable';
+/** Whether this node's KVM offers nested virtualization to its guests (kvm_intel/kvm_amd `nested`). */
+export const nestedVirtualizationLabel = 'kubevm.io/nested-virtualization';
+/** Whether the node itself is a virtual machine (the CPU's `hypervisor` flag): its guests are nested. */
+export const nodeIsVirtualLabel = 'kubevm.io/node-is-virtual';
 
 /** How often the heartbeat is renewed; KubeVirt's virt-handler also beats once a minute. */
 export const heartbeatPeriodMs = 60_000;
+
+export type VulnerabilityState = 'not-affected' | 'mitigated' | 'vulnerable' | 'unknown';
 
 export interface HostFacts {
   /** /dev/kvm exists and this process can open it read-write. */
@@ -33,6 +43,21 @@ export interface HostFacts {
   cpuVendorId?: string;
   /** e.g. 7.2.22, from `qemu-system-x86_64 --version`. */
   qemuVersion?: string;
+  /** The kernel's verdict per CPU vulnerability (/sys/devices/system/cpu/vulnerabilities). */
+  cpuVulnerabilities?: Record<string, VulnerabilityState>;
+  /** kvm_intel's or kvm_amd's `nested` parameter; undefined when neither module is loaded. */
+  nestedVirtualization?: boolean;
+  /** The CPU flags include `hypervisor`. */
+  nodeIsVirtual?: boolean;
+}
+
+/** The state a vulnerabilities file states ("Not affected", "Mitigation: ...", "Vulnerable...", "Unknown: ..."). */
+export function vulnerabilityState(text: string): VulnerabilityState {
+  const line = text.trim();
+  if (/^Not affected/i.test(line)) return 'not-affected';
+  if (/^Mitigation/i.test(line)) return 'mitigated';
+  if (/^Vulnerable/i.test(line)) return 'vulnerable';
+  return 'unknown';
 }
 
 /** A label value: at most 63 characters of [A-Za-z0-9._-], starting and ending alphanumeric. */
@@ -65,6 +90,13 @@ export function nodeLabels(facts: HostFacts): Record<string, string> {
     const version = toLabelValue(facts.qemuVersion);
     if (version) labels[qemuVersionLabel] = version;
   }
+  if (facts.cpuVulnerabilities) {
+    const entries = Object.entries(facts.cpuVulnerabilities).filter(([name]) => /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name));
+    for (const [name, state] of entries) labels[`${cpuVulnerabilityLabelPrefix}${name}`] = state;
+    labels[cpuVulnerableLabel] = String(entries.some(([, state]) => state === 'vulnerable'));
+  }
+  if (facts.nestedVirtualization !== undefined) labels[nestedVirtualizationLabel] = String(facts.nestedVirtualization);
+  if (facts.nodeIsVirtual !== undefined) labels[nodeIsVirtualLabel] = String(facts.nodeIsVirtual);
   return labels;
 }
 
@@ -82,6 +114,8 @@ export function parseQemuVersion(output: string): string | undefined {
 export interface HostProbeOptions {
   devRoot?: string;
   procRoot?: string;
+  /** sysfs; the container's own /sys shows the host's CPU and kernel modules. */
+  sysRoot?: string;
   qemuBinary?: string;
 }
 
@@ -106,8 +140,22 @@ export async function probeHost(options: HostProbeOptions = {}): Promise<HostFac
     const vendor = cpuinfoField(cpuinfo, 'vendor_id');
     if (model) facts.cpuModelName = model;
     if (vendor) facts.cpuVendorId = vendor;
+    facts.nodeIsVirtual = (cpuinfoField(cpuinfo, 'flags') ?? '').split(/\s+/).includes('hypervisor');
   } catch {
     // No /proc/cpuinfo (not Linux): no CPU labels.
+  }
+  const sys = options.sysRoot ?? '/sys';
+  try {
+    const dir = path.join(sys, 'devices/system/cpu/vulnerabilities');
+    const vulnerabilities: Record<string, VulnerabilityState> = {};
+    for (const name of (await readdir(dir)).sort()) vulnerabilities[name] = vulnerabilityState(await readFile(path.join(dir, name), 'utf8'));
+    facts.cpuVulnerabilities = vulnerabilities;
+  } catch {
+    // An old kernel without the directory: no vulnerability labels (unknown is not "not vulnerable").
+  }
+  for (const module of ['kvm_intel', 'kvm_amd']) {
+    const nested = await readFile(path.join(sys, 'module', module, 'parameters/nested'), 'utf8').catch(() => undefined);
+    if (nested !== undefined) facts.nestedVirtualization = /^(Y|1)/.test(nested.trim());
   }
   try {
     const { stdout } = await promisify(execFile)(options.qemuBinary ?? 'qemu-system-x86_64', ['--version'], { timeout: 5000 });
@@ -121,7 +169,11 @@ export async function probeHost(options: HostProbeOptions = {}): Promise<HostFac
 
 /** Labels this handler manages, so a fact that went away also takes its label away. */
 function isManagedLabel(key: string): boolean {
-  return key === schedulableLabel || key === kvmUsableLabel || key === hostCpuModelLabel || key === qemuVersionLabel || key.startsWith(cpuVendorLabelPrefix);
+  return (
+    [schedulableLabel, kvmUsableLabel, hostCpuModelLabel, qemuVersionLabel, cpuVulnerableLabel, nestedVirtualizationLabel, nodeIsVirtualLabel].includes(key) ||
+    key.startsWith(cpuVendorLabelPrefix) ||
+    key.startsWith(cpuVulnerabilityLabelPrefix)
+  );
 }
 
 /**

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { coreResources } from '../../runtime/kube.js';
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
-import { heartbeatAnnotation, heartbeatPeriodMs, hostCpuModelLabel, kvmUsableLabel, schedulableLabel } from '../../node-handler/node-labels.js';
+import { cpuVulnerabilityLabelPrefix, cpuVulnerableLabel, heartbeatAnnotation, heartbeatPeriodMs, hostCpuModelLabel, kvmUsableLabel, nodeIsVirtualLabel, probeHost, schedulableLabel } from '../../node-handler/node-labels.js';
 import { clusterClient, requireCluster } from '../integration/runtime-support.js';
 
 interface PodObject extends KubeObject {
@@ -33,6 +33,17 @@ describe('the installed node handler’s node labels and heartbeat', () => {
     expect(labels[schedulableLabel]).toBe('true');
     expect(['true', 'false']).toContain(labels[kvmUsableLabel]);
     expect(labels[hostCpuModelLabel]).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]*$/);
+  });
+
+  // The local cluster's node is this machine: the handler's labels must say what this kernel says.
+  it('labels the CPU vulnerability mitigation state the kernel reports, and whether the node is a VM', async () => {
+    const labels = (await client.resource<KubeObject>(coreResources.nodes).get(node)).metadata?.labels ?? {};
+    const host = await probeHost({ qemuBinary: '/nonexistent' });
+    const vulnerabilities = Object.entries(host.cpuVulnerabilities ?? {});
+    expect(vulnerabilities.length).toBeGreaterThan(0);
+    for (const [name, state] of vulnerabilities) expect(labels[`${cpuVulnerabilityLabelPrefix}${name}`]).toBe(state);
+    expect(labels[cpuVulnerableLabel]).toBe(String(vulnerabilities.some(([, state]) => state === 'vulnerable')));
+    expect(labels[nodeIsVirtualLabel]).toBe(String(host.nodeIsVirtual));
   });
 
   it('beats: the heartbeat is at most one period (plus slack) old', async () => {
