@@ -40,7 +40,8 @@ const TokenReviewAnswer = z.object({
   status: z.object({
     authenticated: z.boolean().optional(),
     error: z.string().optional(),
-    user: z.object({ username: z.string(), uid: z.string().optional(), groups: z.array(z.string()).optional(), extra: z.record(z.string(), z.array(z.string())).optional() }).optional(),
+    // An unauthenticated review answers `user: {}`.
+    user: z.object({ username: z.string().optional(), uid: z.string().optional(), groups: z.array(z.string()).optional(), extra: z.record(z.string(), z.array(z.string())).optional() }).optional(),
   }),
 });
 const AccessReviewAnswer = z.object({ status: z.object({ allowed: z.boolean(), reason: z.string().optional() }) });
@@ -74,20 +75,21 @@ export class KubeMetricsAuthorizer implements MetricsAuthorizer {
     const reviewed = TokenReviewAnswer.parse(
       await this.client.request(HttpMethod.POST, '/apis/authentication.k8s.io/v1/tokenreviews', { body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } } }),
     ).status;
-    if (!reviewed.authenticated || !reviewed.user) return { allowed: false, code: 401, reason: reviewed.error ?? 'the token is not valid' };
     const user = reviewed.user;
+    if (!reviewed.authenticated || !user?.username) return { allowed: false, code: 401, reason: reviewed.error ?? 'the token is not valid' };
+    const username = user.username;
     const access = AccessReviewAnswer.parse(
       await this.client.request(HttpMethod.POST, '/apis/authorization.k8s.io/v1/subjectaccessreviews', {
         body: {
           apiVersion: 'authorization.k8s.io/v1',
           kind: 'SubjectAccessReview',
-          spec: { user: user.username, ...(user.uid ? { uid: user.uid } : {}), groups: user.groups ?? [], ...(user.extra ? { extra: user.extra } : {}), nonResourceAttributes: { path: METRICS_PATH, verb: 'get' } },
+          spec: { user: username, ...(user.uid ? { uid: user.uid } : {}), groups: user.groups ?? [], ...(user.extra ? { extra: user.extra } : {}), nonResourceAttributes: { path: METRICS_PATH, verb: 'get' } },
         },
       }),
     ).status;
     return access.allowed
-      ? { allowed: true, user: user.username }
-      : { allowed: false, code: 403, reason: `user "${user.username}" may not get the non-resource URL ${METRICS_PATH}${access.reason ? ` (${access.reason})` : ''}; bind the ClusterRole ${METRICS_READER_ROLE}` };
+      ? { allowed: true, user: username }
+      : { allowed: false, code: 403, reason: `user "${username}" may not get the non-resource URL ${METRICS_PATH}${access.reason ? ` (${access.reason})` : ''}; bind the ClusterRole ${METRICS_READER_ROLE}` };
   }
 }
 
