@@ -22,6 +22,26 @@ export function informersSynced(informers: ReadonlyArray<{ hasSynced(): boolean;
   };
 }
 
+/** Listen on port (0: any) and host (default all addresses); the address it got. */
+export async function listenOn(server: http.Server | https.Server, port: number, host = '0.0.0.0'): Promise<AddressInfo> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server.address() as AddressInfo;
+}
+
+/** Stop accepting and drop idle keep-alive connections (probes and scrapers must not hold shutdown up). */
+export async function closeServer(server: http.Server | https.Server): Promise<void> {
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections?.();
+  });
+}
+
 export interface HealthServerOptions {
   port: number;
   host?: string;
@@ -68,23 +88,13 @@ export class HealthServer {
   }
 
   async listen(): Promise<AddressInfo> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.options.port, this.options.host ?? '0.0.0.0', () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = this.server.address() as AddressInfo;
+    const address = await listenOn(this.server, this.options.port, this.options.host);
     this.log.info({ port: address.port, tls: Boolean(this.options.tls) }, 'health endpoint listening');
     return address;
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeIdleConnections?.();
-    });
+    await closeServer(this.server);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -15,6 +15,7 @@ import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { issueCertificateAuthority, issueServingCertificate } from './certificates.js';
 import { portSetting } from './config.js';
+import { closeServer, listenOn } from './health.js';
 import type { KubeClient } from './kube.js';
 import type { Logger } from './logging.js';
 import { silentLogger } from './logging.js';
@@ -132,23 +133,13 @@ export class MetricsServer {
   }
 
   async listen(): Promise<AddressInfo> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.options.port, this.options.host ?? '0.0.0.0', () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = this.server.address() as AddressInfo;
+    const address = await listenOn(this.server, this.options.port, this.options.host);
     this.log.info({ port: address.port }, 'metrics endpoint listening (HTTPS, authorized scrapers only)');
     return address;
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeIdleConnections?.();
-    });
+    await closeServer(this.server);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
