@@ -44,7 +44,7 @@ function kubectl(args: string[], stdin?: string): Promise<string> {
 }
 
 interface VM extends KubeObject {
-  status?: { printableStatus?: string; ready?: boolean; conditions?: Array<{ type: string; status: string; reason?: string; message?: string }> };
+  status?: { printableStatus?: string; ready?: boolean; observedGeneration?: number; conditions?: Array<{ type: string; status: string; reason?: string; message?: string }> };
 }
 interface VMI extends KubeObject {
   status?: { phase?: string; nodeName?: string; activePods?: Record<string, string> };
@@ -128,6 +128,17 @@ async function printable(name: string): Promise<string | undefined> {
   return (await vm(name))?.status?.printableStatus;
 }
 
+/**
+ * Proves the controller has reconciled the VM as it is now, instead of watching for a while: a
+ * template label bumps the generation, and the controller writes status.observedGeneration at the
+ * end of the reconcile that saw it, after any VMI it decided to create or delete.
+ */
+async function reconciled(name: string): Promise<void> {
+  const poked = await client.resource<VM>(vmResource).patch(name, namespace, { spec: { template: { metadata: { labels: { 'kubevm.io/e2e-poke': String(Date.now()) } } } } }, 'merge');
+  const generation = poked.metadata?.generation ?? 0;
+  await eventually(`VM ${name} reconciled at generation ${generation}`, 60_000, async () => ((await vm(name))?.status?.observedGeneration ?? 0) >= generation);
+}
+
 async function runningVMIUid(name: string): Promise<string> {
   await eventually(`VMI ${name} Running`, 300_000, async () => (await vmi(name))?.status?.phase === 'Running');
   return (await vmi(name))?.metadata?.uid ?? '';
@@ -179,9 +190,9 @@ describe('VM lifecycle on the real cluster', () => {
     await kubectl(['apply', '-f', '-'], vmYaml('rerun-off', 'RerunOnFailure', { userData: poweroff }));
     await runningVMIUid('rerun-off');
     await eventually('Stopped after poweroff', 300_000, async () => (await printable('rerun-off')) === 'Stopped');
-    await new Promise((resolve) => setTimeout(resolve, 15_000));
+    await reconciled('rerun-off');
     const after = await vmi('rerun-off');
-    expect(after === undefined || after.status?.phase === 'Succeeded').toBe(true);
+    expect(after === undefined || (after.status?.phase === 'Succeeded' && after.metadata?.deletionTimestamp === undefined)).toBe(true);
 
     await kubectl(['apply', '-f', '-'], vmYaml('rerun-fail', 'RerunOnFailure'));
     const first = await runningVMIUid('rerun-fail');
@@ -197,8 +208,10 @@ describe('VM lifecycle on the real cluster', () => {
     await kubectl(['apply', '-f', '-'], vmYaml('once-off', 'Once', { userData: poweroff }));
     const first = await runningVMIUid('once-off');
     await eventually('VMI Succeeded', 300_000, async () => (await vmi('once-off'))?.status?.phase === 'Succeeded');
-    await new Promise((resolve) => setTimeout(resolve, 20_000));
-    expect((await vmi('once-off'))?.metadata?.uid).toBe(first);
+    await reconciled('once-off');
+    const after = await vmi('once-off');
+    expect(after?.metadata?.uid).toBe(first);
+    expect(after?.metadata?.deletionTimestamp).toBeUndefined();
     expect(await printable('once-off')).toBe('Stopped');
   });
 
