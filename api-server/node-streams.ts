@@ -1,4 +1,4 @@
-// The api-server's side of the stream contract (runtime/contracts/streams.ts, ADR 0013): finds
+// The api-server's side of the stream contract (runtime/contracts/streams.ts, ADR 0014): finds
 // the node handler of a VMI's node (its pod, by label and node, as KubeVirt's virt-api finds
 // virt-handler) and opens a stream there over mutual TLS: our client certificate, and a server
 // certificate of the streams CA naming the node handler (checked whatever IP we dialled).

@@ -149,7 +149,7 @@ async function main(): Promise<void> {
   log.info({ node: nodeName, kubeletRoot }, 'node handler running');
 }
 
-/** Serves streams to the api-server when the streams certificate is mounted (ADR 0013). */
+/** Serves streams to the api-server when the streams certificate is mounted (ADR 0014). */
 async function startStreamServer(
   options: Omit<ConstructorParameters<typeof StreamServer>[0], 'tls'>,
   tlsDir: string,

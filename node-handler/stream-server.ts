@@ -1,6 +1,6 @@
 // The node handler's stream endpoint for the api-server (KubeVirt's virt-handler console server):
 // the serial console, VNC, port-forwarding and screenshots of this node's VMIs
-// (runtime/contracts/streams.ts, ADR 0013).
+// (runtime/contracts/streams.ts, ADR 0014).
 // - HTTPS with mutual TLS: the handshake needs a client certificate of the streams CA, and only
 //   the api-server's name is served; anyone else in the cluster network gets nothing.
 // - Everything in a request is untrusted: the path is matched exactly and its names checked; the

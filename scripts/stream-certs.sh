@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes the certificates of the streams between the api-server and the node handlers (console,
-# VNC, port-forward; ADR 0013), once: a CA of their own, the node handlers' serving certificate
+# VNC, port-forward; ADR 0014), once: a CA of their own, the node handlers' serving certificate
 # (DNS name kubevm-node-handler.kubevirt.svc, which the api-server checks whatever pod IP it
 # dials) and the api-server's client certificate (CN kubevm-api-server, the only client the node
 # handlers serve). Stored in the Secrets kubevirt/kubevm-node-handler-streams-tls and

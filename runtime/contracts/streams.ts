@@ -1,4 +1,4 @@
-// The stream contract between the api-server and the node handlers (ADR 0013), declared once: the
+// The stream contract between the api-server and the node handlers (ADR 0014), declared once: the
 // node handler's stream endpoint, the identities in the two certificates, and the paths. The
 // api-server reaches the node handler of a VMI's node at that handler pod's IP on
 // NODE_HANDLER_STREAM_PORT over TLS with mutual authentication; a stream request is an HTTP/1.1
