@@ -74,8 +74,9 @@ export class CommandServer {
         return r;
       },
       guestInfo: async () => d.guestInfo(),
-      migrate: async (a) => d.migrate(a.uri, a.timeoutSeconds),
+      migrate: async (a) => d.migrate(a),
       queryMigration: async () => d.queryMigration(),
+      migrateCancel: async () => d.migrateCancel(),
       serialLog: async () => ({ log: await d.serialLog() }),
     };
   }

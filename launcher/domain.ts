@@ -22,8 +22,8 @@ import { readGuestInfo, requestGuestReboot } from './guest-agent.js';
 import { portForwardTarget, qemuArgs } from './qemu-args.js';
 import type { QemuContext } from './qemu-args.js';
 import { QmpClient, qmp } from './qmp.js';
-import type { QmpMigrationInfo } from './qmp.js';
-import type { DomainCondition, DomainError, DomainEvent, DomainPhase, DomainStatus, GuestInfo, QmpEvent, StartStep } from '../runtime/contracts/launcher-protocol.js';
+import { OutgoingMigration, migrationCapabilities, migrationProgress } from './migration.js';
+import type { DomainCondition, DomainError, DomainEvent, DomainPhase, DomainStatus, GuestInfo, MigrateArgs, MigrationProgress, MigrationResult, QmpEvent, StartStep } from '../runtime/contracts/launcher-protocol.js';
 import { SCREENSHOT_MAX_BYTES, SERIAL_LOG_TAIL_BYTES } from '../runtime/contracts/launcher-protocol.js';
 import { kernelBootFiles, prepareVolumes } from './volumes.js';
 import type { VolumeStatus } from './volumes.js';
@@ -55,6 +55,8 @@ export class Domain extends EventEmitter {
   private acpiRebootPending = false;
   /** Between the guest's power-off and its resumption during an ACPI soft reboot. */
   private acpiRebooting = false;
+  /** The outgoing migration while one runs (this domain is its source). */
+  private outgoing: OutgoingMigration | undefined;
   readonly sockets: ReturnType<typeof socketPaths>;
 
   constructor(
@@ -108,7 +110,7 @@ export class Domain extends EventEmitter {
     return c;
   }
 
-  private publish(event: { type: 'status' } | { type: 'error'; error: DomainError } | { type: 'qemu-event'; qemuEvent: QmpEvent }): void {
+  private publish(event: { type: 'status' } | { type: 'error'; error: DomainError } | { type: 'qemu-event'; qemuEvent: QmpEvent } | { type: 'migration'; progress: MigrationProgress }): void {
     const full: DomainEvent = { ...event, at: new Date().toISOString(), status: this.status() };
     this.emit('event', full);
   }
@@ -130,12 +132,12 @@ export class Domain extends EventEmitter {
   }
 
   /** Prepares and starts the domain once; later calls return the same outcome (sync is idempotent). */
-  start(options: { incoming?: string } = {}): Promise<DomainStatus> {
+  start(options: { incoming?: { postCopy?: boolean | undefined } } = {}): Promise<DomainStatus> {
     this.starting ??= this.doStart(options);
     return this.starting;
   }
 
-  private async doStart(options: { incoming?: string }): Promise<DomainStatus> {
+  private async doStart(options: { incoming?: { postCopy?: boolean | undefined } }): Promise<DomainStatus> {
     this.setPhase('Starting');
     let step: StartStep = 'accelerator';
     try {
@@ -166,12 +168,14 @@ export class Domain extends EventEmitter {
       step = 'network';
       await this.startPasst();
       step = 'qemu-start';
-      for (const s of [this.sockets.qmp, this.sockets.serial, this.sockets.vnc, this.sockets.guestAgent]) await rm(s, { force: true });
+      for (const s of [this.sockets.qmp, this.sockets.serial, this.sockets.vnc, this.sockets.guestAgent, this.sockets.migrationIn]) await rm(s, { force: true });
       await this.spawnQemu(args);
       step = 'qmp-connect';
       await this.connectQmp();
       if (options.incoming) {
-        await this.qmpExec((c) => qmp.migrateIncoming(c, options.incoming as string));
+        const { postCopy } = options.incoming;
+        await this.qmpExec((c) => qmp.migrateSetCapabilities(c, migrationCapabilities({ postCopy })));
+        await this.qmpExec((c) => qmp.migrateIncoming(c, `unix:${this.sockets.migrationIn}`));
         this.setPhase('Paused', 'MigrationTarget');
       } else {
         const st = await this.qmpExec(qmp.queryStatus);
@@ -458,29 +462,54 @@ export class Domain extends EventEmitter {
     this.agentTimer = setTimeout(() => void tick(), seconds * 1000);
   }
 
-  /** Live migration to `uri` (e.g. tcp:10.0.0.5:49152 or unix:/path); resolves when it ends. */
-  async migrate(uri: string, timeoutSeconds = 600): Promise<QmpMigrationInfo> {
-    this.requireRunning();
-    await this.qmpExec((c) => qmp.migrate(c, uri));
-    const deadline = Date.now() + timeoutSeconds * 1000;
-    for (;;) {
-      const info = await this.qmpExec(qmp.queryMigrate);
-      if (info.status === 'completed') {
+  /**
+   * Migrates the domain out through `migration-out.sock` (the node handler's end of the migration
+   * channel); resolves when the migration has ended. A failed or aborted migration leaves the guest
+   * running here: QEMU resumes it itself, and it is resumed here should QEMU have left it stopped.
+   */
+  async migrate(args: MigrateArgs): Promise<MigrationResult> {
+    if (this.phase !== 'Running') throw new Error(`the domain is ${this.phase}: only a Running domain is migrated`);
+    if (this.outgoing) throw new Error('a migration of this domain is already running');
+    const client = this.qmpClient;
+    if (!client || client.isClosed) throw new Error('QEMU is not running');
+    const migration = new OutgoingMigration(client, `unix:${this.sockets.migrationOut}`, args, {
+      log: this.log.child({ migration: 'outgoing' }),
+      onProgress: (progress) => this.publish({ type: 'migration', progress }),
+    });
+    this.outgoing = migration;
+    try {
+      const result = await migration.run();
+      this.log.info({ outcome: result.outcome, reason: result.reason, progress: result.progress }, 'migration ended');
+      if (result.outcome === 'Succeeded') {
         // The source stays paused (postmigrate) until the handler kills it.
         await this.refreshStatus('Paused');
-        return info;
+      } else {
+        await this.resumeAfterMigration();
       }
-      if (info.status === 'failed' || info.status === 'cancelled') throw new Error(`migration ${info.status}: ${info['error-desc'] ?? 'no detail'}`);
-      if (Date.now() > deadline) {
-        await this.qmpExec(qmp.migrateCancel).catch(() => undefined);
-        throw new Error(`migration did not complete within ${timeoutSeconds} s`);
-      }
-      await sleep(200);
+      return result;
+    } finally {
+      this.outgoing = undefined;
     }
   }
 
-  async queryMigration(): Promise<QmpMigrationInfo> {
-    return this.qmpExec(qmp.queryMigrate);
+  private async resumeAfterMigration(): Promise<void> {
+    const st = await this.qmpExec(qmp.queryStatus);
+    if (!st.running && this.reason !== 'PausedByUser') {
+      this.log.warn({ qemuStatus: st.status }, 'QEMU left the guest stopped after a failed migration; resuming it');
+      await this.qmpExec(qmp.cont);
+    }
+    await this.refreshStatus('Running');
+  }
+
+  async queryMigration(): Promise<MigrationProgress> {
+    return migrationProgress(await this.qmpExec(qmp.queryMigrate));
+  }
+
+  /** Aborts the outgoing migration; its `migrate` then answers Aborted. */
+  async migrateCancel(): Promise<MigrationProgress> {
+    if (!this.outgoing) throw new Error('no outgoing migration is running');
+    await this.outgoing.cancel();
+    return this.queryMigration();
   }
 
   /** The QEMU process has exited (or never ran). */

@@ -240,4 +240,8 @@ export const qmp = {
     const output = await c.execute<string>('human-monitor-command', { 'command-line': commandLine });
     if (typeof output === 'string' && output.trim() !== '') throw new Error(`${commandLine.split(' ')[0] ?? 'HMP'}: ${output.trim()}`);
   },
+  queryMigrateCapabilities: (c: QmpClient) => c.execute<{ capability: string; state: boolean }[]>('query-migrate-capabilities'),
+  migrateSetParameters: (c: QmpClient, parameters: Record<string, number>) => c.execute('migrate-set-parameters', parameters),
+  queryMigrateParameters: (c: QmpClient) => c.execute<Record<string, unknown> & { 'max-bandwidth'?: number; 'downtime-limit'?: number }>('query-migrate-parameters'),
+  migrateStartPostcopy: (c: QmpClient) => c.execute('migrate-start-postcopy'),
 };

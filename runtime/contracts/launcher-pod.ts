@@ -92,6 +92,10 @@ export function launcherSockets(runDir: string) {
     vnc: path.join(runDir, 'vnc.sock'),
     guestAgent: path.join(runDir, 'qga.sock'),
     passt: (iface: string) => path.join(runDir, `passt-${iface}.sock`),
+    /** A migration target's QEMU listens here; the target's node handler connects the stream to it. */
+    migrationIn: path.join(runDir, 'migration-in.sock'),
+    /** A migration source's QEMU connects here; the source's node handler listens and carries the stream. */
+    migrationOut: path.join(runDir, 'migration-out.sock'),
   };
 }
 

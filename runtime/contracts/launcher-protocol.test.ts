@@ -18,7 +18,10 @@ describe('launcher protocol', () => {
 
   it('refuses bad arguments with the field path', () => {
     expect(parseLauncherRequest({ id: 1, command: 'shutdown', args: { gracePeriodSeconds: -1 } })).toMatchObject({ ok: false, id: 1, message: expect.stringMatching(/^bad request: args\.gracePeriodSeconds: /) });
-    expect(parseLauncherRequest({ id: 2, command: 'migrate', args: {} })).toMatchObject({ ok: false, message: expect.stringContaining('args.uri') });
+    expect(parseLauncherRequest({ id: 2, command: 'migrate', args: { bandwidthMiBps: -1 } })).toMatchObject({ ok: false, message: expect.stringContaining('args.bandwidthMiBps') });
+    // A launcher never migrates to a URI it is given: the stream goes through its migration-out.sock.
+    expect(parseLauncherRequest({ id: 2, command: 'migrate', args: { uri: 'tcp:10.0.0.1:4444' } })).toMatchObject({ ok: true, request: { args: {} } });
+    expect(parseLauncherRequest({ id: 2, command: 'start', args: { incoming: 'tcp:0:4444' } })).toMatchObject({ ok: false, message: expect.stringContaining('args.incoming') });
     expect(parseLauncherRequest({ id: 2, command: 42 })).toMatchObject({ ok: false, id: 2, message: expect.stringContaining('command') });
     expect(parseLauncherRequest('status')).toMatchObject({ ok: false, id: undefined });
   });

@@ -87,11 +87,94 @@ export type QmpEvent = z.infer<typeof QmpEvent>;
 export const MigrationInfo = z.looseObject({
   status: z.string().optional(),
   'total-time': z.number().optional(),
+  'expected-downtime': z.number().optional(),
   downtime: z.number().optional(),
-  ram: z.looseObject({ transferred: z.number(), remaining: z.number(), total: z.number() }).optional(),
+  'setup-time': z.number().optional(),
+  ram: z
+    .looseObject({
+      transferred: z.number(),
+      remaining: z.number(),
+      total: z.number(),
+      'dirty-pages-rate': z.number().optional(),
+      'dirty-sync-count': z.number().optional(),
+      'page-size': z.number().optional(),
+      mbps: z.number().optional(),
+    })
+    .optional(),
+  'cpu-throttle-percentage': z.number().optional(),
   'error-desc': z.string().optional(),
 });
 export type MigrationInfo = z.infer<typeof MigrationInfo>;
+
+/**
+ * A migration's progress in kubevm's terms (bytes, bytes per second, milliseconds), read from QMP
+ * query-migrate; the node handler turns it into KubeVirt's kubevirt_vmi_migration_* metrics.
+ */
+export const MigrationProgress = z.object({
+  /** QEMU's migration status: none, setup, active, postcopy-active, completed, failed, cancelling, cancelled, ... */
+  status: z.string(),
+  transferredBytes: z.number().nonnegative(),
+  remainingBytes: z.number().nonnegative(),
+  totalBytes: z.number().nonnegative(),
+  /** Guest memory dirtied per second (dirty pages rate times page size). */
+  dirtyRateBytesPerSecond: z.number().nonnegative(),
+  /** How many times the source has gone over guest memory (1 is the first full pass). */
+  iterations: z.number().nonnegative(),
+  /** Auto-converge's current CPU throttle, 0 when none. */
+  cpuThrottlePercent: z.number().nonnegative(),
+  totalTimeMs: z.number().nonnegative().optional(),
+  /** The real downtime, once the migration completed; the expected one while it runs. */
+  downtimeMs: z.number().nonnegative().optional(),
+  errorDescription: z.string().optional(),
+});
+export type MigrationProgress = z.infer<typeof MigrationProgress>;
+
+/**
+ * How a source migrates (KubeVirt's MigrationConfiguration, resolved for one VMI by the controller;
+ * docs/migration.md). QEMU connects to the launcher's `migration-out.sock`, which the node handler
+ * serves and carries to the target node (runtime/contracts/launcher-pod.ts); a launcher never opens
+ * a network connection for a migration, since its pod's network belongs to the guest.
+ */
+export const MigrateArgs = z.object({
+  /** bandwidthPerMigration in MiB/s; 0 or absent is unlimited. */
+  bandwidthMiBps: z.int().nonnegative().optional(),
+  /** The pause QEMU may take for the last pass (QEMU's downtime-limit); KubeVirt's default is 900. */
+  maxDowntimeMs: z.int().positive().max(2_000_000).optional(),
+  /** allowAutoConverge: throttle the guest's vCPUs when it dirties memory faster than it is sent. */
+  autoConverge: z.boolean().optional(),
+  /** allowPostCopy: switch to post-copy at the completion timeout instead of aborting. The target must be started with `incoming.postCopy`. */
+  postCopy: z.boolean().optional(),
+  /** completionTimeoutPerGiB times the guest's memory: then abort (or switch to post-copy). Default 600. */
+  completionTimeoutSeconds: z.number().positive().optional(),
+  /** progressTimeout: abort when the remaining bytes have not gone down for this long. Default 150. */
+  progressTimeoutSeconds: z.number().positive().optional(),
+});
+export type MigrateArgs = z.infer<typeof MigrateArgs>;
+
+/** How a source's migration ended. Failed and Aborted leave the source running as it was. */
+export const MigrationResult = z.object({
+  outcome: z.enum(['Succeeded', 'Failed', 'Aborted']),
+  /** Why a migration failed or was aborted, for the migration's and the VMI's failureReason. */
+  reason: z.string().optional(),
+  /** The switch to post-copy was made. */
+  postCopy: z.boolean(),
+  progress: MigrationProgress,
+  /** The parameters QEMU accepted, read back with query-migrate-parameters. */
+  parameters: z.looseObject({
+    'max-bandwidth': z.number().optional(),
+    'downtime-limit': z.number().optional(),
+  }),
+  capabilities: z.record(z.string(), z.boolean()),
+});
+export type MigrationResult = z.infer<typeof MigrationResult>;
+
+const StartArgs = z.object({
+  /**
+   * Start QEMU paused as a migration target (`-incoming defer`, then migrate-incoming) listening on
+   * the launcher's `migration-in.sock`, which the node handler connects the incoming stream to.
+   */
+  incoming: z.object({ postCopy: z.boolean().optional() }).optional(),
+});
 
 export const DomainStatus = z.object({
   vmi: z.object({ name: z.string(), namespace: z.string(), uid: z.string().optional() }),
@@ -115,6 +198,8 @@ export const DomainEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('status'), at: z.string(), status: DomainStatus }),
   z.object({ type: z.literal('error'), at: z.string(), status: DomainStatus, error: DomainError }),
   z.object({ type: z.literal('qemu-event'), at: z.string(), status: DomainStatus, qemuEvent: QmpEvent }),
+  /** While this launcher is the source of a migration: its progress, about once a second. */
+  z.object({ type: z.literal('migration'), at: z.string(), status: DomainStatus, progress: MigrationProgress }),
 ]);
 export type DomainEvent = z.infer<typeof DomainEvent>;
 
@@ -128,9 +213,9 @@ export const launcherCommands = {
   subscribe: { args: noArgs, result: DomainStatus },
   status: { args: noArgs, result: DomainStatus },
   /** Starts QEMU (idempotent); `incoming` starts it paused as a migration target. */
-  start: { args: z.object({ incoming: z.string().min(1).optional() }), result: DomainStatus },
+  start: { args: StartArgs, result: DomainStatus },
   /** The same as start (KubeVirt's SyncVMI). */
-  sync: { args: z.object({ incoming: z.string().min(1).optional() }), result: DomainStatus },
+  sync: { args: StartArgs, result: DomainStatus },
   pause: { args: noArgs, result: DomainStatus },
   unpause: { args: noArgs, result: DomainStatus },
   /** Hard reset (QMP system_reset): the guest's OS gets no say. */
@@ -140,8 +225,11 @@ export const launcherCommands = {
   shutdown: { args: z.object({ gracePeriodSeconds: nonNegative.optional() }), result: z.object({ graceful: z.boolean(), status: DomainStatus }) },
   kill: { args: noArgs, result: DomainStatus },
   guestInfo: { args: noArgs, result: GuestInfo },
-  migrate: { args: z.object({ uri: z.string().min(1), timeoutSeconds: nonNegative.optional() }), result: MigrationInfo },
-  queryMigration: { args: noArgs, result: MigrationInfo },
+  /** Migrates this (running) domain out; answers when the migration has ended, however it ended. */
+  migrate: { args: MigrateArgs, result: MigrationResult },
+  queryMigration: { args: noArgs, result: MigrationProgress },
+  /** Aborts a running outgoing migration (QMP migrate_cancel); the pending `migrate` answers Aborted. */
+  migrateCancel: { args: noArgs, result: MigrationProgress },
   /** The tail (SERIAL_LOG_TAIL_BYTES) of what the guest printed on its serial console. */
   serialLog: { args: noArgs, result: z.object({ log: z.string() }) },
   /**

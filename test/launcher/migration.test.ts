@@ -1,45 +1,139 @@
-// Live migration between two launchers of the same VMI (QMP migrate / migrate-incoming over a
-// unix socket): the guest's counter continues on the target, the source ends paused.
+// Live migration between two real launchers (QEMU, TCG) over the node handlers' migration channel
+// (TCP with mutual TLS): the source QEMU connects to its launcher's migration-out.sock, a
+// MigrationSender carries the stream to a MigrationReceiver, which connects it to the target
+// launcher's migration-in.sock (opened as the node handler opens launcher sockets).
 import { jest } from '@jest/globals';
-import path from 'node:path';
-import { lastCount, startLauncher, testVmi, waitForEvent } from './harness.js';
-import type { LauncherRun } from './harness.js';
+import { pino } from 'pino';
+import { launcherSockets } from '../../runtime/contracts/launcher-pod.js';
+import type { DomainEvent, MigrateArgs, MigrationProgress } from '../../runtime/contracts/launcher-protocol.js';
+import { openLauncherSocket } from '../../node-handler/launcher-client.js';
+import { MigrationReceiver, MigrationSender } from '../../node-handler/migration-channel.js';
+import { QEMU_UID, lastCount, makePodsDir, startLauncher, testVmi, waitForEvent } from './harness.js';
+import type { LauncherRun, PodsDir } from './harness.js';
+import { migrationCertificates } from './migration-tls.js';
 
-jest.setTimeout(120_000);
+jest.setTimeout(180_000);
 
-describe('launcher migration (real QEMU, TCG)', () => {
-  const runs: LauncherRun[] = [];
+const log = pino({ level: 'silent' });
+const tlsFor = migrationCertificates(['node-a', 'node-b']);
+
+interface Pair {
+  source: LauncherRun;
+  target: LauncherRun;
+  /** The source's migration events, in order. */
+  progress: MigrationProgress[];
+}
+
+describe('launcher live migration over the migration channel (real QEMU, TCG)', () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
   afterEach(async () => {
-    for (const r of runs.splice(0)) await r.stop();
+    for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  it('moves a running guest to a second launcher', async () => {
-    const source = await startLauncher(testVmi('migrate'));
-    runs.push(source);
-    const target = await startLauncher(testVmi('migrate'));
-    runs.push(target);
+  /** Two launchers of one VMI on two "nodes", the source running and counting, the target incoming, the channel between them. */
+  async function pair(name: string, incoming: { postCopy?: boolean } = {}): Promise<Pair> {
+    const pods: PodsDir = makePodsDir();
+    cleanups.push(() => pods.remove());
+    const source = await startLauncher(testVmi(name), { runDir: pods.privateDir('src') });
+    cleanups.push(() => source.stop());
+    const target = await startLauncher(testVmi(name), { runDir: pods.privateDir('dst') });
+    cleanups.push(() => target.stop());
     expect((await source.client.call('start')).phase).toBe('Running');
+
+    const receiver = new MigrationReceiver({ tls: tlsFor['node-b'], log, host: '127.0.0.1' });
+    const address = await receiver.listen();
+    cleanups.push(() => receiver.close());
+    receiver.expect(`mig-${name}`, () => openLauncherSocket(pods.path, launcherSockets(target.runDir).migrationIn, { ownerUid: QEMU_UID }));
+    const sender = await MigrationSender.open({
+      tls: tlsFor['node-a'],
+      log,
+      migrationUid: `mig-${name}`,
+      socketPath: launcherSockets(source.runDir).migrationOut,
+      owner: { uid: QEMU_UID, gid: QEMU_UID },
+      target: { host: address.host, port: address.port, serverName: 'node-b' },
+    });
+    cleanups.push(() => sender.close());
+
+    expect(await target.client.call('start', { incoming })).toMatchObject({ phase: 'Paused', reason: 'MigrationTarget' });
     await source.waitForSerial(/KUBEVM-COUNT 2\b/, 60_000);
+    const progress: MigrationProgress[] = [];
+    await source.client.subscribe();
+    source.client.on('event', (e: DomainEvent) => {
+      if (e.type === 'migration') progress.push(e.progress);
+    });
+    return { source, target, progress };
+  }
 
-    const uri = `unix:${path.join(target.runDir, 'migration.sock')}`;
-    const incoming = await target.client.call('start', { incoming: uri });
-    expect(incoming).toMatchObject({ phase: 'Paused', reason: 'MigrationTarget' });
-    await target.client.subscribe();
-    const targetRunning = waitForEvent(target.client, (e) => e.status.phase === 'Running', 60_000);
+  /** Resolves once the source reports bytes on their way (the migration is under way). */
+  function underWay(p: Pair): Promise<DomainEvent> {
+    return waitForEvent(p.source.client, (e) => e.type === 'migration' && e.progress.status === 'active' && e.progress.transferredBytes > 0, 60_000);
+  }
 
-    const info = await source.client.call('migrate', { uri, timeoutSeconds: 60 });
-    expect(info.status).toBe('completed');
-    expect(info['total-time']).toBeGreaterThan(0);
+  /** The source guest runs on, unpaused, and keeps counting. */
+  async function sourceRunsOn(p: Pair): Promise<void> {
+    const st = await p.source.client.call('status');
+    expect(st).toMatchObject({ phase: 'Running', qemuStatus: 'running' });
+    const n = lastCount(p.source.serialLog());
+    await p.source.waitForSerial(new RegExp(`KUBEVM-COUNT ${n + 2}\\b`), 20_000);
+  }
+
+  it('moves a running guest: its counter continues on the target without a reset, with the policy applied', async () => {
+    const p = await pair('mig-ok');
+    const args: MigrateArgs = { bandwidthMiBps: 512, maxDowntimeMs: 300, autoConverge: true, completionTimeoutSeconds: 120 };
+    const targetRunning = p.target.client.subscribe().then(() => waitForEvent(p.target.client, (e) => e.status.phase === 'Running', 60_000));
+    const result = await p.source.client.call('migrate', args);
+    expect(result).toMatchObject({ outcome: 'Succeeded', postCopy: false, progress: { status: 'completed' } });
+    expect(result.reason).toBeUndefined();
+    // QEMU took the policy: bandwidth in bytes/s, the downtime limit, auto-converge.
+    expect(result.parameters).toMatchObject({ 'max-bandwidth': 512 * 1024 * 1024, 'downtime-limit': 300 });
+    expect(result.capabilities).toMatchObject({ 'auto-converge': true, 'postcopy-ram': false, events: true });
+    expect(result.progress.transferredBytes).toBeGreaterThan(1024 * 1024);
+    expect(result.progress.totalTimeMs).toEqual(expect.any(Number));
+    expect(result.progress.downtimeMs).toBeGreaterThanOrEqual(0);
+    // The last progress event is the completed one.
+    expect(p.progress.at(-1)).toMatchObject({ status: 'completed' });
+
     await targetRunning;
-    const atMigration = lastCount(source.serialLog());
-    // The target's console continues the count the source had reached.
-    const next = await target.waitForSerial(/KUBEVM-COUNT (\d+)/, 20_000);
+    const atMigration = lastCount(p.source.serialLog());
+    const next = await p.target.waitForSerial(/KUBEVM-COUNT (\d+)/, 20_000);
     expect(Number(next[1])).toBeGreaterThanOrEqual(atMigration);
-    await target.waitForSerial(new RegExp(`KUBEVM-COUNT ${atMigration + 2}\\b`), 20_000);
-    const src = await source.client.call('status');
-    expect(src.phase).toBe('Paused');
-    expect(src.qemuStatus).toBe('postmigrate');
-    await source.client.call('kill');
-    await target.client.call('kill');
+    await p.target.waitForSerial(new RegExp(`KUBEVM-COUNT ${atMigration + 2}\\b`), 20_000);
+    // No boot on the target: it printed counts only, never the guest's start.
+    expect(p.target.serialLog()).not.toMatch(/KUBEVM-READY|KUBEVM-COUNT 0\b/);
+    expect(await p.source.client.call('status')).toMatchObject({ phase: 'Paused', qemuStatus: 'postmigrate' });
+    await expect(p.source.client.call('migrateCancel')).rejects.toThrow(/no outgoing migration is running/);
+  });
+
+  it('a cancel leaves the source running, unpaused, and the answer Aborted', async () => {
+    const p = await pair('mig-cancel');
+    // 1 MiB/s: the guest's memory takes many seconds, time enough to cancel in the middle.
+    const migrating = p.source.client.call('migrate', { bandwidthMiBps: 1 });
+    await underWay(p);
+    const atCancel = await p.source.client.call('migrateCancel');
+    expect(['active', 'cancelling', 'cancelled']).toContain(atCancel.status);
+    const result = await migrating;
+    expect(result).toMatchObject({ outcome: 'Aborted', reason: 'the migration was cancelled on request', progress: { status: 'cancelled' } });
+    await sourceRunsOn(p);
+  });
+
+  it('a target killed mid-migration leaves the source running and the answer Failed with a reason', async () => {
+    const p = await pair('mig-kill');
+    const migrating = p.source.client.call('migrate', { bandwidthMiBps: 1 });
+    await underWay(p);
+    if (p.target.proc.pid !== undefined) process.kill(-p.target.proc.pid, 'SIGKILL');
+    const result = await migrating;
+    expect(result.outcome).toBe('Failed');
+    expect(result.reason).toMatch(/^the migration failed: /);
+    expect(result.progress.status).toBe('failed');
+    await sourceRunsOn(p);
+  });
+
+  it('a migration that cannot complete within its completion timeout is aborted, and the source runs on', async () => {
+    const p = await pair('mig-slow');
+    // 1 MiB/s against a 1 s completion timeout: it cannot finish in time.
+    const result = await p.source.client.call('migrate', { bandwidthMiBps: 1, completionTimeoutSeconds: 1 });
+    expect(result.outcome).toBe('Failed');
+    expect(result.reason).toMatch(/did not complete within its completion timeout of 1 s/);
+    await sourceRunsOn(p);
   });
 });

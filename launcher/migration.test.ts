@@ -1,0 +1,26 @@
+import { describe, expect, it } from '@jest/globals';
+import { migrationCapabilities, migrationParameters, migrationProgress } from './migration.js';
+
+describe('outgoing migration settings', () => {
+  it('turns a policy into QEMU parameters: MiB/s to bytes/s, unlimited as a huge limit', () => {
+    expect(migrationParameters({ bandwidthMiBps: 64, maxDowntimeMs: 300 })).toEqual({ 'max-bandwidth': 64 * 1024 * 1024, 'downtime-limit': 300 });
+    expect(migrationParameters({})['max-bandwidth']).toBeGreaterThanOrEqual(2 ** 40);
+    expect(migrationParameters({ bandwidthMiBps: 0 })['max-bandwidth']).toBeGreaterThanOrEqual(2 ** 40);
+  });
+
+  it('sets every capability it manages, on or off, so a previous migration leaves nothing behind', () => {
+    expect(migrationCapabilities({ autoConverge: true })).toEqual([
+      { capability: 'events', state: true },
+      { capability: 'auto-converge', state: true },
+      { capability: 'postcopy-ram', state: false },
+    ]);
+  });
+
+  it('reads query-migrate into progress: dirty rate in bytes, downtime expected then real', () => {
+    const active = migrationProgress({ status: 'active', 'expected-downtime': 12, ram: { transferred: 10, remaining: 20, total: 30, 'dirty-pages-rate': 5, 'page-size': 4096, 'dirty-sync-count': 2 } });
+    expect(active).toEqual({ status: 'active', transferredBytes: 10, remainingBytes: 20, totalBytes: 30, dirtyRateBytesPerSecond: 5 * 4096, iterations: 2, cpuThrottlePercent: 0, downtimeMs: 12 });
+    expect(migrationProgress({ status: 'completed', downtime: 40, 'expected-downtime': 12, 'total-time': 900 })).toMatchObject({ downtimeMs: 40, totalTimeMs: 900 });
+    expect(migrationProgress({ status: 'failed', 'error-desc': 'Unable to write to socket' })).toMatchObject({ status: 'failed', errorDescription: 'Unable to write to socket', transferredBytes: 0 });
+    expect(migrationProgress({}).status).toBe('none');
+  });
+});

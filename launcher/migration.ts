@@ -1,0 +1,141 @@
+// A source's outgoing live migration over QMP: capabilities and parameters from the resolved
+// migration policy, `migrate` to the unix socket the node handler serves, then query-migrate until
+// it ends. The two timeouts are KubeVirt's: completion (abort, or switch to post-copy when allowed)
+// and progress (abort when the remaining bytes stop going down). However it ends, the answer says
+// how; a failed or aborted migration leaves the guest running on the source (domain.ts resumes it).
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { MigrateArgs, MigrationInfo, MigrationProgress, MigrationResult } from '../runtime/contracts/launcher-protocol.js';
+import { qmp } from './qmp.js';
+import type { QmpClient } from './qmp.js';
+
+/** QEMU's max-bandwidth has no "unlimited": 1 TiB/s is more than any link. */
+const UNLIMITED_BANDWIDTH = 2 ** 40;
+const MIB = 1024 * 1024;
+const DEFAULT_COMPLETION_TIMEOUT_SECONDS = 600;
+const DEFAULT_PROGRESS_TIMEOUT_SECONDS = 150;
+const POLL_MS = 200;
+const PROGRESS_EVENT_MS = 1000;
+
+/** query-migrate in kubevm's terms. */
+export function migrationProgress(info: MigrationInfo): MigrationProgress {
+  const ram = info.ram;
+  const progress: MigrationProgress = {
+    status: info.status ?? 'none',
+    transferredBytes: ram?.transferred ?? 0,
+    remainingBytes: ram?.remaining ?? 0,
+    totalBytes: ram?.total ?? 0,
+    dirtyRateBytesPerSecond: (ram?.['dirty-pages-rate'] ?? 0) * (ram?.['page-size'] ?? 4096),
+    iterations: ram?.['dirty-sync-count'] ?? 0,
+    cpuThrottlePercent: info['cpu-throttle-percentage'] ?? 0,
+  };
+  if (info['total-time'] !== undefined) progress.totalTimeMs = info['total-time'];
+  const downtime = info.downtime ?? info['expected-downtime'];
+  if (downtime !== undefined) progress.downtimeMs = downtime;
+  if (info['error-desc'] !== undefined) progress.errorDescription = info['error-desc'];
+  return progress;
+}
+
+/** The capabilities a source (and, for post-copy, a target) sets before a migration. */
+export function migrationCapabilities(options: { autoConverge?: boolean | undefined; postCopy?: boolean | undefined }): { capability: string; state: boolean }[] {
+  return [
+    // MIGRATION events on both ends, so a target's end is seen without polling.
+    { capability: 'events', state: true },
+    { capability: 'auto-converge', state: options.autoConverge === true },
+    { capability: 'postcopy-ram', state: options.postCopy === true },
+  ];
+}
+
+/** migrate-set-parameters for a policy: bandwidth in bytes/s, the allowed downtime in ms. */
+export function migrationParameters(args: MigrateArgs): Record<string, number> {
+  const parameters: Record<string, number> = { 'max-bandwidth': args.bandwidthMiBps ? args.bandwidthMiBps * MIB : UNLIMITED_BANDWIDTH };
+  if (args.maxDowntimeMs !== undefined) parameters['downtime-limit'] = args.maxDowntimeMs;
+  return parameters;
+}
+
+const ENDED = new Set(['completed', 'failed', 'cancelled']);
+
+export interface OutgoingMigrationHooks {
+  log: Logger;
+  onProgress: (progress: MigrationProgress) => void;
+}
+
+/**
+ * One outgoing migration. `run` resolves when it has ended; `cancel` asks QEMU to abort it (the
+ * answer of `run` is then Aborted).
+ */
+export class OutgoingMigration {
+  private cancelRequested = false;
+  private switchedToPostCopy = false;
+  private timedOut: string | undefined;
+
+  constructor(
+    private readonly qmpClient: QmpClient,
+    private readonly uri: string,
+    private readonly args: MigrateArgs,
+    private readonly hooks: OutgoingMigrationHooks,
+  ) {}
+
+  async run(): Promise<MigrationResult> {
+    const c = this.qmpClient;
+    await qmp.migrateSetCapabilities(c, migrationCapabilities(this.args));
+    await qmp.migrateSetParameters(c, migrationParameters(this.args));
+    const parameters = await qmp.queryMigrateParameters(c);
+    const capabilities = Object.fromEntries((await qmp.queryMigrateCapabilities(c)).map((e) => [e.capability, e.state]));
+    this.hooks.log.info({ uri: this.uri, parameters: { 'max-bandwidth': parameters['max-bandwidth'], 'downtime-limit': parameters['downtime-limit'] }, autoConverge: capabilities['auto-converge'], postCopy: capabilities['postcopy-ram'] }, 'migration starting');
+    await qmp.migrate(c, this.uri);
+
+    const started = Date.now();
+    const completionMs = (this.args.completionTimeoutSeconds ?? DEFAULT_COMPLETION_TIMEOUT_SECONDS) * 1000;
+    const progressMs = (this.args.progressTimeoutSeconds ?? DEFAULT_PROGRESS_TIMEOUT_SECONDS) * 1000;
+    let lowestRemaining = Number.POSITIVE_INFINITY;
+    let lastProgressAt = started;
+    let lastEventAt = 0;
+    let progress: MigrationProgress;
+    for (;;) {
+      progress = migrationProgress(await qmp.queryMigrate(c));
+      const now = Date.now();
+      if (ENDED.has(progress.status)) break;
+      if (now - lastEventAt >= PROGRESS_EVENT_MS) {
+        lastEventAt = now;
+        this.hooks.onProgress(progress);
+      }
+      if (progress.status === 'active' && progress.remainingBytes < lowestRemaining) {
+        lowestRemaining = progress.remainingBytes;
+        lastProgressAt = now;
+      }
+      if (this.timedOut === undefined && !this.switchedToPostCopy) {
+        if (now - started > completionMs) {
+          if (this.args.postCopy && progress.status === 'active') {
+            this.hooks.log.info({ completionTimeoutSeconds: completionMs / 1000 }, 'migration did not complete in time; switching to post-copy');
+            await qmp.migrateStartPostcopy(c);
+            this.switchedToPostCopy = true;
+          } else {
+            await this.abort(`the migration did not complete within its completion timeout of ${completionMs / 1000} s (completionTimeoutPerGiB)`);
+          }
+        } else if (progress.status === 'active' && now - lastProgressAt > progressMs) {
+          await this.abort(`the migration made no progress for ${progressMs / 1000} s (progressTimeout); ${progress.remainingBytes} bytes remained`);
+        }
+      }
+      await delay(POLL_MS);
+    }
+    this.hooks.onProgress(progress);
+    const result = { postCopy: this.switchedToPostCopy, progress, parameters, capabilities };
+    if (progress.status === 'completed') return { outcome: 'Succeeded', ...result };
+    if (progress.status === 'cancelled' && this.cancelRequested && this.timedOut === undefined) return { outcome: 'Aborted', reason: 'the migration was cancelled on request', ...result };
+    const reason = this.timedOut ?? `the migration failed: ${progress.errorDescription ?? 'QEMU gave no reason'}`;
+    return { outcome: 'Failed', reason, ...result };
+  }
+
+  /** A cancel on request (migrateCancel). */
+  async cancel(): Promise<void> {
+    this.cancelRequested = true;
+    await qmp.migrateCancel(this.qmpClient);
+  }
+
+  private async abort(reason: string): Promise<void> {
+    this.timedOut = reason;
+    this.hooks.log.warn({ reason }, 'aborting the migration');
+    await qmp.migrateCancel(this.qmpClient);
+  }
+}

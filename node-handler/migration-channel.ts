@@ -1,0 +1,302 @@
+// The node-handler-to-node-handler migration channel (runtime/contracts/migration-channel.ts).
+//
+//   source QEMU ──unix──▶ MigrationSender ══TCP+mTLS══▶ MigrationReceiver ──unix──▶ target QEMU
+//   (migration-out.sock, in the source        (one per node)      (migration-in.sock of the
+//    launcher's run directory)                                      target launcher)
+//
+// The launcher pod's network belongs to the guest (KubeVirt found the same), so QEMU never opens a
+// network connection itself: each end talks to a unix socket in its launcher's run directory and
+// the node handlers carry the bytes between the nodes. Both ends present a certificate from the
+// cluster's CA; the receiver accepts a stream only for a migration it was told to expect. Buffers
+// are bounded: a side that does not read stops the other (socket backpressure), so a stalled peer
+// costs at most a few high-water marks per connection, never the whole stream.
+import net from 'node:net';
+import tls from 'node:tls';
+import { chown, chmod, rm } from 'node:fs/promises';
+import { Counter } from 'prom-client';
+import type { Logger } from 'pino';
+import {
+  MIGRATION_CHANNEL_MAX_LINE_BYTES,
+  MIGRATION_CHANNEL_PROTOCOL_VERSION,
+  MigrationChannelAnswer,
+  MigrationChannelHello,
+} from '../runtime/contracts/migration-channel.js';
+import { describeZodError } from '../runtime/contracts/launcher-protocol.js';
+import { registry } from '../runtime/metrics.js';
+import { NdjsonReader, ndjsonLine, parseJsonLine } from '../runtime/ndjson.js';
+
+export const migrationChannelBytes = new Counter({
+  name: 'kubevm_migration_channel_bytes_total',
+  help: 'Bytes of migration streams carried between node handlers, by direction (sent by this node, received by it).',
+  labelNames: ['direction'] as const,
+  registers: [registry],
+});
+
+export const migrationChannelRefused = new Counter({
+  name: 'kubevm_migration_channel_refused_total',
+  help: 'Migration channel connections refused (bad hello, unexpected migration, target socket unavailable).',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+
+/** This node's certificate and the CA that signs every node's (PEM). */
+export interface MigrationTls {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+const HELLO_TIMEOUT_MS = 10_000;
+
+/** Carries bytes both ways between two sockets with backpressure; ends each when the other ends. */
+function splice(a: net.Socket, b: net.Socket, counted: { ab?: 'sent' | 'received'; ba?: 'sent' | 'received' }): void {
+  const count = (from: net.Socket, direction: 'sent' | 'received' | undefined) => {
+    if (direction) from.on('data', (chunk: Buffer) => migrationChannelBytes.inc({ direction }, chunk.length));
+  };
+  count(a, counted.ab);
+  count(b, counted.ba);
+  a.pipe(b);
+  b.pipe(a);
+  const destroyBoth = () => {
+    a.destroy();
+    b.destroy();
+  };
+  // A stream cut on one side is cut on the other: QEMU sees the failure at once, not at a timeout.
+  a.on('close', destroyBoth);
+  b.on('close', destroyBoth);
+  a.on('error', destroyBoth);
+  b.on('error', destroyBoth);
+}
+
+/** Reads the one line that precedes the stream; the bytes after it stay unread in `rest`. */
+function readFirstLine(socket: net.Socket, timeoutMs: number): Promise<{ value: unknown; rest: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`no line within ${timeoutMs} ms`)), timeoutMs);
+    const cleanup = () => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', onClose);
+    };
+    const fail = (error: Error) => {
+      cleanup();
+      reject(error);
+    };
+    const reader = new NdjsonReader({
+      maxLineBytes: MIGRATION_CHANNEL_MAX_LINE_BYTES,
+      onOverflow: (bytes) => fail(new Error(`a first line of more than ${bytes} bytes`)),
+      onLine: (line) => {
+        reader.stop();
+        cleanup();
+        socket.pause();
+        const json = parseJsonLine(line);
+        if (!json.ok) reject(new Error(`not JSON (${json.error})`));
+        else resolve({ value: json.value, rest: reader.remainder() });
+      },
+    });
+    const onData = (chunk: Buffer) => reader.push(chunk);
+    const onClose = () => fail(new Error('the connection closed before its first line'));
+    socket.on('data', onData);
+    socket.on('close', onClose);
+  });
+}
+
+export interface MigrationReceiverOptions {
+  tls: MigrationTls;
+  log: Logger;
+  host?: string;
+  /** 0 (default): any free port. */
+  port?: number;
+}
+
+/**
+ * The target node's end: a TLS server that requires a client certificate from the CA, and maps a
+ * migration's uid to the way to reach its target launcher's incoming socket.
+ */
+export class MigrationReceiver {
+  private server: tls.Server | undefined;
+  private readonly expected = new Map<string, () => Promise<net.Socket>>();
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(private readonly options: MigrationReceiverOptions) {}
+
+  async listen(): Promise<{ host: string; port: number }> {
+    const server = tls.createServer({
+      ca: this.options.tls.ca,
+      cert: this.options.tls.cert,
+      key: this.options.tls.key,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.3',
+    });
+    server.on('secureConnection', (socket) => void this.onConnection(socket));
+    // A handshake refused (no certificate, another CA) ends there; nothing of it reaches a launcher.
+    server.on('tlsClientError', (error) => {
+      migrationChannelRefused.inc({ reason: 'tls' });
+      this.options.log.warn({ err: error.message }, 'refused a migration channel connection (TLS)');
+    });
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.options.port ?? 0, this.options.host ?? '0.0.0.0', () => resolve());
+    });
+    const address = server.address() as net.AddressInfo;
+    this.options.log.info({ address: address.address, port: address.port }, 'migration channel listening');
+    return { host: address.address, port: address.port };
+  }
+
+  /**
+   * Accepts streams for this migration from now on, each connected to a socket `openTarget`
+   * opens (the target launcher's migration-in.sock, opened safely). Returns the undo.
+   */
+  expect(migrationUid: string, openTarget: () => Promise<net.Socket>): () => void {
+    this.expected.set(migrationUid, openTarget);
+    return () => {
+      if (this.expected.get(migrationUid) === openTarget) this.expected.delete(migrationUid);
+    };
+  }
+
+  /** Bytes held in this receiver's sockets' buffers now (bounded by the high-water marks). */
+  bufferedBytes(): number {
+    let total = 0;
+    for (const s of this.sockets) total += s.writableLength + s.readableLength;
+    return total;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  private track(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+  }
+
+  private async onConnection(peer: tls.TLSSocket): Promise<void> {
+    this.track(peer);
+    peer.on('error', () => peer.destroy());
+    const log = this.options.log.child({ peer: peer.remoteAddress, peerCertificate: peer.getPeerCertificate().subject?.CN });
+    const refuse = (reason: string, message: string) => {
+      migrationChannelRefused.inc({ reason });
+      log.warn({ reason, err: message }, 'refused a migration stream');
+      peer.end(ndjsonLine({ ok: false, message: message.slice(0, 512) }));
+    };
+    let first: { value: unknown; rest: Buffer };
+    try {
+      first = await readFirstLine(peer, HELLO_TIMEOUT_MS);
+    } catch (error) {
+      return refuse('hello', `bad hello: ${(error as Error).message}`);
+    }
+    const hello = MigrationChannelHello.safeParse(first.value);
+    if (!hello.success) return refuse('hello', `bad hello: ${describeZodError(hello.error)}`);
+    const openTarget = this.expected.get(hello.data.migrationUid);
+    if (!openTarget) return refuse('unexpected', `this node expects no migration ${hello.data.migrationUid}`);
+    let target: net.Socket;
+    try {
+      target = await openTarget();
+    } catch (error) {
+      return refuse('target', `the target launcher's incoming socket cannot be opened: ${(error as Error).message}`);
+    }
+    this.track(target);
+    log.info({ migrationUid: hello.data.migrationUid }, 'migration stream connected to the target launcher');
+    peer.write(ndjsonLine({ ok: true }));
+    if (first.rest.length) target.write(first.rest);
+    splice(peer, target, { ab: 'received' });
+    peer.resume();
+  }
+}
+
+export interface MigrationSenderOptions {
+  tls: MigrationTls;
+  log: Logger;
+  migrationUid: string;
+  /** Where QEMU connects: the source launcher's migration-out.sock, as the node sees it. */
+  socketPath: string;
+  /** The launcher's uid/gid, so its QEMU may connect (the socket is 0660). */
+  owner?: { uid: number; gid: number };
+  /** The target node's receiver. */
+  target: { host: string; port: number; serverName: string };
+}
+
+/**
+ * The source node's end for one migration: listens on the source launcher's migration-out.sock
+ * and carries each stream QEMU opens to the target node's receiver.
+ */
+export class MigrationSender {
+  private readonly sockets = new Set<net.Socket>();
+
+  private constructor(
+    private readonly server: net.Server,
+    private readonly options: MigrationSenderOptions,
+  ) {}
+
+  static async open(options: MigrationSenderOptions): Promise<MigrationSender> {
+    await rm(options.socketPath, { force: true });
+    const server = net.createServer({ pauseOnConnect: true });
+    const sender = new MigrationSender(server, options);
+    server.on('connection', (socket) => void sender.onConnection(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.socketPath, () => resolve());
+    });
+    if (options.owner) await chown(options.socketPath, options.owner.uid, options.owner.gid);
+    await chmod(options.socketPath, 0o660);
+    return sender;
+  }
+
+  bufferedBytes(): number {
+    let total = 0;
+    for (const s of this.sockets) total += s.writableLength + s.readableLength;
+    return total;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await rm(this.options.socketPath, { force: true });
+  }
+
+  private track(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+  }
+
+  private async onConnection(qemu: net.Socket): Promise<void> {
+    this.track(qemu);
+    qemu.on('error', () => qemu.destroy());
+    const { tls: creds, target, log, migrationUid } = this.options;
+    const remote = tls.connect({
+      host: target.host,
+      port: target.port,
+      servername: target.serverName,
+      ca: creds.ca,
+      cert: creds.cert,
+      key: creds.key,
+      minVersion: 'TLSv1.3',
+    });
+    this.track(remote);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        remote.once('secureConnect', resolve);
+        remote.once('error', reject);
+      });
+      const hello: MigrationChannelHello = { protocol: MIGRATION_CHANNEL_PROTOCOL_VERSION, migrationUid };
+      remote.write(ndjsonLine(hello));
+      const first = await readFirstLine(remote, HELLO_TIMEOUT_MS);
+      const answer = MigrationChannelAnswer.safeParse(first.value);
+      if (!answer.success) throw new Error(`the target node answered something else than the channel's answer: ${describeZodError(answer.error)}`);
+      if (!answer.data.ok) throw new Error(`the target node refused the stream: ${answer.data.message}`);
+      if (first.rest.length) qemu.write(first.rest);
+    } catch (error) {
+      // QEMU sees its connection closed and fails the migration; the source guest keeps running.
+      log.warn({ err: (error as Error).message, target: `${target.host}:${target.port}` }, 'cannot carry a migration stream to the target node');
+      remote.destroy();
+      qemu.destroy();
+      return;
+    }
+    log.info({ migrationUid, target: `${target.host}:${target.port}` }, 'migration stream connected to the target node');
+    splice(qemu, remote, { ab: 'sent' });
+    qemu.resume();
+    remote.resume();
+  }
+}
