@@ -8,6 +8,8 @@ export interface AccelDecision {
   accel: Accelerator;
   /** Why: shown in the launcher's status and the VMI condition message. */
   reason: string;
+  /** What the KVM probe found, when there was one (the node's evidence that KVM runs guests). */
+  kvmProbe?: 'usable' | 'unusable';
 }
 
 export interface AccelOptions {
@@ -50,15 +52,19 @@ export async function chooseAccelerator(opts: AccelOptions): Promise<AccelDecisi
     return { accel: 'tcg', reason: 'emulation (TCG) configured for this launcher' };
   }
   let kvmProblem: string;
+  // Evidence about the node only when the pod has the device: without it (an emulating VM's pod
+  // does not request it) the probe says nothing about the node's KVM.
+  let kvmProbe: 'unusable' | undefined;
   try {
     await access(opts.kvmDevice, constants.R_OK | constants.W_OK);
     const probe = await probeKvm(opts.qemuBinary);
-    if (probe.ok) return { accel: 'kvm', reason: `${opts.kvmDevice} is usable` };
+    if (probe.ok) return { accel: 'kvm', reason: `${opts.kvmDevice} is usable`, kvmProbe: 'usable' };
     kvmProblem = `QEMU cannot use KVM: ${probe.detail}`;
+    kvmProbe = 'unusable';
   } catch (err) {
     kvmProblem = `${opts.kvmDevice} is not accessible: ${(err as Error).message}`;
   }
   if (opts.mode === 'kvm') throw new Error(`KVM was requested but ${kvmProblem}`);
-  if (opts.allowEmulation) return { accel: 'tcg', reason: `${kvmProblem}; using emulation (TCG) because useEmulation is on` };
+  if (opts.allowEmulation) return { accel: 'tcg', reason: `${kvmProblem}; using emulation (TCG) because useEmulation is on`, ...(kvmProbe ? { kvmProbe } : {}) };
   throw new Error(`${kvmProblem}, and emulation is not allowed (useEmulation is off): the VM cannot run on this node`);
 }

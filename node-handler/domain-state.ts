@@ -32,6 +32,8 @@ export interface DomainState {
   accelerator?: Accelerator;
   /** Why the launcher chose that accelerator, for the condition message. */
   acceleratorReason?: string;
+  /** What the launcher's KVM probe found on this node, when it probed. */
+  kvmProbe?: 'usable' | 'unusable';
   agentConnected: boolean;
   guestOSInfo?: VirtualMachineInstanceGuestOSInfo;
   interfaces?: VirtualMachineInstanceNetworkInterface[];

@@ -50,6 +50,7 @@ export function domainStateFromLauncher(status: LauncherStatusView): Omit<Domain
     agentConnected: guest?.agentConnected === true,
     accelerator: status.accelerator?.accel,
     acceleratorReason: status.accelerator?.reason,
+    kvmProbe: status.accelerator?.kvmProbe,
     guestOSInfo: guest?.agentConnected && guest.os && Object.keys(guest.os).length > 0 ? guest.os : undefined,
     interfaces: guest?.agentConnected ? guestInterfaces(guest.interfaces ?? []) : undefined,
     pauseReason: undefined,

@@ -24,7 +24,7 @@ import { DevicePluginManager } from './device-plugin/plugin.js';
 import { DomainStateCache } from './domain-state.js';
 import { launcherDialer } from './launcher-client.js';
 import { LauncherConnections } from './launcher-connections.js';
-import { NodeHeartbeat } from './node-labels.js';
+import { NodeHeartbeat, kvmVerdict } from './node-labels.js';
 import { NODE_HANDLER_STREAM_PORT, STREAM_TLS_DIR } from '../runtime/contracts/streams.js';
 import { StreamServer } from './stream-server.js';
 import { nodeVmiSelector, vmiHandlerReconcile } from './vmi-handler.js';
@@ -83,7 +83,9 @@ async function main(): Promise<void> {
   const vmis = client.resource<VirtualMachineInstance>(vmiResource);
   const domains = new DomainStateCache();
   const devicePlugins = new DevicePluginManager({ pluginDir, devRoot, logger: log });
-  const heartbeat = new NodeHeartbeat(client, nodeName, { devRoot, log });
+  // The launchers' KVM probes are the node's evidence that KVM runs guests (kubevm.io/kvm-verified).
+  const kvmVerified = (): boolean | undefined => kvmVerdict(domains.keys().map((key) => domains.get(key)?.kvmProbe));
+  const heartbeat = new NodeHeartbeat(client, nodeName, { devRoot, log, kvmVerified });
   const health = new HealthServer({ port, log });
   let informer: Informer<VirtualMachineInstance> | undefined;
   health.addReadinessCheck('vmi-informer', () => informer?.hasSynced() === true || 'VMI informer not synced');
@@ -140,7 +142,14 @@ async function main(): Promise<void> {
   });
   const reconcile = vmiHandlerReconcile({ nodeName, vmis, informer, domains, connections, events });
   // Launcher events feed the second cache; each change is one more level-triggered pass.
-  domains.onChange((key) => controller.enqueue(key));
+  let lastKvmVerdict = kvmVerified();
+  domains.onChange((key) => {
+    controller.enqueue(key);
+    // New evidence reaches the node label now, not at the next heartbeat.
+    const verdict = kvmVerified();
+    if (verdict !== undefined && verdict !== lastKvmVerdict) void heartbeat.beat();
+    lastKvmVerdict = verdict;
+  });
   controller.watch(informer);
   informer.start();
   await controller.start(lifecycle.signal);

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cpuinfoField, nodeLabels, nodePatch, parseQemuVersion, probeHost, toLabelValue, vulnerabilityState } from './node-labels.js';
+import { cpuinfoField, kvmVerdict, nodeLabels, nodePatch, parseQemuVersion, probeHost, toLabelValue, vulnerabilityState } from './node-labels.js';
 
 const cpuinfo = 'processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel name\t: Intel(R) Xeon(R) Processor @ 2.20GHz\nflags\t\t: fpu vme\n\nprocessor\t: 1\nvendor_id\t: Other\n';
 
@@ -82,5 +82,16 @@ describe('node labels', () => {
     const now = new Date('2026-11-22T21:00:00.500Z');
     const patch = nodePatch({ 'cpu-vulnerability.node.kubevm.io/gone': 'vulnerable', team: 'a' }, { 'kubevm.io/cpu-vulnerable': 'false' }, now);
     expect(patch.metadata.labels).toEqual({ 'cpu-vulnerability.node.kubevm.io/gone': null, 'kubevm.io/cpu-vulnerable': 'false' });
+  });
+
+  it('says KVM is verified once a launcher\'s probe succeeded, not before, and never removes the verdict on its own', () => {
+    expect(kvmVerdict([])).toBeUndefined();
+    expect(kvmVerdict([undefined, undefined])).toBeUndefined();
+    expect(kvmVerdict(['unusable', undefined])).toBe(false);
+    expect(kvmVerdict(['unusable', 'usable'])).toBe(true);
+    expect(nodeLabels({ kvmUsable: true }, true)['kubevm.io/kvm-verified']).toBe('true');
+    expect(nodeLabels({ kvmUsable: true })).not.toHaveProperty('kubevm.io/kvm-verified');
+    const now = new Date('2026-11-22T21:00:00.500Z');
+    expect(nodePatch({ 'kubevm.io/kvm-verified': 'false' }, {}, now).metadata.labels).toBeUndefined();
   });
 });

@@ -26,6 +26,13 @@ export const cpuVulnerabilityLabelPrefix = 'cpu-vulnerability.node.kubevm.io/';
 export const cpuVulnerableLabel = 'kubevm.io/cpu-vulnerable';
 /** Whether this node's KVM offers nested virtualization to its guests (kvm_intel/kvm_amd `nested`). */
 export const nestedVirtualizationLabel = 'kubevm.io/nested-virtualization';
+/**
+ * Whether KVM ran guests on this node, as the launchers found it: "true" once a launcher's probe
+ * (QEMU creating a KVM VM) succeeded, "false" when the launchers probed and fell back to TCG.
+ * Unlike kvm-usable (the device opens), this is evidence; absent until a launcher has probed, and
+ * kept across handler restarts until new evidence.
+ */
+export const kvmVerifiedLabel = 'kubevm.io/kvm-verified';
 /** Whether the node itself is a virtual machine (the CPU's `hypervisor` flag): its guests are nested. */
 export const nodeIsVirtualLabel = 'kubevm.io/node-is-virtual';
 
@@ -72,8 +79,14 @@ export function toLabelValue(text: string): string {
 
 const vendorNames: Record<string, string> = { GenuineIntel: 'Intel', AuthenticAMD: 'AMD' };
 
-/** The labels the node should carry, as a pure function of the host facts. */
-export function nodeLabels(facts: HostFacts): Record<string, string> {
+/** The verdict of the launchers' KVM probes on this node: any success wins; undefined without a probe. */
+export function kvmVerdict(probes: ReadonlyArray<'usable' | 'unusable' | undefined>): boolean | undefined {
+  if (probes.includes('usable')) return true;
+  return probes.includes('unusable') ? false : undefined;
+}
+
+/** The labels the node should carry, as a pure function of the host facts (and the launchers' KVM verdict). */
+export function nodeLabels(facts: HostFacts, kvmVerified?: boolean): Record<string, string> {
   const labels: Record<string, string> = {
     [schedulableLabel]: 'true',
     [kvmUsableLabel]: String(facts.kvmUsable),
@@ -97,6 +110,7 @@ export function nodeLabels(facts: HostFacts): Record<string, string> {
   }
   if (facts.nestedVirtualization !== undefined) labels[nestedVirtualizationLabel] = String(facts.nestedVirtualization);
   if (facts.nodeIsVirtual !== undefined) labels[nodeIsVirtualLabel] = String(facts.nodeIsVirtual);
+  if (kvmVerified !== undefined) labels[kvmVerifiedLabel] = String(kvmVerified);
   return labels;
 }
 
@@ -206,7 +220,7 @@ export class NodeHeartbeat {
   constructor(
     private readonly client: KubeClient,
     private readonly nodeName: string,
-    private readonly options: HostProbeOptions & { periodMs?: number; log?: Logger } = {},
+    private readonly options: HostProbeOptions & { periodMs?: number; log?: Logger; kvmVerified?: () => boolean | undefined } = {},
   ) {
     this.log = (options.log ?? silentLogger).child({ module: 'heartbeat', node: nodeName });
   }
@@ -233,7 +247,8 @@ export class NodeHeartbeat {
       const nodes = this.client.resource<NodeObject>(coreResources.nodes);
       const node = await nodes.get(this.nodeName);
       const now = new Date();
-      await nodes.patch(this.nodeName, undefined, nodePatch(node.metadata?.labels, nodeLabels(this.facts), now), 'merge', { fieldManager: 'kubevm-node-handler' });
+      const labels = nodeLabels(this.facts, this.options.kvmVerified?.());
+      await nodes.patch(this.nodeName, undefined, nodePatch(node.metadata?.labels, labels, now), 'merge', { fieldManager: 'kubevm-node-handler' });
       this.lastBeat = now;
     } catch (error) {
       this.log.warn({ err: error }, 'heartbeat failed; retrying at the next period');

@@ -47,6 +47,11 @@ export const AcceleratorDecision = z.object({
   accel: z.enum(['kvm', 'tcg']),
   /** Why: shown in the launcher's status and the VMI condition message. */
   reason: z.string(),
+  /**
+   * What the launcher's KVM probe (QEMU creating a KVM VM on this node) found, when it probed: the
+   * node handler's evidence for its node's kubevm.io/kvm-verified label.
+   */
+  kvmProbe: z.enum(['usable', 'unusable']).optional(),
 });
 
 export const VolumeStatus = z.object({
