@@ -1,0 +1,59 @@
+// The migration target's launcher pod: the VMI's own launcher pod, rendered as for a start, kept
+// off the source node and on nodes with the migration's addedNodeSelector, labelled with the
+// migration's uid (KubeVirt's kubevirt.io/migrationJobUID) and owned by the migration, so deleting
+// the migration removes a target that never took over, and the VMI controller never mistakes it
+// for the VMI's running pod.
+import type { V1Affinity, V1NodeSelectorTerm, V1Pod } from '@kubernetes/client-node';
+import type { VirtualMachineInstanceMigration } from '../../runtime/api/index.js';
+import type { KubeObject } from '../../runtime/kube.js';
+import type { VirtualMachineInstance } from '../api.js';
+import type { LauncherPodConfig } from '../vmi/launcher-pod.js';
+import { launcherPodName, renderLauncherPod } from '../vmi/launcher-pod.js';
+
+export type Migration = VirtualMachineInstanceMigration & KubeObject;
+
+/** KubeVirt's label on a migration target pod: the migration's uid. */
+export const MIGRATION_JOB_LABEL = 'kubevirt.io/migrationJobUID';
+
+/** Deterministic, so a repeated create is AlreadyExists, never a second target. */
+export function targetPodName(vmi: VirtualMachineInstance, migration: Migration): string {
+  const suffix = (migration.metadata?.uid ?? '').replace(/-/g, '').slice(0, 8);
+  return `${launcherPodName(vmi)}-mig-${suffix}`.slice(0, 63);
+}
+
+/** Not the source node: a required node affinity term on the node's name, ANDed into every term the VMI has. */
+function offSourceNode(affinity: V1Affinity | undefined, sourceNode: string): V1Affinity {
+  const notSource = { key: 'metadata.name', operator: 'NotIn', values: [sourceNode] };
+  const required = affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution;
+  const terms: V1NodeSelectorTerm[] = required?.nodeSelectorTerms?.length
+    ? required.nodeSelectorTerms.map((term) => ({ ...term, matchFields: [...(term.matchFields ?? []), notSource] }))
+    : [{ matchFields: [notSource] }];
+  return {
+    ...(affinity ?? {}),
+    nodeAffinity: { ...(affinity?.nodeAffinity ?? {}), requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: terms } },
+  };
+}
+
+export function renderTargetPod(vmi: VirtualMachineInstance, migration: Migration, sourceNode: string, config: LauncherPodConfig): V1Pod {
+  const pod = renderLauncherPod(vmi, config);
+  const metadata = pod.metadata ?? {};
+  metadata.name = targetPodName(vmi, migration);
+  metadata.labels = { ...(metadata.labels ?? {}), [MIGRATION_JOB_LABEL]: migration.metadata?.uid ?? '' };
+  metadata.ownerReferences = [
+    {
+      apiVersion: 'kubevirt.io/v1',
+      kind: 'VirtualMachineInstanceMigration',
+      name: migration.metadata?.name ?? '',
+      uid: migration.metadata?.uid ?? '',
+      controller: true,
+      blockOwnerDeletion: true,
+    },
+  ];
+  pod.metadata = metadata;
+  const spec = pod.spec;
+  if (spec) {
+    if (migration.spec.addedNodeSelector) spec.nodeSelector = { ...(spec.nodeSelector ?? {}), ...migration.spec.addedNodeSelector };
+    spec.affinity = offSourceNode(spec.affinity, sourceNode);
+  }
+  return pod;
+}
