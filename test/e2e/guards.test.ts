@@ -137,6 +137,8 @@ beforeAll(async () => {
   const roles = renderUserRoles({ namespace: 'kubevirt', registry: 'kubevm', tag: 'dev', pullPolicy: 'IfNotPresent' });
   await kubectl(env, ['apply', '--server-side', '--force-conflicts', '--field-manager', 'kubevm-e2e-guards', '-f', '-'], { input: roles.map((r) => YAML.stringify(r)).join('---\n') });
   namespace = await createTestNamespace(client, 'kubevm-e2e-guards');
+  // The VM runs in a namespace that enforces the Restricted Pod Security Standard (ADR 0013).
+  await kubectl(env, ['label', 'namespace', namespace, 'pod-security.kubernetes.io/enforce=restricted', 'pod-security.kubernetes.io/enforce-version=latest']);
   // What an admin writes to let someone use one device (kubectl create role would look the resource up in discovery: it is a permission, not a served resource).
   const deviceRole = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'host-device-user', namespace }, rules: [{ apiGroups: [HOST_DEVICE_USE.group], resources: [HOST_DEVICE_USE.resource], verbs: [HOST_DEVICE_USE.verb], resourceNames: [FAKE_DEVICE] }] };
   await kubectl(env, ['apply', '-f', '-'], { input: YAML.stringify(deviceRole) });
@@ -313,6 +315,8 @@ describe('the controller creates only launcher pods of the expected shape', () =
     launcher = { apiVersion: 'v1', kind: 'Pod', metadata: { ...metadata, name: `${live.metadata?.name ?? ''}-copy` }, spec: live.spec };
   });
 
+  // The VM's namespace enforces Restricted, which would refuse these before the policy sees them: send them to default (dry runs).
+  const elsewhere = (pod: PodManifest): PodManifest => ({ ...pod, metadata: { ...pod.metadata, namespace: 'default' } });
   const create = async (manifest: object): Promise<{ code: number; output: string }> => using(controller, ['create', '--dry-run=server', '-f', '-'], YAML.stringify(manifest));
 
   it('may create a launcher pod like the ones it renders (a dry run of a copy of the running one)', async () => {
@@ -322,12 +326,12 @@ describe('the controller creates only launcher pods of the expected shape', () =
 
   it.each([
     ['a privileged pod in kube-system', () => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'escape', namespace: 'kube-system' }, spec: { hostPID: true, containers: [{ name: 'c', image: 'kubevm/launcher:0.1.0', securityContext: { privileged: true } }] } }), 'for a VirtualMachineInstance'],
-    ['a launcher pod with a hostPath volume', () => ({ ...launcher, spec: { ...launcher.spec, volumes: [...(launcher.spec.volumes ?? []), { name: 'host', hostPath: { path: '/' } }] } }), 'volumes only of the types'],
+    ['a launcher pod with a hostPath volume', () => ({ ...elsewhere(launcher), spec: { ...launcher.spec, volumes: [...(launcher.spec.volumes ?? []), { name: 'host', hostPath: { path: '/' } }] } }), 'volumes only of the types'],
     // The ServiceAccount admission plugin mounts the token as a projected volume, which the volume rule refuses first.
-    ['a launcher pod with an API token', () => ({ ...launcher, spec: { ...launcher.spec, automountServiceAccountToken: true } }), 'volumes only of the types'],
+    ['a launcher pod with an API token', () => ({ ...elsewhere(launcher), spec: { ...launcher.spec, automountServiceAccountToken: true } }), 'volumes only of the types'],
     // Without the sysctl, which the API server refuses on the host network before any policy runs.
-    ['a launcher pod on the host network', () => ({ ...launcher, spec: { ...launcher.spec, hostNetwork: true, securityContext: { ...(launcher.spec['securityContext'] as object), sysctls: [] } } }), 'no host network'],
-    ['a launcher pod running another image', () => ({ ...launcher, spec: { ...launcher.spec, containers: (launcher.spec['containers'] as object[]).map((c) => ({ ...c, image: 'busybox:latest' })) } }), 'one container, compute, running kubevm/launcher'],
+    ['a launcher pod on the host network', () => ({ ...elsewhere(launcher), spec: { ...launcher.spec, hostNetwork: true, securityContext: { ...(launcher.spec['securityContext'] as object), sysctls: [] } } }), 'no host network'],
+    ['a launcher pod running another image', () => ({ ...elsewhere(launcher), spec: { ...launcher.spec, containers: (launcher.spec['containers'] as object[]).map((c) => ({ ...c, image: 'busybox:latest' })) } }), 'one container, compute, running kubevm/launcher'],
     ['a service-account token Secret in kube-system', () => ({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/service-account-token', metadata: { name: 'stolen', namespace: 'kube-system', annotations: { 'kubernetes.io/service-account.name': 'default' }, ownerReferences: launcher.metadata?.ownerReferences } }), 'only Opaque Secrets'],
   ])('may not create %s', async (_what, manifest, message) => {
     const refused = await create(manifest());
