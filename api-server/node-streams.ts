@@ -9,6 +9,7 @@ import type net from 'node:net';
 import { checkServerIdentity } from 'node:tls';
 import type { PeerCertificate } from 'node:tls';
 import {
+  API_SERVER_STREAMS_TLS_SECRET,
   NODE_HANDLER_POD_SELECTOR,
   NODE_HANDLER_STREAM_PORT,
   NODE_HANDLER_STREAM_SERVER_NAME,
@@ -78,7 +79,7 @@ export class NodeStreams {
 
   private requestOptions(target: { host: string; port: number }, request: NodeStreamRequest): https.RequestOptions {
     const tls = this.tls();
-    if (!tls) throw streamStatus(503, 'ServiceUnavailable', 'the api-server has no streams certificate (Secret kubevm-api-server-streams-tls): console, VNC and port-forward are unavailable');
+    if (!tls) throw streamStatus(503, 'ServiceUnavailable', `the api-server has no streams certificate (Secret ${API_SERVER_STREAMS_TLS_SECRET}): console, VNC and port-forward are unavailable`);
     const { cert, key, ca } = tls;
     return {
       host: target.host,

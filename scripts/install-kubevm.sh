@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs kubevm from this checkout into the cluster KUBECONFIG points at: the CRDs, then the
-# components from deploy/ (the api-server's certificate made by scripts/api-server-certs.sh), and
+# components from deploy/ (the api-server's certificate made by scripts/api-server-certs.sh, the
+# api-server <-> node handler stream certificates by scripts/stream-certs.sh), and
 # waits until they are ready. Until the operator exists, this is how kubevm is installed; the
 # operator will render the same objects.
 set -euo pipefail
@@ -15,6 +16,8 @@ kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
 
 log "installing the kubevm components"
 kubectl apply -f deploy/namespace.yaml >/dev/null
+# Console, VNC and port-forward: the node handlers' and the api-server's certificates (ADR 0013).
+bash scripts/stream-certs.sh
 kubectl apply -R -f deploy/controller -f deploy/node-handler >/dev/null
 
 log "installing the api-server (subresources.kubevirt.io, admission webhooks)"

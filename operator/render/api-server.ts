@@ -5,7 +5,13 @@ import type { KubeVirtSpec } from '../../runtime/api/index.js';
 import type { InstallTarget, Manifest } from '../install.js';
 import { COMPONENTS, KUBEVIRT_APP_LABEL, imageRef, managedLabels, selectorLabels } from '../install.js';
 import type { Grant } from './rbac.js';
-import { clusterRoleWithBinding, serviceAccount } from './rbac.js';
+import { clusterRoleWithBinding, namespaceRoleWithBinding, serviceAccount } from './rbac.js';
+import { API_SERVER_STREAMS_TLS_SECRET, STREAM_TLS_DIR } from '../../runtime/contracts/streams.js';
+
+/** In kubevm's namespace only. */
+export const API_SERVER_NAMESPACE_GRANTS: readonly Grant[] = [
+  { why: 'node-streams.ts finds the node handler pod of a VMI\'s node to open console, VNC and port-forward streams there (ADR 0013).', apiGroups: [''], resources: ['pods'], verbs: ['list'] },
+];
 import { RESTRICTED_CONTAINER, controlPlanePod, probes, renderPodDisruptionBudget } from './workloads.js';
 
 export const API_SERVER_TLS_SECRET = 'kubevm-api-server-tls';
@@ -53,6 +59,7 @@ export function renderApiServer(spec: KubeVirtSpec, target: InstallTarget, tls: 
   return [
     serviceAccount('apiServer', 'api-server', target),
     ...clusterRoleWithBinding('apiServer', 'api-server', API_SERVER_GRANTS, target),
+    ...namespaceRoleWithBinding('apiServer', 'api-server', `${name}-node-handlers`, API_SERVER_NAMESPACE_GRANTS, target),
     {
       // front-proxy.ts reads kube-system's extension-apiserver-authentication ConfigMap; Kubernetes' built-in Role grants exactly that.
       apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -103,12 +110,19 @@ export function renderApiServer(spec: KubeVirtSpec, target: InstallTarget, tls: 
                   { name: 'metrics', containerPort: 8444, protocol: 'TCP' },
                 ],
                 ...probes('health', 5, 10, 3),
-                volumeMounts: [{ name: 'tls', mountPath: '/etc/kubevm/tls', readOnly: true }],
+                volumeMounts: [
+                  { name: 'tls', mountPath: '/etc/kubevm/tls', readOnly: true },
+                  // The client certificate of the node handlers' streams (ADR 0013); optional.
+                  { name: 'streams-tls', mountPath: STREAM_TLS_DIR, readOnly: true },
+                ],
                 resources: { requests: { cpu: '20m', memory: '64Mi' }, limits: { memory: '256Mi' } },
                 securityContext: RESTRICTED_CONTAINER,
               },
             ],
-            volumes: [{ name: 'tls', secret: { secretName: API_SERVER_TLS_SECRET } }],
+            volumes: [
+              { name: 'tls', secret: { secretName: API_SERVER_TLS_SECRET } },
+              { name: 'streams-tls', secret: { secretName: API_SERVER_STREAMS_TLS_SECRET, optional: true } },
+            ],
           },
         },
       },

@@ -93,6 +93,21 @@ export function clusterRoleWithBinding(component: ComponentKey, label: string, g
   ];
 }
 
+/** A Role in the component's namespace with these grants, and its binding. */
+export function namespaceRoleWithBinding(component: ComponentKey, label: string, name: string, grants: readonly Grant[], target: InstallTarget): Manifest[] {
+  const labels = managedLabels(label, target);
+  return [
+    { apiVersion: RBAC_API, kind: 'Role', metadata: { name, namespace: target.namespace, labels }, rules: policyRules(grants) },
+    {
+      apiVersion: RBAC_API,
+      kind: 'RoleBinding',
+      metadata: { name, namespace: target.namespace, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+      subjects: [serviceAccountSubject(component, target)],
+    },
+  ];
+}
+
 /** A Role on one Lease of the component's namespace, and its binding. */
 function leaderElectionRole(component: ComponentKey, label: string, target: InstallTarget): Manifest[] {
   const lease = COMPONENTS[component].name;

@@ -51,7 +51,7 @@ describe('renderInstallation', () => {
   const roleFiles: Array<[string, Array<[string, string]>]> = [
     ['controller/rbac.yaml', [['ClusterRole', 'kubevm-controller'], ['Role', 'kubevm-controller-leader-election']]],
     ['node-handler/clusterrole.yaml', [['ClusterRole', 'kubevm-node-handler']]],
-    ['api-server/rbac.yaml', [['ClusterRole', 'kubevm-api-server']]],
+    ['api-server/rbac.yaml', [['ClusterRole', 'kubevm-api-server'], ['Role', 'kubevm-api-server-node-handlers']]],
   ];
   it.each(roleFiles)('grants exactly the rules of deploy/%s', (file, roles) => {
     const fromDeploy = deployFile(file);

@@ -5,6 +5,7 @@
 import type { KubeVirtSpec } from '../../runtime/api/index.js';
 import type { InstallTarget, Manifest } from '../install.js';
 import { COMPONENTS, KUBEVIRT_APP_LABEL, LAUNCHER_IMAGE_NAME, imageRef, managedLabels, selectorLabels } from '../install.js';
+import { NODE_HANDLER_STREAMS_TLS_SECRET, NODE_HANDLER_STREAM_PORT, STREAM_TLS_DIR } from '../../runtime/contracts/streams.js';
 
 type NodePlacement = NonNullable<NonNullable<KubeVirtSpec['infra']>['nodePlacement']>;
 
@@ -162,7 +163,11 @@ export function renderNodeHandlerDaemonSet(spec: KubeVirtSpec, target: InstallTa
                 { name: 'KUBEVM_HEALTH_PORT', value: '8080' },
                 { name: 'KUBEVM_METRICS_PORT', value: '8443' },
               ],
-              ports: HEALTH_AND_METRICS_PORTS,
+              ports: [
+                ...HEALTH_AND_METRICS_PORTS,
+                // Console, VNC and port-forward streams for the api-server, mutual TLS (ADR 0014).
+                { name: 'streams', containerPort: NODE_HANDLER_STREAM_PORT, protocol: 'TCP' },
+              ],
               ...probes('health', 10, 15),
               resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { memory: '256Mi' } },
               // Root, for the root-owned kubelet directories (device-plugins is 0750 root); no
@@ -181,6 +186,8 @@ export function renderNodeHandlerDaemonSet(spec: KubeVirtSpec, target: InstallTa
                 { name: 'kubelet-pods', mountPath: '/var/lib/kubelet/pods', readOnly: true, mountPropagation: 'HostToContainer' },
                 { name: 'device-plugins', mountPath: '/var/lib/kubelet/device-plugins' },
                 { name: 'host-dev', mountPath: '/host/dev', readOnly: true },
+                // The streams certificate; optional: without it no streams are served on the node.
+                { name: 'streams-tls', mountPath: STREAM_TLS_DIR, readOnly: true },
               ],
             },
           ],
@@ -188,6 +195,7 @@ export function renderNodeHandlerDaemonSet(spec: KubeVirtSpec, target: InstallTa
             { name: 'kubelet-pods', hostPath: { path: '/var/lib/kubelet/pods', type: 'Directory' } },
             { name: 'device-plugins', hostPath: { path: '/var/lib/kubelet/device-plugins', type: 'Directory' } },
             { name: 'host-dev', hostPath: { path: '/dev', type: 'Directory' } },
+            { name: 'streams-tls', secret: { secretName: NODE_HANDLER_STREAMS_TLS_SECRET, optional: true } },
           ],
         },
       },

@@ -21,6 +21,13 @@ export const API_SERVER_STREAM_CLIENT_NAME = 'kubevm-api-server';
 /** Where each side's certificate, key and the streams CA are mounted (Secret keys tls.crt, tls.key, ca.crt). */
 export const STREAM_TLS_DIR = '/etc/kubevm/streams-tls';
 
+/**
+ * The Secrets holding them (scripts/stream-certs.sh makes them until the operator issues them),
+ * mounted optionally: without its Secret a node handler serves no streams, the api-server answers 503.
+ */
+export const NODE_HANDLER_STREAMS_TLS_SECRET = 'kubevm-node-handler-streams-tls';
+export const API_SERVER_STREAMS_TLS_SECRET = 'kubevm-api-server-streams-tls';
+
 /** The label the api-server finds node handler pods by (KubeVirt's kubevirt.io=virt-handler). */
 export const NODE_HANDLER_POD_SELECTOR = 'kubevirt.io=virt-handler';
 

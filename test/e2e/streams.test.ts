@@ -1,0 +1,256 @@
+// Console, VNC, screenshot and port-forward on the real cluster with kubevm installed (make images,
+// scripts/install-kubevm.sh): client → kube-apiserver (authentication, RBAC, the websocket
+// upgrade) → the kubevm api-server (front proxy, SubjectAccessReview) → the node handler of the
+// VMI's node (mutual TLS, ADR 0013) → the launcher → QEMU and the guest. One running test guest
+// (a shell on its serial console, an HTTP server on port 8080) serves every test, first through
+// plain websockets as KubeVirt's protocol defines them, then through KubeVirt's own virtctl.
+// Fails, never skips, when the cluster or kubevm is missing.
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { spawn } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import net from 'node:net';
+import { join } from 'node:path';
+import { WebSocket } from 'ws';
+import YAML from 'yaml';
+import type { KubeClient, KubeObject } from '../../runtime/kube.js';
+import { clusterEnv, repoRoot, run, type ClusterEnv } from '../cluster/cluster-env.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from '../integration/runtime-support.js';
+import { eventually } from '../support/eventually.js';
+import { guestConsole, runningVmiUid, smallVmiSpec, vmResource } from './small-vm.js';
+
+jest.setTimeout(300_000);
+
+let client: KubeClient;
+let env: ClusterEnv;
+let namespace: string;
+let virtctlPath: string;
+const vmName = 'streams';
+
+/** The admin kubeconfig's server and client certificate, for requests the helpers cannot make. */
+function adminTls(): { server: string; ca: Buffer; cert: Buffer; key: Buffer } {
+  const config = YAML.parse(readFileSync(env.kubeconfig, 'utf8')) as {
+    clusters: Array<{ cluster: { server: string; 'certificate-authority-data': string } }>;
+    users: Array<{ user: { 'client-certificate-data': string; 'client-key-data': string } }>;
+  };
+  const cluster = config.clusters[0]?.cluster;
+  const user = config.users[0]?.user;
+  if (!cluster || !user) throw new Error(`${env.kubeconfig} has no cluster or user`);
+  const b64 = (s: string) => Buffer.from(s, 'base64');
+  return { server: cluster.server, ca: b64(cluster['certificate-authority-data']), cert: b64(user['client-certificate-data']), key: b64(user['client-key-data']) };
+}
+
+const subresourcePath = (kind: 'virtualmachines' | 'virtualmachineinstances', sub: string) => `/apis/subresources.kubevirt.io/v1/namespaces/${namespace}/${kind}/${vmName}/${sub}`;
+
+/** A websocket to a stream subresource, as the admin, offering KubeVirt's subprotocol. */
+function openStream(path: string): Promise<WebSocket> {
+  const tls = adminTls();
+  const socket = new WebSocket(new URL(path, tls.server.replace(/^https/, 'wss')), ['plain.kubevirt.io'], { ca: tls.ca, cert: tls.cert, key: tls.key });
+  return new Promise((resolve, reject) => {
+    socket.once('open', () => resolve(socket));
+    socket.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => reject(new Error(`${path}: ${res.statusCode} ${body}`)));
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** Collects a websocket's binary messages until `done` accepts what arrived. */
+function receive(socket: WebSocket, done: (bytes: Buffer) => boolean, timeoutMs = 30_000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let bytes = Buffer.alloc(0);
+    const timer = setTimeout(() => {
+      socket.off('message', onMessage);
+      reject(new Error(`only received ${JSON.stringify(bytes.toString('latin1').slice(-300))}`));
+    }, timeoutMs);
+    const onMessage = (data: Buffer, isBinary: boolean) => {
+      if (!isBinary) return;
+      bytes = Buffer.concat([bytes, data]);
+      if (done(bytes)) {
+        clearTimeout(timer);
+        socket.off('message', onMessage);
+        resolve(bytes);
+      }
+    };
+    socket.on('message', onMessage);
+  });
+}
+
+const includes = (text: string) => (bytes: Buffer) => bytes.toString('latin1').includes(text);
+
+/** A GET returning the raw body (a PNG). */
+function getBinary(path: string): Promise<{ status: number; type: string; body: Buffer }> {
+  const tls = adminTls();
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(path, tls.server), { ca: tls.ca, cert: tls.cert, key: tls.key, timeout: 30_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type'] ?? ''), body: Buffer.concat(chunks) }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${path}: timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Reads what `subscribe` delivers, a piece at a time: each read waits until `done` accepts what is buffered. */
+function byteReader(subscribe: (push: (bytes: Buffer) => void) => void): (done: (b: Buffer) => boolean) => Promise<Buffer> {
+  let buffered = Buffer.alloc(0);
+  subscribe((bytes) => (buffered = Buffer.concat([buffered, bytes])));
+  return async (done) => {
+    const got = await eventually(() => `more bytes (have ${buffered.length})`, 30_000, () => (done(buffered) ? buffered : undefined), { intervalMs: 20 });
+    buffered = Buffer.alloc(0);
+    return got;
+  };
+}
+
+/** RFB 3.8 up to ServerInit over `read`/`write`; returns the framebuffer size. */
+async function rfbHandshake(read: (done: (b: Buffer) => boolean) => Promise<Buffer>, write: (b: Buffer) => void): Promise<{ width: number; height: number }> {
+  expect((await read((b) => b.length >= 12)).subarray(0, 12).toString('latin1')).toBe('RFB 003.008\n');
+  write(Buffer.from('RFB 003.008\n'));
+  const types = await read((b) => b.length >= 1 && b.length >= 1 + (b[0] ?? 0));
+  expect([...types.subarray(1, 1 + (types[0] ?? 0))]).toContain(1);
+  write(Buffer.from([1]));
+  expect((await read((b) => b.length >= 4)).readUInt32BE(0)).toBe(0);
+  write(Buffer.from([1]));
+  const init = await read((b) => b.length >= 24 && b.length >= 24 + b.readUInt32BE(20));
+  return { width: init.readUInt16BE(0), height: init.readUInt16BE(2) };
+}
+
+/** A process whose output the test reads as it comes. */
+function start(args: string[]): { child: ChildProcessWithoutNullStreams; output: () => string; exited: Promise<number> } {
+  const child = spawn(virtctlPath, ['--kubeconfig', env.kubeconfig, '-n', namespace, ...args]);
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  child.stdin.on('error', () => undefined);
+  const exited = new Promise<number>((resolve) => child.once('close', (code) => resolve(code ?? 128)));
+  return { child, output: () => output, exited };
+}
+
+/** An HTTP/1.0 GET over a raw TCP connection to localhost:port. */
+function httpGet(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection({ host: '127.0.0.1', port }, () => socket.write('GET / HTTP/1.0\r\nHost: guest\r\n\r\n'));
+    let text = '';
+    socket.on('data', (d: Buffer) => (text += d.toString()));
+    socket.on('close', () => resolve(text));
+    socket.on('error', reject);
+  });
+}
+
+beforeAll(async () => {
+  env = clusterEnv();
+  client = clusterClient();
+  await requireCluster(client);
+  const build = await run('bash', [join(repoRoot, 'test/virtctl/build.sh')], { timeoutMs: 1_500_000 });
+  if (build.code !== 0) throw new Error(`test/virtctl/build.sh exited ${build.code}: ${build.stderr}`);
+  virtctlPath = build.stdout.trim();
+  namespace = await createTestNamespace(client, 'kubevm-e2e-streams');
+  const spec = smallVmiSpec() as { domain: { firmware: { kernelBoot: { kernelArgs: string } } } };
+  spec.domain.firmware.kernelBoot.kernelArgs = 'console=ttyS0 kubevm.net=dhcp kubevm.http=8080 kubevm.shell kubevm.counter=0';
+  await client.resource<KubeObject & { spec: unknown }>(vmResource).create({
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachine',
+    metadata: { name: vmName, namespace },
+    spec: { runStrategy: 'Always', template: { spec } },
+  });
+  await runningVmiUid(client, namespace, vmName);
+  await eventually('the guest ready, its HTTP server listening', 120_000, async () => {
+    const log = await guestConsole(client, namespace, vmName);
+    return log.includes('KUBEVM-HTTP listening on 8080') && log.includes('KUBEVM-READY');
+  });
+}, 1_700_000);
+
+afterAll(async () => {
+  if (namespace) await deleteNamespace(client, namespace);
+  client?.close();
+});
+
+describe('streams through the kube-apiserver', () => {
+  it('console: a websocket reaches the serial console both ways; a second console replaces the first', async () => {
+    const first = await openStream(subresourcePath('virtualmachineinstances', 'console'));
+    expect(first.protocol).toBe('plain.kubevirt.io');
+    first.send(Buffer.from('echo KUBEVM-SUM-$((20+22))\r'));
+    await receive(first, includes('KUBEVM-SUM-42'));
+
+    const firstClosed = new Promise<void>((resolve) => first.once('close', () => resolve()));
+    const second = await openStream(subresourcePath('virtualmachineinstances', 'console'));
+    await firstClosed;
+    second.send(Buffer.from('echo KUBEVM-AGAIN-$((1+2))\r'));
+    await receive(second, includes('KUBEVM-AGAIN-3'));
+    second.close();
+  });
+
+  it('vnc: completes the RFB handshake; the screenshot is a PNG of that display', async () => {
+    const vnc = await openStream(subresourcePath('virtualmachineinstances', 'vnc'));
+    const read = byteReader((push) => vnc.on('message', (data: Buffer, isBinary: boolean) => isBinary && push(data)));
+    const display = await rfbHandshake(read, (b) => vnc.send(b));
+    expect(display.width).toBeGreaterThan(0);
+    vnc.close();
+
+    const shot = await getBinary(subresourcePath('virtualmachineinstances', 'vnc/screenshot'));
+    expect(shot.status).toBe(200);
+    expect(shot.type).toBe('image/png');
+    expect(shot.body.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+    expect({ width: shot.body.readUInt32BE(16), height: shot.body.readUInt32BE(20) }).toEqual(display);
+  });
+
+  it('portforward: reaches the guest\'s HTTP server through the VMI and through the VM', async () => {
+    for (const path of [subresourcePath('virtualmachineinstances', 'portforward/8080'), subresourcePath('virtualmachines', 'portforward/8080/tcp')]) {
+      const tunnel = await openStream(path);
+      tunnel.send(Buffer.from('GET / HTTP/1.0\r\nHost: guest\r\n\r\n'));
+      const answer = (await receive(tunnel, includes('kubevm-guest-http'))).toString();
+      expect(answer).toMatch(/^HTTP\/1\.[01] 200/);
+      tunnel.close();
+    }
+    await expect(openStream(subresourcePath('virtualmachineinstances', 'portforward/8080/udp'))).rejects.toThrow(/400 .*udp/);
+  });
+});
+
+describe('KubeVirt\'s virtctl', () => {
+  it('console: types a command and reads its output, Ctrl+] leaves', async () => {
+    const console = start(['console', vmName]);
+    await eventually(() => `virtctl console connected (${console.output()})`, 60_000, () => console.output().includes('Successfully connected'));
+    console.child.stdin.write('echo KUBEVM-VIRTCTL-$((6*7))\r');
+    await eventually(() => `the command's output (${console.output().slice(-300)})`, 30_000, () => console.output().includes('KUBEVM-VIRTCTL-42'));
+    console.child.stdin.write('\x1d');
+    expect(await console.exited).toBe(0);
+  });
+
+  it('vnc --proxy-only: serves the VNC stream on a local port', async () => {
+    const proxy = start(['vnc', '--proxy-only', vmName]);
+    try {
+      const port = await eventually(() => `virtctl's port (${proxy.output()})`, 60_000, () => {
+        const match = /\{"port":(\d+)\}/.exec(proxy.output());
+        return match ? Number(match[1]) : undefined;
+      });
+      const socket = net.createConnection({ host: '127.0.0.1', port });
+      const read = byteReader((push) => socket.on('data', push));
+      const display = await rfbHandshake(read, (b) => socket.write(b));
+      expect(display.width).toBeGreaterThan(0);
+      socket.destroy();
+    } finally {
+      proxy.child.kill('SIGINT');
+      await proxy.exited;
+    }
+  });
+
+  it('port-forward: a local port reaches the guest\'s HTTP server', async () => {
+    const localPort = 18_000 + Math.floor(Math.random() * 2000);
+    const forward = start(['port-forward', `vm/${vmName}`, `${localPort}:8080`]);
+    try {
+      const page = await eventually(() => `a page through virtctl port-forward (${forward.output()})`, 60_000, async () => {
+        const text = await httpGet(localPort).catch(() => '');
+        return text.includes('kubevm-guest-http') ? text : undefined;
+      });
+      expect(page).toMatch(/^HTTP\/1\.[01] 200/);
+    } finally {
+      forward.child.kill('SIGINT');
+      await forward.exited;
+    }
+  });
+});
