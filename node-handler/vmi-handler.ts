@@ -134,7 +134,18 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
       case 'unpause':
         return session.unpause();
       case 'softReboot':
-        await session.softReboot();
+        try {
+          await session.softReboot();
+        } catch (error) {
+          // With ACPI off the launcher can only ask a guest agent; when none answers, trying again
+          // cannot succeed until the user changes something: the request is dropped with a
+          // Warning saying why, not retried forever. (The api-server refuses it up front when the
+          // VMI shows no agent; this is the agent that vanished in between.)
+          if (vmi.spec.domain.features?.acpi?.enabled !== false) throw error;
+          const message = `soft reboot refused: ${error instanceof Error ? error.message : String(error)}`;
+          ctx.log.warn({ podUid, err: message }, 'dropping a soft reboot request that cannot succeed');
+          options.events?.record(vmi, 'Warning', 'SoftRebootFailed', message);
+        }
         return consumeRequest(vmi, softRebootRequestAnnotation);
       case 'reset':
         await session.reset();

@@ -30,10 +30,10 @@ export const USER_ROLE_NAMES = {
   launcherEntry: LAUNCHER_ENTRY_ROLE,
 } as const;
 
-// The subresources kubevm's api-server serves (or will: console and vnc). KubeVirt's rules name
+// The subresources kubevm's api-server serves. KubeVirt's rules name
 // more (snapshots, exports, SEV, USB redirection, ...); those kinds do not exist here, so the
 // roles do not mention them.
-const VMI_READ_SUBRESOURCES = ['console', 'vnc', 'guestosinfo', 'filesystemlist', 'userlist'].map((s) => `virtualmachineinstances/${s}`);
+const VMI_READ_SUBRESOURCES = ['console', 'vnc', 'vnc/screenshot', 'portforward', 'guestosinfo', 'filesystemlist', 'userlist'].map((s) => `virtualmachineinstances/${s}`);
 const VMI_ACTIONS = ['pause', 'unpause', 'freeze', 'unfreeze', 'softreboot', 'reset'].map((s) => `virtualmachineinstances/${s}`);
 const VM_ACTIONS = ['start', 'stop', 'restart'].map((s) => `virtualmachines/${s}`);
 const VMI_VIEW_SUBRESOURCES = ['guestosinfo', 'filesystemlist', 'userlist'].map((s) => `virtualmachineinstances/${s}`);
@@ -43,6 +43,7 @@ function editorRules(verbs: string[]): V1PolicyRule[] {
     { apiGroups: [SUBRESOURCES], resources: VMI_READ_SUBRESOURCES, verbs: ['get'] },
     { apiGroups: [SUBRESOURCES], resources: VMI_ACTIONS, verbs: ['update'] },
     { apiGroups: [SUBRESOURCES], resources: VM_ACTIONS, verbs: ['update'] },
+    { apiGroups: [SUBRESOURCES], resources: ['virtualmachines/portforward'], verbs: ['get'] },
     { apiGroups: [KUBEVIRT], resources: ['virtualmachines', 'virtualmachineinstances'], verbs },
     // Since KubeVirt v1.5 only kubevirt.io:migrate creates migrations.
     { apiGroups: [KUBEVIRT], resources: ['virtualmachineinstancemigrations'], verbs: READ },

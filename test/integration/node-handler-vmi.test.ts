@@ -1,7 +1,7 @@
 // The node handler's VMI loop against the REAL kube-apiserver with the real VMI CRD (crds/):
 // watch by field selector status.nodeName, attach to the active pod's launcher, report status with
 // at most two writes to Running (Running, then the guest agent), write nothing on a no-op pass,
-// forward pause/unpause and shutdown-on-delete, and re-attach after a handler restart without
+// forward pause/unpause and shutdown-on-delete, drop a soft reboot that cannot succeed, and re-attach after a handler restart without
 // touching the VM. The launchers here are stand-ins behind the handler's LauncherDialer seam (the
 // real launcher over its socket: test/launcher/node-handler-launcher.test.ts).
 // Needs KUBECONFIG (make cluster-up or cluster-up-cp); fails, never skips, without an API server.
@@ -16,7 +16,7 @@ import { DomainStateCache } from '../../node-handler/domain-state.js';
 import type { DomainState } from '../../node-handler/domain-state.js';
 import { LauncherConnections, launcherSocketPath } from '../../node-handler/launcher-connections.js';
 import type { LauncherDialer, LauncherSession, LauncherSessionHandlers } from '../../node-handler/launcher-connections.js';
-import { nodeVmiSelector, pauseRequestAnnotation, vmiHandlerReconcile } from '../../node-handler/vmi-handler.js';
+import { nodeVmiSelector, pauseRequestAnnotation, softRebootRequestAnnotation, vmiHandlerReconcile } from '../../node-handler/vmi-handler.js';
 import type { VirtualMachineInstance } from '../../node-handler/vmi-handler.js';
 import { applyKubevmCrds, clusterClient, createTestNamespace, requireCluster } from './runtime-support.js';
 import { eventually } from '../support/eventually.js';
@@ -34,6 +34,8 @@ class StandInLauncher {
   readonly calls: string[] = [];
   dials = 0;
   state: StateChange = { phase: 'Pending', agentConnected: false };
+  /** Answer a soft reboot as the launcher does for a guest without an agent and with ACPI off. */
+  refuseSoftReboot = false;
   private handlers: LauncherSessionHandlers | undefined;
 
   readonly dial = async (handlers: LauncherSessionHandlers): Promise<LauncherSession> => {
@@ -46,7 +48,10 @@ class StandInLauncher {
       start: async () => this.command('start', { phase: 'Starting' }),
       pause: async () => this.command('pause', { phase: 'Paused', pauseReason: 'User' }),
       unpause: async () => this.command('unpause', { phase: 'Running' }),
-      softReboot: async () => this.command('softReboot', {}),
+      softReboot: async () => {
+        this.command('softReboot', {});
+        if (this.refuseSoftReboot) throw new Error('launcher softReboot: no guest agent is connected and ACPI is disabled');
+      },
       reset: async () => this.command('reset', {}),
       shutdown: async (grace) => {
         this.command(`shutdown:${grace}`, { phase: 'ShuttingDown' });
@@ -241,6 +246,20 @@ describe('node handler VMI loop with the real API server', () => {
     await eventually('Paused condition removed', 15_000, async () => condition(await getVmi('vm1'), 'Paused') === undefined);
     expect(launcher.calls).toEqual(['start', 'pause', 'unpause']);
     expect(condition(await getVmi('vm1'), 'Ready')).toMatchObject({ status: 'True' });
+  });
+
+  it('drops a soft reboot the launcher refuses for good (no agent, ACPI off) after one try, instead of retrying it', async () => {
+    const vmis = client.resource<VirtualMachineInstance>(vmiResource);
+    await vmis.patch('vm1', namespace, { spec: { domain: { features: { acpi: { enabled: false } } } } });
+    launcher.refuseSoftReboot = true;
+    try {
+      await vmis.patch('vm1', namespace, { metadata: { annotations: { [softRebootRequestAnnotation]: new Date().toISOString() } } });
+      await eventually('the refused request consumed', 15_000, async () => (await getVmi('vm1')).metadata?.annotations?.[softRebootRequestAnnotation] === undefined);
+      await afterResync(handler as RunningHandler, 'vm1');
+      expect(launcher.calls.filter((call) => call === 'softReboot')).toHaveLength(1);
+    } finally {
+      launcher.refuseSoftReboot = false;
+    }
   });
 
   it('re-attaches after a restart without writing or disturbing the VM', async () => {
