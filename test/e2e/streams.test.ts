@@ -6,9 +6,10 @@
 // plain websockets as KubeVirt's protocol defines them, then through KubeVirt's own virtctl.
 // Fails, never skips, when the cluster or kubevm is missing.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { request } from 'node:https';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -26,6 +27,7 @@ let client: KubeClient;
 let env: ClusterEnv;
 let namespace: string;
 let virtctlPath: string;
+let keyDir: string;
 const vmName = 'streams';
 
 /** The admin kubeconfig's server and client certificate, for requests the helpers cannot make. */
@@ -150,8 +152,11 @@ beforeAll(async () => {
   if (build.code !== 0) throw new Error(`test/virtctl/build.sh exited ${build.code}: ${build.stderr}`);
   virtctlPath = build.stdout.trim();
   namespace = await createTestNamespace(client, 'kubevm-e2e-streams');
+  keyDir = mkdtempSync(join(tmpdir(), 'kubevm-e2e-ssh-'));
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'kubevm-e2e', '-f', join(keyDir, 'key')]);
+  const sshKey = readFileSync(join(keyDir, 'key.pub')).toString('base64');
   const spec = smallVmiSpec() as { domain: { firmware: { kernelBoot: { kernelArgs: string } } } };
-  spec.domain.firmware.kernelBoot.kernelArgs = 'console=ttyS0 kubevm.net=dhcp kubevm.http=8080 kubevm.shell kubevm.counter=0';
+  spec.domain.firmware.kernelBoot.kernelArgs = `console=ttyS0 kubevm.net=dhcp kubevm.http=8080 kubevm.shell kubevm.counter=0 kubevm.ssh=${sshKey}`;
   await client.resource<KubeObject & { spec: unknown }>(vmResource).create({
     apiVersion: 'kubevirt.io/v1',
     kind: 'VirtualMachine',
@@ -161,11 +166,12 @@ beforeAll(async () => {
   await runningVmiUid(client, namespace, vmName);
   await eventually('the guest ready, its HTTP server listening', 120_000, async () => {
     const log = await guestConsole(client, namespace, vmName);
-    return log.includes('KUBEVM-HTTP listening on 8080') && log.includes('KUBEVM-READY');
+    return log.includes('KUBEVM-HTTP listening on 8080') && log.includes('KUBEVM-SSH listening on 22') && log.includes('KUBEVM-READY');
   });
 }, 1_700_000);
 
 afterAll(async () => {
+  if (keyDir) rmSync(keyDir, { recursive: true, force: true });
   if (namespace) await deleteNamespace(client, namespace);
   client?.close();
 });
@@ -252,5 +258,16 @@ describe('KubeVirt\'s virtctl', () => {
       forward.child.kill('SIGINT');
       await forward.exited;
     }
+  });
+
+  it('ssh: runs a command in the guest through the local ssh client over port-forward', async () => {
+    // virtctl runs ssh with itself as the ProxyCommand (port-forward --stdio), which reads KUBECONFIG.
+    const args = ['ssh', '-n', namespace, '-i', join(keyDir, 'key'), '-t', '-o StrictHostKeyChecking=no', '-t', '-o UserKnownHostsFile=/dev/null', '-t', '-o BatchMode=yes'];
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(virtctlPath, [...args, '--command', 'echo KUBEVM-SSH-$((3*3))', `root@vmi/${vmName}`], { env: { ...process.env, KUBECONFIG: env.kubeconfig }, timeout: 60_000 }, (error, stdout, stderr) =>
+        error ? reject(new Error(`virtctl ssh: ${error.message}: ${stderr}`)) : resolve(stdout),
+      ),
+    );
+    expect(out.trim()).toBe('KUBEVM-SSH-9');
   });
 });

@@ -7,6 +7,7 @@
 #   kubevm.agent=fake    a guest agent stand-in; its guest-shutdown prints KUBEVM-AGENT-SHUTDOWN
 #   kubevm.counter=0     do not print the one-second counter
 #   kubevm.shell         a shell on the serial console (console tests type commands into it)
+#   kubevm.ssh=KEY       dropbear on port 22; root logs in with the public key KEY (base64), no password
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sys /sys
 /bin/busybox mount -t devtmpfs dev /dev
@@ -179,6 +180,15 @@ if has kubevm.agent=fake; then
     ) &
     echo "KUBEVM-AGENT fake agent on $agentdev"
   fi
+fi
+
+sshkey="$(sed -n 's/.*kubevm\.ssh=\([A-Za-z0-9+/=]*\).*/\1/p' /proc/cmdline)"
+if [ -n "$sshkey" ]; then
+  mkdir -p /.ssh /etc/dropbear
+  echo "$sshkey" | base64 -d >/.ssh/authorized_keys
+  chmod 700 /.ssh && chmod 600 /.ssh/authorized_keys
+  # -R: host keys made at first start; -s: keys only, no passwords.
+  dropbear -R -s -p 22 && echo "KUBEVM-SSH listening on 22"
 fi
 
 if has kubevm.shell; then

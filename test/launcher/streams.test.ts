@@ -4,13 +4,13 @@
 // through the kubelet's pod directory layout → a REAL launcher and QEMU (TCG) running the test
 // guest. Shows: the serial console both ways and the second console replacing the first; VNC's RFB
 // handshake and a preserved session refused; the screenshot is a PNG of the display VNC reports;
-// port-forward reaches the guest's HTTP server; and the node handler serves nobody but the
+// port-forward reaches the guest's HTTP and SSH servers; and the node handler serves nobody but the
 // api-server, and nothing but this node's running VMIs.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
-import type net from 'node:net';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { NodeStreams } from '../../api-server/node-streams.js';
@@ -20,6 +20,7 @@ import type { VirtualMachineInstance } from '../../node-handler/vmi-handler.js';
 import { StreamServer, nodeStreamsActive } from '../../node-handler/stream-server.js';
 import { NODE_HANDLER_STREAM_SERVER_NAME } from '../../runtime/contracts/streams.js';
 import { silentLogger } from '../../runtime/logging.js';
+import { bridge } from '../../runtime/stream-bridge.js';
 import { eventually } from '../support/eventually.js';
 import { makePodsDir, repoRoot, startLauncher, testVmi } from './harness.js';
 import type { LauncherRun, PodsDir } from './harness.js';
@@ -48,11 +49,14 @@ beforeAll(async () => {
   certs = mkdtempSync(path.join(os.tmpdir(), 'kubevm-stream-certs-'));
   execFileSync('bash', [path.join(repoRoot, 'scripts/stream-certs.sh'), '--dir', certs]);
   pods = makePodsDir();
-  const vmi = testVmi(name, 'kubevm.net=dhcp kubevm.http=8080 kubevm.shell kubevm.counter=0');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'kubevm-test', '-f', path.join(certs, 'ssh-key')]);
+  const sshKey = readFileSync(path.join(certs, 'ssh-key.pub')).toString('base64');
+  const vmi = testVmi(name, `kubevm.net=dhcp kubevm.http=8080 kubevm.shell kubevm.counter=0 kubevm.ssh=${sshKey}`);
   delete vmi.spec.domain.devices.autoattachGraphicsDevice; // VNC and screenshots need the display
   run = await startLauncher(vmi, { runDir: pods.privateDir(podUid) });
   expect((await run.client.call('start')).phase).toBe('Running');
   await run.waitForSerial(/KUBEVM-HTTP listening on 8080/, 90_000);
+  await run.waitForSerial(/KUBEVM-SSH listening on 22/, 30_000);
   await run.waitForSerial(/KUBEVM-READY/, 30_000);
 
   const running: VirtualMachineInstance = {
@@ -139,7 +143,7 @@ describe('api-server → node handler → launcher streams (real QEMU)', () => {
     vnc.destroy();
   });
 
-  it('forwards a TCP connection to the guest\'s HTTP server, and each tunnel on its own', async () => {
+  it('forwards TCP connections to the guest\'s HTTP server and, for ssh, its SSH server, each tunnel on its own', async () => {
     const get = async (): Promise<string> => {
       const tunnel = await streams.open(node, { kind: 'portforward', namespace, name, port: 8080 });
       tunnel.write('GET / HTTP/1.0\r\nHost: guest\r\n\r\n');
@@ -149,6 +153,21 @@ describe('api-server → node handler → launcher streams (real QEMU)', () => {
     };
     const answers = await Promise.all([get(), get()]);
     for (const answer of answers) expect(answer).toMatch(/^HTTP\/1\.[01] 200[\s\S]*kubevm-guest-http/);
+    // ssh logs into the guest (dropbear, root with the key) through a tunnel per connection.
+    const relay = net.createServer((local) => {
+      void streams.open(node, { kind: 'portforward', namespace, name, port: 22 }).then((tunnel) => bridge(local, tunnel), () => local.destroy());
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', () => resolve()));
+    try {
+      const sshPort = (relay.address() as net.AddressInfo).port;
+      const options = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-i', path.join(certs, 'ssh-key'), '-p', String(sshPort)];
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile('ssh', [...options, 'root@127.0.0.1', 'echo KUBEVM-SSH-$((3*3))'], { timeout: 30_000 }, (error, stdout, stderr) => (error ? reject(new Error(`${error.message}: ${stderr}`)) : resolve(stdout))),
+      );
+      expect(out.trim()).toBe('KUBEVM-SSH-9');
+    } finally {
+      relay.close();
+    }
     // A port nothing listens on: the tunnel opens (slirp accepts) and is closed by the guest's refusal.
     const nothing = await streams.open(node, { kind: 'portforward', namespace, name, port: 9 });
     await closed(nothing);
