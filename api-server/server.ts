@@ -19,7 +19,7 @@ import { apiGroup, apiGroupList, apiResourceList, rootPaths } from './discovery.
 import type { FrontProxyConfig, UserInfo } from './front-proxy.js';
 import { authenticate, distinctHeaders, peerCertificateOf } from './front-proxy.js';
 import { apiRequestDuration, apiRequests, trackStream } from './metrics.js';
-import { StatusError, accessDenied, internalError, methodNotAllowed, notFoundPath, unauthorized } from './status.js';
+import { StatusError, accessDenied, badRequest, internalError, methodNotAllowed, notFoundPath, unauthorized } from './status.js';
 import type { StreamHandler } from './stream-routes.js';
 import { bridge } from '../runtime/stream-bridge.js';
 
@@ -277,6 +277,11 @@ function serveStreams(app: FastifyInstance, options: ApiServerOptions, checkRequ
     }
     const { route, url } = found;
     const stream = route.stream as StreamHandler;
+    if (raw.headers.upgrade?.toLowerCase() !== 'websocket' || !raw.headers['sec-websocket-key']) {
+      code = 400;
+      record(url);
+      return refuseUpgrade(socket, badRequest('only a websocket upgrade is served on this subresource'));
+    }
     const params = Object.fromEntries(Object.entries(found.match?.groups ?? {}).map(([k, v]) => [k, safeDecode(v)]));
     void (async () => {
       const checked = await checkRequest(route, url, params, raw);
@@ -287,7 +292,13 @@ function serveStreams(app: FastifyInstance, options: ApiServerOptions, checkRequ
         upstream.destroy();
         return;
       }
+      // A handshake ws refuses closes the socket without calling back: the upstream goes too.
+      let accepted = false;
+      socket.once('close', () => {
+        if (!accepted) upstream.destroy();
+      });
       websockets.handleUpgrade(raw, socket, head, (ws) => {
+        accepted = true;
         record(url);
         const done = trackStream(stream.kind, namespace, vmi);
         requestLog.info({ stream: stream.kind, protocol: ws.protocol }, 'stream opened');
