@@ -2,6 +2,8 @@
 // small VM that needs no guest disk (the test guest's kernel and initramfs only), so a VMI is
 // Running within seconds.
 import { HttpMethod } from '@kubernetes/client-node';
+import { join } from 'node:path';
+import { repoRoot, run } from '../cluster/cluster-env.js';
 import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
 import { coreResources } from '../../runtime/kube.js';
 import { eventually } from '../support/eventually.js';
@@ -72,3 +74,10 @@ export async function guestConsole(client: KubeClient, namespace: string, vmiNam
 
 /** How often `marker` stands in `text`. */
 export const occurrences = (text: string, marker: string): number => text.split(marker).length - 1;
+
+/** KubeVirt's virtctl built from its Go module (test/virtctl/build.sh; minutes the first time, cached after): its path. */
+export async function builtVirtctl(): Promise<string> {
+  const build = await run('bash', [join(repoRoot, 'test/virtctl/build.sh')], { timeoutMs: 1_500_000 });
+  if (build.code !== 0) throw new Error(`test/virtctl/build.sh exited ${build.code}: ${build.stderr}`);
+  return build.stdout.trim();
+}

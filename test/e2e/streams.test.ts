@@ -16,10 +16,10 @@ import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import YAML from 'yaml';
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
-import { clusterEnv, repoRoot, run, type ClusterEnv } from '../cluster/cluster-env.js';
+import { clusterEnv, run, type ClusterEnv } from '../cluster/cluster-env.js';
 import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from '../integration/runtime-support.js';
 import { eventually } from '../support/eventually.js';
-import { guestConsole, runningVmiUid, smallVmiSpec, vmResource } from './small-vm.js';
+import { builtVirtctl, guestConsole, runningVmiUid, smallVmiSpec, vmResource } from './small-vm.js';
 
 jest.setTimeout(300_000);
 
@@ -148,9 +148,7 @@ beforeAll(async () => {
   env = clusterEnv();
   client = clusterClient();
   await requireCluster(client);
-  const build = await run('bash', [join(repoRoot, 'test/virtctl/build.sh')], { timeoutMs: 1_500_000 });
-  if (build.code !== 0) throw new Error(`test/virtctl/build.sh exited ${build.code}: ${build.stderr}`);
-  virtctlPath = build.stdout.trim();
+  virtctlPath = await builtVirtctl();
   namespace = await createTestNamespace(client, 'kubevm-e2e-streams');
   keyDir = mkdtempSync(join(tmpdir(), 'kubevm-e2e-ssh-'));
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'kubevm-e2e', '-f', join(keyDir, 'key')]);

@@ -3,13 +3,12 @@
 // The first run builds virtctl (minutes; cached in ~/.cache/kubevm afterwards).
 // Fails, never skips, when the cluster or kubevm is missing.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { join } from 'node:path';
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
-import { clusterEnv, repoRoot, run, type ClusterEnv } from '../cluster/cluster-env.js';
+import { clusterEnv, run, type ClusterEnv } from '../cluster/cluster-env.js';
 import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from '../integration/runtime-support.js';
 import { eventually } from '../support/eventually.js';
 import type { VM, VMI } from './small-vm.js';
-import { createSmallVm, hasCondition, runningVmiUid, vmResource, vmiResource, vmimResource } from './small-vm.js';
+import { builtVirtctl, createSmallVm, hasCondition, runningVmiUid, vmResource, vmiResource, vmimResource } from './small-vm.js';
 
 jest.setTimeout(600_000);
 
@@ -34,9 +33,7 @@ beforeAll(async () => {
   env = clusterEnv();
   client = clusterClient();
   await requireCluster(client);
-  const build = await run('bash', [join(repoRoot, 'test/virtctl/build.sh')], { timeoutMs: 1_500_000 });
-  if (build.code !== 0) throw new Error(`test/virtctl/build.sh exited ${build.code}: ${build.stderr}`);
-  virtctlPath = build.stdout.trim();
+  virtctlPath = await builtVirtctl();
   namespace = await createTestNamespace(client, 'kubevm-e2e-virtctl');
   await createSmallVm(client, namespace, 'vctl', 'Halted');
 }, 1_600_000);
