@@ -16,7 +16,7 @@ kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
 
 log "installing the kubevm components"
 kubectl apply -f deploy/namespace.yaml >/dev/null
-# Console, VNC and port-forward: the node handlers' and the api-server's certificates (ADR 0013).
+# Console, VNC and port-forward: the node handlers' and the api-server's certificates (ADR 0014).
 bash scripts/stream-certs.sh
 kubectl apply -R -f deploy/controller -f deploy/node-handler >/dev/null
 

@@ -10,7 +10,7 @@ import { API_SERVER_STREAMS_TLS_SECRET, STREAM_TLS_DIR } from '../../runtime/con
 
 /** In kubevm's namespace only. */
 export const API_SERVER_NAMESPACE_GRANTS: readonly Grant[] = [
-  { why: 'node-streams.ts finds the node handler pod of a VMI\'s node to open console, VNC and port-forward streams there (ADR 0013).', apiGroups: [''], resources: ['pods'], verbs: ['list'] },
+  { why: 'node-streams.ts finds the node handler pod of a VMI\'s node to open console, VNC and port-forward streams there (ADR 0014).', apiGroups: [''], resources: ['pods'], verbs: ['list'] },
 ];
 import { RESTRICTED_CONTAINER, controlPlanePod, probes, renderPodDisruptionBudget } from './workloads.js';
 
@@ -112,7 +112,7 @@ export function renderApiServer(spec: KubeVirtSpec, target: InstallTarget, tls: 
                 ...probes('health', 5, 10, 3),
                 volumeMounts: [
                   { name: 'tls', mountPath: '/etc/kubevm/tls', readOnly: true },
-                  // The client certificate of the node handlers' streams (ADR 0013); optional.
+                  // The client certificate of the node handlers' streams (ADR 0014); optional.
                   { name: 'streams-tls', mountPath: STREAM_TLS_DIR, readOnly: true },
                 ],
                 resources: { requests: { cpu: '20m', memory: '64Mi' }, limits: { memory: '256Mi' } },

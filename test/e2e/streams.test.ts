@@ -1,7 +1,7 @@
 // Console, VNC, screenshot and port-forward on the real cluster with kubevm installed (make images,
 // scripts/install-kubevm.sh): client → kube-apiserver (authentication, RBAC, the websocket
 // upgrade) → the kubevm api-server (front proxy, SubjectAccessReview) → the node handler of the
-// VMI's node (mutual TLS, ADR 0013) → the launcher → QEMU and the guest. One running test guest
+// VMI's node (mutual TLS, ADR 0014) → the launcher → QEMU and the guest. One running test guest
 // (a shell on its serial console, an HTTP server on port 8080) serves every test, first through
 // plain websockets as KubeVirt's protocol defines them, then through KubeVirt's own virtctl.
 // Fails, never skips, when the cluster or kubevm is missing.
