@@ -1,13 +1,13 @@
 // Live migration between two real launchers (QEMU, TCG) over the node handlers' migration channel
-// (TCP with mutual TLS): the source QEMU connects to its launcher's migration-out.sock, a
-// MigrationSender carries the stream to a MigrationReceiver, which connects it to the target
-// launcher's migration-in.sock (opened as the node handler opens launcher sockets).
+// (TCP with mutual TLS), driven by the node handler's migration endpoints: the target's side starts
+// its launcher incoming and expects the migration (node-handler/migration-endpoints.ts
+// prepareIncoming), the source's side opens a MigrationSender on its launcher's migration-out.sock
+// and tells the launcher to migrate (migrateOut).
 import { jest } from '@jest/globals';
 import { pino } from 'pino';
-import { launcherSockets } from '../../runtime/contracts/launcher-pod.js';
-import type { DomainEvent, MigrateArgs, MigrationProgress } from '../../runtime/contracts/launcher-protocol.js';
-import { openLauncherSocket } from '../../node-handler/launcher-client.js';
-import { MigrationReceiver, MigrationSender } from '../../node-handler/migration-channel.js';
+import type { DomainEvent, MigrateArgs, MigrationProgress, MigrationResult } from '../../runtime/contracts/launcher-protocol.js';
+import { MigrationReceiver } from '../../node-handler/migration-channel.js';
+import { migrateOut, prepareIncoming } from '../../node-handler/migration-endpoints.js';
 import { QEMU_UID, lastCount, makePodsDir, startLauncher, testVmi, waitForEvent } from './harness.js';
 import type { LauncherRun, PodsDir } from './harness.js';
 import { migrationCertificates } from './migration-tls.js';
@@ -22,6 +22,8 @@ interface Pair {
   target: LauncherRun;
   /** The source's migration events, in order. */
   progress: MigrationProgress[];
+  /** Migrates source → target through the node handlers' channel (as the source's handler does). */
+  migrate: (args: MigrateArgs) => Promise<MigrationResult>;
 }
 
 describe('launcher live migration over the migration channel (real QEMU, TCG)', () => {
@@ -43,25 +45,18 @@ describe('launcher live migration over the migration channel (real QEMU, TCG)', 
     const receiver = new MigrationReceiver({ tls: tlsFor['node-b'], log, host: '127.0.0.1' });
     const address = await receiver.listen();
     cleanups.push(() => receiver.close());
-    receiver.expect(`mig-${name}`, () => openLauncherSocket(pods.path, launcherSockets(target.runDir).migrationIn, { ownerUid: QEMU_UID }));
-    const sender = await MigrationSender.open({
-      tls: tlsFor['node-a'],
-      log,
-      migrationUid: `mig-${name}`,
-      socketPath: launcherSockets(source.runDir).migrationOut,
-      owner: { uid: QEMU_UID, gid: QEMU_UID },
-      target: { host: address.host, port: address.port, serverName: 'node-b' },
-    });
-    cleanups.push(() => sender.close());
-
-    expect(await target.client.call('start', { incoming })).toMatchObject({ phase: 'Paused', reason: 'MigrationTarget' });
+    const migrationUid = `mig-${name}`;
+    const { status } = await prepareIncoming(target.client, receiver, { migrationUid, podsDir: pods.path, runDir: target.runDir, ownerUid: QEMU_UID, ...incoming });
+    expect(status).toMatchObject({ phase: 'Paused', reason: 'MigrationTarget' });
+    const migrate = (args: MigrateArgs) =>
+      migrateOut(source.client, { migrationUid, runDir: source.runDir, tls: tlsFor['node-a'], target: { ...address, serverName: 'node-b' }, args, log, owner: { uid: QEMU_UID, gid: QEMU_UID } });
     await source.waitForSerial(/KUBEVM-COUNT 2\b/, 60_000);
     const progress: MigrationProgress[] = [];
     await source.client.subscribe();
     source.client.on('event', (e: DomainEvent) => {
       if (e.type === 'migration') progress.push(e.progress);
     });
-    return { source, target, progress };
+    return { source, target, progress, migrate };
   }
 
   /** Resolves once the source reports bytes on their way (the migration is under way). */
@@ -81,7 +76,7 @@ describe('launcher live migration over the migration channel (real QEMU, TCG)', 
     const p = await pair('mig-ok');
     const args: MigrateArgs = { bandwidthMiBps: 512, maxDowntimeMs: 300, autoConverge: true, completionTimeoutSeconds: 120 };
     const targetRunning = p.target.client.subscribe().then(() => waitForEvent(p.target.client, (e) => e.status.phase === 'Running', 60_000));
-    const result = await p.source.client.call('migrate', args);
+    const result = await p.migrate(args);
     expect(result).toMatchObject({ outcome: 'Succeeded', postCopy: false, progress: { status: 'completed' } });
     expect(result.reason).toBeUndefined();
     // QEMU took the policy: bandwidth in bytes/s, the downtime limit, auto-converge.
@@ -107,7 +102,7 @@ describe('launcher live migration over the migration channel (real QEMU, TCG)', 
   it('a cancel leaves the source running, unpaused, and the answer Aborted', async () => {
     const p = await pair('mig-cancel');
     // 1 MiB/s: the guest's memory takes many seconds, time enough to cancel in the middle.
-    const migrating = p.source.client.call('migrate', { bandwidthMiBps: 1 });
+    const migrating = p.migrate({ bandwidthMiBps: 1 });
     await underWay(p);
     const atCancel = await p.source.client.call('migrateCancel');
     expect(['active', 'cancelling', 'cancelled']).toContain(atCancel.status);
@@ -118,7 +113,7 @@ describe('launcher live migration over the migration channel (real QEMU, TCG)', 
 
   it('a target killed mid-migration leaves the source running and the answer Failed with a reason', async () => {
     const p = await pair('mig-kill');
-    const migrating = p.source.client.call('migrate', { bandwidthMiBps: 1 });
+    const migrating = p.migrate({ bandwidthMiBps: 1 });
     await underWay(p);
     if (p.target.proc.pid !== undefined) process.kill(-p.target.proc.pid, 'SIGKILL');
     const result = await migrating;
@@ -131,7 +126,7 @@ describe('launcher live migration over the migration channel (real QEMU, TCG)', 
   it('a migration that cannot complete within its completion timeout is aborted, and the source runs on', async () => {
     const p = await pair('mig-slow');
     // 1 MiB/s against a 1 s completion timeout: it cannot finish in time.
-    const result = await p.source.client.call('migrate', { bandwidthMiBps: 1, completionTimeoutSeconds: 1 });
+    const result = await p.migrate({ bandwidthMiBps: 1, completionTimeoutSeconds: 1 });
     expect(result.outcome).toBe('Failed');
     expect(result.reason).toMatch(/did not complete within its completion timeout of 1 s/);
     await sourceRunsOn(p);

@@ -1,0 +1,62 @@
+// A node handler's two roles in a migration, over the launcher protocol and the migration channel:
+// the target's handler makes the target launcher wait for the stream (QEMU -incoming on its
+// migration-in.sock) and tells its MigrationReceiver to expect the migration; the source's handler
+// opens a MigrationSender on the source launcher's migration-out.sock and tells the launcher to
+// migrate, closing the sender however the migration ends.
+import type { Logger } from 'pino';
+import type { MigrateArgs, MigrationResult } from '../runtime/contracts/launcher-protocol.js';
+import { LAUNCHER_UID, launcherSockets } from '../runtime/contracts/launcher-pod.js';
+import type { DomainStatus } from '../runtime/contracts/launcher-protocol.js';
+import type { LauncherClient } from './launcher-client.js';
+import { openLauncherSocket } from './launcher-client.js';
+import { MigrationSender } from './migration-channel.js';
+import type { MigrationReceiver, MigrationTls } from './migration-channel.js';
+
+export interface IncomingMigration {
+  migrationUid: string;
+  /** The kubelet's pods directory and the target launcher's run directory inside it, as the node sees them. */
+  podsDir: string;
+  runDir: string;
+  postCopy?: boolean;
+  ownerUid?: number;
+}
+
+/**
+ * Starts the target launcher as a migration target and lets the receiver carry this migration's
+ * stream to it. Returns the launcher's status (Paused, MigrationTarget) and the undo.
+ */
+export async function prepareIncoming(launcher: LauncherClient, receiver: MigrationReceiver, m: IncomingMigration): Promise<{ status: DomainStatus; stopExpecting: () => void }> {
+  const status = await launcher.call('start', { incoming: m.postCopy ? { postCopy: true } : {} });
+  const socketPath = launcherSockets(m.runDir).migrationIn;
+  // Opened as every launcher socket is: no link followed, owned by the launcher's uid.
+  const stopExpecting = receiver.expect(m.migrationUid, () => openLauncherSocket(m.podsDir, socketPath, { ownerUid: m.ownerUid ?? LAUNCHER_UID }));
+  return { status, stopExpecting };
+}
+
+export interface OutgoingMigration {
+  migrationUid: string;
+  /** The source launcher's run directory, as the node sees it. */
+  runDir: string;
+  tls: MigrationTls;
+  target: { host: string; port: number; serverName: string };
+  args: MigrateArgs;
+  log: Logger;
+  owner?: { uid: number; gid: number };
+}
+
+/** Migrates the source launcher's domain to the target node; resolves with how it ended. */
+export async function migrateOut(launcher: LauncherClient, m: OutgoingMigration): Promise<MigrationResult> {
+  const sender = await MigrationSender.open({
+    tls: m.tls,
+    log: m.log,
+    migrationUid: m.migrationUid,
+    socketPath: launcherSockets(m.runDir).migrationOut,
+    owner: m.owner ?? { uid: LAUNCHER_UID, gid: LAUNCHER_UID },
+    target: m.target,
+  });
+  try {
+    return await launcher.call('migrate', m.args);
+  } finally {
+    await sender.close();
+  }
+}
