@@ -17,8 +17,8 @@ describe('outgoing migration settings', () => {
   });
 
   it('reads query-migrate into progress: dirty rate in bytes, downtime expected then real', () => {
-    const active = migrationProgress({ status: 'active', 'expected-downtime': 12, ram: { transferred: 10, remaining: 20, total: 30, 'dirty-pages-rate': 5, 'page-size': 4096, 'dirty-sync-count': 2 } });
-    expect(active).toEqual({ status: 'active', transferredBytes: 10, remainingBytes: 20, totalBytes: 30, dirtyRateBytesPerSecond: 5 * 4096, iterations: 2, cpuThrottlePercent: 0, downtimeMs: 12 });
+    const active = migrationProgress({ status: 'active', 'expected-downtime': 12, ram: { transferred: 10, remaining: 20, total: 30, 'dirty-pages-rate': 5, 'page-size': 4096, 'dirty-sync-count': 2, mbps: 8 } });
+    expect(active).toEqual({ status: 'active', transferredBytes: 10, remainingBytes: 20, totalBytes: 30, dirtyRateBytesPerSecond: 5 * 4096, transferRateBytesPerSecond: 1_000_000, iterations: 2, cpuThrottlePercent: 0, downtimeMs: 12 });
     expect(migrationProgress({ status: 'completed', downtime: 40, 'expected-downtime': 12, 'total-time': 900 })).toMatchObject({ downtimeMs: 40, totalTimeMs: 900 });
     expect(migrationProgress({ status: 'failed', 'error-desc': 'Unable to write to socket' })).toMatchObject({ status: 'failed', errorDescription: 'Unable to write to socket', transferredBytes: 0 });
     expect(migrationProgress({}).status).toBe('none');

@@ -26,6 +26,8 @@ export function migrationProgress(info: MigrationInfo): MigrationProgress {
     remainingBytes: ram?.remaining ?? 0,
     totalBytes: ram?.total ?? 0,
     dirtyRateBytesPerSecond: (ram?.['dirty-pages-rate'] ?? 0) * (ram?.['page-size'] ?? 4096),
+    // QEMU's mbps is megabits (10^6) per second.
+    transferRateBytesPerSecond: ((ram?.mbps ?? 0) * 1_000_000) / 8,
     iterations: ram?.['dirty-sync-count'] ?? 0,
     cpuThrottlePercent: info['cpu-throttle-percentage'] ?? 0,
   };

@@ -6,10 +6,11 @@
 import type { Logger } from 'pino';
 import type { MigrateArgs, MigrationResult } from '../runtime/contracts/launcher-protocol.js';
 import { LAUNCHER_UID, launcherSockets } from '../runtime/contracts/launcher-pod.js';
-import type { DomainStatus } from '../runtime/contracts/launcher-protocol.js';
+import type { DomainEvent, DomainStatus } from '../runtime/contracts/launcher-protocol.js';
 import type { LauncherClient } from './launcher-client.js';
 import { openLauncherSocket } from './launcher-client.js';
 import { MigrationSender } from './migration-channel.js';
+import { recordMigrationProgress } from './migration-metrics.js';
 import type { MigrationReceiver, MigrationTls } from './migration-channel.js';
 
 export interface IncomingMigration {
@@ -44,7 +45,10 @@ export interface OutgoingMigration {
   owner?: { uid: number; gid: number };
 }
 
-/** Migrates the source launcher's domain to the target node; resolves with how it ended. */
+/**
+ * Migrates the source launcher's domain to the target node; resolves with how it ended. Its
+ * progress goes to the kubevirt_vmi_migration_* metrics.
+ */
 export async function migrateOut(launcher: LauncherClient, m: OutgoingMigration): Promise<MigrationResult> {
   const sender = await MigrationSender.open({
     tls: m.tls,
@@ -54,9 +58,18 @@ export async function migrateOut(launcher: LauncherClient, m: OutgoingMigration)
     owner: m.owner ?? { uid: LAUNCHER_UID, gid: LAUNCHER_UID },
     target: m.target,
   });
+  // The launcher pushes its progress about once a second to a subscribed connection.
+  const onEvent = (event: DomainEvent) => {
+    if (event.type === 'migration') recordMigrationProgress(event.status.vmi, event.progress);
+  };
+  launcher.on('event', onEvent);
   try {
-    return await launcher.call('migrate', m.args);
+    const result = await launcher.call('migrate', m.args);
+    const vmi = (await launcher.call('hello')).vmi;
+    recordMigrationProgress(vmi, result.progress);
+    return result;
   } finally {
+    launcher.off('event', onEvent);
     await sender.close();
   }
 }

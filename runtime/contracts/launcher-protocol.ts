@@ -123,6 +123,8 @@ export const MigrationProgress = z.object({
   totalBytes: z.number().nonnegative(),
   /** Guest memory dirtied per second (dirty pages rate times page size). */
   dirtyRateBytesPerSecond: z.number().nonnegative(),
+  /** What the stream carries per second now (QEMU's mbps). */
+  transferRateBytesPerSecond: z.number().nonnegative(),
   /** How many times the source has gone over guest memory (1 is the first full pass). */
   iterations: z.number().nonnegative(),
   /** Auto-converge's current CPU throttle, 0 when none. */

@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import type { DomainEvent, MigrateArgs, MigrationProgress, MigrationResult } from '../../runtime/contracts/launcher-protocol.js';
 import { MigrationReceiver } from '../../node-handler/migration-channel.js';
 import { migrateOut, prepareIncoming } from '../../node-handler/migration-endpoints.js';
+import { migrationDataProcessed, migrationDataRemaining, migrationDataTotal } from '../../node-handler/migration-metrics.js';
 import { QEMU_UID, lastCount, makePodsDir, startLauncher, testVmi, waitForEvent } from './harness.js';
 import type { LauncherRun, PodsDir } from './harness.js';
 import { migrationCertificates } from './migration-tls.js';
@@ -87,6 +88,11 @@ describe('launcher live migration over the migration channel (real QEMU, TCG)', 
     expect(result.progress.downtimeMs).toBeGreaterThanOrEqual(0);
     // The last progress event is the completed one.
     expect(p.progress.at(-1)).toMatchObject({ status: 'completed' });
+    // KubeVirt's metrics for the VMI, as the source's node handler exports them.
+    const metric = async (g: typeof migrationDataProcessed) => (await g.get()).values.find((v) => v.labels.namespace === 'launcher-test' && v.labels.name === 'mig-ok')?.value;
+    expect(await metric(migrationDataProcessed)).toBe(result.progress.transferredBytes);
+    expect(await metric(migrationDataTotal)).toBe(result.progress.totalBytes);
+    expect(await metric(migrationDataRemaining)).toBe(0);
 
     await targetRunning;
     const atMigration = lastCount(p.source.serialLog());
