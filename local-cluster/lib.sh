@@ -40,6 +40,32 @@ TEST_NAMESPACE=kubevm-rbac
 log() { printf '[local-cluster %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# cached_go_build NAME DIR BINARY COMMAND...: builds a Go tool once into the cache. Unless DIR/BINARY
+# is already there, runs COMMAND, which writes BINARY into DIR.staging (nice'd, its output in
+# DIR.build.log, its tail shown on failure), under a lock so concurrent runs wait for one build,
+# then moves it into DIR: an interrupted build never leaves a binary that looks finished.
+# DIR's name carries the key of the build's inputs.
+cached_go_build() {
+  local name="$1" dir="$2" binary="$3" start
+  shift 3
+  mkdir -p "$dir"
+  exec 8>"$dir.lock"
+  flock -w 3600 8 || die "another build of $dir held its lock for an hour"
+  if [[ ! -x "$dir/$binary" ]]; then
+    command -v go >/dev/null || die "go is not installed (needed to build $name)"
+    log "building $name into $dir (cold: a few minutes on 2 cores; log: $dir.build.log)"
+    start=$SECONDS
+    rm -rf "$dir.staging" && mkdir -p "$dir.staging"
+    if ! CGO_ENABLED=0 nice -n 10 "$@" >"$dir.build.log" 2>&1; then
+      tail -30 "$dir.build.log" >&2
+      die "the build of $name failed (full log: $dir.build.log)"
+    fi
+    mv "$dir.staging/$binary" "$dir/$binary" && rm -rf "$dir.staging"
+    log "built $name in $((SECONDS - start))s"
+  fi
+  exec 8>&-
+}
+
 # Pid files hold "PID STARTTIME": a pid from a previous boot or run that now
 # names another process is never mistaken for ours.
 # A zombie counts as gone: our components are reparented to this machine's

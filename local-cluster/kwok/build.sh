@@ -12,23 +12,11 @@ KWOK_VERSION=v0.8.0
 # Bump when the build command below changes: it is part of the cache key.
 BUILD_REVISION=1
 
-command -v go >/dev/null || die "go is not installed (needed to build kwok $KWOK_VERSION)"
 out="$KUBEVM_CACHE/kwok-$KWOK_VERSION-$(echo "$KWOK_VERSION $BUILD_REVISION $(go env GOVERSION)" | sha256sum | cut -c1-12)"
-mkdir -p "$out"
-exec 8>"$out.lock"
-flock -w 3600 8 || die "another build of $out held its lock for an hour"
-if [[ ! -x "$out/kwok" ]]; then
-  log "building kwok $KWOK_VERSION into $out (log: $out.build.log)"
-  start=$SECONDS
-  # `go install module@version` builds with kwok's own go.mod and go.sum (checked against the
-  # checksum database).
-  if ! CGO_ENABLED=0 GOBIN="$out" nice -n 10 go install -trimpath -ldflags "-s -w" \
-      "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" >"$out.build.log" 2>&1; then
-    tail -30 "$out.build.log" >&2
-    die "go install of kwok failed (full log: $out.build.log)"
-  fi
-  log "built kwok in $((SECONDS - start))s"
-fi
+# `go install module@version` builds with kwok's own go.mod and go.sum (checked against the
+# checksum database).
+cached_go_build "kwok $KWOK_VERSION" "$out" kwok \
+  env GOBIN="$out.staging" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 # kwok acts only through Stages: its own released "fast" node and pod stages (no delays) and the
 # node heartbeat, from the module as downloaded, in one file beside the binary (--config).
 if [[ ! -s "$out/stages.yaml" ]]; then

@@ -7,23 +7,10 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../../local-cluster/lib.sh"
-command -v go >/dev/null || die "go is not installed (needed to build virtctl)"
 version="$(sed -n 's/^\(require\)\{0,1\}[[:space:]]*kubevirt.io\/kubevirt \(v[^ ]*\)$/\2/p' "$here/go.mod")"
 [[ -n "$version" ]] || die "no kubevirt.io/kubevirt version in $here/go.mod"
 key="$(cat "$here/go.mod" "$here/go.sum" "$here/main.go" "$here/build.sh" | sha256sum | cut -c1-12)"
 out="$KUBEVM_CACHE/virtctl-$version-$key"
-mkdir -p "$out"
-exec 8>"$out.lock"
-flock -w 3600 8 || die "another build of $out held its lock for an hour"
-if [[ ! -x "$out/virtctl" ]]; then
-  log "building virtctl $version into $out (log: $out.build.log)"
-  start=$SECONDS
-  if ! (cd "$here" && CGO_ENABLED=0 nice -n 10 go build -buildvcs=false -trimpath \
-        -ldflags "-s -w -X kubevirt.io/client-go/version.gitVersion=$version" -o "$out/virtctl.tmp" .) >"$out.build.log" 2>&1; then
-    tail -30 "$out.build.log" >&2
-    die "go build of virtctl failed (full log: $out.build.log)"
-  fi
-  mv "$out/virtctl.tmp" "$out/virtctl"
-  log "built virtctl in $((SECONDS - start))s"
-fi
+cached_go_build "virtctl $version" "$out" virtctl \
+  go -C "$here" build -buildvcs=false -trimpath -ldflags "-s -w -X kubevirt.io/client-go/version.gitVersion=$version" -o "$out.staging/virtctl" .
 echo "$out/virtctl"
