@@ -17,6 +17,7 @@ help:
 	@echo "make generate regenerate CRDs, chart CRDs and docs/api.md from the zod schemas"
 	@echo "make bench    performance figures beside KubeVirt's (local cluster; bench/results/README.md)"
 	@echo "make sbom     CycloneDX SBOMs of the node modules and the local cluster's Go modules into dist/sbom"
+	@echo "make install-kubectl-virt  install the kubectl virt plugin (one file) as /usr/local/bin/kubectl-virt"
 
 # Host packages (Debian) and node modules; both idempotent.
 deps:
@@ -56,6 +57,12 @@ test-cluster:
 # launcher memory. BENCH=startup|scale|memory|report picks some (default all); see bench/run.sh.
 bench: deps
 	@bash bench/run.sh $(BENCH)
+
+# The `kubectl virt` plugin as one executable on the PATH (BINDIR=... elsewhere; BINDIR=- only
+# builds dist/plugin/kubectl-virt); KREW=1 also writes the krew archive and manifest into dist/plugin/.
+.PHONY: install-kubectl-virt
+install-kubectl-virt:
+	@bash kubectl-virt/build.sh $(if $(KREW),--krew) $(BINDIR)
 
 -include local-cluster/cluster.mk
 -include images.mk

@@ -24,6 +24,8 @@ if wants startup; then
   make --no-print-directory images
   bash scripts/install-kubevm.sh
   node --import tsx bench/vm-startup.ts "${KUBEVM_BENCH_VMS:-10}"
+  # kubectl virt version's answer time needs the same installed api-server.
+  node --import tsx bench/kubectl-virt-version.ts
 fi
 if wants scale; then
   # The bench runs its own controller process against the cluster: no installed one may compete.

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(qemu-system-x86 qemu-utils xorriso busybox-static passt socat)
+# chromium: the kubectl virt suite opens vnc --web's page headless; openssh-client: its ssh/scp.
+apt_packages=(qemu-system-x86 qemu-utils xorriso busybox-static passt socat chromium openssh-client)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
