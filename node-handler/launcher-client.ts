@@ -294,7 +294,7 @@ export class LauncherClient extends EventEmitter<{ event: [DomainEvent]; close: 
 }
 
 /** Linux's O_PATH (not in fs.constants): a descriptor naming an inode without opening it for I/O. */
-const O_PATH = 0o10000000;
+export const O_PATH = 0o10000000;
 
 /** Why the handler refused to talk to a launcher's socket: the pod tried something. */
 export class LauncherSocketRefused extends Error {
@@ -306,22 +306,18 @@ export class LauncherSocketRefused extends Error {
 }
 
 /**
- * Opens a launcher's socket inside the pods directory without following any symlink the pod may
- * have planted, and checks that it is what a launcher makes. Each directory below `podsDir` is
- * opened relative to its parent's descriptor with O_NOFOLLOW (openat through /proc/self/fd), the
- * socket itself with O_PATH|O_NOFOLLOW, so no component can be swapped for a link between check
- * and use; the socket must be a socket, owned by the launcher's uid, with no other name (a hard
- * link made elsewhere). The connection then goes to that very inode (/proc/self/fd/<fd>), not to
- * whatever the path names by then. Returns the connected socket.
+ * Opens a directory inside the pods directory without following any symlink the pod may have
+ * planted: each directory below `podsDir` is opened relative to its parent's descriptor with
+ * O_NOFOLLOW (openat through /proc/self/fd), so no component can be swapped for a link between
+ * check and use. Returns the directory's descriptor (the caller closes it); `/proc/self/fd/<fd>/name`
+ * then names an entry of that very directory.
  */
-export async function openLauncherSocket(podsDir: string, socketPath: string, options: { ownerUid: number; timeoutMs?: number }): Promise<net.Socket> {
-  const relative = path.relative(podsDir, socketPath);
-  const parts = relative.split(path.sep);
-  if (path.isAbsolute(relative) || parts.some((part) => part === '' || part === '.' || part === '..')) throw new LauncherSocketRefused(socketPath, `not inside ${podsDir}`);
-  const name = parts.pop() as string;
+export function openPodDirectory(podsDir: string, dirPath: string): number {
+  const relative = path.relative(podsDir, dirPath);
+  const parts = relative === '' ? [] : relative.split(path.sep);
+  if (path.isAbsolute(relative) || parts.some((part) => part === '' || part === '.' || part === '..')) throw new LauncherSocketRefused(dirPath, `not inside ${podsDir}`);
   const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fsConstants;
   let dirFd = openSync(podsDir, O_RDONLY | O_DIRECTORY);
-  let socketFd: number | undefined;
   try {
     for (const [index, part] of parts.entries()) {
       let next: number;
@@ -330,14 +326,36 @@ export async function openLauncherSocket(podsDir: string, socketPath: string, op
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         const where = parts.slice(0, index + 1).join('/');
-        if (code === 'ELOOP' || code === 'ENOTDIR') throw new LauncherSocketRefused(socketPath, `${where} is a symbolic link or not a directory`);
+        if (code === 'ELOOP' || code === 'ENOTDIR') throw new LauncherSocketRefused(dirPath, `${where} is a symbolic link or not a directory`);
         throw new Error(`cannot open ${path.join(podsDir, where)}: ${(error as Error).message}`, { cause: error });
       }
       closeSync(dirFd);
       dirFd = next;
     }
+    return dirFd;
+  } catch (error) {
+    closeSync(dirFd);
+    throw error;
+  }
+}
+
+/**
+ * Opens a launcher's socket inside the pods directory without following any symlink the pod may
+ * have planted (its directory through openPodDirectory), and checks that it is what a launcher
+ * makes: the socket itself is opened with O_PATH|O_NOFOLLOW and must be a socket, owned by the
+ * launcher's uid, with no other name (a hard link made elsewhere). The connection then goes to that
+ * very inode (/proc/self/fd/<fd>), not to whatever the path names by then. Returns the connected
+ * socket.
+ */
+export async function openLauncherSocket(podsDir: string, socketPath: string, options: { ownerUid: number; timeoutMs?: number }): Promise<net.Socket> {
+  const name = path.basename(socketPath);
+  const parts = path.relative(podsDir, socketPath).split(path.sep);
+  if (parts.length < 2 || name === '.' || name === '..') throw new LauncherSocketRefused(socketPath, `not inside ${podsDir}`);
+  const dirFd = openPodDirectory(podsDir, path.dirname(socketPath));
+  let socketFd: number | undefined;
+  try {
     try {
-      socketFd = openSync(`/proc/self/fd/${dirFd}/${name}`, O_PATH | O_NOFOLLOW);
+      socketFd = openSync(`/proc/self/fd/${dirFd}/${name}`, O_PATH | fsConstants.O_NOFOLLOW);
     } catch (error) {
       throw new Error(`cannot open ${socketPath}: ${(error as Error).message}`, { cause: error });
     }

@@ -12,7 +12,9 @@
 // costs at most a few high-water marks per connection, never the whole stream.
 import net from 'node:net';
 import tls from 'node:tls';
+import { closeSync, constants as fsConstants, fstatSync, openSync } from 'node:fs';
 import { chown, chmod, rm } from 'node:fs/promises';
+import path from 'node:path';
 import { Counter } from 'prom-client';
 import type { Logger } from 'pino';
 import {
@@ -22,8 +24,10 @@ import {
   MigrationChannelHello,
 } from '../runtime/contracts/migration-channel.js';
 import { describeZodError } from '../runtime/contracts/launcher-protocol.js';
+import { LAUNCHER_UID, launcherSockets } from '../runtime/contracts/launcher-pod.js';
 import { registry } from '../runtime/metrics.js';
 import { NdjsonReader, ndjsonLine, parseJsonLine } from '../runtime/ndjson.js';
+import { O_PATH, openPodDirectory } from './launcher-client.js';
 
 export const migrationChannelBytes = new Counter({
   name: 'kubevm_migration_channel_bytes_total',
@@ -210,9 +214,13 @@ export interface MigrationSenderOptions {
   tls: MigrationTls;
   log: Logger;
   migrationUid: string;
-  /** Where QEMU connects: the source launcher's migration-out.sock, as the node sees it. */
-  socketPath: string;
-  /** The launcher's uid/gid, so its QEMU may connect (the socket is 0660). */
+  /**
+   * The kubelet's pods directory and the source launcher's run directory inside it, as the node
+   * sees them: QEMU connects to `migration-out.sock` there (launcherSockets().migrationOut).
+   */
+  podsDir: string;
+  runDir: string;
+  /** The launcher's uid/gid, so its QEMU may connect (the socket is 0660); default the contract's. */
   owner?: { uid: number; gid: number };
   /** The target node's receiver. */
   target: { host: string; port: number; serverName: string };
@@ -230,17 +238,41 @@ export class MigrationSender {
     private readonly options: MigrationSenderOptions,
   ) {}
 
+  /**
+   * The socket is made in a directory the pod controls: it is bound through a descriptor of that
+   * directory opened without following links (openPodDirectory), and its owner and mode are set
+   * on the inode just bound, checked to be a socket, never on whatever the path names meanwhile.
+   */
   static async open(options: MigrationSenderOptions): Promise<MigrationSender> {
-    await rm(options.socketPath, { force: true });
+    const name = path.basename(launcherSockets(options.runDir).migrationOut);
+    const dirFd = openPodDirectory(options.podsDir, options.runDir);
     const server = net.createServer({ pauseOnConnect: true });
     const sender = new MigrationSender(server, options);
-    server.on('connection', (socket) => void sender.onConnection(socket));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.socketPath, () => resolve());
-    });
-    if (options.owner) await chown(options.socketPath, options.owner.uid, options.owner.gid);
-    await chmod(options.socketPath, 0o660);
+    try {
+      const bindPath = `/proc/self/fd/${dirFd}/${name}`;
+      // unlink does not follow a link: a planted one is removed, never its target.
+      await rm(bindPath, { force: true });
+      server.on('connection', (socket) => void sender.onConnection(socket));
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(bindPath, () => resolve());
+      });
+      const socketFd = openSync(bindPath, O_PATH | fsConstants.O_NOFOLLOW);
+      try {
+        if (!fstatSync(socketFd).isSocket()) throw new Error(`${path.join(options.runDir, name)} is not the socket just bound`);
+        const inode = `/proc/self/fd/${socketFd}`;
+        const owner = options.owner ?? { uid: LAUNCHER_UID, gid: LAUNCHER_UID };
+        await chown(inode, owner.uid, owner.gid);
+        await chmod(inode, 0o660);
+      } finally {
+        closeSync(socketFd);
+      }
+    } catch (error) {
+      server.close();
+      throw error;
+    } finally {
+      closeSync(dirFd);
+    }
     return sender;
   }
 
@@ -253,7 +285,12 @@ export class MigrationSender {
   async close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
-    await rm(this.options.socketPath, { force: true });
+    const dirFd = openPodDirectory(this.options.podsDir, this.options.runDir);
+    try {
+      await rm(`/proc/self/fd/${dirFd}/${path.basename(launcherSockets(this.options.runDir).migrationOut)}`, { force: true });
+    } finally {
+      closeSync(dirFd);
+    }
   }
 
   private track(socket: net.Socket): void {

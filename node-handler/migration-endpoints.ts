@@ -36,7 +36,8 @@ export async function prepareIncoming(launcher: LauncherClient, receiver: Migrat
 
 export interface OutgoingMigration {
   migrationUid: string;
-  /** The source launcher's run directory, as the node sees it. */
+  /** The kubelet's pods directory and the source launcher's run directory inside it, as the node sees them. */
+  podsDir: string;
   runDir: string;
   tls: MigrationTls;
   target: { host: string; port: number; serverName: string };
@@ -54,7 +55,8 @@ export async function migrateOut(launcher: LauncherClient, m: OutgoingMigration)
     tls: m.tls,
     log: m.log,
     migrationUid: m.migrationUid,
-    socketPath: launcherSockets(m.runDir).migrationOut,
+    podsDir: m.podsDir,
+    runDir: m.runDir,
     owner: m.owner ?? { uid: LAUNCHER_UID, gid: LAUNCHER_UID },
     target: m.target,
   });

@@ -2,7 +2,7 @@
 // expected migrations, bytes carried intact both ways, bounded buffers against a peer that does not
 // read, and a cut on one side cutting the other.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +11,7 @@ import { jest } from '@jest/globals';
 import { pino } from 'pino';
 import { MigrationReceiver, MigrationSender, migrationChannelRefused } from '../../node-handler/migration-channel.js';
 import type { MigrationTls } from '../../node-handler/migration-channel.js';
+import { launcherSockets } from '../../runtime/contracts/launcher-pod.js';
 import { MigrationChannelAnswer } from '../../runtime/contracts/migration-channel.js';
 import { ndjsonLine } from '../../runtime/ndjson.js';
 import { eventually } from '../support/eventually.js';
@@ -71,11 +72,13 @@ describe('migration channel (TCP + mutual TLS, real sockets)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function sender(migrationUid: string, creds: MigrationTls = certs['node-a']): Promise<{ socketPath: string; channel: MigrationSender }> {
-    const socketPath = path.join(dir, 'migration-out.sock');
-    const channel = await MigrationSender.open({ tls: creds, log, migrationUid, socketPath, target: { ...address, serverName: 'node-b' } });
+  /** A sender for a "launcher" run directory `run` in the pods directory `dir`. */
+  async function sender(migrationUid: string, creds: MigrationTls = certs['node-a'], run = 'run'): Promise<{ socketPath: string; channel: MigrationSender }> {
+    const runDir = path.join(dir, run);
+    mkdirSync(runDir, { recursive: true });
+    const channel = await MigrationSender.open({ tls: creds, log, migrationUid, podsDir: dir, runDir, owner: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }, target: { ...address, serverName: 'node-b' } });
     cleanups.push(() => channel.close());
-    return { socketPath, channel };
+    return { socketPath: launcherSockets(runDir).migrationOut, channel };
   }
 
   it('carries a stream both ways, byte for byte', async () => {
@@ -172,11 +175,35 @@ describe('migration channel (TCP + mutual TLS, real sockets)', () => {
       reached = true;
       return connectUnix('/nonexistent');
     });
-    const s = await MigrationSender.open({ tls: certs['node-a'], log, migrationUid: 'm4', socketPath: path.join(dir, 'rogue-out.sock'), target: { ...rogueAddress, serverName: 'stranger' } });
+    mkdirSync(path.join(dir, 'rogue'));
+    const s = await MigrationSender.open({ tls: certs['node-a'], log, migrationUid: 'm4', podsDir: dir, runDir: path.join(dir, 'rogue'), target: { ...rogueAddress, serverName: 'stranger' } });
     cleanups.push(() => s.close());
-    const q = await connectUnix(path.join(dir, 'rogue-out.sock'));
+    const q = await connectUnix(launcherSockets(path.join(dir, 'rogue')).migrationOut);
     await new Promise<void>((resolve) => q.once('close', () => resolve()));
     expect(reached).toBe(false);
+  });
+
+  it('makes its socket in the pod\'s directory without following links the pod planted', async () => {
+    // The run directory itself a link to somewhere else: refused, nothing made there.
+    const elsewhere = mkdtempSync(path.join(os.tmpdir(), 'kubevm-elsewhere-'));
+    cleanups.push(() => rmSync(elsewhere, { recursive: true, force: true }));
+    symlinkSync(elsewhere, path.join(dir, 'linked'));
+    await expect(MigrationSender.open({ tls: certs['node-a'], log, migrationUid: 'm5', podsDir: dir, runDir: path.join(dir, 'linked'), target: { ...address, serverName: 'node-b' } })).rejects.toThrow(/refusing launcher socket .*linked: linked is a symbolic link/);
+    expect(() => statSync(launcherSockets(elsewhere).migrationOut)).toThrow();
+    // A link planted where the socket goes, to a file of the node: the link is replaced, the file untouched.
+    const victim = path.join(elsewhere, 'victim');
+    writeFileSync(victim, 'node file\n', { mode: 0o600 });
+    const runDir = path.join(dir, 'planted');
+    mkdirSync(runDir);
+    symlinkSync(victim, launcherSockets(runDir).migrationOut);
+    const s = await MigrationSender.open({ tls: certs['node-a'], log, migrationUid: 'm6', podsDir: dir, runDir, owner: { uid: 107, gid: 107 }, target: { ...address, serverName: 'node-b' } });
+    cleanups.push(() => s.close());
+    const made = lstatSync(launcherSockets(runDir).migrationOut);
+    expect(made.isSocket()).toBe(true);
+    expect([made.uid, made.mode & 0o777]).toEqual([107, 0o660]);
+    const untouched = statSync(victim);
+    expect([untouched.uid, untouched.mode & 0o777]).toEqual([0, 0o600]);
+    expect(readFileSync(victim, 'utf8')).toBe('node file\n');
   });
 
   it('refuses a bad hello with the field named', async () => {

@@ -50,7 +50,7 @@ describe('launcher live migration over the migration channel (real QEMU, TCG)', 
     const { status } = await prepareIncoming(target.client, receiver, { migrationUid, podsDir: pods.path, runDir: target.runDir, ownerUid: QEMU_UID, ...incoming });
     expect(status).toMatchObject({ phase: 'Paused', reason: 'MigrationTarget' });
     const migrate = (args: MigrateArgs) =>
-      migrateOut(source.client, { migrationUid, runDir: source.runDir, tls: tlsFor['node-a'], target: { ...address, serverName: 'node-b' }, args, log, owner: { uid: QEMU_UID, gid: QEMU_UID } });
+      migrateOut(source.client, { migrationUid, podsDir: pods.path, runDir: source.runDir, tls: tlsFor['node-a'], target: { ...address, serverName: 'node-b' }, args, log, owner: { uid: QEMU_UID, gid: QEMU_UID } });
     await source.waitForSerial(/KUBEVM-COUNT 2\b/, 60_000);
     const progress: MigrationProgress[] = [];
     await source.client.subscribe();
