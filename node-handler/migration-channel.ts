@@ -27,6 +27,7 @@ import { describeZodError } from '../runtime/contracts/launcher-protocol.js';
 import { LAUNCHER_UID, launcherSockets } from '../runtime/contracts/launcher-pod.js';
 import { registry } from '../runtime/metrics.js';
 import { NdjsonReader, ndjsonLine, parseJsonLine } from '../runtime/ndjson.js';
+import { bridge } from '../runtime/stream-bridge.js';
 import { O_PATH, openPodDirectory } from './launcher-client.js';
 
 export const migrationChannelBytes = new Counter({
@@ -52,24 +53,17 @@ export interface MigrationTls {
 
 const HELLO_TIMEOUT_MS = 10_000;
 
-/** Carries bytes both ways between two sockets with backpressure; ends each when the other ends. */
+/**
+ * Carries bytes both ways between two sockets with backpressure (runtime/stream-bridge.ts), counted.
+ * A stream cut on one side is cut on the other at once, so QEMU sees the failure, not a timeout.
+ */
 function splice(a: net.Socket, b: net.Socket, counted: { ab?: 'sent' | 'received'; ba?: 'sent' | 'received' }): void {
   const count = (from: net.Socket, direction: 'sent' | 'received' | undefined) => {
     if (direction) from.on('data', (chunk: Buffer) => migrationChannelBytes.inc({ direction }, chunk.length));
   };
   count(a, counted.ab);
   count(b, counted.ba);
-  a.pipe(b);
-  b.pipe(a);
-  const destroyBoth = () => {
-    a.destroy();
-    b.destroy();
-  };
-  // A stream cut on one side is cut on the other: QEMU sees the failure at once, not at a timeout.
-  a.on('close', destroyBoth);
-  b.on('close', destroyBoth);
-  a.on('error', destroyBoth);
-  b.on('error', destroyBoth);
+  void bridge(a, b, { closeGraceMs: 1000 });
 }
 
 /** Reads the one line that precedes the stream; the bytes after it stay unread in `rest`. */
