@@ -1,6 +1,7 @@
 // Wires the api-server's parts into one fastify server: the subresource routes of VMs and VMIs,
 // discovery, version and health. main.ts runs it in the pod; tests build the same server.
 import type { FastifyInstance } from 'fastify';
+import { VALIDATING_WEBHOOK_PATH } from '../runtime/contracts/api-server.js';
 import type { KubeClient } from '../runtime/kube.js';
 import { VirtualMachineInstanceMigrationNames, VirtualMachineInstanceNames, VirtualMachineNames } from '../runtime/api/index.js';
 import type { Logger } from '../runtime/logging.js';
@@ -46,8 +47,6 @@ export interface ApiServerDeps {
   streams: NodeStreams;
 }
 
-/** The validating webhook's endpoint (called by the kube-apiserver, so no front-proxy check). */
-export const validatingWebhookPath = '/admission/validate';
 
 export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   return buildApiServer({
@@ -59,7 +58,8 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
     health: apiServerHealth(deps.client),
     ...(deps.tls ? { tls: deps.tls } : {}),
     extend: (app) => {
-      app.post(validatingWebhookPath, async (request, reply) => {
+      // Called by the kube-apiserver, so no front-proxy check.
+      app.post(VALIDATING_WEBHOOK_PATH, async (request, reply) => {
         let body: unknown;
         try {
           body = JSON.parse(typeof request.body === 'string' ? request.body : '');

@@ -17,6 +17,7 @@ export const MANAGED_KINDS = {
   APIService: { group: 'apiregistration.k8s.io', version: 'v1', resource: 'apiservices', kind: 'APIService', namespaced: false },
   ValidatingAdmissionPolicy: { group: 'admissionregistration.k8s.io', version: 'v1', resource: 'validatingadmissionpolicies', kind: 'ValidatingAdmissionPolicy', namespaced: false },
   ValidatingAdmissionPolicyBinding: { group: 'admissionregistration.k8s.io', version: 'v1', resource: 'validatingadmissionpolicybindings', kind: 'ValidatingAdmissionPolicyBinding', namespaced: false },
+  ValidatingWebhookConfiguration: { group: 'admissionregistration.k8s.io', version: 'v1', resource: 'validatingwebhookconfigurations', kind: 'ValidatingWebhookConfiguration', namespaced: false },
   // Watched in the operator's namespace only: its rights on Secrets end there.
   Secret: { group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true },
 } as const satisfies Record<string, ResourceDescriptor>;
@@ -24,6 +25,8 @@ export type ManagedKind = keyof typeof MANAGED_KINDS;
 
 /** Removal order on uninstall: the workloads first (they use the rest), the CRDs last. */
 export const REMOVAL_ORDER: readonly ManagedKind[] = [
+  // The webhook fails closed: it goes before the api-server that answers it.
+  'ValidatingWebhookConfiguration',
   // The aggregated API first: the kube-apiserver stops routing to the api-server before it goes.
   'APIService',
   'Deployment',

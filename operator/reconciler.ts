@@ -23,8 +23,9 @@ import type { Pki, SecretObject } from './pki.js';
 import { CA_SECRET, reconcilePki } from './pki.js';
 import { API_SERVER_TLS_SECRET } from './render/api-server.js';
 import { renderInstallation } from './render/index.js';
+import { VALIDATING_WEBHOOK_CONFIGURATION } from './render/webhooks.js';
 import type { WorkloadReadiness } from './status.js';
-import { daemonSetReadiness, deletingStatus, deployingStatus, deploymentReadiness, uninstallRefusal } from './status.js';
+import { daemonSetReadiness, deletingStatus, deployingStatus, deploymentReadiness, hasAvailableReplica, uninstallRefusal } from './status.js';
 
 export type KubeVirtCR = KubeVirt & KubeObject;
 
@@ -101,7 +102,9 @@ export class KubeVirtReconciler {
     }
     const target = installTarget(kv, spec, this.options.defaults);
     const pki = await this.currentPki(target, ctx);
-    const desired = renderInstallation(spec, target, pki);
+    // Judged once, before rendering: a CR that reads Available has its webhook registered.
+    const workloads = this.workloadReadiness(target);
+    const desired = renderInstallation(spec, target, pki, this.webhooksAnswered(target));
     const applyErrors = await this.applyAll(desired, ctx);
     if (applyErrors.length === 0) await this.prune(desired, ctx);
     const status = deployingStatus(kv.status, {
@@ -111,7 +114,7 @@ export class KubeVirtReconciler {
       tag: target.tag,
       deploymentID: createHash('sha256').update(canonicalJson(desired)).digest('hex').slice(0, 16),
       applyErrors,
-      workloads: this.workloadReadiness(target),
+      workloads,
     });
     await this.writeStatus(kv, status, ctx);
     if (applyErrors.length > 0) throw new Error(`${applyErrors.length} object(s) could not be applied; retrying: ${applyErrors.join('; ')}`);
@@ -158,6 +161,15 @@ export class KubeVirtReconciler {
         await this.deleteIgnoringNotFound(kind, obj);
       }
     }
+  }
+
+  /**
+   * Whether the admission webhook may be registered: it fails closed (ADR 0009), so not before an
+   * api-server replica answers; once registered it stays, through rollouts and restarts.
+   */
+  private webhooksAnswered(target: InstallTarget): boolean {
+    if (this.options.managed.ValidatingWebhookConfiguration.get(VALIDATING_WEBHOOK_CONFIGURATION)) return true;
+    return hasAvailableReplica(this.options.managed.Deployment.get(`${target.namespace}/${COMPONENTS.apiServer.name}`));
   }
 
   private workloadReadiness(target: InstallTarget): WorkloadReadiness[] {

@@ -55,6 +55,11 @@ export function deploymentReadiness(what: string, deployment: DeploymentLike | u
   return { what, ready: true };
 }
 
+/** At least one replica answers (the rollout may still be under way). */
+export function hasAvailableReplica(deployment: DeploymentLike | undefined): boolean {
+  return (deployment?.status?.availableReplicas ?? 0) > 0;
+}
+
 export function daemonSetReadiness(what: string, daemonSet: DaemonSetLike | undefined): WorkloadReadiness {
   if (!daemonSet) return { what, ready: false, detail: 'not created yet' };
   const status = daemonSet.status ?? {};

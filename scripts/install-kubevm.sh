@@ -1,43 +1,38 @@
 #!/usr/bin/env bash
-# Installs kubevm from this checkout into the cluster KUBECONFIG points at: the CRDs, then the
-# components from deploy/ (the api-server's certificate made by scripts/api-server-certs.sh, the
-# api-server <-> node handler stream certificates by scripts/stream-certs.sh), and
-# waits until they are ready. Until the operator exists, this is how kubevm is installed; the
-# operator will render the same objects.
+# Installs kubevm from this checkout into the cluster KUBECONFIG points at, as a user would: the
+# operator (deploy/kubevm-operator.yaml, the images `make images` imported) and a KubeVirt CR
+# (docs/examples/kubevirt.yaml: useEmulation, since the local cluster has no usable KVM). The
+# operator renders everything else (CRDs, RBAC, components, certificates, APIServices, the
+# admission webhook); this waits until the CR says Available and the aggregated API answers.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
 source local-cluster/lib.sh
 kubectl() { "${KUBEVM_KUBECTL:-kubectl}" "$@"; }
 
-log "installing the CRDs"
-kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
-kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
+diagnose() {
+  kubectl -n kubevirt get kubevirt,deployments,daemonsets,pods -o wide || true
+  kubectl -n kubevirt get kubevirt kubevirt -o jsonpath='{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}' || true
+  kubectl -n kubevirt logs deployment/kubevm-operator --tail=30 || true
+}
 
-log "installing the kubevm components"
-kubectl apply -f deploy/namespace.yaml >/dev/null
-# Console, VNC and port-forward: the node handlers' and the api-server's certificates (ADR 0014).
+log "installing the operator (deploy/kubevm-operator.yaml)"
+kubectl apply --server-side --force-conflicts -f deploy/kubevm-operator.yaml >/dev/null
+kubectl wait --for=condition=Established --timeout=60s crd/kubevirts.kubevirt.io >/dev/null
+
+# Console, VNC and port-forward: the node handlers' and the api-server's certificates (ADR 0014),
+# made by a script until the operator issues them too.
 bash scripts/stream-certs.sh
-kubectl apply -R -f deploy/controller -f deploy/node-handler >/dev/null
 
-log "installing the api-server (subresources.kubevirt.io, admission webhooks)"
-ca_bundle="$(bash scripts/api-server-certs.sh | base64 -w0)"
-kubectl apply -f deploy/api-server/rbac.yaml -f deploy/api-server/service.yaml -f deploy/api-server/deployment.yaml >/dev/null
-# The APIServices and the webhooks trust the CA of the api-server's serving certificate.
-sed "s|^  service:|  caBundle: $ca_bundle\n  service:|" deploy/api-server/apiservice.yaml | kubectl apply -f - >/dev/null
-# The webhooks fail closed (ADR 0009): register them once a replica answers.
-if ! kubectl -n kubevirt rollout status deployment/kubevm-api-server --timeout=180s; then
-  kubectl -n kubevirt get pods -o wide || true
-  die "the api-server did not become ready"
+log "creating the KubeVirt CR (docs/examples/kubevirt.yaml)"
+kubectl apply --server-side --force-conflicts -f docs/examples/kubevirt.yaml >/dev/null
+# Available: every component rolled out, the APIServices and the webhook registered with the operator's CA.
+if ! kubectl -n kubevirt wait kubevirt/kubevirt --for=condition=Available --timeout=300s >/dev/null; then
+  diagnose
+  die "the KubeVirt CR did not become Available"
 fi
-sed "s|caBundle: \"\"|caBundle: $ca_bundle|" deploy/api-server/webhooks.yaml | kubectl apply -f - >/dev/null
-
-kubectl apply -f docs/examples/kubevirt.yaml >/dev/null  # useEmulation: the local cluster has no usable KVM
-if ! kubectl -n kubevirt rollout status deployment/kubevm-controller --timeout=180s ||
-   ! kubectl -n kubevirt rollout status daemonset/kubevm-node-handler --timeout=180s ||
-   ! kubectl wait --for=condition=Available --timeout=60s apiservice/v1.subresources.kubevirt.io apiservice/v1alpha3.subresources.kubevirt.io; then
-  kubectl -n kubevirt get pods -o wide || true
-  kubectl -n kubevirt describe pods | tail -40 || true
-  die "kubevm's components did not become ready"
+if ! kubectl wait --for=condition=Available --timeout=60s apiservice/v1.subresources.kubevirt.io apiservice/v1alpha3.subresources.kubevirt.io >/dev/null; then
+  diagnose
+  die "the kube-apiserver does not reach the api-server (subresources.kubevirt.io)"
 fi
-log "kubevm installed"
+log "kubevm installed ($(kubectl -n kubevirt get kubevirt kubevirt -o jsonpath='{.status.phase}, version {.status.observedKubeVirtVersion}'))"

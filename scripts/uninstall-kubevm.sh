@@ -1,31 +1,43 @@
 #!/usr/bin/env bash
 # Removes kubevm from the cluster KUBECONFIG points at: every VirtualMachine and VMI (their
-# launcher pods go with them), the components in namespace kubevirt, the cluster-scoped RBAC and
-# the CRDs. Idempotent; bounded waits.
+# launcher pods go with them), then the KubeVirt CR (the operator removes everything it created),
+# then the operator itself. Also clears what a half-finished install or an earlier layout left
+# (objects labelled as the operator's, deploy/'s component manifests, the CRDs). Idempotent;
+# bounded waits.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
 source local-cluster/lib.sh
 kubectl() { "${KUBEVM_KUBECTL:-kubectl}" "$@"; }
+managed=app.kubernetes.io/managed-by=kubevm-operator
 
 if kubectl get crd virtualmachines.kubevirt.io >/dev/null 2>&1; then
   log "deleting VirtualMachines and VirtualMachineInstances"
   kubectl delete vm,vmi --all --all-namespaces --wait=true --timeout=120s >/dev/null || true
-  # VMs, VMIs (and a KubeVirt CR the operator managed) carry finalizers only a running component removes. Without one
-  # (kubevm half installed, or a cluster whose etcd outlived the previous install) they would keep
-  # the CRDs from ever going: the uninstall removes them itself, since everything goes anyway.
-  for kind in vm vmi kubevirt; do
-    kubectl get "$kind" --all-namespaces -o jsonpath='{range .items[*]}{.metadata.namespace}{" "}{.metadata.name}{"\n"}{end}' 2>/dev/null |
-      while read -r ns name; do
-        [ -n "$name" ] || continue
-        log "removing the finalizers of $kind $ns/$name (no controller removed them)"
-        kubectl patch "$kind" -n "$ns" "$name" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null || true
-      done
-  done
 fi
-log "deleting kubevm's components"
+if kubectl get crd kubevirts.kubevirt.io >/dev/null 2>&1 && [[ -n "$(kubectl get kubevirt --all-namespaces -o name 2>/dev/null)" ]]; then
+  log "deleting the KubeVirt CR (the operator removes what it created)"
+  kubectl delete kubevirt --all --all-namespaces --wait=true --timeout=120s >/dev/null ||
+    log "the operator did not finish removing kubevm; removing what is left directly"
+fi
+# Without a running operator or controller (half installed, or a cluster whose etcd outlived the
+# previous install) nothing would ever clear these: the admission webhook (it fails closed, so it
+# would refuse the patches below), then the finalizers that would keep the CRDs from going.
+kubectl delete validatingwebhookconfiguration -l "$managed" --ignore-not-found >/dev/null
+kubectl delete validatingwebhookconfiguration kubevm-validator --ignore-not-found >/dev/null
+for kind in vm vmi kubevirt; do
+  kubectl get "$kind" --all-namespaces -o jsonpath='{range .items[*]}{.metadata.namespace}{" "}{.metadata.name}{"\n"}{end}' 2>/dev/null |
+    while read -r ns name; do
+      [ -n "$name" ] || continue
+      log "removing the finalizers of $kind $ns/$name (no running component removed them)"
+      kubectl patch "$kind" -n "$ns" "$name" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null || true
+    done
+done
+log "deleting kubevm's components and the operator"
+kubectl delete apiservice,clusterrolebinding,clusterrole,priorityclass -l "$managed" --ignore-not-found >/dev/null
+kubectl -n kube-system delete rolebinding -l "$managed" --ignore-not-found >/dev/null
 kubectl delete -R -f deploy/api-server -f deploy/controller -f deploy/node-handler --ignore-not-found --wait=true --timeout=120s >/dev/null
-kubectl delete -f deploy/namespace.yaml --ignore-not-found --wait=true --timeout=120s >/dev/null
+kubectl delete -f deploy/kubevm-operator.yaml --ignore-not-found --wait=true --timeout=120s >/dev/null
 log "deleting the CRDs"
 kubectl delete -f crds/ --ignore-not-found --wait=true --timeout=120s >/dev/null
 log "kubevm uninstalled"

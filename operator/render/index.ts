@@ -9,6 +9,7 @@ import { renderManagedCrds } from './crds.js';
 import { renderControllerPolicy, renderNodeHandlerPolicy } from './policies.js';
 import { renderControllerRbac, renderMetricsReaderRole, renderNodeHandlerRbac } from './rbac.js';
 import { renderUserRoles } from './user-roles.js';
+import { renderValidatingWebhooks } from './webhooks.js';
 import { renderControllerDeployment, renderLauncherPriorityClass, renderNodeHandlerDaemonSet, renderPodDisruptionBudget } from './workloads.js';
 
 /** The operator's certificates: their Secrets and what the api-server's objects need of them. */
@@ -21,8 +22,10 @@ export interface PkiMaterial {
  * The objects of an installation in apply order: CRDs first (the components' informers need them),
  * then identities and rights, then the workloads that use them. Without `pki` (deploy/, the
  * operator's own RBAC) the certificate Secrets are left out and the APIServices carry no caBundle.
+ * The admission webhook fails closed, so it is registered (`registerWebhooks`) only once the
+ * api-server answers; it needs the CA bundle too.
  */
-export function renderInstallation(spec: KubeVirtSpec, target: InstallTarget, pki?: PkiMaterial): Manifest[] {
+export function renderInstallation(spec: KubeVirtSpec, target: InstallTarget, pki?: PkiMaterial, registerWebhooks = false): Manifest[] {
   const controllerReplicas = spec.infra?.replicas ?? 2;
   return [
     ...renderManagedCrds(target),
@@ -40,5 +43,6 @@ export function renderInstallation(spec: KubeVirtSpec, target: InstallTarget, pk
     renderNodeHandlerDaemonSet(spec, target),
     ...(pki?.secrets ?? []),
     ...renderApiServer(spec, target, pki?.tls),
+    ...(pki && registerWebhooks ? [renderValidatingWebhooks(target, pki.tls.caBundle)] : []),
   ];
 }
