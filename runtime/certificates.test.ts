@@ -5,6 +5,7 @@ import { describe, expect, it } from '@jest/globals';
 import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import * as https from 'node:https';
+import forge from 'node-forge';
 import { caBundle, issueCertificateAuthority, issueServingCertificate, needsRenewal, renewalTime } from './certificates.js';
 
 const names = ['kubevm-api-server.kubevirt.svc', 'kubevm-api-server.kubevirt.svc.cluster.local'];
@@ -27,6 +28,12 @@ async function handshake(serving: { cert: string; key: string }, trusted: string
   }
 }
 
+/** Every PrintableString in a DER tree: Go's x509 parser (the kube-apiserver's) refuses any with a character outside its set. */
+function printableStrings(node: forge.asn1.Asn1): string[] {
+  if (Array.isArray(node.value)) return node.value.flatMap(printableStrings);
+  return node.tagClass === forge.asn1.Class.UNIVERSAL && node.type === forge.asn1.Type.PRINTABLESTRING ? [node.value] : [];
+}
+
 describe('certificates', () => {
   const now = new Date();
   const ca = issueCertificateAuthority('kubevm-ca', now);
@@ -45,6 +52,16 @@ describe('certificates', () => {
     expect(leaf.keyUsage).toContain('1.3.6.1.5.5.7.3.1');
     // A leaf never outlives its CA.
     expect(new Date(leaf.validTo).getTime()).toBeLessThanOrEqual(new Date(caCert.validTo).getTime());
+  });
+
+  it('writes names Go parses: the CA\'s "@" in a UTF8String, no PrintableString outside its character set', () => {
+    const named = issueCertificateAuthority('kubevm-ca@1796143589', now);
+    const leaf = issueServingCertificate(named, names, now);
+    for (const pem of [named.cert, leaf.cert]) {
+      const der = forge.asn1.fromDer(forge.pem.decode(pem)[0]?.body ?? '');
+      for (const text of printableStrings(der)) expect(text).toMatch(/^[A-Za-z0-9 '()+,\-./:=?]*$/);
+    }
+    expect(new X509Certificate(leaf.cert).issuer).toBe('CN=kubevm-ca@1796143589');
   });
 
   it('serves TLS that a client trusting the CA bundle accepts, and one trusting another CA refuses', async () => {

@@ -49,7 +49,10 @@ function newCertificate(publicKey: forge.pki.rsa.PublicKey, subjectCN: string, n
   cert.publicKey = publicKey;
   cert.validity.notBefore = new Date(now.getTime() - BACKDATE_MS);
   cert.validity.notAfter = new Date(notAfterMs);
-  cert.setSubject([{ name: 'commonName', value: subjectCN }]);
+  // UTF8String, as Go writes names: forge's default PrintableString cannot hold the '@' of
+  // "kubevm-ca@<time>", and Go's parser (the kube-apiserver's) refuses such a certificate. (forge's
+  // typings call this field a tag class; forge uses it as the value's type.)
+  cert.setSubject([{ name: 'commonName', value: subjectCN, valueTagClass: forge.asn1.Type.UTF8 as number }]);
   return cert;
 }
 
