@@ -4,6 +4,8 @@
 //   launcher real QEMU processes, no cluster (test/launcher)
 //   integration  a real cluster without kubevm installed; suites start what they test in-process
 //                (test/cluster, test/integration)
+//   helm     a real cluster with kubevm's images built and kubevm NOT installed: the suite
+//            installs, upgrades and uninstalls it with Helm itself (test/helm)
 //   e2e      a real cluster with kubevm's images built and kubevm installed (test/e2e)
 const transform = {
   '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: '<rootDir>/tsconfig.json' }],
@@ -31,6 +33,11 @@ export default {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/{cluster,integration}/**/*.test.ts'],
+    },
+    {
+      ...common,
+      displayName: 'helm',
+      testMatch: ['<rootDir>/test/helm/**/*.test.ts'],
     },
     {
       ...common,

@@ -11,30 +11,33 @@ import { coreResources } from '../runtime/kube.js';
 import type { Logger } from '../runtime/logging.js';
 import { silentLogger } from '../runtime/logging.js';
 
-/** KubeVirt's: the node runs a healthy handler and may receive VMs. */
-export const schedulableLabel = 'kubevirt.io/schedulable';
-/** KubeVirt's: RFC 3339 time of the handler's last heartbeat. */
-export const heartbeatAnnotation = 'kubevirt.io/heartbeat';
-/** KubeVirt's prefix: cpu-vendor.node.kubevirt.io/Intel=true. */
-export const cpuVendorLabelPrefix = 'cpu-vendor.node.kubevirt.io/';
-export const kvmUsableLabel = 'kubevm.io/kvm-usable';
-export const hostCpuModelLabel = 'kubevm.io/host-cpu-model';
-export const qemuVersionLabel = 'kubevm.io/qemu-version';
-/** cpu-vulnerability.node.kubevm.io/<name>=not-affected|mitigated|vulnerable|unknown, one per file of /sys/devices/system/cpu/vulnerabilities. */
-export const cpuVulnerabilityLabelPrefix = 'cpu-vulnerability.node.kubevm.io/';
-/** "true" when any CPU vulnerability is reported unmitigated: keep sensitive VMs off (nodeSelector "false"). */
-export const cpuVulnerableLabel = 'kubevm.io/cpu-vulnerable';
-/** Whether this node's KVM offers nested virtualization to its guests (kvm_intel/kvm_amd `nested`). */
-export const nestedVirtualizationLabel = 'kubevm.io/nested-virtualization';
-/**
- * Whether KVM ran guests on this node, as the launchers found it: "true" once a launcher's probe
- * (QEMU creating a KVM VM) succeeded, "false" when the launchers probed and fell back to TCG.
- * Unlike kvm-usable (the device opens), this is evidence; absent until a launcher has probed, and
- * kept across handler restarts until new evidence.
- */
-export const kvmVerifiedLabel = 'kubevm.io/kvm-verified';
-/** Whether the node itself is a virtual machine (the CPU's `hypervisor` flag): its guests are nested. */
-export const nodeIsVirtualLabel = 'kubevm.io/node-is-virtual';
+import {
+  cpuVendorLabelPrefix,
+  cpuVulnerabilityLabelPrefix,
+  cpuVulnerableLabel,
+  heartbeatAnnotation,
+  hostCpuModelLabel,
+  kvmUsableLabel,
+  kvmVerifiedLabel,
+  nestedVirtualizationLabel,
+  nodeIsVirtualLabel,
+  qemuVersionLabel,
+  schedulableLabel,
+} from '../runtime/contracts/node-marks.js';
+
+export {
+  cpuVendorLabelPrefix,
+  cpuVulnerabilityLabelPrefix,
+  cpuVulnerableLabel,
+  heartbeatAnnotation,
+  hostCpuModelLabel,
+  kvmUsableLabel,
+  kvmVerifiedLabel,
+  nestedVirtualizationLabel,
+  nodeIsVirtualLabel,
+  qemuVersionLabel,
+  schedulableLabel,
+};
 
 /** How often the heartbeat is renewed; KubeVirt's virt-handler also beats once a minute. */
 export const heartbeatPeriodMs = 60_000;

@@ -13,10 +13,11 @@ import type { EventRecorder } from '../runtime/events.js';
 import type { Informer } from '../runtime/informer.js';
 import { canonicalJson } from '../runtime/json.js';
 import type { KubeClient, KubeObject, ResourceDescriptor } from '../runtime/kube.js';
-import { ApiError, isNotFound, objectKey } from '../runtime/kube.js';
+import { ApiError, coreResources, isNotFound, objectKey } from '../runtime/kube.js';
+import { isNodeHandlerMark } from '../runtime/contracts/node-marks.js';
 import { updateStatusIfChanged } from '../runtime/status.js';
 import type { InstallTarget, Manifest } from './install.js';
-import { COMPONENTS, FIELD_MANAGER, KUBEVIRT_FINALIZER } from './install.js';
+import { COMPONENTS, FIELD_MANAGER, KUBEVIRT_FINALIZER, selectorLabels } from './install.js';
 import type { ManagedKind } from './managed-kinds.js';
 import { MANAGED_KINDS, REMOVAL_ORDER, isManagedKind } from './managed-kinds.js';
 import type { Pki, SecretObject } from './pki.js';
@@ -216,6 +217,7 @@ export class KubeVirtReconciler {
       }
       return { requeueAfter: DELETION_POLL_MS };
     }
+    if (!(await this.clearNodeMarks(kv.metadata?.namespace ?? 'kubevirt', ctx))) return { requeueAfter: DELETION_POLL_MS };
     ctx.log.info('everything the operator created is gone; releasing the KubeVirt CR');
     await this.writeStatus(kv, { ...deletingStatus(kv.status, undefined, 0), phase: 'Deleted' }, ctx);
     const fresh = await this.kubevirtClient().find(kv.metadata?.name ?? '', kv.metadata?.namespace, ctx.signal);
@@ -223,6 +225,25 @@ export class KubeVirtReconciler {
     await this.kubevirtClient().patch(fresh.metadata?.name ?? '', fresh.metadata?.namespace, {
       metadata: { finalizers: (fresh.metadata?.finalizers ?? []).filter((finalizer) => finalizer !== KUBEVIRT_FINALIZER), resourceVersion: fresh.metadata?.resourceVersion },
     });
+  }
+
+  /**
+   * Removes the node handlers' labels and annotation from every node, once no node handler pod is
+   * left to put them back. False while one still runs.
+   */
+  private async clearNodeMarks(namespace: string, ctx: ReconcileContext): Promise<boolean> {
+    const handlers = await this.options.client.resource(coreResources.pods).list({ namespace, labelSelector: Object.entries(selectorLabels('node-handler')).map(([key, value]) => `${key}=${value}`).join(','), signal: ctx.signal });
+    if (handlers.items.length > 0) return false;
+    const nodes = this.options.client.resource(coreResources.nodes);
+    for (const node of (await nodes.list({ signal: ctx.signal })).items) {
+      const marks = (values: Record<string, string> | undefined) => Object.fromEntries(Object.keys(values ?? {}).filter(isNodeHandlerMark).map((key) => [key, null]));
+      const labels = marks(node.metadata?.labels);
+      const annotations = marks(node.metadata?.annotations);
+      if (Object.keys(labels).length + Object.keys(annotations).length === 0) continue;
+      ctx.log.info({ node: node.metadata?.name, labels: Object.keys(labels), annotations: Object.keys(annotations) }, 'uninstall: removing the node handler\'s marks from a node');
+      await nodes.patch(node.metadata?.name ?? '', undefined, { metadata: { labels, annotations } }, 'merge', { signal: ctx.signal });
+    }
+    return true;
   }
 
   private managedCount(): number {

@@ -5,8 +5,9 @@
 #   unit      pure logic (jest project "unit")
 #   launcher  the launcher against real QEMU (jest project "launcher")
 #   cluster   a real single-node cluster is brought up; the integration suites run against it,
-#             then kubevm's images are built and imported, kubevm is installed and the e2e
-#             suites run; the cluster is torn down on exit whatever happened
+#             then kubevm's images are built and imported, the Helm suite installs, upgrades and
+#             uninstalls kubevm with its chart, kubevm is installed through its operator and the
+#             e2e suites run; the cluster is torn down on exit whatever happened
 # With an argument, only that stage runs (the cluster stage still brings up its cluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,8 +75,11 @@ if stage cluster; then
   check "kubevm absent before the integration suites" bash scripts/uninstall-kubevm.sh || exit 1
   echo "== integration (the cluster without kubevm installed)"
   jest integration
-  echo "== e2e (kubevm's images built and installed)"
   check "images built and imported" make --no-print-directory images || exit 1
+  echo "== helm (kubevm installed, upgraded and uninstalled with its chart)"
+  jest helm
+  echo "== e2e (kubevm installed through its operator)"
+  check "kubevm absent after the Helm suite" bash scripts/uninstall-kubevm.sh || exit 1
   check "kubevm installed" bash scripts/install-kubevm.sh || exit 1
   jest e2e
 fi

@@ -42,6 +42,8 @@ const FIELD_MANAGER = VMI_STATUS_FIELD_MANAGER.controller;
  * VMI (and with it the VM's right to start a new one) outlives the QEMU process.
  */
 export const VMI_FINALIZER = 'foregroundDeleteVirtualMachine';
+/** KubeVirt's label on a VMI whose launcher pod runs an older launcher image than new pods get. */
+export const OUTDATED_LAUNCHER_IMAGE_LABEL = 'kubevirt.io/outdatedLauncherImage';
 
 export type Pod = V1Pod & KubeObject;
 /** The part of a PersistentVolumeClaim the controller reads. */
@@ -175,11 +177,29 @@ export class VMIController {
         events.record(vmi, 'Normal', 'Scheduled', `Launcher pod ${pod?.metadata?.name} is running on node ${status.nodeName}`);
       }
     }
+    await this.markOutdatedLauncher(key, written ? object : vmi, status.launcherContainerImageVersion, deleting || isFinal(status.phase ?? ''), ctx);
     if ((deleting || isFinal(status.phase ?? '')) && finalizers?.includes(VMI_FINALIZER) && owned.length === 0) {
       await this.releaseWhenPodsGone(vmi, ctx);
     }
     return result;
   };
+
+  /**
+   * KubeVirt's mark of a VMI whose launcher runs another image than the one this controller puts in
+   * new pods (after an upgrade): the label, valued "", while it runs; gone once it stops. The VM
+   * keeps its launcher; workloadUpdateStrategy's LiveMigrate would move it once migration exists.
+   */
+  private async markOutdatedLauncher(key: string, vmi: VirtualMachineInstance, launcherImage: string | undefined, ended: boolean, ctx: ReconcileContext): Promise<void> {
+    const outdated = !ended && launcherImage !== undefined && launcherImage !== this.deps.launcherConfig().launcherImage;
+    const marked = vmi.metadata?.labels?.[OUTDATED_LAUNCHER_IMAGE_LABEL] !== undefined;
+    if (outdated === marked) return;
+    const patched = await this.vmiClient.patch(vmi.metadata?.name ?? '', vmi.metadata?.namespace, { metadata: { labels: { [OUTDATED_LAUNCHER_IMAGE_LABEL]: outdated ? '' : null } } }, 'merge', {
+      fieldManager: FIELD_MANAGER,
+      signal: ctx.signal,
+    });
+    this.ownWrites.record(key, patched.metadata?.resourceVersion);
+    ctx.log.info({ launcherImage, outdated }, outdated ? 'the launcher runs an outdated image: VMI marked' : 'VMI no longer marked as running an outdated launcher');
+  }
 
   /**
    * Remove the VMI finalizer if no launcher pod of the VMI exists any more. The cache said so;

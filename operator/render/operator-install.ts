@@ -57,6 +57,9 @@ export const OPERATOR_OWN_RULES: readonly V1PolicyRule[] = [
   { apiGroups: [''], resources: ['events'], verbs: ['create'] },
   // Its metrics endpoint (runtime/metrics-server.ts): a scraper's token, then its access to /metrics.
   ...METRICS_AUTH_RULES,
+  // Uninstall: once no node handler pod is left, the labels and annotation they put on nodes go.
+  { apiGroups: [''], resources: ['pods'], verbs: ['list'] },
+  { apiGroups: [''], resources: ['nodes'], verbs: ['list', 'patch'] },
 ];
 
 export interface OperatorInstallOptions {

@@ -17,7 +17,7 @@ import { ControllerManager } from '../../controller/manager.js';
 import type { ControllerConfig } from '../../controller/manager.js';
 import type { VirtualMachine, VirtualMachineInstance } from '../../controller/api.js';
 import { VM_FINALIZER, vmResource } from '../../controller/vm/controller.js';
-import { VMI_FINALIZER, vmiResource } from '../../controller/vmi/controller.js';
+import { OUTDATED_LAUNCHER_IMAGE_LABEL, VMI_FINALIZER, vmiResource } from '../../controller/vmi/controller.js';
 import { launcherPodName } from '../../controller/vmi/launcher-pod.js';
 import { controllerRevisions } from '../../controller/vm/revisions.js';
 import { applyKubevmCrds, clusterClient, useLocalClusterKubeconfig, createTestNamespace, requireCluster } from './runtime-support.js';
@@ -434,6 +434,17 @@ describe('on the real kubelet', () => {
     await settle(manager);
     expect((await vmiWrites()) - vmiBefore).toBe(3); // Scheduling, Scheduled (controller), Running (node handler)
     expect((await podWrites()) - podBefore).toBe(0);
+
+    // An upgrade: a controller with another launcher image marks the running VMI as KubeVirt does
+    // and leaves its pod alone; back on the pod's image, the mark goes.
+    await stopManager(manager);
+    await startManager({ launcherImage: 'registry.k8s.io/pause:upgraded', launcherImagePullPolicy: 'Never' });
+    await eventually('the VMI marked as running an outdated launcher', 30_000, async () => (await vmis().get('kubelet', namespace)).metadata?.labels?.[OUTDATED_LAUNCHER_IMAGE_LABEL] === '');
+    expect((await launcherPods()).map((p) => p.metadata?.uid)).toEqual([pod?.metadata?.uid]);
+    expect((await vmis().get('kubelet', namespace)).status?.phase).toBe('Running');
+    await stopManager(managers[managers.length - 1]!);
+    await startManager({ launcherImage: 'registry.k8s.io/pause:3.10.1', launcherImagePullPolicy: 'Never' });
+    await eventually('the mark removed', 30_000, async () => (await vmis().get('kubelet', namespace)).metadata?.labels?.[OUTDATED_LAUNCHER_IMAGE_LABEL] === undefined);
   });
 });
 
