@@ -10,7 +10,6 @@ import type { KubeClient } from '../runtime/kube.js';
 import { coreResources } from '../runtime/kube.js';
 import type { Logger } from '../runtime/logging.js';
 import { silentLogger } from '../runtime/logging.js';
-
 import {
   cpuVendorLabelPrefix,
   cpuVulnerabilityLabelPrefix,
@@ -24,20 +23,6 @@ import {
   qemuVersionLabel,
   schedulableLabel,
 } from '../runtime/contracts/node-marks.js';
-
-export {
-  cpuVendorLabelPrefix,
-  cpuVulnerabilityLabelPrefix,
-  cpuVulnerableLabel,
-  heartbeatAnnotation,
-  hostCpuModelLabel,
-  kvmUsableLabel,
-  kvmVerifiedLabel,
-  nestedVirtualizationLabel,
-  nodeIsVirtualLabel,
-  qemuVersionLabel,
-  schedulableLabel,
-};
 
 /** How often the heartbeat is renewed; KubeVirt's virt-handler also beats once a minute. */
 export const heartbeatPeriodMs = 60_000;

@@ -4,7 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { coreResources } from '../../runtime/kube.js';
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
-import { cpuVulnerabilityLabelPrefix, cpuVulnerableLabel, heartbeatAnnotation, heartbeatPeriodMs, hostCpuModelLabel, kvmUsableLabel, nodeIsVirtualLabel, probeHost, schedulableLabel } from '../../node-handler/node-labels.js';
+import { heartbeatPeriodMs, probeHost } from '../../node-handler/node-labels.js';
+import { cpuVulnerabilityLabelPrefix, cpuVulnerableLabel, heartbeatAnnotation, hostCpuModelLabel, kvmUsableLabel, nodeIsVirtualLabel, schedulableLabel } from '../../runtime/contracts/node-marks.js';
 import { clusterClient, requireCluster } from '../integration/runtime-support.js';
 
 interface PodObject extends KubeObject {

@@ -5,12 +5,11 @@
 // deletion that shuts the guest down show it really drives the launcher again.
 // Same guest images as test/e2e/vm-lifecycle.test.ts. Fails, never skips, without kubevm installed.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { HttpMethod } from '@kubernetes/client-node';
 import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
 import { coreResources, isNotFound } from '../../runtime/kube.js';
 import { pauseRequestAnnotation } from '../../node-handler/vmi-handler.js';
 import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from '../integration/runtime-support.js';
-import { diskImage, kernelImage } from './guest-images.js';
+import { counterVmiSpec, lastCount } from './small-vm.js';
 import { eventually } from '../support/eventually.js';
 import { scrape, scraperToken } from '../support/metrics-scraper.js';
 
@@ -27,32 +26,7 @@ interface Pod extends KubeObject {
 }
 
 function vmi(namespace: string): Vmi {
-  return {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachineInstance',
-    metadata: { name: 'survivor', namespace },
-    spec: {
-      terminationGracePeriodSeconds: 10,
-      domain: {
-        memory: { guest: '256Mi' },
-        firmware: {
-          kernelBoot: {
-            kernelArgs: 'console=ttyS0 kubevm.counter=1',
-            container: { image: kernelImage, imagePullPolicy: 'IfNotPresent', kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initramfs.cpio.gz' },
-          },
-        },
-        devices: { logSerialConsole: true, disks: [{ name: 'root', disk: { bus: 'virtio' } }] },
-      },
-      volumes: [{ name: 'root', containerDisk: { image: diskImage, imagePullPolicy: 'IfNotPresent' } }],
-    },
-  } as Vmi;
-}
-
-/** The guest's counter, from the launcher's copy of the serial console in its log. */
-async function lastCount(client: KubeClient, namespace: string, pod: string): Promise<number> {
-  const text = await client.request(HttpMethod.GET, `/api/v1/namespaces/${namespace}/pods/${pod}/log`, { query: { container: 'compute' } }).catch(() => '');
-  const all = [...String(typeof text === 'string' ? text : JSON.stringify(text)).matchAll(/KUBEVM-COUNT (\d+)/g)];
-  return all.length ? Number(all.at(-1)?.[1]) : -1;
+  return { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'survivor', namespace }, spec: counterVmiSpec(10) } as Vmi;
 }
 
 /** The node handler's VMI status passes by outcome (kubevm_status_updates_total), read from its metrics endpoint as an authorized scraper. */

@@ -7,7 +7,7 @@ import { repoRoot, run } from '../cluster/cluster-env.js';
 import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
 import { coreResources } from '../../runtime/kube.js';
 import { eventually } from '../support/eventually.js';
-import { kernelImage } from './guest-images.js';
+import { diskImage, kernelImage } from './guest-images.js';
 
 export interface VM extends KubeObject {
   spec: { runStrategy?: string };
@@ -32,6 +32,31 @@ export function smallVmiSpec(): Record<string, unknown> {
       devices: {},
     },
   };
+}
+
+/** A VMI spec of the test guest on its disk, counting on its console (KUBEVM-COUNT n lines) while it runs. */
+export function counterVmiSpec(terminationGracePeriodSeconds: number): Record<string, unknown> {
+  return {
+    terminationGracePeriodSeconds,
+    domain: {
+      memory: { guest: '256Mi' },
+      firmware: {
+        kernelBoot: {
+          kernelArgs: 'console=ttyS0 kubevm.counter=1',
+          container: { image: kernelImage, imagePullPolicy: 'IfNotPresent', kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initramfs.cpio.gz' },
+        },
+      },
+      devices: { logSerialConsole: true, disks: [{ name: 'root', disk: { bus: 'virtio' } }] },
+    },
+    volumes: [{ name: 'root', containerDisk: { image: diskImage, imagePullPolicy: 'IfNotPresent' } }],
+  };
+}
+
+/** The counter guest's last count, from the launcher pod's copy of the serial console; -1 before the first. */
+export async function lastCount(client: KubeClient, namespace: string, pod: string): Promise<number> {
+  const text = await client.request(HttpMethod.GET, `/api/v1/namespaces/${namespace}/pods/${pod}/log`, { query: { container: 'compute' } }).catch(() => '');
+  const all = [...String(typeof text === 'string' ? text : JSON.stringify(text)).matchAll(/KUBEVM-COUNT (\d+)/g)];
+  return all.length ? Number(all.at(-1)?.[1]) : -1;
 }
 
 export async function createSmallVm(client: KubeClient, namespace: string, name: string, runStrategy: string): Promise<void> {

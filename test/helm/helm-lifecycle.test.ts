@@ -10,14 +10,13 @@
 // leaves none behind. Fails, never skips.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { readFileSync } from 'node:fs';
-import { HttpMethod } from '@kubernetes/client-node';
 import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
 import { coreResources } from '../../runtime/kube.js';
 import { OUTDATED_LAUNCHER_IMAGE_LABEL } from '../../controller/vmi/controller.js';
 import { isNodeHandlerMark } from '../../runtime/contracts/node-marks.js';
 import { clusterEnv, kubectl, repoRoot, run } from '../cluster/cluster-env.js';
 import type { ClusterEnv } from '../cluster/cluster-env.js';
-import { diskImage, kernelImage } from '../e2e/guest-images.js';
+import { counterVmiSpec, lastCount } from '../e2e/small-vm.js';
 import { clusterClient, createTestNamespace, deleteNamespace, namespaces, requireCluster } from '../integration/runtime-support.js';
 import { eventually } from '../support/eventually.js';
 
@@ -63,28 +62,8 @@ async function componentPods(): Promise<Pod[]> {
   return (await client.resource<Pod>(coreResources.pods).list({ namespace: NAMESPACE, labelSelector: 'app.kubernetes.io/name=kubevm' })).items.filter((pod) => !pod.metadata?.deletionTimestamp);
 }
 
-/** The guest's counter, from the launcher's copy of the serial console in its log. */
-async function lastCount(namespace: string, pod: string): Promise<number> {
-  const text = await client.request(HttpMethod.GET, `/api/v1/namespaces/${namespace}/pods/${pod}/log`, { query: { container: 'compute' } }).catch(() => '');
-  const all = [...String(typeof text === 'string' ? text : JSON.stringify(text)).matchAll(/KUBEVM-COUNT (\d+)/g)];
-  return all.length ? Number(all.at(-1)?.[1]) : -1;
-}
-
 function counterVmi(namespace: string): Vmi & { spec: unknown } {
-  return {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachineInstance',
-    metadata: { name: 'through-upgrade', namespace },
-    spec: {
-      terminationGracePeriodSeconds: 5,
-      domain: {
-        memory: { guest: '256Mi' },
-        firmware: { kernelBoot: { kernelArgs: 'console=ttyS0 kubevm.counter=1', container: { image: kernelImage, imagePullPolicy: 'IfNotPresent', kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initramfs.cpio.gz' } } },
-        devices: { logSerialConsole: true, disks: [{ name: 'root', disk: { bus: 'virtio' } }] },
-      },
-      volumes: [{ name: 'root', containerDisk: { image: diskImage, imagePullPolicy: 'IfNotPresent' } }],
-    },
-  };
+  return { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'through-upgrade', namespace }, spec: counterVmiSpec(5) };
 }
 
 /** The names kubevm's objects have (the cluster's own test fixtures are named kubevm-rbac, kubevm-viewer, ...). */
@@ -141,13 +120,13 @@ describe('kubevm with Helm', () => {
     const pods = await client.resource<Pod>(coreResources.pods).list({ namespace: vmNamespace, labelSelector: 'kubevirt.io=virt-launcher' });
     launcher = pods.items.find((pod) => pod.metadata?.uid === launcherUid)?.metadata?.name ?? '';
     expect(launcher).not.toBe('');
-    await eventually('the guest counting', 120_000, async () => (await lastCount(vmNamespace ?? '', launcher)) >= 1);
+    await eventually('the guest counting', 120_000, async () => (await lastCount(client, vmNamespace ?? '', launcher)) >= 1);
   });
 
   it('helm upgrade to a new image tag rolls every component while the VM goes on, and marks its launcher outdated', async () => {
     const ns = vmNamespace ?? '';
     const before = new Set((await componentPods()).map((pod) => pod.metadata?.uid));
-    const countAtUpgrade = await lastCount(ns, launcher);
+    const countAtUpgrade = await lastCount(client, ns, launcher);
     await helmRun('upgrade', RELEASE, `${repoRoot}/charts/kubevm`, '--reuse-values', '--set', `image.tag=${UPGRADE_TAG}`);
 
     await eventually('the KubeVirt CR Deployed at the new tag', 240_000, async () => {
@@ -168,7 +147,7 @@ describe('kubevm with Helm', () => {
     expect(Object.keys(vmi.status?.activePods ?? {})).toEqual([launcherUid]);
     expect(vmi.status?.launcherContainerImageVersion).toBe(`kubevm/launcher:${version}`);
     expect((await client.resource<Pod>(coreResources.pods).get(launcher, ns)).metadata?.uid).toBe(launcherUid);
-    await eventually('the guest to keep counting', 60_000, async () => (await lastCount(ns, launcher)) >= countAtUpgrade + 2);
+    await eventually('the guest to keep counting', 60_000, async () => (await lastCount(client, ns, launcher)) >= countAtUpgrade + 2);
   });
 
   it('helm uninstall with no VM left removes everything of kubevm', async () => {
