@@ -77,6 +77,8 @@ if stage cluster; then
   jest integration
   check "images built and imported" make --no-print-directory images || exit 1
   echo "== helm (kubevm installed, upgraded and uninstalled with its chart)"
+  # The integration suites leave CRDs and the namespace behind (the chart's dry-run creates it).
+  check "kubevm absent before the Helm suite" bash scripts/uninstall-kubevm.sh || exit 1
   jest helm
   echo "== e2e (kubevm installed through its operator)"
   check "kubevm absent after the Helm suite" bash scripts/uninstall-kubevm.sh || exit 1
