@@ -22,6 +22,8 @@ export interface LauncherConfig {
   secretDir: string;
   /** Root of the kernelBoot container's files; kernelPath/initrdPath are relative to it. */
   kernelBootDir: string;
+  /** Set when the pod copies images beside the launcher: their status files and the lifeline (launcher/image-copies.ts). */
+  imageCopyDir?: string;
   qemuBinary: string;
   qemuImg: string;
   xorriso: string;
@@ -83,6 +85,11 @@ export const launcherSettings = {
   blockDeviceDir: pathSetting('blockDeviceDir', 'block PVCs'),
   secretDir: pathSetting('secretDir', 'Secret volumes'),
   kernelBootDir: pathSetting('kernelBootDir', "the kernelBoot image's files"),
+  imageCopyDir: {
+    env: LAUNCHER_ENV.imageCopyDir,
+    schema: z.string().optional(),
+    description: 'where the image copies beside the launcher report (set by the pod only when it copies images)',
+  },
   qemu: programSetting('qemu', 'qemu-system-x86_64'),
   qemuImg: programSetting('qemuImg', 'qemu-img'),
   xorriso: programSetting('xorriso', 'xorriso'),
@@ -113,6 +120,7 @@ export function launcherConfig(settings: SettingsOf<typeof launcherSettings>): L
     blockDeviceDir: settings.blockDeviceDir,
     secretDir: settings.secretDir,
     kernelBootDir: settings.kernelBootDir,
+    ...(settings.imageCopyDir ? { imageCopyDir: settings.imageCopyDir } : {}),
     qemuBinary: settings.qemu,
     qemuImg: settings.qemuImg,
     xorriso: settings.xorriso,

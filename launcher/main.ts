@@ -8,6 +8,7 @@ import { launcherSockets } from '../runtime/contracts/launcher-pod.js';
 import { loadConfigOrExit } from '../runtime/config.js';
 import { launcherConfig, launcherSettings } from './config.js';
 import { Domain } from './domain.js';
+import { holdLifeline } from './image-copies.js';
 import { SerialLogFollower } from './serial-log.js';
 import { parseLauncherVmi } from './vmi.js';
 
@@ -15,6 +16,8 @@ async function main(): Promise<void> {
   const config = launcherConfig(loadConfigOrExit('launcher', launcherSettings));
   const vmi = parseLauncherVmi(await readFile(config.vmiFile, 'utf8'), config.vmiFile);
   const log = createRootLogger({ component: 'launcher' }).child({ namespace: vmi.metadata.namespace ?? 'default', name: vmi.metadata.name });
+  // Held, never closed: the image copies beside the launcher exit when this process ends.
+  if (config.imageCopyDir) holdLifeline(config.imageCopyDir, log);
   const domain = new Domain(vmi, config, log);
   // Stay up a little after the domain stopped, so the handler can read the final status.
   const lingerMs = config.lingerSeconds * 1000;

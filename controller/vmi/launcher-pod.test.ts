@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { VirtualMachineInstance } from '../api.js';
 import fc from 'fast-check';
-import { COPY_SCRIPT, launcherMemoryOverhead, launcherPodName, renderLauncherInputSecret, renderLauncherPod, KVM_RESOURCE } from './launcher-pod.js';
+import { COPY_SCRIPT, PREPARE_SCRIPT, launcherMemoryOverhead, launcherPodName, renderLauncherInputSecret, renderLauncherPod, KVM_RESOURCE } from './launcher-pod.js';
 
 function vmi(overrides: Partial<VirtualMachineInstance['spec']> = {}, name = 'testvm'): VirtualMachineInstance {
   return {
@@ -206,24 +206,42 @@ describe('renderLauncherPod', () => {
       { name: 'udata-cloudinit', mountPath: '/var/run/kubevirt-private/secret/cloudinit', readOnly: true },
       { name: 'image-sources', mountPath: '/var/run/kubevirt/container-disks', subPath: 'container-disks', readOnly: true },
       { name: 'image-sources', mountPath: '/var/run/kubevirt/kernel-boot', subPath: 'kernel-boot', readOnly: true },
+      { name: 'image-sources', mountPath: '/var/run/kubevm/image-copies', subPath: 'copies', readOnly: true },
     ]);
-    // The containerDisk's /disk is copied by an init container running in its image, with the
-    // launcher image's static copier (images are usually FROM scratch).
-    expect(pod.spec?.initContainers?.map((c) => [c.name, c.image])).toEqual([
-      ['copier', 'kubevm/launcher:test'],
+    expect(pod.spec?.containers[0]?.env).toContainEqual({ name: 'KUBEVM_IMAGE_COPY_DIR', value: '/var/run/kubevm/image-copies' });
+    // One init container installs the launcher image's static copier (images are usually FROM
+    // scratch) and the lifeline; the containerDisk's /disk is copied by a container running in its
+    // image, started right after the compute container.
+    expect(pod.spec?.initContainers?.map((c) => [c.name, c.image])).toEqual([['copier', 'kubevm/launcher:test']]);
+    expect(pod.spec?.initContainers?.[0]?.command).toEqual([
+      '/bin/busybox',
+      'sh',
+      '-c',
+      PREPARE_SCRIPT,
+      'prepare',
+      '/bin/busybox',
+      '/var/run/kubevm/bin',
+      '/target/copies',
+    ]);
+    expect(pod.spec?.containers.map((c) => [c.name, c.image])).toEqual([
+      ['compute', 'kubevm/launcher:test'],
       ['cd-root', 'quay.io/containerdisks/fedora:40'],
     ]);
-    expect(pod.spec?.initContainers?.[1]?.command).toEqual([
+    expect(pod.spec?.containers[1]?.command).toEqual([
       '/var/run/kubevm/bin/busybox',
       'sh',
       '-c',
       COPY_SCRIPT,
       'copy-image',
       '/target/container-disks/root',
+      '/target/copies/container-disk-root',
+      '/target/copies/launcher.lifeline',
       'spec.volumes[0].containerDisk',
       '/disk',
     ]);
-    expect(pod.spec?.initContainers?.every((c) => c.securityContext?.runAsUser === 107 && c.securityContext.capabilities?.drop?.[0] === 'ALL')).toBe(true);
+    expect(
+      [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].every((c) => c.securityContext?.runAsUser === 107 && c.securityContext.capabilities?.drop?.[0] === 'ALL'),
+    ).toBe(true);
     expect(pod.spec?.imagePullSecrets).toEqual([{ name: 'regcred' }]);
   });
 
@@ -235,12 +253,14 @@ describe('renderLauncherPod', () => {
       }),
       config,
     );
-    const init = pod.spec?.initContainers?.find((c) => c.name === 'kernel-boot');
-    expect(init?.image).toBe('kubevm/kernel:1');
-    expect(init?.command?.slice(3)).toEqual([
+    const copy = pod.spec?.containers.find((c) => c.name === 'kernel-boot');
+    expect(copy?.image).toBe('kubevm/kernel:1');
+    expect(copy?.command?.slice(3)).toEqual([
       COPY_SCRIPT,
       'copy-image',
       '/target/kernel-boot',
+      '/target/copies/kernel-boot',
+      '/target/copies/launcher.lifeline',
       'spec.domain.firmware.kernelBoot.container.kernelPath',
       '/boot/vmlinuz',
       'spec.domain.firmware.kernelBoot.container.initrdPath',
@@ -254,6 +274,8 @@ describe('renderLauncherPod', () => {
       { ...config, imageSourceMode: 'image-volume' },
     );
     expect(pod.spec?.initContainers).toBeUndefined();
+    expect(pod.spec?.containers.map((c) => c.name)).toEqual(['compute']);
+    expect(pod.spec?.containers[0]?.env?.map((e) => e.name)).not.toContain('KUBEVM_IMAGE_COPY_DIR');
     expect(pod.spec?.volumes).toContainEqual({ name: 'cd-root', image: { reference: 'quay.io/containerdisks/fedora:40', pullPolicy: 'IfNotPresent' } });
     expect(pod.spec?.volumes).toContainEqual({ name: 'kernel-boot', image: { reference: 'kubevm/kernel:1', pullPolicy: 'IfNotPresent' } });
     expect(pod.spec?.containers[0]?.volumeMounts).toContainEqual({ name: 'kernel-boot', mountPath: '/var/run/kubevirt/kernel-boot', readOnly: true });
@@ -350,13 +372,16 @@ describe('init-copy: no manifest string is ever part of a shell script', () => {
           }),
           config,
         );
-        const byName = new Map((pod.spec?.initContainers ?? []).map((c) => [c.name, c.command ?? []]));
+        const byName = new Map((pod.spec?.containers ?? []).map((c) => [c.name, c.command ?? []]));
         for (const command of [byName.get('cd-root'), byName.get('kernel-boot')]) {
           expect(command?.slice(0, 5)).toEqual(['/var/run/kubevm/bin/busybox', 'sh', '-c', COPY_SCRIPT, 'copy-image']);
         }
-        expect(byName.get('cd-root')?.slice(5)).toEqual(['/target/container-disks/root', 'spec.volumes[0].containerDisk.path', diskPath]);
+        const lifeline = '/target/copies/launcher.lifeline';
+        expect(byName.get('cd-root')?.slice(5)).toEqual(['/target/container-disks/root', '/target/copies/container-disk-root', lifeline, 'spec.volumes[0].containerDisk.path', diskPath]);
         expect(byName.get('kernel-boot')?.slice(5)).toEqual([
           '/target/kernel-boot',
+          '/target/copies/kernel-boot',
+          lifeline,
           'spec.domain.firmware.kernelBoot.container.kernelPath',
           kernelPath,
           'spec.domain.firmware.kernelBoot.container.initrdPath',
@@ -365,7 +390,7 @@ describe('init-copy: no manifest string is ever part of a shell script', () => {
         // No container of the pod carries the string anywhere else (commands, args, env).
         for (const container of [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])]) {
           const script = container.command?.[2] === '-c' ? container.command[3] : undefined;
-          if (script !== undefined) expect(script).toBe(COPY_SCRIPT);
+          if (script !== undefined) expect([COPY_SCRIPT, PREPARE_SCRIPT]).toContain(script);
           expect(container.args).toBeUndefined();
         }
       }),

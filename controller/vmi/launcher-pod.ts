@@ -2,7 +2,7 @@
 // (ADR 0007). Everything a launcher needs reaches it through this spec: the VMI as a file, its
 // disks as volumes, /dev/kvm as a device-plugin resource. Nothing here reads the cluster.
 import { createHash } from 'node:crypto';
-import type { V1Container, V1OwnerReference, V1Pod, V1ResourceRequirements, V1Secret, V1Volume, V1VolumeDevice, V1VolumeMount } from '@kubernetes/client-node';
+import type { V1Container, V1EnvVar, V1OwnerReference, V1Pod, V1ResourceRequirements, V1Secret, V1Volume, V1VolumeDevice, V1VolumeMount } from '@kubernetes/client-node';
 import type { VirtualMachineInstance, Volume } from '../api.js';
 import { formatBytes, formatMillicores, parseQuantity } from '../../runtime/quantity.js';
 import {
@@ -10,6 +10,9 @@ import {
   CREATED_BY_LABEL,
   DOMAIN_ANNOTATION,
   EPHEMERAL_DISKS_VOLUME,
+  IMAGE_COPY_FAILED,
+  IMAGE_COPY_LIFELINE,
+  IMAGE_COPY_OK,
   LAUNCHER_ENV,
   LAUNCHER_LABEL,
   LAUNCHER_LABEL_VALUE,
@@ -18,6 +21,7 @@ import {
   PRIVATE_VOLUME,
   VMI_FILE_NAME,
   VMI_VOLUME,
+  imageCopyStatusName,
   launcherPathEnv,
 } from '../../runtime/contracts/launcher-pod.js';
 
@@ -33,6 +37,9 @@ const CONFIG_MAPS_DIR = LAUNCHER_PATHS.configMapDir;
 const CONTAINER_DISKS_DIR = LAUNCHER_PATHS.containerDiskDir;
 const BLOCK_DEVICES_DIR = LAUNCHER_PATHS.blockDeviceDir;
 const KERNEL_BOOT_DIR = LAUNCHER_PATHS.kernelBootDir;
+const IMAGE_COPY_DIR = LAUNCHER_PATHS.imageCopyDir;
+/** The image-sources emptyDir's directory for the copies' status files and the lifeline. */
+const IMAGE_COPIES_SUBPATH = 'copies';
 
 /**
  * What the launcher pod needs beyond guest RAM, set from the measured figures in
@@ -365,6 +372,9 @@ function volumeParts(volume: Volume, facts: LauncherPodFacts): VolumeParts {
 
 interface ImageSourceParts extends VolumeParts {
   initContainers: V1Container[];
+  /** The copies, started with the compute container (IMAGE_COPY_LIFELINE in the pod contract). */
+  containers: V1Container[];
+  env: V1EnvVar[];
 }
 
 const RESTRICTED_SECURITY_CONTEXT = {
@@ -376,36 +386,64 @@ const RESTRICTED_SECURITY_CONTEXT = {
   readOnlyRootFilesystem: true,
   capabilities: { drop: ['ALL'] },
 };
-// Copying is I/O, not compute; the pod's requests are dominated by the compute container anyway.
-const INIT_RESOURCES = { requests: { cpu: '10m', memory: '40Mi' }, limits: { memory: '40Mi' } };
+// Copying is I/O, not compute. The copier init container's request counts only while it runs; a
+// copy container's for the pod's life (it then waits on the lifeline: a shell and a cat, ~1 MiB), so
+// it requests little; the limit leaves cp room for its buffers and page cache.
+const COPIER_RESOURCES = { requests: { cpu: '10m', memory: '40Mi' }, limits: { memory: '40Mi' } };
+const COPY_RESOURCES = { requests: { cpu: '10m', memory: '8Mi' }, limits: { memory: '40Mi' } };
 
 /**
- * The init-copy script, run by the static busybox from the launcher image inside each containerDisk
- * or kernelBoot image: `sh -c COPY_SCRIPT copy-image <target> [<field> <path in the image>]...`.
+ * The image copy script, run by the static busybox from the launcher image inside each
+ * containerDisk or kernelBoot image, in a container started beside the launcher's:
+ * `sh -c COPY_SCRIPT copy-image <target> <status file> <lifeline> [<field> <path in the image>]...`.
  * The script is a constant: the paths from the manifest reach it only as arguments and are used
  * only as quoted words, never parsed as shell. It checks each path again (the API refuses the same
  * ones: absolute, no empty, "." or ".." component, no control character) and names the field in
- * every failure, which becomes the container's termination message and so the VMI's condition.
- * Files keep their path inside the image (<target>/<path>), as the launcher expects; -L resolves
- * symlinks to the files they name; ownership is not kept (uid 107 cannot chown, and only reads).
+ * every failure, which goes to the status file the launcher waits for (and so into the VMI's
+ * condition) and to the container's termination message. Files keep their path inside the image
+ * (<target>/<path>), as the launcher expects; -L resolves symlinks to the files they name;
+ * ownership is not kept (uid 107 cannot chown, and only reads). Then it stays up until the launcher
+ * ends (end of file on the lifeline), or until the pod stops it (TERM: exit at once).
  */
 export const COPY_SCRIPT = [
   'set -eu',
   `bb=${COPIER_DIR}/busybox`,
   'target=$1',
-  'shift',
+  'status=$2',
+  'lifeline=$3',
+  'shift 3',
+  // The status is written whole (rename): the launcher never reads half of one.
+  `report() { printf '%s\\n' "$@" >"$status.tmp" && $bb mv -f -- "$status.tmp" "$status"; }`,
+  `fail() { echo "$1" >&2; report ${IMAGE_COPY_FAILED} "$1"; exit 1; }`,
+  "trap 'exit 0' TERM",
   'while [ $# -ge 2 ]; do',
   '  field=$1',
   '  src=$2',
   '  shift 2',
-  '  case $src in *[[:cntrl:]]*) echo "$field: must not contain control characters (newline, tab, ...)" >&2; exit 1 ;; esac',
-  '  case $src in /?*) ;; *) echo "$field: \\"$src\\" must be an absolute path to a file inside the image" >&2; exit 1 ;; esac',
-  '  case $src/ in */./* | */../* | *//*) echo "$field: \\"$src\\" must not contain empty, \\".\\" or \\"..\\" components" >&2; exit 1 ;; esac',
-  '  if [ ! -e "$src" ]; then echo "$field: \\"$src\\" does not exist in the image" >&2; exit 1; fi',
+  '  case $src in *[[:cntrl:]]*) fail "$field: must not contain control characters (newline, tab, ...)" ;; esac',
+  '  case $src in /?*) ;; *) fail "$field: \\"$src\\" must be an absolute path to a file inside the image" ;; esac',
+  '  case $src/ in */./* | */../* | *//*) fail "$field: \\"$src\\" must not contain empty, \\".\\" or \\"..\\" components" ;; esac',
+  '  if [ ! -e "$src" ]; then fail "$field: \\"$src\\" does not exist in the image"; fi',
   '  dest=$target$src',
-  '  $bb mkdir -p -- "${dest%/*}"',
-  '  $bb cp -RL -- "$src" "$dest"',
+  '  $bb mkdir -p -- "${dest%/*}" || fail "$field: cannot create the directory for \\"$src\\""',
+  '  $bb cp -RL -- "$src" "$dest" || fail "$field: copying \\"$src\\" failed (is the image larger than the pod allows?)"',
   'done',
+  `report ${IMAGE_COPY_OK}`,
+  // In the background so that TERM, trapped, ends the wait at once.
+  '$bb cat -- "$lifeline" >/dev/null &',
+  'wait $!',
+].join('\n');
+
+/**
+ * The copier init container's script (run by the launcher image's busybox, which it installs):
+ * `sh -c PREPARE_SCRIPT prepare <busybox> <bin dir> <copies dir>`: the busybox for the copies,
+ * their status directory and the lifeline FIFO (only uid 107 may open it).
+ */
+export const PREPARE_SCRIPT = [
+  'set -eu',
+  '"$1" cp -- "$1" "$2/busybox"',
+  '"$1" mkdir -p -- "$3"',
+  `"$1" mkfifo -m 0600 -- "$3/${IMAGE_COPY_LIFELINE}"`,
 ].join('\n');
 
 /** One image whose files the launcher reads: a containerDisk or the kernelBoot container. */
@@ -416,6 +454,8 @@ interface ImageSource {
   /** What to copy ('init-copy'): the field that names it (for messages) and its path in the image. */
   copy: Array<{ field: string; path: string }>;
   into: string;
+  /** The name of its copy's status file (the launcher pod contract). */
+  status: string;
 }
 
 /**
@@ -424,7 +464,7 @@ interface ImageSource {
  * cannot be pulled shows as ErrImagePull/ImagePullBackOff on the pod, naming the image.
  */
 function imageSources(vmi: VirtualMachineInstance, config: LauncherPodConfig): ImageSourceParts {
-  const parts: ImageSourceParts = { volumes: [], mounts: [], initContainers: [] };
+  const parts: ImageSourceParts = { volumes: [], mounts: [], initContainers: [], containers: [], env: [] };
   const sources: ImageSource[] = [];
   (vmi.spec.volumes ?? []).forEach((volume, index) => {
     if (!volume.containerDisk) return;
@@ -436,6 +476,7 @@ function imageSources(vmi: VirtualMachineInstance, config: LauncherPodConfig): I
       // Without a path the launcher takes the single file under /disk (KubeVirt's convention).
       copy: [volume.containerDisk.path !== undefined ? { field: `${field}.path`, path: volume.containerDisk.path } : { field, path: '/disk' }],
       into: `${CONTAINER_DISKS_DIR}/${volume.name}`,
+      status: imageCopyStatusName({ containerDisk: volume.name }),
     });
   });
   const kernelBoot = vmi.spec.domain.firmware?.kernelBoot?.container;
@@ -451,6 +492,7 @@ function imageSources(vmi: VirtualMachineInstance, config: LauncherPodConfig): I
       pullPolicy: kernelBoot.imagePullPolicy ?? 'IfNotPresent',
       copy: copy.length > 0 ? copy : [{ field, path: '/boot' }],
       into: KERNEL_BOOT_DIR,
+      status: imageCopyStatusName('kernel-boot'),
     });
   }
   if (sources.length === 0) return parts;
@@ -471,33 +513,50 @@ function imageSources(vmi: VirtualMachineInstance, config: LauncherPodConfig): I
   parts.mounts.push(
     { name: 'image-sources', mountPath: CONTAINER_DISKS_DIR, subPath: 'container-disks', readOnly: true },
     { name: 'image-sources', mountPath: KERNEL_BOOT_DIR, subPath: 'kernel-boot', readOnly: true },
+    // Read-only: opening the lifeline FIFO for writing needs no write access to the file system.
+    { name: 'image-sources', mountPath: IMAGE_COPY_DIR, subPath: IMAGE_COPIES_SUBPATH, readOnly: true },
   );
-  // The copier comes from the launcher image: containerDisk images are usually FROM scratch.
+  parts.env.push({ name: LAUNCHER_ENV.imageCopyDir, value: IMAGE_COPY_DIR });
+  // The copier comes from the launcher image: containerDisk images are usually FROM scratch. The
+  // one init container left: the copies need its busybox before they start.
   parts.initContainers.push({
     name: 'copier',
     image: config.launcherImage,
     imagePullPolicy: config.launcherImagePullPolicy ?? 'IfNotPresent',
     // Named busybox: busybox picks its applet from argv[0] unless argv[0] is "busybox".
-    command: [copier, 'cp', copier, `${COPIER_DIR}/busybox`],
-    volumeMounts: [{ name: 'kubevm-bin', mountPath: COPIER_DIR }],
+    command: [copier, 'sh', '-c', PREPARE_SCRIPT, 'prepare', copier, COPIER_DIR, `/target/${IMAGE_COPIES_SUBPATH}`],
+    volumeMounts: [
+      { name: 'kubevm-bin', mountPath: COPIER_DIR },
+      { name: 'image-sources', mountPath: '/target' },
+    ],
     securityContext: RESTRICTED_SECURITY_CONTEXT,
-    resources: INIT_RESOURCES,
+    resources: COPIER_RESOURCES,
     terminationMessagePolicy: 'FallbackToLogsOnError',
   });
   for (const source of sources) {
     const target = source.into.startsWith(CONTAINER_DISKS_DIR) ? `/target/container-disks${source.into.slice(CONTAINER_DISKS_DIR.length)}` : '/target/kernel-boot';
-    parts.initContainers.push({
+    parts.containers.push({
       name: source.name,
       image: source.image,
       imagePullPolicy: source.pullPolicy,
-      command: [`${COPIER_DIR}/busybox`, 'sh', '-c', COPY_SCRIPT, 'copy-image', target, ...source.copy.flatMap(({ field, path }) => [field, path])],
+      command: [
+        `${COPIER_DIR}/busybox`,
+        'sh',
+        '-c',
+        COPY_SCRIPT,
+        'copy-image',
+        target,
+        `/target/${IMAGE_COPIES_SUBPATH}/${source.status}`,
+        `/target/${IMAGE_COPIES_SUBPATH}/${IMAGE_COPY_LIFELINE}`,
+        ...source.copy.flatMap(({ field, path }) => [field, path]),
+      ],
       volumeMounts: [
         { name: 'kubevm-bin', mountPath: COPIER_DIR, readOnly: true },
         { name: 'image-sources', mountPath: '/target' },
       ],
       securityContext: RESTRICTED_SECURITY_CONTEXT,
-      resources: INIT_RESOURCES,
-      // A failed copy's last log lines become its termination message, quoted in the VMI's event.
+      resources: COPY_RESOURCES,
+      // A failed copy's message becomes its termination message as well as its status.
       terminationMessagePolicy: 'FallbackToLogsOnError',
     });
   }
@@ -543,6 +602,7 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
       // useEmulation lets QEMU fall back to TCG where /dev/kvm is missing, as in KubeVirt.
       { name: LAUNCHER_ENV.allowEmulation, value: config.useEmulation ? 'true' : 'false' },
       { name: LAUNCHER_ENV.podName, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      ...images.env,
     ],
     resources: launcherResources(vmi, config),
     // The init containers' context: no capability at all. Guest ports below 1024 are bound through
@@ -593,7 +653,8 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
         sysctls: [{ name: 'net.ipv4.ip_unprivileged_port_start', value: '0' }],
       },
       ...(images.initContainers.length > 0 ? { initContainers: images.initContainers } : {}),
-      containers: [compute],
+      // The compute container first: the kubelet starts a pod's containers in order.
+      containers: [compute, ...images.containers],
       volumes: [...fixedVolumes, ...perVolume.flatMap((parts) => parts.volumes), ...images.volumes],
     },
   };

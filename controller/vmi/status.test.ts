@@ -2,7 +2,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { VirtualMachineInstance } from '../api.js';
 import { statusEqual, statusPatch } from '../../runtime/status.js';
 import { VMI_STATUS_FIELDS } from '../../runtime/contracts/vmi-status.js';
-import { computeVMIStatus, podFailureMessage } from './status.js';
+import { computeVMIStatus, isPodDown, podFailureMessage } from './status.js';
 
 const now = new Date('2026-11-22T20:00:00Z');
 const later = new Date('2026-11-22T20:00:30Z');
@@ -118,6 +118,29 @@ describe('computeVMIStatus (the controller-owned phases)', () => {
       reason: 'PodFailed',
       message: "launcher pod virt-launcher-vm1-abcde: init container cd-root (image example/disk:1) exited with code 1: cp: can't stat '/disk': No such file or directory",
     });
+  });
+
+  test('an image copy that failed beside the launcher is named before the launcher\'s own exit', () => {
+    const failed = pod({ phase: 'Failed' });
+    const terminated = (exitCode: number, message: string) => ({ terminated: { exitCode, message } });
+    failed.status!.containerStatuses = [
+      { name: 'compute', image: 'kubevm/launcher:1', imageID: '', ready: false, restartCount: 0, state: terminated(1, 'start failed: spec.volumes[0].containerDisk.path: "/x" does not exist in the image') },
+      { name: 'cd-root', image: 'example/disk:1', imageID: '', ready: false, restartCount: 0, state: terminated(1, 'spec.volumes[0].containerDisk.path: "/x" does not exist in the image\n') },
+    ];
+    expect(podFailureMessage(failed)).toBe('launcher pod virt-launcher-vm1-abcde: container cd-root (image example/disk:1) exited with code 1: spec.volumes[0].containerDisk.path: "/x" does not exist in the image');
+  });
+
+  test('a launcher that ended while the copies beside it still run is a pod that is down', () => {
+    const ended = pod({ phase: 'Running' });
+    ended.status!.containerStatuses = [
+      { name: 'compute', image: 'kubevm/launcher:1', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 2, message: 'launcher: KUBEVM_ACCEL="x" is not accepted' } } },
+      { name: 'cd-root', image: 'example/disk:1', imageID: '', ready: true, restartCount: 0, state: { running: {} } },
+    ];
+    expect(isPodDown(ended)).toBe(true);
+    const status = computeVMIStatus({ vmi: vmi({ phase: 'Scheduling' }), pod: ended, failure: undefined, now });
+    expect(status.phase).toBe('Failed');
+    expect(status.conditions?.find((c) => c.type === 'Synchronized')?.message).toContain('exited with code 2 (Error): launcher: KUBEVM_ACCEL="x" is not accepted');
+    expect(isPodDown(pod({ phase: 'Running' }))).toBe(false);
   });
 
   test('final phases are left alone', () => {

@@ -20,8 +20,14 @@ export interface SyncFailure {
   message: string;
 }
 
+/**
+ * The pod has ended, is ending, or its launcher has: the compute container may end before the
+ * image copies beside it (they wait on its lifeline, launcher/image-copies.ts), and a launcher that
+ * ended before holding the lifeline leaves them waiting until the pod is deleted.
+ */
 export function isPodDown(pod: V1Pod): boolean {
-  return pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed' || Boolean(pod.metadata?.deletionTimestamp);
+  const compute = pod.status?.containerStatuses?.find((status) => status.name === COMPUTE_CONTAINER);
+  return pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed' || Boolean(pod.metadata?.deletionTimestamp) || Boolean(compute?.state?.terminated);
 }
 
 function podCondition(pod: V1Pod, type: string): { status?: string; reason?: string; message?: string } | undefined {
@@ -56,12 +62,17 @@ export function podFailureMessage(pod: V1Pod): string {
   if (pod.status?.reason === 'Evicted') {
     return `launcher pod ${pod.metadata?.name} was evicted by the kubelet${pod.status.message ? `: ${pod.status.message.trim()}` : ''}`;
   }
-  // An init container (the copy of a containerDisk or kernelBoot image) that failed comes first:
-  // the launcher never started.
-  for (const status of pod.status?.initContainerStatuses ?? []) {
-    const terminated = status.state?.terminated;
-    if (terminated && terminated.exitCode !== 0) {
-      return `launcher pod ${pod.metadata?.name}: init container ${status.name} (image ${status.image}) exited with code ${terminated.exitCode}${lastLines(terminated.message)}`;
+  // An init container (the copier) or an image copy beside the launcher that failed comes first:
+  // the launcher never started, or failed because of it.
+  for (const [kind, statuses] of [
+    ['init container', pod.status?.initContainerStatuses ?? []],
+    ['container', (pod.status?.containerStatuses ?? []).filter((status) => status.name !== COMPUTE_CONTAINER)],
+  ] as const) {
+    for (const status of statuses) {
+      const terminated = status.state?.terminated;
+      if (terminated && terminated.exitCode !== 0) {
+        return `launcher pod ${pod.metadata?.name}: ${kind} ${status.name} (image ${status.image}) exited with code ${terminated.exitCode}${lastLines(terminated.message)}`;
+      }
     }
   }
   const compute = pod.status?.containerStatuses?.find((status) => status.name === COMPUTE_CONTAINER);

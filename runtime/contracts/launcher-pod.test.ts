@@ -4,7 +4,8 @@
 import type { VirtualMachineInstance } from '../../controller/api.js';
 import { renderLauncherPod } from '../../controller/vmi/launcher-pod.js';
 import { configFromEnv } from '../../launcher/config.js';
-import { LAUNCHER_PATHS, PRIVATE_VOLUME, launcherSockets, nodeLauncherRunDir, nodeLauncherSocketPath } from './launcher-pod.js';
+import { expectedImageCopies } from '../../launcher/image-copies.js';
+import { IMAGE_COPY_LIFELINE, LAUNCHER_PATHS, PRIVATE_VOLUME, imageCopyStatusName, launcherSockets, nodeLauncherRunDir, nodeLauncherSocketPath, parseImageCopyStatus } from './launcher-pod.js';
 
 const vmi: VirtualMachineInstance = {
   apiVersion: 'kubevirt.io/v1',
@@ -37,9 +38,12 @@ describe('launcher pod contract', () => {
     expect(config.ephemeralDir).toBe(LAUNCHER_PATHS.ephemeralDir);
     expect(config.containerDiskDir).toBe(LAUNCHER_PATHS.containerDiskDir);
     expect(config.kernelBootDir).toBe(LAUNCHER_PATHS.kernelBootDir);
+    expect(config.imageCopyDir).toBe(LAUNCHER_PATHS.imageCopyDir);
     expect(config.allowEmulation).toBe(true);
     // The launcher's defaults are the pod's paths too: an unset variable cannot point elsewhere.
     const defaults = configFromEnv({});
+    // The image copy directory has no default: a launcher waits for copies only in a pod that makes them.
+    expect(defaults.imageCopyDir).toBeUndefined();
     for (const key of Object.keys(LAUNCHER_PATHS) as Array<keyof typeof LAUNCHER_PATHS>) {
       if (key in defaults) expect(defaults[key as keyof typeof defaults]).toBe(LAUNCHER_PATHS[key]);
     }
@@ -52,6 +56,8 @@ describe('launcher pod contract', () => {
     expect(mountOf(`${config.containerDiskDir}/root/disk/x.qcow2`)).toBeDefined();
     expect(mountOf(`${config.pvcDir}/data/disk.img`)).toBeDefined();
     expect(mountOf(`${config.kernelBootDir}/boot/vmlinuz`)).toBeDefined();
+    // The copies' status files and the lifeline: read-only for the launcher.
+    expect(mountOf(`${config.imageCopyDir}/${IMAGE_COPY_LIFELINE}`)).toMatchObject({ name: 'image-sources', readOnly: true });
     expect(pod.spec!.volumes!.find((v) => v.name === PRIVATE_VOLUME)?.emptyDir).toBeDefined();
   });
 
@@ -68,5 +74,17 @@ describe('launcher pod contract', () => {
 
   test.each(['..', '../other', 'a/b', '', '/abs', 'x\0y'])('a pod uid %j never names a path outside the pods directory', (uid) => {
     expect(() => nodeLauncherRunDir('/var/lib/kubelet/pods', uid)).toThrow(/not a uid/);
+  });
+  test('the image copies the pod makes are the ones the launcher waits for, and their status reads back', () => {
+    const copies = (pod.spec?.containers ?? []).filter((c) => c.name !== 'compute');
+    // Each copy's status file argument is the name the launcher expects for its source.
+    expect(copies.map((c) => c.command?.[6]?.split('/').pop())).toEqual([imageCopyStatusName({ containerDisk: 'root' }), imageCopyStatusName('kernel-boot')]);
+    expect(expectedImageCopies(vmi as Parameters<typeof expectedImageCopies>[0])).toEqual(['container-disk-root', 'kernel-boot']);
+    expect(parseImageCopyStatus('ok\n')).toEqual({ ok: true });
+    expect(parseImageCopyStatus('failed\nspec.volumes[0].containerDisk.path: "/x" does not exist in the image\n')).toEqual({
+      ok: false,
+      message: 'spec.volumes[0].containerDisk.path: "/x" does not exist in the image',
+    });
+    expect(parseImageCopyStatus('')).toBeUndefined();
   });
 });

@@ -42,6 +42,8 @@ export const LAUNCHER_PATHS = {
   configMapDir: '/var/run/kubevirt-private/config-map',
   /** Root of the kernelBoot image's files; kernelPath/initrdPath are relative to it. */
   kernelBootDir: '/var/run/kubevirt/kernel-boot',
+  /** Image copies ('init-copy'): one status file per copy container, and the launcher's lifeline. */
+  imageCopyDir: '/var/run/kubevm/image-copies',
 } as const;
 
 /**
@@ -58,6 +60,8 @@ export const LAUNCHER_ENV = {
   blockDeviceDir: 'KUBEVM_BLOCK_DEVICE_DIR',
   secretDir: 'KUBEVM_SECRET_DIR',
   kernelBootDir: 'KUBEVM_KERNEL_BOOT_DIR',
+  /** Set only when the pod copies images beside the launcher: wait for their status files there. */
+  imageCopyDir: 'KUBEVM_IMAGE_COPY_DIR',
   /** KubeVirt's useEmulation: TCG allowed when KVM is not usable. */
   allowEmulation: 'KUBEVM_ALLOW_EMULATION',
   /** The pod's name (downward API), for the launcher's logs. */
@@ -80,6 +84,36 @@ export const LAUNCHER_ENV = {
 export function launcherPathEnv(): Array<{ name: string; value: string }> {
   const keys = ['vmiFile', 'runDir', 'ephemeralDir', 'containerDiskDir', 'pvcDir', 'blockDeviceDir', 'secretDir', 'kernelBootDir'] as const;
   return keys.map((key) => ({ name: LAUNCHER_ENV[key], value: LAUNCHER_PATHS[key] }));
+}
+
+/**
+ * Image copies beside the launcher ('init-copy', ADR 0006): each containerDisk or kernelBoot image
+ * is copied by a container of its own, started with the compute container rather than before it
+ * (each init container costs a kubelet relist, ~1 s). Each copy writes its outcome to
+ * `<imageCopyDir>/<imageCopyStatusName(source)>`, written whole (rename): `ok`, or `failed` and on
+ * the next line the message naming the field. The launcher waits for every status before it
+ * touches the images. The copies then stay up (the pod is Ready only while every container runs)
+ * reading the lifeline, a FIFO the copier init container creates and the launcher holds open for
+ * writing as long as its process lives: when it ends, for any reason, the copies read end of
+ * file and exit, and the pod completes.
+ */
+export const IMAGE_COPY_LIFELINE = 'launcher.lifeline';
+export const IMAGE_COPY_OK = 'ok';
+export const IMAGE_COPY_FAILED = 'failed';
+
+/** The status file name of a containerDisk volume's copy, or of the kernelBoot image's. */
+export function imageCopyStatusName(source: { containerDisk: string } | 'kernel-boot'): string {
+  return source === 'kernel-boot' ? 'kernel-boot' : `container-disk-${source.containerDisk}`;
+}
+
+export type ImageCopyStatus = { ok: true } | { ok: false; message: string };
+
+/** A status file's content; undefined while it is not a status (never written partly: renamed). */
+export function parseImageCopyStatus(text: string): ImageCopyStatus | undefined {
+  const [first = '', ...rest] = text.split('\n');
+  if (first === IMAGE_COPY_OK) return { ok: true };
+  if (first === IMAGE_COPY_FAILED) return { ok: false, message: rest.join('\n').trim() || 'the copy failed' };
+  return undefined;
 }
 
 /** The sockets and files the launcher keeps in its run directory (the `private` volume). */

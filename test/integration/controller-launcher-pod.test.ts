@@ -1,13 +1,13 @@
 // The rendered launcher pod on the REAL kubelet and containerd, in a namespace that enforces the
 // Restricted Pod Security Standard: its security context (uid 107, read-only root, no capabilities)
 // is admitted and runs, it binds port 80 as uid 107 (the pod's ip_unprivileged_port_start sysctl;
-// NET_BIND_SERVICE alone does not, shown by a contrast pod), and the init-copy of a
-// FROM-scratch containerDisk image and of a kernelBoot image lands where the launcher reads them
+// NET_BIND_SERVICE alone does not, shown by a contrast pod), and the copy (beside the launcher,
+// ADR 0006) of a FROM-scratch containerDisk image and of a kernelBoot image lands where the launcher reads them
 // (/var/run/kubevirt/container-disks/<volume>/disk/..., /var/run/kubevirt/kernel-boot/boot/...).
 // A stand-in launcher (busybox, which is also the copier the real launcher image must carry as
 // /bin/busybox) prints what it sees, the VMI file it reads (as uid 107) included. A missing containerDisk image shows as ErrImagePull on the VM.
 // Paths inside images reach the copier as literal arguments: shell syntax in them is never run, and
-// a path that does not exist or is malformed fails the init container with a message naming the field.
+// a path that does not exist or is malformed fails its copy with a message naming the field.
 // Needs the full local cluster (make cluster-up; images are built with local-cluster/build-image.sh)
 // and no installed kubevm; fails, never skips.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
@@ -102,12 +102,12 @@ function vm(name: string, diskImage: string, diskPath?: string): VirtualMachine 
   };
 }
 
-/** The message of the first init container that failed, once the pod has failed. */
-async function initFailure(podName: string): Promise<{ container: string; message: string }> {
+/** The message of the first image copy that failed. */
+async function copyFailure(podName: string): Promise<{ container: string; message: string }> {
   const pods = client.resource<Pod>(coreResources.pods);
-  return eventually(`an init container of ${podName} to fail`, 120_000, async () => {
+  return eventually(`an image copy of ${podName} to fail`, 120_000, async () => {
     const pod = await pods.get(podName, namespace);
-    for (const status of pod.status?.initContainerStatuses ?? []) {
+    for (const status of (pod.status?.containerStatuses ?? []).filter((s) => s.name !== 'compute')) {
       const terminated = status.state?.terminated;
       if (terminated && terminated.exitCode !== 0) return { container: status.name, message: terminated.message ?? '' };
     }
@@ -131,12 +131,16 @@ beforeAll(async () => {
     client,
     {
       ...launcherConfig,
-      // What it sees, then stay up like a launcher.
+      // Like a launcher: hold the lifeline, wait for the image copies beside it (a failed one fails
+      // it with the copy's message); then print what it sees and stay up.
       launcherCommand: [
         '/bin/busybox',
         'sh',
         '-c',
-        'find /var/run/kubevirt/container-disks /var/run/kubevirt/kernel-boot -type f -exec /bin/busybox sh -c \'echo "$1: $(cat "$1")"\' _ {} \\; ; ' +
+        'd=/var/run/kubevm/image-copies; exec 3<>"$d/launcher.lifeline"; ' +
+          'for f in container-disk-root kernel-boot; do until [ -e "$d/$f" ]; do sleep 0.05; done; ' +
+          'if [ "$(head -n 1 "$d/$f")" != ok ]; then tail -n +2 "$d/$f" >&2; exit 1; fi; done; ' +
+          'find /var/run/kubevirt/container-disks /var/run/kubevirt/kernel-boot -type f -exec /bin/busybox sh -c \'echo "$1: $(cat "$1")"\' _ {} \\; ; ' +
           'touch /probe 2>/dev/null && echo ROOT-WRITABLE || echo ROOT-READ-ONLY; id; ' +
           // What QEMU's hostfwd does for a guest's declared port 80: bind it in the pod, as uid 107.
           '/bin/busybox httpd -p 80 -h /var/run/kubevm/vmi && echo BOUND-PORT-80 || echo PORT-80-REFUSED; ' +
@@ -246,7 +250,7 @@ describe('the launcher pod on the real kubelet', () => {
       const synchronized = (await vmis.find('no-such-path', namespace))?.status?.conditions?.find((c) => c.type === 'Synchronized')?.message;
       return synchronized?.includes('exited') ? synchronized : undefined;
     });
-    expect(message).toContain('init container cd-root');
+    expect(message).toContain('container cd-root');
     expect(message).toContain('spec.volumes[0].containerDisk.path: "/disk/$(id).qcow2" does not exist in the image');
   });
 
@@ -283,7 +287,7 @@ describe('the launcher pod on the real kubelet', () => {
     const pod = renderLauncherPod(vmi, launcherConfig) as Pod;
     delete pod.metadata?.ownerReferences;
     await client.resource<Pod>(coreResources.pods).create(pod);
-    const failure = await initFailure(pod.metadata?.name ?? '');
+    const failure = await copyFailure(pod.metadata?.name ?? '');
     expect(failure.container).toBe(paths.kernel ? 'kernel-boot' : 'cd-root');
     expect(failure.message).toContain(expected);
     expect(failure.message).not.toMatch(/not found|syntax error|unexpected/);
