@@ -23,7 +23,7 @@ import { KUBEVIRT } from './support/kubevirt.js';
 import { benchDir, commit, machine, printTable, writeResult } from './support/results.js';
 import type { Figure } from './support/results.js';
 import { latencyChart, timelineChart } from './support/svg.js';
-import { gaps, launcherTimes, milestones, runtimeTimes, spans } from './support/timeline.js';
+import { gaps, launcherTimes, milestones, nodeHandlerTimes, runtimeTimes, spans } from './support/timeline.js';
 import type { Milestone, Observed } from './support/timeline.js';
 import { percentile } from './support/stats.js';
 
@@ -141,9 +141,11 @@ async function runScenario(prefix: string, n: number, whenDone: () => Promise<vo
     }, { intervalMs: 250 }).catch((error: unknown) => console.error(error instanceof Error ? error.message : error));
     await whenDone();
     const containerdLog = readFileSync(containerdLogPath, 'utf8');
+    const handlerLog = await nodeHandlerLog();
     for (const run of all) {
       const launcher = run.podName ? launcherTimes(await launcherLog(namespace, run.podName)) : {};
-      run.timeline = milestones(run.observed, run.podUid ? runtimeTimes(containerdLog, run.podUid) : { containers: [] }, launcher, run.initContainers);
+      const runtime = run.podUid ? runtimeTimes(containerdLog, run.podUid) : { containers: [] };
+      run.timeline = milestones(run.observed, runtime, launcher, nodeHandlerTimes(handlerLog, namespace, run.name), run.initContainers);
     }
     return all;
   } finally {
@@ -156,6 +158,13 @@ async function runScenario(prefix: string, n: number, whenDone: () => Promise<vo
       return pods.items.length === 0;
     }).catch((error: unknown) => console.error(error instanceof Error ? error.message : error));
   }
+}
+
+/** The node handler's log on this (single) node. */
+async function nodeHandlerLog(): Promise<string> {
+  const pods = await client.resource<Pod>(coreResources.pods).list({ namespace: 'kubevirt', labelSelector: 'kubevirt.io=virt-handler' });
+  const name = pods.items[0]?.metadata?.name;
+  return name ? String(await client.request(HttpMethod.GET, `/api/v1/namespaces/kubevirt/pods/${name}/log`).catch(() => '')) : '';
 }
 
 async function launcherLog(namespace: string, pod: string): Promise<string> {

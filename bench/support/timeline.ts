@@ -84,6 +84,7 @@ export function runtimeTimes(containerdLog: string, podUid: string): RuntimeTime
 export interface LauncherTimes {
   listening?: number;
   startCommand?: number;
+  copiesDone?: number;
   qemuStarting?: number;
   domainRunning?: number;
 }
@@ -103,8 +104,37 @@ export function launcherTimes(log: string): LauncherTimes {
     if (!Number.isFinite(at)) continue;
     if (entry.msg === 'command socket listening') result.listening ??= at;
     else if (entry.msg === 'command' && entry.command === 'start') result.startCommand ??= at;
+    else if (entry.msg === 'image copies done') result.copiesDone ??= at;
     else if (entry.msg === 'starting QEMU') result.qemuStarting ??= at;
     else if (entry.msg === 'domain phase' && entry.to === 'Running') result.domainRunning ??= at;
+  }
+  return result;
+}
+
+export interface NodeHandlerTimes {
+  attached?: number;
+  startSent?: number;
+  runningWritten?: number;
+}
+
+/** The node handler's pino lines about one VMI: attached to its launcher, start forwarded, Running written. */
+export function nodeHandlerTimes(log: string, namespace: string, name: string): NodeHandlerTimes {
+  const result: NodeHandlerTimes = {};
+  for (const line of log.split('\n')) {
+    if (!line.startsWith('{') || !line.includes(name)) continue;
+    let entry: { time?: string; msg?: string; vmi?: string; namespace?: string; name?: string; intent?: string; phase?: string };
+    try {
+      entry = JSON.parse(line) as typeof entry;
+    } catch {
+      continue;
+    }
+    const at = entry.time ? Date.parse(entry.time) : NaN;
+    if (!Number.isFinite(at)) continue;
+    const mine = entry.vmi === `${namespace}/${name}` || (entry.namespace === namespace && entry.name === name);
+    if (!mine) continue;
+    if (entry.msg === 'attached to launcher') result.attached ??= at;
+    else if (entry.msg === 'forwarding to the launcher' && entry.intent === 'start') result.startSent ??= at;
+    else if (entry.msg === 'status updated' && entry.phase === 'Running') result.runningWritten ??= at;
   }
   return result;
 }
@@ -120,7 +150,7 @@ export interface Observed {
   vmiRunning?: number;
 }
 
-export function milestones(observed: Observed, runtime: RuntimeTimes, launcher: LauncherTimes, initContainers: ReadonlySet<string>): Milestone[] {
+export function milestones(observed: Observed, runtime: RuntimeTimes, launcher: LauncherTimes, nodeHandler: NodeHandlerTimes, initContainers: ReadonlySet<string>): Milestone[] {
   const list: Milestone[] = [{ name: 'VM created', at: observed.vmCreate, kind: 'api', gap: '' }];
   const add = (name: string, at: number | undefined, kind: MilestoneKind, gap: string) => {
     if (at !== undefined && Number.isFinite(at)) list.push({ name, at, kind, gap });
@@ -139,12 +169,16 @@ export function milestones(observed: Observed, runtime: RuntimeTimes, launcher: 
     previousExit = init && container.exited !== undefined;
   }
   add('launcher listening', launcher.listening, 'work', 'the launcher (node) starts');
-  add('pod Ready (seen)', observed.podReady, 'wait', 'kubelet relist sees the container running, then writes pod status');
+  add('pod Ready (seen)', observed.podReady, 'wait', 'kubelet relist sees the containers running, then writes pod status');
   add('VMI Scheduled (seen)', observed.vmiScheduled, 'api', 'VMI controller writes Scheduled');
-  add('launcher: start command', launcher.startCommand, 'wait', 'node handler sees the VMI, dials the launcher (retry backoff), sends start');
+  add('node handler attached', nodeHandler.attached, 'wait', 'node handler sees the VMI Scheduled, dials the launcher (retries with backoff until it listens)');
+  add('node handler: start sent', nodeHandler.startSent, 'work', 'node handler reconciles the VMI with the launcher attached');
+  add('launcher: start command', launcher.startCommand, 'work', 'the start command reaches the launcher');
+  add('image copies done', launcher.copiesDone, 'work', 'the launcher waits for the image copies beside it');
   add('QEMU starting', launcher.qemuStarting, 'work', 'launcher checks disks, builds the QEMU command');
   add('domain Running', launcher.domainRunning, 'work', 'QEMU starts, QMP handshake, cont');
-  add('VMI Running (seen)', observed.vmiRunning, 'api', 'node handler writes Running');
+  add('node handler: Running written', nodeHandler.runningWritten, 'api', 'node handler gets the event, reconciles, patches the VMI status');
+  add('VMI Running (seen)', observed.vmiRunning, 'api', 'the watch delivers the write');
   return list.sort((a, b) => a.at - b.at);
 }
 
