@@ -10,7 +10,8 @@
 // The node handler does not run on simulated nodes: VMIs stop at Scheduled.
 import { spawn, execFileSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { openSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { clusterClient, createTestNamespace, localClusterSetting, requireCluster } from '../test/integration/runtime-support.js';
 import { eventually } from '../test/support/eventually.js';
@@ -56,9 +57,10 @@ const kwok = spawn(
     '--node-ip=192.0.2.250',
     '--server-address=127.0.0.1:10247',
   ],
-  { stdio: 'ignore' },
+  { stdio: ['ignore', openSync(path.join(tmpdir(), 'kubevm-bench-kwok.log'), 'w'), 'inherit'] },
 );
 children.push(kwok);
+console.log(`kwok and controller logs: ${tmpdir()}/kubevm-bench-{kwok,controller}.log`);
 for (let i = 0; i < NODES; i++) {
   const name = `kwok-node-${i}`;
   await client.resource<KubeObject>(nodes).create({
@@ -86,7 +88,7 @@ function startController(): { proc: ChildProcess; startedAt: number } {
       KUBEVM_LEADER_ELECT: 'false',
       KUBEVM_HEALTH_PORT: String(METRICS_PORT),
     },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', openSync(path.join(tmpdir(), 'kubevm-bench-controller.log'), 'a'), 'inherit'],
   });
   children.push(proc);
   return { proc, startedAt: Date.now() };
