@@ -26,7 +26,6 @@ import { OutgoingMigration, migrationCapabilities, migrationProgress } from './m
 import type { DomainCondition, DomainError, DomainEvent, DomainPhase, DomainStatus, GuestInfo, MigrateArgs, MigrationProgress, MigrationResult, QmpEvent, StartStep } from '../runtime/contracts/launcher-protocol.js';
 import { SCREENSHOT_MAX_BYTES, SERIAL_LOG_TAIL_BYTES } from '../runtime/contracts/launcher-protocol.js';
 import { kernelBootFiles, prepareVolumes } from './volumes.js';
-import { waitForImageCopies } from './image-copies.js';
 import type { VolumeStatus } from './volumes.js';
 import type { LauncherVmi } from './vmi.js';
 import { canonicalJson } from '../runtime/json.js';
@@ -60,10 +59,16 @@ export class Domain extends EventEmitter {
   private outgoing: OutgoingMigration | undefined;
   readonly sockets: ReturnType<typeof socketPaths>;
 
+  /**
+   * @param imagesReady resolves when the files of the containerDisk and kernelBoot images are in
+   *   place (the image copies beside the launcher, launcher/image-copies.ts); absent when they are
+   *   there from the start.
+   */
   constructor(
     readonly vmi: LauncherVmi,
     private readonly config: LauncherConfig,
     private readonly log: Logger,
+    private readonly imagesReady?: Promise<void>,
   ) {
     super();
     this.sockets = socketPaths(config.runDir);
@@ -145,7 +150,7 @@ export class Domain extends EventEmitter {
       this.accel = await chooseAccelerator({ kvmDevice: this.config.kvmDevice, allowEmulation: this.config.allowEmulation, mode: this.config.accel, qemuBinary: this.config.qemuBinary });
       this.log.info({ accel: this.accel }, 'accelerator chosen');
       step = 'volumes';
-      if (this.config.imageCopyDir) await waitForImageCopies(this.vmi, this.config.imageCopyDir, this.log);
+      await this.imagesReady;
       await mkdir(this.config.runDir, { recursive: true, mode: 0o700 });
       await mkdir(this.config.ephemeralDir, { recursive: true, mode: 0o700 });
       const prepared = await prepareVolumes(this.vmi, {

@@ -8,7 +8,7 @@ import { launcherSockets } from '../runtime/contracts/launcher-pod.js';
 import { loadConfigOrExit } from '../runtime/config.js';
 import { launcherConfig, launcherSettings } from './config.js';
 import { Domain } from './domain.js';
-import { holdLifeline } from './image-copies.js';
+import { holdLifeline, waitForImageCopies } from './image-copies.js';
 import { SerialLogFollower } from './serial-log.js';
 import { parseLauncherVmi } from './vmi.js';
 
@@ -16,9 +16,21 @@ async function main(): Promise<void> {
   const config = launcherConfig(loadConfigOrExit('launcher', launcherSettings));
   const vmi = parseLauncherVmi(await readFile(config.vmiFile, 'utf8'), config.vmiFile);
   const log = createRootLogger({ component: 'launcher' }).child({ namespace: vmi.metadata.namespace ?? 'default', name: vmi.metadata.name });
-  // Held, never closed: the image copies beside the launcher exit when this process ends.
-  if (config.imageCopyDir) holdLifeline(config.imageCopyDir, log);
-  const domain = new Domain(vmi, config, log);
+  let imagesReady: Promise<void> | undefined;
+  if (config.imageCopyDir) {
+    // Held, never closed: the image copies beside the launcher exit when this process ends.
+    holdLifeline(config.imageCopyDir, log);
+    imagesReady = waitForImageCopies(vmi, config.imageCopyDir, log);
+    // A failed copy ends the launcher at once, so the pod fails with the copy's message: the VMI
+    // is never Scheduled (a failed container leaves the pod unready), so no start would come.
+    imagesReady.catch((error: unknown) => {
+      const message = error instanceof Error ? error.message : String(error);
+      log.error({ err: message }, 'an image copy failed');
+      process.stderr.write(`launcher: ${redactText(message)}\n`);
+      process.exit(1);
+    });
+  }
+  const domain = new Domain(vmi, config, log, imagesReady);
   // Stay up a little after the domain stopped, so the handler can read the final status.
   const lingerMs = config.lingerSeconds * 1000;
   let exiting = false;
