@@ -74,15 +74,17 @@ export function latencyChart(title: string, rows: LatencyRow[], bands: Band[] = 
     parts.push(`<text x="${left - 10}" y="${y + 4}" text-anchor="end" ${FONT}>${escape(row.label)}</text>`);
     parts.push(`<line x1="${left}" y1="${y}" x2="${left + width}" y2="${y}" stroke="#ddd"/>`);
     for (const v of row.values) parts.push(`<circle cx="${x(v)}" cy="${y}" r="4" fill="#1f6feb" fill-opacity="0.55"/>`);
+    const single = row.values.length === 1;
     for (const [name, v] of [['P50', row.p50], ['P95', row.p95]] as const) {
-      if (!Number.isFinite(v)) continue;
+      if (!Number.isFinite(v) || (single && name === 'P95')) continue;
       parts.push(`<line x1="${x(v)}" y1="${y - 14}" x2="${x(v)}" y2="${y + 14}" stroke="#0b3d91" stroke-width="2"/>`);
-      parts.push(`<text x="${x(v)}" y="${y - 17}" text-anchor="middle" ${FONT_FAMILY} font-size="10">${name} ${v.toFixed(1)}</text>`);
+      parts.push(`<text x="${x(v)}" y="${y - 17}" text-anchor="middle" ${FONT_FAMILY} font-size="10">${single ? '' : `${name} `}${v.toFixed(1)} s</text>`);
     }
-    for (const [name, v] of [['goal P50', row.goalP50], ['goal P95', row.goalP95]] as const) {
+    // The P50 goal's label below the row, the P95 goal's above it: they may be close together.
+    for (const [name, v, labelY] of [['goal P50', row.goalP50, y + 20], ['goal P95', row.goalP95, y - 14]] as const) {
       if (v === undefined) continue;
       parts.push(`<line x1="${x(v)}" y1="${y - 20}" x2="${x(v)}" y2="${y + 20}" stroke="#c00" stroke-dasharray="4 3"/>`);
-      parts.push(`<text x="${x(v) + 3}" y="${y + 20}" ${FONT_FAMILY} font-size="9" fill="#c00">${name}</text>`);
+      parts.push(`<text x="${x(v) + 3}" y="${labelY}" ${FONT_FAMILY} font-size="9" fill="#c00">${single ? 'goal' : name}</text>`);
     }
   });
   parts.push(axis(left, width, bottom + 4, max, 'seconds after the VM was created'));
@@ -122,7 +124,7 @@ export function timelineChart(title: string, spans: Span[], unit = 'seconds afte
   });
   parts.push(axis(left, width, bottom + 4, max, unit));
   const legend = (['api', 'work', 'wait'] as const).map((kind, i) => {
-    const lx = 10 + i * 150;
+    const lx = 10 + i * 210;
     const name = { api: 'API / controllers', work: 'node: runtime, launcher', wait: 'waiting (relist, retry)' }[kind];
     return `<rect x="${lx}" y="${height - 16}" width="10" height="10" fill="${SPAN_COLOURS[kind]}"/><text x="${lx + 14}" y="${height - 7}" ${FONT}>${name}</text>`;
   });
