@@ -10,6 +10,7 @@ import {
   CREATED_BY_LABEL,
   DOMAIN_ANNOTATION,
   EPHEMERAL_DISKS_VOLUME,
+  IMAGE_COPIER_BUSYBOX,
   IMAGE_COPY_FAILED,
   IMAGE_COPY_LIFELINE,
   IMAGE_COPY_OK,
@@ -184,7 +185,8 @@ export function launcherStorage(vmi: VirtualMachineInstance, config: LauncherPod
 
 /** busybox-static's path in a Debian-based launcher image. */
 export const DEFAULT_COPIER = '/bin/busybox';
-const COPIER_DIR = '/var/run/kubevm/bin';
+const COPIER_BUSYBOX = IMAGE_COPIER_BUSYBOX;
+const COPIER_DIR = COPIER_BUSYBOX.slice(0, COPIER_BUSYBOX.lastIndexOf('/'));
 
 // Pod names use KubeVirt's alphabet for generated suffixes: no vowels (no accidental words), no
 // characters that read alike (0/o, 1/l).
@@ -407,7 +409,7 @@ const COPY_RESOURCES = { requests: { cpu: '10m', memory: '8Mi' }, limits: { memo
  */
 export const COPY_SCRIPT = [
   'set -eu',
-  `bb=${COPIER_DIR}/busybox`,
+  `bb=${COPIER_BUSYBOX}`,
   'target=$1',
   'status=$2',
   'lifeline=$3',
@@ -540,7 +542,7 @@ function imageSources(vmi: VirtualMachineInstance, config: LauncherPodConfig): I
       image: source.image,
       imagePullPolicy: source.pullPolicy,
       command: [
-        `${COPIER_DIR}/busybox`,
+        COPIER_BUSYBOX,
         'sh',
         '-c',
         COPY_SCRIPT,

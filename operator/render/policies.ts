@@ -11,6 +11,7 @@
 import type { InstallTarget, Manifest } from '../install.js';
 import { COMPONENTS, LAUNCHER_IMAGE_NAME, imageRef, managedLabels } from '../install.js';
 import { LAUNCHER_COMMAND } from './workloads.js';
+import { IMAGE_COPIER_BUSYBOX } from '../../runtime/contracts/launcher-pod.js';
 
 const ADMISSION_API = 'admissionregistration.k8s.io/v1';
 export const NODE_NAME_EXTRA = 'authentication.kubernetes.io/node-name';
@@ -120,10 +121,17 @@ export function renderControllerPolicy(target: InstallTarget): Manifest[] {
       pod(`!has(object.spec.securityContext.sysctls) || object.spec.securityContext.sysctls.all(s, s.name == 'net.ipv4.ip_unprivileged_port_start')`, 'no sysctl but net.ipv4.ip_unprivileged_port_start'),
       pod(`${allContainers}.all(c, ${restricted})`, 'every container restricted (non-root, no privilege escalation, ALL capabilities dropped, none added)'),
       pod(
-        `size(object.spec.containers) == 1 && object.spec.containers[0].name == 'compute' && object.spec.containers[0].image == ${cel(launcherImage)} && has(object.spec.containers[0].command) && object.spec.containers[0].command == ${celList(launcherCommand)}`,
-        `one container, compute, running ${launcherImage} with the command ${JSON.stringify(LAUNCHER_COMMAND)}`,
+        `object.spec.containers.exists_one(c, c.name == 'compute') && object.spec.containers[0].name == 'compute' && object.spec.containers[0].image == ${cel(launcherImage)} && has(object.spec.containers[0].command) && object.spec.containers[0].command == ${celList(launcherCommand)}`,
+        `the first container, compute, running ${launcherImage} with the command ${JSON.stringify(LAUNCHER_COMMAND)}`,
       ),
-      pod(`!has(object.spec.initContainers) || object.spec.initContainers.all(c, c.name != 'copier' || c.image == ${cel(launcherImage)})`, `the copier init container from ${launcherImage}`),
+      // The image copies beside the launcher (ADR 0006) run the VM's images, as they must, but
+      // with the copier's busybox and the copy script's argument layout, not the image's own
+      // entrypoint (the script itself is not compared: a long literal would exceed CEL's cost budget).
+      pod(
+        `object.spec.containers.all(c, c.name == 'compute' || (has(c.command) && size(c.command) >= 7 && c.command[0] == ${cel(IMAGE_COPIER_BUSYBOX)} && c.command[1] == 'sh' && c.command[2] == '-c' && c.command[4] == 'copy-image' && !has(c.args)))`,
+        `every other container an image copy: ${IMAGE_COPIER_BUSYBOX} sh -c <the copy script> copy-image ...`,
+      ),
+      pod(`!has(object.spec.initContainers) || object.spec.initContainers.all(c, c.name == 'copier' && c.image == ${cel(launcherImage)})`, `no init container but the copier, from ${launcherImage}`),
       pod(`!has(object.spec.ephemeralContainers)`, 'no ephemeral containers'),
     ],
   });

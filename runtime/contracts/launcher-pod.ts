@@ -98,6 +98,8 @@ export function launcherPathEnv(): Array<{ name: string; value: string }> {
  * file and exit, and the pod completes.
  */
 export const IMAGE_COPY_LIFELINE = 'launcher.lifeline';
+/** The busybox the copier init container installs (from the launcher image) and every image copy runs. */
+export const IMAGE_COPIER_BUSYBOX = '/var/run/kubevm/bin/busybox';
 export const IMAGE_COPY_OK = 'ok';
 export const IMAGE_COPY_FAILED = 'failed';
 

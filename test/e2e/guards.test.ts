@@ -331,7 +331,16 @@ describe('the controller creates only launcher pods of the expected shape', () =
     ['a launcher pod with an API token', () => ({ ...elsewhere(launcher), spec: { ...launcher.spec, automountServiceAccountToken: true } }), 'volumes only of the types'],
     // Without the sysctl, which the API server refuses on the host network before any policy runs.
     ['a launcher pod on the host network', () => ({ ...elsewhere(launcher), spec: { ...launcher.spec, hostNetwork: true, securityContext: { ...(launcher.spec['securityContext'] as object), sysctls: [] } } }), 'no host network'],
-    ['a launcher pod running another image', () => ({ ...elsewhere(launcher), spec: { ...launcher.spec, containers: (launcher.spec['containers'] as object[]).map((c) => ({ ...c, image: 'busybox:latest' })) } }), 'one container, compute, running kubevm/launcher'],
+    ['a launcher pod running another image', () => ({ ...elsewhere(launcher), spec: { ...launcher.spec, containers: (launcher.spec['containers'] as object[]).map((c) => ({ ...c, image: 'busybox:latest' })) } }), 'the first container, compute, running kubevm/launcher'],
+    // Beside compute only image copies: the copier's busybox and the copy script, never an image's own entrypoint.
+    [
+      'a launcher pod with a container running its image\'s entrypoint',
+      () => {
+        const [compute] = launcher.spec['containers'] as Array<{ securityContext?: object }>;
+        return { ...elsewhere(launcher), spec: { ...launcher.spec, containers: [...(launcher.spec['containers'] as object[]), { name: 'extra', image: 'busybox:latest', securityContext: compute?.securityContext }] } };
+      },
+      'every other container an image copy',
+    ],
     ['a service-account token Secret in kube-system', () => ({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/service-account-token', metadata: { name: 'stolen', namespace: 'kube-system', annotations: { 'kubernetes.io/service-account.name': 'default' }, ownerReferences: launcher.metadata?.ownerReferences } }), 'only Opaque Secrets'],
   ])('may not create %s', async (_what, manifest, message) => {
     const refused = await create(manifest());
