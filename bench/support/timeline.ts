@@ -89,19 +89,25 @@ export interface LauncherTimes {
   domainRunning?: number;
 }
 
-/** The launcher's pino lines (JSON with an ISO `time`). */
-export function launcherTimes(log: string): LauncherTimes {
-  const result: LauncherTimes = {};
+/** A component's pino lines (JSON with an ISO `time`), each with its time in ms; other lines skipped. */
+function* pinoLines<T extends { time?: string }>(log: string, mention = ''): Generator<{ at: number; entry: T }> {
   for (const line of log.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    let entry: { time?: string; msg?: string; command?: string; to?: string };
+    if (!line.startsWith('{') || !line.includes(mention)) continue;
+    let entry: T;
     try {
-      entry = JSON.parse(line) as typeof entry;
+      entry = JSON.parse(line) as T;
     } catch {
       continue;
     }
     const at = entry.time ? Date.parse(entry.time) : NaN;
-    if (!Number.isFinite(at)) continue;
+    if (Number.isFinite(at)) yield { at, entry };
+  }
+}
+
+/** The launcher's milestones from its log. */
+export function launcherTimes(log: string): LauncherTimes {
+  const result: LauncherTimes = {};
+  for (const { at, entry } of pinoLines<{ time?: string; msg?: string; command?: string; to?: string }>(log)) {
     if (entry.msg === 'command socket listening') result.listening ??= at;
     else if (entry.msg === 'command' && entry.command === 'start') result.startCommand ??= at;
     else if (entry.msg === 'image copies done') result.copiesDone ??= at;
@@ -117,21 +123,12 @@ export interface NodeHandlerTimes {
   runningWritten?: number;
 }
 
-/** The node handler's pino lines about one VMI: attached to its launcher, start forwarded, Running written. */
+/** The node handler's log about one VMI: attached to its launcher, start forwarded, Running written. */
 export function nodeHandlerTimes(log: string, namespace: string, name: string): NodeHandlerTimes {
   const result: NodeHandlerTimes = {};
-  for (const line of log.split('\n')) {
-    if (!line.startsWith('{') || !line.includes(name)) continue;
-    let entry: { time?: string; msg?: string; vmi?: string; namespace?: string; name?: string; intent?: string; phase?: string };
-    try {
-      entry = JSON.parse(line) as typeof entry;
-    } catch {
-      continue;
-    }
-    const at = entry.time ? Date.parse(entry.time) : NaN;
-    if (!Number.isFinite(at)) continue;
-    const mine = entry.vmi === `${namespace}/${name}` || (entry.namespace === namespace && entry.name === name);
-    if (!mine) continue;
+  type Entry = { time?: string; msg?: string; vmi?: string; namespace?: string; name?: string; intent?: string; phase?: string };
+  for (const { at, entry } of pinoLines<Entry>(log, name)) {
+    if (entry.vmi !== `${namespace}/${name}` && !(entry.namespace === namespace && entry.name === name)) continue;
     if (entry.msg === 'attached to launcher') result.attached ??= at;
     else if (entry.msg === 'forwarding to the launcher' && entry.intent === 'start') result.startSent ??= at;
     else if (entry.msg === 'status updated' && entry.phase === 'Running') result.runningWritten ??= at;
