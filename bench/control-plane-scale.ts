@@ -13,7 +13,9 @@ import type { ChildProcess } from 'node:child_process';
 import { openSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { clusterClient, createTestNamespace, localClusterSetting, requireCluster } from '../test/integration/runtime-support.js';
+import { clusterClient, createTestNamespace, localClusterSetting, namespaces, requireCluster } from '../test/integration/runtime-support.js';
+import { scrape as scrapeMetrics, scraperToken } from '../test/support/metrics-scraper.js';
+import { isAlreadyExists } from '../runtime/kube.js';
 import { eventually } from '../test/support/eventually.js';
 import type { KubeObject, ResourceDescriptor } from '../runtime/kube.js';
 import { KUBEVIRT } from './support/kubevirt.js';
@@ -28,7 +30,8 @@ if (!kwokBinary) throw new Error('KUBEVM_KWOK must name the kwok binary (bash lo
 const kubeconfig = localClusterSetting('KUBECONFIG') ?? '';
 const kubectl = localClusterSetting('KUBEVM_KUBECTL') ?? 'kubectl';
 const repo = path.dirname(benchDir);
-const METRICS_PORT = 18089;
+const HEALTH_PORT = 18089;
+const METRICS_PORT = 18443;
 const NODES = Math.max(4, Math.ceil(Math.max(...counts) / 500));
 const PODS_PER_NODE = 600;
 const CREATE_CONCURRENCY = 16;
@@ -86,7 +89,8 @@ function startController(): { proc: ChildProcess; startedAt: number } {
       KUBEVM_LAUNCHER_IMAGE: 'kubevm/launcher:0.1.0',
       KUBEVM_USE_EMULATION: 'true',
       KUBEVM_LEADER_ELECT: 'false',
-      KUBEVM_HEALTH_PORT: String(METRICS_PORT),
+      KUBEVM_HEALTH_PORT: String(HEALTH_PORT),
+      KUBEVM_METRICS_PORT: String(METRICS_PORT),
     },
     stdio: ['ignore', openSync(path.join(tmpdir(), 'kubevm-bench-controller.log'), 'a'), 'inherit'],
   });
@@ -94,9 +98,17 @@ function startController(): { proc: ChildProcess; startedAt: number } {
   return { proc, startedAt: Date.now() };
 }
 
+// /metrics is served over HTTPS to authorized scrapers only (runtime/metrics-server.ts): a service
+// account bound to kubevm-metrics-reader, as Prometheus would be.
+await client.resource<KubeObject>(namespaces).create({ metadata: { name: 'kubevirt' } }).catch((error: unknown) => {
+  if (!isAlreadyExists(error)) throw error;
+});
+const scraper = await scraperToken(client, 'kubevm-bench-scraper', true);
 type Samples = Map<string, number>;
 async function scrape(): Promise<Samples> {
-  const text = await (await fetch(`http://127.0.0.1:${METRICS_PORT}/metrics`)).text();
+  const answer = await scrapeMetrics('127.0.0.1', METRICS_PORT, scraper);
+  if (answer.status !== 200) throw new Error(`the controller's /metrics answered ${answer.status}`);
+  const text = answer.body;
   const samples: Samples = new Map();
   for (const line of text.split('\n')) {
     if (!line || line.startsWith('#')) continue;
@@ -175,7 +187,7 @@ interface Step {
 
 const namespace = await createTestNamespace(client, 'kubevm-bench-scale');
 let controller = startController();
-await eventually('the controller ready', 60_000, async () => (await fetch(`http://127.0.0.1:${METRICS_PORT}/readyz`)).ok);
+await eventually('the controller ready', 60_000, async () => (await fetch(`http://127.0.0.1:${HEALTH_PORT}/readyz`)).ok);
 const baseline = await heapAtRest();
 const steps: Step[] = [];
 let created = 0;
