@@ -103,10 +103,15 @@ function startController(): { proc: ChildProcess; startedAt: number } {
 await client.resource<KubeObject>(namespaces).create({ metadata: { name: 'kubevirt' } }).catch((error: unknown) => {
   if (!isAlreadyExists(error)) throw error;
 });
-const scraper = await scraperToken(client, 'kubevm-bench-scraper', true);
+// Its tokens last 10 minutes: a fresh one every 5.
+let scraper = { token: await scraperToken(client, 'kubevm-bench-scraper', true), at: Date.now() };
+async function scraperTokenNow(): Promise<string> {
+  if (Date.now() - scraper.at > 5 * 60_000) scraper = { token: await scraperToken(client, 'kubevm-bench-scraper', true), at: Date.now() };
+  return scraper.token;
+}
 type Samples = Map<string, number>;
 async function scrape(): Promise<Samples> {
-  const answer = await scrapeMetrics('127.0.0.1', METRICS_PORT, scraper);
+  const answer = await scrapeMetrics('127.0.0.1', METRICS_PORT, await scraperTokenNow());
   if (answer.status !== 200) throw new Error(`the controller's /metrics answered ${answer.status}`);
   const text = answer.body;
   const samples: Samples = new Map();
