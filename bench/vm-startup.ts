@@ -131,7 +131,12 @@ async function runScenario(prefix: string, n: number, whenDone: () => Promise<vo
       await client.resource<KubeObject>(vms).create(vm(name, namespace));
     }
     const all = [...runs.values()];
-    await eventually('every VMI Running and every guest booted', 10 * 60_000, async () => {
+    await eventually('every VMI Running', 5 * 60_000, () => all.every((run) => run.observed.vmiRunning !== undefined), { intervalMs: 250 }).catch((error: unknown) =>
+      console.error(error instanceof Error ? error.message : error),
+    );
+    // A guest's kernel can panic under TCG on a loaded machine ("IO-APIC + timer doesn't work"):
+    // such a guest never prints the marker; it is counted as not booted, and the bench goes on.
+    await eventually('every guest booted', 120_000, async () => {
       for (const run of all) {
         if (run.observed.vmiRunning === undefined || run.booted !== undefined || !run.podName) continue;
         const log = await launcherLog(namespace, run.podName);
