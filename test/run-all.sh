@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The test command (make test; CI runs exactly this through .ci/run).
-# Stages, in order, each failing the run when it fails:
+# Stages, each failing the run when it fails:
 #   static    typecheck, generated files up to date, lint (ESLint, type-aware)
 #   unit      pure logic (jest project "unit")
-#   launcher  the launcher against real QEMU (jest project "launcher")
+#   launcher  the launcher against real QEMU (jest project "launcher"); in a whole run it runs
+#             beside the cluster stage (they share nothing but the CPUs), its output printed when
+#             it ends
 #   cluster   a real single-node cluster is brought up; the integration suites run against it,
 #             then kubevm's images are built and imported, the Helm suite installs, upgrades and
 #             uninstalls kubevm with its chart, kubevm is installed through its operator and the
@@ -18,17 +20,44 @@ passed=0
 failed=0
 status=0
 
-jest() {
-  local project="$1"
-  local out="$results_dir/$project.json"
-  local rc=0
-  node --experimental-vm-modules node_modules/jest/bin/jest.js \
-    --selectProjects "$project" --runInBand --json --outputFile="$out" || rc=$?
+# Adds a finished jest run's counts (from its JSON results) to the totals.
+count() {
+  local project="$1" rc="$2" out="$results_dir/$1.json"
   if [ -f "$out" ]; then
     passed=$((passed + $(node -e 'const r=require(process.argv[1]);console.log(r.numPassedTests)' "$out")))
     failed=$((failed + $(node -e 'const r=require(process.argv[1]);console.log(r.numFailedTests + r.numRuntimeErrorTestSuites)' "$out")))
+  elif [ "$rc" -ne 0 ]; then
+    echo "FAILED: jest $project wrote no results"; failed=$((failed + 1))
   fi
   if [ "$rc" -ne 0 ]; then status=1; fi
+}
+
+run_jest() {
+  node --experimental-vm-modules node_modules/jest/bin/jest.js \
+    --selectProjects "$1" --runInBand --json --outputFile="$results_dir/$1.json"
+}
+
+jest() {
+  local rc=0
+  run_jest "$1" || rc=$?
+  count "$1" "$rc"
+}
+
+# The launcher project in the background (whole runs): started before the cluster stage,
+# collected after it.
+launcher_pid=""
+start_launcher() {
+  echo "== launcher (real QEMU), beside the cluster stage: its output follows the cluster stage's"
+  ( rc=0; run_jest launcher >"$results_dir/launcher.log" 2>&1 || rc=$?; echo "$rc" >"$results_dir/launcher.rc" ) &
+  launcher_pid=$!
+}
+collect_launcher() {
+  [ -n "$launcher_pid" ] || return 0
+  wait "$launcher_pid" || true
+  launcher_pid=""
+  echo "== launcher (real QEMU): its output"
+  cat "$results_dir/launcher.log"
+  count launcher "$(cat "$results_dir/launcher.rc" 2>/dev/null || echo 1)"
 }
 
 stage() { [ "$only" = all ] || [ "$only" = "$1" ]; }
@@ -40,6 +69,7 @@ check() {
 }
 
 summary() {
+  collect_launcher
   echo
   echo "kubevm: $passed passed, $failed failed"
 }
@@ -57,14 +87,16 @@ if stage unit; then
   jest unit
 fi
 
-if stage launcher; then
+if [ "$only" = launcher ]; then
   echo "== launcher (real QEMU)"
   jest launcher
+elif [ "$only" = all ]; then
+  start_launcher
 fi
 
 if stage cluster; then
   echo "== cluster (real kube-apiserver, kubelet, containerd)"
-  cleanup() { check "cluster down, nothing left" make --no-print-directory cluster-down || true; summary; exit "$status"; }
+  cleanup() { check "cluster down, nothing left" make --no-print-directory cluster-down || true; summary; trap - EXIT; exit "$status"; }
   trap cleanup EXIT
   check "cluster up" make --no-print-directory cluster-up || exit 1
   set -a
@@ -86,4 +118,5 @@ if stage cluster; then
   jest e2e
 fi
 
+collect_launcher
 exit "$status"
