@@ -272,14 +272,14 @@ describe('node handler VMI loop with the real API server', () => {
     await eventually('the new handler to attach', 15_000, () => launcher.attached && launcher.dials === dials + 1);
     await afterResync(handler, 'vm1');
     expect(await statusWrites()).toBe(writes);
-    expect(launcher.calls).toEqual(['start', 'pause', 'unpause']);
+    expect(launcher.calls).toEqual(['start', 'pause', 'unpause', 'softReboot']);
     expect((await getVmi('vm1')).status?.phase).toBe('Running');
   });
 
   it('shuts the guest down on deletion with the VMI’s grace period, then reports Succeeded', async () => {
     await client.resource<VirtualMachineInstance>(vmiResource).delete('vm1', namespace);
     await eventually('VMI Succeeded', 15_000, async () => (await getVmi('vm1')).status?.phase === 'Succeeded');
-    expect(launcher.calls).toEqual(['start', 'pause', 'unpause', 'shutdown:7']);
+    expect(launcher.calls).toEqual(['start', 'pause', 'unpause', 'softReboot', 'shutdown:7']);
     expect(condition(await getVmi('vm1'), 'Ready')).toMatchObject({ status: 'False', reason: 'Shutoff' });
     // Final: the handler lets go of the launcher.
     await eventually('the handler to detach', 15_000, () => !launcher.attached);
