@@ -134,8 +134,11 @@ beforeAll(async () => {
   await requireKubevmController(client);
   // KubeVirt's user roles and kubevm's launcher-entry role, as the operator renders them (the
   // local cluster installs with scripts/install-kubevm.sh, which applies no user roles).
+  // An operator install has them already (and would repair what this changed): add only the missing ones.
   const roles = renderUserRoles({ namespace: 'kubevirt', registry: 'kubevm', tag: 'dev', pullPolicy: 'IfNotPresent' });
-  await kubectl(env, ['apply', '--server-side', '--force-conflicts', '--field-manager', 'kubevm-e2e-guards', '-f', '-'], { input: roles.map((r) => YAML.stringify(r)).join('---\n') });
+  const existing = (await kubectl(env, ['get', 'clusterroles,clusterrolebindings', '-o', 'name'])).split('\n');
+  const missing = roles.filter((r) => !existing.includes(`${r.kind === 'ClusterRole' ? 'clusterrole' : 'clusterrolebinding'}.rbac.authorization.k8s.io/${r.metadata.name}`));
+  if (missing.length > 0) await kubectl(env, ['apply', '--server-side', '--field-manager', 'kubevm-e2e-guards', '-f', '-'], { input: missing.map((r) => YAML.stringify(r)).join('---\n') });
   namespace = await createTestNamespace(client, 'kubevm-e2e-guards');
   // The VM runs in a namespace that enforces the Restricted Pod Security Standard (ADR 0013).
   await kubectl(env, ['label', 'namespace', namespace, 'pod-security.kubernetes.io/enforce=restricted', 'pod-security.kubernetes.io/enforce-version=latest']);
