@@ -18,7 +18,8 @@ import type { ControllerConfig } from '../../controller/manager.js';
 import type { VirtualMachine, VirtualMachineInstance } from '../../controller/api.js';
 import { VM_FINALIZER, vmResource } from '../../controller/vm/controller.js';
 import { OUTDATED_LAUNCHER_IMAGE_LABEL, VMI_FINALIZER, vmiResource } from '../../controller/vmi/controller.js';
-import { launcherPodName } from '../../controller/vmi/launcher-pod.js';
+import { launcherPodName, launcherResources } from '../../controller/vmi/launcher-pod.js';
+import { parseQuantity } from '../../runtime/quantity.js';
 import { controllerRevisions } from '../../controller/vm/revisions.js';
 import { applyKubevmCrds, clusterClient, useLocalClusterKubeconfig, createTestNamespace, requireCluster } from './runtime-support.js';
 import { eventually } from '../support/eventually.js';
@@ -186,7 +187,11 @@ describe('VirtualMachine → VMI → launcher pod', () => {
     expect(pod.metadata?.labels?.['kubevirt.io/created-by']).toBe(vmi.metadata?.uid);
     expect(pod.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'VirtualMachineInstance', uid: vmi.metadata?.uid, controller: true });
     expect(pod.spec?.automountServiceAccountToken).toBe(false);
-    expect(pod.spec?.containers[0]?.resources?.requests).toEqual({ memory: '208Mi', 'ephemeral-storage': '50Mi', cpu: '100m' });
+    // The sizing itself is unit-tested (controller/vmi/launcher-pod.test.ts); here: the pod carries it.
+    const requests = pod.spec?.containers[0]?.resources?.requests ?? {};
+    expect(requests).toEqual(launcherResources(vmi, manager.launcherConfig()).requests);
+    expect(parseQuantity(requests['memory'] ?? '0')).toBeGreaterThan(parseQuantity('128Mi'));
+    expect(requests).toMatchObject({ 'ephemeral-storage': '50Mi', cpu: '100m' });
     expect(pod.spec?.containers[0]?.securityContext?.capabilities).toEqual({ drop: ['ALL'] });
     // The VMI reaches the launcher in a Secret the VMI owns, mounted by the pod, not in an annotation.
     expect(pod.metadata?.annotations).toEqual({ 'kubevirt.io/domain': vmi.metadata?.name });
