@@ -207,7 +207,12 @@ for (const target of counts) {
   );
   const createSeconds = (Date.now() - start) / 1000;
   created = target;
-  await eventually(`${target} VMIs Scheduled`, 5 * 60_000, async () => (await scheduledCount(namespace)) >= target, { intervalMs: 2000 });
+  // A step that does not converge in time ends the run with what was measured before it.
+  const converged = await eventually(`${target} VMIs Scheduled`, 4 * 60_000, async () => (await scheduledCount(namespace)) >= target, { intervalMs: 2000 }).then(
+    () => true,
+    (error: unknown) => (console.error(error instanceof Error ? error.message : error), false),
+  );
+  if (!converged) break;
   const convergeSeconds = (Date.now() - start) / 1000;
   const after = await scrape();
   const requests = sum(after, 'kubevirt_rest_client_requests_total') - sum(before, 'kubevirt_rest_client_requests_total');
@@ -225,13 +230,16 @@ controller.proc.kill('SIGTERM');
 await new Promise((resolve) => controller.proc.once('exit', resolve));
 controller = startController();
 const total = created;
-const resync = await eventually('every VM and VMI reconciled after the restart', 3 * 60_000, async () => {
+const resync = await eventually('every VM and VMI reconciled after the restart', 2 * 60_000, async () => {
   const samples = await scrape().catch(() => undefined);
   if (!samples) return false;
   const queues = queueNames(samples);
   const done = queues.length >= 2 && queues.every((q) => (samples.get(`kubevirt_workqueue_work_duration_seconds_count{name="${q}"}`) ?? 0) >= total && (samples.get(`kubevirt_workqueue_depth{name="${q}"}`) ?? 1) === 0);
   return done ? { seconds: (Date.now() - controller.startedAt) / 1000, samples } : false;
-}, { intervalMs: 200 });
+}, { intervalMs: 200 }).catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  return { seconds: NaN };
+});
 // Anything the pass wrote would show within a moment: let in-flight work settle, then count.
 await new Promise((resolve) => setTimeout(resolve, 3000));
 const settled = await scrape();
