@@ -1,12 +1,13 @@
 // Wires the api-server's parts into one fastify server: the subresource routes of VMs and VMIs,
 // discovery, version and health. main.ts runs it in the pod; tests build the same server.
 import type { FastifyInstance } from 'fastify';
-import { VALIDATING_WEBHOOK_PATH } from '../runtime/contracts/api-server.js';
+import { MUTATING_WEBHOOK_PATH, VALIDATING_WEBHOOK_PATH } from '../runtime/contracts/api-server.js';
 import type { KubeClient } from '../runtime/kube.js';
 import { VirtualMachineInstanceMigrationNames, VirtualMachineInstanceNames, VirtualMachineNames } from '../runtime/api/index.js';
 import type { Logger } from '../runtime/logging.js';
 import type { AdmissionContext } from './admission/admit.js';
 import { handleAdmissionReview } from './admission/admit.js';
+import { handleMutationReview } from './admission/mutate.js';
 import type { Authorizer } from './authorize.js';
 import { descriptorOf, instancetypeSpecFinder } from './descriptors.js';
 import type { FindInstancetypeSpec } from './expand.js';
@@ -48,6 +49,15 @@ export interface ApiServerDeps {
 }
 
 
+/** The webhook's body as JSON, undefined when it is not (the handlers answer that with a refusal). */
+function reviewBody(body: unknown): unknown {
+  try {
+    return JSON.parse(typeof body === 'string' ? body : '');
+  } catch {
+    return undefined;
+  }
+}
+
 export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   return buildApiServer({
     frontProxy: deps.frontProxy,
@@ -60,16 +70,11 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
     extend: (app) => {
       // Called by the kube-apiserver, so no front-proxy check.
       app.post(VALIDATING_WEBHOOK_PATH, async (request, reply) => {
-        let body: unknown;
-        try {
-          body = JSON.parse(typeof request.body === 'string' ? request.body : '');
-        } catch {
-          body = undefined;
-        }
-        const review = await handleAdmissionReview(body, deps.admission);
+        const review = await handleAdmissionReview(reviewBody(request.body), deps.admission);
         if (!review.response.allowed) deps.log.info({ uid: review.response.uid, message: review.response.status?.message }, 'admission denied');
         return reply.type('application/json').send(review);
       });
+      app.post(MUTATING_WEBHOOK_PATH, async (request, reply) => reply.type('application/json').send(handleMutationReview(reviewBody(request.body))));
     },
   });
 }

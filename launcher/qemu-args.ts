@@ -8,6 +8,7 @@
 import type { LauncherDisk, LauncherInterface, LauncherVmi } from './vmi.js';
 import { quantityBytes, quantityMillis } from '../runtime/quantity.js';
 import { DISK_SERIAL_MESSAGE, DNS_LABEL_MESSAGE, isDiskSerial, isDnsLabel } from '../runtime/api/names.js';
+import { DEFAULT_CDROM_BUS, DEFAULT_DISK_BUS, DEFAULT_MACHINE_TYPE, defaultPodInterface } from '../runtime/vmi-defaults.js';
 import { imageNode } from './disk-image.js';
 import type { DiskFormat } from './disk-image.js';
 
@@ -151,7 +152,7 @@ export function guestMemoryBytes(vmi: LauncherVmi): number {
 }
 
 function machineArgs(vmi: LauncherVmi, ctx: QemuContext, hugepages: boolean): string[] {
-  const type = vmi.spec.domain.machine?.type ?? 'q35';
+  const type = vmi.spec.domain.machine?.type ?? DEFAULT_MACHINE_TYPE;
   if (!/^(q35|pc-q35-[A-Za-z0-9._-]+)$/.test(type)) {
     throw new DomainSpecError('spec.domain.machine.type', `"${type}" is not supported; use q35 or a pc-q35-<version> type`);
   }
@@ -300,7 +301,7 @@ function oneDisk(disk: LauncherDisk, index: number, field: string, prepared: Pre
   if (kind === 'lun') throw new DomainSpecError(`${field}.lun`, 'SCSI LUN passthrough is not supported by this launcher; use disk');
   const target = kind === 'cdrom' ? disk.cdrom : disk.disk;
   const busField = `${field}.${kind}.bus`;
-  const bus = oneOf(target?.bus, DISK_BUSES, kind === 'cdrom' ? 'sata' : 'virtio', busField);
+  const bus = oneOf(target?.bus, DISK_BUSES, kind === 'cdrom' ? DEFAULT_CDROM_BUS : DEFAULT_DISK_BUS, busField);
   if (kind === 'cdrom' && bus === 'virtio') throw new DomainSpecError(busField, 'a cdrom cannot use the virtio bus; use sata or scsi');
   const readOnly = prepared.readOnly || (kind === 'cdrom' ? disk.cdrom?.readonly !== false : disk.disk?.readonly === true);
   const cache = oneOf(disk.cache, CACHE_MODES, prepared.directIO && !readOnly ? 'none' : 'writethrough', `${field}.cache`);
@@ -379,13 +380,8 @@ function oneDisk(disk: LauncherDisk, index: number, field: string, prepared: Pre
 /** The guest's interfaces as QEMU gets them: the spec's, or KubeVirt's default one. */
 function guestInterfaces(vmi: LauncherVmi): LauncherInterface[] {
   const devices = vmi.spec.domain.devices;
-  const interfaces: LauncherInterface[] = devices.interfaces ?? [];
-  const networks = vmi.spec.networks ?? [];
-  if (interfaces.length === 0 && devices.autoattachPodInterface !== false && (vmi.spec.networks === undefined || networks.some((n) => n.pod))) {
-    // KubeVirt's default: one masquerade interface on the pod network.
-    return [{ name: networks.find((n) => n.pod)?.name ?? 'default', masquerade: {} }];
-  }
-  return interfaces;
+  const podInterface = defaultPodInterface(vmi.spec);
+  return podInterface ? [podInterface] : (devices.interfaces ?? []);
 }
 
 /** Where port-forwarding reaches the guest: its first interface, as KubeVirt's port-forward. */

@@ -18,6 +18,7 @@ export const MANAGED_KINDS = {
   ValidatingAdmissionPolicy: { group: 'admissionregistration.k8s.io', version: 'v1', resource: 'validatingadmissionpolicies', kind: 'ValidatingAdmissionPolicy', namespaced: false },
   ValidatingAdmissionPolicyBinding: { group: 'admissionregistration.k8s.io', version: 'v1', resource: 'validatingadmissionpolicybindings', kind: 'ValidatingAdmissionPolicyBinding', namespaced: false },
   ValidatingWebhookConfiguration: { group: 'admissionregistration.k8s.io', version: 'v1', resource: 'validatingwebhookconfigurations', kind: 'ValidatingWebhookConfiguration', namespaced: false },
+  MutatingWebhookConfiguration: { group: 'admissionregistration.k8s.io', version: 'v1', resource: 'mutatingwebhookconfigurations', kind: 'MutatingWebhookConfiguration', namespaced: false },
   // Watched in the operator's namespace only: its rights on Secrets end there.
   Secret: { group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true },
 } as const satisfies Record<string, ResourceDescriptor>;
@@ -27,6 +28,7 @@ export type ManagedKind = keyof typeof MANAGED_KINDS;
 export const REMOVAL_ORDER: readonly ManagedKind[] = [
   // The webhook fails closed: it goes before the api-server that answers it.
   'ValidatingWebhookConfiguration',
+  'MutatingWebhookConfiguration',
   // The aggregated API first: the kube-apiserver stops routing to the api-server before it goes.
   'APIService',
   'Deployment',

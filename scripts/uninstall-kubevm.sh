@@ -24,7 +24,9 @@ fi
 # previous install) nothing would ever clear these: the admission webhook (it fails closed, so it
 # would refuse the patches below), then the finalizers that would keep the CRDs from going.
 kubectl delete validatingwebhookconfiguration -l "$managed" --ignore-not-found >/dev/null
+kubectl delete mutatingwebhookconfiguration -l "$managed" --ignore-not-found >/dev/null
 kubectl delete validatingwebhookconfiguration kubevm-validator --ignore-not-found >/dev/null
+kubectl delete mutatingwebhookconfiguration kubevm-mutator --ignore-not-found >/dev/null
 for kind in vm vmi kubevirt; do
   kubectl get "$kind" --all-namespaces -o jsonpath='{range .items[*]}{.metadata.namespace}{" "}{.metadata.name}{"\n"}{end}' 2>/dev/null |
     while read -r ns name; do

@@ -53,6 +53,9 @@ export interface AdmissionResponse {
   allowed: boolean;
   status?: { code: number; reason: string; message: string };
   warnings?: string[];
+  /** The mutating webhook's changes: a base64-encoded JSONPatch. */
+  patchType?: 'JSONPatch';
+  patch?: string;
 }
 
 /** What the admitters read from the cluster; lookups may fail (the answer then says so). */

@@ -26,6 +26,7 @@ import { addFinalizer, removeFinalizer } from '../../runtime/finalizers.js';
 import { backoffSecondsLeft, nextStartFailure } from './crash-loop.js';
 import { ExpansionError, expandTemplate } from '../../runtime/instancetype.js';
 import type { NamedSpec } from '../../runtime/instancetype.js';
+import { applyVMIDefaults } from '../../runtime/vmi-defaults.js';
 import type { RevisionStore, StatusRef } from './revisions.js';
 import { decideRunAction, isFinal, runStrategyOf, trimStateChangeRequests } from './run-strategy.js';
 import type { ObservedVMI, RunDecision } from './run-strategy.js';
@@ -87,16 +88,6 @@ export function templateHash(vm: VirtualMachine): string {
     .update(canonicalJson({ template: vm.spec.template, instancetype: vm.spec.instancetype?.name, preference: vm.spec.preference?.name }))
     .digest('hex')
     .slice(0, 16);
-}
-
-/** KubeVirt's stable firmware UUID: a name-based (v5, SHA-1) UUID of the VM name in KubeVirt's namespace. */
-export function firmwareUUID(name: string): string {
-  const namespace = Buffer.from('6a1a24a1406146078bf4a3963d0c5895', 'hex');
-  const bytes = createHash('sha1').update(namespace).update(name).digest().subarray(0, 16);
-  bytes[6] = ((bytes[6] ?? 0) & 0x0f) | 0x50;
-  bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;
-  const hex = bytes.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 interface Expanded {
@@ -311,10 +302,9 @@ export class VMController {
       if (err instanceof ExpansionError) return err;
       throw err;
     }
-    const spec = expansion.spec;
     const name = vm.metadata?.name ?? '';
-    // A stable SMBIOS UUID across restarts, as KubeVirt derives it.
-    if (!spec.domain.firmware?.uuid) spec.domain.firmware = { ...spec.domain.firmware, uuid: firmwareUUID(name) };
+    // The webhook would add the same defaults; rendering them here keeps the VMI whole without it.
+    const spec = applyVMIDefaults(expansion.spec, name);
     const first = decision.stateChangeRequests[0] ?? vm.status?.stateChangeRequests?.[0];
     if (first?.action === 'Start' && first.data?.['paused'] === 'true') spec.startStrategy = 'Paused';
     return {

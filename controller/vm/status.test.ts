@@ -2,7 +2,8 @@ import type { VirtualMachine, VirtualMachineInstance } from '../api.js';
 import { statusEqual } from '../../runtime/status.js';
 import { TEMPLATE_HASH_ANNOTATION, computeVMStatus } from './status.js';
 import type { VMStatusInput } from './status.js';
-import { firmwareUUID, templateHash } from './controller.js';
+import { templateHash } from './controller.js';
+import { firmwareUUID } from '../../runtime/vmi-defaults.js';
 
 const now = new Date('2026-11-22T20:00:00Z');
 

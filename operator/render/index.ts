@@ -9,7 +9,7 @@ import { renderManagedCrds } from './crds.js';
 import { renderControllerPolicy, renderNodeHandlerPolicy } from './policies.js';
 import { renderControllerRbac, renderMetricsReaderRole, renderNodeHandlerRbac } from './rbac.js';
 import { renderUserRoles } from './user-roles.js';
-import { renderValidatingWebhooks } from './webhooks.js';
+import { renderMutatingWebhooks, renderValidatingWebhooks } from './webhooks.js';
 import { renderControllerDeployment, renderLauncherPriorityClass, renderNodeHandlerDaemonSet, renderPodDisruptionBudget } from './workloads.js';
 
 /** The operator's certificates: their Secrets and what the api-server's objects need of them. */
@@ -43,6 +43,6 @@ export function renderInstallation(spec: KubeVirtSpec, target: InstallTarget, pk
     renderNodeHandlerDaemonSet(spec, target),
     ...(pki?.secrets ?? []),
     ...renderApiServer(spec, target, pki?.tls),
-    ...(pki && registerWebhooks ? [renderValidatingWebhooks(target, pki.tls.caBundle)] : []),
+    ...(pki && registerWebhooks ? [renderValidatingWebhooks(target, pki.tls.caBundle), renderMutatingWebhooks(target, pki.tls.caBundle)] : []),
   ];
 }

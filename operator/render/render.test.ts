@@ -100,12 +100,15 @@ describe('renderInstallation', () => {
     expect(deployment.spec.template.metadata.annotations).toEqual({ 'kubevm.io/serving-certificate-sha256': 'abc' });
   });
 
-  it('registers the admission webhook of deploy/api-server/webhooks.yaml with the CA bundle, only when asked', () => {
+  it.each([
+    ['ValidatingWebhookConfiguration', 'kubevm-validator'],
+    ['MutatingWebhookConfiguration', 'kubevm-mutator'],
+  ])('registers the %s of deploy/api-server/webhooks.yaml with the CA bundle, only when asked', (kind, name) => {
     const tls = { caBundle: '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n', servingCertSha256: 'abc' };
-    expect(objects.some((obj) => obj.kind === 'ValidatingWebhookConfiguration')).toBe(false);
-    expect(renderInstallation({}, target, { secrets: [], tls }).some((obj) => obj.kind === 'ValidatingWebhookConfiguration')).toBe(false);
-    const rendered = find(renderInstallation({}, target, { secrets: [], tls }, true), 'ValidatingWebhookConfiguration', 'kubevm-validator') as Manifest & { webhooks: Array<{ clientConfig: { caBundle: string } }> };
-    const fromDeploy = find(deployFile('api-server/webhooks.yaml'), 'ValidatingWebhookConfiguration', 'kubevm-validator') as Manifest & { webhooks: Array<{ clientConfig: { caBundle: string } }> };
+    expect(objects.some((obj) => obj.kind === kind)).toBe(false);
+    expect(renderInstallation({}, target, { secrets: [], tls }).some((obj) => obj.kind === kind)).toBe(false);
+    const rendered = find(renderInstallation({}, target, { secrets: [], tls }, true), kind, name) as Manifest & { webhooks: Array<{ clientConfig: { caBundle: string } }> };
+    const fromDeploy = find(deployFile('api-server/webhooks.yaml'), kind, name) as Manifest & { webhooks: Array<{ clientConfig: { caBundle: string } }> };
     expect(rendered.webhooks.map((webhook) => Buffer.from(webhook.clientConfig.caBundle, 'base64').toString())).toEqual(fromDeploy.webhooks.map(() => tls.caBundle));
     const withoutCa = (webhooks: Array<{ clientConfig: { caBundle: string } }>) => webhooks.map((webhook) => ({ ...webhook, clientConfig: { ...webhook.clientConfig, caBundle: '' } }));
     expect(withoutCa(rendered.webhooks)).toEqual(withoutCa(fromDeploy.webhooks));

@@ -1,10 +1,11 @@
-// The api-server's validating admission webhook (ADR 0009), registered by the operator with the
-// operator's CA bundle. deploy/api-server/webhooks.yaml holds the same registration for reading.
-import { VALIDATING_WEBHOOK_PATH } from '../../runtime/contracts/api-server.js';
+// The api-server's admission webhooks (ADR 0009), registered by the operator with the operator's
+// CA bundle. deploy/api-server/webhooks.yaml holds the same registrations for reading.
+import { MUTATING_WEBHOOK_PATH, VALIDATING_WEBHOOK_PATH } from '../../runtime/contracts/api-server.js';
 import type { InstallTarget, Manifest } from '../install.js';
 import { COMPONENTS, managedLabels } from '../install.js';
 
 export const VALIDATING_WEBHOOK_CONFIGURATION = 'kubevm-validator';
+export const MUTATING_WEBHOOK_CONFIGURATION = 'kubevm-mutator';
 
 const RULES = [
   { apiGroups: ['kubevirt.io'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['virtualmachines', 'virtualmachineinstances', 'virtualmachineinstancemigrations', 'kubevirts'], scope: 'Namespaced' },
@@ -17,41 +18,55 @@ const RULES = [
  * The ValidatingWebhookConfiguration, trusting `caBundle` (PEM). It fails closed, so the reconciler
  * registers it only once an api-server replica answers, and keeps it from then on.
  */
-export function renderValidatingWebhooks(target: InstallTarget, caBundle: string): Manifest {
-  const clientConfig = {
-    caBundle: Buffer.from(caBundle).toString('base64'),
-    service: { namespace: target.namespace, name: COMPONENTS.apiServer.name, path: VALIDATING_WEBHOOK_PATH, port: 443 },
-  };
+/** What every kubevm webhook shares: it only reads (dry runs work), and it fails closed (ADR 0009). */
+const FAIL_CLOSED = { admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Fail', timeoutSeconds: 10, matchPolicy: 'Equivalent' } as const;
+
+function clientConfig(target: InstallTarget, caBundle: string, path: string) {
   return {
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'ValidatingWebhookConfiguration',
-    metadata: { name: VALIDATING_WEBHOOK_CONFIGURATION, labels: managedLabels('api-server', target) },
-    webhooks: [
-      {
-        name: 'virtualmachines.validator.kubevm.io',
-        admissionReviewVersions: ['v1'],
-        sideEffects: 'None',
-        failurePolicy: 'Fail',
-        timeoutSeconds: 10,
-        matchPolicy: 'Equivalent',
-        clientConfig,
-        rules: RULES,
-      },
-      {
-        // The exec guard (api-server/admission/guards.ts): every pod CONNECT (exec, attach,
-        // port-forward) is sent; the webhook lets pods other than launchers through. Not in
-        // kube-system and kubevm's own namespace, so a cluster whose api-server is down can still be
-        // debugged there.
-        name: 'launcher-pods.connect.kubevm.io',
-        admissionReviewVersions: ['v1'],
-        sideEffects: 'None',
-        failurePolicy: 'Fail',
-        timeoutSeconds: 10,
-        matchPolicy: 'Equivalent',
-        namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', target.namespace] }] },
-        clientConfig,
-        rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CONNECT'], resources: ['pods/exec', 'pods/attach', 'pods/portforward'], scope: 'Namespaced' }],
-      },
-    ],
+    caBundle: Buffer.from(caBundle).toString('base64'),
+    service: { namespace: target.namespace, name: COMPONENTS.apiServer.name, path, port: 443 },
   };
+}
+
+function webhookConfiguration(kind: 'ValidatingWebhookConfiguration' | 'MutatingWebhookConfiguration', name: string, target: InstallTarget, webhooks: object[]): Manifest {
+  return { apiVersion: 'admissionregistration.k8s.io/v1', kind, metadata: { name, labels: managedLabels('api-server', target) }, webhooks };
+}
+
+export function renderValidatingWebhooks(target: InstallTarget, caBundle: string): Manifest {
+  const validate = clientConfig(target, caBundle, VALIDATING_WEBHOOK_PATH);
+  return webhookConfiguration('ValidatingWebhookConfiguration', VALIDATING_WEBHOOK_CONFIGURATION, target, [
+    {
+      name: 'virtualmachines.validator.kubevm.io',
+      ...FAIL_CLOSED,
+      clientConfig: validate,
+      rules: RULES,
+    },
+    {
+      // The exec guard (api-server/admission/guards.ts): every pod CONNECT (exec, attach,
+      // port-forward) is sent; the webhook lets pods other than launchers through. Not in
+      // kube-system and kubevm's own namespace, so a cluster whose api-server is down can still be
+      // debugged there.
+      name: 'launcher-pods.connect.kubevm.io',
+      ...FAIL_CLOSED,
+      namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', target.namespace] }] },
+      clientConfig: validate,
+      rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CONNECT'], resources: ['pods/exec', 'pods/attach', 'pods/portforward'], scope: 'Namespaced' }],
+    },
+  ]);
+}
+
+/**
+ * The MutatingWebhookConfiguration: kubevm's defaults into each VMI created, VirtualMachines never
+ * (ADR 0009). Fails closed like the validator, which the same replicas serve; registered with it.
+ */
+export function renderMutatingWebhooks(target: InstallTarget, caBundle: string): Manifest {
+  return webhookConfiguration('MutatingWebhookConfiguration', MUTATING_WEBHOOK_CONFIGURATION, target, [
+    {
+      name: 'virtualmachineinstances.mutator.kubevm.io',
+      ...FAIL_CLOSED,
+      reinvocationPolicy: 'Never',
+      clientConfig: clientConfig(target, caBundle, MUTATING_WEBHOOK_PATH),
+      rules: [{ apiGroups: ['kubevirt.io'], apiVersions: ['v1'], operations: ['CREATE'], resources: ['virtualmachineinstances'], scope: 'Namespaced' }],
+    },
+  ]);
 }
