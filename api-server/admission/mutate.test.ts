@@ -5,7 +5,8 @@ import { describe, expect, it } from '@jest/globals';
 import { VirtualMachineInstanceSchema } from '../../runtime/api/index.js';
 import { firmwareUUID } from '../../runtime/vmi-defaults.js';
 import { clone, validManifests } from '../../test/support/api-manifests.js';
-import type { AdmissionRequest } from './admit.js';
+import type { AdmissionContext, AdmissionRequest } from './admit.js';
+import { admit } from './admit.js';
 import type { JsonPatchOperation } from './mutate.js';
 import { handleMutationReview, mutate } from './mutate.js';
 
@@ -61,7 +62,7 @@ const bare = (): Json => ({
 });
 
 describe('mutating webhook', () => {
-  it('writes the defaults into a VMI being created, adding only what is unset', () => {
+  it('writes the defaults into a VMI being created, adding only what is unset', async () => {
     const object = bare();
     const patch = patchOf(vmiRequest(object));
     expect(patch).toBeDefined();
@@ -84,6 +85,10 @@ describe('mutating webhook', () => {
       volumes: (object['spec'] as Json)['volumes'],
     });
     expect(VirtualMachineInstanceSchema.safeParse(patched).success).toBe(true);
+    // The validating webhook, which runs after this one, admits the result (it reads nothing from
+    // the cluster for this VMI: a lookup would fail the test).
+    const noCluster = new Proxy({}, { get: (_t, key) => (key === 'isKubevmComponent' ? () => false : () => Promise.reject(new Error(`unexpected lookup ${String(key)}`))) }) as AdmissionContext;
+    expect(await admit(vmiRequest(patched), noCluster)).toMatchObject({ allowed: true });
     // Defaulting is idempotent: the defaulted VMI (what the controller renders) gets no patch.
     expect(patchOf(vmiRequest(patched))).toBeUndefined();
   });
