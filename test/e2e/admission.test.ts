@@ -1,7 +1,8 @@
 // The validating webhook on the real cluster with kubevm installed (scripts/install-kubevm.sh
 // registers it): kubectl apply of an invalid manifest is refused naming the field path, risky
 // choices print warnings, every example in docs/examples passes a server-side dry run, and a VM
-// applied twice with server-side apply is unchanged (nothing writes into its spec).
+// applied twice with server-side apply is unchanged (nothing writes into its spec), while the
+// mutating webhook writes kubevm's defaults into VMIs, created directly or from a VM.
 // Fails, never skips, when the cluster or kubevm is missing.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -11,7 +12,9 @@ import type { VirtualMachineInstanceSpec } from '../../runtime/api/index.js';
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
 import { clusterEnv, kubectl, repoRoot, run, type ClusterEnv } from '../cluster/cluster-env.js';
 import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from '../integration/runtime-support.js';
-import { createSmallVmi, vmResource } from './small-vm.js';
+import { eventually } from '../support/eventually.js';
+import { firmwareUUID } from '../../runtime/vmi-defaults.js';
+import { createSmallVmi, smallVmiSpec, vmResource, vmiResource } from './small-vm.js';
 
 jest.setTimeout(300_000);
 
@@ -149,6 +152,42 @@ describe('the validating webhook through the kube-apiserver', () => {
     expect(after.metadata?.generation).toBe(before.metadata?.generation);
     expect(after.spec).toEqual((YAML.parse(manifest) as { spec: unknown }).spec);
     const diff = await run(env.kubectl, ['--kubeconfig', env.kubeconfig, 'diff', '--server-side', '--field-manager', 'argocd', '-f', '-'], { input: manifest });
+    expect(`${diff.code} ${diff.stdout}`).toBe('0 ');
+  });
+});
+
+describe('the mutating webhook through the kube-apiserver', () => {
+  /** What kubevm's defaults add to smallVmiSpec() (runtime/vmi-defaults.ts) for a VMI of this name. */
+  const defaultsOf = (name: string) => ({
+    machine: { type: 'q35' },
+    uuid: firmwareUUID(name),
+    interfaces: [{ name: 'default', masquerade: {} }],
+    networks: [{ name: 'default', pod: {} }],
+  });
+  type DefaultedSpec = { domain: { machine?: unknown; firmware?: { uuid?: string }; devices: { interfaces?: unknown } }; networks?: unknown };
+  const defaultsIn = (spec: DefaultedSpec) => ({ machine: spec.domain.machine, uuid: spec.domain.firmware?.uuid, interfaces: spec.domain.devices.interfaces, networks: spec.networks });
+
+  it('writes the defaults into a VMI created directly', async () => {
+    // A server-side dry run goes through the webhooks (sideEffects None) and answers the object as it would be stored.
+    const vmi = { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'direct', namespace }, spec: smallVmiSpec() };
+    const res = await run(env.kubectl, ['--kubeconfig', env.kubeconfig, 'create', '--dry-run=server', '-o', 'json', '-f', '-'], { input: JSON.stringify(vmi) });
+    expect(`${res.code} ${res.stderr}`).toBe('0 ');
+    expect(defaultsIn((JSON.parse(res.stdout) as { spec: DefaultedSpec }).spec)).toEqual(defaultsOf('direct'));
+  });
+
+  it('a running VM applied twice with server-side apply is unchanged, and its VMI carries the defaults', async () => {
+    const manifest = JSON.stringify({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'gitops-running', namespace }, spec: { runStrategy: 'Always', template: { spec: smallVmiSpec() } } });
+    const ssa = (verb: string) => run(env.kubectl, ['--kubeconfig', env.kubeconfig, verb, '--server-side', '--field-manager', 'flux', '-f', '-'], { input: manifest });
+    expect((await ssa('apply')).code).toBe(0);
+    const vmis = client.resource<KubeObject & { spec: DefaultedSpec }>(vmiResource);
+    const vmi = await eventually('the VM\'s VMI', 60_000, async () => vmis.find('gitops-running', namespace));
+    expect(defaultsIn(vmi.spec)).toEqual(defaultsOf('gitops-running'));
+    const before = await client.resource<KubeObject & { spec: unknown }>(vmResource).get('gitops-running', namespace);
+    expect((await ssa('apply')).code).toBe(0);
+    const after = await client.resource<KubeObject & { spec: unknown }>(vmResource).get('gitops-running', namespace);
+    expect(after.metadata?.generation).toBe(before.metadata?.generation);
+    expect(after.spec).toEqual((JSON.parse(manifest) as { spec: unknown }).spec);
+    const diff = await ssa('diff');
     expect(`${diff.code} ${diff.stdout}`).toBe('0 ');
   });
 });
