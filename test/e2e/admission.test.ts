@@ -171,23 +171,22 @@ describe('the mutating webhook through the kube-apiserver', () => {
     // A server-side dry run goes through the webhooks (sideEffects None) and answers the object as it would be stored.
     const vmi = { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'direct', namespace }, spec: smallVmiSpec() };
     const res = await run(env.kubectl, ['--kubeconfig', env.kubeconfig, 'create', '--dry-run=server', '-o', 'json', '-f', '-'], { input: JSON.stringify(vmi) });
-    expect(`${res.code} ${res.stderr}`).toBe('0 ');
+    if (res.code !== 0) throw new Error(`the dry run was refused: ${res.stderr}`);
     expect(defaultsIn((JSON.parse(res.stdout) as { spec: DefaultedSpec }).spec)).toEqual(defaultsOf('direct'));
   });
 
   it('a running VM applied twice with server-side apply is unchanged, and its VMI carries the defaults', async () => {
     const manifest = JSON.stringify({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'gitops-running', namespace }, spec: { runStrategy: 'Always', template: { spec: smallVmiSpec() } } });
-    const ssa = (verb: string) => run(env.kubectl, ['--kubeconfig', env.kubeconfig, verb, '--server-side', '--field-manager', 'flux', '-f', '-'], { input: manifest });
-    expect((await ssa('apply')).code).toBe(0);
+    const ssa = () => run(env.kubectl, ['--kubeconfig', env.kubeconfig, 'apply', '--server-side', '--field-manager', 'flux', '-f', '-'], { input: manifest });
+    expect((await ssa()).code).toBe(0);
     const vmis = client.resource<KubeObject & { spec: DefaultedSpec }>(vmiResource);
     const vmi = await eventually('the VM\'s VMI', 60_000, async () => vmis.find('gitops-running', namespace));
     expect(defaultsIn(vmi.spec)).toEqual(defaultsOf('gitops-running'));
     const before = await client.resource<KubeObject & { spec: unknown }>(vmResource).get('gitops-running', namespace);
-    expect((await ssa('apply')).code).toBe(0);
+    expect((await ssa()).code).toBe(0);
     const after = await client.resource<KubeObject & { spec: unknown }>(vmResource).get('gitops-running', namespace);
     expect(after.metadata?.generation).toBe(before.metadata?.generation);
+    // (kubectl diff is left to the Halted VM above: a starting VM's status moves between its reads.)
     expect(after.spec).toEqual((JSON.parse(manifest) as { spec: unknown }).spec);
-    const diff = await ssa('diff');
-    expect(`${diff.code} ${diff.stdout}`).toBe('0 ');
   });
 });
