@@ -70,7 +70,8 @@ export async function runConsole(virt: VirtApi, name: string, options: ConsoleOp
     if (finished) return;
     finished = true;
     if (interactive) stdin.setRawMode(false);
-    stdin.pause();
+    // Destroyed, not paused: a paused pipe still holds the process open.
+    stdin.destroy();
     ws.close();
     if (err) rejectDone(err);
     else resolveDone();

@@ -21,4 +21,7 @@ async function main(): Promise<number> {
 
 void main().then((code) => {
   process.exitCode = code;
+  // A command is over when main returns; a socket or stdin still held (a websocket waiting for
+  // its close handshake) must not keep the process, and so the user's terminal, waiting.
+  setTimeout(() => process.exit(code), 500).unref();
 });

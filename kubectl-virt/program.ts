@@ -369,8 +369,9 @@ export function buildProgram(io: ProgramIo): Command {
     .argument('[words...]')
     .allowUnknownOption()
     .helpOption(false)
-    .action(async (words: string[]) => {
-      const flags = completionFlags(words);
+    .action(async (words: string[], _flags: unknown, command: Command) => {
+      // -n, --context and --kubeconfig among the words are parsed as the program's own options.
+      const flags = { ...connectionFlags(command), ...completionFlags(words) };
       const virt = () => virtWith(flags);
       const candidates = await complete(words.length > 0 ? words : [''], {
         commands: program.commands.filter((c) => !c.name().startsWith('__')).map((c) => c.name()),

@@ -15,7 +15,9 @@ const viewers: Array<{ command: string; args: (port: number) => string[] }> = [
   { command: 'xtightvncviewer', args: (port) => [`127.0.0.1::${port}`] },
 ];
 
+/** A viewer to start: only with a display to show it on. */
 function installedViewer(): (typeof viewers)[number] | undefined {
+  if (!process.env['DISPLAY'] && !process.env['WAYLAND_DISPLAY']) return undefined;
   return viewers.find((v) => spawnSync('sh', ['-c', `command -v ${v.command}`], { stdio: 'ignore' }).status === 0);
 }
 
@@ -41,14 +43,15 @@ export async function runVnc(virt: VirtApi, name: string, options: VncOptions): 
     }
     const viewer = installedViewer();
     if (!viewer) {
-      options.stderr.write(`vnc: no VNC viewer found (remote-viewer, vncviewer); connect one to ${options.address}:${listener.port}, or use --web for one in the browser. Ctrl+C ends.\n`);
+      options.stderr.write(`vnc: no VNC viewer to start (none of remote-viewer, vncviewer, xtightvncviewer, or no DISPLAY); connect one to ${options.address}:${listener.port}, or use --web for one in the browser. Ctrl+C ends.\n`);
       await untilInterrupted();
       return;
     }
     options.stderr.write(`vnc: ${viewer.command} on ${options.address}:${listener.port}\n`);
     const child = spawn(viewer.command, viewer.args(listener.port), { stdio: 'inherit' });
-    await Promise.race([new Promise((resolve) => child.on('exit', resolve)), untilInterrupted()]);
+    const exit = await Promise.race([new Promise<number | null>((resolve) => child.on('exit', resolve)), untilInterrupted().then(() => null)]);
     child.kill();
+    if (exit !== null && exit !== 0) throw new UserError(`vnc: ${viewer.command} exited with status ${exit}; the display stays reachable with --proxy-only or --web`);
   } finally {
     await listener.close();
   }

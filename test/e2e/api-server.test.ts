@@ -10,6 +10,7 @@ import type { KubeClient, KubeObject } from '../../runtime/kube.js';
 import { apiRequest, clusterEnv, kubectl, type ClusterEnv } from '../cluster/cluster-env.js';
 import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from '../integration/runtime-support.js';
 import { eventually } from '../support/eventually.js';
+import { grant } from './support/rbac.js';
 import type { VM, VMI } from './small-vm.js';
 import { createSmallVm, guestConsole, hasCondition, occurrences, runningVmiUid, vmResource, vmiResource, vmimResource } from './small-vm.js';
 
@@ -47,38 +48,11 @@ beforeAll(async () => {
   await requireCluster(client);
   namespace = await createTestNamespace(client, 'kubevm-e2e-api');
   // The editor may start VMs (and read them); the viewer may read VMs but not start them.
-  const rbac = [
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'Role',
-      metadata: { name: 'vm-starter', namespace },
-      rules: [
-        { apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], verbs: ['get'] },
-        { apiGroups: ['subresources.kubevirt.io'], resources: ['virtualmachines/start'], verbs: ['update'] },
-      ],
-    },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'Role',
-      metadata: { name: 'vm-reader', namespace },
-      rules: [{ apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], verbs: ['get', 'list'] }],
-    },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'RoleBinding',
-      metadata: { name: 'editor-starts', namespace },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'vm-starter' },
-      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'kubevm-ns-editor' }],
-    },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'RoleBinding',
-      metadata: { name: 'viewer-reads', namespace },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'vm-reader' },
-      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'kubevm-viewer' }],
-    },
-  ];
-  await kubectl(env, ['apply', '-f', '-'], { input: rbac.map((o) => JSON.stringify(o)).join('\n') });
+  await grant(env, namespace, 'vm-starter', 'kubevm-ns-editor', [
+    { apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], verbs: ['get'] },
+    { apiGroups: ['subresources.kubevirt.io'], resources: ['virtualmachines/start'], verbs: ['update'] },
+  ]);
+  await grant(env, namespace, 'vm-reader', 'kubevm-viewer', [{ apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], verbs: ['get', 'list'] }]);
 }, 120_000);
 
 afterAll(async () => {
