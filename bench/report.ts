@@ -11,7 +11,7 @@ const PICTURES: Record<string, Array<[string, string]>> = {
     ['vm-startup-timeline.svg', 'one VM alone: where each millisecond goes'],
     ['vm-startup-timeline-burst.svg', 'the median VM of the back-to-back burst'],
   ],
-  'control-plane-scale': [['control-plane-scale.svg', 'controller heap and resync time against the number of VMs']],
+  'control-plane-scale': [['control-plane-scale.svg', 'controller heap and RSS against the number of VMs, beside KubeVirt’s']],
   'launcher-memory': [['launcher-memory.svg', 'launcher overhead per VM against KubeVirt’s request']],
 };
 
@@ -23,7 +23,7 @@ const sections = readResults().map((result) => {
   return [
     `## ${result.bench}`,
     '',
-    `${result.date.slice(0, 16).replace('T', ' ')} UTC, commit \`${result.commit.slice(0, 12)}\`, \`${result.command}\` ([JSON](${result.bench}.json))`,
+    `${result.date.slice(0, 16).replace('T', ' ')} UTC, commit \`${result.commit.slice(0, 12)}\`, \`${result.command}\` ([JSON](${result.bench}.json); notes on this run and earlier ones: [${result.bench}.md](../${result.bench}.md))`,
     '',
     `Conditions: ${conditions}.`,
     '',
