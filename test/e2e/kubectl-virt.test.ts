@@ -146,6 +146,33 @@ describe('kubectl virt on the local cluster', () => {
 
   });
 
+  it('console from a script: types a command, reads its output, Ctrl+] ends it with 0', async () => {
+    const attached = startVirt('console', 'one');
+    await attached.waitFor('the console connected', 'stderr', /Connected to vmi\/one's serial console/);
+    // The guest may still be booting after the restart: type until its shell answers.
+    await eventually(() => `the guest's shell to answer (stdout so far: ${JSON.stringify(attached.out.stdout.slice(-300))})`, 90_000, () => {
+      attached.child.stdin.write('echo KUBEVM-KVIRT-$((6*7))\r');
+      return attached.out.stdout.includes('KUBEVM-KVIRT-42');
+    }, { intervalMs: 3_000 });
+    attached.child.stdin.write('\x1d');
+    expect(await attached.exited).toBe(0);
+  });
+
+  it('port-forward vm/NAME LOCAL:GUEST reaches the guest\'s web server', async () => {
+    const forward = startVirt('port-forward', 'vm/one', '0:8080');
+    const [, port] = await forward.waitFor('the local port', 'stdout', /Forwarding from [^:\s]+:(\d+) -> 8080/);
+    try {
+      const page = await eventually(() => `a page through the tunnel (stderr: ${JSON.stringify(forward.out.stderr.slice(-300))})`, 90_000, async () => {
+        const res = await fetch(`http://127.0.0.1:${port ?? ''}/`).catch(() => undefined);
+        return res?.ok ? res.text() : undefined;
+      });
+      expect(page.length).toBeGreaterThan(0);
+    } finally {
+      forward.child.kill('SIGINT');
+      await forward.exited;
+    }
+  });
+
   it('stop --wait stops it, and an attached console says why it ended; stopping again is one line', async () => {
     const attached = startVirt('console', 'one', '--timeout', '3s');
     await attached.waitFor('the console connected', 'stderr', /Connected to/);
