@@ -6,7 +6,7 @@ import type { VirtualMachineInstance as ApiVirtualMachineInstance } from '../run
 import type { ReconcileContext, ReconcileFunction, ReconcileResult } from '../runtime/controller.js';
 import type { Informer } from '../runtime/informer.js';
 import type { KubeObject, ResourceClient } from '../runtime/kube.js';
-import { ApiError, isNotFound } from '../runtime/kube.js';
+import { ApiError, isNotFound, objectKey } from '../runtime/kube.js';
 import type { Logger } from '../runtime/logging.js';
 import { patchStatusIfChanged } from '../runtime/status.js';
 import { OwnWrites } from '../runtime/own-writes.js';
@@ -155,13 +155,18 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
     }
   }
 
-  /** Removes a request annotation, guarded by its value so a newer request is not lost. */
+  /**
+   * Removes a request annotation, guarded by its value so a newer request is not lost. The write is
+   * recorded like a status write: a pass on a cache that still shows the request would do a soft
+   * reboot or a reset a second time.
+   */
   async function consumeRequest(vmi: VirtualMachineInstance, annotation: string): Promise<void> {
     const value = vmi.metadata?.annotations?.[annotation];
     if (value === undefined) return;
     const path = `/metadata/annotations/${annotation.replace('/', '~1')}`;
     try {
-      await vmis.patch(vmi.metadata?.name ?? '', vmi.metadata?.namespace, [{ op: 'test', path, value }, { op: 'remove', path }], 'json', { fieldManager });
+      const patched = await vmis.patch(vmi.metadata?.name ?? '', vmi.metadata?.namespace, [{ op: 'test', path, value }, { op: 'remove', path }], 'json', { fieldManager });
+      ownWrites.record(objectKey(vmi), patched.metadata?.resourceVersion);
     } catch (error) {
       if (!isNotFound(error)) throw error;
     }
