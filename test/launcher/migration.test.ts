@@ -13,7 +13,7 @@ import { QEMU_UID, lastCount, makePodsDir, startLauncher, testVmi, waitForEvent 
 import type { LauncherRun, PodsDir } from './harness.js';
 import { migrationCertificates } from './migration-tls.js';
 
-jest.setTimeout(180_000);
+jest.setTimeout(300_000);
 
 const log = pino({ level: 'silent' });
 const tlsFor = migrationCertificates(['node-a', 'node-b']);
@@ -76,7 +76,9 @@ describe('launcher live migration over the migration channel (real QEMU, TCG)', 
   it('moves a running guest: its counter continues on the target without a reset, with the policy applied', async () => {
     const p = await pair('mig-ok');
     const args: MigrateArgs = { bandwidthMiBps: 512, maxDowntimeMs: 300, autoConverge: true, completionTimeoutSeconds: 120 };
-    const targetRunning = p.target.client.subscribe().then(() => waitForEvent(p.target.client, (e) => e.status.phase === 'Running', 60_000));
+    // The target reports Running only once the migration completes, which may take up to its
+    // completion timeout on a loaded machine: the wait covers that, not a fixed minute.
+    const targetRunning = p.target.client.subscribe().then(() => waitForEvent(p.target.client, (e) => e.status.phase === 'Running', (args.completionTimeoutSeconds ?? 0) * 1000 + 60_000));
     const result = await p.migrate(args);
     expect(result).toMatchObject({ outcome: 'Succeeded', postCopy: false, progress: { status: 'completed' } });
     expect(result.reason).toBeUndefined();
