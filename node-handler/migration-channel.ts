@@ -106,6 +106,27 @@ export interface MigrationReceiverOptions {
   port?: number;
 }
 
+/** The open sockets of a receiver or sender: what they buffer now, and closing them all. */
+class OpenSockets {
+  private readonly sockets = new Set<net.Socket>();
+
+  track(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+  }
+
+  /** Bytes held in the sockets' buffers now (bounded by the high-water marks). */
+  bufferedBytes(): number {
+    let total = 0;
+    for (const s of this.sockets) total += s.writableLength + s.readableLength;
+    return total;
+  }
+
+  destroyAll(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+}
+
 /**
  * The target node's end: a TLS server that requires a client certificate from the CA, and maps a
  * migration's uid to the way to reach its target launcher's incoming socket.
@@ -113,7 +134,7 @@ export interface MigrationReceiverOptions {
 export class MigrationReceiver {
   private server: tls.Server | undefined;
   private readonly expected = new Map<string, () => Promise<net.Socket>>();
-  private readonly sockets = new Set<net.Socket>();
+  private readonly sockets = new OpenSockets();
 
   constructor(private readonly options: MigrationReceiverOptions) {}
 
@@ -155,23 +176,17 @@ export class MigrationReceiver {
 
   /** Bytes held in this receiver's sockets' buffers now (bounded by the high-water marks). */
   bufferedBytes(): number {
-    let total = 0;
-    for (const s of this.sockets) total += s.writableLength + s.readableLength;
-    return total;
+    return this.sockets.bufferedBytes();
   }
 
   async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
+    this.sockets.destroyAll();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
-  private track(socket: net.Socket): void {
-    this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
-  }
 
   private async onConnection(peer: tls.TLSSocket): Promise<void> {
-    this.track(peer);
+    this.sockets.track(peer);
     peer.on('error', () => peer.destroy());
     const log = this.options.log.child({ peer: peer.remoteAddress, peerCertificate: peer.getPeerCertificate().subject?.CN });
     const refuse = (reason: string, message: string) => {
@@ -195,7 +210,7 @@ export class MigrationReceiver {
     } catch (error) {
       return refuse('target', `the target launcher's incoming socket cannot be opened: ${(error as Error).message}`);
     }
-    this.track(target);
+    this.sockets.track(target);
     log.info({ migrationUid: hello.data.migrationUid }, 'migration stream connected to the target launcher');
     peer.write(ndjsonLine({ ok: true }));
     if (first.rest.length) target.write(first.rest);
@@ -225,7 +240,7 @@ export interface MigrationSenderOptions {
  * and carries each stream QEMU opens to the target node's receiver.
  */
 export class MigrationSender {
-  private readonly sockets = new Set<net.Socket>();
+  private readonly sockets = new OpenSockets();
 
   private constructor(
     private readonly server: net.Server,
@@ -271,13 +286,11 @@ export class MigrationSender {
   }
 
   bufferedBytes(): number {
-    let total = 0;
-    for (const s of this.sockets) total += s.writableLength + s.readableLength;
-    return total;
+    return this.sockets.bufferedBytes();
   }
 
   async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
+    this.sockets.destroyAll();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     const dirFd = openPodDirectory(this.options.podsDir, this.options.runDir);
     try {
@@ -287,13 +300,9 @@ export class MigrationSender {
     }
   }
 
-  private track(socket: net.Socket): void {
-    this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
-  }
 
   private async onConnection(qemu: net.Socket): Promise<void> {
-    this.track(qemu);
+    this.sockets.track(qemu);
     qemu.on('error', () => qemu.destroy());
     const { tls: creds, target, log, migrationUid } = this.options;
     const remote = tls.connect({
@@ -305,7 +314,7 @@ export class MigrationSender {
       key: creds.key,
       minVersion: 'TLSv1.3',
     });
-    this.track(remote);
+    this.sockets.track(remote);
     try {
       await new Promise<void>((resolve, reject) => {
         remote.once('secureConnect', resolve);
