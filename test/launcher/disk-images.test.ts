@@ -20,6 +20,23 @@ jest.setTimeout(180_000);
 
 const qemuImg = (...args: string[]) => execFileSync('qemu-img', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
+/**
+ * qemu-img sizes a LUKS key's PBKDF iterations by timing a first round on its thread's CPU clock;
+ * on a loaded machine that round can be charged 0 ms and qemu-img gives up ("Unable to get
+ * accurate CPU usage"). Only that refusal is tried again, a few times; any other error stands.
+ */
+function qemuImgTimingPbkdf(...args: string[]): void {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      qemuImg(...args);
+      return;
+    } catch (err) {
+      const { stderr } = err as { stderr?: string };
+      if (attempt >= 5 || !stderr?.includes('Unable to get accurate CPU usage')) throw err;
+    }
+  }
+}
+
 /** A "Secret" of the pod outside every disk: readable by the launcher's user, as a mounted one is. */
 const secretDir = mkdtempSync(path.join(os.tmpdir(), 'kubevm-secret-'));
 const marker = `KUBEVM-SECRET-${randomBytes(8).toString('hex')}`;
@@ -90,7 +107,7 @@ const hostile: Record<string, HostileCase> = {
     reason: /has an external data file/,
   },
   'encrypted qcow2': {
-    build: (f) => qemuImg('create', '-q', '--object', 'secret,id=s0,data=pw', '-f', 'qcow2', '-o', 'encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10', f, '16M'),
+    build: (f) => qemuImgTimingPbkdf('create', '-q', '--object', 'secret,id=s0,data=pw', '-f', 'qcow2', '-o', 'encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10', f, '16M'),
     reason: /is encrypted/,
   },
   'qcow (version 1)': { build: (f) => qemuImg('create', '-q', '-f', 'qcow', f, '16M'), reason: /qcow \(version 1\)/ },
@@ -110,7 +127,7 @@ const hostile: Record<string, HostileCase> = {
   'qed with a backing file': { build: (f) => qemuImg('create', '-q', '-f', 'qed', '-u', '-b', secret, '-F', 'raw', f, '16M'), reason: /is a qed image/ },
   parallels: { build: (f) => qemuImg('create', '-q', '-f', 'parallels', f, '16M'), reason: /is a parallels image/ },
   luks: {
-    build: (f) => qemuImg('create', '-q', '--object', 'secret,id=s0,data=pw', '-f', 'luks', '-o', 'key-secret=s0,iter-time=10', f, '16M'),
+    build: (f) => qemuImgTimingPbkdf('create', '-q', '--object', 'secret,id=s0,data=pw', '-f', 'luks', '-o', 'key-secret=s0,iter-time=10', f, '16M'),
     reason: /is a luks image/,
   },
   'a truncated qcow2 header': { build: (f) => writeFileSync(f, Buffer.from('QFI\xfb\0\0\0\x03', 'latin1')), reason: /qcow2 header is truncated/ },
