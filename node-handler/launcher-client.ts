@@ -10,7 +10,7 @@
 // can throw out of this module.
 import { EventEmitter } from 'node:events';
 import { Counter } from 'prom-client';
-import { closeSync, constants as fsConstants, fstatSync, openSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, watch } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { VirtualMachineInstanceNetworkInterface } from '../runtime/api/index.js';
@@ -22,7 +22,7 @@ import { silentLogger } from '../runtime/logging.js';
 import { registry } from '../runtime/metrics.js';
 import { NdjsonReader, ndjsonLine, parseJsonLine } from '../runtime/ndjson.js';
 import type { DomainState, PauseReason } from './domain-state.js';
-import type { LauncherDialer, LauncherSession } from './launcher-connections.js';
+import type { LauncherDialer, LauncherSession, LauncherSocketWatcher } from './launcher-connections.js';
 
 /** A command the launcher refused or failed, with its step and QEMU's last lines when it has them. */
 export class LauncherCommandError extends Error {
@@ -370,6 +370,32 @@ export async function openLauncherSocket(podsDir: string, socketPath: string, op
     if (socketFd !== undefined) closeSync(socketFd);
   }
 }
+
+/**
+ * Watches a launcher pod's socket directory (inotify) so the handler dials when the socket appears
+ * rather than at its next retry. The directory is reached as openPodDirectory reaches it (no link
+ * followed) and the watch is set on that very inode through /proc/self/fd; the descriptor is closed
+ * at once (the watch holds the inode, not the descriptor). An event is only a hint to dial: the dial
+ * checks the socket as always. Throws when the directory cannot be opened (not there yet).
+ */
+export const watchLauncherSocketDirectory: LauncherSocketWatcher = (target, onChange, onError) => {
+  const name = path.basename(target.socketPath);
+  const dirFd = openPodDirectory(target.podsDir, path.dirname(target.socketPath));
+  try {
+    // Not persistent: a watch must not keep a stopping handler alive.
+    const watcher = watch(`/proc/self/fd/${dirFd}`, { persistent: false }, (_event, filename) => {
+      // Other files of the directory (QMP, the serial log) change all the time: only the socket's name counts.
+      if (filename === null || filename === name) onChange();
+    });
+    watcher.on('error', (error) => {
+      watcher.close();
+      onError(error);
+    });
+    return { close: () => watcher.close() };
+  } finally {
+    closeSync(dirFd);
+  }
+};
 
 /**
  * The node handler's dialer: opens the pod's socket safely, subscribes, checks that the launcher

@@ -1,11 +1,18 @@
 // One connection per launcher on this node, keyed by VMI, feeding the DomainStateCache from the
 // launcher's pushed events. A connection that drops (launcher restarting, pod going away) is
-// redialled with backoff for as long as the VMI's active pod is the same; the handler itself keeps
-// no state a restart could lose: on start it dials every active pod again (ADR 0007).
+// redialled for as long as the VMI's active pod is the same; the handler itself keeps no state a
+// restart could lose: on start it dials every active pod again (ADR 0007).
+//
+// A launcher that is not listening yet is waited for on the condition, not on a timer: once a dial
+// fails, the pod's socket directory is watched (inotify) and the next dial follows the socket's
+// appearance. Retries with a bounded backoff stay underneath, because a watch can miss an event or
+// not be possible yet (the directory appears late), and a watch event is only a hint: every dial
+// checks the socket as before (no link followed, a socket, the launcher's uid).
 import { KUBELET_PODS_DIR, nodeLauncherSocketPath } from '../runtime/contracts/launcher-pod.js';
 import type { Logger } from '../runtime/logging.js';
 import { silentLogger } from '../runtime/logging.js';
 import type { DomainState, DomainStateCache } from './domain-state.js';
+import { LauncherSocketRefused } from './launcher-client.js';
 
 /** The user intents the handler forwards to a launcher. */
 export interface LauncherCommands {
@@ -48,6 +55,18 @@ export interface LauncherTarget {
 /** Connects to the socket and subscribes to events; the first state arrives through onState. */
 export type LauncherDialer = (target: LauncherTarget, handlers: LauncherSessionHandlers, log?: Logger) => Promise<LauncherSession>;
 
+/** A watch on a launcher's socket directory. */
+export interface LauncherSocketWatch {
+  close(): void;
+}
+
+/**
+ * Starts watching the directory of `target.socketPath`: `onChange` when an entry of the socket's
+ * name may have changed, `onError` once if the watch ends by itself. Throws when it cannot watch
+ * (the directory is not there yet).
+ */
+export type LauncherSocketWatcher = (target: LauncherTarget, onChange: () => void, onError: (error: Error) => void) => LauncherSocketWatch;
+
 /** Where a launcher pod's command socket is, seen from the node (the launcher pod contract). */
 export const launcherSocketPath = nodeLauncherSocketPath;
 
@@ -55,6 +74,9 @@ function vmiOfKey(key: string): { namespace: string; name: string } {
   const slash = key.indexOf('/');
   return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
 }
+
+/** What made a dial happen, for the attach log line. */
+type DialTrigger = 'ensure' | 'retry' | 'socket-event';
 
 interface Entry {
   podUid: string;
@@ -64,6 +86,12 @@ interface Entry {
   failures: number;
   lastError: string | undefined;
   closed: boolean;
+  /** The watch on the socket's directory while no session is open. */
+  watch: LauncherSocketWatch | undefined;
+  /** A watch event came while a dial was in flight: if that dial fails, dial again. */
+  wokenWhileDialing: boolean;
+  /** Dials watch events may still cause before the next retry: a pod busy in its directory cannot make the handler spin. */
+  eventDials: number;
 }
 
 export interface LauncherConnectionsOptions {
@@ -73,18 +101,26 @@ export interface LauncherConnectionsOptions {
   podsDir?: string;
   /** Called when a connection comes up or goes down, so the VMI is looked at again. */
   onConnectionChange?: (key: string) => void;
+  /** Watches a socket directory so a dial follows the socket's appearance; without it, retries only. */
+  watch?: LauncherSocketWatcher;
+  /** The retries' backoff: the first delay, doubled per failure up to the longest. Default 200 ms → 2 s. */
+  retryDelayMs?: { first: number; longest: number };
   log?: Logger;
 }
 
-const maxRetryMs = 5000;
+const defaultRetryDelayMs = { first: 200, longest: 2000 };
+/** Dials watch events may cause between two retries (the socket's creation, its chmod, a stale one removed). */
+const eventDialsPerRetry = 3;
 
 export class LauncherConnections {
   private readonly entries = new Map<string, Entry>();
   private readonly podsDir: string;
+  private readonly retryDelayMs: { first: number; longest: number };
   private readonly log: Logger;
 
   constructor(private readonly options: LauncherConnectionsOptions) {
     this.podsDir = options.podsDir ?? KUBELET_PODS_DIR;
+    this.retryDelayMs = options.retryDelayMs ?? defaultRetryDelayMs;
     this.log = (options.log ?? silentLogger).child({ module: 'launcher-connections' });
   }
 
@@ -92,13 +128,24 @@ export class LauncherConnections {
   ensure(key: string, podUid: string): void {
     const existing = this.entries.get(key);
     if (existing && existing.podUid === podUid) {
-      if (!existing.session && !existing.dialing && !existing.retryTimer) this.dial(key, existing);
+      if (!existing.session && !existing.dialing && !existing.retryTimer) this.dial(key, existing, 'ensure');
       return;
     }
     if (existing) this.drop(key);
-    const entry: Entry = { podUid, session: undefined, dialing: false, retryTimer: undefined, failures: 0, lastError: undefined, closed: false };
+    const entry: Entry = {
+      podUid,
+      session: undefined,
+      dialing: false,
+      retryTimer: undefined,
+      failures: 0,
+      lastError: undefined,
+      closed: false,
+      watch: undefined,
+      wokenWhileDialing: false,
+      eventDials: eventDialsPerRetry,
+    };
     this.entries.set(key, entry);
-    this.dial(key, entry);
+    this.dial(key, entry, 'ensure');
   }
 
   /** The open session for `key`, if connected to `podUid`'s launcher. */
@@ -118,6 +165,7 @@ export class LauncherConnections {
     if (!entry) return;
     entry.closed = true;
     clearTimeout(entry.retryTimer);
+    this.unwatch(entry);
     entry.session?.close();
     this.entries.delete(key);
     this.options.domains.delete(key);
@@ -131,8 +179,10 @@ export class LauncherConnections {
     for (const key of this.keys()) this.drop(key);
   }
 
-  private dial(key: string, entry: Entry): void {
+  private dial(key: string, entry: Entry, trigger: DialTrigger): void {
     entry.dialing = true;
+    entry.wokenWhileDialing = false;
+    if (trigger !== 'socket-event') entry.eventDials = eventDialsPerRetry;
     const log = this.log.child({ vmi: key, podUid: entry.podUid });
     let socketPath: string;
     try {
@@ -144,22 +194,23 @@ export class LauncherConnections {
       this.retry(key, entry, error as Error);
       return;
     }
+    const target: LauncherTarget = { podsDir: this.podsDir, socketPath, vmi: vmiOfKey(key) };
     let session: LauncherSession | undefined;
     this.options
       .dial(
-        { podsDir: this.podsDir, socketPath, vmi: vmiOfKey(key) },
+        target,
         {
-        onState: (change) => {
-          if (!entry.closed) this.options.domains.update(key, { ...change, podUid: entry.podUid });
+          onState: (change) => {
+            if (!entry.closed) this.options.domains.update(key, { ...change, podUid: entry.podUid });
+          },
+          onClose: (error) => {
+            if (entry.closed || (session && entry.session !== session)) return;
+            entry.session = undefined;
+            log.info({ err: error }, 'launcher connection closed');
+            this.options.onConnectionChange?.(key);
+            this.retry(key, entry, error);
+          },
         },
-        onClose: (error) => {
-          if (entry.closed || (session && entry.session !== session)) return;
-          entry.session = undefined;
-          log.info({ err: error }, 'launcher connection closed');
-          this.options.onConnectionChange?.(key);
-          this.retry(key, entry, error);
-        },
-      },
         log,
       )
       .then((opened) => {
@@ -172,7 +223,10 @@ export class LauncherConnections {
         entry.session = opened;
         entry.failures = 0;
         entry.lastError = undefined;
-        log.info({ socket: socketPath }, 'attached to launcher');
+        clearTimeout(entry.retryTimer);
+        entry.retryTimer = undefined;
+        this.unwatch(entry);
+        log.info({ socket: socketPath, trigger }, 'attached to launcher');
         this.options.onConnectionChange?.(key);
       })
       .catch((error: unknown) => {
@@ -182,19 +236,64 @@ export class LauncherConnections {
         // Once per distinct reason: a launcher not up yet fails the same way many times.
         if (failure.message !== entry.lastError) log.warn({ err: failure.message, socket: socketPath }, 'cannot attach to launcher');
         this.retry(key, entry, failure);
+        // A refused socket (a link, another owner) gets retries only: nothing a pod does in its
+        // directory makes the handler dial sooner.
+        const watchStarted = !(failure instanceof LauncherSocketRefused) && this.watchSocket(key, entry, target, log);
+        // The socket may have appeared between this dial and the watch's start, or during the dial.
+        if (watchStarted || entry.wokenWhileDialing) this.wake(key, entry);
       });
+  }
+
+  /** Starts watching the socket's directory unless already watching; true if it started now. */
+  private watchSocket(key: string, entry: Entry, target: LauncherTarget, log: Logger): boolean {
+    if (entry.watch || !this.options.watch) return false;
+    try {
+      const watch = this.options.watch(
+        target,
+        () => this.wake(key, entry),
+        (error) => {
+          if (entry.watch !== watch) return;
+          entry.watch = undefined;
+          log.debug({ err: error.message }, 'the watch on the launcher socket directory ended; retries go on');
+        },
+      );
+      entry.watch = watch;
+      return true;
+    } catch (error) {
+      // Not there yet (the kubelet has not made the pod's volumes), or no watch possible: the
+      // retries go on, and each failed one tries to watch again.
+      log.debug({ err: (error as Error).message }, 'cannot watch the launcher socket directory yet');
+      return false;
+    }
+  }
+
+  /** The socket may be there now: dial, unless a dial is running or this retry period's event dials are spent. */
+  private wake(key: string, entry: Entry): void {
+    if (entry.closed || entry.session) return;
+    if (entry.dialing) {
+      entry.wokenWhileDialing = true;
+      return;
+    }
+    if (entry.eventDials <= 0) return;
+    entry.eventDials -= 1;
+    this.dial(key, entry, 'socket-event');
+  }
+
+  private unwatch(entry: Entry): void {
+    entry.watch?.close();
+    entry.watch = undefined;
   }
 
   private retry(key: string, entry: Entry, error: Error | undefined): void {
     entry.failures += 1;
     entry.lastError = error?.message;
-    // The socket appears only once the launcher runs: early failures are expected, so retry fast
-    // first and back off to a few seconds.
-    const delay = Math.min(maxRetryMs, 100 * 2 ** Math.min(entry.failures, 6));
+    // The fallback under the watch: it bounds how late a missed event can make the attach.
+    const { first, longest } = this.retryDelayMs;
+    const delay = Math.min(longest, first * 2 ** Math.min(entry.failures - 1, 20));
     clearTimeout(entry.retryTimer);
     entry.retryTimer = setTimeout(() => {
       entry.retryTimer = undefined;
-      if (!entry.closed) this.dial(key, entry);
+      if (!entry.closed && !entry.session && !entry.dialing) this.dial(key, entry, 'retry');
     }, delay);
     entry.retryTimer.unref();
   }

@@ -22,7 +22,7 @@ import { enableProcessMetrics, readyStatusGauge } from '../runtime/metrics.js';
 import { ProcessLifecycle } from '../runtime/process.js';
 import { DevicePluginManager } from './device-plugin/plugin.js';
 import { DomainStateCache } from './domain-state.js';
-import { launcherDialer } from './launcher-client.js';
+import { launcherDialer, watchLauncherSocketDirectory } from './launcher-client.js';
 import { LauncherConnections } from './launcher-connections.js';
 import { NodeHeartbeat, kvmVerdict } from './node-labels.js';
 import { NODE_HANDLER_STREAM_PORT, STREAM_TLS_DIR } from '../runtime/contracts/streams.js';
@@ -106,6 +106,7 @@ async function main(): Promise<void> {
   });
   const connections = new LauncherConnections({
     dial: launcherDialer(),
+    watch: watchLauncherSocketDirectory,
     domains,
     podsDir: path.join(kubeletRoot, 'pods'),
     onConnectionChange: (key) => controller.enqueue(key),

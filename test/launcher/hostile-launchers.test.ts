@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { DomainStateCache } from '../../node-handler/domain-state.js';
-import { launcherDialer, launcherMessagesDropped, launcherSocketsRefused } from '../../node-handler/launcher-client.js';
+import { launcherDialer, launcherMessagesDropped, launcherSocketsRefused, watchLauncherSocketDirectory } from '../../node-handler/launcher-client.js';
 import { LauncherConnections } from '../../node-handler/launcher-connections.js';
 import { LAUNCHER_MAX_LINE_BYTES } from '../../runtime/contracts/launcher-protocol.js';
 import type { DomainStatus } from '../../runtime/contracts/launcher-protocol.js';
@@ -161,7 +161,7 @@ describe('a node handler among hostile launchers', () => {
       },
     });
     const domains = new DomainStateCache();
-    const connections = new LauncherConnections({ dial: launcherDialer(), domains, podsDir: pods.path, log: pino({ level: 'info' }, logs) });
+    const connections = new LauncherConnections({ dial: launcherDialer(), watch: watchLauncherSocketDirectory, domains, podsDir: pods.path, log: pino({ level: 'info' }, logs) });
     const pairs: [string, string][] = [
       ['real', 'pod-real'],
       ['garbage', 'pod-garbage'],

@@ -2,14 +2,19 @@
 // under TCG, as uid 107), reached the way the DaemonSet reaches it: through the kubelet's pod
 // directory layout (ADR 0007). Shows: the handler's cache is fed by the launcher's pushed events
 // (no polling), the VMI status computed from it (Running, Emulation, Paused, Succeeded, and a
-// failed start's step and QEMU's own words), forwarded intents (pause, soft reboot), and a handler restart that
-// re-attaches to the running VM without disturbing it.
+// failed start's step and QEMU's own words), forwarded intents (pause, soft reboot), a handler restart that
+// re-attaches to the running VM without disturbing it, and the attach to a launcher that starts after
+// the handler asked for it: on the socket's appearance (the directory watch), or by the retries when
+// the watch reports nothing.
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
+import { Writable } from 'node:stream';
+import pino from 'pino';
 import type { VirtualMachineInstance } from '../../runtime/api/index.js';
 import { DomainStateCache } from '../../node-handler/domain-state.js';
 import type { DomainState } from '../../node-handler/domain-state.js';
-import { launcherDialer } from '../../node-handler/launcher-client.js';
+import { launcherDialer, watchLauncherSocketDirectory } from '../../node-handler/launcher-client.js';
 import { LauncherConnections } from '../../node-handler/launcher-connections.js';
+import type { LauncherConnectionsOptions, LauncherSocketWatcher } from '../../node-handler/launcher-connections.js';
 import { computeVmiStatus } from '../../node-handler/vmi-status.js';
 import { lastCount, makePodsDir, startLauncher, testVmi } from './harness.js';
 import type { LauncherRun, PodsDir } from './harness.js';
@@ -45,11 +50,47 @@ describe('node handler ↔ real launcher', () => {
     connections = undefined;
   });
 
-  function attach(domains: DomainStateCache, vmiKey = key): LauncherConnections {
-    const attached = new LauncherConnections({ dial: launcherDialer(), domains, podsDir: (pods as PodsDir).path });
+  /** Connections as the node handler's main makes them (the real dialer and directory watch). */
+  function attach(domains: DomainStateCache, vmiKey = key, options: Partial<LauncherConnectionsOptions> = {}): LauncherConnections {
+    const attached = new LauncherConnections({ dial: launcherDialer(), watch: watchLauncherSocketDirectory, domains, podsDir: (pods as PodsDir).path, ...options });
     attached.ensure(vmiKey, podUid);
     return attached;
   }
+
+  /** The connections' log, to see what made the attach happen. */
+  function attachLog(): { log: pino.Logger; triggers: () => string[] } {
+    const triggers: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) {
+          const entry = JSON.parse(line) as { msg?: string; trigger?: string };
+          if (entry.msg === 'attached to launcher') triggers.push(String(entry.trigger));
+        }
+        done();
+      },
+    });
+    return { log: pino({ level: 'info' }, stream), triggers: () => triggers };
+  }
+
+  // A watch that misses every event (inotify's queue overflowed, the directory was replaced).
+  const deafWatch: LauncherSocketWatcher = () => ({ close: () => undefined });
+  const cases: Array<[string, LauncherSocketWatcher, { first: number; longest: number }, string]> = [
+    // Retries a minute apart: within the wait below only the directory watch can attach.
+    ['as its socket appears (the directory watch)', watchLauncherSocketDirectory, { first: 60_000, longest: 60_000 }, 'socket-event'],
+    ['by its retries when the directory watch reports nothing', deafWatch, { first: 100, longest: 500 }, 'retry'],
+  ];
+  it.each(cases)('attaches to a launcher that starts after the handler asked, %s', async (_case, watch, retryDelayMs, trigger) => {
+    pods = makePodsDir();
+    const runDir = pods.privateDir(podUid);
+    const domains = new DomainStateCache();
+    const { log, triggers } = attachLog();
+    connections = attach(domains, key, { watch, retryDelayMs, log });
+    await eventually('the first dial to find no launcher', 5000, () => connections?.lastError(key) !== undefined);
+    run = await startLauncher(testVmi('nh'), { runDir });
+    await eventually(() => `the session (last dial error: ${connections?.lastError(key)})`, 15_000, () => connections?.session(key, podUid) !== undefined);
+    expect(triggers()).toEqual([trigger]);
+    expect(domains.get(key)?.phase).toBe('Pending');
+  });
 
   it('follows the domain from Pending to Running, through pause, a handler restart and a shutdown', async () => {
     pods = makePodsDir();
