@@ -26,15 +26,21 @@ const COOKIE = 'kubectl-virt-session';
 
 const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+/**
+ * The page's header height in CSS pixels: whole, so the display below it starts on a pixel
+ * boundary and, where the window fits it, the guest's screen is drawn pixel for pixel, not blurred.
+ */
+export const PAGE_HEADER_PX = 34;
+
 export function page(vmi: string): string {
   const name = escapeHtml(vmi);
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>vmi/${name}</title>
 <style>
 html,body{margin:0;height:100%;background:#1e1e1e;color:#ddd;font:14px system-ui,sans-serif}
-header{display:flex;gap:1em;align-items:center;padding:.4em .8em;background:#333}
+header{display:flex;gap:1em;align-items:center;box-sizing:border-box;height:${PAGE_HEADER_PX}px;padding:0 .8em;background:#333}
 #status{flex:1}
-#screen{position:absolute;top:2.4em;bottom:0;left:0;right:0}
+#screen{position:absolute;top:${PAGE_HEADER_PX}px;bottom:0;left:0;right:0}
 button{font:inherit}
 </style></head>
 <body data-vmi="${name}">
@@ -147,6 +153,7 @@ export async function serveVncWeb(virt: VirtApi, name: string, options: Pick<Web
 
 /** Joins the browser's websocket to the VMI's vnc stream, message for message. */
 function join(browser: WebSocket, upstream: WebSocket, name: string, stderr: NodeJS.WritableStream): void {
+  stderr.write(`vnc --web: the page is connected to the display of vmi/${name}\n`);
   browser.on('message', (data: Buffer) => upstream.readyState === WebSocket.OPEN && upstream.send(data));
   upstream.on('message', (data: Buffer) => browser.readyState === WebSocket.OPEN && browser.send(data));
   browser.on('close', () => upstream.close());

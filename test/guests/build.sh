@@ -6,7 +6,8 @@
 # Output (printed as the last line: the guest directory):
 #   vmlinuz           Debian's cloud kernel (linux-image-cloud-amd64's versioned dependency)
 #   initramfs.cpio.gz busybox-static + the few modules the guests need + /init (guest-init.sh)
-#                     + Debian's dropbear and its libraries (kubevm.ssh)
+#                     + Debian's dropbear and its libraries, and OpenSSH's sftp-server (kubevm.ssh;
+#                     scp speaks SFTP since OpenSSH 9)
 #   disk.qcow2        an ext4 filesystem holding /guest.sh, the program the guest runs when it
 #                     boots "from its disk" (the containerDisk guest)
 #   containerdisk/    the OCI image layout of a containerDisk image holding /disk/disk.qcow2
@@ -23,8 +24,9 @@ kernel_pkg="$(apt-cache depends "$kernel_meta" | awk '/Depends: linux-image-/{pr
 [ -n "$kernel_pkg" ] || { echo "build.sh: cannot resolve $kernel_meta's kernel package (apt-get update?)" >&2; exit 1; }
 kernel_ver="$(apt-cache policy "$kernel_pkg" | awk '/Candidate:/{print $2}')"
 busybox_ver="$(apt-cache policy busybox-static | awk '/Candidate:/{print $2}')"
-# Debian's dropbear (kubevm.ssh) and the shared libraries it links, from their packages.
-ssh_pkgs="dropbear-bin libtomcrypt1 libtommath1 libgmp10 zlib1g libcrypt1 libc6"
+# Debian's dropbear (kubevm.ssh) and the shared libraries it links, from their packages; and
+# OpenSSH's sftp-server (libc only), which dropbear runs for the sftp subsystem that scp uses.
+ssh_pkgs="dropbear-bin openssh-sftp-server libtomcrypt1 libtommath1 libgmp10 zlib1g libcrypt1 libc6"
 ssh_vers="$(for p in $ssh_pkgs; do apt-cache policy "$p" | awk '/Candidate:/{print $2}'; done | tr '\n' '_')"
 # The key also covers this script and the guest's init so editing them rebuilds.
 script_sum="$(cat "$0" "$here/guest-init.sh" "$here/oci-image.sh" | sha256sum | cut -c1-12)"
@@ -71,6 +73,8 @@ install -m 0755 "$here/guest-init.sh" "$root/init"
 # dropbear and exactly the libraries it needs (about 2 MB compressed); the dynamic loader where
 # the binary looks for it, the libraries in glibc's default search path.
 install -D -m 0755 "$work/ssh/usr/sbin/dropbear" "$root/sbin/dropbear"
+# Where Debian's dropbear looks for it.
+install -D -m 0755 "$work/ssh/usr/lib/openssh/sftp-server" "$root/usr/lib/sftp-server"
 mkdir -p "$root/lib64" "$root/lib/x86_64-linux-gnu"
 for so in ld-linux-x86-64.so.2 libc.so.6 libcrypt.so.1 libz.so.1 libgmp.so.10 libtomcrypt.so.1 libtommath.so.1; do
   f="$(find "$work/ssh" -name "$so" -path '*x86_64-linux-gnu*' | head -1)"

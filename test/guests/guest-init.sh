@@ -7,7 +7,7 @@
 #   kubevm.agent=fake    a guest agent stand-in; its guest-shutdown prints KUBEVM-AGENT-SHUTDOWN
 #   kubevm.counter=0     do not print the one-second counter
 #   kubevm.shell         a shell on the serial console (console tests type commands into it)
-#   kubevm.ssh=KEY       dropbear on port 22; root logs in with the public key KEY (base64), no password
+#   kubevm.ssh=KEY       dropbear on port 22; root logs in with the public key KEY (base64), no password; sftp (scp) too
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sys /sys
 /bin/busybox mount -t devtmpfs dev /dev
