@@ -246,8 +246,13 @@ const resync = await eventually('every VM and VMI reconciled after the restart',
 // Anything the pass wrote would show within a moment: let in-flight work settle, then count.
 await new Promise((resolve) => setTimeout(resolve, 3000));
 const settled = await scrape();
-// Not counted: the TokenReview and SubjectAccessReview that authorize the bench's own scrapes.
-const resyncWrites = sum(settled, 'kubevirt_rest_client_requests_total', (key) => !/verb="(GET|LIST|WATCH)"/.test(key) && !/resource="(tokenreviews|subjectaccessreviews)"/.test(key));
+// Not counted: the TokenReview and SubjectAccessReview that authorize the bench's own scrapes
+// (the controller's metrics endpoint reviews each scraper token once per 30 s); the JSON lists
+// every non-read request of the restarted controller, so a write counted here is named there.
+const isScrapeReview = (key: string) => /resource="(tokenreviews|subjectaccessreviews)"/.test(key);
+const nonReads = [...settled].filter(([key, value]) => key.startsWith('kubevirt_rest_client_requests_total') && !/verb="(GET|LIST|WATCH)"/.test(key) && value > 0);
+const resyncRequests = Object.fromEntries(nonReads.map(([key, value]) => [key.slice(key.indexOf('{')), value]));
+const resyncWrites = nonReads.filter(([key]) => !isScrapeReview(key)).reduce((total, [, value]) => total + value, 0);
 const statusWrites = sum(settled, 'kubevm_status_updates_total{', (key) => key.includes('outcome="written"'));
 controller.proc.kill('SIGTERM');
 kwok.kill('SIGTERM');
@@ -287,7 +292,13 @@ const figures: Figure[] = [
     goal: { value: (30 * total) / 8000, kind: 'max' },
     note: `the goal is 30 s for 8 000 VMs, scaled to ${total}; linear extrapolation to 8 000: ${seconds8000.toFixed(1)} s`,
   },
-  { figure: 'writes during that resync', value: resyncWrites, unit: 'writes', goal: { value: 0, kind: 'max' } },
+  {
+    figure: 'writes during that resync',
+    value: resyncWrites,
+    unit: 'writes',
+    goal: { value: 0, kind: 'max' },
+    note: "the bench's own scrape authorizations (TokenReview, SubjectAccessReview) not counted; every non-read request is in the JSON (detail.resyncRequests)",
+  },
   { figure: 'status writes during that resync', value: statusWrites, unit: 'writes', goal: { value: 0, kind: 'max' } },
 ];
 const result = {
@@ -305,7 +316,7 @@ const result = {
     note: 'VMIs stop at Scheduled: no node handler runs on simulated nodes',
   },
   figures,
-  detail: { steps, resyncSeconds: resync.seconds, resyncExtrapolated8000Seconds: seconds8000 },
+  detail: { steps, resyncSeconds: resync.seconds, resyncExtrapolated8000Seconds: seconds8000, resyncRequests },
 };
 writeResult(result);
 printTable(result);

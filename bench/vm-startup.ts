@@ -9,7 +9,7 @@
 // writes from kube-apiserver's own apiserver_request_total, before the burst and once it has booted.
 // Results: bench/results/vm-startup.json, pictures bench/vm-startup-latency.svg and
 // bench/vm-startup-timeline.svg.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { HttpMethod } from '@kubernetes/client-node';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -58,6 +58,32 @@ async function writes(): Promise<Writes> {
     if (labels['resource'] === 'pods' && write && labels['subresource'] === '') result.pod += value;
   }
   return result;
+}
+
+/**
+ * The node handler's CPU time and its time runnable but waiting for a CPU, all threads, in ns
+ * (/proc/<pid>/task/<tid>/schedstat): a handler starved by the guests shows here. Read from this
+ * host's /proc (the local cluster's node is this machine); undefined when no handler runs here.
+ */
+function nodeHandlerSchedstat(): { runNs: number; waitNs: number } | undefined {
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // exited meanwhile
+    }
+    if (!argv.includes('dist/node-handler/main.js')) continue;
+    const total = { runNs: 0, waitNs: 0 };
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const [run = 0, wait = 0] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+      total.runNs += run;
+      total.waitNs += wait;
+    }
+    return total;
+  }
+  return undefined;
 }
 
 function vm(name: string, namespace: string): KubeObject {
@@ -213,8 +239,11 @@ const [alone] = await runScenario('alone', 1);
 // the 30 s after Running the writes used to be counted over), before the namespace is deleted.
 const before = await writes();
 let after = before;
+const handlerBefore = nodeHandlerSchedstat();
+let handlerAfter = handlerBefore;
 const burst = await runScenario('burst', count, async () => {
   after = await writes();
+  handlerAfter = nodeHandlerSchedstat();
 });
 if (!alone) throw new Error('the single VM did not run');
 
@@ -251,6 +280,17 @@ const figures: Figure[] = [
   { figure: 'launcher pod writes per VMI', value: per(after.pod, before.pod), unit: 'writes', goal: { value: 0, kind: 'max' }, kubevirt: KUBEVIRT.podWritesPerVmi },
   { figure: 'refused writes per VMI', value: per(after.refused, before.refused), unit: 'writes', goal: { value: 0, kind: 'max' } },
   { figure: 'VMI creates per VM', value: per(after.vmiCreates, before.vmiCreates), unit: 'creates' },
+  ...(handlerBefore && handlerAfter
+    ? [
+        { figure: `${count} back to back: node handler CPU time (creation → every guest booted)`, value: (handlerAfter.runNs - handlerBefore.runNs) / 1e9, unit: 's' },
+        {
+          figure: `${count} back to back: node handler runnable but waiting for a CPU (same span)`,
+          value: (handlerAfter.waitNs - handlerBefore.waitNs) / 1e9,
+          unit: 's',
+          note: "its threads' run-queue wait (schedstat): the handler's share of the CPU against the guests it serves",
+        },
+      ]
+    : []),
 ];
 
 const toDetail = (run: VmRun) => ({

@@ -201,7 +201,11 @@ export class LauncherConnections {
         target,
         {
           onState: (change) => {
-            if (!entry.closed) this.options.domains.update(key, { ...change, podUid: entry.podUid });
+            if (entry.closed) return;
+            const before = this.options.domains.get(key);
+            // One line per transition (not per event): when the launcher's news reached the handler.
+            if (change.phase && (before?.phase !== change.phase || before.podUid !== entry.podUid)) log.info({ phase: change.phase }, 'launcher reports domain phase');
+            this.options.domains.update(key, { ...change, podUid: entry.podUid });
           },
           onClose: (error) => {
             if (entry.closed || (session && entry.session !== session)) return;

@@ -98,7 +98,9 @@ async function main(): Promise<void> {
   const controller = new Controller({
     name: 'virt-handler-vmi',
     kind: 'VirtualMachineInstance',
-    workers: 4,
+    // As KubeVirt's virt-handler (10): VMIs starting together each get a worker, so a Running write
+    // never waits behind other VMIs' API calls (a key is still handled by one worker at a time).
+    workers: 10,
     syncPeriodMs: syncPeriodSeconds * 1000,
     log,
     events,

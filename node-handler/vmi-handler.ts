@@ -206,6 +206,7 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
     }
 
     const status = computeVmiStatus(vmi, domain);
+    const writeStarted = Date.now();
     const { written, object } = await patchStatusIfChanged(vmis, vmi, status, {
       owned: VMI_STATUS_FIELDS['node-handler'],
       writer: 'the node handler',
@@ -214,7 +215,7 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
     });
     if (written) {
       ownWrites.record(key, object.metadata?.resourceVersion);
-      ctx.log.info({ phase: status.phase }, 'status updated');
+      ctx.log.info({ phase: status.phase, writeMs: Date.now() - writeStarted }, 'status updated');
       for (const event of statusTransitionEvents(vmi.status, status)) options.events?.record(vmi, event.type, event.reason, event.message);
     }
     if (domain && (domain.phase === 'Shutoff' || domain.phase === 'Failed')) {

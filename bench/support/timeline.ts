@@ -120,18 +120,26 @@ export function launcherTimes(log: string): LauncherTimes {
 export interface NodeHandlerTimes {
   attached?: number;
   startSent?: number;
+  /** The launcher's Running event handled by the handler. */
+  runningReceived?: number;
+  /** The Running status patch sent (its log line's time minus the write's duration). */
+  runningPatchSent?: number;
   runningWritten?: number;
 }
 
 /** The node handler's log about one VMI: attached to its launcher, start forwarded, Running written. */
 export function nodeHandlerTimes(log: string, namespace: string, name: string): NodeHandlerTimes {
   const result: NodeHandlerTimes = {};
-  type Entry = { time?: string; msg?: string; vmi?: string; namespace?: string; name?: string; intent?: string; phase?: string };
+  type Entry = { time?: string; msg?: string; vmi?: string; namespace?: string; name?: string; intent?: string; phase?: string; writeMs?: number };
   for (const { at, entry } of pinoLines<Entry>(log, name)) {
     if (entry.vmi !== `${namespace}/${name}` && !(entry.namespace === namespace && entry.name === name)) continue;
     if (entry.msg === 'attached to launcher') result.attached ??= at;
     else if (entry.msg === 'forwarding to the launcher' && entry.intent === 'start') result.startSent ??= at;
-    else if (entry.msg === 'status updated' && entry.phase === 'Running') result.runningWritten ??= at;
+    else if (entry.msg === 'launcher reports domain phase' && entry.phase === 'Running') result.runningReceived ??= at;
+    else if (entry.msg === 'status updated' && entry.phase === 'Running' && result.runningWritten === undefined) {
+      result.runningWritten = at;
+      if (typeof entry.writeMs === 'number') result.runningPatchSent = at - entry.writeMs;
+    }
   }
   return result;
 }
@@ -174,7 +182,9 @@ export function milestones(observed: Observed, runtime: RuntimeTimes, launcher: 
   add('image copies done', launcher.copiesDone, 'work', 'the launcher waits for the image copies beside it');
   add('QEMU starting', launcher.qemuStarting, 'work', 'launcher checks disks, builds the QEMU command');
   add('domain Running', launcher.domainRunning, 'work', 'QEMU starts, QMP handshake, cont');
-  add('node handler: Running written', nodeHandler.runningWritten, 'api', 'node handler gets the event, reconciles, patches the VMI status');
+  add('node handler: Running received', nodeHandler.runningReceived, 'work', "the launcher's event reaches the node handler");
+  add('node handler: Running patch sent', nodeHandler.runningPatchSent, 'work', 'node handler queue and reconcile');
+  add('node handler: Running written', nodeHandler.runningWritten, 'api', 'the API server applies the patch; the handler reads the answer');
   add('VMI Running (seen)', observed.vmiRunning, 'api', 'the watch delivers the write');
   return list.sort((a, b) => a.at - b.at);
 }
