@@ -10,6 +10,7 @@ describe('the api-server configuration', () => {
       authRefreshMs: 60_000,
       healthPort: 8080,
       metricsPort: 8444,
+      metricsTlsDir: '/etc/kubevm/metrics-tls',
       namespace: 'kubevirt',
       streamTlsDir: '/etc/kubevm/streams-tls',
       nodeHandlerStreamPort: 8186,

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { integerSetting, loadConfig, portSetting } from '../runtime/config.js';
 import type { SettingsOf } from '../runtime/config.js';
 import { NODE_HANDLER_STREAM_PORT, STREAM_TLS_DIR } from '../runtime/contracts/streams.js';
-import { metricsPortSetting } from '../runtime/metrics-server.js';
+import { metricsPortSetting, metricsTlsDirSetting } from '../runtime/metrics-server.js';
 
 export const apiServerSettings = {
   port: { env: 'KUBEVM_API_PORT', schema: portSetting.default(8443), description: 'the HTTPS port of the subresource API and the admission webhooks (default 8443)' },
@@ -32,6 +32,7 @@ export const apiServerSettings = {
   healthPort: { env: 'KUBEVM_HEALTH_PORT', schema: portSetting.default(8080), description: '/healthz, /readyz over HTTP (default 8080)' },
   // Its API has 8443.
   metricsPort: metricsPortSetting(8444),
+  metricsTlsDir: metricsTlsDirSetting(),
   podNamespace: { env: 'POD_NAMESPACE', schema: z.string().default('kubevirt'), description: "kubevm's namespace (downward API; default kubevirt)" },
 };
 
@@ -42,6 +43,7 @@ export type ApiServerConfig = {
   authRefreshMs: number;
   healthPort: number;
   metricsPort: number;
+  metricsTlsDir: string;
   namespace: string;
   streamTlsDir: string;
   nodeHandlerStreamPort: number;
@@ -56,6 +58,7 @@ export function apiServerConfig(settings: SettingsOf<typeof apiServerSettings>):
     authRefreshMs: settings.authRefreshSeconds * 1000,
     healthPort: settings.healthPort,
     metricsPort: settings.metricsPort,
+    metricsTlsDir: settings.metricsTlsDir,
     namespace: settings.podNamespace,
     streamTlsDir: settings.streamTlsDir,
     nodeHandlerStreamPort: settings.nodeHandlerStreamPort,

@@ -21,7 +21,9 @@ import { loadConfigOrExit } from '../runtime/config.js';
 import { apiServerConfig, apiServerSettings } from './config.js';
 import { loadFrontProxyConfig } from './front-proxy.js';
 import { listen } from './server.js';
-import { NodeStreams, podIpLocator, readStreamTls } from './node-streams.js';
+import { NodeStreams, podIpLocator } from './node-streams.js';
+import { TlsDirWatcher } from '../runtime/tls-files.js';
+import type { TlsFiles } from '../runtime/tls-files.js';
 
 async function main(): Promise<void> {
   const config = apiServerConfig(loadConfigOrExit('api-server', apiServerSettings));
@@ -35,9 +37,11 @@ async function main(): Promise<void> {
   let frontProxy = await loadFrontProxyConfig(configMaps);
   const tls = { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) };
 
-  // The streams client certificate is read again on each refresh, so a renewed one is used.
-  let streamTls = readStreamTls(config.streamTlsDir);
-  if (!streamTls) log.warn({ dir: config.streamTlsDir }, 'no streams certificate: console, VNC and port-forward answer 503');
+  // The streams client certificate the operator issues; a renewed one is used from the next stream on.
+  let streamTls: TlsFiles | undefined;
+  const streamTlsWatcher = new TlsDirWatcher(config.streamTlsDir, (files) => (streamTls = files), log.child({ client: 'streams' }));
+  streamTls = streamTlsWatcher.start();
+  if (!streamTls) log.warn({ dir: config.streamTlsDir }, 'no streams certificate yet: console, VNC and port-forward answer 503 until the operator issues it');
   const streams = new NodeStreams(podIpLocator(client.resource(coreResources.pods), config.namespace, config.nodeHandlerStreamPort), () => streamTls);
 
   const admission = clusterAdmissionContext(client, config.namespace);
@@ -46,7 +50,7 @@ async function main(): Promise<void> {
   let serving = false;
   health.addReadinessCheck('serving', () => serving || 'the HTTPS server is not listening yet');
   await health.listen();
-  const metrics = await serveMetrics(client, config.metricsPort, 'kubevm-api-server', log);
+  const metrics = await serveMetrics(client, config.metricsPort, 'kubevm-api-server', log, config.metricsTlsDir);
 
   // The API server may rotate its front-proxy CA: follow it without a restart.
   const refresh = setInterval(() => {
@@ -57,7 +61,6 @@ async function main(): Promise<void> {
           log.info('front-proxy CA changed; serving with the new one');
         }
         frontProxy = next;
-        streamTls = readStreamTls(config.streamTlsDir) ?? streamTls;
       })
       .catch((err: unknown) => log.warn({ err }, 'could not re-read the front-proxy settings; keeping the last ones'));
   }, config.authRefreshMs);
@@ -68,6 +71,7 @@ async function main(): Promise<void> {
   lifecycle.onShutdown('api-server', async () => {
     health.markShuttingDown();
     clearInterval(refresh);
+    streamTlsWatcher.stop();
     await app.close();
     client.close();
   });

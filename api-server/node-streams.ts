@@ -2,9 +2,7 @@
 // the node handler of a VMI's node (its pod, by label and node, as KubeVirt's virt-api finds
 // virt-handler) and opens a stream there over mutual TLS: our client certificate, and a server
 // certificate of the streams CA naming the node handler (checked whatever IP we dialled).
-import { readFileSync } from 'node:fs';
 import https from 'node:https';
-import path from 'node:path';
 import type net from 'node:net';
 import { checkServerIdentity } from 'node:tls';
 import type { PeerCertificate } from 'node:tls';
@@ -137,15 +135,6 @@ export class NodeStreams {
       req.once('error', (error) => reject(streamStatus(503, 'ServiceUnavailable', `cannot reach the node handler of ${nodeName}: ${error.message}`)));
       req.end();
     });
-  }
-}
-
-/** The streams certificate from a mounted Secret (tls.crt, tls.key, ca.crt); undefined when absent. */
-export function readStreamTls(dir: string): StreamTls | undefined {
-  try {
-    return { cert: readFileSync(path.join(dir, 'tls.crt')), key: readFileSync(path.join(dir, 'tls.key')), ca: readFileSync(path.join(dir, 'ca.crt')) };
-  } catch {
-    return undefined;
   }
 }
 

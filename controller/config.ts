@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { booleanSetting, enumSetting, integerSetting, loadConfig, portSetting, quantitySetting } from '../runtime/config.js';
 import type { SettingsOf } from '../runtime/config.js';
 import type { ControllerConfig } from './manager.js';
-import { metricsPortSetting } from '../runtime/metrics-server.js';
+import { metricsPortSetting, metricsTlsDirSetting } from '../runtime/metrics-server.js';
 
 export const controllerSettings = {
   launcherImage: { env: 'KUBEVM_LAUNCHER_IMAGE', schema: z.string(), description: 'the launcher image (required)' },
@@ -40,6 +40,7 @@ export const controllerSettings = {
   leaderElect: { env: 'KUBEVM_LEADER_ELECT', schema: booleanSetting.default(true), description: 'true (default) or false' },
   healthPort: { env: 'KUBEVM_HEALTH_PORT', schema: portSetting.default(8080), description: '/healthz, /readyz over HTTP (default 8080)' },
   metricsPort: metricsPortSetting(),
+  metricsTlsDir: metricsTlsDirSetting(),
   workers: { env: 'KUBEVM_WORKERS', schema: integerSetting(1, 1000).default(3), description: 'workers per controller (default 3)' },
   syncPeriodSeconds: {
     env: 'KUBEVM_SYNC_PERIOD_SECONDS',
@@ -51,7 +52,7 @@ export const controllerSettings = {
 export type ControllerSettings = SettingsOf<typeof controllerSettings>;
 
 /** The manager's configuration from the settings. */
-export function controllerConfig(settings: ControllerSettings): ControllerConfig & { healthPort: number; metricsPort: number } {
+export function controllerConfig(settings: ControllerSettings): ControllerConfig & { healthPort: number; metricsPort: number; metricsTlsDir: string } {
   return {
     launcherImage: settings.launcherImage,
     launcherImagePullPolicy: settings.launcherPullPolicy,
@@ -68,11 +69,12 @@ export function controllerConfig(settings: ControllerSettings): ControllerConfig
     vmiWorkers: settings.workers,
     healthPort: settings.healthPort,
     metricsPort: settings.metricsPort,
+    metricsTlsDir: settings.metricsTlsDir,
     syncPeriodMs: settings.syncPeriodSeconds * 1000,
   };
 }
 
 /** Flags and environment to the manager's configuration; throws ConfigError naming a bad setting. */
-export function configFrom(argv: readonly string[], env: NodeJS.ProcessEnv): ControllerConfig & { healthPort: number; metricsPort: number } {
+export function configFrom(argv: readonly string[], env: NodeJS.ProcessEnv): ControllerConfig & { healthPort: number; metricsPort: number; metricsTlsDir: string } {
   return controllerConfig(loadConfig(controllerSettings, argv, env));
 }

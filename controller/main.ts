@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   // Ready once the caches are filled, on every replica: a standby is a healthy replica.
   health.addReadinessCheck('informers-synced', () => manager.hasSynced() || 'informer caches are still syncing');
   await health.listen();
-  const metrics = await serveMetrics(client, config.metricsPort, 'kubevm-controller', log);
+  const metrics = await serveMetrics(client, config.metricsPort, 'kubevm-controller', log, config.metricsTlsDir);
 
   // Shutdown hooks run in reverse: controllers and Lease first, then the endpoint.
   lifecycle.onShutdown('health-server', async () => health.close());

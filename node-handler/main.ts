@@ -4,7 +4,6 @@
 //
 // Configuration: nodeHandlerSettings below; each setting is a flag --name and a variable
 // KUBEVM_NAME (runtime/config.ts). A bad value stops the process with one line (exit code 2).
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { integerSetting, loadConfigOrExit, portSetting } from '../runtime/config.js';
@@ -12,7 +11,7 @@ import { KubeEventRecorder } from '../runtime/events.js';
 import { VirtualMachineInstanceNames, VirtualMachineInstanceSchema, schemaValidator } from '../runtime/api/index.js';
 import { Controller } from '../runtime/controller.js';
 import { HealthServer } from '../runtime/health.js';
-import { metricsPortSetting, serveMetrics } from '../runtime/metrics-server.js';
+import { metricsPortSetting, metricsTlsDirSetting, serveMetrics } from '../runtime/metrics-server.js';
 import { Informer } from '../runtime/informer.js';
 import { KubeClient, isNotFound } from '../runtime/kube.js';
 import type { ResourceDescriptor } from '../runtime/kube.js';
@@ -20,6 +19,8 @@ import { createRootLogger } from '../runtime/logging.js';
 import type { Logger } from '../runtime/logging.js';
 import { enableProcessMetrics, readyStatusGauge } from '../runtime/metrics.js';
 import { ProcessLifecycle } from '../runtime/process.js';
+import { TlsDirWatcher } from '../runtime/tls-files.js';
+import type { TlsFiles } from '../runtime/tls-files.js';
 import { DevicePluginManager } from './device-plugin/plugin.js';
 import { DomainStateCache } from './domain-state.js';
 import { launcherDialer, watchLauncherSocketDirectory } from './launcher-client.js';
@@ -53,6 +54,7 @@ const nodeHandlerSettings = {
   devRoot: { env: 'KUBEVM_DEV_ROOT', schema: z.string().default('/'), description: "where the host's /dev is mounted (default /)" },
   healthPort: { env: 'KUBEVM_HEALTH_PORT', schema: portSetting.default(8080), description: '/healthz, /readyz over HTTP (default 8080)' },
   metricsPort: metricsPortSetting(),
+  metricsTlsDir: metricsTlsDirSetting(),
   streamPort: {
     env: 'KUBEVM_STREAM_PORT',
     schema: portSetting.default(NODE_HANDLER_STREAM_PORT),
@@ -71,7 +73,7 @@ const nodeHandlerSettings = {
 };
 
 async function main(): Promise<void> {
-  const { nodeName, kubeletRoot, devicePluginDir: pluginDir, devRoot, healthPort: port, metricsPort, syncPeriodSeconds, streamPort, streamTlsDir } = loadConfigOrExit('node-handler', nodeHandlerSettings);
+  const { nodeName, kubeletRoot, devicePluginDir: pluginDir, devRoot, healthPort: port, metricsPort, metricsTlsDir, syncPeriodSeconds, streamPort, streamTlsDir } = loadConfigOrExit('node-handler', nodeHandlerSettings);
   const log = createRootLogger({ component: 'node-handler' });
 
   const lifecycle = new ProcessLifecycle({ log });
@@ -130,7 +132,7 @@ async function main(): Promise<void> {
 
   // Node-level duties first: they need no CRD, and pods asking for /dev/kvm must not wait on one.
   await health.listen();
-  const metrics = await serveMetrics(client, metricsPort, 'kubevm-node-handler', log);
+  const metrics = await serveMetrics(client, metricsPort, 'kubevm-node-handler', log, metricsTlsDir);
   lifecycle.onShutdown('metrics', () => metrics.close());
   await devicePlugins.start();
   await heartbeat.start();
@@ -161,23 +163,38 @@ async function main(): Promise<void> {
   log.info({ node: nodeName, kubeletRoot }, 'node handler running');
 }
 
-/** Serves streams to the api-server when the streams certificate is mounted (ADR 0014). */
+/**
+ * Serves streams to the api-server once the streams certificate the operator issues is mounted
+ * (ADR 0014): at start, or when the optional Secret volume fills in later; a renewed certificate
+ * or CA bundle is taken for new handshakes without a restart.
+ */
 async function startStreamServer(
   options: Omit<ConstructorParameters<typeof StreamServer>[0], 'tls'>,
   tlsDir: string,
   port: number,
   lifecycle: ProcessLifecycle,
 ): Promise<void> {
-  const files = { cert: path.join(tlsDir, 'tls.crt'), key: path.join(tlsDir, 'tls.key'), ca: path.join(tlsDir, 'ca.crt') };
-  const missing = Object.values(files).filter((file) => !existsSync(file));
-  if (missing.length > 0) {
-    options.log.warn({ missing }, 'no streams certificate: console, VNC and port-forward are not served on this node');
-    return;
-  }
-  const server = new StreamServer({ ...options, tls: { cert: readFileSync(files.cert), key: readFileSync(files.key), ca: readFileSync(files.ca) } });
-  lifecycle.onShutdown('stream-server', () => server.close());
-  const address = await server.listen(port);
-  options.log.info({ port: address.port }, 'serving streams to the api-server (mutual TLS)');
+  let server: StreamServer | undefined;
+  const serve = async (tls: TlsFiles): Promise<void> => {
+    server = new StreamServer({ ...options, tls });
+    const address = await server.listen(port);
+    options.log.info({ port: address.port }, 'serving streams to the api-server (mutual TLS)');
+  };
+  const watcher = new TlsDirWatcher(
+    tlsDir,
+    (tls) => {
+      if (server) server.setTls(tls);
+      else serve(tls).catch((err: unknown) => options.log.error({ err, port }, 'could not serve streams'));
+    },
+    options.log.child({ server: 'streams' }),
+  );
+  lifecycle.onShutdown('stream-server', async () => {
+    watcher.stop();
+    await server?.close();
+  });
+  const mounted = watcher.start();
+  if (mounted) await serve(mounted);
+  else options.log.warn({ dir: tlsDir }, 'no streams certificate yet: console, VNC and port-forward are not served on this node until the operator issues it');
 }
 
 /** Retries while the VMI API is not served yet (CRDs not installed): a DaemonSet may start first. */

@@ -78,6 +78,11 @@ export class StreamServer {
     this.server.on('tlsClientError', (error) => options.log.debug({ err: error.message }, 'stream client refused by TLS'));
   }
 
+  /** New handshakes use this certificate and CA bundle (a renewal, a CA rotation); open streams keep theirs. */
+  setTls(tls: { cert: string | Buffer; key: string | Buffer; ca: string | Buffer }): void {
+    this.server.setSecureContext({ cert: tls.cert, key: tls.key, ca: tls.ca, minVersion: 'TLSv1.2' });
+  }
+
   async listen(port: number, host = '0.0.0.0'): Promise<net.AddressInfo> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);

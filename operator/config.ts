@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { booleanSetting, enumSetting, portSetting } from '../runtime/config.js';
 import type { SettingsOf } from '../runtime/config.js';
 import type { OperatorConfig } from './manager.js';
-import { metricsPortSetting } from '../runtime/metrics-server.js';
+import { metricsPortSetting, metricsTlsDirSetting } from '../runtime/metrics-server.js';
 
 /** The version this operator is, and installs when a KubeVirt CR names no imageTag (package.json's). */
 export const OPERATOR_VERSION = '0.1.0';
@@ -24,11 +24,12 @@ export const operatorSettings = {
   leaderElect: { env: 'KUBEVM_LEADER_ELECT', schema: booleanSetting.default(true), description: 'true (default) or false' },
   healthPort: { env: 'KUBEVM_HEALTH_PORT', schema: portSetting.default(8080), description: '/healthz, /readyz over HTTP (default 8080)' },
   metricsPort: metricsPortSetting(),
+  metricsTlsDir: metricsTlsDirSetting(),
 };
 
 export type OperatorSettings = SettingsOf<typeof operatorSettings>;
 
-export function operatorConfig(settings: OperatorSettings): OperatorConfig & { healthPort: number; metricsPort: number } {
+export function operatorConfig(settings: OperatorSettings): OperatorConfig & { healthPort: number; metricsPort: number; metricsTlsDir: string } {
   return {
     namespace: settings.podNamespace,
     identity: settings.podName ?? hostname(),
@@ -37,5 +38,6 @@ export function operatorConfig(settings: OperatorSettings): OperatorConfig & { h
     leaseName: 'kubevm-operator',
     healthPort: settings.healthPort,
     metricsPort: settings.metricsPort,
+    metricsTlsDir: settings.metricsTlsDir,
   };
 }

@@ -28,6 +28,17 @@ export const COMPONENTS = {
 } as const;
 export type ComponentKey = keyof typeof COMPONENTS;
 
+/** The Secret with a component's metrics serving certificate (operator/pki.ts issues it, runtime/metrics-server.ts serves it). */
+export function metricsTlsSecret(component: ComponentKey): string {
+  return `${COMPONENTS[component].name}-metrics-tls`;
+}
+
+/** The names in a component's metrics certificate; a scraper verifies the pod's certificate against one of them. */
+export function metricsDnsNames(component: ComponentKey, namespace: string): string[] {
+  const name = `${COMPONENTS[component].name}-metrics`;
+  return [`${name}.${namespace}.svc`, `${name}.${namespace}.svc.cluster.local`];
+}
+
 /** The launcher image is not a Deployment of its own: the controller puts it in every VM's pod. */
 export const LAUNCHER_IMAGE_NAME = 'launcher';
 

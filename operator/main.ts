@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   const health = new HealthServer({ port: config.healthPort, log });
   health.addReadinessCheck('informers-synced', () => manager.hasSynced() || 'informer caches are still syncing');
   await health.listen();
-  const metrics = await serveMetrics(client, config.metricsPort, 'kubevm-operator', log);
+  const metrics = await serveMetrics(client, config.metricsPort, 'kubevm-operator', log, config.metricsTlsDir);
 
   lifecycle.onShutdown('health-server', async () => health.close());
   lifecycle.onShutdown('metrics-server', async () => metrics.close());

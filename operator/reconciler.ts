@@ -21,8 +21,7 @@ import { COMPONENTS, FIELD_MANAGER, KUBEVIRT_FINALIZER, selectorLabels } from '.
 import type { ManagedKind } from './managed-kinds.js';
 import { MANAGED_KINDS, REMOVAL_ORDER, isManagedKind } from './managed-kinds.js';
 import type { Pki, SecretObject } from './pki.js';
-import { CA_SECRET, reconcilePki } from './pki.js';
-import { API_SERVER_TLS_SECRET } from './render/api-server.js';
+import { pkiSecretNames, reconcilePki } from './pki.js';
 import { renderInstallation } from './render/index.js';
 import { VALIDATING_WEBHOOK_CONFIGURATION } from './render/webhooks.js';
 import type { WorkloadReadiness } from './status.js';
@@ -126,8 +125,9 @@ export class KubeVirtReconciler {
   /** The certificate Secrets as they should be, from the ones in the API server (read directly: a stale cache would issue twice). */
   private async currentPki(target: InstallTarget, ctx: ReconcileContext): Promise<Pki> {
     const secrets = this.options.client.resource<SecretObject>(MANAGED_KINDS.Secret);
-    const [ca, serving] = await Promise.all([secrets.find(CA_SECRET, target.namespace, ctx.signal), secrets.find(API_SERVER_TLS_SECRET, target.namespace, ctx.signal)]);
-    return reconcilePki({ ca, serving }, target);
+    const names = pkiSecretNames(target.namespace);
+    const found = await Promise.all(names.map((name) => secrets.find(name, target.namespace, ctx.signal)));
+    return reconcilePki(Object.fromEntries(names.map((name, i) => [name, found[i]])), target);
   }
 
   private kubevirtClient() {

@@ -25,8 +25,8 @@ export const CA_VALIDITY_MS = 7 * 24 * 3600 * 1000;
 export const SERVING_VALIDITY_MS = 24 * 3600 * 1000;
 /** Re-issue when less than this fraction of the lifetime is left. */
 export const RENEW_FRACTION = 0.2;
-// Clocks of the nodes may be a little behind ours.
-const BACKDATE_MS = 5 * 60 * 1000;
+/** Certificates start this much before they are made: the nodes' clocks may be a little behind ours. */
+export const BACKDATE_MS = 5 * 60 * 1000;
 
 function serialNumber(): string {
   // Positive, 16 bytes (RFC 5280 allows up to 20).
@@ -80,26 +80,63 @@ export function issueCertificateAuthority(commonName: string, now = new Date(), 
   return { cert: toPem(cert), key: key.pem };
 }
 
-/** A serving certificate for `dnsNames` (the first is the subject), signed by `ca`. */
-export function issueServingCertificate(ca: KeyPair, dnsNames: readonly string[], now = new Date(), validityMs = SERVING_VALIDITY_MS): KeyPair {
-  const [first] = dnsNames;
-  if (!first) throw new Error('a serving certificate needs at least one DNS name');
+/** What a leaf certificate is for: a TLS server (its DNS names) or a TLS client (its common name). */
+export type LeafUsage = 'server' | 'client';
+
+export interface LeafRequest {
+  /** The subject's common name (a client is known by it; a server by its DNS names). */
+  commonName: string;
+  /** Subject alternative names (DNS); a server certificate needs at least one. */
+  dnsNames: readonly string[];
+  usage: LeafUsage;
+}
+
+/**
+ * A leaf certificate signed by `ca`, usable only as `usage` says (extended key usage serverAuth or
+ * clientAuth: OpenSSL refuses a server certificate offered as a client's, and the reverse).
+ */
+export function issueLeafCertificate(ca: KeyPair, request: LeafRequest, now = new Date(), validityMs = SERVING_VALIDITY_MS): KeyPair {
+  if (request.usage === 'server' && request.dnsNames.length === 0) throw new Error('a serving certificate needs at least one DNS name');
   const caCert = forge.pki.certificateFromPem(ca.cert);
   // Never outlive the CA that signs it.
   const notAfter = Math.min(now.getTime() + validityMs, caCert.validity.notAfter.getTime());
   const key = newKey();
-  const cert = newCertificate(key.publicKey, first, now, notAfter);
+  const cert = newCertificate(key.publicKey, request.commonName, now, notAfter);
   cert.setIssuer(caCert.subject.attributes);
   cert.setExtensions([
     { name: 'basicConstraints', cA: false, critical: true },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', serverAuth: true },
-    { name: 'subjectAltName', altNames: dnsNames.map((value) => ({ type: 2, value })) },
+    { name: 'extKeyUsage', ...(request.usage === 'server' ? { serverAuth: true } : { clientAuth: true }) },
+    ...(request.dnsNames.length > 0 ? [{ name: 'subjectAltName', altNames: request.dnsNames.map((value) => ({ type: 2, value })) }] : []),
     { name: 'subjectKeyIdentifier' },
     { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
   ]);
   cert.sign(forge.pki.privateKeyFromPem(ca.key), forge.md.sha256.create());
   return { cert: toPem(cert), key: key.pem };
+}
+
+/** A serving certificate for `dnsNames` (the first is the subject), signed by `ca`. */
+export function issueServingCertificate(ca: KeyPair, dnsNames: readonly string[], now = new Date(), validityMs = SERVING_VALIDITY_MS): KeyPair {
+  const [first] = dnsNames;
+  if (!first) throw new Error('a serving certificate needs at least one DNS name');
+  return issueLeafCertificate(ca, { commonName: first, dnsNames, usage: 'server' }, now, validityMs);
+}
+
+/** Whether `certPem` was signed by one of the CAs in `bundlePem` (false when unreadable). */
+export function issuedByBundle(certPem: string, bundlePem: string): boolean {
+  try {
+    const cert = new X509Certificate(certPem);
+    return splitPem(bundlePem).some((caPem) => {
+      const ca = new X509Certificate(caPem);
+      return cert.checkIssued(ca) && cert.verify(ca.publicKey);
+    });
+  } catch {
+    return false;
+  }
+}
+
+function splitPem(bundle: string): string[] {
+  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
 }
 
 /** Whether a certificate must be (re-)issued now: missing, unreadable, or in its last fifth. */
@@ -122,7 +159,7 @@ export function renewalTime(certPem: string): number {
 /** The CA bundle to trust: the current CA, plus previous ones until they expire (PEM, newest first). */
 export function caBundle(current: string, previous: string, now = new Date()): string {
   const certs = [current];
-  for (const block of previous.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? []) {
+  for (const block of splitPem(previous)) {
     try {
       const cert = new X509Certificate(block);
       if (validity(block).to > now.getTime() && !certs.some((kept) => new X509Certificate(kept).fingerprint256 === cert.fingerprint256)) certs.push(block.endsWith('\n') ? block : `${block}\n`);

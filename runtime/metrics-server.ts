@@ -3,9 +3,11 @@
 // then the user it names with a SubjectAccessReview for `get` on the non-resource URL /metrics
 // (the ClusterRole kubevm-metrics-reader grants it; so does cluster-admin). Health endpoints stay
 // plain HTTP on their own port (runtime/health.ts): probes carry no token.
-// The certificate is self-signed, made at start (a scraper verifies it by pinning or skips
-// verification, as with kube-rbac-proxy's default): the point is that tokens and metrics do not
-// cross the network in clear.
+// The certificate is the component's own, issued by the operator's CA (operator/pki.ts) into a
+// Secret mounted at KUBEVM_METRICS_TLS_DIR and re-read when the operator renews it, so a scraper
+// trusting the CA bundle (ca.crt of that Secret, or of kubevm-ca) verifies it by the name
+// `<component>-metrics.<namespace>.svc`. Until that Secret is mounted (the operator's own first
+// start, a component run outside the cluster) it serves a self-signed one and says so.
 import { createHash } from 'node:crypto';
 import * as https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -14,6 +16,7 @@ import { HttpMethod } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { issueCertificateAuthority, issueServingCertificate } from './certificates.js';
+import { TlsDirWatcher } from './tls-files.js';
 import { portSetting } from './config.js';
 import { closeServer, listenOn } from './health.js';
 import type { KubeClient } from './kube.js';
@@ -28,6 +31,18 @@ export const METRICS_READER_ROLE = 'kubevm-metrics-reader';
 /** The setting every main reads for its metrics port (the api-server's own API is on 8443: it passes another default). */
 export function metricsPortSetting(defaultPort = 8443) {
   return { env: 'KUBEVM_METRICS_PORT', schema: portSetting.default(defaultPort), description: `/metrics over HTTPS, for authorized scrapers (default ${defaultPort})` };
+}
+
+/** Where every component's metrics certificate is mounted (Secret keys tls.crt, tls.key, ca.crt). */
+export const METRICS_TLS_DIR = '/etc/kubevm/metrics-tls';
+
+/** The setting every main reads for its metrics certificate's directory. */
+export function metricsTlsDirSetting() {
+  return {
+    env: 'KUBEVM_METRICS_TLS_DIR',
+    schema: z.string().default(METRICS_TLS_DIR),
+    description: `the metrics serving certificate the operator issues: tls.crt, tls.key, ca.crt (default ${METRICS_TLS_DIR}); re-read when renewed; self-signed while absent`,
+  };
 }
 
 export type MetricsDecision = { allowed: true; user: string } | { allowed: false; code: 401 | 403; reason: string };
@@ -109,7 +124,11 @@ export interface MetricsServerOptions {
   port: number;
   host?: string;
   authorizer: MetricsAuthorizer;
-  tls: { cert: string | Buffer; key: string | Buffer };
+  /**
+   * A certificate, or the directory of a mounted one (followed as it is renewed; a self-signed one
+   * for `selfSignedName` is served while the directory holds none).
+   */
+  tls: { cert: string | Buffer; key: string | Buffer } | { dir: string; selfSignedName: string };
   registry?: Registry;
   log?: Logger;
 }
@@ -118,11 +137,21 @@ export class MetricsServer {
   private readonly server: https.Server;
   private readonly registry: Registry;
   private readonly log: Logger;
+  private readonly watcher: TlsDirWatcher | undefined;
 
   constructor(private readonly options: MetricsServerOptions) {
     this.registry = options.registry ?? defaultRegistry;
     this.log = (options.log ?? silentLogger).child({ server: 'metrics' });
-    this.server = https.createServer({ cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' }, (req, res) => {
+    let tls: { cert: string | Buffer; key: string | Buffer };
+    if ('dir' in options.tls) {
+      this.watcher = new TlsDirWatcher(options.tls.dir, (files) => this.setTls(files), this.log);
+      const mounted = this.watcher.start();
+      if (!mounted) this.log.warn({ dir: options.tls.dir }, 'no metrics certificate mounted: serving a self-signed one until the operator\'s appears');
+      tls = mounted ?? selfSignedCertificate(options.tls.selfSignedName);
+    } else {
+      tls = options.tls;
+    }
+    this.server = https.createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         this.log.warn({ err }, 'metrics request failed');
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
@@ -132,6 +161,16 @@ export class MetricsServer {
     this.server.keepAliveTimeout = 5_000;
   }
 
+  /** Serves new connections with this certificate (a renewed one); open connections keep theirs. */
+  setTls(tls: { cert: string | Buffer; key: string | Buffer }): void {
+    this.server.setSecureContext({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' });
+  }
+
+  /** Looks at the mounted certificate now (it is also looked at periodically); true when a new one was taken. */
+  reloadTls(): boolean {
+    return this.watcher?.check() ?? false;
+  }
+
   async listen(): Promise<AddressInfo> {
     const address = await listenOn(this.server, this.options.port, this.options.host);
     this.log.info({ port: address.port }, 'metrics endpoint listening (HTTPS, authorized scrapers only)');
@@ -139,6 +178,7 @@ export class MetricsServer {
   }
 
   async close(): Promise<void> {
+    this.watcher?.stop();
     await closeServer(this.server);
   }
 
@@ -163,9 +203,9 @@ export class MetricsServer {
   }
 }
 
-/** What a main does: a self-signed HTTPS /metrics for authorized scrapers on `port`. */
-export async function serveMetrics(client: KubeClient, port: number, name: string, log: Logger): Promise<MetricsServer> {
-  const server = new MetricsServer({ port, authorizer: new KubeMetricsAuthorizer(client), tls: selfSignedCertificate(name), log });
+/** What a main does: HTTPS /metrics for authorized scrapers on `port`, with the certificate mounted in `tlsDir`. */
+export async function serveMetrics(client: KubeClient, port: number, name: string, log: Logger, tlsDir = METRICS_TLS_DIR): Promise<MetricsServer> {
+  const server = new MetricsServer({ port, authorizer: new KubeMetricsAuthorizer(client), tls: { dir: tlsDir, selfSignedName: name }, log });
   await server.listen();
   return server;
 }

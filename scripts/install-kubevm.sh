@@ -2,7 +2,7 @@
 # Installs kubevm from this checkout into the cluster KUBECONFIG points at, as a user would: the
 # operator (deploy/kubevm-operator.yaml, the images `make images` imported) and a KubeVirt CR
 # (docs/examples/kubevirt.yaml: useEmulation, since the local cluster has no usable KVM). The
-# operator renders everything else (CRDs, RBAC, components, certificates, APIServices, the
+# operator renders everything else (CRDs, RBAC, components, every certificate, APIServices, the
 # admission webhook); this waits until the CR says Available and the aggregated API answers.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -19,10 +19,6 @@ diagnose() {
 log "installing the operator (deploy/kubevm-operator.yaml)"
 kubectl apply --server-side --force-conflicts -f deploy/kubevm-operator.yaml >/dev/null
 kubectl wait --for=condition=Established --timeout=60s crd/kubevirts.kubevirt.io >/dev/null
-
-# Console, VNC and port-forward: the node handlers' and the api-server's certificates (ADR 0014),
-# made by a script until the operator issues them too.
-bash scripts/stream-certs.sh
 
 log "creating the KubeVirt CR (docs/examples/kubevirt.yaml)"
 kubectl apply --server-side --force-conflicts -f docs/examples/kubevirt.yaml >/dev/null

@@ -12,7 +12,7 @@ import { API_SERVER_STREAMS_TLS_SECRET, STREAM_TLS_DIR } from '../../runtime/con
 export const API_SERVER_NAMESPACE_GRANTS: readonly Grant[] = [
   { why: 'node-streams.ts finds the node handler pod of a VMI\'s node to open console, VNC and port-forward streams there (ADR 0014).', apiGroups: [''], resources: ['pods'], verbs: ['list'] },
 ];
-import { RESTRICTED_CONTAINER, controlPlanePod, probes, renderPodDisruptionBudget } from './workloads.js';
+import { RESTRICTED_CONTAINER, controlPlanePod, metricsTlsVolume, probes, renderPodDisruptionBudget } from './workloads.js';
 
 export const API_SERVER_TLS_SECRET = 'kubevm-api-server-tls';
 /** On the pod template: the serving certificate's hash, so a renewed one rolls the pods one by one. */
@@ -114,6 +114,7 @@ export function renderApiServer(spec: KubeVirtSpec, target: InstallTarget, tls: 
                   { name: 'tls', mountPath: '/etc/kubevm/tls', readOnly: true },
                   // The client certificate of the node handlers' streams (ADR 0014); optional.
                   { name: 'streams-tls', mountPath: STREAM_TLS_DIR, readOnly: true },
+                  metricsTlsVolume('apiServer').mount,
                 ],
                 resources: { requests: { cpu: '20m', memory: '64Mi' }, limits: { memory: '256Mi' } },
                 securityContext: RESTRICTED_CONTAINER,
@@ -122,6 +123,7 @@ export function renderApiServer(spec: KubeVirtSpec, target: InstallTarget, tls: 
             volumes: [
               { name: 'tls', secret: { secretName: API_SERVER_TLS_SECRET } },
               { name: 'streams-tls', secret: { secretName: API_SERVER_STREAMS_TLS_SECRET, optional: true } },
+              metricsTlsVolume('apiServer').volume,
             ],
           },
         },

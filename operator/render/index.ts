@@ -37,11 +37,12 @@ export function renderInstallation(spec: KubeVirtSpec, target: InstallTarget, pk
     // Before the workloads they confine.
     ...renderControllerPolicy(target),
     ...renderNodeHandlerPolicy(target),
+    // Before the workloads that mount them, so the pods start with their certificates.
+    ...(pki?.secrets ?? []),
     renderControllerDeployment(spec, target),
     // A budget of one available replica would block every drain of a single-replica controller.
     ...(controllerReplicas >= 2 ? [renderPodDisruptionBudget('controller', COMPONENTS.controller.name, target)] : []),
     renderNodeHandlerDaemonSet(spec, target),
-    ...(pki?.secrets ?? []),
     ...renderApiServer(spec, target, pki?.tls),
     ...(pki && registerWebhooks ? [renderValidatingWebhooks(target, pki.tls.caBundle), renderMutatingWebhooks(target, pki.tls.caBundle)] : []),
   ];

@@ -9,7 +9,7 @@ import { COMPONENTS, KUBEVIRT_APP_LABEL, imageRef, selectorLabels } from '../ins
 import { MANAGED_KINDS } from '../managed-kinds.js';
 import { renderKubeVirtCrd } from './crds.js';
 import { renderInstallation } from './index.js';
-import { HEALTH_AND_METRICS_PORTS } from './workloads.js';
+import { HEALTH_AND_METRICS_PORTS, metricsTlsVolume } from './workloads.js';
 import { METRICS_AUTH_RULES } from './rbac.js';
 
 const RBAC_API = 'rbac.authorization.k8s.io/v1';
@@ -167,8 +167,10 @@ export function renderOperatorInstall(options: OperatorInstallOptions): Manifest
                   runAsNonRoot: true,
                   capabilities: { drop: ['ALL'] },
                 },
+                volumeMounts: [metricsTlsVolume('operator').mount],
               },
             ],
+            volumes: [metricsTlsVolume('operator').volume],
           },
         },
       },

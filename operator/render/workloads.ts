@@ -4,7 +4,9 @@
 // placement (spec.infra, spec.workloads) and pull secrets applied.
 import type { KubeVirtSpec } from '../../runtime/api/index.js';
 import type { InstallTarget, Manifest } from '../install.js';
-import { COMPONENTS, KUBEVIRT_APP_LABEL, LAUNCHER_IMAGE_NAME, imageRef, managedLabels, selectorLabels } from '../install.js';
+import type { ComponentKey } from '../install.js';
+import { COMPONENTS, KUBEVIRT_APP_LABEL, LAUNCHER_IMAGE_NAME, imageRef, managedLabels, metricsTlsSecret, selectorLabels } from '../install.js';
+import { METRICS_TLS_DIR } from '../../runtime/metrics-server.js';
 import { NODE_HANDLER_STREAMS_TLS_SECRET, NODE_HANDLER_STREAM_PORT, STREAM_TLS_DIR } from '../../runtime/contracts/streams.js';
 
 type NodePlacement = NonNullable<NonNullable<KubeVirtSpec['infra']>['nodePlacement']>;
@@ -40,6 +42,18 @@ export const HEALTH_AND_METRICS_PORTS = [
   { name: 'health', containerPort: 8080, protocol: 'TCP' },
   { name: 'metrics', containerPort: 8443, protocol: 'TCP' },
 ];
+
+/**
+ * The component's metrics certificate (operator/pki.ts), re-read by the process when renewed.
+ * Optional: the operator's own Deployment exists before the operator has issued its Secret (it
+ * serves a self-signed certificate until the Secret volume fills in).
+ */
+export function metricsTlsVolume(component: ComponentKey): { volume: Record<string, unknown>; mount: Record<string, unknown> } {
+  return {
+    volume: { name: 'metrics-tls', secret: { secretName: metricsTlsSecret(component), optional: true } },
+    mount: { name: 'metrics-tls', mountPath: METRICS_TLS_DIR, readOnly: true },
+  };
+}
 
 export function probes(port: string, readinessPeriod: number, livenessDelay: number, failureThreshold?: number): Record<string, unknown> {
   return {
@@ -121,8 +135,10 @@ export function renderControllerDeployment(spec: KubeVirtSpec, target: InstallTa
               ...probes('health', 5, 10, 3),
               resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '384Mi' } },
               securityContext: RESTRICTED_CONTAINER,
+              volumeMounts: [metricsTlsVolume('controller').mount],
             },
           ],
+          volumes: [metricsTlsVolume('controller').volume],
         },
       },
     },
@@ -191,6 +207,7 @@ export function renderNodeHandlerDaemonSet(spec: KubeVirtSpec, target: InstallTa
                 { name: 'host-dev', mountPath: '/host/dev', readOnly: true },
                 // The streams certificate; optional: without it no streams are served on the node.
                 { name: 'streams-tls', mountPath: STREAM_TLS_DIR, readOnly: true },
+                metricsTlsVolume('nodeHandler').mount,
               ],
             },
           ],
@@ -199,6 +216,7 @@ export function renderNodeHandlerDaemonSet(spec: KubeVirtSpec, target: InstallTa
             { name: 'device-plugins', hostPath: { path: '/var/lib/kubelet/device-plugins', type: 'Directory' } },
             { name: 'host-dev', hostPath: { path: '/dev', type: 'Directory' } },
             { name: 'streams-tls', secret: { secretName: NODE_HANDLER_STREAMS_TLS_SECRET, optional: true } },
+            metricsTlsVolume('nodeHandler').volume,
           ],
         },
       },

@@ -22,8 +22,9 @@ export const API_SERVER_STREAM_CLIENT_NAME = 'kubevm-api-server';
 export const STREAM_TLS_DIR = '/etc/kubevm/streams-tls';
 
 /**
- * The Secrets holding them (scripts/stream-certs.sh makes them until the operator issues them),
- * mounted optionally: without its Secret a node handler serves no streams, the api-server answers 503.
+ * The Secrets holding them, issued and renewed by the operator from its CA (operator/pki.ts; ca.crt
+ * is its CA bundle), mounted optionally: until its Secret is there a node handler serves no
+ * streams and the api-server answers 503; both take a renewed certificate without a restart.
  */
 export const NODE_HANDLER_STREAMS_TLS_SECRET = 'kubevm-node-handler-streams-tls';
 export const API_SERVER_STREAMS_TLS_SECRET = 'kubevm-api-server-streams-tls';

@@ -14,13 +14,13 @@ import { request } from 'node:https';
 import net from 'node:net';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import YAML from 'yaml';
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
 import { clusterEnv, run, type ClusterEnv } from '../cluster/cluster-env.js';
 import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from '../integration/runtime-support.js';
 import { eventually } from '../support/eventually.js';
 import { builtVirtctl, guestConsole, runningVmiUid, smallVmiSpec, vmResource } from './small-vm.js';
 import { byteReader, rfbHandshake } from './support/rfb.js';
+import { adminTls, includes, openStream as openAdminStream, receive } from './support/streams.js';
 
 jest.setTimeout(300_000);
 
@@ -31,62 +31,14 @@ let virtctlPath: string;
 let keyDir: string;
 const vmName = 'streams';
 
-/** The admin kubeconfig's server and client certificate, for requests the helpers cannot make. */
-function adminTls(): { server: string; ca: Buffer; cert: Buffer; key: Buffer } {
-  const config = YAML.parse(readFileSync(env.kubeconfig, 'utf8')) as {
-    clusters: Array<{ cluster: { server: string; 'certificate-authority-data': string } }>;
-    users: Array<{ user: { 'client-certificate-data': string; 'client-key-data': string } }>;
-  };
-  const cluster = config.clusters[0]?.cluster;
-  const user = config.users[0]?.user;
-  if (!cluster || !user) throw new Error(`${env.kubeconfig} has no cluster or user`);
-  const b64 = (s: string) => Buffer.from(s, 'base64');
-  return { server: cluster.server, ca: b64(cluster['certificate-authority-data']), cert: b64(user['client-certificate-data']), key: b64(user['client-key-data']) };
-}
-
 const subresourcePath = (kind: 'virtualmachines' | 'virtualmachineinstances', sub: string) => `/apis/subresources.kubevirt.io/v1/namespaces/${namespace}/${kind}/${vmName}/${sub}`;
 
-/** A websocket to a stream subresource, as the admin, offering KubeVirt's subprotocol. */
-function openStream(path: string): Promise<WebSocket> {
-  const tls = adminTls();
-  const socket = new WebSocket(new URL(path, tls.server.replace(/^https/, 'wss')), ['plain.kubevirt.io'], { ca: tls.ca, cert: tls.cert, key: tls.key });
-  return new Promise((resolve, reject) => {
-    socket.once('open', () => resolve(socket));
-    socket.once('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => reject(new Error(`${path}: ${res.statusCode} ${body}`)));
-    });
-    socket.once('error', reject);
-  });
-}
-
-/** Collects a websocket's binary messages until `done` accepts what arrived. */
-function receive(socket: WebSocket, done: (bytes: Buffer) => boolean, timeoutMs = 30_000): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    let bytes = Buffer.alloc(0);
-    const timer = setTimeout(() => {
-      socket.off('message', onMessage);
-      reject(new Error(`only received ${JSON.stringify(bytes.toString('latin1').slice(-300))}`));
-    }, timeoutMs);
-    const onMessage = (data: Buffer, isBinary: boolean) => {
-      if (!isBinary) return;
-      bytes = Buffer.concat([bytes, data]);
-      if (done(bytes)) {
-        clearTimeout(timer);
-        socket.off('message', onMessage);
-        resolve(bytes);
-      }
-    };
-    socket.on('message', onMessage);
-  });
-}
-
-const includes = (text: string) => (bytes: Buffer) => bytes.toString('latin1').includes(text);
+/** A websocket to a stream subresource, as the admin. */
+const openStream = (path: string): Promise<WebSocket> => openAdminStream(env.kubeconfig, path);
 
 /** A GET returning the raw body (a PNG). */
 function getBinary(path: string): Promise<{ status: number; type: string; body: Buffer }> {
-  const tls = adminTls();
+  const tls = adminTls(env.kubeconfig);
   return new Promise((resolve, reject) => {
     const req = request(new URL(path, tls.server), { ca: tls.ca, cert: tls.cert, key: tls.key, timeout: 30_000 }, (res) => {
       const chunks: Buffer[] = [];

@@ -1,6 +1,7 @@
 // kubevm's life with Helm on the full local cluster, as a cluster admin lives it (Helm built from
 // its Go module by charts/build-helm.sh, cached):
-//   helm install → the KubeVirt CR Deployed → a VM runs;
+//   helm install → the KubeVirt CR Deployed → a VM runs, its serial console reachable (the
+//   operator issued the streams' certificates: nothing but the chart was applied);
 //   helm upgrade to a new image tag (the same images `make images` imported, tagged a second time)
 //   → every component rolled onto the new tag while the VM goes on: same launcher pod, its guest's
 //   counter continues, and the VMI carries KubeVirt's kubevirt.io/outdatedLauncherImage label;
@@ -19,6 +20,7 @@ import type { ClusterEnv } from '../cluster/cluster-env.js';
 import { counterVmiSpec, lastCount } from '../e2e/small-vm.js';
 import { clusterClient, createTestNamespace, deleteNamespace, namespaces, requireCluster } from '../integration/runtime-support.js';
 import { eventually } from '../support/eventually.js';
+import { includes, openStream, receive } from '../e2e/support/streams.js';
 
 jest.setTimeout(300_000);
 
@@ -121,6 +123,13 @@ describe('kubevm with Helm', () => {
     launcher = pods.items.find((pod) => pod.metadata?.uid === launcherUid)?.metadata?.name ?? '';
     expect(launcher).not.toBe('');
     await eventually('the guest counting', 120_000, async () => (await lastCount(client, vmNamespace ?? '', launcher)) >= 1);
+    // Console: kube-apiserver → api-server → node handler (mutual TLS with the operator's certificates) → launcher.
+    const serial = await openStream(env.kubeconfig, `/apis/subresources.kubevirt.io/v1/namespaces/${vmNamespace}/virtualmachineinstances/through-upgrade/console`);
+    try {
+      await receive(serial, includes('KUBEVM-COUNT'));
+    } finally {
+      serial.close();
+    }
   });
 
   it('helm upgrade to a new image tag rolls every component while the VM goes on, and marks its launcher outdated', async () => {

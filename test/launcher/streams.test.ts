@@ -1,11 +1,11 @@
 // The stream path below the api-server, with every part real: the api-server's node-handler
-// client (api-server/node-streams.ts) → mutual TLS with certificates from scripts/stream-certs.sh
+// client (api-server/node-streams.ts) → mutual TLS with the certificates the operator issues (operator/pki.ts)
 // → the node handler's stream server (node-handler/stream-server.ts), reaching the launcher
 // through the kubelet's pod directory layout → a REAL launcher and QEMU (TCG) running the test
 // guest. Shows: the serial console both ways and the second console replacing the first; VNC's RFB
 // handshake and a preserved session refused; the screenshot is a PNG of the display VNC reports;
 // port-forward reaches the guest's HTTP and SSH servers; and the node handler serves nobody but the
-// api-server, and nothing but this node's running VMIs.
+// api-server, and nothing but this node's running VMIs; a renewed certificate is taken without a restart.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -18,11 +18,13 @@ import type { StreamTls } from '../../api-server/node-streams.js';
 import type { StatusError } from '../../api-server/status.js';
 import type { VirtualMachineInstance } from '../../node-handler/vmi-handler.js';
 import { StreamServer, nodeStreamsActive } from '../../node-handler/stream-server.js';
-import { NODE_HANDLER_STREAM_SERVER_NAME } from '../../runtime/contracts/streams.js';
+import { API_SERVER_STREAMS_TLS_SECRET, NODE_HANDLER_STREAM_SERVER_NAME, NODE_HANDLER_STREAMS_TLS_SECRET } from '../../runtime/contracts/streams.js';
+import { issueLeafCertificate } from '../../runtime/certificates.js';
+import { CA_SECRET, reconcilePki } from '../../operator/pki.js';
 import { silentLogger } from '../../runtime/logging.js';
 import { bridge } from '../../runtime/stream-bridge.js';
 import { eventually } from '../support/eventually.js';
-import { makePodsDir, repoRoot, startLauncher, testVmi } from './harness.js';
+import { makePodsDir, startLauncher, testVmi } from './harness.js';
 import type { LauncherRun, PodsDir } from './harness.js';
 
 jest.setTimeout(180_000);
@@ -39,15 +41,19 @@ let server: StreamServer;
 let streams: NodeStreams;
 let port = 0;
 
-const tlsOf = (dir: string): StreamTls => ({
-  cert: readFileSync(path.join(dir, 'tls.crt')),
-  key: readFileSync(path.join(dir, 'tls.key')),
-  ca: readFileSync(path.join(dir, 'ca.crt')),
-});
+/** The operator's certificate Secrets of one installation, as the pods mount them. */
+function issuedSecrets(): (secret: string) => { cert: string; key: string; ca: string } {
+  const secrets = reconcilePki({}, { namespace: 'kubevirt', registry: 'kubevm', tag: 'test', pullPolicy: 'IfNotPresent' }).secrets;
+  return (name) => {
+    const data = (secrets.find((secret) => secret.metadata.name === name)?.['data'] ?? {}) as Record<string, string>;
+    const file = (key: string): string => Buffer.from(data[key] ?? '', 'base64').toString();
+    return { cert: file('tls.crt'), key: file('tls.key'), ca: file('ca.crt') };
+  };
+}
+const pki = issuedSecrets();
 
 beforeAll(async () => {
-  certs = mkdtempSync(path.join(os.tmpdir(), 'kubevm-stream-certs-'));
-  execFileSync('bash', [path.join(repoRoot, 'scripts/stream-certs.sh'), '--dir', certs]);
+  certs = mkdtempSync(path.join(os.tmpdir(), 'kubevm-stream-keys-'));
   pods = makePodsDir();
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'kubevm-test', '-f', path.join(certs, 'ssh-key')]);
   const sshKey = readFileSync(path.join(certs, 'ssh-key.pub')).toString('base64');
@@ -67,9 +73,9 @@ beforeAll(async () => {
     status: { phase: 'Running', nodeName: node, activePods: { [podUid]: node } },
   };
   const cache = new Map([[`${namespace}/${name}`, running]]);
-  server = new StreamServer({ nodeName: node, podsDir: pods.path, vmi: (key) => cache.get(key), tls: tlsOf(path.join(certs, 'node-handler')), log: silentLogger });
+  server = new StreamServer({ nodeName: node, podsDir: pods.path, vmi: (key) => cache.get(key), tls: pki(NODE_HANDLER_STREAMS_TLS_SECRET), log: silentLogger });
   port = (await server.listen(0, '127.0.0.1')).port;
-  streams = new NodeStreams(async () => ({ host: '127.0.0.1', port }), () => tlsOf(path.join(certs, 'api-server')));
+  streams = new NodeStreams(async () => ({ host: '127.0.0.1', port }), () => pki(API_SERVER_STREAMS_TLS_SECRET));
 });
 
 afterAll(async () => {
@@ -188,21 +194,16 @@ describe('api-server → node handler → launcher streams (real QEMU)', () => {
         req.end();
       });
     const screenshot = `/v1/namespaces/${namespace}/virtualmachineinstances/${name}/screenshot`;
-    const apiServer = tlsOf(path.join(certs, 'api-server'));
+    const apiServer = pki(API_SERVER_STREAMS_TLS_SECRET);
     expect(await ask(apiServer, screenshot)).toMatchObject({ code: 200 });
     // No client certificate, or one of another CA: the TLS handshake fails.
     expect(await ask({ ca: apiServer.ca }, screenshot)).toHaveProperty('error');
-    const stranger = mkdtempSync(path.join(os.tmpdir(), 'kubevm-stranger-'));
-    try {
-      execFileSync('bash', [path.join(repoRoot, 'scripts/stream-certs.sh'), '--dir', stranger]);
-      expect(await ask({ ...tlsOf(path.join(stranger, 'api-server')), ca: apiServer.ca }, screenshot)).toHaveProperty('error');
-      // A client certificate of the right CA under another name: refused by name.
-      const other = path.join(stranger, 'other');
-      execFileSync('bash', ['-c', `mkdir -p ${other} && cd ${other} && openssl ecparam -name prime256v1 -genkey -noout -out tls.key && openssl req -new -key tls.key -subj /CN=someone-else -out tls.csr && printf 'extendedKeyUsage=clientAuth\\n' >ext && openssl x509 -req -in tls.csr -CA ${certs}/ca.crt -CAkey ${certs}/ca.key -CAcreateserial -days 1 -extfile ext -out tls.crt && cp ${certs}/ca.crt ca.crt`], { stdio: 'ignore' });
-      expect(await ask(tlsOf(other), screenshot)).toMatchObject({ code: 403, body: expect.stringContaining('someone-else') });
-    } finally {
-      rmSync(stranger, { recursive: true, force: true });
-    }
+    // Another installation's api-server (another CA): the handshake fails.
+    const stranger = issuedSecrets();
+    expect(await ask({ ...stranger(API_SERVER_STREAMS_TLS_SECRET), ca: apiServer.ca }, screenshot)).toHaveProperty('error');
+    // A client certificate of the right CA under another name: refused by name.
+    const other = issueLeafCertificate({ cert: pki(CA_SECRET).cert, key: pki(CA_SECRET).key }, { commonName: 'someone-else', dnsNames: [], usage: 'client' });
+    expect(await ask({ ...other, ca: apiServer.ca }, screenshot)).toMatchObject({ code: 403, body: expect.stringContaining('someone-else') });
     // Untrusted paths and names; a VMI this node does not run.
     for (const bad of [
       `/v1/namespaces/${namespace}/virtualmachineinstances/..%2f..%2fetc/console`,
@@ -221,5 +222,21 @@ describe('api-server → node handler → launcher streams (real QEMU)', () => {
     await readUntil(again, (b) => b.toString().includes('KUBEVM-STILL-5'));
     again.destroy();
     await eventually('no stream left open on the node handler', 5000, async () => (await nodeStreamsActive.get()).values.every((v) => v.value === 0));
+  });
+
+  it('takes a new certificate and CA bundle for new handshakes without a restart', async () => {
+    const next = issuedSecrets();
+    server.setTls(next(NODE_HANDLER_STREAMS_TLS_SECRET));
+    try {
+      // The old CA's client is refused now; the new one's is served.
+      await expect(streams.open(node, { kind: 'console', namespace, name })).rejects.toMatchObject({ code: 503 });
+      const renewed = new NodeStreams(async () => ({ host: '127.0.0.1', port }), () => next(API_SERVER_STREAMS_TLS_SECRET));
+      const serial = await renewed.open(node, { kind: 'console', namespace, name });
+      serial.write('echo KUBEVM-RENEWED-$((3+4))\r');
+      await readUntil(serial, (b) => b.toString().includes('KUBEVM-RENEWED-7'));
+      serial.destroy();
+    } finally {
+      server.setTls(pki(NODE_HANDLER_STREAMS_TLS_SECRET));
+    }
   });
 });

@@ -1,6 +1,7 @@
 // A metrics scraper for the cluster suites: a service account bound to kubevm-metrics-reader (as
-// an admin binds Prometheus'), its token, and HTTPS GETs of a pod's /metrics with it (the
-// components serve a self-signed certificate: not verified here; what is tested is who may read).
+// an admin binds Prometheus'), its token, and HTTPS GETs of a pod's /metrics with it; verified
+// with the operator's CA bundle and the component's metrics name when `trust` is given
+// (certificates.test.ts), unverified otherwise (guards.test.ts tests who may read).
 import * as https from 'node:https';
 import { HttpMethod } from '@kubernetes/client-node';
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
@@ -40,9 +41,10 @@ export async function scraperToken(client: KubeClient, name: string, reader: boo
 }
 
 /** GET https://<pod IP>:<port><path>; the status and the body. */
-export function scrape(ip: string, port: number, token: string | undefined, path = '/metrics'): Promise<{ status: number; body: string }> {
+export function scrape(ip: string, port: number, token: string | undefined, path = '/metrics', trust?: { ca: string; servername: string }): Promise<{ status: number; body: string }> {
+  const verification = trust ? { ca: trust.ca, servername: trust.servername, agent: false as const } : { rejectUnauthorized: false };
   return new Promise((resolve, reject) => {
-    const req = https.get({ host: ip, port, path, rejectUnauthorized: false, timeout: 10_000, headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
+    const req = https.get({ host: ip, port, path, ...verification, timeout: 10_000, headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => (body += d.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
