@@ -1,5 +1,5 @@
 # kubevm entry points. The two a new user needs:
-#   make up    a real single-node Kubernetes on this machine, kubevm installed, a VM running
+#   make up    a real Kubernetes on this machine (one node; KUBEVM_NODES=2 for two), kubevm installed, a VM running
 #   make test  every test suite (unit, real QEMU, real cluster), bringing up and tearing down
 #              what it needs
 SHELL := /bin/bash

@@ -16,14 +16,15 @@
 #   --label KEY=VALUE    repeatable
 #   --output FILE        also keep the OCI archive (tar) at FILE
 #   --no-import          only write --output; do not talk to containerd
-#   --address SOCKET     containerd socket (default: the local cluster's, under $KUBEVM_STATE)
+#   --address SOCKET     containerd socket, repeatable (default: every running node's containerd
+#                        of the local cluster, under $KUBEVM_STATE)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
-entrypoint=null cmd=null user="" workdir="" output="" do_import=1 address="$CONTAINERD_SOCK"
-envs=() labels=()
+entrypoint=null cmd=null user="" workdir="" output="" do_import=1
+envs=() labels=() addresses=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --entrypoint) entrypoint="$2"; shift 2 ;;
@@ -34,7 +35,7 @@ while [[ $# -gt 0 ]]; do
     --label) labels+=("$2"); shift 2 ;;
     --output) output="$2"; shift 2 ;;
     --no-import) do_import=0; shift ;;
-    --address) address="$2"; shift 2 ;;
+    --address) addresses+=("$2"); shift 2 ;;
     -h|--help) usage ;;
     --*) die "unknown option $1" ;;
     *) break ;;
@@ -113,11 +114,16 @@ if [[ -n "$output" ]]; then
   log "wrote OCI archive $output ($full)"
 fi
 if [[ "$do_import" == 1 ]]; then
-  [[ -S "$address" ]] || die "containerd socket $address not found: run 'make cluster-up' first (or pass --address / --no-import)"
-  tar --create --directory="$work" oci-layout index.json blobs |
-    timeout 600 ctr --address "$address" --namespace k8s.io images import --platform linux/amd64 - >/dev/null
-  timeout 30 ctr --address "$address" --namespace k8s.io images ls -q "name==$full" | grep -qx "$full" ||
-    die "import of $full did not show up in containerd"
-  log "imported $full (sha256:${manifest_digest:0:12}, layer $((layer_size / 1024 / 1024)) MiB)"
+  # Every node runs its own containerd: a pod finds its image only in its node's.
+  ((${#addresses[@]})) || mapfile -t addresses < <(node_containerd_socks)
+  ((${#addresses[@]})) || die "no containerd socket of the local cluster found: run 'make cluster-up' first (or pass --address / --no-import)"
+  for address in "${addresses[@]}"; do
+    [[ -S "$address" ]] || die "containerd socket $address not found: run 'make cluster-up' first (or pass --address / --no-import)"
+    tar --create --directory="$work" oci-layout index.json blobs |
+      timeout 600 ctr --address "$address" --namespace k8s.io images import --platform linux/amd64 - >/dev/null
+    timeout 30 ctr --address "$address" --namespace k8s.io images ls -q "name==$full" | grep -qx "$full" ||
+      die "import of $full did not show up in containerd ($address)"
+    log "imported $full into $address (sha256:${manifest_digest:0:12}, layer $((layer_size / 1024 / 1024)) MiB)"
+  done
 fi
 echo "$full"

@@ -1,7 +1,8 @@
-# Local single-node Kubernetes (see local-cluster/README.md). Included by the root Makefile.
+# Local Kubernetes, one node or two (see local-cluster/README.md). Included by the root Makefile.
 #   make cluster-build   build (once, cached) the Kubernetes + etcd binary and the pause binary
 #   make cluster-up      full node: etcd, apiserver, controller-manager, scheduler, containerd,
-#                        kubelet, kube-proxy, CNI bridge; prints KUBECONFIG=..., writes $KUBEVM_STATE/env
+#                        kubelet, kube-proxy, CNI bridge; prints KUBECONFIG=..., writes $KUBEVM_STATE/env;
+#                        KUBEVM_NODES=2 adds a second node (own network and mount namespaces)
 #   make cluster-up-cp   control plane only: etcd, apiserver, controller-manager (fast)
 #   make cluster-down    stop everything it started and verify nothing is left
 #   make cluster-purge   cluster-down, then remove $KUBEVM_STATE (PKI and images included)

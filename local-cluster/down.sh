@@ -2,8 +2,10 @@
 # Stops everything the local cluster started and verifies nothing is left:
 # components (by process group), pods (through CRI, so CNI cleans up), container
 # shims and pod processes (QEMU included), kubelet mounts, the CNI bridge and
-# its iptables rules, kube-proxy's rules and kubelet's cgroups.
-# Keeps the PKI and containerd's image store; wipes etcd data and pod state.
+# its iptables rules, kube-proxy's rules and kubelet's cgroups; of node 2 (KUBEVM_NODES=2) also
+# its network namespace and veth pair, every process left in its namespaces (so its mount
+# namespace, with every mount in it, is gone) and its cgroup root.
+# Keeps the PKI and the containerds' image stores; wipes etcd data and pod state.
 #   down.sh          stop and clean
 #   down.sh --purge  also remove the whole state dir $KUBEVM_STATE
 set -euo pipefail
@@ -44,39 +46,57 @@ stop() {
   done
 }
 
-# Processes our containerd started that left its process group: shims (they
-# name our socket on their command line) and, below them, the pod processes.
+# Processes our containerds started that left their process groups: shims (they
+# name our sockets on their command line) and, below them, the pod processes.
 our_shims() {
   local d
   for d in /proc/[0-9]*; do
-    { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null | grep -q -- "-address $CONTAINERD_SOCK" && echo "${d#/proc/}"
+    { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null |
+      grep -q -e "-address $CONTAINERD_SOCK" -e "-address $NODE2_CONTAINERD_SOCK" && echo "${d#/proc/}"
   done
   return 0
 }
+# Every process still in node 2's mount or network namespace (ids recorded by up.sh): while one
+# is, the namespace and what is in it (mounts, interfaces) lives on.
+node2_ns_ids=""
+# Never this host's own namespaces, whatever the file says.
+[[ -f "$NODE2_DIR/run/namespaces" ]] &&
+  node2_ns_ids="$(grep -vxF -e "$(readlink /proc/$$/ns/mnt)" -e "$(readlink /proc/$$/ns/net)" "$NODE2_DIR/run/namespaces" || true)"
+node2_processes() { processes_in_namespaces "$node2_ns_ids"; }
 # Every process in the kubelet's pod cgroups (all cgroup v1 hierarchies and v2).
 pod_processes() {
   find /sys/fs/cgroup -path '*/kubepods*' -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u
 }
 
 # 1. Nothing may restart pods while we remove them.
-stop kube-proxy kubelet kube-scheduler kube-controller-manager
+stop kube-proxy kubelet kube-proxy-2 kubelet-2 kube-scheduler kube-controller-manager
 
 # 2. Remove pods through CRI: containerd runs CNI DEL (IPs, veths, portmap rules, netns).
-if alive containerd && [[ -S "$CONTAINERD_SOCK" ]]; then
-  if ! timeout 120 "$BIN_DIR/kube" cri-remove-all-pods "unix://$CONTAINERD_SOCK" >/dev/null; then
-    log "some pods could not be removed through CRI; killing what is left"
+for node in containerd:"$CONTAINERD_SOCK" containerd-2:"$NODE2_CONTAINERD_SOCK"; do
+  if alive "${node%%:*}" && [[ -S "${node#*:}" ]]; then
+    if ! timeout 120 "$BIN_DIR/kube" cri-remove-all-pods "unix://${node#*:}" >/dev/null; then
+      log "${node%%:*}: some pods could not be removed through CRI; killing what is left"
+    fi
   fi
-fi
-stop containerd
+done
+stop containerd containerd-2
+stop node2-ns
 
 # 3. Whatever survived: pod processes (QEMU included), then the shims.
 for _ in 1 2 3; do
-  left="$( (pod_processes; our_shims) | sort -u)"
+  left="$( (pod_processes; our_shims; node2_processes) | sort -u)"
   [[ -z "$left" ]] && break
   # shellcheck disable=SC2086
   kill -KILL $left 2>/dev/null || true
   sleep 0.5
 done
+
+# Nothing is left in node 2's namespaces now: its mount namespace is gone with every mount in
+# it; its network namespace goes with its veth pair, bridge and iptables rules.
+if [[ -e "/run/netns/$NODE2_NETNS" ]]; then
+  ip netns del "$NODE2_NETNS" 2>/dev/null || true
+fi
+ip link del "$NODE2_VETH" 2>/dev/null || true
 
 stop kube-apiserver
 stop etcd
@@ -102,7 +122,7 @@ for ipt in iptables ip6tables; do
 done
 # Left-over CNI rules of our network (named "kubevm" in their comments).
 if command -v iptables >/dev/null; then
-  { iptables -t nat -S POSTROUTING 2>/dev/null | grep -F 'name: \"kubevm\"' || true; } | while read -r rule; do
+  { iptables -t nat -S POSTROUTING 2>/dev/null | grep -F -e 'name: \"kubevm\"' -e '"kubevm: ' || true; } | while read -r rule; do
     eval "iptables -t nat ${rule/-A /-D }" 2>/dev/null || true
   done
   for chain in $(iptables -t nat -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^CNI-/ {print $2}'); do
@@ -127,6 +147,7 @@ ip link del "$CNI_BRIDGE" 2>/dev/null || true
 
 # 6. The kubelet's cgroups, deepest first.
 find /sys/fs/cgroup -depth -type d -path '*/kubepods*' -exec rmdir {} + 2>/dev/null || true
+rmdir /sys/fs/cgroup/*/"$NODE2_CGROUP" 2>/dev/null || true
 
 # The sysctls cluster-up changed, back to what they were.
 if [[ -f "$KUBEVM_STATE/sysctl.saved" ]]; then
@@ -136,17 +157,22 @@ fi
 
 # 7. Per-run state; the PKI and containerd's images stay for the next bring-up.
 rm -rf --one-file-system "$KUBEVM_STATE/etcd" "$KUBELET_ROOT" "$KUBEVM_STATE/pod-logs" \
-  "$KUBEVM_STATE/cni/ipam" "$RUN_DIR" "$KUBEVM_STATE/env" "$KUBEVM_STATE/mode"
+  "$KUBEVM_STATE/cni/ipam" "$RUN_DIR" "$KUBEVM_STATE/env" "$KUBEVM_STATE/mode" \
+  "$NODE2_DIR/root" "$NODE2_DIR/pod-logs" "$NODE2_DIR/cni/ipam" "$NODE2_DIR/run"
 if [[ -d "$LOG_DIR" ]]; then rm -rf "$LOG_DIR.prev"; mv "$LOG_DIR" "$LOG_DIR.prev"; fi
 
 # 8. Verify.
 problems=()
 for f in "$PID_DIR"/*.pid; do [[ -e "$f" ]] && problems+=("pid file left: $f"); done
-left="$( (pod_processes; our_shims) | sort -u | tr '\n' ' ')"
+left="$( (pod_processes; our_shims; node2_processes) | sort -u | tr '\n' ' ')"
 [[ -n "${left// /}" ]] && problems+=("processes left: $left")
 mounts="$(awk -v root="$KUBEVM_STATE" -v kl="$KUBELET_ROOT" 'index($5, root "/") == 1 || index($5, kl "/") == 1 {print $5}' /proc/self/mountinfo | head -5)"
 [[ -n "$mounts" ]] && problems+=("mounts left: $mounts")
 ip link show "$CNI_BRIDGE" >/dev/null 2>&1 && problems+=("bridge $CNI_BRIDGE still exists")
+ip link show "$NODE2_VETH" >/dev/null 2>&1 && problems+=("node 2's veth $NODE2_VETH still exists")
+[[ -e "/run/netns/$NODE2_NETNS" ]] && problems+=("node 2's network namespace $NODE2_NETNS still exists")
+compgen -G "/sys/fs/cgroup/*/$NODE2_CGROUP" >/dev/null && problems+=("node 2's cgroups left: $(echo /sys/fs/cgroup/*/"$NODE2_CGROUP")")
+iptables -t nat -S POSTROUTING 2>/dev/null | grep -qF '"kubevm: ' && problems+=("kubevm's masquerade rule left")
 iptables-save 2>/dev/null | grep -qE '^:(KUBE-|CNI-)' && problems+=("iptables chains left: $(iptables-save | grep -oE '^:(KUBE-|CNI-)[^ ]*' | tr '\n' ' ')")
 if ((${#problems[@]})); then
   for p in "${problems[@]}"; do log "NOT CLEAN: $p"; done

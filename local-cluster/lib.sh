@@ -36,6 +36,59 @@ DNS_SVC_IP=10.96.0.10
 APISERVER_PORT=6443
 NODE_NAME="$(hostname | tr '[:upper:]' '[:lower:]')"
 TEST_NAMESPACE=kubevm-rbac
+# Every node's pod CIDR lies in this one: kube-proxy's clusterCIDR, and pod traffic inside it is
+# never masqueraded (pods see each other's IPs, across nodes too).
+CLUSTER_CIDR=10.244.0.0/16
+
+# The opt-in second node (KUBEVM_NODES=2, docs/adr/0015-second-local-node.md): its own
+# containerd, kubelet and kube-proxy in their own network namespace (a veth pair to the host)
+# and mount namespace (its state dir bound on the kubelet root), under $NODE2_DIR.
+NODE2_NAME="$NODE_NAME-2"
+NODE2_DIR="$KUBEVM_STATE/node2"
+NODE2_NETNS=kubevm-node2
+NODE2_VETH=kubevm-node2     # the host's end; the node's end is eth0 in its netns
+NODE2_HOST_LINK_IP=10.243.0.1
+NODE2_IP=10.243.0.2         # on a /30 with the host's end
+NODE2_POD_CIDR=10.244.1.0/24
+NODE2_CGROUP=kubevm-node2   # its kubelet's cgroupRoot: its pods never mix with node 1's
+NODE2_CONTAINERD_SOCK="$NODE2_DIR/run/containerd/containerd.sock"
+# Fixed host paths that must be the node's own, bound from $NODE2_DIR/<path> in its mount
+# namespace: the kubelet root (pods/, device-plugins/, what node agents mount as hostPath).
+NODE2_PRIVATE_PATHS=("$KUBELET_ROOT")
+
+# node2_exec CMD...: runs CMD in node 2's network and mount namespaces (those of its namespace
+# holder process, which the node's components share).
+node2_exec() {
+  local holder
+  holder="$(pid_of node2-ns)" || { log "node 2 is not running"; return 1; }
+  nsenter --target "$holder" --mount --net -- "$@"
+}
+
+# The containerd sockets of the nodes that run, node 1's first: images go into each.
+node_containerd_socks() {
+  [[ -S "$CONTAINERD_SOCK" ]] && echo "$CONTAINERD_SOCK"
+  [[ -S "$NODE2_CONTAINERD_SOCK" ]] && alive containerd-2 && echo "$NODE2_CONTAINERD_SOCK"
+  return 0
+}
+# processes_in_namespaces IDS: pids of the processes in any of the namespaces IDS names (lines
+# as readlink /proc/PID/ns/{mnt,net} prints them, e.g. "mnt:[4026532219]").
+processes_in_namespaces() {
+  [[ -n "$1" ]] || return 0
+  # Processes come and go while find runs (it then exits 1): what it printed is the answer.
+  { find /proc/[0-9]*/ns/mnt /proc/[0-9]*/ns/net -maxdepth 0 -printf '%l %h\n' 2>/dev/null || true; } |
+    awk -v ids="$1" 'BEGIN { n = split(ids, a, "\n"); for (i = 1; i <= n; i++) want[a[i]] = 1 }
+      $1 in want { split($2, p, "/"); print p[3] }' | sort -u
+}
+
+# image_on_every_node REF: REF (normalized, docker.io/...) is in every running node's containerd.
+image_on_every_node() {
+  local sock socks
+  socks="$(node_containerd_socks)"
+  [[ -n "$socks" ]] || return 1
+  for sock in $socks; do
+    timeout 30 ctr --address "$sock" -n k8s.io images ls -q "name==$1" | grep -qxF "$1" || return 1
+  done
+}
 
 log() { printf '[local-cluster %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Generates (once) the cluster PKI and kubeconfigs under $KUBEVM_STATE with openssl.
 # Certificates whose inputs change (the node IP) are regenerated; the rest are kept.
+#   pki.sh NODE_IP [2]   2: also node 2's kubelet certificates and kubeconfigs
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-NODE_IP="${1:?usage: pki.sh NODE_IP}"
+NODE_IP="${1:?usage: pki.sh NODE_IP [2]}"
+NODES="${2:-1}"
 DAYS=3650
 mkdir -p "$PKI_DIR" "$KUBECONFIG_DIR"
 chmod 700 "$PKI_DIR" "$KUBECONFIG_DIR"
@@ -42,9 +44,10 @@ new_cert() {
 
 b64() { base64 -w0 <"$1"; }
 
-# kubeconfig NAME CERT: a kubeconfig for a client certificate, server on the loopback.
+# kubeconfig NAME CERT [NAMESPACE [SERVER]]: a kubeconfig for a client certificate, server on
+# the loopback unless SERVER is given.
 kubeconfig() {
-  local name="$1" cert="$2" server="https://127.0.0.1:$APISERVER_PORT"
+  local name="$1" cert="$2" server="${4:-https://127.0.0.1:$APISERVER_PORT}"
   cat >"$KUBECONFIG_DIR/$name.kubeconfig.tmp" <<KC
 apiVersion: v1
 kind: Config
@@ -104,4 +107,13 @@ kubeconfig kubelet kubelet
 kubeconfig ns-admin ns-admin "$TEST_NAMESPACE"
 kubeconfig ns-editor ns-editor "$TEST_NAMESPACE"
 kubeconfig viewer viewer "$TEST_NAMESPACE"
+
+# Node 2 lives in its own network namespace: its loopback is not the apiserver's, so its
+# kubeconfigs name the node IP (in the apiserver's certificate).
+if [[ "$NODES" == 2 ]]; then
+  new_cert kubelet-serving-2 ca "/CN=$NODE2_NAME" serverAuth "IP:127.0.0.1,IP:$NODE2_IP,DNS:$NODE2_NAME,DNS:localhost"
+  new_cert kubelet-2 ca "/O=system:nodes/CN=system:node:$NODE2_NAME" clientAuth
+  kubeconfig kubelet-2 kubelet-2 default "https://$NODE_IP:$APISERVER_PORT"
+  kubeconfig kube-proxy-2 kube-proxy default "https://$NODE_IP:$APISERVER_PORT"
+fi
 chmod 600 ./*.key

@@ -7,7 +7,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 mode="$(cat "$KUBEVM_STATE/mode" 2>/dev/null || echo none)"
 echo "mode: $mode   state: $KUBEVM_STATE   binaries: $BIN_DIR"
 rc=0
-for name in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy; do
+names=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)
+[[ -f "$PID_DIR/node2-ns.pid" ]] && names+=(node2-ns containerd-2 kubelet-2 kube-proxy-2)
+for name in "${names[@]}"; do
   if pid="$(pid_of "$name")"; then
     printf '  %-24s running (pid %s)\n' "$name" "$pid"
   elif [[ -f "$PID_DIR/$name.pid" ]]; then

@@ -62,7 +62,7 @@ image() {
   hash="$( (cd "$rootfs" && find . -printf '%p %l %m %U %G\n' | sort &&
             find . -type f -print0 | sort -z | xargs -0 sha256sum; echo "$*") | sha256sum | cut -c1-16)"
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$hash" ]] &&
-     ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls -q "name==docker.io/$ref" | grep -q .; then
+     image_on_every_node "docker.io/$ref"; then
     log "$ref is up to date"
     return 0
   fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make up`: the local default. A real single-node Kubernetes built on this machine, kubevm's
-# images built and imported, kubevm installed, and an example VirtualMachine running.
+# `make up`: the local default. A real Kubernetes built on this machine (one node;
+# KUBEVM_NODES=2 adds a second), kubevm's images built and imported, kubevm installed, and an
+# example VirtualMachine running.
 # Every wait is bounded; a failure prints what failed and exits non-zero.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"

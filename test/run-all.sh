@@ -6,10 +6,12 @@
 #   launcher  the launcher against real QEMU (jest project "launcher"); in a whole run it runs
 #             beside the cluster stage (they share nothing but the CPUs), its output printed when
 #             it ends
-#   cluster   a real single-node cluster is brought up; the integration suites run against it,
+#   cluster   a real cluster is brought up (one node; KUBEVM_NODES=2 for two, docs/adr/0015-second-
+#             local-node.md); the integration suites run against it,
 #             then kubevm's images are built and imported, the Helm suite installs, upgrades and
 #             uninstalls kubevm with its chart, kubevm is installed through its operator and the
-#             e2e suites run; the cluster is torn down on exit whatever happened
+#             e2e suites run; the cluster is torn down on exit whatever happened, and checked to
+#             leave nothing of either node (test/cluster/cluster-down-check.sh)
 # With an argument, only that stage runs (the cluster stage still brings up its cluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -96,7 +98,7 @@ fi
 
 if stage cluster; then
   echo "== cluster (real kube-apiserver, kubelet, containerd)"
-  cleanup() { check "cluster down, nothing left" make --no-print-directory cluster-down || true; summary; trap - EXIT; exit "$status"; }
+  cleanup() { check "cluster down, nothing left of either node" bash test/cluster/cluster-down-check.sh || true; summary; trap - EXIT; exit "$status"; }
   trap cleanup EXIT
   check "cluster up" make --no-print-directory cluster-up || exit 1
   set -a

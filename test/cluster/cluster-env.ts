@@ -20,6 +20,8 @@ export interface ClusterEnv {
   kubeconfigDir: string;
   testNamespace: string;
   nodeName: string;
+  /** The second node's name when the cluster has two (KUBEVM_NODES=2 make cluster-up), else ''. */
+  node2Name: string;
 }
 
 function readEnvFile(path: string): Record<string, string> {
@@ -50,6 +52,7 @@ export function clusterEnv(): ClusterEnv {
     kubeconfigDir: pick('KUBEVM_KUBECONFIG_DIR', dirname(kubeconfig)),
     testNamespace: pick('KUBEVM_TEST_NAMESPACE', 'kubevm-rbac'),
     nodeName: pick('KUBEVM_NODE_NAME', ''),
+    node2Name: pick('KUBEVM_NODE2_NAME', ''),
   };
 }
 

@@ -19,7 +19,7 @@ import_unless_present() {
   key="$(basename "$guest")"
   mkdir -p "$(dirname "$stamp")"
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$key" ]] &&
-     ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls -q "name==docker.io/$ref" | grep -q .; then
+     image_on_every_node "docker.io/$ref"; then
     log "$ref is up to date"
     return 0
   fi

@@ -88,11 +88,13 @@ beforeAll(async () => {
   const built = await run('bash', [`${repoRoot}/charts/build-helm.sh`], { timeoutMs: 1_800_000 });
   if (built.code !== 0) throw new Error(`charts/build-helm.sh failed: ${built.stderr}`);
   helm = built.stdout.trim();
-  // The upgrade's images: what `make images` imported, under a second tag.
-  const sock = process.env['KUBEVM_CONTAINERD_SOCK'] ?? '/var/lib/kubevm-local/run/containerd/containerd.sock';
-  for (const image of IMAGES) {
-    const tagged = await run('ctr', ['--address', sock, '--namespace', 'k8s.io', 'images', 'tag', '--force', `docker.io/kubevm/${image}:${version}`, `docker.io/kubevm/${image}:${UPGRADE_TAG}`]);
-    if (tagged.code !== 0) throw new Error(`could not tag kubevm/${image}:${version} as ${UPGRADE_TAG} (make images first): ${tagged.stderr.trim()}`);
+  // The upgrade's images: what `make images` imported, under a second tag, on every node.
+  const socks = [process.env['KUBEVM_CONTAINERD_SOCK'] ?? '/var/lib/kubevm-local/run/containerd/containerd.sock', process.env['KUBEVM_NODE2_CONTAINERD_SOCK']];
+  for (const sock of socks.filter((s): s is string => !!s)) {
+    for (const image of IMAGES) {
+      const tagged = await run('ctr', ['--address', sock, '--namespace', 'k8s.io', 'images', 'tag', '--force', `docker.io/kubevm/${image}:${version}`, `docker.io/kubevm/${image}:${UPGRADE_TAG}`]);
+      if (tagged.code !== 0) throw new Error(`could not tag kubevm/${image}:${version} as ${UPGRADE_TAG} in ${sock} (make images first): ${tagged.stderr.trim()}`);
+    }
   }
 }, 1_800_000);
 

@@ -6,6 +6,10 @@
 //	serve                 a minimal aggregated API server for group testing.kubevm.io/v1alpha1
 //	kube-version          GET /version from the kube-apiserver through the kubernetes
 //	                      Service, with the pod's ServiceAccount token (in-cluster path)
+//	tcp-echo PORT         answer each line received on TCP PORT with "<peer IP> <line>"
+//	                      (the peer IP shows whether the sender's address was translated)
+//	tcp-send ADDR LINE    send LINE to a tcp-echo at ADDR (host:port), print its answer
+//	ls DIR                print the names in DIR, one a line
 //
 // serve listens with TLS on :8443 (cert and key from /tls/tls.crt, /tls/tls.key)
 // and, like a real extension apiserver, only accepts requests from the kube-apiserver's
@@ -14,6 +18,7 @@
 package main
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -48,14 +53,79 @@ func main() {
 	case "serve":
 		serve()
 	case "kube-version":
-		if err := kubeVersion(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+		exitOn(kubeVersion())
+	case "tcp-echo":
+		exitOn(tcpEcho(arg(2)))
+	case "tcp-send":
+		exitOn(tcpSend(arg(2), arg(3)))
+	case "ls":
+		entries, err := os.ReadDir(arg(2))
+		exitOn(err)
+		for _, e := range entries {
+			fmt.Println(e.Name())
 		}
 	default:
 		fmt.Fprintf(os.Stderr, "unknown subcommand %q\n", os.Args[1])
 		os.Exit(2)
 	}
+}
+
+func arg(i int) string {
+	if len(os.Args) <= i {
+		fmt.Fprintf(os.Stderr, "%s: missing argument %d\n", os.Args[1], i-1)
+		os.Exit(2)
+	}
+	return os.Args[i]
+}
+
+func exitOn(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func tcpEcho(port string) error {
+	ln, err := net.Listen("tcp", ":"+port)
+	if err != nil {
+		return err
+	}
+	log.Printf("tcp-echo listening on :%s", port)
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			line, err := bufio.NewReader(conn).ReadString('\n')
+			if err != nil {
+				return
+			}
+			peer, _, _ := net.SplitHostPort(conn.RemoteAddr().String())
+			log.Printf("tcp-echo: %q from %s", strings.TrimSpace(line), peer)
+			_, _ = fmt.Fprintf(conn, "%s %s", peer, line)
+		}()
+	}
+}
+
+func tcpSend(addr, line string) error {
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fmt.Fprintf(conn, "%s\n", line); err != nil {
+		return err
+	}
+	answer, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("reading the answer from %s: %w", addr, err)
+	}
+	fmt.Print(answer)
+	return nil
 }
 
 func serve() {
