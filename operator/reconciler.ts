@@ -17,7 +17,7 @@ import { ApiError, coreResources, isNotFound, objectKey } from '../runtime/kube.
 import { isNodeHandlerMark } from '../runtime/contracts/node-marks.js';
 import { updateStatusIfChanged } from '../runtime/status.js';
 import type { InstallTarget, Manifest } from './install.js';
-import { COMPONENTS, FIELD_MANAGER, KUBEVIRT_FINALIZER, selectorLabels } from './install.js';
+import { COMPONENTS, FIELD_MANAGER, KUBEVIRT_FINALIZER, LAUNCHER_IMAGE_NAME, imageRef, selectorLabels } from './install.js';
 import type { ManagedKind } from './managed-kinds.js';
 import { MANAGED_KINDS, REMOVAL_ORDER, isManagedKind } from './managed-kinds.js';
 import type { Pki, SecretObject } from './pki.js';
@@ -25,15 +25,17 @@ import { pkiSecretNames, reconcilePki } from './pki.js';
 import { renderInstallation } from './render/index.js';
 import { VALIDATING_WEBHOOK_CONFIGURATION } from './render/webhooks.js';
 import type { WorkloadReadiness } from './status.js';
-import { daemonSetReadiness, deletingStatus, deployingStatus, deploymentReadiness, hasAvailableReplica, uninstallRefusal } from './status.js';
+import type { VmiLauncherFacts } from './status.js';
+import { daemonSetReadiness, deletingStatus, deployingStatus, deploymentReadiness, hasAvailableReplica, outdatedWorkloads, uninstallRefusal } from './status.js';
 
 export type KubeVirtCR = KubeVirt & KubeObject;
 
 export const kubevirtResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'kubevirts', kind: 'KubeVirt', namespaced: true };
 
 /** The workloads an uninstall waits for (KubeVirt's webhook names them the same way). */
+const VMIS: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstances', kind: 'VirtualMachineInstance', namespaced: true };
 const WORKLOADS: ReadonlyArray<{ descriptor: ResourceDescriptor; what: string }> = [
-  { descriptor: { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstances', kind: 'VirtualMachineInstance', namespaced: true }, what: 'Virtual Machine Instances' },
+  { descriptor: VMIS, what: 'Virtual Machine Instances' },
   { descriptor: { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachines', kind: 'VirtualMachine', namespaced: true }, what: 'Virtual Machines' },
 ];
 const MIGRATIONS: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstancemigrations', kind: 'VirtualMachineInstanceMigration', namespaced: true };
@@ -57,6 +59,8 @@ export interface KubeVirtReconcilerOptions {
 
 // While the CR is being deleted the caches are polled: deletions of other objects do not enqueue it.
 const DELETION_POLL_MS = 1_000;
+// While VMIs run an outdated launcher their count is looked at again this often (KubeVirt: 30 s).
+const OUTDATED_RECHECK_MS = 30_000;
 
 export function installTarget(kv: KubeVirtCR, spec: KubeVirtSpec, defaults: OperatorDefaults): InstallTarget {
   return {
@@ -107,7 +111,7 @@ export class KubeVirtReconciler {
     const desired = renderInstallation(spec, target, pki, this.webhooksAnswered(target));
     const applyErrors = await this.applyAll(desired, ctx);
     if (applyErrors.length === 0) await this.prune(desired, ctx);
-    const status = deployingStatus(kv.status, {
+    let status = deployingStatus(kv.status, {
       generation: kv.metadata?.generation,
       operatorVersion: this.options.defaults.version,
       registry: target.registry,
@@ -116,11 +120,22 @@ export class KubeVirtReconciler {
       applyErrors,
       workloads,
     });
+    // As KubeVirt, counted once the installation is deployed as rendered (before that the launcher image is changing).
+    const outdated = status.phase === 'Deployed' && status.observedDeploymentID === status.targetDeploymentID ? await this.outdatedWorkloads(target, ctx) : undefined;
+    if (outdated !== undefined) status = { ...status, outdatedVirtualMachineInstanceWorkloads: outdated };
     await this.writeStatus(kv, status, ctx);
     if (applyErrors.length > 0) throw new Error(`${applyErrors.length} object(s) could not be applied; retrying: ${applyErrors.join('; ')}`);
-    // Come back when a certificate is due for renewal.
-    return { requeueAfter: Math.max(1_000, pki.renewAt - Date.now()) };
+    // Come back when a certificate is due for renewal, or sooner while VMIs run an outdated launcher
+    // (their count goes down as they stop or move, which enqueues nothing here).
+    const renewal = Math.max(1_000, pki.renewAt - Date.now());
+    return { requeueAfter: outdated ? Math.min(renewal, OUTDATED_RECHECK_MS) : renewal };
   };
+
+  /** How many running VMIs have a launcher other than the one this installation renders. */
+  private async outdatedWorkloads(target: InstallTarget, ctx: ReconcileContext): Promise<number> {
+    const vmis = await this.options.client.resource<KubeObject & VmiLauncherFacts>(VMIS).list({ signal: ctx.signal });
+    return outdatedWorkloads(vmis.items, imageRef(target, LAUNCHER_IMAGE_NAME));
+  }
 
   /** The certificate Secrets as they should be, from the ones in the API server (read directly: a stale cache would issue twice). */
   private async currentPki(target: InstallTarget, ctx: ReconcileContext): Promise<Pki> {

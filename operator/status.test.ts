@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import type { DeployFacts } from './status.js';
-import { daemonSetReadiness, deletingStatus, deployingStatus, deploymentReadiness } from './status.js';
+import type { DeployFacts, VmiLauncherFacts } from './status.js';
+import { daemonSetReadiness, deletingStatus, deployingStatus, deploymentReadiness, outdatedWorkloads } from './status.js';
 
 const now = new Date('2026-01-02T03:04:05.678Z');
 const facts = (overrides: Partial<DeployFacts> = {}): DeployFacts => ({
@@ -70,5 +70,32 @@ describe('deletingStatus', () => {
     const status = deletingStatus(undefined, 'Rejecting the uninstall request', 0, now);
     expect(status.phase).toBe('Deleting');
     expect(condition(status, 'Degraded')).toMatchObject({ status: 'True', reason: 'DeletionBlocked', message: 'Rejecting the uninstall request' });
+  });
+});
+
+describe('outdatedWorkloads', () => {
+  const current = 'kubevm/launcher:0.2.0';
+  const vmi = (phase: string, image: string | undefined, deleting = false): VmiLauncherFacts => ({
+    ...(deleting ? { metadata: { deletionTimestamp: '2026-12-01T20:00:00Z' } } : {}),
+    status: { phase, ...(image !== undefined ? { launcherContainerImageVersion: image } : {}) },
+  });
+
+  it('counts running VMIs whose known launcher image is not the current one, as KubeVirt does', () => {
+    expect(
+      outdatedWorkloads(
+        [
+          vmi('Running', 'kubevm/launcher:0.1.0'), // outdated
+          vmi('Running', 'registry.example/kubevm/launcher:0.2.0'), // another registry: outdated too
+          vmi('Running', current), // current
+          vmi('Running', undefined), // not known yet (the controller writes it once the pod runs)
+          vmi('Running', ''),
+          vmi('Scheduled', 'kubevm/launcher:0.1.0'), // not running
+          vmi('Succeeded', 'kubevm/launcher:0.1.0'), // final
+          vmi('Running', 'kubevm/launcher:0.1.0', true), // being deleted
+        ],
+        current,
+      ),
+    ).toBe(2);
+    expect(outdatedWorkloads([], current)).toBe(0);
   });
 });

@@ -146,3 +146,20 @@ export function deletingStatus(current: KubeVirtStatus | undefined, blockedBy: s
 export function uninstallRefusal(workloads: string): string {
   return `Rejecting the uninstall request, since there are still ${workloads} present. Either delete all KubeVirt related workloads or change the uninstall strategy before uninstalling KubeVirt.`;
 }
+
+/** What the count of outdated workloads reads of a VMI. */
+export interface VmiLauncherFacts {
+  metadata?: { deletionTimestamp?: string };
+  status?: { phase?: string; launcherContainerImageVersion?: string };
+}
+
+/**
+ * KubeVirt's outdatedVirtualMachineInstanceWorkloads: running VMIs, not being deleted, whose
+ * launcher image is known (the controller writes it once the pod runs) and is not `launcherImage`.
+ */
+export function outdatedWorkloads(vmis: readonly VmiLauncherFacts[], launcherImage: string): number {
+  return vmis.filter((vmi) => {
+    const image = vmi.status?.launcherContainerImageVersion;
+    return vmi.status?.phase === 'Running' && !vmi.metadata?.deletionTimestamp && image !== undefined && image !== '' && image !== launcherImage;
+  }).length;
+}

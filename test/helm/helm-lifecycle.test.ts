@@ -4,7 +4,8 @@
 //   operator issued the streams' certificates: nothing but the chart was applied);
 //   helm upgrade to a new image tag (the same images `make images` imported, tagged a second time)
 //   → every component rolled onto the new tag while the VM goes on: same launcher pod, its guest's
-//   counter continues, and the VMI carries KubeVirt's kubevirt.io/outdatedLauncherImage label;
+//   counter continues, the VMI carries KubeVirt's kubevirt.io/outdatedLauncherImage label and the
+//   KubeVirt CR counts it in status.outdatedVirtualMachineInstanceWorkloads;
 //   helm uninstall once no VM is left → nothing of kubevm's is left in any API resource type, nor
 //   on the node.
 // Runs on a cluster WITHOUT kubevm installed (test/run-all.sh runs it before install-kubevm.sh) and
@@ -34,7 +35,7 @@ const kubevirtResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v
 const vmiResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstances', kind: 'VirtualMachineInstance', namespaced: true };
 
 interface KubeVirt extends KubeObject {
-  status?: { phase?: string; observedKubeVirtVersion?: string };
+  status?: { phase?: string; observedKubeVirtVersion?: string; outdatedVirtualMachineInstanceWorkloads?: number };
 }
 interface Vmi extends KubeObject {
   status?: { phase?: string; activePods?: Record<string, string>; launcherContainerImageVersion?: string };
@@ -114,6 +115,7 @@ describe('kubevm with Helm', () => {
     await helmRun('install', RELEASE, `${repoRoot}/charts/kubevm`, '--create-namespace', '--set', 'kubevirt.spec.configuration.developerConfiguration.useEmulation=true');
     await eventually('the KubeVirt CR Deployed', 240_000, async () => (await kubevirt())?.status?.phase === 'Deployed');
     expect((await kubevirt())?.status?.observedKubeVirtVersion).toBe(version);
+    expect((await kubevirt())?.status?.outdatedVirtualMachineInstanceWorkloads).toBe(0);
 
     vmNamespace = await createTestNamespace(client, 'kubevm-helm');
     const vmis = client.resource<Vmi>(vmiResource);
@@ -153,6 +155,8 @@ describe('kubevm with Helm', () => {
 
     const vmis = client.resource<Vmi>(vmiResource);
     await eventually('the VMI marked as running an outdated launcher', 60_000, async () => (await vmis.get('through-upgrade', ns)).metadata?.labels?.[OUTDATED_LAUNCHER_IMAGE_LABEL] === '');
+    // The operator counts it, as virt-operator does, until it stops.
+    await eventually('the KubeVirt CR counting one outdated workload', 60_000, async () => (await kubevirt())?.status?.outdatedVirtualMachineInstanceWorkloads === 1);
     const vmi = await vmis.get('through-upgrade', ns);
     expect(vmi.status?.phase).toBe('Running');
     expect(Object.keys(vmi.status?.activePods ?? {})).toEqual([launcherUid]);
