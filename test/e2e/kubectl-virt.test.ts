@@ -4,18 +4,24 @@
 // Fails, never skips, when the cluster or kubevm is missing.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PAGE_HEADER_PX } from '../../kubectl-virt/web.js';
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
 import { clusterEnv, kubectl, repoRoot, run, type ClusterEnv } from '../cluster/cluster-env.js';
 import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from '../integration/runtime-support.js';
+import { openHeadlessChromium } from '../support/chromium.js';
 import { eventually } from '../support/eventually.js';
+import { colourCount, decodePng, samePixels } from '../support/png.js';
 import { diskImage } from './guest-images.js';
 import { requireKubevmController } from './kubevm-installed.js';
 import type { VM, VMI } from './small-vm.js';
-import { hasCondition, smallVmiSpec, vmResource, vmiResource, vmimResource } from './small-vm.js';
+import { guestConsole, hasCondition, smallVmiSpec, vmResource, vmiResource, vmimResource } from './small-vm.js';
 import { grant } from './support/rbac.js';
+import { byteReader, rfbHandshake } from './support/rfb.js';
 
 jest.setTimeout(300_000);
 
@@ -23,6 +29,8 @@ let client: KubeClient;
 let env: ClusterEnv;
 let namespace: string;
 let binDir: string;
+/** The ssh key root logs in to `one` with, and files for scp and screenshots. */
+let workDir: string;
 /** The environment kubectl runs in: the plugin's directory first on the PATH, where kubectl looks for plugins. */
 let pluginEnv: NodeJS.ProcessEnv;
 
@@ -30,8 +38,8 @@ const vm = (name: string) => client.resource<VM>(vmResource).find(name, namespac
 
 /**
  * The small test VM with kernel arguments of its own: `one` carries most verbs and, for the
- * streams, a shell on its serial console, networking with the guest's web server, and the
- * kernel's messages on VGA too.
+ * streams, a shell on its serial console, networking with the guest's web server, dropbear
+ * (ssh, scp), the test guest's stand-in guest agent, and the kernel's messages on VGA too.
  */
 async function createVm(name: string, runStrategy: string, kernelArgs: string): Promise<void> {
   const spec = smallVmiSpec() as { domain: { firmware: { kernelBoot: { kernelArgs: string } } } };
@@ -81,12 +89,16 @@ beforeAll(async () => {
   namespace = await createTestNamespace(client, 'kubevm-e2e-kvirt');
   // The viewer may read VMs here, and nothing more.
   await grant(env, namespace, 'vm-reader', 'kubevm-viewer', [{ apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], verbs: ['get', 'list'] }]);
-  await createVm('one', 'Halted', 'console=tty0 console=ttyS0 kubevm.shell kubevm.counter=0 kubevm.net=dhcp kubevm.http=8080');
+  workDir = mkdtempSync(join(tmpdir(), 'kubectl-virt-e2e-'));
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'kubevm-e2e', '-f', join(workDir, 'key')]);
+  const sshKey = readFileSync(join(workDir, 'key.pub')).toString('base64');
+  await createVm('one', 'Halted', `console=tty0 console=ttyS0 kubevm.shell kubevm.counter=0 kubevm.net=dhcp kubevm.http=8080 kubevm.agent=fake kubevm.ssh=${sshKey}`);
 }, 240_000);
 
 afterAll(async () => {
   if (namespace) await deleteNamespace(client, namespace);
   if (binDir) rmSync(binDir, { recursive: true, force: true });
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
   client?.close();
 });
 
@@ -123,9 +135,6 @@ describe('kubectl virt on the local cluster', () => {
     expect(await virt('soft-reboot', 'one')).toMatchObject({ code: 0, stdout: 'VMI one was scheduled to soft reboot\n' });
     await eventually('the soft reboot request consumed', 60_000, async () => (await vmi('one'))?.metadata?.annotations?.['kubevm.io/soft-reboot-requested'] === undefined);
     expect(await virt('reset', 'one')).toMatchObject({ code: 0, stdout: 'VMI one was scheduled to reset\n' });
-
-    // No guest agent in this guest: one line that says so.
-    expectOneLineFailure(await virt('guestosinfo', 'one'), /^error: VirtualMachineInstance "one": VMI does not have guest agent connected: the guest runs no qemu-guest-agent/);
 
     expect((await virt('migrate', 'one', '--dry-run')).code).toBe(0);
     const migrations = () => client.resource<KubeObject & { spec: { vmiName: string } }>(vmimResource).list({ namespace });
@@ -173,6 +182,102 @@ describe('kubectl virt on the local cluster', () => {
     }
   });
 
+  it('guestosinfo prints the guest agent\'s answer as JSON', async () => {
+    await eventually('the guest agent connected and its OS in the VMI\'s status', 90_000, async () => {
+      const current = await vmi('one');
+      return hasCondition(current, 'AgentConnected') && current?.status?.guestOSInfo?.prettyName !== undefined;
+    });
+    const info = await virt('guestosinfo', 'one');
+    expect(info).toMatchObject({ code: 0, stderr: '' });
+    // The test guest's stand-in agent names its OS so, with the guest kernel's real release.
+    expect(JSON.parse(info.stdout)).toMatchObject({ id: 'busybox', prettyName: 'kubevm busybox test guest', kernelRelease: expect.stringMatching(/^\d+\.\d+/) });
+  });
+
+  it('ssh runs a command in the guest through port-forward; scp copies a file in and back', async () => {
+    await eventually('dropbear listening in the guest', 90_000, async () => (await guestConsole(client, namespace, 'one')).includes('KUBEVM-SSH listening on 22'));
+    const sshFlags = ['-i', join(workDir, 'key'), '-t', '-o StrictHostKeyChecking=no', '-t', '-o UserKnownHostsFile=/dev/null', '-t', '-o BatchMode=yes', '-t', '-o LogLevel=ERROR'];
+    expect(await virt('ssh', 'root@vm/one', ...sshFlags, '-c', 'echo KUBEVM-SSH-$((3*3))')).toMatchObject({ code: 0, stdout: 'KUBEVM-SSH-9\n' });
+    // A command after the destination, as with ssh itself; the guest's exit status comes back.
+    expect(await virt('ssh', ...sshFlags, '-l', 'root', 'vm/one', 'exit 3')).toMatchObject({ code: 3 });
+
+    const sent = join(workDir, 'sent');
+    const back = join(workDir, 'back');
+    writeFileSync(sent, randomBytes(48 * 1024));
+    expect(await virt('scp', ...sshFlags, sent, 'root@vm/one:/tmp/copied')).toMatchObject({ code: 0 });
+    expect(await virt('scp', ...sshFlags, 'root@vm/one:/tmp/copied', back)).toMatchObject({ code: 0 });
+    expect(readFileSync(back).equals(readFileSync(sent))).toBe(true);
+  });
+
+  it('vnc --proxy-only completes an RFB handshake on its port; vnc screenshot -f writes a PNG of that display', async () => {
+    const proxy = startVirt('vnc', 'one', '--proxy-only');
+    let display: { width: number; height: number };
+    try {
+      const [, port] = await proxy.waitFor('the proxy\'s port', 'stdout', /^\{"port":(\d+)\}$/m);
+      const socket = net.createConnection({ host: '127.0.0.1', port: Number(port) });
+      try {
+        display = await rfbHandshake(byteReader((push) => socket.on('data', push)), (b) => socket.write(b));
+      } finally {
+        socket.destroy();
+      }
+    } finally {
+      proxy.child.kill('SIGINT');
+    }
+    expect(await proxy.exited).toBe(0);
+    const file = join(workDir, 'screen.png');
+    const shot = await virt('vnc', 'screenshot', 'one', '-f', file);
+    expect(shot).toMatchObject({ code: 0, stdout: expect.stringMatching(/^wrote the screen of vmi\/one to .*screen\.png \(\d+ bytes\)\n$/) });
+    const png = decodePng(readFileSync(file));
+    expect({ width: png.width, height: png.height }).toEqual(display);
+  });
+
+  it('vnc --web: headless Chromium shows the guest\'s screen in the page; its link works once', async () => {
+    const web = startVirt('vnc', 'one', '--web');
+    const [url] = await web.waitFor('the page\'s URL', 'stdout', /^http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]+$/m);
+    const origin = new URL(url).origin;
+    // The window is the guest's screen and the page's header: noVNC then draws it at scale 1.
+    const file = join(workDir, 'web-screen.png');
+    const screenshot = async () => {
+      const res = await virt('vnc', 'screenshot', 'one', '-f', file);
+      if (res.code !== 0) throw new Error(`vnc screenshot: ${res.stderr}`);
+      return decodePng(readFileSync(file));
+    };
+    const { width, height } = await screenshot();
+    const browser = await openHeadlessChromium({ width, height: height + PAGE_HEADER_PX });
+    try {
+      await browser.navigate(url);
+      await eventually(() => `the page connected (title, status: ${JSON.stringify(web.out.stderr.slice(-300))}; chromium: ${browser.log().slice(-300)})`, 60_000, async () =>
+        (await browser.evaluate<string>('document.title')) === 'connected: vmi/one',
+      );
+      expect(web.out.stderr).toContain('vnc --web: the page is connected to the display of vmi/one');
+      // The screenshot of the page's display and the VMI's own screendump show the same screen
+      // (but for the blinking cursor); taken again while the guest's console moves between the two.
+      const rect = await browser.evaluate<{ x: number; y: number; width: number; height: number }>(
+        '(({x, y, width, height}) => ({x, y, width, height}))(document.querySelector("#screen canvas").getBoundingClientRect())',
+      );
+      expect(rect).toEqual({ x: 0, y: PAGE_HEADER_PX, width, height });
+      let last = '';
+      await eventually(() => `the page showing the VMI's screen (${last})`, 30_000, async () => {
+        const shown = decodePng(await browser.screenshot(rect));
+        const guest = await screenshot();
+        const same = samePixels(shown, guest);
+        last = `${(same * 100).toFixed(2)}% of the pixels alike; the page's screen has ${colourCount(shown)} colours, the guest's ${colourCount(guest)}`;
+        return same >= 0.99 && colourCount(guest) > 1;
+      });
+
+      // The token is spent; without the page's cookie nothing is served.
+      expect((await fetch(url, { redirect: 'manual' })).status).toBe(403);
+      expect((await fetch(`${origin}/`, { redirect: 'manual' })).status).toBe(403);
+      expect((await fetch(`${origin}/vnc-client.js`)).status).toBe(403);
+
+      // The page's Quit ends the plugin with 0.
+      await browser.evaluate('document.getElementById("quit").click()');
+      expect(await web.exited).toBe(0);
+    } finally {
+      web.child.kill('SIGINT');
+      await browser.close();
+    }
+  });
+
   it('stop --wait stops it, and an attached console says why it ended; stopping again is one line', async () => {
     const attached = startVirt('console', 'one', '--timeout', '3s');
     await attached.waitFor('the console connected', 'stderr', /Connected to/);
@@ -216,6 +321,8 @@ describe('kubectl virt on the local cluster', () => {
     expect(manifest.code).toBe(0);
     await kubectl(env, ['apply', '-n', namespace, '-f', '-'], { input: manifest.stdout });
     await eventually('the created VM Running', 240_000, async () => (await vmi('made'))?.status?.phase === 'Running' && (await vm('made'))?.status?.printableStatus === 'Running');
+    // No guest agent in this guest: one line that says so.
+    expectOneLineFailure(await virt('guestosinfo', 'made'), /^error: VirtualMachineInstance "made": VMI does not have guest agent connected: the guest runs no qemu-guest-agent/);
 
     const instancetype = await virt('create', 'instancetype', '--namespaced', '--name', 'tiny', '--cpu', '2', '--memory', '192Mi');
     await kubectl(env, ['apply', '-n', namespace, '-f', '-'], { input: instancetype.stdout });
