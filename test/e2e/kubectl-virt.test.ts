@@ -189,8 +189,12 @@ describe('kubectl virt on the local cluster', () => {
     });
     const info = await virt('guestosinfo', 'one');
     expect(info).toMatchObject({ code: 0, stderr: '' });
-    // The test guest's stand-in agent names its OS so, with the guest kernel's real release.
-    expect(JSON.parse(info.stdout)).toMatchObject({ id: 'busybox', prettyName: 'kubevm busybox test guest', kernelRelease: expect.stringMatching(/^\d+\.\d+/) });
+    // KubeVirt's VirtualMachineInstanceGuestAgentInfo; the test guest's stand-in agent names its OS
+    // so, with the guest kernel's real release.
+    expect(JSON.parse(info.stdout)).toMatchObject({
+      kind: 'VirtualMachineInstanceGuestAgentInfo',
+      os: { id: 'busybox', prettyName: 'kubevm busybox test guest', kernelRelease: expect.stringMatching(/^\d+\.\d+/) },
+    });
   });
 
   it('ssh runs a command in the guest through port-forward; scp copies a file in and back', async () => {
