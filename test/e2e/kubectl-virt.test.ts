@@ -182,21 +182,6 @@ describe('kubectl virt on the local cluster', () => {
     }
   });
 
-  it('guestosinfo prints the guest agent\'s answer as JSON', async () => {
-    await eventually('the guest agent connected and its OS in the VMI\'s status', 90_000, async () => {
-      const current = await vmi('one');
-      return hasCondition(current, 'AgentConnected') && current?.status?.guestOSInfo?.prettyName !== undefined;
-    });
-    const info = await virt('guestosinfo', 'one');
-    expect(info).toMatchObject({ code: 0, stderr: '' });
-    // KubeVirt's VirtualMachineInstanceGuestAgentInfo; the test guest's stand-in agent names its OS
-    // so, with the guest kernel's real release.
-    expect(JSON.parse(info.stdout)).toMatchObject({
-      kind: 'VirtualMachineInstanceGuestAgentInfo',
-      os: { id: 'busybox', prettyName: 'kubevm busybox test guest', kernelRelease: expect.stringMatching(/^\d+\.\d+/) },
-    });
-  });
-
   it('ssh runs a command in the guest through port-forward; scp copies a file in and back', async () => {
     await eventually('dropbear listening in the guest', 90_000, async () => (await guestConsole(client, namespace, 'one')).includes('KUBEVM-SSH listening on 22'));
     const sshFlags = ['-i', join(workDir, 'key'), '-t', '-o StrictHostKeyChecking=no', '-t', '-o UserKnownHostsFile=/dev/null', '-t', '-o BatchMode=yes', '-t', '-o LogLevel=ERROR'];
@@ -280,6 +265,22 @@ describe('kubectl virt on the local cluster', () => {
       web.child.kill('SIGINT');
       await browser.close();
     }
+  });
+
+  // Last of the running VM's tests: the launcher asks the agent every 10 s, so by now it has.
+  it('guestosinfo prints the guest agent\'s answer as JSON', async () => {
+    await eventually('the guest agent connected and its OS in the VMI\'s status', 90_000, async () => {
+      const current = await vmi('one');
+      return hasCondition(current, 'AgentConnected') && current?.status?.guestOSInfo?.prettyName !== undefined;
+    });
+    const info = await virt('guestosinfo', 'one');
+    expect(info).toMatchObject({ code: 0, stderr: '' });
+    // KubeVirt's VirtualMachineInstanceGuestAgentInfo; the test guest's stand-in agent names its OS
+    // so, with the guest kernel's real release.
+    expect(JSON.parse(info.stdout)).toMatchObject({
+      kind: 'VirtualMachineInstanceGuestAgentInfo',
+      os: { id: 'busybox', prettyName: 'kubevm busybox test guest', kernelRelease: expect.stringMatching(/^\d+\.\d+/) },
+    });
   });
 
   it('stop --wait stops it, and an attached console says why it ended; stopping again is one line', async () => {
