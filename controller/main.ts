@@ -1,6 +1,7 @@
 // kubevm controller (KubeVirt's virt-controller): VirtualMachine → VirtualMachineInstance → launcher
-// pod. Reads its configuration, wires informers, leader election, the controllers and the
-// health/metrics endpoint, and shuts down gracefully. The logic lives in vm/ and vmi/.
+// pod, and VirtualMachineInstanceMigration → target launcher pod. Reads its configuration, wires
+// informers, leader election, the controllers and the health/metrics endpoint, and shuts down
+// gracefully. The logic lives in vm/, vmi/ and migration/.
 //
 // Configuration: controllerSettings in config.ts; each setting is a flag --name and a variable
 // KUBEVM_NAME (runtime/config.ts), e.g. --launcher-image / KUBEVM_LAUNCHER_IMAGE (required).

@@ -1,12 +1,13 @@
 // The controller process's parts, wired: shared informers (they run on every replica, so a new
-// leader starts with a warm cache), and, only while this replica leads, the VM and VMI controllers
-// with fresh expectations. Leadership lost means the controllers stop at once; the next leader
+// leader starts with a warm cache), and, only while this replica leads, the VM, VMI and migration
+// controllers with fresh expectations. Leadership lost means the controllers stop at once; the next leader
 // converges from the cache: deterministic names turn any repeated create into AlreadyExists.
 import {
   KUBEVIRT_API_VERSION,
   VirtualMachineClusterInstancetypeNames,
   VirtualMachineClusterPreferenceNames,
   VirtualMachineInstancetypeNames,
+  VirtualMachineInstanceMigrationSchema,
   VirtualMachineInstanceSchema,
   VirtualMachinePreferenceNames,
   VirtualMachineSchema,
@@ -31,6 +32,9 @@ import type { LauncherPodConfig } from './vmi/launcher-pod.js';
 import { LAUNCHER_LABEL, LAUNCHER_LABEL_VALUE } from './vmi/launcher-pod.js';
 import { VMIController, observeLauncherPods, vmiResource } from './vmi/controller.js';
 import type { Pod } from './vmi/controller.js';
+import { MigrationController, migrationOfTargetPod, migrationResource, migrationsOfVmi, observeTargetPods } from './migration/controller.js';
+import type { Migration } from './migration/target-pod.js';
+import { migrationUidIndex } from './migration/target-pod.js';
 
 export interface ControllerConfig {
   launcherImage: string;
@@ -50,6 +54,8 @@ export interface ControllerConfig {
   identity: string;
   vmWorkers: number;
   vmiWorkers: number;
+  /** Workers of the migration controller (default 2: migrations are few, and each pass is short). */
+  migrationWorkers?: number;
   /** Watch one namespace only (tests); all namespaces when unset. */
   watchNamespace?: string;
   /** Informer full re-list period. */
@@ -79,6 +85,7 @@ export class ControllerManager {
   readonly vmis: Informer<VirtualMachineInstance>;
   readonly pods: Informer<Pod>;
   readonly kubevirts: Informer<KubeVirtCR>;
+  readonly migrations: Informer<Migration>;
   readonly sources: SourceInformers;
   private readonly informers: RunnableInformer[];
   private readonly elector: LeaderElector | undefined;
@@ -105,15 +112,20 @@ export class ControllerManager {
       ...scoped,
       descriptor: coreResources.pods,
       labelSelector: `${LAUNCHER_LABEL}=${LAUNCHER_LABEL_VALUE}`,
-      indexers: { ownerUid: ownerUidIndex },
+      indexers: { ownerUid: ownerUidIndex, migrationUid: migrationUidIndex },
     });
     this.kubevirts = new Informer<KubeVirtCR>({ ...scoped, descriptor: kubevirtResource });
+    this.migrations = new Informer<Migration>({
+      ...scoped,
+      descriptor: migrationResource,
+      validate: schemaValidator(VirtualMachineInstanceMigrationSchema, 'VirtualMachineInstanceMigration'),
+    });
     this.sources = {};
     for (const names of [VirtualMachineInstancetypeNames, VirtualMachineClusterInstancetypeNames, VirtualMachinePreferenceNames, VirtualMachineClusterPreferenceNames]) {
       const descriptor = descriptorOf(names);
       this.sources[names.kind] = new Informer<SnapshotObject>({ ...(descriptor.namespaced ? scoped : common), descriptor });
     }
-    const all: Array<RunnableInformer | undefined> = [this.vms, this.vmis, this.pods, this.kubevirts, ...Object.values(this.sources)];
+    const all: Array<RunnableInformer | undefined> = [this.vms, this.vmis, this.pods, this.kubevirts, this.migrations, ...Object.values(this.sources)];
     this.informers = all.filter((informer) => informer !== undefined);
     this.events = new KubeEventRecorder(client, 'virt-controller', config.identity, log);
     if (config.leaderElection) {
@@ -208,8 +220,19 @@ export class ControllerManager {
       events: this.events,
       launcherConfig: () => this.launcherConfig(),
     });
+    const expectationsMigration = new ControllerExpectations();
+    const migrationController = new MigrationController({
+      client: this.client,
+      migrations: this.migrations,
+      vmis: this.vmis,
+      pods: this.pods,
+      kubevirts: this.kubevirts,
+      expectations: expectationsMigration,
+      events: this.events,
+      launcherConfig: () => this.launcherConfig(),
+    });
     // Expectations are lowered before the controllers' own handlers enqueue the key.
-    const unregister = [observeVMIs(this.vmis, expectationsVM), observeLauncherPods(this.pods, expectationsVMI)];
+    const unregister = [observeVMIs(this.vmis, expectationsVM), observeLauncherPods(this.pods, expectationsVMI), observeTargetPods(this.pods, expectationsMigration)];
     const sync = this.config.syncPeriodMs !== undefined ? { syncPeriodMs: this.config.syncPeriodMs } : {};
     const vm = new Controller({ name: 'virt-controller-vm', kind: 'VirtualMachine', workers: this.config.vmWorkers, log: this.log, events: this.events, reconcile: vmController.reconcile, ...sync })
       .watch(this.vms)
@@ -217,10 +240,22 @@ export class ControllerManager {
     const vmi = new Controller({ name: 'virt-controller-vmi', kind: 'VirtualMachineInstance', workers: this.config.vmiWorkers, log: this.log, events: this.events, reconcile: vmiController.reconcile, ...sync })
       .watch(this.vmis)
       .watch(this.pods, controllerOwnerKey('VirtualMachineInstance'));
-    this.term = { controllers: [vm, vmi], unregister };
-    this.log.info({ identity: this.config.identity }, 'leading: starting the VM and VMI controllers');
+    const migration = new Controller({
+      name: 'virt-controller-migration',
+      kind: 'VirtualMachineInstanceMigration',
+      workers: this.config.migrationWorkers ?? 2,
+      log: this.log,
+      events: this.events,
+      reconcile: migrationController.reconcile,
+      ...sync,
+    })
+      .watch(this.migrations)
+      .watch(this.pods, migrationOfTargetPod)
+      .watch(this.vmis, migrationsOfVmi(this.migrations));
+    this.term = { controllers: [vm, vmi, migration], unregister };
+    this.log.info({ identity: this.config.identity }, 'leading: starting the VM, VMI and migration controllers');
     signal.addEventListener('abort', () => void this.endTerm(), { once: true });
-    await Promise.all([vm.start(signal), vmi.start(signal)]);
+    await Promise.all([vm.start(signal), vmi.start(signal), migration.start(signal)]);
   }
 
   private endTerm(): Promise<void> {
@@ -230,7 +265,7 @@ export class ControllerManager {
     this.termChange = (async () => {
       for (const off of term.unregister) off();
       await Promise.all(term.controllers.map((controller) => controller.stop({ deadlineMs: 5_000 })));
-      this.log.info('stopped leading: VM and VMI controllers stopped');
+      this.log.info('stopped leading: VM, VMI and migration controllers stopped');
     })();
     return this.termChange;
   }

@@ -98,9 +98,26 @@ function readFirstLine(socket: net.Socket, timeoutMs: number): Promise<{ value: 
   });
 }
 
+/** The common name and DNS subject alternative names of a peer certificate. */
+function certificateNames(certificate: tls.PeerCertificate): string[] {
+  const dns = (certificate.subjectaltname ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.startsWith('DNS:'))
+    .map((entry) => entry.slice(4));
+  const cn = certificate.subject?.CN;
+  return [...(typeof cn === 'string' ? [cn] : []), ...dns];
+}
+
 export interface MigrationReceiverOptions {
   tls: MigrationTls;
   log: Logger;
+  /**
+   * The names a peer's certificate must carry (common name or DNS name): the CA signs other
+   * components' certificates too (the api-server's streams client certificate), and only a node
+   * handler may feed a target QEMU. Unset: any certificate of the CA (tests of one CA per node).
+   */
+  peerNames?: readonly string[];
   host?: string;
   /** 0 (default): any free port. */
   port?: number;
@@ -188,12 +205,17 @@ export class MigrationReceiver {
   private async onConnection(peer: tls.TLSSocket): Promise<void> {
     this.sockets.track(peer);
     peer.on('error', () => peer.destroy());
-    const log = this.options.log.child({ peer: peer.remoteAddress, peerCertificate: peer.getPeerCertificate().subject?.CN });
+    const certificate = peer.getPeerCertificate();
+    const log = this.options.log.child({ peer: peer.remoteAddress, peerCertificate: certificate.subject?.CN });
     const refuse = (reason: string, message: string) => {
       migrationChannelRefused.inc({ reason });
       log.warn({ reason, err: message }, 'refused a migration stream');
       peer.end(ndjsonLine({ ok: false, message: message.slice(0, 512) }));
     };
+    const { peerNames } = this.options;
+    if (peerNames && !certificateNames(certificate).some((name) => peerNames.includes(name))) {
+      return refuse('peer', `a certificate for ${certificateNames(certificate).join(', ') || 'no name'} is not a node handler's (${peerNames.join(', ')})`);
+    }
     let first: { value: unknown; rest: Buffer };
     try {
       first = await readFirstLine(peer, HELLO_TIMEOUT_MS);

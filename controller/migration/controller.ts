@@ -1,8 +1,10 @@
 // VirtualMachineInstanceMigration → target launcher pod and the migration's status. One reconcile:
 // read the migration, its VMI and its target pod from the caches, decide (phase.ts), create or
 // remove the target pod, then write the migration's status once if it changed. The migration's
-// status is this controller's alone; the VMI's status.migrationState is written by the node
-// handlers (not yet: docs/migration.md).
+// status is this controller's alone; the VMI's status.migrationState is the node handlers'
+// (runtime/contracts/vmi-status.ts), and the hand-over of the VMI to the target pod the VMI
+// controller's. A migration deleted before it succeeded is cancelled: its target pod is removed,
+// which cuts the stream, and the source's node handler aborts (docs/migration.md).
 import type { V1Pod } from '@kubernetes/client-node';
 import type { MigrationPhase, MigrationPolicy, VirtualMachineInstanceMigrationStatus } from '../../runtime/api/index.js';
 import { VirtualMachineInstanceMigrationNames, MigrationPolicyNames } from '../../runtime/api/index.js';
@@ -22,8 +24,8 @@ import { persistentVolumeClaims } from '../vmi/controller.js';
 import { liveMigratableCondition } from './live-migratable.js';
 import { DEFAULT_PENDING_TIMEOUT_SECONDS, DEFAULT_UNSCHEDULABLE_TIMEOUT_SECONDS, decideMigration } from './phase.js';
 import type { MigrationTimeouts } from './phase.js';
-import { matchMigrationPolicy, resolveMigrationPolicy } from './policy.js';
-import { renderTargetPod, targetPodName } from './target-pod.js';
+import { matchMigrationPolicy, migrationConfigurationOf, resolveMigrationPolicy } from '../../runtime/migration-policy.js';
+import { MIGRATION_JOB_LABEL, migrationKeyOfPod, renderTargetPod, targetPodName } from './target-pod.js';
 import type { Migration } from './target-pod.js';
 
 export const migrationResource: ResourceDescriptor = {
@@ -56,7 +58,7 @@ export interface MigrationControllerDeps {
   client: KubeClient;
   migrations: Informer<Migration>;
   vmis: Informer<VirtualMachineInstance>;
-  /** Launcher pods, with the ownerUid index. */
+  /** Launcher pods, with the migrationUid index (target-pod.ts migrationUidIndex). */
   pods: Informer<Pod>;
   kubevirts: Informer<KubeVirtCR>;
   /** Target pod creations per migration key, lowered by the pod informer. */
@@ -93,9 +95,9 @@ export class MigrationController {
   readonly reconcile = async (key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> => {
     const migration = this.deps.migrations.get(key);
     if (!migration) {
-      // Its target pod goes with it (owner reference).
       this.deps.expectations.delete(key);
       this.ownWrites.forget(key);
+      await this.removeAbandonedTargets(key, ctx.signal);
       return;
     }
     // A status computed from a cache without our last write would undo it (the migrationState set
@@ -104,7 +106,7 @@ export class MigrationController {
     if (!this.deps.expectations.satisfied(key)) return;
     const namespace = migration.metadata?.namespace ?? '';
     const vmi = this.deps.vmis.get(`${namespace}/${migration.spec.vmiName}`);
-    const targetPod = this.deps.pods.byIndex('ownerUid', migration.metadata?.uid ?? '')[0];
+    const targetPod = this.deps.pods.byIndex('migrationUid', migration.metadata?.uid ?? '')[0];
     const final = migration.status?.phase === 'Succeeded' || migration.status?.phase === 'Failed';
     const liveMigratable = vmi && !final ? await this.liveMigratable(vmi, ctx.signal) : undefined;
     const now = this.now();
@@ -115,6 +117,8 @@ export class MigrationController {
     if (decision.createTargetPod && vmi?.status?.nodeName) {
       const policy = await this.policy(vmi, ctx.signal);
       if (policy.policyName) state.migrationPolicyName = policy.policyName;
+      // What the source's node handler migrates with.
+      state.migrationConfiguration = migrationConfigurationOf(policy);
       state.sourceNode = vmi.status.nodeName;
       state.targetPod = targetPodName(vmi, migration);
       const pod = renderTargetPod(vmi, migration, vmi.status.nodeName, this.deps.launcherConfig());
@@ -175,7 +179,29 @@ export class MigrationController {
     return liveMigratableCondition(vmi, (claim) => modes.get(claim));
   }
 
-  /** Resolved once, when the target is created; recorded as migrationState.migrationPolicyName. */
+  /**
+   * A deleted migration's target pods, unless one already took the VMI over (it is the VMI's
+   * launcher on the VMI's node) or its migration completed (the VMI controller is handing the VMI
+   * to it). Removing the target cuts the migration stream: the source aborts and runs on.
+   */
+  private async removeAbandonedTargets(key: string, signal: AbortSignal): Promise<void> {
+    for (const pod of this.deps.pods.list()) {
+      if (migrationKeyOfPod(pod) !== key || pod.metadata?.deletionTimestamp || !pod.metadata?.name) continue;
+      const vmiName = pod.metadata.ownerReferences?.find((ref) => ref.controller && ref.kind === 'VirtualMachineInstance')?.name;
+      const vmi = vmiName ? this.deps.vmis.get(`${pod.metadata.namespace}/${vmiName}`) : undefined;
+      const uid = pod.metadata.uid ?? '';
+      const takenOver = vmi?.status?.nodeName !== undefined && vmi.status.activePods?.[uid] === vmi.status.nodeName;
+      const state = vmi?.status?.migrationState;
+      const completed = state?.completed === true && state.migrationUid === pod.metadata.labels?.[MIGRATION_JOB_LABEL];
+      if (takenOver || completed) continue;
+      await this.podClient.delete(pod.metadata.name, pod.metadata.namespace, uid ? { preconditionUid: uid, signal } : { signal }).catch((err: unknown) => {
+        if (!isNotFound(err)) throw err;
+      });
+      if (vmi) this.deps.events.record(vmi, 'Normal', 'SuccessfulDelete', `Deleted migration target pod ${pod.metadata.name}: migration ${key} was deleted`);
+    }
+  }
+
+  /** Resolved once, when the target is created; recorded as migrationState.migrationPolicyName and migrationConfiguration. */
   private async policy(vmi: VirtualMachineInstance, signal: AbortSignal): Promise<ReturnType<typeof resolveMigrationPolicy>> {
     const [policies, namespace] = await Promise.all([
       this.policyClient.list({ signal }).then((list) => list.items),
@@ -191,10 +217,16 @@ export class MigrationController {
 export function observeTargetPods(pods: Informer<Pod>, expectations: ControllerExpectations): () => void {
   return pods.addEventHandler({
     onAdd: (pod) => {
-      const owner = pod.metadata?.ownerReferences?.find((ref) => ref.controller && ref.kind === VirtualMachineInstanceMigrationNames.kind);
-      if (owner && pod.metadata?.namespace) expectations.creationObserved(`${pod.metadata.namespace}/${owner.name}`);
+      const key = migrationKeyOfPod(pod);
+      if (key) expectations.creationObserved(key);
     },
   });
+}
+
+/** A target pod's change concerns its migration. */
+export function migrationOfTargetPod(pod: Pod): string[] {
+  const key = migrationKeyOfPod(pod);
+  return key ? [key] : [];
 }
 
 /** A VMI's change concerns the migrations of it that have not ended (their keys). */

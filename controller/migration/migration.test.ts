@@ -5,7 +5,7 @@ import type { VirtualMachineInstance } from '../api.js';
 import { liveMigratableCondition } from './live-migratable.js';
 import { decideMigration } from './phase.js';
 import type { MigrationObservation } from './phase.js';
-import { MIGRATION_JOB_LABEL, renderTargetPod, targetPodName } from './target-pod.js';
+import { MIGRATION_JOB_LABEL, MIGRATION_JOB_NAME_ANNOTATION, migrationKeyOfPod, migrationUidIndex, renderTargetPod, targetPodName } from './target-pod.js';
 import type { Migration } from './target-pod.js';
 
 const now = new Date('2026-12-01T12:00:00Z');
@@ -114,13 +114,17 @@ describe('LiveMigratable', () => {
 describe('target pod', () => {
   const config = { launcherImage: 'kubevm/launcher:test', useEmulation: true };
 
-  it('is kept off the source node, on the added node selector, labelled and owned by the migration', () => {
+  it('is kept off the source node, on the added node selector, labelled and annotated with the migration, owned by the VMI', () => {
     const m = migration();
     const p = renderTargetPod(vmi(), m, 'node-a', config);
     expect(p.metadata?.name).toBe(targetPodName(vmi(), m));
     expect(p.metadata?.name).toMatch(/-mig-0a1b2c3d$/);
     expect(p.metadata?.labels?.[MIGRATION_JOB_LABEL]).toBe(m.metadata?.uid);
-    expect(p.metadata?.ownerReferences).toEqual([expect.objectContaining({ kind: 'VirtualMachineInstanceMigration', uid: m.metadata?.uid, controller: true })]);
+    expect(p.metadata?.annotations?.[MIGRATION_JOB_NAME_ANNOTATION]).toBe(m.metadata?.name);
+    expect(migrationKeyOfPod(p)).toBe(`${m.metadata?.namespace}/${m.metadata?.name}`);
+    expect(migrationUidIndex(p)).toEqual([m.metadata?.uid]);
+    // The controller creates pods only for a VMI (deploy/controller/policy.yaml); the target becomes its launcher.
+    expect(p.metadata?.ownerReferences).toEqual([expect.objectContaining({ kind: 'VirtualMachineInstance', uid: vmi().metadata?.uid, controller: true })]);
     expect(p.spec?.nodeSelector).toMatchObject({ zone: 'b' });
     expect(p.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms).toEqual([{ matchFields: [{ key: 'metadata.name', operator: 'NotIn', values: ['node-a'] }] }]);
   });

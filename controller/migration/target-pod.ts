@@ -1,8 +1,10 @@
 // The migration target's launcher pod: the VMI's own launcher pod, rendered as for a start, kept
 // off the source node and on nodes with the migration's addedNodeSelector, labelled with the
-// migration's uid (KubeVirt's kubevirt.io/migrationJobUID) and owned by the migration, so deleting
-// the migration removes a target that never took over, and the VMI controller never mistakes it
-// for the VMI's running pod.
+// migration's uid (KubeVirt's kubevirt.io/migrationJobUID) and annotated with its name
+// (kubevirt.io/migrationJobName). Owned by the VMI, as KubeVirt's: it becomes the VMI's launcher when
+// the migration succeeds (the controller may create pods only for a VMI and never update them,
+// deploy/controller/policy.yaml), and goes with the VMI. The migration controller removes a target
+// that will never take over, also when its migration is deleted.
 import type { V1Affinity, V1NodeSelectorTerm, V1Pod } from '@kubernetes/client-node';
 import type { VirtualMachineInstanceMigration } from '../../runtime/api/index.js';
 import type { KubeObject } from '../../runtime/kube.js';
@@ -14,6 +16,8 @@ export type Migration = VirtualMachineInstanceMigration & KubeObject;
 
 /** KubeVirt's label on a migration target pod: the migration's uid. */
 export const MIGRATION_JOB_LABEL = 'kubevirt.io/migrationJobUID';
+/** KubeVirt's annotation on a migration target pod: the migration's name (its key, with the namespace). */
+export const MIGRATION_JOB_NAME_ANNOTATION = 'kubevirt.io/migrationJobName';
 
 /** Deterministic, so a repeated create is AlreadyExists, never a second target. */
 export function targetPodName(vmi: VirtualMachineInstance, migration: Migration): string {
@@ -39,16 +43,7 @@ export function renderTargetPod(vmi: VirtualMachineInstance, migration: Migratio
   const metadata = pod.metadata ?? {};
   metadata.name = targetPodName(vmi, migration);
   metadata.labels = { ...(metadata.labels ?? {}), [MIGRATION_JOB_LABEL]: migration.metadata?.uid ?? '' };
-  metadata.ownerReferences = [
-    {
-      apiVersion: 'kubevirt.io/v1',
-      kind: 'VirtualMachineInstanceMigration',
-      name: migration.metadata?.name ?? '',
-      uid: migration.metadata?.uid ?? '',
-      controller: true,
-      blockOwnerDeletion: true,
-    },
-  ];
+  metadata.annotations = { ...(metadata.annotations ?? {}), [MIGRATION_JOB_NAME_ANNOTATION]: migration.metadata?.name ?? '' };
   pod.metadata = metadata;
   const spec = pod.spec;
   if (spec) {
@@ -56,4 +51,16 @@ export function renderTargetPod(vmi: VirtualMachineInstance, migration: Migratio
     spec.affinity = offSourceNode(spec.affinity, sourceNode);
   }
   return pod;
+}
+
+/** The key (namespace/name) of the migration a target pod was made for; undefined for any other pod. */
+export function migrationKeyOfPod(pod: V1Pod): string | undefined {
+  const name = pod.metadata?.annotations?.[MIGRATION_JOB_NAME_ANNOTATION];
+  return name && pod.metadata?.labels?.[MIGRATION_JOB_LABEL] && pod.metadata.namespace ? `${pod.metadata.namespace}/${name}` : undefined;
+}
+
+/** Index of launcher pods by the uid of the migration they are the target of. */
+export function migrationUidIndex(pod: V1Pod): string[] {
+  const uid = pod.metadata?.labels?.[MIGRATION_JOB_LABEL];
+  return uid ? [uid] : [];
 }

@@ -47,6 +47,18 @@ describe('computeVMStatus', () => {
     expect(status.conditions).toEqual([{ type: 'Ready', status: 'True', lastProbeTime: null, lastTransitionTime: '2026-11-22T19:58:00Z' }]);
   });
 
+  test('Migrating from the VMI\'s migrationState: started and not ended; Running again once it completed or failed', () => {
+    const withState = (state: NonNullable<VirtualMachineInstance['status']>['migrationState']) => {
+      const running = vmi('Running', [{ type: 'Ready', status: 'True' }]);
+      running.status = { ...running.status, migrationState: state };
+      return computeVMStatus(input({ vmi: running })).printableStatus;
+    };
+    expect(withState({ migrationUid: 'm1', targetNodeAddress: '10.0.0.2' })).toBe('Running');
+    expect(withState({ migrationUid: 'm1', startTimestamp: '2026-11-22T19:59:00Z' })).toBe('Migrating');
+    expect(withState({ migrationUid: 'm1', startTimestamp: '2026-11-22T19:59:00Z', endTimestamp: '2026-11-22T19:59:05Z', completed: true })).toBe('Running');
+    expect(withState({ migrationUid: 'm1', startTimestamp: '2026-11-22T19:59:00Z', endTimestamp: '2026-11-22T19:59:05Z', failed: true, abortStatus: 'Succeeded' })).toBe('Running');
+  });
+
   test('no VMI: Ready False VMINotExists; runStrategy recorded only once a VMI existed', () => {
     const status = computeVMStatus(input({ runStrategy: 'Halted' }));
     expect(status.printableStatus).toBe('Stopped');

@@ -88,7 +88,8 @@ export function computeVMStatus(input: VMStatusInput): VirtualMachineStatus {
           phase: vmiPhase,
           deleting: vmiDeleting,
           conditions: vmiConditions,
-          migrating: Boolean(vmi.status?.migrationState?.startTimestamp && !vmi.status.migrationState.completed),
+          // KubeVirt's IsMigrating: started and not ended (completed, failed or aborted).
+          migrating: Boolean(vmi.status?.migrationState?.startTimestamp && !vmi.status.migrationState.endTimestamp),
         }
       : undefined,
     startExpected: input.startExpected,

@@ -23,6 +23,9 @@ import type { LauncherPodConfig } from './launcher-pod.js';
 import { CREATED_BY_LABEL, launcherPodName, renderLauncherInputSecret, renderLauncherPod } from './launcher-pod.js';
 import type { SyncFailure } from './status.js';
 import { computeVMIStatus, isPodDown, podFailureMessage } from './status.js';
+import type { ConditionInput } from '../../runtime/conditions.js';
+import { LIVE_MIGRATABLE, liveMigratableCondition } from '../migration/live-migratable.js';
+import { MIGRATION_JOB_LABEL } from '../migration/target-pod.js';
 
 const secrets: ResourceDescriptor = { group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true };
 export const persistentVolumeClaims: ResourceDescriptor = {
@@ -32,6 +35,12 @@ export const persistentVolumeClaims: ResourceDescriptor = {
   kind: 'PersistentVolumeClaim',
   namespaced: true,
 };
+
+interface ClaimFacts {
+  missing: string[];
+  blockClaims: Set<string>;
+  accessModes: Map<string, string[] | undefined>;
+}
 
 /** A missing PVC is looked for again this often (PVCs are not watched: it is a rare, transient state). */
 const PVC_RECHECK_MS = 5_000;
@@ -47,7 +56,30 @@ export const OUTDATED_LAUNCHER_IMAGE_LABEL = 'kubevirt.io/outdatedLauncherImage'
 
 export type Pod = V1Pod & KubeObject;
 /** The part of a PersistentVolumeClaim the controller reads. */
-type PersistentVolumeClaim = KubeObject & { spec?: { volumeMode?: string } };
+type PersistentVolumeClaim = KubeObject & { spec?: { volumeMode?: string; accessModes?: string[] } };
+
+/** A migration's target pod (the migration controller creates it; the VMI owns it). */
+function isMigrationTarget(pod: Pod): boolean {
+  return pod.metadata?.labels?.[MIGRATION_JOB_LABEL] !== undefined;
+}
+
+/**
+ * The VMI's launcher pod among the pods it owns: the target of a completed migration (the VMI is
+ * handed to it), else the active pod on the VMI's node, else the pod the controller created.
+ * Target pods of migrations in flight are never it.
+ */
+export function currentLauncherPod(vmi: VirtualMachineInstance, owned: readonly Pod[], expectedName: string): Pod | undefined {
+  const state = vmi.status?.migrationState;
+  if (state?.completed && state.migrationUid && state.targetNode) {
+    const target = owned.find((p) => p.metadata?.labels?.[MIGRATION_JOB_LABEL] === state.migrationUid && p.spec?.nodeName === state.targetNode && !isPodDown(p));
+    if (target) return target;
+  }
+  const nodeName = vmi.status?.nodeName;
+  const active = nodeName ? owned.find((p) => p.metadata?.uid !== undefined && vmi.status?.activePods?.[p.metadata.uid] === nodeName) : undefined;
+  if (active) return active;
+  const own = owned.filter((p) => !isMigrationTarget(p));
+  return own.find((p) => p.metadata?.name === expectedName) ?? own.find((p) => !isPodDown(p)) ?? own[0];
+}
 
 export interface VMIControllerDeps {
   client: KubeClient;
@@ -69,7 +101,8 @@ export function observeLauncherPods(pods: Informer<Pod>, expectations: Controlle
   };
   return pods.addEventHandler({
     onAdd: (pod) => {
-      const key = ownerKey(pod);
+      // A migration's target pod is the migration controller's creation, expected under its key.
+      const key = isMigrationTarget(pod) ? undefined : ownerKey(pod);
       if (key) expectations.creationObserved(key);
     },
   });
@@ -120,8 +153,9 @@ export class VMIController {
     }
     const owned = this.deps.pods.byIndex('ownerUid', uid);
     const expectedName = launcherPodName(vmi);
-    let pod: Pod | undefined = owned.find((p) => p.metadata?.name === expectedName) ?? owned.find((p) => !isPodDown(p)) ?? owned[0];
+    let pod: Pod | undefined = currentLauncherPod(vmi, owned, expectedName);
     let failure: SyncFailure | undefined;
+    let claims: ClaimFacts | undefined;
     let result: ReconcileResult | void = undefined;
     const phase = vmi.status?.phase ?? '';
 
@@ -143,7 +177,8 @@ export class VMIController {
           );
       }
     } else if (!pod && (phase === '' || phase === 'Pending')) {
-      const { missing, blockClaims } = await this.lookUpClaims(vmi, ctx.signal);
+      claims = await this.lookUpClaims(vmi, ctx.signal);
+      const { missing, blockClaims } = claims;
       if (missing.length > 0) {
         failure = {
           reason: 'FailedPvcNotFound',
@@ -159,7 +194,16 @@ export class VMIController {
       pod = await this.podClient.find(expectedName, vmi.metadata?.namespace, ctx.signal);
     }
 
-    const status = computeVMIStatus({ vmi, pod, failure, now: this.now() });
+    // LiveMigratable is written once while the controller still owns the conditions (ADR 0008);
+    // the access modes of a VMI's claims do not change, and its volumes are fixed.
+    let liveMigratable: ConditionInput | undefined;
+    const controllerPhase = phase === '' || phase === 'Pending' || phase === 'Scheduling';
+    if (controllerPhase && !deleting && !failure && !vmi.status?.conditions?.some((c) => c.type === LIVE_MIGRATABLE)) {
+      const facts = claims ?? (await this.lookUpClaims(vmi, ctx.signal));
+      if (facts.missing.length === 0) liveMigratable = liveMigratableCondition(vmi, (claim) => facts.accessModes.get(claim));
+    }
+    const migrationTargets = owned.filter((p) => p !== pod && isMigrationTarget(p));
+    const status = computeVMIStatus({ vmi, pod, migrationTargets, liveMigratable, failure, now: this.now() });
     const { written, object } = await patchStatusIfChanged(this.vmiClient, vmi, status, {
       owned: VMI_STATUS_FIELDS.controller,
       writer: 'the controller',
@@ -177,12 +221,36 @@ export class VMIController {
         events.record(vmi, 'Normal', 'Scheduled', `Launcher pod ${pod?.metadata?.name} is running on node ${status.nodeName}`);
       }
     }
+    if (!deleting && status.phase === 'Running' && pod) await this.removePreviousLaunchers(vmi, owned, pod, ctx);
     await this.markOutdatedLauncher(key, written ? object : vmi, status.launcherContainerImageVersion, deleting || isFinal(status.phase ?? ''), ctx);
     if ((deleting || isFinal(status.phase ?? '')) && finalizers?.includes(VMI_FINALIZER) && owned.length === 0) {
       await this.releaseWhenPodsGone(vmi, ctx);
     }
     return result;
   };
+
+  /**
+   * After a migration handed the VMI to its target pod, the source pod (paused after the migration,
+   * its guest now running on the target) is removed. A pod created before the VMI's launcher is a
+   * launcher it had before: a migration's target is always newer than its source.
+   */
+  private async removePreviousLaunchers(vmi: VirtualMachineInstance, owned: readonly Pod[], pod: Pod, ctx: ReconcileContext): Promise<void> {
+    const since = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp).getTime() : undefined;
+    if (since === undefined) return;
+    for (const previous of owned) {
+      const created = previous.metadata?.creationTimestamp ? new Date(previous.metadata.creationTimestamp).getTime() : undefined;
+      if (previous === pod || previous.metadata?.deletionTimestamp || created === undefined || created >= since) continue;
+      await this.podClient
+        .delete(previous.metadata?.name ?? '', previous.metadata?.namespace, { ...(previous.metadata?.uid ? { preconditionUid: previous.metadata.uid } : {}), signal: ctx.signal })
+        .then(
+          () => this.deps.events.record(vmi, 'Normal', 'SuccessfulDelete', `Deleted the migration source pod ${previous.metadata?.name}: the VMI runs in ${pod.metadata?.name} on ${pod.spec?.nodeName}`),
+          (err: unknown) => {
+            if (!isNotFound(err)) throw err;
+          },
+        );
+      ctx.log.info({ pod: previous.metadata?.name, launcher: pod.metadata?.name }, 'removed the migration source pod');
+    }
+  }
 
   /**
    * KubeVirt's mark of a VMI whose launcher runs another image than the one this controller puts in
@@ -259,19 +327,21 @@ export class VMIController {
     }
   }
 
-  /** The VMI's PVCs that do not exist, and those in Block mode (attached as devices). */
-  private async lookUpClaims(vmi: VirtualMachineInstance, signal: AbortSignal): Promise<{ missing: string[]; blockClaims: Set<string> }> {
+  /** The VMI's PVCs that do not exist, those in Block mode (attached as devices), and every claim's access modes. */
+  private async lookUpClaims(vmi: VirtualMachineInstance, signal: AbortSignal): Promise<ClaimFacts> {
     const claims = (vmi.spec.volumes ?? [])
       .map((volume) => volume.persistentVolumeClaim?.claimName ?? volume.ephemeral?.persistentVolumeClaim?.claimName)
       .filter((name): name is string => Boolean(name));
     const missing: string[] = [];
     const blockClaims = new Set<string>();
+    const accessModes = new Map<string, string[] | undefined>();
     for (const claim of new Set(claims)) {
       const pvc = await this.pvcClient.find(claim, vmi.metadata?.namespace, signal);
       if (!pvc) missing.push(claim);
       else if (pvc.spec?.volumeMode === 'Block') blockClaims.add(claim);
+      accessModes.set(claim, pvc?.spec?.accessModes);
     }
-    return { missing, blockClaims };
+    return { missing, blockClaims, accessModes };
   }
 }
 

@@ -3,6 +3,7 @@ import type { VirtualMachineInstance } from '../api.js';
 import { statusEqual, statusPatch } from '../../runtime/status.js';
 import { VMI_STATUS_FIELDS } from '../../runtime/contracts/vmi-status.js';
 import { computeVMIStatus, isPodDown, podFailureMessage } from './status.js';
+import { currentLauncherPod } from './controller.js';
 
 const now = new Date('2026-11-22T20:00:00Z');
 const later = new Date('2026-11-22T20:00:30Z');
@@ -179,5 +180,69 @@ describe('podFailureMessage', () => {
       },
     });
     expect(message).toBe('launcher pod virt-launcher-vm-abcde was evicted by the kubelet: Usage of EmptyDir volume "ephemeral-disks" exceeds the limit "18Mi".');
+  });
+});
+
+describe('computeVMIStatus and a migration', () => {
+  const running = (extra: Partial<NonNullable<VirtualMachineInstance['status']>> = {}) =>
+    vmi({ phase: 'Running', nodeName: 'node1', activePods: { 'pod-uid': 'node1' }, launcherContainerImageVersion: 'kubevm/launcher:1', ...extra });
+  const target = (overrides: Parameters<typeof pod>[0] = {}): V1Pod => {
+    const p = pod({ phase: 'Running', nodeName: 'node2', ready: true, ...overrides });
+    p.metadata = { ...p.metadata, name: 'virt-launcher-vm1-abcde-mig-0a1b2c3d', uid: 'target-uid', labels: { 'kubevirt.io/migrationJobUID': 'mig-uid' } };
+    return p;
+  };
+  const source = pod({ phase: 'Running', nodeName: 'node1', ready: true });
+
+  test('a target pod on its node is an active pod too; an unbound or ended one is not', () => {
+    expect(computeVMIStatus({ vmi: running(), pod: source, migrationTargets: [target()], failure: undefined, now }).activePods).toEqual({ 'pod-uid': 'node1', 'target-uid': 'node2' });
+    expect(computeVMIStatus({ vmi: running(), pod: source, migrationTargets: [target({ nodeName: undefined })], failure: undefined, now }).activePods).toEqual({ 'pod-uid': 'node1' });
+    const gone = computeVMIStatus({ vmi: running({ activePods: { 'pod-uid': 'node1', 'target-uid': 'node2' } }), pod: source, migrationTargets: [target({ deleting: true })], failure: undefined, now });
+    expect(gone.activePods).toEqual({ 'pod-uid': 'node1' });
+  });
+
+  test('the hand-over: the target pod is the launcher, its node the VMI\'s node, the only active pod; the phase and conditions untouched', () => {
+    const before = running({ activePods: { 'pod-uid': 'node1', 'target-uid': 'node2' }, conditions: [{ type: 'Ready', status: 'True' }] });
+    const after = computeVMIStatus({ vmi: before, pod: target(), migrationTargets: [], failure: undefined, now });
+    expect(after.nodeName).toBe('node2');
+    expect(after.activePods).toEqual({ 'target-uid': 'node2' });
+    expect(after.phase).toBe('Running');
+    expect(after.conditions).toEqual(before.status?.conditions);
+    // Only the controller's fields change.
+    expect(() => statusPatch(before.status, after, VMI_STATUS_FIELDS.controller, 'the controller')).not.toThrow();
+  });
+
+  test('LiveMigratable is written while the controller drives the phase, never after', () => {
+    const condition = { type: 'LiveMigratable', status: 'True' as const, reason: '', message: '' };
+    const scheduling = computeVMIStatus({ vmi: vmi(), pod: pod(), liveMigratable: condition, failure: undefined, now });
+    expect(scheduling.conditions?.find((c) => c.type === 'LiveMigratable')).toMatchObject({ status: 'True' });
+    expect(computeVMIStatus({ vmi: running(), pod: source, liveMigratable: condition, failure: undefined, now }).conditions).toBeUndefined();
+  });
+});
+
+describe('currentLauncherPod', () => {
+  const owned = (name: string, uid: string, nodeName: string, extra: { migrationUid?: string; down?: boolean } = {}) => {
+    const p = pod({ phase: extra.down ? 'Failed' : 'Running', nodeName, ready: !extra.down });
+    p.metadata = { ...p.metadata, name, uid, ...(extra.migrationUid ? { labels: { 'kubevirt.io/migrationJobUID': extra.migrationUid } } : {}) };
+    return p as Parameters<typeof currentLauncherPod>[1][number];
+  };
+  const src = owned('virt-launcher-vm1-abcde', 'src', 'node1');
+  const tgt = owned('virt-launcher-vm1-abcde-mig-1', 'tgt', 'node2', { migrationUid: 'm1' });
+
+  test('during a migration the source; a target is never taken before its migration completed', () => {
+    const v = vmi({ phase: 'Running', nodeName: 'node1', activePods: { src: 'node1', tgt: 'node2' }, migrationState: { migrationUid: 'm1', startTimestamp: '2026-11-22T19:59:00Z' } });
+    expect(currentLauncherPod(v, [tgt, src], 'virt-launcher-vm1-abcde')?.metadata?.uid).toBe('src');
+    expect(currentLauncherPod(vmi({ phase: 'Scheduling' }), [tgt], 'virt-launcher-vm1-abcde')).toBeUndefined();
+  });
+
+  test('once the migration completed the target, before and after the VMI points at it', () => {
+    const completed = { migrationUid: 'm1', targetNode: 'node2', completed: true };
+    expect(currentLauncherPod(vmi({ phase: 'Running', nodeName: 'node1', activePods: { src: 'node1', tgt: 'node2' }, migrationState: completed }), [src, tgt], 'virt-launcher-vm1-abcde')?.metadata?.uid).toBe('tgt');
+    expect(currentLauncherPod(vmi({ phase: 'Running', nodeName: 'node2', activePods: { tgt: 'node2' }, migrationState: completed }), [src, tgt], 'virt-launcher-vm1-abcde')?.metadata?.uid).toBe('tgt');
+  });
+
+  test('a completed migration whose target is down leaves the source (the guest is not handed to a dead pod)', () => {
+    const deadTarget = owned('virt-launcher-vm1-abcde-mig-1', 'tgt', 'node2', { migrationUid: 'm1', down: true });
+    const v = vmi({ phase: 'Running', nodeName: 'node1', activePods: { src: 'node1' }, migrationState: { migrationUid: 'm1', targetNode: 'node2', completed: true } });
+    expect(currentLauncherPod(v, [src, deadTarget], 'virt-launcher-vm1-abcde')?.metadata?.uid).toBe('src');
   });
 });

@@ -1,6 +1,7 @@
 // The part of a VMI's status the controller owns (runtime/contracts/vmi-status.ts, ADR 0008): the phases up to Scheduled, Failed
-// before the guest ever started, nodeName and activePods, launcherContainerImageVersion, and the
-// conditions that explain a stuck start (PodScheduled, Synchronized). From Scheduled on the node
+// before the guest ever started, nodeName and activePods (the hand-over to a migration's target
+// included), launcherContainerImageVersion, and the conditions that explain a stuck start
+// (PodScheduled, Synchronized) or say whether the VMI can migrate (LiveMigratable). From Scheduled on the node
 // handler owns the phase and the conditions; the controller only notices a launcher pod that is gone.
 //
 // Writes per VMI are a measured figure: from creation to Running the controller writes twice
@@ -86,8 +87,12 @@ export function podFailureMessage(pod: V1Pod): string {
 
 export interface VMIStatusInput {
   vmi: VirtualMachineInstance;
-  /** The launcher pod: observed, or just created this pass. */
+  /** The launcher pod: observed, or just created this pass; after a migration, its target pod. */
   pod: V1Pod | undefined;
+  /** Target pods of migrations that have not taken the VMI over: active pods too once on a node. */
+  migrationTargets?: readonly V1Pod[];
+  /** KubeVirt's LiveMigratable condition, when computed this pass (before the node handler takes over). */
+  liveMigratable?: ConditionInput;
   /** Whether the pod was seen before and has since disappeared (vs. never created). */
   failure: SyncFailure | undefined;
   now: Date;
@@ -103,7 +108,7 @@ function withPhase(status: VirtualMachineInstanceStatus, phase: VMIPhase, now: D
  * The VMI status after the controller's pass; fields the controller does not own are carried over.
  * Equal to the stored status (statusEqual) when there is nothing new to say.
  */
-export function computeVMIStatus({ vmi, pod, failure, now }: VMIStatusInput): VirtualMachineInstanceStatus {
+export function computeVMIStatus({ vmi, pod, migrationTargets = [], liveMigratable, failure, now }: VMIStatusInput): VirtualMachineInstanceStatus {
   const current: VirtualMachineInstanceStatus = vmi.status ?? {};
   const next: VirtualMachineInstanceStatus = structuredClone(current);
   const phase: VMIPhase = current.phase ?? '';
@@ -173,13 +178,24 @@ export function computeVMIStatus({ vmi, pod, failure, now }: VMIStatusInput): Vi
     remove('PodScheduled');
     remove('Synchronized');
   }
+  // Written once, while the conditions are still the controller's; the node handler carries it.
+  if (liveMigratable && (phase === '' || phase === 'Pending' || phase === 'Scheduling')) set(liveMigratable);
   if (conditions.length > 0 || current.conditions) next.conditions = conditions;
 
   // activePods and the launcher image are recorded when the pod is on its node (Scheduled), which
   // is when the node handler needs them; recording an unbound pod would cost a write per bind.
+  // A migration's target pod is active too once it is on its node (its node handler prepares it);
+  // when the migration has handed the VMI to it, it is the pod and its node the VMI's node.
   if (pod && pod.spec?.nodeName && (next.phase === 'Scheduled' || next.phase === 'Running')) {
     const uid = pod.metadata?.uid;
-    if (uid) next.activePods = { ...(current.activePods ?? {}), [uid]: pod.spec.nodeName };
+    if (next.phase === 'Running' && current.nodeName && current.nodeName !== pod.spec.nodeName) next.nodeName = pod.spec.nodeName;
+    if (uid) {
+      const active: Record<string, string> = { [uid]: pod.spec.nodeName };
+      for (const target of migrationTargets) {
+        if (target.metadata?.uid && target.spec?.nodeName && !isPodDown(target)) active[target.metadata.uid] = target.spec.nodeName;
+      }
+      next.activePods = active;
+    }
     const image = pod.spec.containers.find((container) => container.name === COMPUTE_CONTAINER)?.image;
     if (image) next.launcherContainerImageVersion = image;
   }

@@ -38,7 +38,11 @@ export const CONTROLLER_GRANTS: readonly Grant[] = [
   { why: "The VM's snapshot of its instancetype/preference: created once, read back by name.", apiGroups: ['apps'], resources: ['controllerrevisions'], verbs: ['get', 'create'] },
   { why: 'Launcher pods: informer, create, a get after AlreadyExists, delete when the VMI is deleted.', apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
   { why: "The launcher's input (the VMI it runs) is a Secret created before the pod and owned by the VMI; one already under that name is deleted and created again. Never read.", apiGroups: [''], resources: ['secrets'], verbs: ['create', 'delete'] },
-  { why: "A VMI's PVCs must exist before its launcher pod is created (ErrorPvcNotFound otherwise).", apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get'] },
+  { why: "A VMI's PVCs must exist before its launcher pod is created (ErrorPvcNotFound otherwise); their access modes make the VMI LiveMigratable or not.", apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get'] },
+  { why: 'Migration controller: informer of VirtualMachineInstanceMigrations.', apiGroups: ['kubevirt.io'], resources: ['virtualmachineinstancemigrations'], verbs: ['list', 'watch'] },
+  { why: "The migration's status (phase, migrationState, conditions): a JSON patch of the status subresource.", apiGroups: ['kubevirt.io'], resources: ['virtualmachineinstancemigrations/status'], verbs: ['patch'] },
+  { why: 'The MigrationPolicy that matches a VMI (listed when its target pod is created) and the labels of its namespace.', apiGroups: ['migrations.kubevirt.io'], resources: ['migrationpolicies'], verbs: ['list'] },
+  { why: "A MigrationPolicy's namespaceSelector is matched against the VMI's namespace's labels.", apiGroups: [''], resources: ['namespaces'], verbs: ['get'] },
   { why: 'Events on VMs and VMIs.', apiGroups: [''], resources: ['events'], verbs: ['create'] },
   ...METRICS_AUTH_GRANTS,
 ];

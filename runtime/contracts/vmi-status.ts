@@ -11,9 +11,10 @@
 //                                    Failed when the launcher pod is gone
 //   reason                           why it failed (PodMissing, PodFailed, ...)  —
 //   conditions                       Ready, PodScheduled, Synchronized until      Ready, Paused, AgentConnected, Synchronized,
-//                                    Scheduled                                  kubevm.io/Emulation from Scheduled on
-//   nodeName, activePods,            yes                                        —
-//   launcherContainerImageVersion
+//                                    Scheduled; LiveMigratable, once, before    kubevm.io/Emulation from Scheduled on
+//                                    then (the handler carries it)
+//   nodeName, activePods,            yes (a migration's target pod is active    —
+//   launcherContainerImageVersion    too; on completion the VMI moves to it)
 //   interfaces, guestOSInfo          —                                          yes
 //
 // The condition types and the order both keep them in: runtime/contracts/vmi-conditions.ts.

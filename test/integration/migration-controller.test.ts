@@ -8,7 +8,7 @@
 // Needs the local cluster (make cluster-up), no installed kubevm; fails, never skips.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
-import { Controller, controllerOwnerKey } from '../../runtime/controller.js';
+import { Controller } from '../../runtime/controller.js';
 import { ControllerExpectations } from '../../runtime/expectations.js';
 import { Informer, ownerUidIndex } from '../../runtime/informer.js';
 import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
@@ -18,8 +18,8 @@ import type { EventRecorder } from '../../runtime/events.js';
 import type { KubeVirtCR, VirtualMachineInstance } from '../../controller/api.js';
 import { kubevirtResource } from '../../controller/manager.js';
 import { vmiResource, persistentVolumeClaims } from '../../controller/vmi/controller.js';
-import { MigrationController, TARGET_POD_WAITING, migrationPolicyResource, migrationResource, migrationsOfVmi, observeTargetPods } from '../../controller/migration/controller.js';
-import { MIGRATION_JOB_LABEL } from '../../controller/migration/target-pod.js';
+import { MigrationController, TARGET_POD_WAITING, migrationOfTargetPod, migrationPolicyResource, migrationResource, migrationsOfVmi, observeTargetPods } from '../../controller/migration/controller.js';
+import { MIGRATION_JOB_LABEL, migrationUidIndex } from '../../controller/migration/target-pod.js';
 import type { Migration } from '../../controller/migration/target-pod.js';
 import { applyKubevmCrds, clusterClient, createTestNamespace, requireCluster, useLocalClusterKubeconfig } from './runtime-support.js';
 import { deleteNamespaceWithoutController } from './kubevm-namespace.js';
@@ -81,7 +81,7 @@ beforeAll(async () => {
   const common = { client, log: silentLogger, namespace };
   const migrations = new Informer<Migration>({ ...common, descriptor: migrationResource });
   const vmis = new Informer<VirtualMachineInstance>({ ...common, descriptor: vmiResource });
-  const pods = new Informer<Pod>({ ...common, descriptor: coreResources.pods, labelSelector: 'kubevirt.io=virt-launcher', indexers: { ownerUid: ownerUidIndex } });
+  const pods = new Informer<Pod>({ ...common, descriptor: coreResources.pods, labelSelector: 'kubevirt.io=virt-launcher', indexers: { ownerUid: ownerUidIndex, migrationUid: migrationUidIndex } });
   const kubevirts = new Informer<KubeVirtCR>({ ...common, descriptor: kubevirtResource });
   informers = [migrations, vmis, pods, kubevirts] as Array<Informer<KubeObject>>;
   const expectations = new ControllerExpectations();
@@ -100,7 +100,7 @@ beforeAll(async () => {
   observeTargetPods(pods, expectations);
   controller = new Controller({ name: 'migration-test', kind: 'VirtualMachineInstanceMigration', reconcile: migrationController.reconcile, log: silentLogger })
     .watch(migrations)
-    .watch(pods, controllerOwnerKey('VirtualMachineInstanceMigration'))
+    .watch(pods, migrationOfTargetPod)
     .watch(vmis, migrationsOfVmi(migrations));
   for (const informer of informers) informer.start();
   await controller.start();
@@ -129,6 +129,8 @@ describe('VirtualMachineInstanceMigration controller (one node)', () => {
     expect(target?.spec?.nodeName).toBeUndefined();
     expect(target?.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms).toEqual([{ matchFields: [{ key: 'metadata.name', operator: 'NotIn', values: [nodeName] }] }]);
     expect(waiting.m.status?.migrationState).toMatchObject({ migrationUid: uid, sourceNode: nodeName, targetPod: target?.metadata?.name, migrationPolicyName: POLICY });
+    // What the source's node handler will migrate with: the cluster's defaults and the policy's override.
+    expect(waiting.m.status?.migrationState?.migrationConfiguration).toMatchObject({ allowAutoConverge: true, allowPostCopy: false, completionTimeoutPerGiB: 150, bandwidthPerMigration: '0' });
 
     const failed = await eventually('the migration to fail at its timeout', 30_000, async () => {
       const m = await migrationNow('mig-unschedulable');
@@ -159,6 +161,22 @@ describe('VirtualMachineInstanceMigration controller (one node)', () => {
     );
     expect(failed.status?.phaseTransitionTimestamps?.map((t) => t.phase)).toEqual(['Failed']);
     expect(await targetPods(failed.metadata?.uid ?? '')).toHaveLength(0);
+  });
+
+  it('cancels a migration that is deleted: its target pod (owned by the VMI) is removed, the VMI untouched', async () => {
+    await runningVmi('cancelled');
+    await migrate('mig-cancelled', 'cancelled');
+    const scheduling = await eventually('the migration to create its target pod', 30_000, async () => {
+      const m = await migrationNow('mig-cancelled');
+      return m.status?.phase === 'Scheduling' && (await targetPods(m.metadata?.uid ?? '')).length === 1 ? m : undefined;
+    });
+    const uid = scheduling.metadata?.uid ?? '';
+    const [target] = await targetPods(uid);
+    expect(target?.metadata?.ownerReferences).toEqual([expect.objectContaining({ kind: 'VirtualMachineInstance', name: 'cancelled', controller: true })]);
+    await client.resource<Migration>(migrationResource).delete('mig-cancelled', namespace);
+    await eventually('the deleted migration\'s target pod to be removed', 30_000, async () => (await targetPods(uid)).every((pod) => pod.metadata?.deletionTimestamp !== undefined));
+    const after = await client.resource<VirtualMachineInstance>(vmiResource).get('cancelled', namespace);
+    expect(after.status).toMatchObject({ phase: 'Running', nodeName });
   });
 
   it('fails a migration of a VMI that does not exist', async () => {

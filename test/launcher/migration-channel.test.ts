@@ -183,6 +183,38 @@ describe('migration channel (TCP + mutual TLS, real sockets)', () => {
     expect(reached).toBe(false);
   });
 
+  it('with peer names, refuses a certificate of the same CA for another name (another component\'s)', async () => {
+    const strict = new MigrationReceiver({ tls: certs['node-b'], log, host: '127.0.0.1', peerNames: ['node-a'] });
+    const strictAddress = await strict.listen();
+    cleanups.push(() => strict.close());
+    const before = (await migrationChannelRefused.get()).values.find((v) => v.labels.reason === 'peer')?.value ?? 0;
+    let reached = false;
+    strict.expect('m6', () => {
+      reached = true;
+      return connectUnix('/nonexistent');
+    });
+    // node-b's certificate is signed by the same CA but is not one the receiver accepts as a peer.
+    const other = tls.connect({ ...strictAddress, servername: 'node-b', ca: certs['node-b'].ca, cert: certs['node-b'].cert, key: certs['node-b'].key });
+    other.on('error', () => undefined);
+    other.write(ndjsonLine({ protocol: 1, migrationUid: 'm6' }));
+    const answer = await new Promise<string>((resolve) => {
+      let text = '';
+      other.on('data', (c: Buffer) => (text += c.toString()));
+      other.once('close', () => resolve(text));
+    });
+    const parsed = MigrationChannelAnswer.parse(JSON.parse(answer));
+    expect(!parsed.ok && parsed.message).toMatch(/a certificate for node-b.* is not a node handler's \(node-a\)/);
+    expect(reached).toBe(false);
+    expect((await migrationChannelRefused.get()).values.find((v) => v.labels.reason === 'peer')?.value).toBe(before + 1);
+
+    // node-a's is accepted.
+    const good = tls.connect({ ...strictAddress, servername: 'node-b', ca: certs['node-a'].ca, cert: certs['node-a'].cert, key: certs['node-a'].key });
+    good.on('error', () => undefined);
+    good.write(ndjsonLine({ protocol: 1, migrationUid: 'm6' }));
+    await new Promise<void>((resolve) => good.once('close', () => resolve()));
+    expect(reached).toBe(true);
+  });
+
   it('makes its socket in the pod\'s directory without following links the pod planted', async () => {
     // The run directory itself a link to somewhere else: refused, nothing made there.
     const elsewhere = mkdtempSync(path.join(os.tmpdir(), 'kubevm-elsewhere-'));

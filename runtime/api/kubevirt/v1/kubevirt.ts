@@ -2,8 +2,8 @@
 // operator reconciles this one object into its deployments.
 import { z } from 'zod';
 import { Affinity, LocalObjectReference, PullPolicy, Toleration } from '../../core.js';
-import { conditionSchema, Quantity, typeMeta, type ResourceNames } from '../../meta.js';
-import { KUBEVIRT_API_VERSION, KUBEVIRT_GROUP, KUBEVIRT_VERSION, EvictionStrategy } from './virtualmachineinstance.js';
+import { conditionSchema, typeMeta, type ResourceNames } from '../../meta.js';
+import { KUBEVIRT_API_VERSION, KUBEVIRT_GROUP, KUBEVIRT_VERSION, EvictionStrategy, MigrationConfiguration } from './virtualmachineinstance.js';
 
 export const KubeVirtNames = {
   group: KUBEVIRT_GROUP,
@@ -47,20 +47,6 @@ export const DeveloperConfiguration = z
   })
   .describe('Settings for development and feature gates.');
 
-export const MigrationConfiguration = z
-  .strictObject({
-    parallelMigrationsPerCluster: z.int().min(0).optional().describe('Migrations running at once in the cluster; 5 when unset.'),
-    parallelOutboundMigrationsPerNode: z.int().min(0).optional().describe('Migrations leaving one node at once; 2 when unset.'),
-    bandwidthPerMigration: Quantity.optional().describe('Bandwidth limit of each migration, e.g. 64Mi (per second); unlimited when unset.'),
-    completionTimeoutPerGiB: z.int().min(0).optional().describe('Seconds per GiB of guest memory after which a migration is cancelled; 150 when unset.'),
-    progressTimeout: z.int().min(0).optional().describe('Seconds without progress after which a migration is cancelled; 150 when unset.'),
-    allowAutoConverge: z.boolean().optional().describe('Throttle the guest CPU when a migration does not converge.'),
-    allowPostCopy: z.boolean().optional().describe('Switch to post-copy when a migration does not converge.'),
-    unsafeMigrationOverride: z.boolean().optional().describe('Allow migrations that may corrupt data (e.g. with writeback caching).'),
-    nodeDrainTaintKey: z.string().optional().describe('The taint that marks a node being drained; kubevirt.io/drain when unset.'),
-  })
-  .describe('Cluster-wide live-migration settings.');
-export type MigrationConfiguration = z.infer<typeof MigrationConfiguration>;
 
 export const NetworkConfiguration = z
   .strictObject({

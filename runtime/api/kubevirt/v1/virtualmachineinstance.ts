@@ -97,6 +97,22 @@ export const VirtualMachineInstanceGuestOSInfo = z
   .describe('The guest OS as the guest agent reports it.');
 export type VirtualMachineInstanceGuestOSInfo = z.infer<typeof VirtualMachineInstanceGuestOSInfo>;
 
+// Declared here, where the migration state that records it is; the KubeVirt CR's spec.configuration.migrations uses it too.
+export const MigrationConfiguration = z
+  .strictObject({
+    parallelMigrationsPerCluster: z.int().min(0).optional().describe('Migrations running at once in the cluster; 5 when unset.'),
+    parallelOutboundMigrationsPerNode: z.int().min(0).optional().describe('Migrations leaving one node at once; 2 when unset.'),
+    bandwidthPerMigration: Quantity.optional().describe('Bandwidth limit of each migration, e.g. 64Mi (per second); unlimited when unset.'),
+    completionTimeoutPerGiB: z.int().min(0).optional().describe('Seconds per GiB of guest memory after which a migration is cancelled; 150 when unset.'),
+    progressTimeout: z.int().min(0).optional().describe('Seconds without progress after which a migration is cancelled; 150 when unset.'),
+    allowAutoConverge: z.boolean().optional().describe('Throttle the guest CPU when a migration does not converge.'),
+    allowPostCopy: z.boolean().optional().describe('Switch to post-copy when a migration does not converge.'),
+    unsafeMigrationOverride: z.boolean().optional().describe('Allow migrations that may corrupt data (e.g. with writeback caching).'),
+    nodeDrainTaintKey: z.string().optional().describe('The taint that marks a node being drained; kubevirt.io/drain when unset.'),
+  })
+  .describe('Cluster-wide live-migration settings.');
+export type MigrationConfiguration = z.infer<typeof MigrationConfiguration>;
+
 export const VirtualMachineInstanceMigrationState = z
   .strictObject({
     migrationUid: z.string().optional().describe('The UID of the VirtualMachineInstanceMigration driving this migration.'),
@@ -117,6 +133,7 @@ export const VirtualMachineInstanceMigrationState = z
     failureReason: z.string().optional().describe('Why the migration failed.'),
     mode: z.enum(['PreCopy', 'PostCopy', 'Paused']).optional().describe('The migration mode in use.'),
     migrationPolicyName: z.string().optional().describe('The MigrationPolicy applied to this migration.'),
+    migrationConfiguration: MigrationConfiguration.optional().describe('The migration settings in force for this migration: the cluster\'s, overridden by the MigrationPolicy.'),
   })
   .describe('The state of the current or last live migration.');
 export type VirtualMachineInstanceMigrationState = z.infer<typeof VirtualMachineInstanceMigrationState>;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
-import type { MigrationPolicy } from '../../runtime/api/index.js';
-import { QuantityError } from '../../runtime/quantity.js';
-import { MIGRATION_DEFAULTS, launcherMigrateArgs, matchMigrationPolicy, resolveMigrationPolicy } from './policy.js';
+import type { MigrationPolicy } from './api/index.js';
+import { QuantityError } from './quantity.js';
+import { MIGRATION_DEFAULTS, launcherMigrateArgs, matchMigrationPolicy, migrateArgsFromConfiguration, migrationConfigurationOf, resolveMigrationPolicy } from './migration-policy.js';
 
 function policy(name: string, selectors: MigrationPolicy['spec']['selectors'], spec: Omit<MigrationPolicy['spec'], 'selectors'> = {}): MigrationPolicy {
   return { apiVersion: 'migrations.kubevirt.io/v1alpha1', kind: 'MigrationPolicy', metadata: { name }, spec: { selectors, ...spec } };
@@ -64,5 +64,31 @@ describe('migration policy resolution', () => {
     expect(launcherMigrateArgs(r, 2 * 1024 ** 3)).toEqual({ bandwidthMiBps: 1, autoConverge: false, postCopy: true, completionTimeoutSeconds: 300, progressTimeoutSeconds: 150 });
     expect(launcherMigrateArgs(resolveMigrationPolicy({}, undefined), 128 * 1024 * 1024)).toEqual({ autoConverge: false, postCopy: false, completionTimeoutSeconds: 19, progressTimeoutSeconds: 150 });
     expect(launcherMigrateArgs({ ...r, completionTimeoutPerGiB: 0 }, 1024).completionTimeoutSeconds).toBe(1);
+  });
+});
+
+describe('the recorded configuration (migrationState.migrationConfiguration)', () => {
+  it('round-trips the resolved settings to the same launcher arguments', () => {
+    const resolved = resolveMigrationPolicy({ bandwidthPerMigration: '64Mi', completionTimeoutPerGiB: 10, allowAutoConverge: true }, undefined);
+    const recorded = migrationConfigurationOf(resolved);
+    expect(recorded).toEqual({
+      parallelMigrationsPerCluster: 5,
+      parallelOutboundMigrationsPerNode: 2,
+      bandwidthPerMigration: String(64 * 1024 * 1024),
+      completionTimeoutPerGiB: 10,
+      progressTimeout: 150,
+      allowAutoConverge: true,
+      allowPostCopy: false,
+    });
+    const gib = 1024 * 1024 * 1024;
+    expect(migrateArgsFromConfiguration(recorded, 2 * gib)).toEqual(launcherMigrateArgs(resolved, 2 * gib));
+    expect(migrateArgsFromConfiguration(recorded, 2 * gib)).toMatchObject({ bandwidthMiBps: 64, completionTimeoutSeconds: 20, autoConverge: true });
+  });
+
+  it('an unlimited bandwidth stays unlimited; no record means the defaults', () => {
+    const recorded = migrationConfigurationOf(resolveMigrationPolicy(undefined, undefined));
+    expect(recorded.bandwidthPerMigration).toBe('0');
+    expect(migrateArgsFromConfiguration(recorded, 1024 ** 3).bandwidthMiBps).toBeUndefined();
+    expect(migrateArgsFromConfiguration(undefined, 1024 ** 3)).toEqual({ autoConverge: false, postCopy: false, completionTimeoutSeconds: 150, progressTimeoutSeconds: 150 });
   });
 });

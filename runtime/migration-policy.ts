@@ -1,11 +1,14 @@
 // Which migration settings apply to one VMI: the KubeVirt CR's spec.configuration.migrations with
 // KubeVirt's defaults, overridden field by field by the MigrationPolicy that matches the VMI best.
+// The controller resolves them when it creates the target pod and records them in the migration's
+// status.migrationState.migrationConfiguration (KubeVirt's field); the source's node handler turns
+// that record into the launcher's `migrate` arguments. Shared, so both ends read it one way.
 // Matching is KubeVirt's: every label of a policy's selectors must be on the VMI (VMI selector) or
 // its namespace (namespace selector); among the matching policies the one with the most matching
 // labels wins, then the one with more VMI labels, then the first by name.
-import type { MigrateArgs } from '../../runtime/contracts/launcher-protocol.js';
-import type { MigrationConfiguration, MigrationPolicy, MigrationPolicySpec } from '../../runtime/api/index.js';
-import { parseQuantity } from '../../runtime/quantity.js';
+import type { MigrateArgs } from './contracts/launcher-protocol.js';
+import type { MigrationConfiguration, MigrationPolicy, MigrationPolicySpec } from './api/index.js';
+import { parseQuantity } from './quantity.js';
 
 /** KubeVirt's defaults for spec.configuration.migrations. */
 export const MIGRATION_DEFAULTS = {
@@ -104,4 +107,26 @@ export function launcherMigrateArgs(policy: ResolvedMigrationPolicy, guestMemory
   if (policy.bandwidthBytesPerSecond > 0) args.bandwidthMiBps = Number((BigInt(policy.bandwidthBytesPerSecond) + MIB - 1n) / MIB);
   if (policy.maxDowntimeMs !== undefined) args.maxDowntimeMs = policy.maxDowntimeMs;
   return args;
+}
+
+/**
+ * The resolved settings as KubeVirt records them (migrationState.migrationConfiguration): every
+ * field set, the bandwidth in bytes per second ("0": unlimited). A MigrationPolicy's maxDowntimeMs
+ * has no field there and is not carried (the launcher's default applies).
+ */
+export function migrationConfigurationOf(policy: ResolvedMigrationPolicy): MigrationConfiguration {
+  return {
+    parallelMigrationsPerCluster: policy.parallelMigrationsPerCluster,
+    parallelOutboundMigrationsPerNode: policy.parallelOutboundMigrationsPerNode,
+    bandwidthPerMigration: String(policy.bandwidthBytesPerSecond),
+    completionTimeoutPerGiB: policy.completionTimeoutPerGiB,
+    progressTimeout: policy.progressTimeout,
+    allowAutoConverge: policy.allowAutoConverge,
+    allowPostCopy: policy.allowPostCopy,
+  };
+}
+
+/** The source launcher's `migrate` arguments from a recorded configuration (KubeVirt's defaults for what it lacks). */
+export function migrateArgsFromConfiguration(configuration: MigrationConfiguration | undefined, guestMemoryBytes: number): MigrateArgs {
+  return launcherMigrateArgs(resolveMigrationPolicy(configuration, undefined), guestMemoryBytes);
 }
