@@ -67,7 +67,7 @@ async function streamsHandshake(server: SecretObject | undefined, client: { cert
 
 describe('reconcilePki', () => {
   const start = new Date();
-  const first = reconcilePki({}, target, start);
+  const first = reconcilePki(new Map(), target, start);
   const live = asLive(first);
   const caPem = data(live[CA_SECRET], 'tls.crt');
 
@@ -120,7 +120,7 @@ describe('reconcilePki', () => {
   });
 
   it('keeps valid certificates exactly as they are (no write, no pod roll)', () => {
-    const again = reconcilePki(live, target, new Date(start.getTime() + HOUR));
+    const again = reconcilePki(new Map(Object.entries(live)), target, new Date(start.getTime() + HOUR));
     expect(again.secrets).toEqual(first.secrets);
     expect(again.tls).toEqual(first.tls);
   });
@@ -133,14 +133,14 @@ describe('reconcilePki', () => {
       [NODE_HANDLER_STREAMS_TLS_SECRET]: { data: { 'tls.crt': Buffer.from(foreign.cert).toString('base64'), 'tls.key': Buffer.from(foreign.key).toString('base64') } },
       [metricsTlsSecret('controller')]: { data: { 'tls.crt': Buffer.from(misnamed.cert).toString('base64'), 'tls.key': Buffer.from(misnamed.key).toString('base64') } },
     };
-    const repaired = asLive(reconcilePki(edited, target, new Date(start.getTime() + HOUR)));
+    const repaired = asLive(reconcilePki(new Map(Object.entries(edited)), target, new Date(start.getTime() + HOUR)));
     expect(signedBy(x509(repaired, NODE_HANDLER_STREAMS_TLS_SECRET), caPem)).toBe(true);
     expect(x509(repaired, metricsTlsSecret('controller')).subjectAltName).toContain('kubevm-controller-metrics');
     expect(repaired[API_SERVER_STREAMS_TLS_SECRET]).toEqual(live[API_SERVER_STREAMS_TLS_SECRET]);
   });
 
   it('renews the leaves in their last fifth, under the same CA', () => {
-    const later = reconcilePki(live, target, new Date(start.getTime() + 20 * HOUR));
+    const later = reconcilePki(new Map(Object.entries(live)), target, new Date(start.getTime() + 20 * HOUR));
     const renewed = asLive(later);
     expect(data(renewed[CA_SECRET], 'tls.crt')).toBe(caPem);
     for (const name of leafNames) {
@@ -152,10 +152,10 @@ describe('reconcilePki', () => {
 
   it('rotates the CA in its last fifth; leaves of the old CA stay until every pod trusts the new one, then the bundle drops the old CA when it expires', () => {
     // Leaves issued on day 5 by the old CA (valid until day 6, due from day 5.8).
-    const dayFive = asLive(reconcilePki(live, target, new Date(start.getTime() + 5 * 24 * HOUR)));
+    const dayFive = asLive(reconcilePki(new Map(Object.entries(live)), target, new Date(start.getTime() + 5 * 24 * HOUR)));
     expect(data(dayFive[CA_SECRET], 'tls.crt')).toBe(caPem);
     const rotationTime = new Date(start.getTime() + 5.9 * 24 * HOUR);
-    const rotated = reconcilePki(dayFive, target, rotationTime);
+    const rotated = reconcilePki(new Map(Object.entries(dayFive)), target, rotationTime);
     const afterRotation = asLive(rotated);
     const newCa = data(afterRotation[CA_SECRET], 'tls.crt');
     expect(newCa).not.toBe(caPem);
@@ -169,13 +169,13 @@ describe('reconcilePki', () => {
     expect(rotated.renewAt).toBeGreaterThan(rotationTime.getTime() + CA_PROPAGATION_MS - 1000);
     expect(rotated.renewAt).toBeLessThanOrEqual(rotationTime.getTime() + CA_PROPAGATION_MS);
     // Once the new CA has had time to reach every pod, the due leaves are renewed by it.
-    const propagated = asLive(reconcilePki(afterRotation, target, new Date(rotated.renewAt + 1000)));
+    const propagated = asLive(reconcilePki(new Map(Object.entries(afterRotation)), target, new Date(rotated.renewAt + 1000)));
     for (const name of leafNames) {
       expect(signedBy(x509(propagated, name), newCa)).toBe(true);
       expect(data(propagated[name], 'ca.crt')).toBe(rotated.tls.caBundle);
     }
     // After the old CA's expiry it leaves the bundle.
-    const afterExpiry = reconcilePki(propagated, target, new Date(start.getTime() + 7 * 24 * HOUR + HOUR));
+    const afterExpiry = reconcilePki(new Map(Object.entries(propagated)), target, new Date(start.getTime() + 7 * 24 * HOUR + HOUR));
     expect(count(afterExpiry.tls.caBundle)).toBe(1);
     expect(data(asLive(afterExpiry)[CA_SECRET], 'previous.crt')).toBe('');
   });

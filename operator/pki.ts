@@ -75,6 +75,13 @@ export function pkiSecretNames(namespace: string): string[] {
   return [CA_SECRET, ...leafCertificates(namespace).map((leaf) => leaf.secret)];
 }
 
+/** Reads every certificate Secret (`find` by name in the installation's namespace) and decides what they should be. */
+export async function currentPki(find: (name: string) => Promise<SecretObject | undefined>, target: InstallTarget, now = new Date()): Promise<Pki> {
+  const names = pkiSecretNames(target.namespace);
+  const found = await Promise.all(names.map(find));
+  return reconcilePki(new Map(names.map((name, i) => [name, found[i]])), target, now);
+}
+
 function field(secret: SecretObject | undefined, key: string): string | undefined {
   const value = secret?.data?.[key];
   return value ? Buffer.from(value, 'base64').toString('utf8') : undefined;
@@ -112,9 +119,9 @@ function expired(certPem: string, now: Date): boolean {
   return new Date(new X509Certificate(certPem).validTo).getTime() <= now.getTime();
 }
 
-/** The certificate Secrets as they should be now, given the ones that exist (by Secret name). */
-export function reconcilePki(current: Readonly<Record<string, SecretObject | undefined>>, target: InstallTarget, now = new Date()): Pki {
-  const ca = current[CA_SECRET];
+/** The certificate Secrets as they should be now, given the ones that exist (by Secret name, `pkiSecretNames`). */
+export function reconcilePki(current: ReadonlyMap<string, SecretObject | undefined>, target: InstallTarget, now = new Date()): Pki {
+  const ca = current.get(CA_SECRET);
   let caCert = field(ca, 'tls.crt');
   let caKey = field(ca, 'tls.key');
   let previous = field(ca, 'previous.crt') ?? '';
@@ -132,8 +139,8 @@ export function reconcilePki(current: Readonly<Record<string, SecretObject | und
   const caPublished = issuedAt(caCert) + CA_PROPAGATION_MS;
   const renewals = [renewalTime(caCert)];
   const leaves = leafCertificates(target.namespace).map(({ secret: name, request }) => {
-    const cert = field(current[name], 'tls.crt');
-    const key = field(current[name], 'tls.key');
+    const cert = field(current.get(name), 'tls.crt');
+    const key = field(current.get(name), 'tls.key');
     const valid = cert !== undefined && key !== undefined && matches(cert, request) && issuedByBundle(cert, bundle) && !expired(cert, now);
     if (valid && !needsRenewal(cert, now)) {
       renewals.push(renewalTime(cert));

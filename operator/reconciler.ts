@@ -21,7 +21,7 @@ import { COMPONENTS, FIELD_MANAGER, KUBEVIRT_FINALIZER, LAUNCHER_IMAGE_NAME, ima
 import type { ManagedKind } from './managed-kinds.js';
 import { MANAGED_KINDS, REMOVAL_ORDER, isManagedKind } from './managed-kinds.js';
 import type { Pki, SecretObject } from './pki.js';
-import { pkiSecretNames, reconcilePki } from './pki.js';
+import { currentPki } from './pki.js';
 import { renderInstallation } from './render/index.js';
 import { VALIDATING_WEBHOOK_CONFIGURATION } from './render/webhooks.js';
 import type { WorkloadReadiness } from './status.js';
@@ -140,9 +140,7 @@ export class KubeVirtReconciler {
   /** The certificate Secrets as they should be, from the ones in the API server (read directly: a stale cache would issue twice). */
   private async currentPki(target: InstallTarget, ctx: ReconcileContext): Promise<Pki> {
     const secrets = this.options.client.resource<SecretObject>(MANAGED_KINDS.Secret);
-    const names = pkiSecretNames(target.namespace);
-    const found = await Promise.all(names.map((name) => secrets.find(name, target.namespace, ctx.signal)));
-    return reconcilePki(Object.fromEntries(names.map((name, i) => [name, found[i]])), target);
+    return currentPki((name) => secrets.find(name, target.namespace, ctx.signal), target);
   }
 
   private kubevirtClient() {

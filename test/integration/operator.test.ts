@@ -24,7 +24,7 @@ import { renderKubeVirtCrd } from '../../operator/render/crds.js';
 import { renderInstallation } from '../../operator/render/index.js';
 import { API_SERVER_TLS_SECRET } from '../../operator/render/api-server.js';
 import type { SecretObject } from '../../operator/pki.js';
-import { CA_SECRET, reconcilePki } from '../../operator/pki.js';
+import { currentPki } from '../../operator/pki.js';
 import { eventually } from '../support/eventually.js';
 import { clusterClient, createTestNamespace, deleteNamespace, requireCluster, useLocalClusterKubeconfig } from './runtime-support.js';
 
@@ -45,7 +45,7 @@ let manager: OperatorManager | undefined;
 async function rendered(kv: KubeVirtCR): Promise<Manifest[]> {
   const target = installTarget(kv, kv.spec, defaults);
   const secrets = admin.resource<SecretObject>(MANAGED_KINDS.Secret);
-  const pki = reconcilePki({ ca: await secrets.find(CA_SECRET, namespace), serving: await secrets.find(API_SERVER_TLS_SECRET, namespace) }, target);
+  const pki = await currentPki((name) => secrets.find(name, namespace), target);
   return renderInstallation(kv.spec, target, pki);
 }
 

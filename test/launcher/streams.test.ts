@@ -43,7 +43,7 @@ let port = 0;
 
 /** The operator's certificate Secrets of one installation, as the pods mount them. */
 function issuedSecrets(): (secret: string) => { cert: string; key: string; ca: string } {
-  const secrets = reconcilePki({}, { namespace: 'kubevirt', registry: 'kubevm', tag: 'test', pullPolicy: 'IfNotPresent' }).secrets;
+  const secrets = reconcilePki(new Map(), { namespace: 'kubevirt', registry: 'kubevm', tag: 'test', pullPolicy: 'IfNotPresent' }).secrets;
   return (name) => {
     const data = (secrets.find((secret) => secret.metadata.name === name)?.['data'] ?? {}) as Record<string, string>;
     const file = (key: string): string => Buffer.from(data[key] ?? '', 'base64').toString();
