@@ -21,6 +21,7 @@ import type { VmBackends } from './vm-subresources.js';
 import { vmSubresourceRoutes } from './vm-subresources.js';
 import { vmiSubresourceRoutes } from './vmi-subresources.js';
 import type { NodeStreams } from './node-streams.js';
+import { nodeGuestAgent } from './node-streams.js';
 import { streamRoutes } from './stream-routes.js';
 
 export function backendsOf(client: KubeClient): VmBackends {
@@ -33,7 +34,7 @@ export function backendsOf(client: KubeClient): VmBackends {
 
 /** Every subresource route kubevm serves (discovery lists exactly these). */
 export function subresourceRoutes(backends: VmBackends, findInstancetypeSpec: FindInstancetypeSpec, streams: NodeStreams): SubresourceRoute[] {
-  return [...vmSubresourceRoutes(backends), ...vmiSubresourceRoutes(backends), ...expandRoutes(backends, findInstancetypeSpec), ...streamRoutes(backends, streams)];
+  return [...vmSubresourceRoutes(backends), ...vmiSubresourceRoutes(backends, (node, request) => nodeGuestAgent(streams, node, request)), ...expandRoutes(backends, findInstancetypeSpec), ...streamRoutes(backends, streams)];
 }
 
 export interface ApiServerDeps {

@@ -58,7 +58,7 @@ beforeAll(async () => {
         return user.username === 'alice' ? { allowed: true, reason: '' } : { allowed: false, reason: 'no RBAC policy matched' };
       },
     },
-    routes: vmiSubresourceRoutes({ vmis: vmis as never }),
+    routes: vmiSubresourceRoutes({ vmis: vmis as never }, () => Promise.reject(new Error('no node handler in this test'))),
     log: silentLogger,
     version: {},
     health: async () => ({ healthy: true, body: {} }),

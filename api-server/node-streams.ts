@@ -11,11 +11,18 @@ import {
   NODE_HANDLER_POD_SELECTOR,
   NODE_HANDLER_STREAM_PORT,
   NODE_HANDLER_STREAM_SERVER_NAME,
+  GUEST_AGENT_FREEZE_TIMEOUT_MS,
+  NODE_GUEST_AGENT_ANSWER_MAX_BYTES,
   NodeStreamError,
   STREAM_UPGRADE_PROTOCOL,
+  nodeGuestAgentAnswers,
+  nodeGuestAgentMethods,
+  nodeGuestAgentPath,
+  nodeStreamKinds,
   nodeStreamPath,
 } from '../runtime/contracts/streams.js';
-import type { NodeStreamRequest } from '../runtime/contracts/streams.js';
+import type { NodeGuestAgentAnswer, NodeGuestAgentRequest, NodeStreamRequest } from '../runtime/contracts/streams.js';
+import { describeZodError } from '../runtime/contracts/launcher-protocol.js';
 import { SCREENSHOT_MAX_BYTES } from '../runtime/contracts/launcher-protocol.js';
 import { StatusError } from './status.js';
 
@@ -44,6 +51,8 @@ export function podIpLocator(pods: PodLister, namespace: string, port = NODE_HAN
     return { host: pod.status.podIP, port };
   };
 }
+
+const isStreamRequest = (request: NodeStreamRequest | NodeGuestAgentRequest): request is NodeStreamRequest => (nodeStreamKinds as readonly string[]).includes(request.kind);
 
 function streamStatus(code: number, reason: string, message: string): StatusError {
   return new StatusError({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
@@ -75,15 +84,14 @@ export class NodeStreams {
     private readonly timeoutMs = 15_000,
   ) {}
 
-  private requestOptions(target: { host: string; port: number }, request: NodeStreamRequest): https.RequestOptions {
+  private requestOptions(target: { host: string; port: number }, request: NodeStreamRequest | NodeGuestAgentRequest): https.RequestOptions {
     const tls = this.tls();
     if (!tls) throw streamStatus(503, 'ServiceUnavailable', `the api-server has no streams certificate (Secret ${API_SERVER_STREAMS_TLS_SECRET}): console, VNC and port-forward are unavailable`);
     const { cert, key, ca } = tls;
     return {
       host: target.host,
       port: target.port,
-      path: nodeStreamPath(request),
-      method: 'GET',
+      ...(isStreamRequest(request) ? { path: nodeStreamPath(request), method: 'GET' } : { path: nodeGuestAgentPath(request), method: nodeGuestAgentMethods[request.kind] }),
       cert,
       key,
       ca,
@@ -119,23 +127,51 @@ export class NodeStreams {
     });
   }
 
+  /** The JSON body of a guest agent command's answer (nodeGuestAgent validates it). */
+  async guestAgentBody(nodeName: string, request: NodeGuestAgentRequest): Promise<Buffer> {
+    const target = await this.locate(nodeName);
+    // A freeze waits for the guest to flush its writes; the node handler gives it that long.
+    const timeoutMs = request.kind === 'freeze' || request.kind === 'unfreeze' ? GUEST_AGENT_FREEZE_TIMEOUT_MS + 10_000 : this.timeoutMs;
+    const options = { ...this.requestOptions(target, request), timeout: timeoutMs };
+    return this.fetch(nodeName, options, NODE_GUEST_AGENT_ANSWER_MAX_BYTES, timeoutMs);
+  }
+
   /** A PNG of the VMI's display. */
   async screenshot(nodeName: string, request: Extract<NodeStreamRequest, { kind: 'screenshot' }>): Promise<Buffer> {
     const target = await this.locate(nodeName);
-    const options = this.requestOptions(target, request);
+    return this.fetch(nodeName, this.requestOptions(target, request), SCREENSHOT_MAX_BYTES, this.timeoutMs);
+  }
+
+  /** A plain request's 200 body (at most `limit` bytes); any other answer as the user's Status. */
+  private fetch(nodeName: string, options: https.RequestOptions, limit200: number, timeoutMs: number): Promise<Buffer> {
     return new Promise<Buffer>((resolve, reject) => {
       const req = https.request(options, (response) => {
-        const limit = response.statusCode === 200 ? SCREENSHOT_MAX_BYTES : 64 * 1024;
+        const limit = response.statusCode === 200 ? limit200 : 64 * 1024;
         readBody(response, limit).then(
           (body) => (response.statusCode === 200 ? resolve(body) : reject(refusalStatus(response.statusCode ?? 502, body.toString('utf8')))),
           (error: Error) => reject(streamStatus(502, 'BadGateway', `the node handler of ${nodeName}: ${error.message}`)),
         );
       });
-      req.once('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs / 1000} s`)));
+      req.once('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
       req.once('error', (error) => reject(streamStatus(503, 'ServiceUnavailable', `cannot reach the node handler of ${nodeName}: ${error.message}`)));
       req.end();
     });
   }
+}
+
+/**
+ * Runs a guest agent command on the VMI's node and returns its answer, validated against the
+ * contract (the node handler relays what a guest wrote).
+ */
+export async function nodeGuestAgent<K extends NodeGuestAgentRequest['kind']>(
+  streams: Pick<NodeStreams, 'guestAgentBody'>,
+  nodeName: string,
+  request: Extract<NodeGuestAgentRequest, { kind: K }>,
+): Promise<NodeGuestAgentAnswer<K>> {
+  const body = await streams.guestAgentBody(nodeName, request);
+  const parsed = nodeGuestAgentAnswers[request.kind].safeParse(safeJson(body.toString('utf8')));
+  if (!parsed.success) throw streamStatus(502, 'BadGateway', `the node handler of ${nodeName} answered ${request.kind} with an invalid answer: ${describeZodError(parsed.error)}`);
+  return parsed.data as NodeGuestAgentAnswer<K>;
 }
 
 /** A response body of at most `limit` bytes. */

@@ -7,14 +7,24 @@
 //   softreboot  annotation soft-reboot-requested=<time>    (200; 409 not running / paused): the
 //               guest's own reboot, through its agent, else ACPI
 //   reset       annotation reset-requested=<time>          (200; 409 not running): a hard reset
-// The guest agent subresources answer from the VMI status the node handler keeps:
-//   guestosinfo  status.guestOSInfo                        (409 without a connected agent)
-//   userlist, filesystemlist, freeze, unfreeze: 409 without a connected agent; with one, 501:
-//   the node handler has no path yet to run these agent commands.
-import { PauseOptions, UnpauseOptions } from '../runtime/api/index.js';
+// The guest agent subresources (409 "VMI does not have guest agent connected" without one):
+//   guestosinfo     status.guestOSInfo, as the node handler keeps it
+//   freeze          body {unfreezeTimeout: "5m0s"} (required, 400 without; "0s": no automatic
+//                   thaw): guest-fsfreeze-freeze run by the VMI's launcher, which thaws the guest
+//                   itself after unfreezeTimeout unless unfreeze comes first            (200)
+//   unfreeze        guest-fsfreeze-thaw                                                 (200)
+//   userlist        guest-get-users as VirtualMachineInstanceGuestOSUserList            (200)
+//   filesystemlist  guest-get-fsinfo as VirtualMachineInstanceFileSystemList            (200)
+// These four reach the launcher through the node handler of the VMI's node (node-streams.ts,
+// ADR 0014); its answer is validated against the contract before it is passed on. While the
+// guest is frozen, status.fsFreezeStatus is "frozen" (written by the node handler).
+import { FreezeUnfreezeTimeout, PauseOptions, UnpauseOptions } from '../runtime/api/index.js';
+import { MAX_UNFREEZE_TIMEOUT_SECONDS } from '../runtime/contracts/launcher-protocol.js';
+import type { NodeGuestAgentAnswer, NodeGuestAgentKind, NodeGuestAgentRequest } from '../runtime/contracts/streams.js';
+import { parseGoDuration } from '../runtime/duration.js';
 import { pauseRequestAnnotation, resetRequestAnnotation, softRebootRequestAnnotation } from '../runtime/vmi-requests.js';
 import type { SubresourceReply, SubresourceRoute } from './server.js';
-import { StatusError, conflict, internalError, vmiResource } from './status.js';
+import { badRequest, conflict, internalError, vmiResource } from './status.js';
 import type { VirtualMachineInstance } from './types.js';
 import type { VmBackends } from './vm-subresources.js';
 import { decodeOptions, fetchVmi, vmNotRunning } from './vm-subresources.js';
@@ -68,16 +78,28 @@ function validateFreeze(message: string) {
   };
 }
 
-function notImplemented(what: string): StatusError {
-  return new StatusError({
-    kind: 'Status',
-    apiVersion: 'v1',
-    metadata: {},
-    status: 'Failure',
-    message: `${what} is not implemented by kubevm yet: the node handler cannot run this guest agent command`,
-    reason: 'NotImplemented',
-    code: 501,
-  });
+/** Runs a guest agent command on the VMI's node (node-streams.ts nodeGuestAgent). */
+export type GuestAgentCall = <K extends NodeGuestAgentKind>(nodeName: string, request: Extract<NodeGuestAgentRequest, { kind: K }>) => Promise<NodeGuestAgentAnswer<K>>;
+
+/**
+ * The whole seconds of a freeze's unfreezeTimeout, as KubeVirt's int32(Seconds()). KubeVirt's
+ * handler refuses a body without it; kubevm also refuses more than a day.
+ */
+export function unfreezeTimeoutSeconds(body: string): number {
+  const options = decodeOptions(FreezeUnfreezeTimeout, body);
+  if (options.unfreezeTimeout === undefined || options.unfreezeTimeout === null) throw badRequest('Unfreeze timeout in freeze request is not set');
+  const ms = parseGoDuration(options.unfreezeTimeout);
+  if (ms === undefined) throw badRequest(`Can not unmarshal Request body to struct, error: unfreezeTimeout: ${JSON.stringify(options.unfreezeTimeout)} is not a duration such as 5m0s`);
+  const seconds = Math.trunc(ms / 1000);
+  if (seconds > MAX_UNFREEZE_TIMEOUT_SECONDS) throw badRequest(`unfreezeTimeout ${options.unfreezeTimeout} is longer than the ${MAX_UNFREEZE_TIMEOUT_SECONDS}s (24h) kubevm accepts`);
+  return seconds;
+}
+
+/** The node a running VMI is on (the node handler there runs its agent commands). */
+function nodeOf(vmi: VirtualMachineInstance): string {
+  const node = vmi.status?.nodeName;
+  if (!node) throw internalError(`VirtualMachineInstance ${nameOf(vmi)} has no status.nodeName`);
+  return node;
 }
 
 /** KubeVirt's VirtualMachineInstanceGuestAgentInfo, from what the node handler recorded. */
@@ -88,7 +110,12 @@ export function guestAgentInfo(vmi: VirtualMachineInstance): object {
 
 const ok: SubresourceReply = { code: 200 };
 
-export function vmiSubresourceRoutes(backends: Pick<VmBackends, 'vmis'>): SubresourceRoute[] {
+/** KubeVirt's VirtualMachineInstanceGuestOSUserList / ...FileSystemList. */
+function guestList<K extends string, T>(kind: K, items: T[]): { kind: K; apiVersion: 'kubevirt.io/v1'; metadata: Record<string, never>; items: T[] } {
+  return { kind, apiVersion: 'kubevirt.io/v1', metadata: {}, items };
+}
+
+export function vmiSubresourceRoutes(backends: Pick<VmBackends, 'vmis'>, guestAgent: GuestAgentCall): SubresourceRoute[] {
   const { vmis } = backends;
   async function annotate(vmi: VirtualMachineInstance, annotations: Record<string, string | null>, dryRun: boolean): Promise<void> {
     try {
@@ -107,7 +134,7 @@ export function vmiSubresourceRoutes(backends: Pick<VmBackends, 'vmis'>): Subres
       return ok;
     },
   });
-  const get = (subresource: string, answer: (vmi: VirtualMachineInstance) => SubresourceReply): SubresourceRoute => ({
+  const get = (subresource: string, answer: (vmi: VirtualMachineInstance) => SubresourceReply | Promise<SubresourceReply>): SubresourceRoute => ({
     method: 'GET',
     resource: 'virtualmachineinstances',
     subresource,
@@ -138,25 +165,28 @@ export function vmiSubresourceRoutes(backends: Pick<VmBackends, 'vmis'>): Subres
       validateReset(vmi);
       await request(vmi, resetRequestAnnotation);
     }),
-    put('freeze', async (vmi) => {
+    put('freeze', async (vmi, body) => {
       validateFreeze(vmNotRunning)(vmi);
-      throw notImplemented('freeze');
+      const seconds = unfreezeTimeoutSeconds(body);
+      await guestAgent(nodeOf(vmi), { kind: 'freeze', namespace: vmi.metadata?.namespace ?? '', name: nameOf(vmi), unfreezeTimeoutSeconds: seconds });
     }),
     put('unfreeze', async (vmi) => {
       validateFreeze(vmiNotRunning)(vmi);
-      throw notImplemented('unfreeze');
+      await guestAgent(nodeOf(vmi), { kind: 'unfreeze', namespace: vmi.metadata?.namespace ?? '', name: nameOf(vmi) });
     }),
     get('guestosinfo', (vmi) => {
       validateGuestAgent(vmi);
       return { code: 200, body: guestAgentInfo(vmi) };
     }),
-    get('userlist', (vmi) => {
+    get('userlist', async (vmi) => {
       validateGuestAgent(vmi);
-      throw notImplemented('userlist');
+      const { items } = await guestAgent(nodeOf(vmi), { kind: 'userlist', namespace: vmi.metadata?.namespace ?? '', name: nameOf(vmi) });
+      return { code: 200, body: guestList('VirtualMachineInstanceGuestOSUserList', items) };
     }),
-    get('filesystemlist', (vmi) => {
+    get('filesystemlist', async (vmi) => {
       validateGuestAgent(vmi);
-      throw notImplemented('filesystemlist');
+      const { items } = await guestAgent(nodeOf(vmi), { kind: 'filesystemlist', namespace: vmi.metadata?.namespace ?? '', name: nameOf(vmi) });
+      return { code: 200, body: guestList('VirtualMachineInstanceFileSystemList', items) };
     }),
   ];
 }

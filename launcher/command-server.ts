@@ -74,6 +74,10 @@ export class CommandServer {
         return r;
       },
       guestInfo: async () => d.guestInfo(),
+      freeze: async (a) => d.freeze(a.unfreezeTimeoutSeconds),
+      unfreeze: async () => d.unfreeze(),
+      guestUsers: async () => d.guestUsers(),
+      guestFilesystems: async () => d.guestFilesystems(),
       migrate: async (a) => d.migrate(a),
       queryMigration: async () => d.queryMigration(),
       migrateCancel: async () => d.migrateCancel(),
@@ -161,7 +165,14 @@ export class CommandServer {
     this.log.info({ command, id }, 'command');
     const handler = this.handlers[command] as (args: typeof request.args) => Promise<unknown>;
     handler(request.args).then(
-      (result) => write({ id, ok: true, result }),
+      (result) => {
+        // A result is bounded by its schema, but a guest's strings may still add up: the client
+        // would cut a line this long, so it becomes an error of this one command instead.
+        const line = ndjsonLine({ id, ok: true, result });
+        if (Buffer.byteLength(line) - 1 <= LAUNCHER_MAX_LINE_BYTES) return write({ id, ok: true, result });
+        this.log.warn({ command, id, bytes: Buffer.byteLength(line) }, 'an answer over the line limit; answering an error instead');
+        write({ id, ok: false, error: { message: `${command}: the answer is ${Buffer.byteLength(line)} bytes, more than the protocol's ${LAUNCHER_MAX_LINE_BYTES}` } });
+      },
       (err: Error) => {
         const error: LauncherErrorDetail = err instanceof StartFailed ? err.detail : { message: err.message };
         this.log.warn({ command, id, err: err.message }, 'command failed');

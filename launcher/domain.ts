@@ -18,7 +18,8 @@ import { chooseAccelerator } from './accel.js';
 import type { AccelDecision } from './accel.js';
 import type { LauncherConfig } from './config.js';
 import { socketPaths } from './config.js';
-import { readGuestInfo, requestGuestReboot } from './guest-agent.js';
+import { GuestAgent } from './guest-agent.js';
+import type { VirtualMachineInstanceFileSystem, VirtualMachineInstanceGuestOSUser } from '../runtime/api/kubevirt/v1/subresources.js';
 import { portForwardTarget, qemuArgs } from './qemu-args.js';
 import type { QemuContext } from './qemu-args.js';
 import { QmpClient, qmp } from './qmp.js';
@@ -50,6 +51,15 @@ export class Domain extends EventEmitter {
   private stopRequested: 'shutdown' | 'kill' | undefined;
   private exited: Promise<void> | undefined;
   private agentTimer: NodeJS.Timeout | undefined;
+  private readonly agent: GuestAgent;
+  /** The automatic thaw of a freeze with an unfreezeTimeout (KubeVirt's safety unfreeze). */
+  private unfreezeTimer: NodeJS.Timeout | undefined;
+  /**
+   * The last users and filesystems the agent listed: a frozen agent refuses to list them, and
+   * KubeVirt then answers from what it read before, as this does.
+   */
+  private lastUsers: VirtualMachineInstanceGuestOSUser[] | undefined;
+  private lastFilesystems: VirtualMachineInstanceFileSystem[] | undefined;
   private starting: Promise<DomainStatus> | undefined;
   /** An ACPI soft reboot was asked for: the guest's next power-off is turned into a reset. */
   private acpiRebootPending = false;
@@ -72,6 +82,7 @@ export class Domain extends EventEmitter {
   ) {
     super();
     this.sockets = socketPaths(config.runDir);
+    this.agent = new GuestAgent(this.sockets.guestAgent);
   }
 
   status(): DomainStatus {
@@ -258,6 +269,7 @@ export class Domain extends EventEmitter {
 
   private onQemuExit(code: number | null, signal: string | null): void {
     clearTimeout(this.agentTimer);
+    clearTimeout(this.unfreezeTimer);
     for (const h of this.helpers) h.kill('SIGTERM');
     this.qmpClient?.close();
     this.log.info({ code, signal, requested: this.stopRequested }, 'QEMU exited');
@@ -367,7 +379,7 @@ export class Domain extends EventEmitter {
    */
   async softReboot(): Promise<{ method: 'guest-agent' | 'acpi'; status: DomainStatus }> {
     if (this.phase !== 'Running') throw new Error(`the domain is ${this.phase}, not Running: a soft reboot needs a running guest`);
-    if (await requestGuestReboot(this.sockets.guestAgent)) {
+    if (await this.agent.requestReboot()) {
       this.log.info('soft reboot through the guest agent');
       return { method: 'guest-agent', status: this.status() };
     }
@@ -448,22 +460,96 @@ export class Domain extends EventEmitter {
 
   async guestInfo(): Promise<GuestInfo> {
     this.requireRunning();
-    const info = await readGuestInfo(this.sockets.guestAgent);
-    this.updateGuest(info);
-    return info;
+    this.updateGuest(await this.agent.readGuestInfo());
+    return this.guest ?? { agentConnected: false, interfaces: [] };
   }
 
-  private updateGuest(info: GuestInfo): void {
-    const changed = canonicalJson(info) !== canonicalJson(this.guest);
+  private updateGuest(read: GuestInfo): void {
+    // A frozen agent answers only guest-info and the freeze commands: what it said before the
+    // freeze about the OS, host name and interfaces still holds.
+    const previous = this.guest;
+    const info: GuestInfo =
+      read.fsFreezeStatus === 'frozen' && previous?.agentConnected
+        ? { ...read, ...(previous.os ? { os: previous.os } : {}), ...(previous.hostname !== undefined ? { hostname: previous.hostname } : {}), interfaces: previous.interfaces }
+        : read;
+    const changed = canonicalJson(info) !== canonicalJson(previous);
     this.guest = info;
     if (changed) this.publish({ type: 'status' });
+  }
+
+  private setFreezeStatus(fsFreezeStatus: 'frozen' | 'thawed'): void {
+    if (this.guest?.agentConnected) this.updateGuest({ ...this.guest, fsFreezeStatus });
+  }
+
+  /**
+   * Freezes the guest's filesystems through its agent (KubeVirt's FreezeVMI): a no-op when they are
+   * frozen already. With `unfreezeTimeoutSeconds` > 0 the launcher thaws them itself that long
+   * after the freeze unless `unfreeze` came first, so a backup tool that dies mid-snapshot cannot
+   * leave the guest frozen.
+   */
+  async freeze(unfreezeTimeoutSeconds: number): Promise<{ fsFreezeStatus: 'frozen' }> {
+    this.requireRunning();
+    if (this.outgoing) throw new Error('failed to freeze VMI, VMI is currently during migration');
+    const { frozen } = await this.agent.freeze();
+    this.setFreezeStatus('frozen');
+    if (frozen === undefined) return { fsFreezeStatus: 'frozen' };
+    this.log.info({ filesystems: frozen, unfreezeTimeoutSeconds }, 'guest filesystems frozen');
+    clearTimeout(this.unfreezeTimer);
+    this.unfreezeTimer = undefined;
+    if (unfreezeTimeoutSeconds > 0) {
+      this.unfreezeTimer = setTimeout(() => {
+        this.unfreezeTimer = undefined;
+        this.log.warn({ unfreezeTimeoutSeconds }, 'unfreeze was not called within the unfreeze timeout; thawing the guest filesystems');
+        this.agent.thaw().then(
+          () => this.setFreezeStatus('thawed'),
+          (err: Error) => this.log.warn({ err: err.message }, 'the automatic thaw failed'),
+        );
+      }, unfreezeTimeoutSeconds * 1000);
+    }
+    return { fsFreezeStatus: 'frozen' };
+  }
+
+  /** Thaws the guest's filesystems (a no-op when they are thawed) and cancels the automatic thaw. */
+  async unfreeze(): Promise<{ fsFreezeStatus: 'thawed' }> {
+    this.requireRunning();
+    clearTimeout(this.unfreezeTimer);
+    this.unfreezeTimer = undefined;
+    const { thawed } = await this.agent.thaw();
+    if (thawed !== undefined) this.log.info({ filesystems: thawed }, 'guest filesystems thawed');
+    this.setFreezeStatus('thawed');
+    return { fsFreezeStatus: 'thawed' };
+  }
+
+  /** Whether an automatic thaw is pending (for tests and logs). */
+  get unfreezePending(): boolean {
+    return this.unfreezeTimer !== undefined;
+  }
+
+  async guestUsers(): Promise<{ items: VirtualMachineInstanceGuestOSUser[] }> {
+    this.requireRunning();
+    return { items: (this.lastUsers = await this.listOrLast(() => this.agent.users(), this.lastUsers)) };
+  }
+
+  async guestFilesystems(): Promise<{ items: VirtualMachineInstanceFileSystem[] }> {
+    this.requireRunning();
+    return { items: (this.lastFilesystems = await this.listOrLast(() => this.agent.filesystems(), this.lastFilesystems)) };
+  }
+
+  /** A fresh list from the agent; while it is frozen (and refuses to list), the last one read. */
+  private async listOrLast<T>(read: () => Promise<T>, last: T | undefined): Promise<T> {
+    try {
+      return await read();
+    } catch (error) {
+      if (last !== undefined && this.guest?.fsFreezeStatus === 'frozen') return last;
+      throw error;
+    }
   }
 
   private pollGuestAgent(): void {
     const seconds = this.config.guestAgentPollSeconds;
     if (!(seconds > 0)) return;
     const tick = async () => {
-      if (this.phase === 'Running') this.updateGuest(await readGuestInfo(this.sockets.guestAgent, 2000));
+      if (this.phase === 'Running') this.updateGuest(await this.agent.readGuestInfo(2000));
       if (!this.exitInfo) this.agentTimer = setTimeout(() => void tick(), seconds * 1000);
     };
     this.agentTimer = setTimeout(() => void tick(), seconds * 1000);

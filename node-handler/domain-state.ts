@@ -37,6 +37,8 @@ export interface DomainState {
   agentConnected: boolean;
   guestOSInfo?: VirtualMachineInstanceGuestOSInfo;
   interfaces?: VirtualMachineInstanceNetworkInterface[];
+  /** The guest agent reports the guest's filesystems frozen (KubeVirt's status.fsFreezeStatus). */
+  fsFrozen?: boolean;
   /** For Failed: which step failed and the last lines QEMU printed, for the user. */
   failure?: { reason: string; message: string };
   /** For Shutoff: whether the guest asked for it (poweroff) or the stop was forced after the grace period. */

@@ -53,6 +53,7 @@ export function domainStateFromLauncher(status: LauncherStatusView): Omit<Domain
     kvmProbe: status.accelerator?.kvmProbe,
     guestOSInfo: guest?.agentConnected && guest.os && Object.keys(guest.os).length > 0 ? guest.os : undefined,
     interfaces: guest?.agentConnected ? guestInterfaces(guest.interfaces ?? []) : undefined,
+    fsFrozen: guest?.agentConnected === true && guest.fsFreezeStatus === 'frozen' ? true : undefined,
     pauseReason: undefined,
     failure: undefined,
     shutoffReason: undefined,

@@ -9,7 +9,7 @@ import type { LauncherArgs, LauncherCommand, LauncherResult } from '../runtime/c
 import { NdjsonReader, ndjsonLine, parseJsonLine } from '../runtime/ndjson.js';
 import { LauncherCommandError } from './launcher-client.js';
 
-/** The answer line is small; a launcher that sends more without a newline is cut off. */
+/** An answer line is small (a guest agent list may ask for more); a launcher that sends more without a newline is cut off. */
 const ANSWER_MAX_BYTES = 64 * 1024;
 
 /**
@@ -24,6 +24,7 @@ export function requestOnLauncherConnection<C extends LauncherCommand>(
   command: C,
   args: LauncherArgs<C>,
   timeoutMs = 15_000,
+  maxAnswerBytes = ANSWER_MAX_BYTES,
 ): Promise<LauncherResult<C>> {
   return new Promise<LauncherResult<C>>((resolve, reject) => {
     let settled = false;
@@ -45,7 +46,7 @@ export function requestOnLauncherConnection<C extends LauncherCommand>(
       socket.off('error', onError);
     };
     const reader = new NdjsonReader({
-      maxLineBytes: ANSWER_MAX_BYTES,
+      maxLineBytes: maxAnswerBytes,
       onOverflow: (bytes) => fail(`an answer line of more than ${bytes} bytes`),
       onLine: (line) => {
         reader.stop();

@@ -1,6 +1,6 @@
 // The node handler's stream endpoint for the api-server (KubeVirt's virt-handler console server):
-// the serial console, VNC, port-forwarding and screenshots of this node's VMIs
-// (runtime/contracts/streams.ts, ADR 0014).
+// the serial console, VNC, port-forwarding and screenshots of this node's VMIs, and the guest agent
+// commands freeze, unfreeze, userlist and filesystemlist (runtime/contracts/streams.ts, ADR 0014).
 // - HTTPS with mutual TLS: the handshake needs a client certificate of the streams CA, and only
 //   the api-server's name is served; anyone else in the cluster network gets nothing.
 // - Everything in a request is untrusted: the path is matched exactly and its names checked; the
@@ -16,8 +16,15 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { Gauge } from 'prom-client';
 import { LAUNCHER_UID, nodeLauncherSocketPath } from '../runtime/contracts/launcher-pod.js';
-import { API_SERVER_STREAM_CLIENT_NAME, STREAM_UPGRADE_PROTOCOL, parseNodeStreamPath } from '../runtime/contracts/streams.js';
-import type { NodeStreamRequest } from '../runtime/contracts/streams.js';
+import { LAUNCHER_MAX_LINE_BYTES } from '../runtime/contracts/launcher-protocol.js';
+import {
+  API_SERVER_STREAM_CLIENT_NAME,
+  GUEST_AGENT_FREEZE_TIMEOUT_MS,
+  STREAM_UPGRADE_PROTOCOL,
+  parseNodeGuestAgentRequest,
+  parseNodeStreamPath,
+} from '../runtime/contracts/streams.js';
+import type { NodeGuestAgentRequest, NodeStreamRequest } from '../runtime/contracts/streams.js';
 import type { Logger } from '../runtime/logging.js';
 import { registry } from '../runtime/metrics.js';
 import { bridge } from '../runtime/stream-bridge.js';
@@ -115,8 +122,11 @@ export class StreamServer {
     return parsed.request;
   }
 
-  /** Opens the launcher's stream for `request` after checking the VMI is this node's and running. */
-  private async openLauncher(request: NodeStreamRequest, log: Logger): Promise<{ socket: net.Socket; bytes?: number }> {
+  /**
+   * A connection to the launcher of the VMI `request` names, once the VMI is this node's and
+   * running and the launcher has said it serves that VMI.
+   */
+  private async connectLauncher(request: { namespace: string; name: string }, log: Logger): Promise<net.Socket> {
     const key = `${request.namespace}/${request.name}`;
     const vmi = this.options.vmi(key);
     if (!vmi || vmi.status?.nodeName !== this.options.nodeName) throw new StreamRefused(404, `VirtualMachineInstance ${key} is not on node ${this.options.nodeName}`);
@@ -136,6 +146,18 @@ export class StreamServer {
       if (hello.namespace !== request.namespace || hello.name !== request.name) {
         throw new StreamRefused(403, `the launcher of pod ${podUid} serves ${hello.namespace}/${hello.name}, not ${key}`);
       }
+      return socket;
+    } catch (error) {
+      socket.destroy();
+      if (error instanceof StreamRefused) throw error;
+      throw new StreamRefused(502, error instanceof LauncherCommandError ? error.message : `the launcher failed: ${(error as Error).message}`);
+    }
+  }
+
+  /** Opens the launcher's stream for `request` after checking the VMI is this node's and running. */
+  private async openLauncher(request: NodeStreamRequest, log: Logger): Promise<{ socket: net.Socket; bytes?: number }> {
+    const socket = await this.connectLauncher(request, log);
+    try {
       switch (request.kind) {
         case 'console':
           await requestOnLauncherConnection(socket, 'console', {});
@@ -159,9 +181,48 @@ export class StreamServer {
     }
   }
 
+  /**
+   * Runs a guest agent command through the VMI's launcher; its answer (validated by the launcher
+   * client against the protocol's schema) is the response. A launcher's refusal (no agent, an
+   * agent that refused or answered nonsense) is a 502 carrying its message.
+   */
+  private async guestAgent(request: NodeGuestAgentRequest, log: Logger): Promise<unknown> {
+    const socket = await this.connectLauncher(request, log);
+    try {
+      switch (request.kind) {
+        case 'freeze':
+          return await requestOnLauncherConnection(socket, 'freeze', { unfreezeTimeoutSeconds: request.unfreezeTimeoutSeconds }, GUEST_AGENT_FREEZE_TIMEOUT_MS + 5000);
+        case 'unfreeze':
+          return await requestOnLauncherConnection(socket, 'unfreeze', {}, GUEST_AGENT_FREEZE_TIMEOUT_MS + 5000);
+        case 'userlist':
+          return await requestOnLauncherConnection(socket, 'guestUsers', {}, 15_000, LAUNCHER_MAX_LINE_BYTES);
+        case 'filesystemlist':
+          return await requestOnLauncherConnection(socket, 'guestFilesystems', {}, 15_000, LAUNCHER_MAX_LINE_BYTES);
+      }
+    } catch (error) {
+      throw new StreamRefused(502, error instanceof LauncherCommandError ? error.message : `the launcher failed: ${(error as Error).message}`);
+    } finally {
+      socket.destroy();
+    }
+  }
+
   private async onRequest(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
     const log = this.options.log.child({ module: 'stream-server', url: request.url?.slice(0, 200) });
     try {
+      const refused = this.clientAllowed(request.socket);
+      if (refused) throw new StreamRefused(403, refused);
+      const agent = parseNodeGuestAgentRequest(request.method ?? '', request.url ?? '');
+      if (agent && !agent.ok) throw new StreamRefused(agent.code, agent.message);
+      if (agent?.ok) {
+        // Nothing is read from a body: every argument is in the path and query.
+        request.resume();
+        const answer = await this.guestAgent(agent.request, log);
+        log.info({ kind: agent.request.kind, namespace: agent.request.namespace, name: agent.request.name }, 'guest agent command');
+        const body = JSON.stringify(answer);
+        response.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+        response.end(body);
+        return;
+      }
       const parsed = this.parse(request);
       if (parsed.kind !== 'screenshot') throw new StreamRefused(400, `${parsed.kind} is a stream: ask for an upgrade to ${STREAM_UPGRADE_PROTOCOL}`);
       const { socket, bytes = 0 } = await this.openLauncher(parsed, log);

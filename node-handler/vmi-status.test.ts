@@ -62,6 +62,18 @@ describe('computeVmiStatus', () => {
     expect(statusChanged(roundTripped.status, again)).toBe(false);
   });
 
+  it('sets fsFreezeStatus frozen while the agent reports it, and removes it on thaw', () => {
+    const vmi = scheduledVmi();
+    const running = { ...vmi, status: computeVmiStatus(vmi, domain({ agentConnected: true }), t0) };
+    expect(running.status.fsFreezeStatus).toBeUndefined();
+    const frozen = { ...vmi, status: computeVmiStatus(running, domain({ agentConnected: true, fsFrozen: true }), t1) };
+    expect(frozen.status.fsFreezeStatus).toBe('frozen');
+    expect(statusChanged(running.status, frozen.status)).toBe(true);
+    const thawed = computeVmiStatus(frozen, domain({ agentConnected: true }), t1);
+    expect(thawed.fsFreezeStatus).toBeUndefined();
+    expect(statusChanged(running.status, thawed)).toBe(false);
+  });
+
   it('adds AgentConnected and guestOSInfo when the guest agent appears, keeping Ready since t0', () => {
     const vmi = scheduledVmi();
     const running = { ...vmi, status: computeVmiStatus(vmi, domain({}), t0) };

@@ -1,5 +1,5 @@
 // The part of a VMI's status the node handler owns (runtime/contracts/vmi-status.ts, ADR 0008): the phases from Running on, the
-// interfaces, guestOSInfo and the conditions the launcher reports. Computed once per pass from the
+// interfaces, guestOSInfo, fsFreezeStatus and the conditions the launcher reports. Computed once per pass from the
 // VMI and the launcher's state, as a pure function, so "did anything change" is a comparison.
 import type { VirtualMachineInstance, VirtualMachineInstanceNetworkInterface, VirtualMachineInstancePhase, VirtualMachineInstanceStatus } from '../runtime/api/index.js';
 import { formatConditionTime, removeCondition, setCondition } from '../runtime/conditions.js';
@@ -120,6 +120,11 @@ export function computeVmiStatus(vmi: VirtualMachineInstance, domain: DomainStat
   if (phase === 'Running') {
     if (domain.interfaces) next.interfaces = namedInterfaces(vmi, domain.interfaces);
     if (domain.guestOSInfo) next.guestOSInfo = domain.guestOSInfo;
+  }
+  // As KubeVirt's virt-handler: "frozen" while the agent says so, unset once it says thawed or is gone.
+  if (phase !== undefined) {
+    if (phase === 'Running' && domain.fsFrozen) next.fsFreezeStatus = 'frozen';
+    else delete next.fsFreezeStatus;
   }
   return next;
 }

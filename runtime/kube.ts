@@ -496,4 +496,5 @@ export const coreResources = {
   events: { group: '', version: 'v1', resource: 'events', kind: 'Event', namespaced: true },
   nodes: { group: '', version: 'v1', resource: 'nodes', kind: 'Node', namespaced: false },
   leases: { group: 'coordination.k8s.io', version: 'v1', resource: 'leases', kind: 'Lease', namespaced: true },
+  controllerRevisions: { group: 'apps', version: 'v1', resource: 'controllerrevisions', kind: 'ControllerRevision', namespaced: true },
 } as const satisfies Record<string, ResourceDescriptor>;

@@ -4,6 +4,7 @@
 // KubeVirt's virt-handler and virt-launcher share one gRPC definition. A message that fails
 // validation is logged and dropped by the receiver, never thrown.
 import { z } from 'zod';
+import { GuestFileSystems, GuestOSUsers } from '../api/kubevirt/v1/subresources.js';
 import { VirtualMachineInstanceGuestOSInfo } from '../api/kubevirt/v1/virtualmachineinstance.js';
 
 export const LAUNCHER_PROTOCOL_VERSION = 1;
@@ -70,13 +71,18 @@ export const GuestInterface = z.object({
 });
 export type GuestInterface = z.infer<typeof GuestInterface>;
 
-/** What qemu-guest-agent says, in the VMI status's shapes (guestOSInfo, interfaces). */
+/** qemu-guest-agent's guest-fsfreeze-status. */
+export const FsFreezeStatus = z.enum(['frozen', 'thawed']);
+export type FsFreezeStatus = z.infer<typeof FsFreezeStatus>;
+
+/** What qemu-guest-agent says, in the VMI status's shapes (guestOSInfo, interfaces, fsFreezeStatus). */
 export const GuestInfo = z.object({
   agentConnected: z.boolean(),
   agentVersion: z.string().optional(),
   hostname: z.string().optional(),
   os: VirtualMachineInstanceGuestOSInfo.optional(),
   interfaces: z.array(GuestInterface),
+  fsFreezeStatus: FsFreezeStatus.optional(),
 });
 export type GuestInfo = z.infer<typeof GuestInfo>;
 
@@ -213,6 +219,15 @@ export type DomainEvent = z.infer<typeof DomainEvent>;
 const noArgs = z.object({});
 const nonNegative = z.number().nonnegative();
 
+/**
+ * How long the launcher waits for the guest agent to freeze or thaw (the guest flushes its writes
+ * first); a launcher client's 30 s for a command covers it and the agent's 3 s handshake.
+ */
+export const GUEST_AGENT_FREEZE_TIMEOUT_MS = 25_000;
+
+/** The longest unfreezeTimeout a freeze takes (a day; KubeVirt's is an int32 of seconds). */
+export const MAX_UNFREEZE_TIMEOUT_SECONDS = 86_400;
+
 /** Every command: its arguments and its result. */
 export const launcherCommands = {
   hello: { args: noArgs, result: z.object({ protocol: z.int(), vmi: DomainStatus.shape.vmi }) },
@@ -232,6 +247,17 @@ export const launcherCommands = {
   shutdown: { args: z.object({ gracePeriodSeconds: nonNegative.optional() }), result: z.object({ graceful: z.boolean(), status: DomainStatus }) },
   kill: { args: noArgs, result: DomainStatus },
   guestInfo: { args: noArgs, result: GuestInfo },
+  /**
+   * Freezes the guest's filesystems (guest-fsfreeze-freeze) unless they are frozen already; after
+   * `unfreezeTimeoutSeconds` (0: never) the launcher thaws them itself unless `unfreeze` came first.
+   */
+  freeze: { args: z.object({ unfreezeTimeoutSeconds: z.int().min(0).max(MAX_UNFREEZE_TIMEOUT_SECONDS) }), result: z.object({ fsFreezeStatus: FsFreezeStatus }) },
+  /** Thaws the guest's filesystems (guest-fsfreeze-thaw) unless they are thawed; cancels the automatic thaw. */
+  unfreeze: { args: noArgs, result: z.object({ fsFreezeStatus: FsFreezeStatus }) },
+  /** The users logged in to the guest (guest-get-users), in KubeVirt's shape. */
+  guestUsers: { args: noArgs, result: z.object({ items: GuestOSUsers }) },
+  /** The guest's mounted filesystems (guest-get-fsinfo), in KubeVirt's shape. */
+  guestFilesystems: { args: noArgs, result: z.object({ items: GuestFileSystems }) },
   /** Migrates this (running) domain out; answers when the migration has ended, however it ended. */
   migrate: { args: MigrateArgs, result: MigrationResult },
   queryMigration: { args: noArgs, result: MigrationProgress },

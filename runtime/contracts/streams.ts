@@ -4,7 +4,13 @@
 // NODE_HANDLER_STREAM_PORT over TLS with mutual authentication; a stream request is an HTTP/1.1
 // GET asking to upgrade to STREAM_UPGRADE_PROTOCOL; after the 101 answer the connection carries
 // the stream's raw bytes both ways. A refusal is an HTTP error whose body is NodeStreamError.
+// The same endpoint runs the guest agent commands of the subresource API (freeze, unfreeze,
+// userlist, filesystemlist) as plain HTTP requests answered with JSON (NodeGuestAgentRequest).
 import { z } from 'zod';
+import { GuestFileSystems, GuestOSUsers } from '../api/kubevirt/v1/subresources.js';
+import { FsFreezeStatus, MAX_UNFREEZE_TIMEOUT_SECONDS } from './launcher-protocol.js';
+
+export { GUEST_AGENT_FREEZE_TIMEOUT_MS } from './launcher-protocol.js';
 
 /** KubeVirt's virt-handler serves its console server on 8186; so does the node handler. */
 export const NODE_HANDLER_STREAM_PORT = 8186;
@@ -89,3 +95,58 @@ export function parseNodeStreamPath(url: string): { ok: true; request: NodeStrea
 /** The body of a refused stream request. */
 export const NodeStreamError = z.object({ message: z.string().max(4096) });
 export type NodeStreamError = z.infer<typeof NodeStreamError>;
+
+/**
+ * A guest agent command on a VMI of the node: PUT .../freeze?unfreezeTimeoutSeconds=N, PUT
+ * .../unfreeze, GET .../userlist, GET .../filesystemlist. The answer is JSON (nodeGuestAgentAnswers).
+ */
+export const NodeGuestAgentRequest = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('freeze'), namespace: dnsLabel, name: dnsSubdomain, unfreezeTimeoutSeconds: z.int().min(0).max(MAX_UNFREEZE_TIMEOUT_SECONDS) }),
+  z.object({ kind: z.literal('unfreeze'), namespace: dnsLabel, name: dnsSubdomain }),
+  z.object({ kind: z.literal('userlist'), namespace: dnsLabel, name: dnsSubdomain }),
+  z.object({ kind: z.literal('filesystemlist'), namespace: dnsLabel, name: dnsSubdomain }),
+]);
+export type NodeGuestAgentRequest = z.infer<typeof NodeGuestAgentRequest>;
+export type NodeGuestAgentKind = NodeGuestAgentRequest['kind'];
+
+/** The HTTP method of each guest agent command (KubeVirt's: PUT acts, GET reads). */
+export const nodeGuestAgentMethods: Readonly<Record<NodeGuestAgentKind, 'PUT' | 'GET'>> = { freeze: 'PUT', unfreeze: 'PUT', userlist: 'GET', filesystemlist: 'GET' };
+
+/** What the node handler answers each guest agent command with (200, JSON). */
+export const nodeGuestAgentAnswers = {
+  freeze: z.object({ fsFreezeStatus: FsFreezeStatus }),
+  unfreeze: z.object({ fsFreezeStatus: FsFreezeStatus }),
+  userlist: z.object({ items: GuestOSUsers }),
+  filesystemlist: z.object({ items: GuestFileSystems }),
+} as const satisfies Record<NodeGuestAgentKind, z.ZodType>;
+export type NodeGuestAgentAnswer<K extends NodeGuestAgentKind> = z.infer<(typeof nodeGuestAgentAnswers)[K]>;
+
+/** The largest guest agent answer (a filesystem list at its bounds is far below). */
+export const NODE_GUEST_AGENT_ANSWER_MAX_BYTES = 2 * 1024 * 1024;
+
+
+export function nodeGuestAgentPath(request: NodeGuestAgentRequest): string {
+  const base = `/v1/namespaces/${request.namespace}/virtualmachineinstances/${request.name}/${request.kind}`;
+  return request.kind === 'freeze' ? `${base}?unfreezeTimeoutSeconds=${request.unfreezeTimeoutSeconds}` : base;
+}
+
+const agentPathPattern = /^\/v1\/namespaces\/([^/]+)\/virtualmachineinstances\/([^/]+)\/(freeze|unfreeze|userlist|filesystemlist)$/;
+
+/**
+ * The guest agent command a request names; undefined when its path names none (it may be a
+ * stream), a refusal when it names one wrongly (the method and query are untrusted input).
+ */
+export function parseNodeGuestAgentRequest(method: string, url: string): { ok: true; request: NodeGuestAgentRequest } | { ok: false; code: number; message: string } | undefined {
+  if (url.length > 1024) return undefined;
+  const [path = '', query = ''] = url.split('?', 2);
+  const match = agentPathPattern.exec(path);
+  if (!match) return undefined;
+  const [, namespace, name, what] = match;
+  const kind = what as NodeGuestAgentKind;
+  if (method !== nodeGuestAgentMethods[kind]) return { ok: false, code: 405, message: `${method} is not served for ${kind}; use ${nodeGuestAgentMethods[kind]}` };
+  const timeout = new URLSearchParams(query).get('unfreezeTimeoutSeconds');
+  const candidate = { kind, namespace, name, ...(kind === 'freeze' ? { unfreezeTimeoutSeconds: timeout !== null && /^[0-9]{1,9}$/.test(timeout) ? Number(timeout) : timeout } : {}) };
+  const parsed = NodeGuestAgentRequest.safeParse(candidate);
+  if (!parsed.success) return { ok: false, code: 400, message: `invalid ${kind} request: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}` };
+  return { ok: true, request: parsed.data };
+}

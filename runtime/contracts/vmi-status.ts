@@ -15,7 +15,8 @@
 //                                    then (the handler carries it)
 //   nodeName, activePods,            yes (a migration's target pod is active    —
 //   launcherContainerImageVersion    too; on completion the VMI moves to it)
-//   interfaces, guestOSInfo          —                                          yes
+//   interfaces, guestOSInfo,         —                                          yes
+//   fsFreezeStatus
 //
 // The condition types and the order both keep them in: runtime/contracts/vmi-conditions.ts.
 
@@ -24,7 +25,7 @@ export type VmiStatusWriter = 'controller' | 'node-handler';
 /** The top-level status fields each writer may change (see the table above). */
 export const VMI_STATUS_FIELDS: Readonly<Record<VmiStatusWriter, readonly string[]>> = {
   controller: ['phase', 'phaseTransitionTimestamps', 'reason', 'conditions', 'nodeName', 'activePods', 'launcherContainerImageVersion'],
-  'node-handler': ['phase', 'phaseTransitionTimestamps', 'conditions', 'interfaces', 'guestOSInfo'],
+  'node-handler': ['phase', 'phaseTransitionTimestamps', 'conditions', 'interfaces', 'guestOSInfo', 'fsFreezeStatus'],
 };
 
 /** The field manager each writer sends, so `managedFields` shows who wrote what. */

@@ -6,8 +6,9 @@
 # Output (printed as the last line: the guest directory):
 #   vmlinuz           Debian's cloud kernel (linux-image-cloud-amd64's versioned dependency)
 #   initramfs.cpio.gz busybox-static + the few modules the guests need + /init (guest-init.sh)
-#                     + Debian's dropbear and its libraries, and OpenSSH's sftp-server (kubevm.ssh;
-#                     scp speaks SFTP since OpenSSH 9)
+#                     + Debian's dropbear and OpenSSH's sftp-server (kubevm.ssh; scp speaks SFTP
+#                     since OpenSSH 9) and qemu-guest-agent (kubevm.agent=qemu-ga), with the
+#                     libraries they link
 #   disk.qcow2        an ext4 filesystem holding /guest.sh, the program the guest runs when it
 #                     boots "from its disk" (the containerDisk guest)
 #   containerdisk/    the OCI image layout of a containerDisk image holding /disk/disk.qcow2
@@ -24,13 +25,15 @@ kernel_pkg="$(apt-cache depends "$kernel_meta" | awk '/Depends: linux-image-/{pr
 [ -n "$kernel_pkg" ] || { echo "build.sh: cannot resolve $kernel_meta's kernel package (apt-get update?)" >&2; exit 1; }
 kernel_ver="$(apt-cache policy "$kernel_pkg" | awk '/Candidate:/{print $2}')"
 busybox_ver="$(apt-cache policy busybox-static | awk '/Candidate:/{print $2}')"
-# Debian's dropbear (kubevm.ssh) and the shared libraries it links, from their packages; and
-# OpenSSH's sftp-server (libc only), which dropbear runs for the sftp subsystem that scp uses.
-ssh_pkgs="dropbear-bin openssh-sftp-server libtomcrypt1 libtommath1 libgmp10 zlib1g libcrypt1 libc6"
-ssh_vers="$(for p in $ssh_pkgs; do apt-cache policy "$p" | awk '/Candidate:/{print $2}'; done | tr '\n' '_')"
+# Debian's dropbear (kubevm.ssh), OpenSSH's sftp-server (libc only; dropbear runs it for the sftp
+# subsystem that scp uses), qemu-guest-agent (kubevm.agent=qemu-ga) and the shared libraries they
+# link, from their packages.
+bin_pkgs="dropbear-bin openssh-sftp-server libtomcrypt1 libtommath1 libgmp10 zlib1g libcrypt1 libc6
+  qemu-guest-agent libglib2.0-0 libpcre2-8-0 libnuma1 libudev1 liburing2"
+bin_vers="$(for p in $bin_pkgs; do apt-cache policy "$p" | awk '/Candidate:/{print $2}'; done | tr '\n' '_')"
 # The key also covers this script and the guest's init so editing them rebuilds.
 script_sum="$(cat "$0" "$here/guest-init.sh" "$here/oci-image.sh" | sha256sum | cut -c1-12)"
-key="${kernel_pkg}_${kernel_ver}_busybox_${busybox_ver}_$(echo "$ssh_vers" | sha256sum | cut -c1-8)_${script_sum}"
+key="${kernel_pkg}_${kernel_ver}_busybox_${busybox_ver}_$(echo "$bin_vers" | sha256sum | cut -c1-8)_${script_sum}"
 key="${key//[:~+]/-}"
 out="$cache/$key"
 if [ -f "$out/.done" ]; then echo "$out"; exit 0; fi
@@ -38,12 +41,12 @@ if [ -f "$out/.done" ]; then echo "$out"; exit 0; fi
 work="$(mktemp -d "$cache/.build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 # shellcheck disable=SC2086
-download() { (cd "$work" && apt-get download -q "$kernel_pkg" busybox-static $ssh_pkgs 2>&1 | grep -v 'unsandboxed' >&2; exit "${PIPESTATUS[0]}"); }
+download() { (cd "$work" && apt-get download -q "$kernel_pkg" busybox-static $bin_pkgs 2>&1 | grep -v 'unsandboxed' >&2; exit "${PIPESTATUS[0]}"); }
 # Stale package lists name versions the mirror no longer has: refresh once and retry.
 download || { apt-get update -qq >&2 && download; }
 dpkg-deb -x "$work"/"$kernel_pkg"_*.deb "$work/kernel"
 dpkg-deb -x "$work"/busybox-static_*.deb "$work/busybox"
-for p in $ssh_pkgs; do dpkg-deb -x "$work/${p}"_*.deb "$work/ssh"; done
+for p in $bin_pkgs; do dpkg-deb -x "$work/${p}"_*.deb "$work/bin"; done
 kver="${kernel_pkg#linux-image-}"
 mods="$work/kernel/lib/modules/$kver"
 
@@ -70,15 +73,17 @@ done
 cp "$mods/modules.builtin" "$mods/modules.order" "$root/lib/modules/$kver/" 2>/dev/null || true
 "$work/busybox/bin/busybox" depmod -b "$root" "$kver"
 install -m 0755 "$here/guest-init.sh" "$root/init"
-# dropbear and exactly the libraries it needs (about 2 MB compressed); the dynamic loader where
-# the binary looks for it, the libraries in glibc's default search path.
-install -D -m 0755 "$work/ssh/usr/sbin/dropbear" "$root/sbin/dropbear"
+# dropbear, sftp-server, qemu-ga and exactly the libraries they need (about 4 MB compressed); the
+# dynamic loader where the binaries look for it, the libraries in glibc's default search path.
+install -D -m 0755 "$work/bin/usr/sbin/dropbear" "$root/sbin/dropbear"
 # Where Debian's dropbear looks for it.
-install -D -m 0755 "$work/ssh/usr/lib/openssh/sftp-server" "$root/usr/lib/sftp-server"
+install -D -m 0755 "$work/bin/usr/lib/openssh/sftp-server" "$root/usr/lib/sftp-server"
+install -D -m 0755 "$work/bin/usr/sbin/qemu-ga" "$root/sbin/qemu-ga"
 mkdir -p "$root/lib64" "$root/lib/x86_64-linux-gnu"
-for so in ld-linux-x86-64.so.2 libc.so.6 libcrypt.so.1 libz.so.1 libgmp.so.10 libtomcrypt.so.1 libtommath.so.1; do
-  f="$(find "$work/ssh" -name "$so" -path '*x86_64-linux-gnu*' | head -1)"
-  [ -n "$f" ] || { echo "build.sh: $so not found in $ssh_pkgs" >&2; exit 1; }
+for so in ld-linux-x86-64.so.2 libc.so.6 libm.so.6 libcrypt.so.1 libz.so.1 libgmp.so.10 libtomcrypt.so.1 libtommath.so.1 \
+  libglib-2.0.so.0 libgmodule-2.0.so.0 libpcre2-8.so.0 libnuma.so.1 libudev.so.1 liburing.so.2; do
+  f="$(find "$work/bin" -name "$so" -path '*x86_64-linux-gnu*' | head -1)"
+  [ -n "$f" ] || { echo "build.sh: $so not found in $bin_pkgs" >&2; exit 1; }
   cp -L "$f" "$root/lib/x86_64-linux-gnu/$so"
 done
 ln -sf /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$root/lib64/ld-linux-x86-64.so.2"
@@ -122,7 +127,7 @@ rm -f "$work/disk.raw"
 
 bash "$here/oci-image.sh" "$work/containerdisk" "$work/disk.qcow2" >&2
 
-printf 'kernel %s %s\nbusybox-static %s\nssh %s %s\n' "$kernel_pkg" "$kernel_ver" "$busybox_ver" "$ssh_pkgs" "$ssh_vers" >"$work/versions"
+printf 'kernel %s %s\nbusybox-static %s\npackages %s %s\n' "$kernel_pkg" "$kernel_ver" "$busybox_ver" "$bin_pkgs" "$bin_vers" >"$work/versions"
 mkdir -p "$out"
 mv "$work/vmlinuz" "$work/initramfs.cpio.gz" "$work/disk.qcow2" "$work/containerdisk" "$work/versions" "$out/"
 touch "$out/.done"

@@ -5,6 +5,8 @@
 #   kubevm.acpi=ignore   do not power off on the ACPI power button (forced-stop test); otherwise
 #                        the button runs the guest's shutdown path: KUBEVM-POWEROFF, sync, poweroff
 #   kubevm.agent=fake    a guest agent stand-in; its guest-shutdown prints KUBEVM-AGENT-SHUTDOWN
+#   kubevm.agent=qemu-ga Debian's real qemu-guest-agent, with a utmp login record for user kubevm
+#   kubevm.disk=keep     leave the kubevm-disk filesystem mounted on /mnt/disk (something to freeze)
 #   kubevm.counter=0     do not print the one-second counter
 #   kubevm.shell         a shell on the serial console (console tests type commands into it)
 #   kubevm.ssh=KEY       dropbear on port 22; root logs in with the public key KEY (base64), no password; sftp (scp) too
@@ -104,8 +106,12 @@ if [ -n "$diskdev" ]; then
   mkdir -p /mnt/disk
   if mount -t ext4 "$diskdev" /mnt/disk; then
     sh /mnt/disk/guest.sh /mnt/disk
-    umount /mnt/disk
-    sync
+    if has kubevm.disk=keep; then
+      echo "KUBEVM-DISK mounted on /mnt/disk"
+    else
+      umount /mnt/disk
+      sync
+    fi
   else
     echo "KUBEVM-DISK cannot mount $diskdev"
   fi
@@ -130,8 +136,9 @@ if [ -n "$port" ]; then
 fi
 
 # kubevm.agent=fake: a tiny stand-in for qemu-guest-agent on the org.qemu.guest_agent.0
-# virtio-serial port, answering the five queries the launcher asks with canned data plus this
-# guest's real host name, kernel and eth0 address, and guest-shutdown as the real agent does it.
+# virtio-serial port, answering the five queries the launcher polls with canned data plus this
+# guest's real host name, kernel and eth0 address, guest-shutdown as the real agent does it, and
+# guest-get-users / guest-get-fsinfo with hostile answers.
 # It exercises the launcher's agent client over the real channel; it is not qemu-guest-agent.
 if has kubevm.agent=fake; then
   agentdev=""
@@ -171,6 +178,10 @@ if has kubevm.agent=fake; then
             addr="$(ip -4 -o addr show eth0 2>/dev/null | awk '{print $4}')"
             printf '{"return": [{"name": "lo", "hardware-address": "00:00:00:00:00:00", "ip-addresses": [{"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8}]}, {"name": "eth0", "hardware-address": "%s", "ip-addresses": [{"ip-address": "%s", "ip-address-type": "ipv4", "prefix": %s}]}], "id": "%s"}\n' \
               "$mac" "${addr%/*}" "${addr#*/}" "$id" >&3 ;;
+          # Hostile answers, as a compromised guest may give: a user that is a number, and a mount
+          # point longer than PATH_MAX. The launcher must refuse them and carry on.
+          guest-get-users) printf '{"return": [{"user": 42, "login-time": "never"}], "id": "%s"}\n' "$id" >&3 ;;
+          guest-get-fsinfo) printf '{"return": [{"name": "vda", "mountpoint": "%s", "type": "ext4", "disk": []}], "id": "%s"}\n' "$(head -c 5000 /dev/zero | tr '\0' /)" "$id" >&3 ;;
           *) printf '{"error": {"class": "CommandNotFound", "desc": "%s"}, "id": "%s"}\n' "$cmd" "$id" >&3 ;;
         esac
       done
@@ -179,6 +190,35 @@ if has kubevm.agent=fake; then
       done
     ) &
     echo "KUBEVM-AGENT fake agent on $agentdev"
+  fi
+fi
+
+# kubevm.agent=qemu-ga: Debian's qemu-guest-agent on the org.qemu.guest_agent.0 port. Its
+# guest-get-users reads utmp: one USER_PROCESS record (glibc x86_64 struct utmp, 384 bytes) for
+# user kubevm on ttyS0, logged in at boot, gives it something to report.
+if has kubevm.agent=qemu-ga; then
+  agentdev=""
+  for p in /sys/class/virtio-ports/*; do
+    [ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] && agentdev="/dev/$(basename "$p")"
+  done
+  if [ -n "$agentdev" ]; then
+    hostname kubevm-agent-guest
+    mkdir -p /var/run /run/qga
+    octal() { printf '\\%03o' "$1"; }
+    le32() { printf "$(octal $(($1 & 255)))$(octal $(($1 >> 8 & 255)))$(octal $(($1 >> 16 & 255)))$(octal $(($1 >> 24 & 255)))"; }
+    utmp=/var/run/utmp
+    dd if=/dev/zero of="$utmp" bs=384 count=1 2>/dev/null
+    put() { printf "$2" | dd of="$utmp" bs=1 seek="$1" conv=notrunc 2>/dev/null; }
+    put 0 '\007'             # ut_type USER_PROCESS
+    le32 $$ | dd of="$utmp" bs=1 seek=4 conv=notrunc 2>/dev/null
+    put 8 ttyS0              # ut_line
+    put 40 S0                # ut_id
+    put 44 kubevm            # ut_user
+    le32 "$(date +%s)" | dd of="$utmp" bs=1 seek=340 conv=notrunc 2>/dev/null
+    qemu-ga -m virtio-serial -p "$agentdev" -t /run/qga -f /run/qga/qemu-ga.pid -l /run/qga/qemu-ga.log &
+    echo "KUBEVM-AGENT qemu-ga on $agentdev"
+  else
+    echo "KUBEVM-AGENT no org.qemu.guest_agent.0 port"
   fi
 fi
 

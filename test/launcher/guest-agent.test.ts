@@ -1,7 +1,8 @@
 // Guest information over the real org.qemu.guest_agent.0 virtio-serial channel. The guest runs a
 // small shell stand-in for qemu-guest-agent (test/guests/guest-init.sh, kubevm.agent=fake); the
 // launcher side (guest-sync-delimited, guest-info, guest-get-osinfo, guest-get-host-name,
-// guest-network-get-interfaces) is the real one.
+// guest-network-get-interfaces) is the real one. Debian's real qemu-guest-agent, with freeze and
+// the user and filesystem lists: guest-agent-commands.test.ts.
 import { jest } from '@jest/globals';
 import { openLauncherStream, startLauncher, testVmi, waitForEvent } from './harness.js';
 import type { LauncherRun } from './harness.js';
@@ -38,6 +39,13 @@ describe('launcher guest agent (real QEMU, TCG)', () => {
     // lo is left out, as KubeVirt's status.interfaces does.
     expect(info.interfaces).toMatchObject([{ interfaceName: 'eth0', ipAddress: '10.0.2.2', ipAddresses: ['10.0.2.2'] }]);
     expect(info.interfaces?.[0]?.mac).toMatch(/^52:54:00:/);
+
+    // This agent answers the lists with what a hostile guest may send: refused, naming the field,
+    // and the launcher carries on serving the guest.
+    await expect(run.client.call('guestUsers')).rejects.toThrow(/guest-get-users is not valid: return\.0\.user/);
+    await expect(run.client.call('guestFilesystems')).rejects.toThrow(/guest-get-fsinfo is not valid: return\.0\.mountpoint/);
+    expect((await run.client.call('guestInfo')).agentConnected).toBe(true);
+    expect((await run.client.call('status')).phase).toBe('Running');
     await run.client.call('kill');
   });
 
@@ -55,6 +63,8 @@ describe('launcher guest agent (real QEMU, TCG)', () => {
     const info = await run.client.call('guestInfo');
     expect(info).toEqual({ agentConnected: false, interfaces: [] });
     expect(Date.now() - t0).toBeLessThan(5000);
+    await expect(run.client.call('guestUsers')).rejects.toThrow(/no guest agent answers on the org.qemu.guest_agent.0 channel/);
+    await expect(run.client.call('freeze', { unfreezeTimeoutSeconds: 0 })).rejects.toThrow(/no guest agent answers/);
     await run.client.call('kill');
   });
 });

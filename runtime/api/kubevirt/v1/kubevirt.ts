@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { Affinity, LocalObjectReference, PullPolicy, Toleration } from '../../core.js';
 import { conditionSchema, typeMeta, type ResourceNames } from '../../meta.js';
 import { KUBEVIRT_API_VERSION, KUBEVIRT_GROUP, KUBEVIRT_VERSION, EvictionStrategy, MigrationConfiguration } from './virtualmachineinstance.js';
+import { GoDuration } from '../../../duration.js';
 
 export const KubeVirtNames = {
   group: KUBEVIRT_GROUP,
@@ -15,9 +16,6 @@ export const KubeVirtNames = {
   categories: ['all'],
   scope: 'Namespaced',
 } as const satisfies ResourceNames;
-
-/** A Go duration string such as `1m30s`, as metav1.Duration serialises it. */
-const Duration = z.string().regex(/^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$/, 'must be a duration such as 90s or 1m30s');
 
 export const NodePlacement = z
   .strictObject({
@@ -107,7 +105,7 @@ export const KubeVirtSpec = z
       .strictObject({
         workloadUpdateMethods: z.array(z.enum(['LiveMigrate', 'Evict'])).optional().describe('How running VMs move to a new launcher after an update: LiveMigrate and/or Evict; none when unset.'),
         batchEvictionSize: z.int().min(1).optional().describe('VMs evicted per batch.'),
-        batchEvictionInterval: Duration.optional().describe('Time between eviction batches, e.g. 1m.'),
+        batchEvictionInterval: GoDuration.optional().describe('Time between eviction batches, e.g. 1m.'),
       })
       .optional()
       .describe('How running VMs are updated after kubevm itself is updated.'),

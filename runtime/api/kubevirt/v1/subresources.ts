@@ -1,9 +1,12 @@
 // The request bodies of KubeVirt's subresource API (subresources.kubevirt.io): what virtctl and
 // other clients PUT to start, stop, restart, migrate, pause and unpause. Field names and meanings
 // as kubevirt.io/api/core/v1 StartOptions, StopOptions, RestartOptions, MigrateOptions,
-// PauseOptions, UnpauseOptions. Like KubeVirt's decoder, unknown fields (apiVersion, kind, ...)
+// PauseOptions, UnpauseOptions, FreezeUnfreezeTimeout; and the guest agent lists GET userlist and
+// filesystemlist answer with (VirtualMachineInstanceGuestOSUserList, ...FileSystemList). Like
+// KubeVirt's decoder, unknown fields (apiVersion, kind, ...)
 // are ignored; a known field of the wrong type is a 400 naming it.
 import { z } from 'zod';
+import { GoDuration } from '../../../duration.js';
 
 /** The API group and versions of the subresource API; v1alpha3 is the alias KubeVirt also serves. */
 export const SUBRESOURCE_GROUP = 'subresources.kubevirt.io';
@@ -52,3 +55,63 @@ export type PauseOptions = z.infer<typeof PauseOptions>;
 
 export const UnpauseOptions = z.object({ dryRun: DryRun }).describe('The body of PUT .../virtualmachineinstances/{name}/unpause.');
 export type UnpauseOptions = z.infer<typeof UnpauseOptions>;
+
+export const FreezeUnfreezeTimeout = z
+  .object({
+    unfreezeTimeout: GoDuration.nullable().optional().describe('After this long the guest is thawed even without an unfreeze; 0s: never (a Go duration, e.g. 5m0s).'),
+  })
+  .describe('The body of PUT .../virtualmachineinstances/{name}/freeze.');
+export type FreezeUnfreezeTimeout = z.infer<typeof FreezeUnfreezeTimeout>;
+
+// The guest agent's answers, as KubeVirt serves them. A hostile guest writes them, so every list
+// and string is bounded: an agent answer over a bound is refused whole, never shown in part.
+export const GUEST_AGENT_MAX_USERS = 256;
+export const GUEST_AGENT_MAX_FILESYSTEMS = 128;
+export const GUEST_AGENT_MAX_DISKS_PER_FILESYSTEM = 16;
+/** A user or domain name, a device name, a serial. */
+export const GUEST_AGENT_MAX_NAME = 256;
+/** A mount point: Linux's PATH_MAX. */
+export const GUEST_AGENT_MAX_PATH = 4096;
+
+const name = z.string().max(GUEST_AGENT_MAX_NAME);
+const bytes = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+export const VirtualMachineInstanceGuestOSUser = z
+  .object({
+    userName: name.describe('The user\'s login name.'),
+    domain: name.optional().describe('The user\'s domain (Windows guests).'),
+    loginTime: z.number().nonnegative().max(1e12).optional().describe('The earliest login of this user, in fractional seconds since the epoch.'),
+  })
+  .describe('A user logged in to the guest (VirtualMachineInstanceGuestOSUser).');
+export type VirtualMachineInstanceGuestOSUser = z.infer<typeof VirtualMachineInstanceGuestOSUser>;
+
+export const VirtualMachineInstanceFileSystemDisk = z
+  .object({
+    serial: name.optional().describe('The disk\'s serial number.'),
+    busType: z.string().max(32).describe('The bus the disk is on: virtio, scsi, ide, sata, ...'),
+  })
+  .describe('A disk a guest filesystem lives on (VirtualMachineInstanceFileSystemDisk).');
+
+export const VirtualMachineInstanceFileSystem = z
+  .object({
+    diskName: name.describe('The guest\'s device name, e.g. vda1.'),
+    mountPoint: z.string().max(GUEST_AGENT_MAX_PATH).describe('Where it is mounted in the guest.'),
+    fileSystemType: z.string().max(64).describe('e.g. ext4, xfs, NTFS.'),
+    usedBytes: bytes.describe('Bytes in use.'),
+    totalBytes: bytes.describe('The filesystem\'s size in bytes.'),
+    disk: z.array(VirtualMachineInstanceFileSystemDisk).max(GUEST_AGENT_MAX_DISKS_PER_FILESYSTEM).optional().describe('The disks it lives on.'),
+  })
+  .describe('A mounted guest filesystem (VirtualMachineInstanceFileSystem).');
+export type VirtualMachineInstanceFileSystem = z.infer<typeof VirtualMachineInstanceFileSystem>;
+
+export const GuestOSUsers = z.array(VirtualMachineInstanceGuestOSUser).max(GUEST_AGENT_MAX_USERS);
+export const GuestFileSystems = z.array(VirtualMachineInstanceFileSystem).max(GUEST_AGENT_MAX_FILESYSTEMS);
+
+/** The answer of GET .../userlist and .../filesystemlist: a list, as KubeVirt's List types. */
+function guestList<T extends z.ZodType>(kind: string, items: T) {
+  return z.object({ kind: z.literal(kind), apiVersion: z.literal('kubevirt.io/v1'), metadata: z.object({}), items });
+}
+export const VirtualMachineInstanceGuestOSUserList = guestList('VirtualMachineInstanceGuestOSUserList', GuestOSUsers);
+export type VirtualMachineInstanceGuestOSUserList = z.infer<typeof VirtualMachineInstanceGuestOSUserList>;
+export const VirtualMachineInstanceFileSystemList = guestList('VirtualMachineInstanceFileSystemList', GuestFileSystems);
+export type VirtualMachineInstanceFileSystemList = z.infer<typeof VirtualMachineInstanceFileSystemList>;

@@ -209,6 +209,10 @@ export const VirtualMachineInstanceStatus = z
     selinuxContext: z.string().optional().describe('The SELinux context of the launcher.'),
     runtimeUser: z.int().min(0).optional().describe('The UID the launcher runs as.'),
     virtualMachineRevisionName: z.string().optional().describe('The ControllerRevision of the VM spec this VMI was created from.'),
+    fsFreezeStatus: z
+      .enum(['frozen'])
+      .optional()
+      .describe('"frozen" while the guest agent reports the guest\'s filesystems frozen (freeze subresource); unset otherwise.'),
   })
   .describe('The observed state of a VirtualMachineInstance.');
 export type VirtualMachineInstanceStatus = z.infer<typeof VirtualMachineInstanceStatus>;
