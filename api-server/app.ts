@@ -9,8 +9,8 @@ import type { AdmissionContext } from './admission/admit.js';
 import { handleAdmissionReview } from './admission/admit.js';
 import { handleMutationReview } from './admission/mutate.js';
 import type { Authorizer } from './authorize.js';
-import { descriptorOf, instancetypeSpecFinder } from './descriptors.js';
-import type { FindInstancetypeSpec } from './expand.js';
+import { descriptorOf, instancetypeSources } from './descriptors.js';
+import type { InstancetypeSources } from './expand.js';
 import { expandRoutes } from './expand.js';
 import type { FrontProxyConfig } from './front-proxy.js';
 import type { SubresourceRoute } from './server.js';
@@ -33,8 +33,8 @@ export function backendsOf(client: KubeClient): VmBackends {
 }
 
 /** Every subresource route kubevm serves (discovery lists exactly these). */
-export function subresourceRoutes(backends: VmBackends, findInstancetypeSpec: FindInstancetypeSpec, streams: NodeStreams): SubresourceRoute[] {
-  return [...vmSubresourceRoutes(backends), ...vmiSubresourceRoutes(backends, (node, request) => nodeGuestAgent(streams, node, request)), ...expandRoutes(backends, findInstancetypeSpec), ...streamRoutes(backends, streams)];
+export function subresourceRoutes(backends: VmBackends, instancetypes: InstancetypeSources, streams: NodeStreams): SubresourceRoute[] {
+  return [...vmSubresourceRoutes(backends), ...vmiSubresourceRoutes(backends, (node, request) => nodeGuestAgent(streams, node, request)), ...expandRoutes(backends, instancetypes), ...streamRoutes(backends, streams)];
 }
 
 export interface ApiServerDeps {
@@ -63,7 +63,7 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   return buildApiServer({
     frontProxy: deps.frontProxy,
     authorizer: deps.authorizer,
-    routes: subresourceRoutes(backendsOf(deps.client), instancetypeSpecFinder(deps.client), deps.streams),
+    routes: subresourceRoutes(backendsOf(deps.client), instancetypeSources(deps.client), deps.streams),
     log: deps.log,
     version: versionInfo(),
     health: apiServerHealth(deps.client),

@@ -13,7 +13,8 @@ import type { VmBackends } from './vm-subresources.js';
 const unreachable = new Proxy({}, { get: () => () => Promise.reject(new Error('no backend in this test')) }) as unknown as VmBackends;
 const authorizer: Authorizer = { authorize: () => Promise.reject(new Error('must not be asked: the request is unauthenticated')) };
 const noNodes = new NodeStreams(() => Promise.reject(new Error('must not be asked: the request is unauthenticated')), () => undefined);
-const routes = subresourceRoutes({ vms: unreachable.vms, vmis: unreachable.vmis, migrations: unreachable.migrations }, () => Promise.reject(new Error('no cluster in this test')), noNodes);
+const noCluster = () => Promise.reject(new Error('no cluster in this test'));
+const routes = subresourceRoutes({ vms: unreachable.vms, vmis: unreachable.vmis, migrations: unreachable.migrations }, { object: noCluster, revision: noCluster }, noNodes);
 const app: FastifyInstance = buildApiServer({
   frontProxy: () => ({ clientCA: '', allowedNames: [], usernameHeaders: ['X-Remote-User'], groupHeaders: ['X-Remote-Group'], extraHeaderPrefixes: ['X-Remote-Extra-'] }),
   authorizer,

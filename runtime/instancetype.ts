@@ -29,6 +29,25 @@ const kindAliases: Record<string, InstancetypeKind | PreferenceKind> = {
   virtualmachineclusterpreferences: 'VirtualMachineClusterPreference',
 };
 
+/** Where a VM recorded the snapshot of its instancetype or preference (status.instancetypeRef / preferenceRef). */
+export interface RecordedRevisionRef {
+  name?: string | undefined;
+  kind?: string | undefined;
+  controllerRevisionRef?: { name?: string | undefined } | undefined;
+}
+
+/**
+ * The ControllerRevision a VM's instancetype or preference expands from, as KubeVirt's
+ * revisionFinder picks it: `spec.*.revisionName` when set, else the revision recorded in status
+ * for this same matcher (name and kind; a changed matcher takes a new snapshot); undefined when
+ * there is none, and the current object is used.
+ */
+export function pinnedRevisionName(matcher: InstancetypeMatcher, kind: string, recorded: RecordedRevisionRef | undefined): string | undefined {
+  if (matcher.revisionName) return matcher.revisionName;
+  const sameMatcher = recorded?.name === matcher.name && recorded?.kind === kind;
+  return sameMatcher ? recorded?.controllerRevisionRef?.name || undefined : undefined;
+}
+
 /** The matcher's kind, KubeVirt's default being the cluster-scoped one. */
 export function instancetypeKindOf(matcher: InstancetypeMatcher): InstancetypeKind {
   const kind = kindAliases[(matcher.kind ?? 'VirtualMachineClusterInstancetype').toLowerCase()];

@@ -10,7 +10,7 @@ import {
   VirtualMachineInstanceNames,
 } from '../../runtime/api/index.js';
 import type { KubeVirt, VirtualMachineInstance, VirtualMachineInstanceMigration } from '../../runtime/api/index.js';
-import { descriptorOf, instancetypeSpecFinder } from '../descriptors.js';
+import { descriptorOf, instancetypeSources } from '../descriptors.js';
 import type { AdmissionContext } from './admit.js';
 
 /** kubevm's own service accounts (namespace kubevirt) may change what users may not. */
@@ -24,6 +24,7 @@ export function clusterAdmissionContext(client: KubeClient, componentNamespace: 
   const migrations = client.resource<Omit<VirtualMachineInstanceMigration, 'metadata'> & KubeObject>(descriptorOf(VirtualMachineInstanceMigrationNames));
   const pods = client.resource<KubeObject>(coreResources.pods);
   const authorizer = new SubjectAccessReviewAuthorizer(client);
+  const instancetypes = instancetypeSources(client);
   return {
     async launcherPodVmi(namespace, podName) {
       const pod = await pods.find(podName, namespace);
@@ -33,7 +34,7 @@ export function clusterAdmissionContext(client: KubeClient, componentNamespace: 
     },
     authorize: (user, attributes) => authorizer.authorize(user, { ...attributes, version: 'v1' }),
     findVmi: (namespace, name) => vmis.find(name, namespace),
-    findInstancetypeSpec: instancetypeSpecFinder(client),
+    findInstancetypeSpec: (kind, namespace, name) => instancetypes.object(kind, namespace, name),
     async permittedHostDevices() {
       return (await kubevirts.list()).items[0]?.spec?.configuration?.permittedHostDevices;
     },

@@ -7,17 +7,11 @@ import { createHash } from 'node:crypto';
 import type { InstancetypeMatcher, VirtualMachine, VirtualMachineStatus } from '../api.js';
 import type { Informer } from '../../runtime/informer.js';
 import type { KubeClient, KubeObject, ResourceClient, ResourceDescriptor } from '../../runtime/kube.js';
-import { isAlreadyExists } from '../../runtime/kube.js';
+import { coreResources, isAlreadyExists } from '../../runtime/kube.js';
 import type { NamedSpec } from '../../runtime/instancetype.js';
-import { ExpansionError, instancetypeKindOf, preferenceKindOf } from '../../runtime/instancetype.js';
+import { ExpansionError, instancetypeKindOf, pinnedRevisionName, preferenceKindOf } from '../../runtime/instancetype.js';
 
-export const controllerRevisions: ResourceDescriptor = {
-  group: 'apps',
-  version: 'v1',
-  resource: 'controllerrevisions',
-  kind: 'ControllerRevision',
-  namespaced: true,
-};
+export const controllerRevisions: ResourceDescriptor = coreResources.controllerRevisions;
 
 /** The stored copy of an instancetype or preference. */
 export interface SnapshotObject extends KubeObject {
@@ -92,8 +86,7 @@ export class RevisionStore {
     const namespace = vm.metadata?.namespace;
     const name = matcher.name;
     if (!name) throw new ExpansionError([{ path: `${path}.name`, message: 'is required (inferFromVolume is not supported)' }], 'InstancetypeNotFound');
-    const sameMatcher = recorded?.name === name && recorded.kind === kind;
-    const pinned = matcher.revisionName ?? (sameMatcher ? recorded?.controllerRevisionRef?.name : undefined);
+    const pinned = pinnedRevisionName(matcher, kind, recorded);
     if (pinned) {
       const revision = await this.readRevision(pinned, namespace, signal);
       if (revision) return this.snapshot<S>(revision, kind, name);

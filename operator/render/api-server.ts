@@ -27,7 +27,8 @@ export const API_SERVER_GRANTS: readonly Grant[] = [
   { why: "start/stop/restart queue stateChangeRequests on the VM's status.", apiGroups: ['kubevirt.io'], resources: ['virtualmachines/status'], verbs: ['patch'] },
   { why: 'Every subresource reads the VMI; stop/restart and the request annotations patch it.', apiGroups: ['kubevirt.io'], resources: ['virtualmachineinstances'], verbs: ['get', 'patch'] },
   { why: "The validating webhook: the KubeVirt CR's permittedHostDevices, and one KubeVirt CR only.", apiGroups: ['kubevirt.io'], resources: ['kubevirts'], verbs: ['list'] },
-  { why: "The validating webhook warns when a VM's instancetype or preference does not exist (yet).", apiGroups: ['instancetype.kubevirt.io'], resources: INSTANCETYPE_RESOURCES, verbs: ['get'] },
+  { why: "The validating webhook warns when a VM's instancetype or preference does not exist (yet); expand-spec reads them.", apiGroups: ['instancetype.kubevirt.io'], resources: INSTANCETYPE_RESOURCES, verbs: ['get'] },
+  { why: "expand-spec expands with the VM's snapshot of its instancetype and preference, as KubeVirt does.", apiGroups: ['apps'], resources: ['controllerrevisions'], verbs: ['get'] },
   { why: 'The exec guard: whether a pod exec, attach or port-forward goes to is a launcher pod (its label) and which VMI it runs.', apiGroups: [''], resources: ['pods'], verbs: ['get'] },
   { why: 'migrate creates a VirtualMachineInstanceMigration; the webhook lists them to refuse a second one in flight for a VMI.', apiGroups: ['kubevirt.io'], resources: ['virtualmachineinstancemigrations'], verbs: ['create', 'list'] },
 ];
