@@ -135,16 +135,20 @@ if [ -n "$port" ]; then
   httpd -p "$port" -h /www && echo "KUBEVM-HTTP listening on $port"
 fi
 
+# The guest agent's virtio-serial port (org.qemu.guest_agent.0), as /dev/vportNpM; empty without one.
+agent_port() {
+  for p in /sys/class/virtio-ports/*; do
+    [ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] && echo "/dev/$(basename "$p")"
+  done
+}
+
 # kubevm.agent=fake: a tiny stand-in for qemu-guest-agent on the org.qemu.guest_agent.0
 # virtio-serial port, answering the five queries the launcher polls with canned data plus this
 # guest's real host name, kernel and eth0 address, guest-shutdown as the real agent does it, and
 # guest-get-users / guest-get-fsinfo with hostile answers.
 # It exercises the launcher's agent client over the real channel; it is not qemu-guest-agent.
 if has kubevm.agent=fake; then
-  agentdev=""
-  for p in /sys/class/virtio-ports/*; do
-    [ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] && agentdev="/dev/$(basename "$p")"
-  done
+  agentdev="$(agent_port)"
   if [ -n "$agentdev" ]; then
     hostname kubevm-agent-guest
     (
@@ -197,10 +201,7 @@ fi
 # guest-get-users reads utmp: one USER_PROCESS record (glibc x86_64 struct utmp, 384 bytes) for
 # user kubevm on ttyS0, logged in at boot, gives it something to report.
 if has kubevm.agent=qemu-ga; then
-  agentdev=""
-  for p in /sys/class/virtio-ports/*; do
-    [ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] && agentdev="/dev/$(basename "$p")"
-  done
+  agentdev="$(agent_port)"
   if [ -n "$agentdev" ]; then
     hostname kubevm-agent-guest
     mkdir -p /var/run /run/qga
@@ -215,6 +216,21 @@ if has kubevm.agent=qemu-ga; then
     put 40 S0                # ut_id
     put 44 kubevm            # ut_user
     le32 "$(date +%s)" | dd of="$utmp" bs=1 seek=340 conv=notrunc 2>/dev/null
+    # qemu-ga's guest-shutdown runs `/sbin/shutdown -h -r|-H|-P +0 <message>`; busybox has none.
+    cat >/sbin/shutdown <<'SHUTDOWN'
+#!/bin/busybox sh
+action=poweroff
+for a in "$@"; do
+  case "$a" in
+    -r) action=reboot ;;
+    -H) action=halt ;;
+  esac
+done
+echo "KUBEVM-AGENT-SHUTDOWN mode=$action" >/dev/console
+sync
+exec busybox "$action" -f
+SHUTDOWN
+    chmod 0755 /sbin/shutdown
     qemu-ga -m virtio-serial -p "$agentdev" -t /run/qga -f /run/qga/qemu-ga.pid -l /run/qga/qemu-ga.log &
     echo "KUBEVM-AGENT qemu-ga on $agentdev"
   else

@@ -1,23 +1,20 @@
 // The guest agent subresources below the api-server, every part real: the api-server's
-// node-handler client (nodeGuestAgent, api-server/node-streams.ts) → mutual TLS with certificates
-// from scripts/stream-certs.sh → the node handler's endpoint (node-handler/stream-server.ts) → a
+// node-handler client (nodeGuestAgent, api-server/node-streams.ts) → mutual TLS with the
+// certificates the operator issues (operator/pki.ts) → the node handler's endpoint (node-handler/stream-server.ts) → a
 // REAL launcher and QEMU (TCG) → Debian's qemu-guest-agent in the test guest (kubevm.agent=qemu-ga)
 // with an ext4 disk mounted (kubevm.disk=keep). Shows: userlist and filesystemlist in KubeVirt's
 // shapes; a freeze that really blocks the guest's writes until unfreeze; the frozen state pushed in
-// the launcher's status; and an unfreezeTimeout that thaws the guest without an unfreeze.
+// the launcher's status; an unfreezeTimeout that thaws the guest without an unfreeze; and a soft
+// reboot through the agent.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type net from 'node:net';
 import { NodeStreams, nodeGuestAgent } from '../../api-server/node-streams.js';
-import type { StreamTls } from '../../api-server/node-streams.js';
 import { StreamServer } from '../../node-handler/stream-server.js';
-import type { VirtualMachineInstance } from '../../node-handler/vmi-handler.js';
-import { silentLogger } from '../../runtime/logging.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { makePodsDir, openLauncherStream, repoRoot, startLauncher, testGuests, testVmi, waitForEvent } from './harness.js';
+import { eventually } from '../support/eventually.js';
+import { issuedStreamSecrets, makePodsDir, serveNodeStreams, openLauncherStream, startLauncher, testGuests, testVmi, waitForEvent } from './harness.js';
 import type { LauncherRun, PodsDir } from './harness.js';
 
 jest.setTimeout(180_000);
@@ -30,20 +27,11 @@ const vmiRef = { namespace, name };
 
 let run: LauncherRun;
 let pods: PodsDir;
-let certs: string;
 let server: StreamServer;
 let streams: NodeStreams;
 let shell: net.Socket;
 
-const tlsOf = (dir: string): StreamTls => ({
-  cert: readFileSync(path.join(dir, 'tls.crt')),
-  key: readFileSync(path.join(dir, 'tls.key')),
-  ca: readFileSync(path.join(dir, 'ca.crt')),
-});
-
 beforeAll(async () => {
-  certs = mkdtempSync(path.join(os.tmpdir(), 'kubevm-agent-certs-'));
-  execFileSync('bash', [path.join(repoRoot, 'scripts/stream-certs.sh'), '--dir', certs]);
   pods = makePodsDir();
   const vmi = testVmi(name, 'kubevm.agent=qemu-ga kubevm.disk=keep kubevm.shell kubevm.counter=0', {
     disks: [{ name: 'root', disk: { bus: 'virtio' } }],
@@ -65,17 +53,8 @@ beforeAll(async () => {
   await run.waitForSerial(/KUBEVM-READY/, 30_000);
   await connected;
 
-  const running: VirtualMachineInstance = {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachineInstance',
-    metadata: { name, namespace },
-    spec: { domain: { devices: {} } },
-    status: { phase: 'Running', nodeName: node, activePods: { [podUid]: node } },
-  };
-  const cache = new Map([[`${namespace}/${name}`, running]]);
-  server = new StreamServer({ nodeName: node, podsDir: pods.path, vmi: (key) => cache.get(key), tls: tlsOf(path.join(certs, 'node-handler')), log: silentLogger });
-  const { port } = await server.listen(0, '127.0.0.1');
-  streams = new NodeStreams(async () => ({ host: '127.0.0.1', port }), () => tlsOf(path.join(certs, 'api-server')));
+  const served = await serveNodeStreams({ pki: issuedStreamSecrets(), pods, podUid, node, namespace, name });
+  ({ server, streams } = served);
   shell = await openLauncherStream(`${run.runDir}/launcher.sock`, 'console');
   shell.on('data', () => undefined);
 });
@@ -85,7 +64,6 @@ afterAll(async () => {
   await server?.close();
   await run?.stop();
   pods?.remove();
-  if (certs) rmSync(certs, { recursive: true, force: true });
 });
 
 /** Types a write into /mnt/disk in the guest's shell, in the background; it prints `marker` when done. */
@@ -154,6 +132,13 @@ describe('guest agent commands through the node handler (real QEMU, real qemu-ga
     // Proving the thaw does NOT come: past the 2 s it was set for.
     await sleep(3500);
     expect(run.output.filter((line) => line.includes('unfreeze was not called')).length).toBe(before);
+  });
+
+  it('a soft reboot goes through the real agent (guest-shutdown, mode reboot) and the guest boots again', async () => {
+    const boots = run.serialLog().split('KUBEVM-GUEST-BOOTED').length - 1;
+    expect((await run.client.call('softReboot')).method).toBe('guest-agent');
+    await run.waitForSerial(/KUBEVM-AGENT-SHUTDOWN mode=reboot/, 30_000);
+    await eventually('the guest booted again', 120_000, async () => run.serialLog().split('KUBEVM-GUEST-BOOTED').length - 1 === boots + 1);
   });
 
   it('the node handler refuses a VMI it does not run, with the reason', async () => {

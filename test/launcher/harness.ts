@@ -13,6 +13,12 @@ import { requestOnLauncherConnection } from '../../node-handler/launcher-request
 import type { DomainEvent, LauncherArgs, LauncherResult, LauncherStreamCommand } from '../../runtime/contracts/launcher-protocol.js';
 import type { LauncherVmi } from '../../launcher/vmi.js';
 import { eventually } from '../support/eventually.js';
+import { NodeStreams } from '../../api-server/node-streams.js';
+import { StreamServer } from '../../node-handler/stream-server.js';
+import type { VirtualMachineInstance } from '../../node-handler/vmi-handler.js';
+import { silentLogger } from '../../runtime/logging.js';
+import { API_SERVER_STREAMS_TLS_SECRET, NODE_HANDLER_STREAMS_TLS_SECRET } from '../../runtime/contracts/streams.js';
+import { reconcilePki } from '../../operator/pki.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -235,6 +241,44 @@ export function makePodsDir(): PodsDir {
     },
     remove: () => rmSync(pods, { recursive: true, force: true }),
   };
+}
+
+/** The operator's certificate Secrets of one installation (operator/pki.ts), by Secret name, as the pods mount them. */
+export function issuedStreamSecrets(): (secret: string) => { cert: string; key: string; ca: string } {
+  const secrets = reconcilePki(new Map(), { namespace: 'kubevirt', registry: 'kubevm', tag: 'test', pullPolicy: 'IfNotPresent' }).secrets;
+  return (name) => {
+    const data = (secrets.find((secret) => secret.metadata.name === name)?.['data'] ?? {}) as Record<string, string>;
+    const file = (key: string): string => Buffer.from(data[key] ?? '', 'base64').toString();
+    return { cert: file('tls.crt'), key: file('tls.key'), ca: file('ca.crt') };
+  };
+}
+
+/**
+ * The node handler's stream server over `pods` (real mutual TLS with the node handler's certificate
+ * from `pki`), knowing one Running VMI whose launcher pod is `podUid` on `node`, and the
+ * api-server's client of it (api-server/node-streams.ts) with the api-server's certificate.
+ */
+export async function serveNodeStreams(options: {
+  pki: ReturnType<typeof issuedStreamSecrets>;
+  pods: PodsDir;
+  podUid: string;
+  node: string;
+  namespace: string;
+  name: string;
+}): Promise<{ server: StreamServer; streams: NodeStreams; port: number }> {
+  const { pki, pods, podUid, node, namespace, name } = options;
+  const running: VirtualMachineInstance = {
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachineInstance',
+    metadata: { name, namespace },
+    spec: { domain: { devices: {} } },
+    status: { phase: 'Running', nodeName: node, activePods: { [podUid]: node } },
+  };
+  const cache = new Map([[`${namespace}/${name}`, running]]);
+  const server = new StreamServer({ nodeName: node, podsDir: pods.path, vmi: (key) => cache.get(key), tls: pki(NODE_HANDLER_STREAMS_TLS_SECRET), log: silentLogger });
+  const { port } = await server.listen(0, '127.0.0.1');
+  const streams = new NodeStreams(async () => ({ host: '127.0.0.1', port }), () => pki(API_SERVER_STREAMS_TLS_SECRET));
+  return { server, streams, port };
 }
 
 /** Pids of processes whose command line mentions `needle` (to assert nothing was left behind). */

@@ -16,15 +16,13 @@ import path from 'node:path';
 import { NodeStreams } from '../../api-server/node-streams.js';
 import type { StreamTls } from '../../api-server/node-streams.js';
 import type { StatusError } from '../../api-server/status.js';
-import type { VirtualMachineInstance } from '../../node-handler/vmi-handler.js';
 import { StreamServer, nodeStreamsActive } from '../../node-handler/stream-server.js';
 import { API_SERVER_STREAMS_TLS_SECRET, NODE_HANDLER_STREAM_SERVER_NAME, NODE_HANDLER_STREAMS_TLS_SECRET } from '../../runtime/contracts/streams.js';
 import { issueLeafCertificate } from '../../runtime/certificates.js';
-import { CA_SECRET, reconcilePki } from '../../operator/pki.js';
-import { silentLogger } from '../../runtime/logging.js';
+import { CA_SECRET } from '../../operator/pki.js';
 import { bridge } from '../../runtime/stream-bridge.js';
 import { eventually } from '../support/eventually.js';
-import { makePodsDir, startLauncher, testVmi } from './harness.js';
+import { issuedStreamSecrets, makePodsDir, serveNodeStreams, startLauncher, testVmi } from './harness.js';
 import type { LauncherRun, PodsDir } from './harness.js';
 
 jest.setTimeout(180_000);
@@ -41,16 +39,7 @@ let server: StreamServer;
 let streams: NodeStreams;
 let port = 0;
 
-/** The operator's certificate Secrets of one installation, as the pods mount them. */
-function issuedSecrets(): (secret: string) => { cert: string; key: string; ca: string } {
-  const secrets = reconcilePki(new Map(), { namespace: 'kubevirt', registry: 'kubevm', tag: 'test', pullPolicy: 'IfNotPresent' }).secrets;
-  return (name) => {
-    const data = (secrets.find((secret) => secret.metadata.name === name)?.['data'] ?? {}) as Record<string, string>;
-    const file = (key: string): string => Buffer.from(data[key] ?? '', 'base64').toString();
-    return { cert: file('tls.crt'), key: file('tls.key'), ca: file('ca.crt') };
-  };
-}
-const pki = issuedSecrets();
+const pki = issuedStreamSecrets();
 
 beforeAll(async () => {
   certs = mkdtempSync(path.join(os.tmpdir(), 'kubevm-stream-keys-'));
@@ -65,17 +54,8 @@ beforeAll(async () => {
   await run.waitForSerial(/KUBEVM-SSH listening on 22/, 30_000);
   await run.waitForSerial(/KUBEVM-READY/, 30_000);
 
-  const running: VirtualMachineInstance = {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachineInstance',
-    metadata: { name, namespace },
-    spec: { domain: { devices: {} } },
-    status: { phase: 'Running', nodeName: node, activePods: { [podUid]: node } },
-  };
-  const cache = new Map([[`${namespace}/${name}`, running]]);
-  server = new StreamServer({ nodeName: node, podsDir: pods.path, vmi: (key) => cache.get(key), tls: pki(NODE_HANDLER_STREAMS_TLS_SECRET), log: silentLogger });
-  port = (await server.listen(0, '127.0.0.1')).port;
-  streams = new NodeStreams(async () => ({ host: '127.0.0.1', port }), () => pki(API_SERVER_STREAMS_TLS_SECRET));
+  const served = await serveNodeStreams({ pki, pods, podUid, node, namespace, name });
+  ({ server, streams, port } = served);
 });
 
 afterAll(async () => {
@@ -199,7 +179,7 @@ describe('api-server → node handler → launcher streams (real QEMU)', () => {
     // No client certificate, or one of another CA: the TLS handshake fails.
     expect(await ask({ ca: apiServer.ca }, screenshot)).toHaveProperty('error');
     // Another installation's api-server (another CA): the handshake fails.
-    const stranger = issuedSecrets();
+    const stranger = issuedStreamSecrets();
     expect(await ask({ ...stranger(API_SERVER_STREAMS_TLS_SECRET), ca: apiServer.ca }, screenshot)).toHaveProperty('error');
     // A client certificate of the right CA under another name: refused by name.
     const other = issueLeafCertificate({ cert: pki(CA_SECRET).cert, key: pki(CA_SECRET).key }, { commonName: 'someone-else', dnsNames: [], usage: 'client' });
@@ -225,7 +205,7 @@ describe('api-server → node handler → launcher streams (real QEMU)', () => {
   });
 
   it('takes a new certificate and CA bundle for new handshakes without a restart', async () => {
-    const next = issuedSecrets();
+    const next = issuedStreamSecrets();
     server.setTls(next(NODE_HANDLER_STREAMS_TLS_SECRET));
     try {
       // The old CA's client is refused now; the new one's is served.
