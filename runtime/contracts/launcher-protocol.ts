@@ -221,9 +221,9 @@ const nonNegative = z.number().nonnegative();
 
 /**
  * How long the launcher waits for the guest agent to freeze or thaw (the guest flushes its writes
- * first); a launcher client's 30 s for a command covers it and the agent's 3 s handshake.
+ * first); a launcher client's 30 s for a command covers it with the handshake and status query (3 s each).
  */
-export const GUEST_AGENT_FREEZE_TIMEOUT_MS = 25_000;
+export const GUEST_AGENT_FREEZE_TIMEOUT_MS = 20_000;
 
 /** The longest unfreezeTimeout a freeze takes (a day; KubeVirt's is an int32 of seconds). */
 export const MAX_UNFREEZE_TIMEOUT_SECONDS = 86_400;
