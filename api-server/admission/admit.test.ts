@@ -25,6 +25,8 @@ const context: AdmissionContext = {
   findInstancetypeSpec: async (_kind, _ns, name) => ({ 'u1.medium': { cpu: { guest: 1 }, memory: { guest: '4Gi' } }, fedora: {}, 'gpu.large': { cpu: { guest: 1 }, memory: { guest: '4Gi' }, gpus: [{ name: 'g', deviceName: 'nvidia.com/TU104GL_Tesla_T4' }] } })[name],
   permittedHostDevices: async () => ({ pciHostDevices: [{ pciVendorSelector: '10de:1eb8', resourceName: 'nvidia.com/TU104GL_Tesla_T4' }] }),
   kubevirtCount: async () => 1,
+  // The KubeVirt CR allows guests 150 % of their pod's memory request.
+  memoryOvercommit: async () => 150,
   isKubevmComponent: (user) => user.startsWith('system:serviceaccount:kubevirt:'),
   launcherPodVmi: async (_ns, pod) => ({ 'virt-launcher-running-x7k2p': 'running' })[pod],
   // A tiny RBAC: who holds which permission (verb resource[/subresource] name) in namespace "ns".
@@ -154,6 +156,31 @@ const cases: Record<string, Case> = {
   // ---- resources and CPU ----
   'VMI memory request not a quantity': { manifest: variant(vmi, (m) => (m.spec.domain.resources.requests.memory = 'lots')), path: 'spec.domain.resources.requests.memory', says: /quantity/ },
   'VMI guest memory not a quantity': { manifest: variant(vmi, (m) => (m.spec.domain.memory = { guest: '2 GB' })), path: 'spec.domain.memory.guest' },
+  // ---- memory overcommit (the KubeVirt CR allows 150 % here) ----
+  'VM guest memory beyond the allowed overcommit': {
+    manifest: variant(vm, (m) => {
+      m.spec.template.spec.domain.resources.requests.memory = '1Gi';
+      m.spec.template.spec.domain.memory = { guest: '2Gi' };
+    }),
+    path: `${t}.domain.memory.guest`,
+    says: /2Gi is 200% of the memory request 1Gi \(spec.template.spec.domain.resources.requests.memory\); the KubeVirt CR's spec.configuration.developerConfiguration.memoryOvercommit allows at most 150%, so at most 1536Mi/,
+  },
+  'VMI guest memory beyond the allowed overcommit': {
+    manifest: variant(vmi, (m) => {
+      m.spec.domain.resources.requests.memory = '100M';
+      m.spec.domain.memory = { guest: '151M' };
+    }),
+    path: 'spec.domain.memory.guest',
+    says: /151M is 151% of the memory request 100M .* at most 150%/,
+  },
+  'VMI guest memory with a zero memory request': {
+    manifest: variant(vmi, (m) => {
+      m.spec.domain.resources.requests.memory = '0';
+      m.spec.domain.memory = { guest: '64Mi' };
+    }),
+    path: 'spec.domain.memory.guest',
+    says: /unbounded of the memory request 0/,
+  },
   'VMI cpu cores 0': { manifest: variant(vmi, (m) => (m.spec.domain.cpu = { cores: 0 })), path: 'spec.domain.cpu.cores' },
   'VMI cpu sockets not an integer': { manifest: variant(vmi, (m) => (m.spec.domain.cpu = { sockets: 1.5 })), path: 'spec.domain.cpu.sockets' },
   'VMI terminationGracePeriodSeconds negative': { manifest: variant(vmi, (m) => (m.spec.terminationGracePeriodSeconds = -1)), path: 'spec.terminationGracePeriodSeconds' },
@@ -284,6 +311,29 @@ describe('the validating webhook admits valid manifests', () => {
     const response = await admit(request(later), context);
     expect(response.allowed).toBe(true);
     expect(response.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/^spec.instancetype.name: VirtualMachineClusterInstancetype "u2.large" does not exist/)]));
+  });
+
+  it('admits guest memory up to the configured overcommit, and none beyond the request when it is unset or below 100 %', async () => {
+    const withMemory = (guest: string, request: string): Manifest =>
+      variant(vmi, (m) => {
+        m.spec.domain.resources.requests.memory = request;
+        m.spec.domain.memory = { guest };
+      });
+    expect(await admit(request(withMemory('1536Mi', '1Gi')), context)).toMatchObject({ allowed: true });
+    expect(await admit(request(withMemory('512Mi', '1Gi')), context)).toMatchObject({ allowed: true });
+    for (const configured of [undefined, 100, 50]) {
+      const strict: AdmissionContext = { ...context, memoryOvercommit: async () => configured };
+      expect(await admit(request(withMemory('1Gi', '1Gi')), strict)).toMatchObject({ allowed: true });
+      expect(await admit(request(withMemory('1025Mi', '1Gi')), strict)).toMatchObject({ allowed: false, status: { message: expect.stringMatching(/allows at most 100%, so at most 1Gi/) } });
+    }
+    // Only one of the two stated: the controller derives the other, the CR is not even read.
+    const unread: AdmissionContext = { ...context, memoryOvercommit: async () => Promise.reject(new Error('not read')) };
+    const guestOnly = variant(vmi, (m) => {
+      delete m.spec.domain.resources;
+      m.spec.domain.memory = { guest: '8Gi' };
+    });
+    expect(await admit(request(guestOnly), unread)).toMatchObject({ allowed: true });
+    expect(await admit(request(vm), unread)).toMatchObject({ allowed: true });
   });
 
   it('refuses (500, retried by the client) when a lookup fails, never admits unchecked', async () => {

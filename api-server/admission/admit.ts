@@ -16,7 +16,7 @@ import {
 import type { KubeVirt, PermittedHostDevices, VirtualMachine, VirtualMachineInstance, VirtualMachineInstanceSpec } from '../../runtime/api/index.js';
 import { jsonEqual } from '../../runtime/json.js';
 import type { DeviceHolder, Findings } from './rules.js';
-import { checkPermittedDevices, checkVmiSpec, emptyFindings } from './rules.js';
+import { checkMemoryOvercommit, checkPermittedDevices, checkVmiSpec, declaresMemoryOvercommit, emptyFindings } from './rules.js';
 import { instancetypeConflicts } from '../../runtime/instancetype.js';
 import type { GuardContext, RequestUser } from './guards.js';
 import { checkHostDeviceUse, judgeLauncherEntry, launcherEntryVerb, requestedDeviceNames } from './guards.js';
@@ -65,6 +65,8 @@ export interface AdmissionContext extends GuardContext {
   findInstancetypeSpec(kind: string, namespace: string, name: string): Promise<unknown>;
   /** The KubeVirt CR's spec.configuration.permittedHostDevices, read when a spec asks for a device. */
   permittedHostDevices(): Promise<PermittedHostDevices | undefined>;
+  /** The KubeVirt CR's spec.configuration.developerConfiguration.memoryOvercommit, read when a spec states both guest memory and its request. */
+  memoryOvercommit(): Promise<number | undefined>;
   /** The name of a migration of this VMI that has not ended, if any (only one at a time). */
   activeMigrationFor(namespace: string, vmiName: string): Promise<string | undefined>;
   /** How many KubeVirt CRs exist (only one may). */
@@ -114,6 +116,11 @@ async function permittedFor(holder: DeviceHolder, context: AdmissionContext): Pr
   return (holder.hostDevices?.length ?? 0) + (holder.gpus?.length ?? 0) > 0 ? context.permittedHostDevices() : undefined;
 }
 
+/** The guest memory a spec states may exceed its request only as far as the KubeVirt CR allows (read only when both are stated). */
+async function checkOvercommit(spec: VirtualMachineInstanceSpec, at: string, context: AdmissionContext, findings: Findings): Promise<void> {
+  if (declaresMemoryOvercommit(spec)) checkMemoryOvercommit(spec, at, await context.memoryOvercommit(), findings);
+}
+
 function requestUser(request: AdmissionRequest): RequestUser {
   const info = request.userInfo;
   return { username: info?.username ?? '', ...(info?.uid ? { uid: info.uid } : {}), groups: info?.groups ?? [], extra: info?.extra ?? {} };
@@ -149,6 +156,7 @@ function oldTemplate(request: AdmissionRequest): VirtualMachineInstanceSpec | un
 async function admitVirtualMachine(request: AdmissionRequest, vm: VirtualMachine, context: AdmissionContext, findings: Findings): Promise<void> {
   const template = vm.spec.template.spec;
   checkVmiSpec(template, 'spec.template.spec', await permittedFor(template.domain.devices, context), findings);
+  await checkOvercommit(template, 'spec.template.spec', context, findings);
   await checkDeviceUse(request, template.domain.devices, 'spec.template.spec.domain.devices', oldTemplate(request)?.domain.devices, context, findings);
   const namespace = request.namespace ?? '';
   const instancetype = vm.spec.instancetype;
@@ -192,6 +200,7 @@ async function admitVirtualMachineInstance(request: AdmissionRequest, vmi: Virtu
     return;
   }
   checkVmiSpec(vmi.spec, 'spec', await permittedFor(vmi.spec.domain.devices, context), findings);
+  await checkOvercommit(vmi.spec, 'spec', context, findings);
   await checkDeviceUse(request, vmi.spec.domain.devices, 'spec.domain.devices', undefined, context, findings);
 }
 

@@ -38,6 +38,9 @@ export function clusterAdmissionContext(client: KubeClient, componentNamespace: 
     async permittedHostDevices() {
       return (await kubevirts.list()).items[0]?.spec?.configuration?.permittedHostDevices;
     },
+    async memoryOvercommit() {
+      return (await kubevirts.list()).items[0]?.spec?.configuration?.developerConfiguration?.memoryOvercommit;
+    },
     async activeMigrationFor(namespace, vmiName) {
       const items = (await migrations.list({ namespace })).items;
       const active = items.find((m) => m.spec.vmiName === vmiName && m.status?.phase !== 'Succeeded' && m.status?.phase !== 'Failed');

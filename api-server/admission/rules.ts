@@ -3,6 +3,7 @@
 // Each finding names its field path and what would be accepted. Pure: what the rules need from the
 // cluster (the KubeVirt CR's permitted devices) comes in as arguments.
 import type { PermittedHostDevices, VirtualMachineInstanceSpec } from '../../runtime/api/index.js';
+import { formatBytes, parseQuantity } from '../../runtime/quantity.js';
 
 export interface Findings {
   /** Denials: `path: what is wrong; what would be accepted`. */
@@ -106,3 +107,33 @@ export function checkVmiSpec(spec: VirtualMachineInstanceSpec, at: string, permi
     findings.warnings.push(`${at}.domain.resources.overcommitGuestOverhead: the launcher's memory overhead is not requested from the node; under memory pressure the VM is among the first killed`);
   }
 }
+
+/** KubeVirt's default developerConfiguration.memoryOvercommit: the guest gets what the pod requests. */
+export const DEFAULT_MEMORY_OVERCOMMIT_PERCENT = 100;
+
+/** Whether a spec states both its guest memory and its pod's memory request (only then can it overcommit more than configured). */
+export function declaresMemoryOvercommit(spec: VirtualMachineInstanceSpec): boolean {
+  return spec.domain.memory?.guest !== undefined && spec.domain.resources?.requests?.['memory'] !== undefined;
+}
+
+/**
+ * Guest memory beyond the pod's memory request is memory the node never reserved: allowed up to
+ * the KubeVirt CR's developerConfiguration.memoryOvercommit percent (100, none, when unset or
+ * lower). A spec without both values cannot exceed it: the controller derives the missing one.
+ */
+export function checkMemoryOvercommit(spec: VirtualMachineInstanceSpec, at: string, overcommitPercent: number | undefined, findings: Findings): void {
+  if (!declaresMemoryOvercommit(spec)) return;
+  const guestText = spec.domain.memory?.guest ?? '';
+  const requestText = spec.domain.resources?.requests?.['memory'] ?? '';
+  const allowed = Math.max(DEFAULT_MEMORY_OVERCOMMIT_PERCENT, overcommitPercent ?? DEFAULT_MEMORY_OVERCOMMIT_PERCENT);
+  const guest = parseQuantity(guestText);
+  const request = parseQuantity(requestText);
+  if (guest * 100n <= request * BigInt(allowed)) return;
+  const ratio = request === 0n ? 'unbounded' : `${(guest * 100n + request - 1n) / request}%`;
+  findings.denials.push(
+    `${at}.domain.memory.guest: ${guestText} is ${ratio} of the memory request ${requestText} (${at}.domain.resources.requests.memory); ` +
+      `the KubeVirt CR's spec.configuration.developerConfiguration.memoryOvercommit allows at most ${allowed}%, so at most ${formatBytes((request * BigInt(allowed)) / 100n)}; ` +
+      `raise the request or lower the guest memory`,
+  );
+}
+

@@ -86,6 +86,7 @@ describe('the validating webhook through the kube-apiserver', () => {
     }, `${t}.domain.devices.interfaces[0].bootOrder: boot order 1 is already used`],
     ['an interface without a network', (s) => (first(s.networks).name = 'other'), `${t}.domain.devices.interfaces[0].name: interface "default" has no network of that name`],
     ['a host device the KubeVirt CR does not permit', (s) => (s.domain.devices.hostDevices = [{ name: 'gpu', deviceName: 'nvidia.com/A100' }]), `${t}.domain.devices.hostDevices[0].deviceName: "nvidia.com/A100" is not permitted`],
+    ['guest memory beyond its request (the CR allows no overcommit)', (s) => (s.domain.resources = { requests: { memory: '64Mi' } }), `${t}.domain.memory.guest: 128Mi is 200% of the memory request 64Mi (${t}.domain.resources.requests.memory); the KubeVirt CR's spec.configuration.developerConfiguration.memoryOvercommit allows at most 100%, so at most 64Mi`],
     ['a volume with two sources', (s) => (first(s.volumes).emptyDisk = { capacity: '1Gi' }), `${t}.volumes[0]`],
   ];
 

@@ -40,7 +40,7 @@ export const DeveloperConfiguration = z
       .boolean()
       .optional()
       .describe('Run guests with software emulation (QEMU TCG) when /dev/kvm is missing, instead of refusing to start them.'),
-    memoryOvercommit: z.int().min(10).optional().describe('Guest memory as a percentage of the pod memory request; 100 when unset.'),
+    memoryOvercommit: z.int().min(10).optional().describe('Guest memory as a percentage of the pod memory request; 100 when unset. A VM stating both guest memory and a request above this ratio (or above 100 % when it is lower) is refused.'),
     nodeSelectors: z.record(z.string(), z.string()).optional().describe('Node labels every VM\'s pod requires.'),
   })
   .describe('Settings for development and feature gates.');
