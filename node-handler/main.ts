@@ -8,7 +8,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { integerSetting, loadConfigOrExit, portSetting } from '../runtime/config.js';
 import { KubeEventRecorder } from '../runtime/events.js';
-import { VirtualMachineInstanceNames, VirtualMachineInstanceSchema, schemaValidator } from '../runtime/api/index.js';
+import { KSMConfiguration, VirtualMachineInstanceNames, VirtualMachineInstanceSchema, schemaValidator } from '../runtime/api/index.js';
 import { Controller } from '../runtime/controller.js';
 import { HealthServer } from '../runtime/health.js';
 import { metricsPortSetting, metricsTlsDirSetting, serveMetrics } from '../runtime/metrics-server.js';
@@ -25,6 +25,7 @@ import { DevicePluginManager } from './device-plugin/plugin.js';
 import { DomainStateCache } from './domain-state.js';
 import { launcherDialer, watchLauncherSocketDirectory } from './launcher-client.js';
 import { LauncherConnections } from './launcher-connections.js';
+import { DEFAULT_KSM_DIR } from './ksm.js';
 import { NodeHeartbeat, kvmVerdict } from './node-labels.js';
 import { NODE_HANDLER_STREAM_PORT, STREAM_TLS_DIR } from '../runtime/contracts/streams.js';
 import { StreamServer } from './stream-server.js';
@@ -65,6 +66,27 @@ const nodeHandlerSettings = {
     schema: z.string().default(STREAM_TLS_DIR),
     description: `the streams certificate: tls.crt, tls.key and the CA ca.crt (default ${STREAM_TLS_DIR}); without it no streams are served`,
   },
+  ksmConfiguration: {
+    env: 'KUBEVM_KSM_CONFIGURATION',
+    schema: z
+      .string()
+      .transform((text, ctx) => {
+        try {
+          return JSON.parse(text) as unknown;
+        } catch {
+          ctx.addIssue({ code: 'custom', message: 'accepted: the KubeVirt CR\'s ksmConfiguration as JSON, e.g. {"nodeLabelSelector":{}}' });
+          return z.NEVER;
+        }
+      })
+      .pipe(KSMConfiguration)
+      .optional(),
+    description: "the KubeVirt CR's spec.configuration.ksmConfiguration as JSON (the operator sets it); unset: KSM is turned on nowhere",
+  },
+  ksmDir: {
+    env: 'KUBEVM_KSM_DIR',
+    schema: z.string().default(DEFAULT_KSM_DIR),
+    description: `where the host's KSM switches are (default ${DEFAULT_KSM_DIR}, the container's read-only sysfs; the operator mounts them writable when KSM is configured)`,
+  },
   syncPeriodSeconds: {
     env: 'KUBEVM_SYNC_PERIOD_SECONDS',
     schema: integerSetting(0, 7 * 24 * 3600).default(600),
@@ -73,7 +95,10 @@ const nodeHandlerSettings = {
 };
 
 async function main(): Promise<void> {
-  const { nodeName, kubeletRoot, devicePluginDir: pluginDir, devRoot, healthPort: port, metricsPort, metricsTlsDir, syncPeriodSeconds, streamPort, streamTlsDir } = loadConfigOrExit('node-handler', nodeHandlerSettings);
+  const { nodeName, kubeletRoot, devicePluginDir: pluginDir, devRoot, healthPort: port, metricsPort, metricsTlsDir, syncPeriodSeconds, streamPort, streamTlsDir, ksmConfiguration, ksmDir } = loadConfigOrExit(
+    'node-handler',
+    nodeHandlerSettings,
+  );
   const log = createRootLogger({ component: 'node-handler' });
 
   const lifecycle = new ProcessLifecycle({ log });
@@ -87,7 +112,7 @@ async function main(): Promise<void> {
   const devicePlugins = new DevicePluginManager({ pluginDir, devRoot, logger: log });
   // The launchers' KVM probes are the node's evidence that KVM runs guests (kubevm.io/kvm-verified).
   const kvmVerified = (): boolean | undefined => kvmVerdict(domains.keys().map((key) => domains.get(key)?.kvmProbe));
-  const heartbeat = new NodeHeartbeat(client, nodeName, { devRoot, log, kvmVerified });
+  const heartbeat = new NodeHeartbeat(client, nodeName, { devRoot, log, kvmVerified, ksmDir, ...(ksmConfiguration ? { ksmConfiguration } : {}) });
   const health = new HealthServer({ port, log });
   let informer: Informer<VirtualMachineInstance> | undefined;
   health.addReadinessCheck('vmi-informer', () => informer?.hasSynced() === true || 'VMI informer not synced');

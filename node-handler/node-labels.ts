@@ -6,6 +6,7 @@ import { constants } from 'node:fs';
 import { access, readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { KSMConfiguration } from '../runtime/api/index.js';
 import type { KubeClient } from '../runtime/kube.js';
 import { coreResources } from '../runtime/kube.js';
 import type { Logger } from '../runtime/logging.js';
@@ -13,8 +14,13 @@ import { silentLogger } from '../runtime/logging.js';
 import {
   cpuVendorLabelPrefix,
   cpuVulnerabilityLabelPrefix,
+  cpuVulnerableCondition,
   cpuVulnerableLabel,
   heartbeatAnnotation,
+  ksmCondition,
+  ksmEnabledLabel,
+  ksmHandlerManagedAnnotation,
+  nestedVirtualizationCondition,
   hostCpuModelLabel,
   kvmUsableLabel,
   kvmVerifiedLabel,
@@ -23,6 +29,8 @@ import {
   qemuVersionLabel,
   schedulableLabel,
 } from '../runtime/contracts/node-marks.js';
+import { DEFAULT_KSM_DIR, reconcileKsm } from './ksm.js';
+import type { KsmOutcome } from './ksm.js';
 
 /** How often the heartbeat is renewed; KubeVirt's virt-handler also beats once a minute. */
 export const heartbeatPeriodMs = 60_000;
@@ -172,7 +180,7 @@ export async function probeHost(options: HostProbeOptions = {}): Promise<HostFac
 /** Labels this handler manages, so a fact that went away also takes its label away. */
 function isManagedLabel(key: string): boolean {
   return (
-    [schedulableLabel, kvmUsableLabel, hostCpuModelLabel, qemuVersionLabel, cpuVulnerableLabel, nestedVirtualizationLabel, nodeIsVirtualLabel].includes(key) ||
+    [schedulableLabel, kvmUsableLabel, hostCpuModelLabel, qemuVersionLabel, cpuVulnerableLabel, nestedVirtualizationLabel, nodeIsVirtualLabel, ksmEnabledLabel].includes(key) ||
     key.startsWith(cpuVendorLabelPrefix) ||
     key.startsWith(cpuVulnerabilityLabelPrefix)
   );
@@ -182,20 +190,92 @@ function isManagedLabel(key: string): boolean {
  * The merge patch that brings the node's managed labels to `wanted` and renews the heartbeat.
  * Labels that are already right are left out, so a steady node costs one small patch a minute.
  */
-export function nodePatch(current: Record<string, string> | undefined, wanted: Record<string, string>, now: Date): { metadata: { labels?: Record<string, string | null>; annotations: Record<string, string> } } {
+export function nodePatch(
+  current: Record<string, string> | undefined,
+  wanted: Record<string, string>,
+  now: Date,
+  annotations: Record<string, string> = {},
+): { metadata: { labels?: Record<string, string | null>; annotations: Record<string, string> } } {
   const labels: Record<string, string | null> = {};
   for (const [key, value] of Object.entries(wanted)) if (current?.[key] !== value) labels[key] = value;
   for (const key of Object.keys(current ?? {})) if (isManagedLabel(key) && !(key in wanted)) labels[key] = null;
   return {
     metadata: {
       ...(Object.keys(labels).length > 0 ? { labels } : {}),
-      annotations: { [heartbeatAnnotation]: `${now.toISOString().slice(0, 19)}Z` },
+      annotations: { ...annotations, [heartbeatAnnotation]: `${now.toISOString().slice(0, 19)}Z` },
     },
   };
 }
 
+/** The labels and annotation KSM's outcome puts on the node (KubeVirt's names). */
+export function ksmMarks(ksm: KsmOutcome): { labels: Record<string, string>; annotations: Record<string, string> } {
+  return { labels: { [ksmEnabledLabel]: String(ksm.managed && ksm.running === true) }, annotations: { [ksmHandlerManagedAnnotation]: String(ksm.managed) } };
+}
+
+export interface NodeCondition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  lastTransitionTime?: string;
+  lastHeartbeatTime?: string;
+}
+
+type WantedCondition = Omit<NodeCondition, 'lastTransitionTime' | 'lastHeartbeatTime'>;
+
+const namesIn = (states: Record<string, VulnerabilityState>, state: VulnerabilityState): string[] => Object.keys(states).filter((name) => states[name] === state);
+
+/**
+ * The node conditions the handler owns, as a pure function of what it found: the CPU's
+ * vulnerability verdicts, nested virtualization, KSM. Admins see them in `kubectl describe node`;
+ * the labels carry the same facts for node selectors.
+ */
+export function nodeConditions(facts: HostFacts, ksm: KsmOutcome): WantedCondition[] {
+  const conditions: WantedCondition[] = [];
+  const states = facts.cpuVulnerabilities;
+  if (!states || Object.keys(states).length === 0) {
+    conditions.push({ type: cpuVulnerableCondition, status: 'Unknown', reason: 'NotReported', message: 'the kernel reports no CPU vulnerabilities (/sys/devices/system/cpu/vulnerabilities is missing or empty)' });
+  } else {
+    const vulnerable = namesIn(states, 'vulnerable');
+    const mitigated = namesIn(states, 'mitigated');
+    const unknown = namesIn(states, 'unknown');
+    const detail = [`vulnerable: ${vulnerable.join(', ') || 'none'}`, `mitigated: ${mitigated.join(', ') || 'none'}`, ...(unknown.length > 0 ? [`unknown: ${unknown.join(', ')}`] : [])].join('; ');
+    conditions.push(
+      vulnerable.length > 0
+        ? { type: cpuVulnerableCondition, status: 'True', reason: 'Vulnerable', message: `${detail}; keep sensitive VMs off this node (nodeSelector ${cpuVulnerableLabel}: "false")` }
+        : { type: cpuVulnerableCondition, status: 'False', reason: mitigated.length > 0 ? 'Mitigated' : 'NotAffected', message: detail },
+    );
+  }
+  const virtualNode = facts.nodeIsVirtual ? '; this node is itself a virtual machine (CPU flag hypervisor): its guests are nested' : '';
+  conditions.push(
+    facts.nestedVirtualization === undefined
+      ? { type: nestedVirtualizationCondition, status: 'Unknown', reason: 'KvmModuleNotLoaded', message: `neither kvm_intel nor kvm_amd is loaded${virtualNode}` }
+      : facts.nestedVirtualization
+        ? { type: nestedVirtualizationCondition, status: 'True', reason: 'Enabled', message: `KVM's nested parameter is on: guests here may run hypervisors of their own${virtualNode}` }
+        : { type: nestedVirtualizationCondition, status: 'False', reason: 'Disabled', message: `KVM's nested parameter is off${virtualNode}` },
+  );
+  conditions.push({ type: ksmCondition, status: ksm.running === undefined ? 'Unknown' : ksm.running ? 'True' : 'False', reason: ksm.reason, message: ksm.message });
+  return conditions;
+}
+
+/**
+ * The conditions to write: only those whose status, reason or message changed (a steady node
+ * costs no status write). lastTransitionTime moves only when the status flips; times are
+ * truncated to seconds, as the API server stores them.
+ */
+export function conditionsPatch(current: readonly NodeCondition[] | undefined, wanted: readonly WantedCondition[], now: Date): NodeCondition[] {
+  const stamp = `${now.toISOString().slice(0, 19)}Z`;
+  return wanted.flatMap((condition) => {
+    const before = current?.find((c) => c.type === condition.type);
+    if (before && before.status === condition.status && before.reason === condition.reason && before.message === condition.message) return [];
+    const lastTransitionTime = before && before.status === condition.status && before.lastTransitionTime ? before.lastTransitionTime : stamp;
+    return [{ ...condition, lastTransitionTime, lastHeartbeatTime: stamp }];
+  });
+}
+
 interface NodeObject {
-  metadata?: { name?: string; labels?: Record<string, string> };
+  metadata?: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  status?: { conditions?: NodeCondition[] };
 }
 
 /** Labels the node and beats the heartbeat every period until stopped. */
@@ -203,12 +283,21 @@ export class NodeHeartbeat {
   private timer: NodeJS.Timeout | undefined;
   private facts: HostFacts | undefined;
   private lastBeat: Date | undefined;
+  private lastKsmReason: string | undefined;
   private readonly log: Logger;
 
   constructor(
     private readonly client: KubeClient,
     private readonly nodeName: string,
-    private readonly options: HostProbeOptions & { periodMs?: number; log?: Logger; kvmVerified?: () => boolean | undefined } = {},
+    private readonly options: HostProbeOptions & {
+      periodMs?: number;
+      log?: Logger;
+      kvmVerified?: () => boolean | undefined;
+      /** The KubeVirt CR's ksmConfiguration (from the DaemonSet); undefined: KSM not configured. */
+      ksmConfiguration?: KSMConfiguration;
+      /** Where the host's KSM switches are (writable only when the operator mounts them). */
+      ksmDir?: string;
+    } = {},
   ) {
     this.log = (options.log ?? silentLogger).child({ module: 'heartbeat', node: nodeName });
   }
@@ -228,15 +317,27 @@ export class NodeHeartbeat {
     clearInterval(this.timer);
   }
 
-  /** One beat: re-probe the host (devices and QEMU can change under us), patch, remember. */
+  /** One beat: re-probe the host (devices and QEMU can change under us), KSM, patch, remember. */
   async beat(): Promise<void> {
     try {
       this.facts = await probeHost(this.options);
       const nodes = this.client.resource<NodeObject>(coreResources.nodes);
       const node = await nodes.get(this.nodeName);
+      const ksm = await reconcileKsm({
+        ksmDir: this.options.ksmDir ?? DEFAULT_KSM_DIR,
+        configuration: this.options.ksmConfiguration,
+        nodeLabels: node.metadata?.labels ?? {},
+        managedBefore: node.metadata?.annotations?.[ksmHandlerManagedAnnotation] === 'true',
+      });
+      if (ksm.reason === 'NotWritable' || ksm.reason !== this.lastKsmReason) this.log.info({ ksm }, ksm.message);
+      this.lastKsmReason = ksm.reason;
       const now = new Date();
-      const labels = nodeLabels(this.facts, this.options.kvmVerified?.());
-      await nodes.patch(this.nodeName, undefined, nodePatch(node.metadata?.labels, labels, now), 'merge', { fieldManager: 'kubevm-node-handler' });
+      const marks = ksmMarks(ksm);
+      const labels = { ...nodeLabels(this.facts, this.options.kvmVerified?.()), ...marks.labels };
+      await nodes.patch(this.nodeName, undefined, nodePatch(node.metadata?.labels, labels, now, marks.annotations), 'merge', { fieldManager: 'kubevm-node-handler' });
+      const conditions = conditionsPatch(node.status?.conditions, nodeConditions(this.facts, ksm), now);
+      // Conditions merge by type (strategic merge): the kubelet's own stay untouched.
+      if (conditions.length > 0) await nodes.patchStatus(this.nodeName, undefined, { status: { conditions } }, 'strategic', { fieldManager: 'kubevm-node-handler' });
       this.lastBeat = now;
     } catch (error) {
       this.log.warn({ err: error }, 'heartbeat failed; retrying at the next period');

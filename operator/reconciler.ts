@@ -14,7 +14,7 @@ import type { Informer } from '../runtime/informer.js';
 import { canonicalJson } from '../runtime/json.js';
 import type { KubeClient, KubeObject, ResourceDescriptor } from '../runtime/kube.js';
 import { ApiError, coreResources, isNotFound, objectKey } from '../runtime/kube.js';
-import { isNodeHandlerMark } from '../runtime/contracts/node-marks.js';
+import { NODE_HANDLER_CONDITIONS, isNodeHandlerMark } from '../runtime/contracts/node-marks.js';
 import { updateStatusIfChanged } from '../runtime/status.js';
 import type { InstallTarget, Manifest } from './install.js';
 import { COMPONENTS, FIELD_MANAGER, KUBEVIRT_FINALIZER, LAUNCHER_IMAGE_NAME, imageRef, selectorLabels } from './install.js';
@@ -252,9 +252,12 @@ export class KubeVirtReconciler {
       const marks = (values: Record<string, string> | undefined) => Object.fromEntries(Object.keys(values ?? {}).filter(isNodeHandlerMark).map((key) => [key, null]));
       const labels = marks(node.metadata?.labels);
       const annotations = marks(node.metadata?.annotations);
-      if (Object.keys(labels).length + Object.keys(annotations).length === 0) continue;
-      ctx.log.info({ node: node.metadata?.name, labels: Object.keys(labels), annotations: Object.keys(annotations) }, 'uninstall: removing the node handler\'s marks from a node');
-      await nodes.patch(node.metadata?.name ?? '', undefined, { metadata: { labels, annotations } }, 'merge', { signal: ctx.signal });
+      const conditions = ((node as { status?: { conditions?: Array<{ type: string }> } }).status?.conditions ?? []).filter((c) => NODE_HANDLER_CONDITIONS.includes(c.type)).map((c) => c.type);
+      if (Object.keys(labels).length + Object.keys(annotations).length + conditions.length === 0) continue;
+      ctx.log.info({ node: node.metadata?.name, labels: Object.keys(labels), annotations: Object.keys(annotations), conditions }, 'uninstall: removing the node handler\'s marks from a node');
+      if (Object.keys(labels).length + Object.keys(annotations).length > 0) await nodes.patch(node.metadata?.name ?? '', undefined, { metadata: { labels, annotations } }, 'merge', { signal: ctx.signal });
+      // Conditions are a list merged by type: strategic merge's delete directive removes just these.
+      if (conditions.length > 0) await nodes.patchStatus(node.metadata?.name ?? '', undefined, { status: { conditions: conditions.map((type) => ({ type, $patch: 'delete' })) } }, 'strategic', { signal: ctx.signal });
     }
     return true;
   }

@@ -57,7 +57,8 @@ export const OPERATOR_OWN_RULES: readonly V1PolicyRule[] = [
   { apiGroups: [''], resources: ['events'], verbs: ['create'] },
   // Its metrics endpoint (runtime/metrics-server.ts): a scraper's token, then its access to /metrics.
   ...METRICS_AUTH_RULES,
-  // Uninstall: once no node handler pod is left, the labels and annotation they put on nodes go.
+  // Uninstall: once no node handler pod is left, the labels, annotations and conditions they put on nodes go
+  // (nodes/status comes with the node handler's own rules).
   { apiGroups: [''], resources: ['pods'], verbs: ['list'] },
   { apiGroups: [''], resources: ['nodes'], verbs: ['list', 'patch'] },
 ];

@@ -157,3 +157,51 @@ describe('renderInstallation', () => {
     }
   });
 });
+
+describe('the node handler\'s host mounts', () => {
+  interface PodSpec {
+    volumes: Array<{ name: string; hostPath?: { path: string } }>;
+    containers: Array<{ env: Array<{ name: string; value?: string }>; volumeMounts: Array<{ name: string; readOnly?: boolean; mountPropagation?: string }> }>;
+  }
+  const podSpec = (objects: readonly Manifest[]): PodSpec => (find(objects, 'DaemonSet', 'kubevm-node-handler') as Manifest & { spec: { template: { spec: PodSpec } } }).spec.template.spec;
+  /** Each hostPath the rendered pod mounts, and whether read-only. */
+  const hostMounts = (spec: PodSpec): Map<string, boolean> =>
+    new Map(
+      spec.volumes.flatMap((volume) => {
+        if (!volume.hostPath) return [];
+        const mount = spec.containers.flatMap((c) => c.volumeMounts).find((m) => m.name === volume.name);
+        return [[volume.hostPath.path, mount?.readOnly === true] as const];
+      }),
+    );
+  /** The node handler's hostPath rows of SECURITY.md's "Privileges, one by one": path -> read-only. */
+  const documented = new Map(
+    [...readFileSync(join(repo, 'SECURITY.md'), 'utf8').matchAll(/^\| node handler \| hostPath `([^`]+)`([^|]*)\|/gm)].map((m) => [m[1] ?? '', /read-only/.test(m[2] ?? '')] as const),
+  );
+  const withKsm = renderInstallation({ configuration: { ksmConfiguration: { nodeLabelSelector: { matchLabels: { 'kubevm.io/ksm': 'on' } } } } }, target);
+
+  it('mounts no host path that SECURITY.md does not list with its reason, read-only where it says so', () => {
+    expect(documented.size).toBeGreaterThanOrEqual(3);
+    for (const objects of [renderInstallation({}, target), withKsm]) {
+      for (const [path, readOnly] of hostMounts(podSpec(objects))) {
+        expect({ path, documented: documented.has(path) }).toEqual({ path, documented: true });
+        expect({ path, readOnly }).toEqual({ path, readOnly: documented.get(path) });
+      }
+    }
+    // And SECURITY.md lists none the handler does not mount.
+    expect([...documented.keys()].sort()).toEqual([...hostMounts(podSpec(withKsm)).keys()].sort());
+  });
+
+  it('sees the kubelet\'s pods without mount propagation, so tmpfs volumes mounted later stay out of its view', () => {
+    const mounts = podSpec(renderInstallation({}, target)).containers.flatMap((c) => c.volumeMounts);
+    expect(mounts.filter((m) => m.mountPropagation !== undefined && m.mountPropagation !== 'None')).toEqual([]);
+  });
+
+  it('mounts the host\'s KSM switches, and passes ksmConfiguration, only when the KubeVirt CR configures KSM', () => {
+    expect(hostMounts(podSpec(renderInstallation({}, target))).has('/sys/kernel/mm/ksm')).toBe(false);
+    expect(podSpec(renderInstallation({}, target)).containers[0]?.env.map((e) => e.name)).not.toContain('KUBEVM_KSM_CONFIGURATION');
+    expect(hostMounts(podSpec(withKsm)).get('/sys/kernel/mm/ksm')).toBe(false);
+    const env = Object.fromEntries((podSpec(withKsm).containers[0]?.env ?? []).map((e) => [e.name, e.value]));
+    expect(JSON.parse(env['KUBEVM_KSM_CONFIGURATION'] ?? 'null')).toEqual({ nodeLabelSelector: { matchLabels: { 'kubevm.io/ksm': 'on' } } });
+    expect(env['KUBEVM_KSM_DIR']).toBe('/host/sys/kernel/mm/ksm');
+  });
+});

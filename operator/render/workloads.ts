@@ -145,9 +145,13 @@ export function renderControllerDeployment(spec: KubeVirtSpec, target: InstallTa
   };
 }
 
+/** Where the node handler sees the host's KSM switches when the CR configures KSM. */
+export const KSM_MOUNT_PATH = '/host/sys/kernel/mm/ksm';
+
 export function renderNodeHandlerDaemonSet(spec: KubeVirtSpec, target: InstallTarget): Manifest {
   const { name, image, kubevirtName } = COMPONENTS.nodeHandler;
   const selector = selectorLabels('node-handler');
+  const ksm = spec.configuration?.ksmConfiguration;
   return {
     apiVersion: 'apps/v1',
     kind: 'DaemonSet',
@@ -178,6 +182,7 @@ export function renderNodeHandlerDaemonSet(spec: KubeVirtSpec, target: InstallTa
                 { name: 'KUBEVM_DEV_ROOT', value: '/host' },
                 { name: 'KUBEVM_HEALTH_PORT', value: '8080' },
                 { name: 'KUBEVM_METRICS_PORT', value: '8443' },
+                ...(ksm ? [{ name: 'KUBEVM_KSM_CONFIGURATION', value: JSON.stringify(ksm) }, { name: 'KUBEVM_KSM_DIR', value: KSM_MOUNT_PATH }] : []),
               ],
               ports: [
                 ...HEALTH_AND_METRICS_PORTS,
@@ -200,11 +205,16 @@ export function renderNodeHandlerDaemonSet(spec: KubeVirtSpec, target: InstallTa
                 capabilities: { drop: ['ALL'], add: ['DAC_OVERRIDE'] },
               },
               volumeMounts: [
-                // Pods created after the handler started, and emptyDirs backed by tmpfs, are new
-                // mounts on the host: they must propagate into this container.
-                { name: 'kubelet-pods', mountPath: '/var/lib/kubelet/pods', readOnly: true, mountPropagation: 'HostToContainer' },
+                // The launchers' sockets are in their pods' disk-backed emptyDirs: plain directories
+                // of the kubelet's file system, seen without mount propagation. Without it, Secret
+                // and service-account token volumes (tmpfs mounts) of pods started after the handler
+                // do not appear in this container (SECURITY.md, privileges one by one).
+                { name: 'kubelet-pods', mountPath: '/var/lib/kubelet/pods', readOnly: true },
                 { name: 'device-plugins', mountPath: '/var/lib/kubelet/device-plugins' },
                 { name: 'host-dev', mountPath: '/host/dev', readOnly: true },
+                // Only when the CR configures KSM: the one host switch it writes (not under the
+                // container's /sys, which the runtime mounts read-only and confines by path).
+                ...(ksm ? [{ name: 'host-ksm', mountPath: KSM_MOUNT_PATH }] : []),
                 // The streams certificate; optional: without it no streams are served on the node.
                 { name: 'streams-tls', mountPath: STREAM_TLS_DIR, readOnly: true },
                 metricsTlsVolume('nodeHandler').mount,
@@ -215,6 +225,7 @@ export function renderNodeHandlerDaemonSet(spec: KubeVirtSpec, target: InstallTa
             { name: 'kubelet-pods', hostPath: { path: '/var/lib/kubelet/pods', type: 'Directory' } },
             { name: 'device-plugins', hostPath: { path: '/var/lib/kubelet/device-plugins', type: 'Directory' } },
             { name: 'host-dev', hostPath: { path: '/dev', type: 'Directory' } },
+            ...(ksm ? [{ name: 'host-ksm', hostPath: { path: '/sys/kernel/mm/ksm', type: 'Directory' } }] : []),
             { name: 'streams-tls', secret: { secretName: NODE_HANDLER_STREAMS_TLS_SECRET, optional: true } },
             metricsTlsVolume('nodeHandler').volume,
           ],

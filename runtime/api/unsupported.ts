@@ -82,7 +82,6 @@ export const UNSUPPORTED_FIELDS: Readonly<Record<string, readonly string[]>> = {
     'spec.configuration.handlerConfiguration',
     'spec.configuration.hypervisors',
     'spec.configuration.instancetype',
-    'spec.configuration.ksmConfiguration',
     'spec.configuration.liveUpdateConfiguration',
     'spec.configuration.mediatedDevicesConfiguration',
     'spec.configuration.memBalloonStatsPeriod',

@@ -27,6 +27,17 @@ export const kvmVerifiedLabel = 'kubevm.io/kvm-verified';
 /** Whether the node itself is a virtual machine (the CPU's `hypervisor` flag): its guests are nested. */
 export const nodeIsVirtualLabel = 'kubevm.io/node-is-virtual';
 
+/** KubeVirt's: "true" where the node handler turned KSM on (ksmConfiguration selects the node). */
+export const ksmEnabledLabel = 'kubevirt.io/ksm-enabled';
+/** KubeVirt's: "true" while KSM runs because the node handler turned it on, so it turns off only what it turned on. */
+export const ksmHandlerManagedAnnotation = 'kubevirt.io/ksm-handler-managed';
+
+/** Node conditions the node handler writes (nodes/status), kubevm's names: True, False or Unknown with a reason. */
+export const cpuVulnerableCondition = 'kubevm.io/CPUVulnerable';
+export const nestedVirtualizationCondition = 'kubevm.io/NestedVirtualization';
+export const ksmCondition = 'kubevm.io/KSM';
+export const NODE_HANDLER_CONDITIONS: readonly string[] = [cpuVulnerableCondition, nestedVirtualizationCondition, ksmCondition];
+
 const NODE_HANDLER_MARKS: readonly string[] = [
   schedulableLabel,
   heartbeatAnnotation,
@@ -37,6 +48,8 @@ const NODE_HANDLER_MARKS: readonly string[] = [
   nestedVirtualizationLabel,
   kvmVerifiedLabel,
   nodeIsVirtualLabel,
+  ksmEnabledLabel,
+  ksmHandlerManagedAnnotation,
 ];
 
 /** Whether a node label or annotation key is one the node handler writes. */

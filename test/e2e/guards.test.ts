@@ -278,6 +278,10 @@ describe('the node handler is confined to its node', () => {
     expect(refused.code).not.toBe(0);
     expect(refused.output).toContain(`ValidatingAdmissionPolicy 'kubevm-node-handler-node-restriction'`);
     expect(refused.output).toContain(`the node handler of node ${node} may change only its own Node, not ${otherNode}`);
+    // Nor its status, where the handler writes its node conditions (its own: node-handler-node.test.ts).
+    const status = await patchAs(bound, `/api/v1/nodes/${otherNode}/status`, { status: { conditions: [{ type: 'kubevm.io/CPUVulnerable', status: 'False', reason: 'Forged', message: '' }] } });
+    expect(status.code).toBe(403);
+    expect(status.body).toContain(`may change only its own Node, not ${otherNode}`);
   });
 
   it('may not change a VMI that is not on its node', async () => {

@@ -1,7 +1,7 @@
 // KubeVirt (kubevirt.io/v1): the installation and its cluster-wide configuration. kubevm's
 // operator reconciles this one object into its deployments.
 import { z } from 'zod';
-import { Affinity, LocalObjectReference, PullPolicy, Toleration } from '../../core.js';
+import { Affinity, LabelSelector, LocalObjectReference, PullPolicy, Toleration } from '../../core.js';
 import { conditionSchema, typeMeta, type ResourceNames } from '../../meta.js';
 import { KUBEVIRT_API_VERSION, KUBEVIRT_GROUP, KUBEVIRT_VERSION, EvictionStrategy, MigrationConfiguration } from './virtualmachineinstance.js';
 import { GoDuration } from '../../../duration.js';
@@ -79,9 +79,17 @@ export const PermittedHostDevices = z
   .describe('The host devices VMs may use (hostDevices and gpus name them by resourceName); none when unset.');
 export type PermittedHostDevices = z.infer<typeof PermittedHostDevices>;
 
+export const KSMConfiguration = z
+  .strictObject({
+    nodeLabelSelector: LabelSelector.optional().describe('The nodes whose node handler turns KSM on (an empty selector: every node); no node when unset.'),
+  })
+  .describe('Kernel samepage merging: off everywhere unless this selects nodes. Where kubevm turned it on and the node is no longer selected, kubevm turns it off.');
+export type KSMConfiguration = z.infer<typeof KSMConfiguration>;
+
 export const KubeVirtConfiguration = z
   .strictObject({
     developerConfiguration: DeveloperConfiguration.optional(),
+    ksmConfiguration: KSMConfiguration.optional(),
     permittedHostDevices: PermittedHostDevices.optional(),
     imagePullPolicy: PullPolicy.optional().describe('Pull policy of the images of VM pods (launchers, container disks).'),
     cpuModel: z.string().optional().describe('The CPU model of VMs that name none.'),
