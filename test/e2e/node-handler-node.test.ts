@@ -100,8 +100,11 @@ describe('the installed node handler’s node labels and heartbeat', () => {
 
 /** The ready node handler pod once the DaemonSet has rolled to `ksm` (its KUBEVM_KSM_CONFIGURATION, undefined: none), alone. */
 async function rolledHandler(client: KubeClient, ksm: string | undefined): Promise<PodObject> {
-  return eventually(`the node handler rolled to KUBEVM_KSM_CONFIGURATION=${ksm ?? '(unset)'}`, 120_000, async () => {
+  let seen = '';
+  const what = () => `the node handler rolled to KUBEVM_KSM_CONFIGURATION=${ksm ?? '(unset)'}; its pods: ${seen}`;
+  return eventually(what, 120_000, async () => {
     const pods = (await client.resource<PodObject>(coreResources.pods).list({ namespace: 'kubevirt', labelSelector: handlerSelector })).items;
+    seen = JSON.stringify(pods.map((p) => ({ name: p.metadata?.name, deleting: Boolean(p.metadata?.deletionTimestamp), ksm: p.spec?.containers?.[0]?.env?.find((e) => e.name === 'KUBEVM_KSM_CONFIGURATION')?.value, conditions: p.status?.conditions })));
     const pod = pods[0];
     if (pods.length !== 1 || !pod || pod.metadata?.deletionTimestamp) return false;
     const env = pod.spec?.containers?.[0]?.env?.find((e) => e.name === 'KUBEVM_KSM_CONFIGURATION')?.value;
@@ -116,7 +119,11 @@ describe('KSM follows the KubeVirt CR\'s ksmConfiguration (the installed handler
   let runBefore: string;
   let configurationBefore: unknown;
   const kubevirts = () => client.resource<KubeObject & { spec?: { configuration?: Record<string, unknown> } }>(kubevirtResource);
-  const setKsm = (ksmConfiguration: unknown) => kubevirts().patch('kubevirt', 'kubevirt', { spec: { configuration: { ksmConfiguration } } }, 'merge');
+  // A JSON patch replaces the whole ksmConfiguration (a merge patch would merge the selectors' matchLabels); null removes it.
+  const setKsm = (ksmConfiguration: unknown) =>
+    ksmConfiguration === null
+      ? kubevirts().patch('kubevirt', 'kubevirt', { spec: { configuration: { ksmConfiguration: null } } }, 'merge')
+      : kubevirts().patch('kubevirt', 'kubevirt', [{ op: 'add', path: '/spec/configuration/ksmConfiguration', value: ksmConfiguration }], 'json');
   const nodeState = async () => {
     const object = await client.resource<NodeObject>(coreResources.nodes).get(node);
     return {
@@ -201,7 +208,8 @@ describe('the node handler\'s view of the kubelet\'s pods directory (no mount pr
       metadata: { name: 'holder', namespace },
       spec: {
         nodeName: handler.spec?.nodeName,
-        containers: [{ name: 'holder', image, command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'], securityContext: { runAsNonRoot: true, runAsUser: 1000, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } } }],
+        // The kubelet mounts only volumes a container uses.
+        containers: [{ name: 'holder', image, command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'], volumeMounts: [{ name: 'marker', mountPath: '/marker', readOnly: true }], securityContext: { runAsNonRoot: true, runAsUser: 1000, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } } }],
         volumes: [{ name: 'marker', secret: { secretName: 'marker' } }],
       },
     };
