@@ -7,21 +7,12 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { z } from 'zod';
+import { jsonText } from '../runtime/config.js';
 
 export const authenticationConfigMap = { namespace: 'kube-system', name: 'extension-apiserver-authentication' } as const;
 
 /** A JSON array of strings in a ConfigMap value, as the API server writes them. */
-const JsonStringList = z
-  .string()
-  .transform((text, ctx) => {
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      ctx.addIssue({ code: 'custom', message: 'is not JSON' });
-      return z.NEVER;
-    }
-  })
-  .pipe(z.array(z.string()));
+const JsonStringList = jsonText(z.array(z.string()));
 
 export const ExtensionApiserverAuthentication = z.object({
   'requestheader-client-ca-file': z.string().includes('BEGIN CERTIFICATE', { message: 'holds no PEM certificate' }),

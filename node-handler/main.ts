@@ -6,7 +6,7 @@
 // KUBEVM_NAME (runtime/config.ts). A bad value stops the process with one line (exit code 2).
 import path from 'node:path';
 import { z } from 'zod';
-import { integerSetting, loadConfigOrExit, portSetting } from '../runtime/config.js';
+import { integerSetting, jsonText, loadConfigOrExit, portSetting } from '../runtime/config.js';
 import { KubeEventRecorder } from '../runtime/events.js';
 import { KSMConfiguration, VirtualMachineInstanceNames, VirtualMachineInstanceSchema, schemaValidator } from '../runtime/api/index.js';
 import { Controller } from '../runtime/controller.js';
@@ -68,18 +68,7 @@ const nodeHandlerSettings = {
   },
   ksmConfiguration: {
     env: 'KUBEVM_KSM_CONFIGURATION',
-    schema: z
-      .string()
-      .transform((text, ctx) => {
-        try {
-          return JSON.parse(text) as unknown;
-        } catch {
-          ctx.addIssue({ code: 'custom', message: 'accepted: the KubeVirt CR\'s ksmConfiguration as JSON, e.g. {"nodeLabelSelector":{}}' });
-          return z.NEVER;
-        }
-      })
-      .pipe(KSMConfiguration)
-      .optional(),
+    schema: jsonText(KSMConfiguration, 'accepted: the KubeVirt CR\'s ksmConfiguration as JSON, e.g. {"nodeLabelSelector":{}}').optional(),
     description: "the KubeVirt CR's spec.configuration.ksmConfiguration as JSON (the operator sets it); unset: KSM is turned on nowhere",
   },
   ksmDir: {

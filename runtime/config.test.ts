@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { ConfigError, booleanSetting, flagOf, integerSetting, loadConfig, quantitySetting } from './config.js';
+import { ConfigError, booleanSetting, flagOf, integerSetting, jsonText, loadConfig, quantitySetting } from './config.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -53,6 +53,20 @@ describe('loadConfig', () => {
     [['--count'], { KUBEVM_NAME: 'a' }, '--count needs a value: --count=value'],
   ])('%j %j: %s', (argv, env, message) => {
     expect(refusal(argv, env)).toBe(message);
+  });
+});
+
+describe('jsonText', () => {
+  const selector = { selector: { env: 'KUBEVM_SELECTOR', schema: jsonText(z.strictObject({ matchLabels: z.record(z.string(), z.string()) }), 'accepted: a selector as JSON').optional(), description: 'a selector' } };
+
+  test('parses a JSON setting and checks it with its schema', () => {
+    expect(loadConfig(selector, [], { KUBEVM_SELECTOR: '{"matchLabels":{"a":"b"}}' })).toEqual({ selector: { matchLabels: { a: 'b' } } });
+    expect(loadConfig(selector, [], {})).toEqual({ selector: undefined });
+  });
+
+  test('refuses text that is not JSON, and JSON the schema does not accept', () => {
+    expect(() => loadConfig(selector, [], { KUBEVM_SELECTOR: '{matchLabels' })).toThrow(/KUBEVM_SELECTOR="\{matchLabels" is not accepted; accepted: a selector as JSON/);
+    expect(() => loadConfig(selector, [], { KUBEVM_SELECTOR: '{"matchLabels":{"a":1}}' })).toThrow(ConfigError);
   });
 });
 

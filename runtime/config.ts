@@ -60,6 +60,21 @@ export const quantitySetting = z.string().refine(
   { error: 'accepted: a Kubernetes quantity such as 80Mi, 1Gi or 500m' },
 );
 
+/** A JSON document held in a string (a setting, a ConfigMap value), then checked by `schema`. */
+export function jsonText<S extends z.ZodType>(schema: S, error = 'is not JSON') {
+  return z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: error });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
+}
+
 /** One of fixed words. */
 export function enumSetting<const V extends readonly [string, ...string[]]>(values: V) {
   return z.enum(values, { error: `accepted: ${values.join(', ')}` });
