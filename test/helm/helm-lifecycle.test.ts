@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
 import { coreResources } from '../../runtime/kube.js';
 import { OUTDATED_LAUNCHER_IMAGE_LABEL } from '../../controller/vmi/controller.js';
-import { isNodeHandlerMark } from '../../runtime/contracts/node-marks.js';
+import { NODE_HANDLER_CONDITIONS, isNodeHandlerMark } from '../../runtime/contracts/node-marks.js';
 import { clusterEnv, kubectl, repoRoot, run } from '../cluster/cluster-env.js';
 import type { ClusterEnv } from '../cluster/cluster-env.js';
 import { counterVmiSpec, lastCount } from '../e2e/small-vm.js';
@@ -193,8 +193,10 @@ describe('kubevm with Helm', () => {
     }
     expect(left).toEqual([]);
 
-    // Nor on the node: the node handler's labels and heartbeat annotation.
-    const marks = (await client.resource<KubeObject>(coreResources.nodes).list()).items.flatMap((node) => [...Object.keys(node.metadata?.labels ?? {}), ...Object.keys(node.metadata?.annotations ?? {})].filter(isNodeHandlerMark));
+    // Nor on the node: the node handler's labels, annotations and node conditions.
+    const nodes = (await client.resource<KubeObject & { status?: { conditions?: Array<{ type: string }> } }>(coreResources.nodes).list()).items;
+    const marks = nodes.flatMap((node) => [...Object.keys(node.metadata?.labels ?? {}), ...Object.keys(node.metadata?.annotations ?? {})].filter(isNodeHandlerMark));
     expect(marks).toEqual([]);
+    expect(nodes.flatMap((node) => (node.status?.conditions ?? []).map((c) => c.type).filter((type) => NODE_HANDLER_CONDITIONS.includes(type)))).toEqual([]);
   });
 });
