@@ -229,7 +229,10 @@ node2_namespaces() {
   local binds=""
   for p in "${NODE2_PRIVATE_PATHS[@]}"; do
     mkdir -p "$p" "$NODE2_DIR/root$p"
-    binds+="mount --bind '$NODE2_DIR/root$p' '$p' && "
+    # Shared at once: mountPropagation (the node handler's HostToContainer) needs a shared or
+    # slave source, and the kubelet's own bind-on-itself would leave two entries for the path,
+    # the first of them private, which is the one containerd checks.
+    binds+="mount --bind '$NODE2_DIR/root$p' '$p' && mount --make-rshared '$p' && "
   done
   # Slave propagation: the host's later mounts may reach the node, the node's never the host.
   start node2-ns "${in_net[@]}" unshare --mount --propagation slave -- bash -c "${binds}exec sleep infinity"

@@ -6,8 +6,9 @@
 #   launcher  the launcher against real QEMU (jest project "launcher"); in a whole run it runs
 #             beside the cluster stage (they share nothing but the CPUs), its output printed when
 #             it ends
-#   cluster   a real cluster is brought up (one node; KUBEVM_NODES=2 for two, docs/adr/0015-second-
-#             local-node.md); the integration suites run against it,
+#   cluster   a real two-node cluster is brought up (KUBEVM_NODES=2 unless set: pods and VMs
+#             spread over both, migrations have a node to go to; docs/adr/0015-second-local-node.md);
+#             the integration suites run against it,
 #             then kubevm's images are built and imported, the Helm suite installs, upgrades and
 #             uninstalls kubevm with its chart, kubevm is installed through its operator and the
 #             e2e suites run; the cluster is torn down on exit whatever happened, and checked to
@@ -100,7 +101,7 @@ if stage cluster; then
   echo "== cluster (real kube-apiserver, kubelet, containerd)"
   cleanup() { check "cluster down, nothing left of either node" bash test/cluster/cluster-down-check.sh || true; summary; trap - EXIT; exit "$status"; }
   trap cleanup EXIT
-  check "cluster up" make --no-print-directory cluster-up || exit 1
+  check "cluster up" env KUBEVM_NODES="${KUBEVM_NODES:-2}" make --no-print-directory cluster-up || exit 1
   set -a
   # shellcheck disable=SC1091
   source "${KUBEVM_STATE:-/var/lib/kubevm-local}/env"

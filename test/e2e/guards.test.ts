@@ -24,7 +24,7 @@ import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } f
 import { eventually } from '../support/eventually.js';
 import { requireKubevmController } from './kubevm-installed.js';
 import { componentPodIp, scrape, scraperToken } from '../support/metrics-scraper.js';
-import { createSmallVm, runningVmiUid, smallVmiSpec } from './small-vm.js';
+import { createSmallVm, runningVmiUid, smallVmiSpec, vmiResource } from './small-vm.js';
 
 jest.setTimeout(300_000);
 
@@ -236,10 +236,11 @@ async function using(kubeconfig: string, args: string[], input = ''): Promise<{ 
   return { code: res.code, output: `${res.stdout}${res.stderr}` };
 }
 
-async function componentPod(component: string): Promise<KubeObject & { spec?: { nodeName?: string } }> {
+/** A running pod of the component; on `node` when given (the node handler of a VMI's node). */
+async function componentPod(component: string, node?: string): Promise<KubeObject & { spec?: { nodeName?: string } }> {
   const pods = await client.resource<KubeObject & { spec?: { nodeName?: string }; status?: { phase?: string } }>(coreResources.pods).list({ namespace: 'kubevirt', labelSelector: `app.kubernetes.io/component=${component}` });
-  const found = pods.items.find((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp);
-  if (!found?.metadata?.name) throw new Error(`no running ${component} pod`);
+  const found = pods.items.find((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp && (node === undefined || p.spec?.nodeName === node));
+  if (!found?.metadata?.name) throw new Error(`no running ${component} pod${node === undefined ? '' : ` on node ${node}`}`);
   return found;
 }
 
@@ -249,7 +250,9 @@ describe('the node handler is confined to its node', () => {
   const otherNode = `kubevm-confinement-${Date.now().toString(36)}`;
 
   beforeAll(async () => {
-    const handler = await componentPod('node-handler');
+    // The handler of the VM's node (on a two-node cluster the other one may not annotate it).
+    const vmiNode = (await client.resource<KubeObject & { status?: { nodeName?: string } }>(vmiResource).get(VM, namespace)).status?.nodeName;
+    const handler = await componentPod('node-handler', vmiNode);
     node = handler.spec?.nodeName ?? '';
     bound = await tokenKubeconfig('kubevm-node-handler', handler.metadata?.name);
     // A Node no kubelet serves, tainted so nothing is scheduled onto it.
@@ -286,7 +289,7 @@ describe('the node handler is confined to its node', () => {
 
   it('may not change a VMI that is not on its node', async () => {
     // Pending: its pod can go nowhere, so it is on no node.
-    await client.resource<KubeObject & { spec: unknown }>({ group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstances', kind: 'VirtualMachineInstance', namespaced: true }).create({
+    await client.resource<KubeObject & { spec: unknown }>(vmiResource).create({
       apiVersion: 'kubevirt.io/v1',
       kind: 'VirtualMachineInstance',
       metadata: { name: 'elsewhere', namespace },

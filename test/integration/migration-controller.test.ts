@@ -1,7 +1,8 @@
-// The VirtualMachineInstanceMigration controller on the real API server and scheduler, one node:
-// the target launcher pod must not land on the source node, so on a one-node cluster it stays
-// unschedulable; the migration waits in Scheduling with the scheduler's message, then fails at its
-// timeout and its target pod is removed. A VMI with a ReadWriteOnce PVC is refused at once with
+// The VirtualMachineInstanceMigration controller on the real API server and scheduler: the target
+// launcher pod must not land on the source node, and the VMI's nodeSelector pins it to that node,
+// so the target stays unschedulable on a cluster of any size (make test's has two nodes); the
+// migration waits in Scheduling with the scheduler's message, then fails at its timeout and its
+// target pod is removed. A VMI with a ReadWriteOnce PVC is refused at once with
 // KubeVirt's DisksNotLiveMigratable message and no target pod. A matching MigrationPolicy is
 // recorded. VMIs are given a Running status by hand (no launcher runs): what is tested is the
 // controller against the API server and the scheduler.
@@ -36,6 +37,7 @@ const POLICY = `kubevm-it-migration-${process.pid}`;
 let client: KubeClient;
 let namespace: string;
 let nodeName: string;
+let nodeCount: number;
 let controller: Controller;
 let informers: Array<Informer<KubeObject>>;
 const recorded: Array<{ reason: string; message: string }> = [];
@@ -45,7 +47,8 @@ function vmi(name: string, volumes: VirtualMachineInstance['spec']['volumes'] = 
     apiVersion: 'kubevirt.io/v1',
     kind: 'VirtualMachineInstance',
     metadata: { name, namespace, labels: { 'kubevm.io/migration-test': name } },
-    spec: { domain: { memory: { guest: '128Mi' }, devices: {} }, volumes },
+    // Only the source node: the target pod, kept off it, fits nowhere.
+    spec: { domain: { memory: { guest: '128Mi' }, devices: {} }, volumes, nodeSelector: { 'kubernetes.io/hostname': nodeName } },
   };
 }
 
@@ -69,7 +72,7 @@ beforeAll(async () => {
   await applyKubevmCrds(client, 'kubevm-migration-test');
   namespace = await createTestNamespace(client, 'kubevm-migration');
   const nodeList = await client.resource<KubeObject>(nodes).list();
-  expect(nodeList.items).toHaveLength(1);
+  nodeCount = nodeList.items.length;
   nodeName = nodeList.items[0]?.metadata?.name ?? '';
   await client.resource<KubeObject>(migrationPolicyResource).create({
     apiVersion: 'migrations.kubevirt.io/v1alpha1',
@@ -114,7 +117,7 @@ afterAll(async () => {
   if (namespace) await eventually('the test namespace cleaned up', 60_000, async () => (await deleteNamespaceWithoutController(client, namespace), true));
 });
 
-describe('VirtualMachineInstanceMigration controller (one node)', () => {
+describe('VirtualMachineInstanceMigration controller (target pod unschedulable)', () => {
   it('keeps the target pod off the source node: Scheduling with the scheduler\'s reason, then Failed at the timeout, target removed', async () => {
     await runningVmi('unschedulable');
     await migrate('mig-unschedulable', 'unschedulable');
@@ -123,7 +126,7 @@ describe('VirtualMachineInstanceMigration controller (one node)', () => {
       const condition = m.status?.conditions?.find((c) => c.type === TARGET_POD_WAITING);
       return m.status?.phase === 'Scheduling' && condition?.reason === 'Unschedulable' ? { m, condition } : undefined;
     });
-    expect(waiting.condition.message).toMatch(/cannot be scheduled: 0\/1 nodes are available/);
+    expect(waiting.condition.message).toMatch(new RegExp(`cannot be scheduled: 0/${nodeCount} nodes are available`));
     const uid = waiting.m.metadata?.uid ?? '';
     const [target] = await targetPods(uid);
     expect(target?.spec?.nodeName).toBeUndefined();
@@ -138,7 +141,7 @@ describe('VirtualMachineInstanceMigration controller (one node)', () => {
     });
     expect(failed.status?.migrationState?.failed).toBe(true);
     expect(failed.status?.migrationState?.endTimestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
-    expect(failed.status?.migrationState?.failureReason).toMatch(new RegExp(`cannot be scheduled: 0/1 nodes are available.*\\(for ${UNSCHEDULABLE_TIMEOUT_SECONDS} s\\)$`));
+    expect(failed.status?.migrationState?.failureReason).toMatch(new RegExp(`cannot be scheduled: 0/${nodeCount} nodes are available.*\\(for ${UNSCHEDULABLE_TIMEOUT_SECONDS} s\\)$`));
     expect(failed.status?.conditions?.find((c) => c.type === TARGET_POD_WAITING)).toBeUndefined();
     expect(failed.status?.phaseTransitionTimestamps?.map((t) => t.phase)).toEqual(['Scheduling', 'Failed']);
     await eventually('the target pod to be removed', 30_000, async () => (await targetPods(uid)).length === 0);
