@@ -98,18 +98,25 @@ describe('the installed node handler’s node labels and heartbeat', () => {
   });
 });
 
-/** The ready node handler pod once the DaemonSet has rolled to `ksm` (its KUBEVM_KSM_CONFIGURATION, undefined: none), alone. */
+/**
+ * Once every node's handler (one per node: this machine's, and node 2's when the cluster has two)
+ * has rolled to `ksm` (its KUBEVM_KSM_CONFIGURATION, undefined: none) and is ready: the handler of
+ * this machine's node, whose /var/lib/kubelet and /sys the test reads.
+ */
 async function rolledHandler(client: KubeClient, ksm: string | undefined): Promise<PodObject> {
+  const env = clusterEnv();
+  const nodes = env.node2Name ? 2 : 1;
   let seen = '';
-  const what = () => `the node handler rolled to KUBEVM_KSM_CONFIGURATION=${ksm ?? '(unset)'}; its pods: ${seen}`;
+  const what = () => `the node handlers (${nodes}) rolled to KUBEVM_KSM_CONFIGURATION=${ksm ?? '(unset)'}; their pods: ${seen}`;
   return eventually(what, 120_000, async () => {
     const pods = (await client.resource<PodObject>(coreResources.pods).list({ namespace: 'kubevirt', labelSelector: handlerSelector })).items;
-    seen = JSON.stringify(pods.map((p) => ({ name: p.metadata?.name, deleting: Boolean(p.metadata?.deletionTimestamp), ksm: p.spec?.containers?.[0]?.env?.find((e) => e.name === 'KUBEVM_KSM_CONFIGURATION')?.value, conditions: p.status?.conditions })));
-    const pod = pods[0];
-    if (pods.length !== 1 || !pod || pod.metadata?.deletionTimestamp) return false;
-    const env = pod.spec?.containers?.[0]?.env?.find((e) => e.name === 'KUBEVM_KSM_CONFIGURATION')?.value;
-    const ready = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-    return env === ksm && ready ? pod : false;
+    seen = JSON.stringify(pods.map((p) => ({ name: p.metadata?.name, node: p.spec?.nodeName, deleting: Boolean(p.metadata?.deletionTimestamp), ksm: p.spec?.containers?.[0]?.env?.find((e) => e.name === 'KUBEVM_KSM_CONFIGURATION')?.value, conditions: p.status?.conditions })));
+    const rolled = (pod: PodObject) =>
+      !pod.metadata?.deletionTimestamp &&
+      pod.spec?.containers?.[0]?.env?.find((e) => e.name === 'KUBEVM_KSM_CONFIGURATION')?.value === ksm &&
+      pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+    if (pods.length !== nodes || !pods.every(rolled)) return false;
+    return (env.nodeName ? pods.find((pod) => pod.spec?.nodeName === env.nodeName) : pods[0]) ?? false;
   });
 }
 
