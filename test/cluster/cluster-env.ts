@@ -8,6 +8,7 @@ import { request } from 'node:https';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import { eventually } from '../support/eventually.js';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -153,6 +154,18 @@ export function apiRequest(kubeconfigPath: string, method: string, path: string,
     req.on('error', reject);
     req.end(payload);
   });
+}
+
+/**
+ * A fresh namespace (an earlier run's deleted first) with its default ServiceAccount, which the
+ * controller-manager creates moments after the namespace: pods are refused until it exists.
+ */
+export async function freshNamespace(env: ClusterEnv, namespace: string): Promise<void> {
+  await kubectl(env, ['delete', 'namespace', namespace, '--ignore-not-found', '--wait=true', '--timeout=60s'], { timeoutMs: 70_000 });
+  await kubectl(env, ['create', 'namespace', namespace]);
+  await eventually('the default ServiceAccount', 30_000, async () =>
+    (await kubectl(env, ['-n', namespace, 'get', 'serviceaccount', 'default', '-o', 'name'])) ? true : undefined,
+  );
 }
 
 /** Builds and imports the tests' image (test/cluster/build-test-image.sh); returns its ref. */

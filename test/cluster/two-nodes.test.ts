@@ -5,7 +5,7 @@
 // the same hostPath (/var/lib/kubelet/pods, with HostToContainer propagation as kubevm's node
 // handler mounts it) resolving to each node's own kubelet root.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { buildTestImage, clusterEnv, kubectl, requireCluster, type ClusterEnv } from './cluster-env.js';
+import { buildTestImage, clusterEnv, freshNamespace, kubectl, requireCluster, type ClusterEnv } from './cluster-env.js';
 
 const namespace = 'kubevm-cluster-two-nodes';
 const PORT = 9000;
@@ -69,8 +69,7 @@ beforeAll(async () => {
   pods.one.node = env.nodeName;
   pods.two.node = env.node2Name;
   image = await buildTestImage();
-  await kubectl(env, ['delete', 'namespace', namespace, '--ignore-not-found', '--wait=true', '--timeout=60s'], { timeoutMs: 70_000 });
-  await kubectl(env, ['create', 'namespace', namespace]);
+  await freshNamespace(env, namespace);
   const items = [pod(pods.one), pod(pods.two), service(pods.one), service(pods.two)];
   await kubectl(env, ['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items }) });
   await kubectl(env, ['-n', namespace, 'wait', '--for=condition=Ready', `pod/${pods.one.name}`, `pod/${pods.two.name}`, '--timeout=120s'], { timeoutMs: 130_000 });

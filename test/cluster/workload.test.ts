@@ -2,7 +2,7 @@
 // kubectl logs and exec go through the apiserver to the kubelet; a pod reaches the apiserver
 // through the kubernetes Service (kube-proxy) with its ServiceAccount token.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { buildTestImage, clusterEnv, kubectl, requireCluster, type ClusterEnv } from './cluster-env.js';
+import { buildTestImage, clusterEnv, freshNamespace, kubectl, requireCluster, type ClusterEnv } from './cluster-env.js';
 import { eventually } from '../support/eventually.js';
 
 const namespace = 'kubevm-cluster-workload';
@@ -13,11 +13,7 @@ beforeAll(async () => {
   env = clusterEnv();
   await requireCluster(env);
   image = await buildTestImage();
-  await kubectl(env, ['delete', 'namespace', namespace, '--ignore-not-found', '--wait=true', '--timeout=60s'], { timeoutMs: 70_000 });
-  await kubectl(env, ['create', 'namespace', namespace]);
-  await eventually('the default ServiceAccount', 30_000, async () =>
-    (await kubectl(env, ['-n', namespace, 'get', 'serviceaccount', 'default', '-o', 'name'])) ? true : undefined,
-  );
+  await freshNamespace(env, namespace);
 }, 240_000);
 
 afterAll(async () => {
