@@ -443,6 +443,7 @@ export function launcherDialer(options: { ownerUid?: number } = {}): LauncherDia
       reset: async () => void (await client.call('reset')),
       shutdown: async (gracePeriodSeconds) => void (await client.call('shutdown', { gracePeriodSeconds })),
       close: () => client.close(),
+      launcher: client,
     };
     return session;
   };

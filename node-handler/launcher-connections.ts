@@ -13,6 +13,7 @@ import type { Logger } from '../runtime/logging.js';
 import { silentLogger } from '../runtime/logging.js';
 import type { DomainState, DomainStateCache } from './domain-state.js';
 import { LauncherSocketRefused } from './launcher-client.js';
+import type { LauncherClient } from './launcher-client.js';
 
 /** The user intents the handler forwards to a launcher. */
 export interface LauncherCommands {
@@ -31,6 +32,11 @@ export interface LauncherCommands {
 /** One live, subscribed connection to a launcher's command socket. */
 export interface LauncherSession extends LauncherCommands {
   close(): void;
+  /**
+   * The protocol connection itself, for the migration roles (migration-endpoints.ts), which speak
+   * more of the protocol than the commands above. Test doubles of a session have none.
+   */
+  readonly launcher?: LauncherClient;
 }
 
 export interface LauncherSessionHandlers {

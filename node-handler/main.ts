@@ -1,6 +1,8 @@
 // kubevm node handler (KubeVirt's virt-handler): one per node, as a DaemonSet. Wires the VMI
 // controller for this node's VMIs, the launcher connections, the kubelet device plugin, the node
-// labels and heartbeat, and the health/metrics endpoint. The logic lives in the modules beside it.
+// labels and heartbeat, the health/metrics endpoint, and both ends of a migration (the source's
+// part in the VMI controller, the target's its own controller with the migration receiver). The
+// logic lives in the modules beside it.
 //
 // Configuration: nodeHandlerSettings below; each setting is a flag --name and a variable
 // KUBEVM_NAME (runtime/config.ts). A bad value stops the process with one line (exit code 2).
@@ -8,7 +10,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { integerSetting, jsonText, loadConfigOrExit, portSetting } from '../runtime/config.js';
 import { KubeEventRecorder } from '../runtime/events.js';
-import { KSMConfiguration, VirtualMachineInstanceNames, VirtualMachineInstanceSchema, schemaValidator } from '../runtime/api/index.js';
+import { KSMConfiguration, VirtualMachineInstanceMigrationNames, VirtualMachineInstanceMigrationSchema, VirtualMachineInstanceNames, VirtualMachineInstanceSchema, schemaValidator } from '../runtime/api/index.js';
 import { Controller } from '../runtime/controller.js';
 import { HealthServer } from '../runtime/health.js';
 import { metricsPortSetting, metricsTlsDirSetting, serveMetrics } from '../runtime/metrics-server.js';
@@ -19,7 +21,7 @@ import { createRootLogger } from '../runtime/logging.js';
 import type { Logger } from '../runtime/logging.js';
 import { enableProcessMetrics, readyStatusGauge } from '../runtime/metrics.js';
 import { ProcessLifecycle } from '../runtime/process.js';
-import { TlsDirWatcher } from '../runtime/tls-files.js';
+import { TlsDirWatcher, readTlsDir } from '../runtime/tls-files.js';
 import type { TlsFiles } from '../runtime/tls-files.js';
 import { DevicePluginManager } from './device-plugin/plugin.js';
 import { DomainStateCache } from './domain-state.js';
@@ -28,6 +30,12 @@ import { LauncherConnections } from './launcher-connections.js';
 import { DEFAULT_KSM_DIR } from './ksm.js';
 import { NodeHeartbeat, kvmVerdict } from './node-labels.js';
 import { NODE_HANDLER_STREAM_PORT, STREAM_TLS_DIR } from '../runtime/contracts/streams.js';
+import { MIGRATION_TLS_DIR, NODE_HANDLER_MIGRATION_CLIENT_NAME, NODE_HANDLER_MIGRATION_PORT } from '../runtime/contracts/migration-channel.js';
+import { MigrationReceiver } from './migration-channel.js';
+import type { MigrationTls } from './migration-channel.js';
+import { MigrationSource } from './migration-source.js';
+import type { MigrationObject } from './migration-source.js';
+import { MigrationTarget } from './migration-target.js';
 import { StreamServer } from './stream-server.js';
 import { nodeVmiSelector, vmiHandlerReconcile } from './vmi-handler.js';
 import type { VirtualMachineInstance } from './vmi-handler.js';
@@ -37,6 +45,14 @@ const vmiResource: ResourceDescriptor = {
   version: VirtualMachineInstanceNames.version,
   resource: VirtualMachineInstanceNames.plural,
   kind: VirtualMachineInstanceNames.kind,
+  namespaced: true,
+};
+
+const migrationResource: ResourceDescriptor = {
+  group: VirtualMachineInstanceMigrationNames.group,
+  version: VirtualMachineInstanceMigrationNames.version,
+  resource: VirtualMachineInstanceMigrationNames.plural,
+  kind: VirtualMachineInstanceMigrationNames.kind,
   namespaced: true,
 };
 
@@ -76,6 +92,17 @@ const nodeHandlerSettings = {
     schema: z.string().default(DEFAULT_KSM_DIR),
     description: `where the host's KSM switches are (default ${DEFAULT_KSM_DIR}, the container's read-only sysfs; the operator mounts them writable when KSM is configured)`,
   },
+  podIp: { env: 'POD_IP', schema: z.string().optional(), description: "this pod's IP, from the downward API (status.podIP): a migration target's address; without it this node is no migration target" },
+  migrationPort: {
+    env: 'KUBEVM_MIGRATION_PORT',
+    schema: portSetting.default(NODE_HANDLER_MIGRATION_PORT),
+    description: `migration streams from other nodes' handlers, mutual TLS with the streams certificate (default ${NODE_HANDLER_MIGRATION_PORT})`,
+  },
+  migrationTlsDir: {
+    env: 'KUBEVM_MIGRATION_TLS_DIR',
+    schema: z.string().default(MIGRATION_TLS_DIR),
+    description: `the migration client certificate: tls.crt, tls.key and the CA ca.crt (default ${MIGRATION_TLS_DIR}); without it no migration leaves this node`,
+  },
   syncPeriodSeconds: {
     env: 'KUBEVM_SYNC_PERIOD_SECONDS',
     schema: integerSetting(0, 7 * 24 * 3600).default(600),
@@ -84,10 +111,23 @@ const nodeHandlerSettings = {
 };
 
 async function main(): Promise<void> {
-  const { nodeName, kubeletRoot, devicePluginDir: pluginDir, devRoot, healthPort: port, metricsPort, metricsTlsDir, syncPeriodSeconds, streamPort, streamTlsDir, ksmConfiguration, ksmDir } = loadConfigOrExit(
-    'node-handler',
-    nodeHandlerSettings,
-  );
+  const {
+    nodeName,
+    kubeletRoot,
+    devicePluginDir: pluginDir,
+    devRoot,
+    healthPort: port,
+    metricsPort,
+    metricsTlsDir,
+    syncPeriodSeconds,
+    streamPort,
+    streamTlsDir,
+    ksmConfiguration,
+    ksmDir,
+    podIp,
+    migrationPort,
+    migrationTlsDir,
+  } = loadConfigOrExit('node-handler', nodeHandlerSettings);
   const log = createRootLogger({ component: 'node-handler' });
 
   const lifecycle = new ProcessLifecycle({ log });
@@ -159,7 +199,20 @@ async function main(): Promise<void> {
     validate: schemaValidator(VirtualMachineInstanceSchema, 'VirtualMachineInstance'),
     log,
   });
-  const reconcile = vmiHandlerReconcile({ nodeName, vmis, informer, domains, connections, events });
+  // Migrations: this node as a source (the VMI controller's passes) and as a target (its own controller).
+  const podsDir = path.join(kubeletRoot, 'pods');
+  // The source reads its client certificate for each migration (a renewal is taken at the next one).
+  const migrationClientTls = (): MigrationTls | undefined => migrationTlsOf(readTlsDir(migrationTlsDir));
+  const migrations = new Informer<MigrationObject>({
+    client,
+    descriptor: migrationResource,
+    validate: schemaValidator(VirtualMachineInstanceMigrationSchema, 'VirtualMachineInstanceMigration'),
+    log,
+  });
+  const findMigration = (uid: string) => migrations.list().find((m) => m.metadata?.uid === uid);
+  const migrationSource = new MigrationSource({ nodeName, podsDir, tls: migrationClientTls, findMigration, enqueue: (key) => controller.enqueue(key), log });
+  const migrationTarget = await startMigrationTarget({ nodeName, podIp, port: migrationPort, podsDir, tls: migrationTlsOf(readTlsDir(streamTlsDir)), migrations, vmis, connections, log }, lifecycle);
+  const reconcile = vmiHandlerReconcile({ nodeName, vmis, informer, domains, connections, events, migrationSource, holdsIncoming: (key) => migrationTarget?.target.holds(key) === true });
   // Launcher events feed the second cache; each change is one more level-triggered pass.
   let lastKvmVerdict = kvmVerified();
   domains.onChange((key) => {
@@ -170,11 +223,48 @@ async function main(): Promise<void> {
     lastKvmVerdict = verdict;
   });
   controller.watch(informer);
+  // A migration's change concerns its VMI: the source aborts a deleted one.
+  controller.watch(migrations, (m) => (m.metadata?.namespace ? [`${m.metadata.namespace}/${m.spec.vmiName}`] : []));
   informer.start();
+  migrations.start();
+  lifecycle.onShutdown('migrations-informer', () => migrations.stop());
   await controller.start(lifecycle.signal);
+  if (migrationTarget) {
+    migrationTarget.controller.watch(migrations);
+    lifecycle.onShutdown('migration-target', () => migrationTarget.controller.stop());
+    await migrationTarget.controller.start(lifecycle.signal);
+  }
   await startStreamServer({ nodeName, podsDir: path.join(kubeletRoot, 'pods'), vmi: (key) => informer?.get(key), log }, streamTlsDir, streamPort, lifecycle);
   ready.set(1);
   log.info({ node: nodeName, kubeletRoot }, 'node handler running');
+}
+
+function migrationTlsOf(files: TlsFiles | undefined): MigrationTls | undefined {
+  return files ? { cert: files.cert.toString('utf8'), key: files.key.toString('utf8'), ca: files.ca.toString('utf8') } : undefined;
+}
+
+/**
+ * This node as a migration target: a MigrationReceiver on the pod IP that only other node
+ * handlers may send to, and the controller that prepares incoming launchers. Nothing without the
+ * certificate or the pod IP (said once in the log).
+ */
+async function startMigrationTarget(
+  options: Omit<ConstructorParameters<typeof MigrationTarget>[0], 'receiver' | 'podIp'> & { podIp: string | undefined; tls: MigrationTls | undefined },
+  lifecycle: ProcessLifecycle,
+): Promise<{ target: MigrationTarget; controller: Controller } | undefined> {
+  const { tls, podIp, log } = options;
+  if (!tls || !podIp) {
+    // The streams certificate is read at start: a node handler started before the operator issued it takes migrations after a restart.
+    log.warn({ certificate: tls !== undefined, podIp }, 'no streams certificate or pod IP: this node takes no incoming migrations');
+    return undefined;
+  }
+  // Served with the streams server certificate; only the node handlers' migration client certificate may send.
+  const receiver = new MigrationReceiver({ tls, log, port: options.port, peerNames: [NODE_HANDLER_MIGRATION_CLIENT_NAME] });
+  lifecycle.onShutdown('migration-receiver', () => receiver.close());
+  await receiver.listen();
+  const target = new MigrationTarget({ ...options, podIp, receiver });
+  const controller = new Controller({ name: 'virt-handler-migration', kind: 'VirtualMachineInstanceMigration', workers: 2, log, reconcile: target.reconcile });
+  return { target, controller };
 }
 
 /**

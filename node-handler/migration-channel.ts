@@ -212,15 +212,17 @@ export class MigrationReceiver {
       log.warn({ reason, err: message }, 'refused a migration stream');
       peer.end(ndjsonLine({ ok: false, message: message.slice(0, 512) }));
     };
-    const { peerNames } = this.options;
-    if (peerNames && !certificateNames(certificate).some((name) => peerNames.includes(name))) {
-      return refuse('peer', `a certificate for ${certificateNames(certificate).join(', ') || 'no name'} is not a node handler's (${peerNames.join(', ')})`);
-    }
+
     let first: { value: unknown; rest: Buffer };
     try {
       first = await readFirstLine(peer, HELLO_TIMEOUT_MS);
     } catch (error) {
       return refuse('hello', `bad hello: ${(error as Error).message}`);
+    }
+    // Checked once the hello is read, so the refusal reaches the peer as an answer.
+    const { peerNames } = this.options;
+    if (peerNames && !certificateNames(certificate).some((name) => peerNames.includes(name))) {
+      return refuse('peer', `a certificate for ${certificateNames(certificate).join(', ') || 'no name'} is not a node handler's (${peerNames.join(', ')})`);
     }
     const hello = MigrationChannelHello.safeParse(first.value);
     if (!hello.success) return refuse('hello', `bad hello: ${describeZodError(hello.error)}`);

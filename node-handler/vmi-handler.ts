@@ -15,6 +15,8 @@ import type { DomainState, DomainStateCache } from './domain-state.js';
 import type { LauncherConnections, LauncherSession } from './launcher-connections.js';
 import { computeVmiStatus, isHandledPhase } from './vmi-status.js';
 import { pauseRequestAnnotation, resetRequestAnnotation, softRebootRequestAnnotation } from '../runtime/vmi-requests.js';
+import type { MigrationSource } from './migration-source.js';
+import { migratedAway, migrationInFlight } from './migration-source.js';
 
 /** The API type, narrowed to what the runtime's clients and informers take (its metadata shape). */
 export type VirtualMachineInstance = ApiVirtualMachineInstance & KubeObject;
@@ -97,6 +99,10 @@ export function statusTransitionEvents(before: VirtualMachineInstance['status'],
 
 export interface VmiHandlerOptions {
   nodeName: string;
+  /** The source's part of a migration: migrationState written with the rest of the handler's status. */
+  migrationSource?: MigrationSource;
+  /** Whether a migration to this node holds the VMI's launcher connection (the VMI is not here yet). */
+  holdsIncoming?: (key: string) => boolean;
   events?: VmiEventRecorder;
   vmis: ResourceClient<VirtualMachineInstance>;
   informer: Informer<VirtualMachineInstance>;
@@ -174,8 +180,9 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
 
   return async (key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> => {
     const cached = informer.get(key);
+    const incoming = options.holdsIncoming?.(key) === true;
     if (!cached) {
-      connections.drop(key);
+      if (!incoming) connections.drop(key);
       ownWrites.forget(key);
       return;
     }
@@ -187,7 +194,7 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
     const podUid = activePodOnNode(cached, nodeName);
     if (!podUid || !isHandledPhase(cached.status?.phase)) {
       // Not (or no longer) ours to drive: final phase, not yet scheduled, or moved away.
-      if (connections.keys().includes(key)) {
+      if (connections.keys().includes(key) && !incoming) {
         ctx.log.debug({ phase: cached.status?.phase }, 'detaching from launcher');
         connections.drop(key);
       }
@@ -199,13 +206,21 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
     const domain = cachedDomain?.podUid === podUid ? cachedDomain : undefined;
     const vmi = structuredClone<VirtualMachineInstance>(cached);
 
-    if (session && domain) {
+    // While the guest migrates away, and once it has, this launcher is told nothing: an unpause of
+    // the paused source after a completed migration would run the guest twice.
+    const migrating = migrationInFlight(vmi, nodeName) || migratedAway(vmi, nodeName);
+    if (session && domain && !migrating) {
       for (const intent of launcherIntents(vmi, domain, { start: startSent.has(podUid), shutdown: shutdownSent.has(podUid) })) {
         await forward(vmi, session, intent, podUid, ctx);
       }
     }
 
-    const status = computeVmiStatus(vmi, domain);
+    // The source's stale copy says nothing about the VMI, which runs on the target now.
+    const status = migratedAway(vmi, nodeName) ? structuredClone(vmi.status ?? {}) : computeVmiStatus(vmi, domain);
+    if (options.migrationSource) {
+      const migrationState = await options.migrationSource.migrationState(key, vmi, podUid, session);
+      if (migrationState) status.migrationState = migrationState;
+    }
     const writeStarted = Date.now();
     const { written, object } = await patchStatusIfChanged(vmis, vmi, status, {
       owned: VMI_STATUS_FIELDS['node-handler'],

@@ -2,7 +2,8 @@
 // previous.crt, the CAs it replaced, trusted until they expire). Each leaf Secret (tls.crt,
 // tls.key, ca.crt: the CA bundle) is one of `leafCertificates`: the api-server's serving
 // certificate (APIService, webhooks), the two ends of the console/VNC/port-forward streams (the
-// node handlers' server certificate and the api-server's client certificate, ADR 0014), and each
+// node handlers' server certificate and the api-server's client certificate, ADR 0014), the node
+// handlers' migration client certificate (docs/migration.md), and each
 // component's metrics serving certificate. Given the Secrets as they are, decides what they should
 // be: kept while valid, renewed in the last fifth of their lifetime (runtime/certificates.ts).
 import { X509Certificate, createHash } from 'node:crypto';
@@ -15,6 +16,7 @@ import {
   NODE_HANDLER_STREAM_SERVER_NAME,
   NODE_HANDLER_STREAMS_TLS_SECRET,
 } from '../runtime/contracts/streams.js';
+import { NODE_HANDLER_MIGRATION_CLIENT_NAME, NODE_HANDLER_MIGRATION_TLS_SECRET } from '../runtime/contracts/migration-channel.js';
 import type { ComponentKey, InstallTarget, Manifest } from './install.js';
 import { COMPONENTS, managedLabels, metricsDnsNames, metricsTlsSecret } from './install.js';
 import type { ApiServerTls } from './render/api-server.js';
@@ -63,6 +65,8 @@ export function leafCertificates(namespace: string): LeafCertificate[] {
     { secret: NODE_HANDLER_STREAMS_TLS_SECRET, request: { commonName: NODE_HANDLER_STREAM_SERVER_NAME, dnsNames: [NODE_HANDLER_STREAM_SERVER_NAME], usage: 'server' } },
     // The only client the node handlers serve: known by its common name, usable only as a client.
     { secret: API_SERVER_STREAMS_TLS_SECRET, request: { commonName: API_SERVER_STREAM_CLIENT_NAME, dnsNames: [], usage: 'client' } },
+    // A node handler sending a migration stream to another's receiver (docs/migration.md): the only client the receivers accept.
+    { secret: NODE_HANDLER_MIGRATION_TLS_SECRET, request: { commonName: NODE_HANDLER_MIGRATION_CLIENT_NAME, dnsNames: [], usage: 'client' } },
     ...METRICS_COMPONENTS.map((component) => {
       const dnsNames = metricsDnsNames(component, namespace);
       return { secret: metricsTlsSecret(component), request: { commonName: dnsNames[0] ?? COMPONENTS[component].name, dnsNames, usage: 'server' as const } };

@@ -4,6 +4,7 @@
 // VMI only, never into a VirtualMachine's spec, so GitOps tools see no drift.
 import { createHash } from 'node:crypto';
 import type { Disk, Interface, Network, VirtualMachineInstanceSpec } from './api/index.js';
+import { parseQuantity } from './quantity.js';
 
 export const DEFAULT_MACHINE_TYPE = 'q35';
 /** KubeVirt's default bus for a disk; a cdrom cannot be virtio, so it gets sata (q35's AHCI). */
@@ -73,4 +74,11 @@ export function applyVMIDefaults(spec: VirtualMachineInstanceSpec, vmiName: stri
     },
     ...(networks ? { networks } : {}),
   };
+}
+
+/** Guest memory in bytes: memory.guest, else the memory request; undefined when neither is set. */
+export function guestMemoryBytes(vmi: { spec: Pick<VirtualMachineInstanceSpec, 'domain'> }): bigint | undefined {
+  const domain = vmi.spec.domain;
+  const value = domain.memory?.guest ?? domain.resources?.requests?.['memory'];
+  return value === undefined ? undefined : parseQuantity(value);
 }

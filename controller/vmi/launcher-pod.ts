@@ -5,6 +5,8 @@ import { createHash } from 'node:crypto';
 import type { V1Container, V1EnvVar, V1OwnerReference, V1Pod, V1ResourceRequirements, V1Secret, V1Volume, V1VolumeDevice, V1VolumeMount } from '@kubernetes/client-node';
 import type { VirtualMachineInstance, Volume } from '../api.js';
 import { formatBytes, formatMillicores, parseQuantity } from '../../runtime/quantity.js';
+import { guestMemoryBytes } from '../../runtime/vmi-defaults.js';
+export { guestMemoryBytes };
 import {
   COMPUTE_CONTAINER,
   CREATED_BY_LABEL,
@@ -211,12 +213,6 @@ export function guestVCPUs(vmi: VirtualMachineInstance): bigint {
   return BigInt(cpu?.sockets ?? 1) * BigInt(cpu?.cores ?? 1) * BigInt(cpu?.threads ?? 1);
 }
 
-/** Guest memory in bytes: memory.guest, else the memory request; undefined when neither is set. */
-export function guestMemoryBytes(vmi: VirtualMachineInstance): bigint | undefined {
-  const domain = vmi.spec.domain;
-  const value = domain.memory?.guest ?? domain.resources?.requests?.['memory'];
-  return value === undefined ? undefined : parseQuantity(value);
-}
 
 export function launcherResources(vmi: VirtualMachineInstance, config: LauncherPodConfig): V1ResourceRequirements {
   const domain = vmi.spec.domain;

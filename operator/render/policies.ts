@@ -47,11 +47,13 @@ export function renderNodeHandlerPolicy(target: InstallTarget): Manifest[] {
         name: 'nodeName',
         expression: `${cel(NODE_NAME_EXTRA)} in request.userInfo.extra && size(request.userInfo.extra[${cel(NODE_NAME_EXTRA)}]) == 1 ? request.userInfo.extra[${cel(NODE_NAME_EXTRA)}][0] : ''`,
       },
-      // The VMI as it was: its node, and the target node of a migration in progress.
+      // The VMI as it was: its node, and whether one of its active pods is on this node (a
+      // migration's target pod: the controller records it; its handler prepares the target and
+      // writes the VMI's migrationState before the VMI is on its node).
       { name: 'vmiNode', expression: `oldObject != null && has(oldObject.status) && has(oldObject.status.nodeName) ? oldObject.status.nodeName : ''` },
       {
-        name: 'migrationTarget',
-        expression: `oldObject != null && has(oldObject.status) && has(oldObject.status.migrationState) && has(oldObject.status.migrationState.targetNode) ? oldObject.status.migrationState.targetNode : ''`,
+        name: 'activePodHere',
+        expression: `oldObject != null && has(oldObject.status) && has(oldObject.status.activePods) && oldObject.status.activePods.exists(uid, oldObject.status.activePods[uid] == ${node})`,
       },
     ],
     validations: [
@@ -67,7 +69,7 @@ export function renderNodeHandlerPolicy(target: InstallTarget): Manifest[] {
         reason: 'Forbidden',
       },
       {
-        expression: `request.resource.resource == 'nodes' || (variables.vmiNode != '' && variables.vmiNode == ${node}) || (variables.migrationTarget != '' && variables.migrationTarget == ${node})`,
+        expression: `request.resource.resource == 'nodes' || (variables.vmiNode != '' && variables.vmiNode == ${node}) || variables.activePodHere`,
         messageExpression: `'the node handler of node ' + ${node} + ' may change only VMIs on its node; ' + object.metadata.name + ' is on ' + (variables.vmiNode == '' ? 'no node' : 'node ' + variables.vmiNode)`,
         reason: 'Forbidden',
       },

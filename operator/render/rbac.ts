@@ -50,7 +50,8 @@ export const CONTROLLER_GRANTS: readonly Grant[] = [
 /** The node handler (KubeVirt's virt-handler): the launchers of its node. */
 export const NODE_HANDLER_GRANTS: readonly Grant[] = [
   { why: 'The VMI informer (field selector status.nodeName) and the soft-reboot request, consumed by a JSON patch of its annotation.', apiGroups: ['kubevirt.io'], resources: ['virtualmachineinstances'], verbs: ['get', 'list', 'watch', 'patch'] },
-  { why: 'The status the handler owns: a JSON patch of those fields of the status subresource (ADR 0008).', apiGroups: ['kubevirt.io'], resources: ['virtualmachineinstances/status'], verbs: ['patch'] },
+  { why: 'The status the handler owns: a JSON patch of those fields of the status subresource (ADR 0008); a migration target\'s handler writes the VMI\'s migrationState too (a get first: the VMI is not on its node yet).', apiGroups: ['kubevirt.io'], resources: ['virtualmachineinstances/status'], verbs: ['patch'] },
+  { why: 'Migrations: the target node prepares the incoming launcher for one, the source aborts one that is deleted (informer).', apiGroups: ['kubevirt.io'], resources: ['virtualmachineinstancemigrations'], verbs: ['list', 'watch'] },
   { why: 'Node labels and the kubevirt.io/heartbeat annotation (read, then merge patch).', apiGroups: [''], resources: ['nodes'], verbs: ['get', 'patch'] },
   { why: 'Its node conditions (kubevm.io/CPUVulnerable, NestedVirtualization, KSM): a strategic merge patch by condition type.', apiGroups: [''], resources: ['nodes/status'], verbs: ['patch'] },
   { why: 'Events on the VMI for the transitions it reports.', apiGroups: [''], resources: ['events'], verbs: ['create'] },

@@ -8,6 +8,7 @@ import type { ComponentKey } from '../install.js';
 import { COMPONENTS, KUBEVIRT_APP_LABEL, LAUNCHER_IMAGE_NAME, imageRef, managedLabels, metricsTlsSecret, selectorLabels } from '../install.js';
 import { METRICS_TLS_DIR } from '../../runtime/metrics-server.js';
 import { NODE_HANDLER_STREAMS_TLS_SECRET, NODE_HANDLER_STREAM_PORT, STREAM_TLS_DIR } from '../../runtime/contracts/streams.js';
+import { MIGRATION_TLS_DIR, NODE_HANDLER_MIGRATION_PORT, NODE_HANDLER_MIGRATION_TLS_SECRET } from '../../runtime/contracts/migration-channel.js';
 
 type NodePlacement = NonNullable<NonNullable<KubeVirtSpec['infra']>['nodePlacement']>;
 
@@ -178,6 +179,8 @@ export function renderNodeHandlerDaemonSet(spec: KubeVirtSpec, target: InstallTa
               command: ['node', 'dist/node-handler/main.js'],
               env: [
                 fieldRef('NODE_NAME', 'spec.nodeName'),
+                // A migration target's address for the source's node handler.
+                fieldRef('POD_IP', 'status.podIP'),
                 { name: 'KUBEVM_KUBELET_ROOT', value: '/var/lib/kubelet' },
                 { name: 'KUBEVM_DEV_ROOT', value: '/host' },
                 { name: 'KUBEVM_HEALTH_PORT', value: '8080' },
@@ -188,6 +191,8 @@ export function renderNodeHandlerDaemonSet(spec: KubeVirtSpec, target: InstallTa
                 ...HEALTH_AND_METRICS_PORTS,
                 // Console, VNC and port-forward streams for the api-server, mutual TLS (ADR 0014).
                 { name: 'streams', containerPort: NODE_HANDLER_STREAM_PORT, protocol: 'TCP' },
+                // Migration streams from other nodes' handlers, mutual TLS (docs/migration.md).
+                { name: 'migration', containerPort: NODE_HANDLER_MIGRATION_PORT, protocol: 'TCP' },
               ],
               ...probes('health', 10, 15),
               // The CPU request is the handler's weight against the guests it serves when they use
@@ -217,6 +222,8 @@ export function renderNodeHandlerDaemonSet(spec: KubeVirtSpec, target: InstallTa
                 ...(ksm ? [{ name: 'host-ksm', mountPath: KSM_MOUNT_PATH }] : []),
                 // The streams certificate; optional: without it no streams are served on the node.
                 { name: 'streams-tls', mountPath: STREAM_TLS_DIR, readOnly: true },
+                // The migration client certificate; optional: without it this node migrates nothing out.
+                { name: 'migration-tls', mountPath: MIGRATION_TLS_DIR, readOnly: true },
                 metricsTlsVolume('nodeHandler').mount,
               ],
             },
@@ -228,6 +235,7 @@ export function renderNodeHandlerDaemonSet(spec: KubeVirtSpec, target: InstallTa
             ...(ksm ? [{ name: 'host-ksm', hostPath: { path: '/sys/kernel/mm/ksm', type: 'Directory' } }] : []),
             { name: 'streams-tls', secret: { secretName: NODE_HANDLER_STREAMS_TLS_SECRET, optional: true } },
             metricsTlsVolume('nodeHandler').volume,
+            { name: 'migration-tls', secret: { secretName: NODE_HANDLER_MIGRATION_TLS_SECRET, optional: true } },
           ],
         },
       },

@@ -6,6 +6,23 @@ import { z } from 'zod';
 
 export const MIGRATION_CHANNEL_PROTOCOL_VERSION = 1;
 
+/**
+ * Where a node handler's MigrationReceiver listens, on its pod IP (beside the streams port 8186).
+ * The target's node handler writes its pod IP into the VMI's migrationState.targetNodeAddress and
+ * this port into targetDirectMigrationNodePorts; the source dials them.
+ *
+ * Certificates, from the operator's CA (operator/pki.ts): the receiver serves with the node
+ * handlers' streams server certificate (NODE_HANDLER_STREAM_SERVER_NAME, which the source checks
+ * whatever pod IP it dials), and accepts only the client certificate below, which every node handler
+ * has and nothing else: the api-server's streams client certificate is of the same CA and is refused.
+ */
+export const NODE_HANDLER_MIGRATION_PORT = 8187;
+/** The common name of the node handlers' migration client certificate (usable only as a client). */
+export const NODE_HANDLER_MIGRATION_CLIENT_NAME = 'kubevm-node-handler-migration';
+export const NODE_HANDLER_MIGRATION_TLS_SECRET = 'kubevm-node-handler-migration-tls';
+/** Where the node handler mounts it. */
+export const MIGRATION_TLS_DIR = '/etc/kubevm/migration-tls';
+
 /** The longest hello or answer line; both are a few dozen bytes. */
 export const MIGRATION_CHANNEL_MAX_LINE_BYTES = 1024;
 

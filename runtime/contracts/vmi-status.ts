@@ -17,6 +17,9 @@
 //   launcherContainerImageVersion    too; on completion the VMI moves to it)
 //   interfaces, guestOSInfo,         —                                          yes
 //   fsFreezeStatus
+//   migrationState                   —                                          yes: the target's handler starts it (the
+//                                                                               migration, the nodes, its own address),
+//                                                                               the source's reports start and end
 //
 // The condition types and the order both keep them in: runtime/contracts/vmi-conditions.ts.
 
@@ -25,7 +28,7 @@ export type VmiStatusWriter = 'controller' | 'node-handler';
 /** The top-level status fields each writer may change (see the table above). */
 export const VMI_STATUS_FIELDS: Readonly<Record<VmiStatusWriter, readonly string[]>> = {
   controller: ['phase', 'phaseTransitionTimestamps', 'reason', 'conditions', 'nodeName', 'activePods', 'launcherContainerImageVersion'],
-  'node-handler': ['phase', 'phaseTransitionTimestamps', 'conditions', 'interfaces', 'guestOSInfo', 'fsFreezeStatus'],
+  'node-handler': ['phase', 'phaseTransitionTimestamps', 'conditions', 'interfaces', 'guestOSInfo', 'fsFreezeStatus', 'migrationState'],
 };
 
 /** The field manager each writer sends, so `managedFields` shows who wrote what. */
