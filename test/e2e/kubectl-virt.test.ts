@@ -19,7 +19,7 @@ import { colourCount, decodePng, samePixels } from '../support/png.js';
 import { diskImage } from './guest-images.js';
 import { requireKubevmController } from './kubevm-installed.js';
 import type { VM, VMI } from './small-vm.js';
-import { guestConsole, hasCondition, smallVmiSpec, vmResource, vmiResource, vmimResource } from './small-vm.js';
+import { counterVmiSpec, guestConsole, hasCondition, smallVmiSpec, vmResource, vmiResource, vmimResource } from './small-vm.js';
 import { grant } from './support/rbac.js';
 import { byteReader, rfbHandshake } from './support/rfb.js';
 
@@ -93,6 +93,13 @@ beforeAll(async () => {
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'kubevm-e2e', '-f', join(workDir, 'key')]);
   const sshKey = readFileSync(join(workDir, 'key.pub')).toString('base64');
   await createVm('one', 'Halted', `console=tty0 console=ttyS0 kubevm.shell kubevm.counter=0 kubevm.net=dhcp kubevm.http=8080 kubevm.agent=fake kubevm.ssh=${sshKey}`);
+  // Debian's real qemu-guest-agent, its disk mounted for fslist: booting beside the other tests.
+  await client.resource<KubeObject & { spec: unknown }>(vmResource).create({
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachine',
+    metadata: { name: 'agent', namespace },
+    spec: { runStrategy: 'Always', template: { spec: counterVmiSpec(5, 'console=ttyS0 kubevm.agent=qemu-ga kubevm.disk=keep kubevm.counter=0') } },
+  });
 }, 240_000);
 
 afterAll(async () => {
@@ -281,6 +288,16 @@ describe('kubectl virt on the local cluster', () => {
       kind: 'VirtualMachineInstanceGuestAgentInfo',
       os: { id: 'busybox', prettyName: 'kubevm busybox test guest', kernelRelease: expect.stringMatching(/^\d+\.\d+/) },
     });
+  });
+
+  it('userlist and fslist print the real guest agent\'s lists as JSON', async () => {
+    await eventually('the guest agent of vmi/agent connected', 120_000, async () => hasCondition(await vmi('agent'), 'AgentConnected'));
+    const users = await virt('userlist', 'agent');
+    expect(users).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(users.stdout)).toMatchObject({ kind: 'VirtualMachineInstanceGuestOSUserList', items: [{ userName: 'kubevm', loginTime: expect.any(Number) }] });
+    const filesystems = await virt('fslist', 'agent');
+    expect(filesystems).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(filesystems.stdout)).toMatchObject({ kind: 'VirtualMachineInstanceFileSystemList', items: [{ mountPoint: '/mnt/disk', fileSystemType: 'ext4' }] });
   });
 
   it('stop --wait stops it, and an attached console says why it ended; stopping again is one line', async () => {

@@ -34,15 +34,18 @@ export function smallVmiSpec(): Record<string, unknown> {
   };
 }
 
-/** A VMI spec of the test guest on its disk, counting on its console (KUBEVM-COUNT n lines) while it runs. */
-export function counterVmiSpec(terminationGracePeriodSeconds: number): Record<string, unknown> {
+/**
+ * A VMI spec of the test guest on its disk, counting on its console (KUBEVM-COUNT n lines) while
+ * it runs, or doing what other kernel arguments say (test/guests/guest-init.sh).
+ */
+export function counterVmiSpec(terminationGracePeriodSeconds: number, kernelArgs = 'console=ttyS0 kubevm.counter=1'): Record<string, unknown> {
   return {
     terminationGracePeriodSeconds,
     domain: {
       memory: { guest: '256Mi' },
       firmware: {
         kernelBoot: {
-          kernelArgs: 'console=ttyS0 kubevm.counter=1',
+          kernelArgs,
           container: { image: kernelImage, imagePullPolicy: 'IfNotPresent', kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initramfs.cpio.gz' },
         },
       },
