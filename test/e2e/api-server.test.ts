@@ -140,7 +140,7 @@ describe('subresources.kubevirt.io through the kube-apiserver', () => {
     const freeze = await subresource(admin(), 'PUT', 'virtualmachineinstances', 'life', 'freeze');
     if (agent) {
       expect(info.code).toBe(200);
-      expect(freeze.code).toBe(501);
+      expect(freeze).toMatchObject({ code: 400, message: 'Unfreeze timeout in freeze request is not set' });
     } else {
       expect(info).toMatchObject({ code: 409, message: expect.stringMatching(/VMI does not have guest agent connected$/) });
       expect(freeze).toMatchObject({ code: 409, message: expect.stringMatching(/VMI does not have guest agent connected$/) });

@@ -15,7 +15,7 @@ export interface VM extends KubeObject {
 }
 export interface VMI extends KubeObject {
   spec: { terminationGracePeriodSeconds?: number };
-  status?: { phase?: string; conditions?: Array<{ type: string; status: string }>; guestOSInfo?: { prettyName?: string } };
+  status?: { phase?: string; conditions?: Array<{ type: string; status: string }>; guestOSInfo?: { prettyName?: string }; fsFreezeStatus?: string };
 }
 
 export const vmResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachines', kind: 'VirtualMachine', namespaced: true };

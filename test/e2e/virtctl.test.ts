@@ -8,7 +8,9 @@ import { clusterEnv, run, type ClusterEnv } from '../cluster/cluster-env.js';
 import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from '../integration/runtime-support.js';
 import { eventually } from '../support/eventually.js';
 import type { VM, VMI } from './small-vm.js';
-import { builtVirtctl, createSmallVm, hasCondition, runningVmiUid, vmResource, vmiResource, vmimResource } from './small-vm.js';
+import { HttpMethod } from '@kubernetes/client-node';
+import { diskImage } from './guest-images.js';
+import { builtVirtctl, hasCondition, runningVmiUid, smallVmiSpec, vmResource, vmiResource, vmimResource } from './small-vm.js';
 
 jest.setTimeout(600_000);
 
@@ -35,7 +37,12 @@ beforeAll(async () => {
   await requireCluster(client);
   virtctlPath = await builtVirtctl();
   namespace = await createTestNamespace(client, 'kubevm-e2e-virtctl');
-  await createSmallVm(client, namespace, 'vctl', 'Halted');
+  // The small VM with Debian's qemu-guest-agent and its ext4 disk mounted, for the agent verbs.
+  const spec = smallVmiSpec() as { domain: { firmware: { kernelBoot: { kernelArgs: string } }; devices: Record<string, unknown> }; volumes?: unknown[] };
+  spec.domain.firmware.kernelBoot.kernelArgs += ' kubevm.agent=qemu-ga kubevm.disk=keep';
+  spec.domain.devices['disks'] = [{ name: 'root', disk: { bus: 'virtio' } }];
+  spec.volumes = [{ name: 'root', containerDisk: { image: diskImage, imagePullPolicy: 'IfNotPresent' } }];
+  await client.resource<KubeObject & { spec: unknown }>(vmResource).create({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'vctl', namespace }, spec: { runStrategy: 'Halted', template: { spec } } });
 }, 1_600_000);
 
 afterAll(async () => {
@@ -68,6 +75,19 @@ describe('KubeVirt\'s virtctl against kubevm', () => {
     const expanded = JSON.parse(res.output) as { spec: { instancetype?: unknown; template: { spec: { domain: { memory?: { guest?: string }; cpu?: { sockets?: number } } } } } };
     expect(expanded.spec.instancetype).toBeUndefined();
     expect(expanded.spec.template.spec.domain).toMatchObject({ cpu: { sockets: 2 }, memory: { guest: '256Mi' } });
+
+    // Once the controller has recorded the VM's snapshot of the instancetype, expand uses it, as
+    // KubeVirt's does: a later edit of the instancetype changes nothing for this VM.
+    await eventually('the instancetype snapshot recorded', 60_000, async () => {
+      const typed = await client.resource<KubeObject & { status?: { instancetypeRef?: { controllerRevisionRef?: { name?: string } } } }>(vmResource).find('typed', namespace);
+      return Boolean(typed?.status?.instancetypeRef?.controllerRevisionRef?.name);
+    });
+    await client.request(HttpMethod.PATCH, `/apis/instancetype.kubevirt.io/v1beta1/namespaces/${namespace}/virtualmachineinstancetypes/small`, {
+      body: { spec: { memory: { guest: '512Mi' } } },
+      contentType: 'application/merge-patch+json',
+    });
+    const again = JSON.parse((await virtctl('expand', '--vm', 'typed', '--output', 'json')).output) as typeof expanded;
+    expect(again.spec.template.spec.domain).toMatchObject({ memory: { guest: '256Mi' } });
   });
 
   it('start, pause, unpause, soft-reboot, migrate, restart and stop', async () => {
@@ -82,6 +102,26 @@ describe('KubeVirt\'s virtctl against kubevm', () => {
     await eventually('VMI paused', 60_000, () => paused('vctl'));
     expect(await virtctl('unpause', 'vmi', 'vctl')).toMatchObject({ code: 0 });
     await eventually('VMI unpaused', 60_000, async () => !(await paused('vctl')));
+
+    // The guest agent verbs, with the guest's real qemu-ga (virtctl has no freeze verb: client-go's
+    // Freeze is a PUT with {unfreezeTimeout}, sent here as it sends it).
+    await eventually('AgentConnected', 120_000, async () => hasCondition(await vmi('vctl'), 'AgentConnected'));
+    const users = await virtctl('userlist', 'vctl');
+    expect(users.code).toBe(0);
+    // virtctl prints the list it decoded, without kind (client-go's decoder drops the TypeMeta).
+    expect(JSON.parse(users.output)).toMatchObject({ items: [{ userName: 'kubevm', loginTime: expect.any(Number) }] });
+    const filesystems = await virtctl('fslist', 'vctl');
+    expect(filesystems.code).toBe(0);
+    expect(JSON.parse(filesystems.output)).toMatchObject({
+      items: [{ diskName: 'vda', mountPoint: '/mnt/disk', fileSystemType: 'ext4', totalBytes: expect.any(Number), disk: [{ busType: 'virtio' }] }],
+    });
+    const agentVerb = (verb: string, body: unknown) =>
+      client.request(HttpMethod.PUT, `/apis/subresources.kubevirt.io/v1/namespaces/${namespace}/virtualmachineinstances/vctl/${verb}`, { body });
+    await agentVerb('freeze', { unfreezeTimeout: '5m0s' });
+    await eventually('status.fsFreezeStatus frozen', 30_000, async () => (await vmi('vctl'))?.status?.fsFreezeStatus === 'frozen');
+    await expect(agentVerb('freeze', {})).rejects.toMatchObject({ code: 400, message: expect.stringContaining('Unfreeze timeout in freeze request is not set') });
+    await agentVerb('unfreeze', {});
+    await eventually('status.fsFreezeStatus unset', 30_000, async () => (await vmi('vctl'))?.status?.fsFreezeStatus === undefined);
 
     expect(await virtctl('soft-reboot', 'vctl')).toMatchObject({ code: 0 });
     await eventually('the reboot request consumed', 60_000, async () => (await vmi('vctl'))?.metadata?.annotations?.['kubevm.io/soft-reboot-requested'] === undefined);
