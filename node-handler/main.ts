@@ -136,6 +136,8 @@ async function main(): Promise<void> {
   const ready = readyStatusGauge('virt_handler');
 
   const client = new KubeClient();
+  // Every pod's directory on this node: launcher sockets, the streams' and migrations' pod lookups.
+  const podsDir = path.join(kubeletRoot, 'pods');
   const vmis = client.resource<VirtualMachineInstance>(vmiResource);
   const domains = new DomainStateCache();
   const devicePlugins = new DevicePluginManager({ pluginDir, devRoot, logger: log });
@@ -166,7 +168,7 @@ async function main(): Promise<void> {
     dial: launcherDialer(),
     watch: watchLauncherSocketDirectory,
     domains,
-    podsDir: path.join(kubeletRoot, 'pods'),
+    podsDir,
     onConnectionChange: (key) => controller.enqueue(key),
     log,
   });
@@ -200,7 +202,6 @@ async function main(): Promise<void> {
     log,
   });
   // Migrations: this node as a source (the VMI controller's passes) and as a target (its own controller).
-  const podsDir = path.join(kubeletRoot, 'pods');
   // The source reads its client certificate for each migration (a renewal is taken at the next one).
   const migrationClientTls = (): MigrationTls | undefined => migrationTlsOf(readTlsDir(migrationTlsDir));
   const migrations = new Informer<MigrationObject>({
@@ -234,7 +235,7 @@ async function main(): Promise<void> {
     lifecycle.onShutdown('migration-target', () => migrationTarget.controller.stop());
     await migrationTarget.controller.start(lifecycle.signal);
   }
-  await startStreamServer({ nodeName, podsDir: path.join(kubeletRoot, 'pods'), vmi: (key) => informer?.get(key), log }, streamTlsDir, streamPort, lifecycle);
+  await startStreamServer({ nodeName, podsDir, vmi: (key) => informer?.get(key), log }, streamTlsDir, streamPort, lifecycle);
   ready.set(1);
   log.info({ node: nodeName, kubeletRoot }, 'node handler running');
 }
