@@ -43,6 +43,15 @@ async function call(request: { method?: string; url: string; headers?: Record<st
   return { statusCode: res.status, json: <T>() => JSON.parse(text) as T };
 }
 
+describe('connections', () => {
+  it('keeps an idle connection open longer than kube-apiserver does, so the apiserver closes it first', async () => {
+    const res = await fetch(base + '/healthz');
+    await res.text();
+    const hint = /timeout=(\d+)/.exec(res.headers.get('keep-alive') ?? '');
+    expect(Number(hint?.[1])).toBeGreaterThan(90);
+  });
+});
+
 describe('discovery', () => {
   it('lists exactly the served subresources, with the RBAC verb of their method, in both versions', async () => {
     for (const version of ['v1', 'v1alpha3']) {

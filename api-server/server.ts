@@ -92,6 +92,9 @@ function sendStatus(reply: FastifyReply, error: StatusError): FastifyReply {
   return reply.code(error.code).type('application/json').send(error.status);
 }
 
+/** Longer than the 90 s idle timeout of kube-apiserver's (Go's) HTTP clients. */
+export const IDLE_CONNECTION_MS = 120_000;
+
 export function buildApiServer(options: ApiServerOptions): FastifyInstance {
   const { log } = options;
   const app = Fastify({
@@ -102,11 +105,17 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
     // discovery come without a client certificate, so the handshake must not demand one.
     serverFactory: (handler) => {
       const tls = options.tls;
-      if (!tls) return http.createServer(handler);
-      const server = https.createServer(
-        { cert: tls.cert, key: tls.key, ca: options.frontProxy().clientCA, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
-        handler,
-      );
+      const server = tls
+        ? https.createServer(
+            { cert: tls.cert, key: tls.key, ca: options.frontProxy().clientCA, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+            handler,
+          )
+        : http.createServer(handler);
+      // kube-apiserver keeps an idle connection to a webhook or an aggregated API for 90 s and
+      // sends the next POST on it: a server that closes it sooner (Node's default is 5 s) races
+      // that write, and the admission call fails with "broken pipe". The client must close first.
+      server.keepAliveTimeout = IDLE_CONNECTION_MS;
+      server.headersTimeout = IDLE_CONNECTION_MS + 1_000;
       return server;
     },
   });
