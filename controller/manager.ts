@@ -32,9 +32,10 @@ import type { LauncherPodConfig } from './vmi/launcher-pod.js';
 import { LAUNCHER_LABEL, LAUNCHER_LABEL_VALUE } from './vmi/launcher-pod.js';
 import { VMIController, observeLauncherPods, vmiResource } from './vmi/controller.js';
 import type { Pod } from './vmi/controller.js';
-import { MigrationController, migrationOfTargetPod, migrationResource, migrationsOfVmi, observeTargetPods } from './migration/controller.js';
+import { MigrationController, migrationOfTargetPod, migrationResource, migrationsOfVmi, observeTargetPods, pendingMigrations, pendingMigrationsWhenOneMoves } from './migration/controller.js';
 import type { Migration } from './migration/target-pod.js';
 import { migrationUidIndex } from './migration/target-pod.js';
+import { reportMigrationPhases } from './migration/metrics.js';
 
 export interface ControllerConfig {
   launcherImage: string;
@@ -233,6 +234,8 @@ export class ControllerManager {
     });
     // Expectations are lowered before the controllers' own handlers enqueue the key.
     const unregister = [observeVMIs(this.vmis, expectationsVM), observeLauncherPods(this.pods, expectationsVMI), observeTargetPods(this.pods, expectationsMigration)];
+    // The leader alone reports the migration phase counts, so a sum over replicas counts each once.
+    unregister.push(reportMigrationPhases(this.migrations));
     const sync = this.config.syncPeriodMs !== undefined ? { syncPeriodMs: this.config.syncPeriodMs } : {};
     const vm = new Controller({ name: 'virt-controller-vm', kind: 'VirtualMachine', workers: this.config.vmWorkers, log: this.log, events: this.events, reconcile: vmController.reconcile, ...sync })
       .watch(this.vms)
@@ -250,6 +253,8 @@ export class ControllerManager {
       ...sync,
     })
       .watch(this.migrations)
+      .watch(this.migrations, pendingMigrationsWhenOneMoves(this.migrations))
+      .watch(this.kubevirts, pendingMigrations(this.migrations))
       .watch(this.pods, migrationOfTargetPod)
       .watch(this.vmis, migrationsOfVmi(this.migrations));
     this.term = { controllers: [vm, vmi, migration], unregister };

@@ -25,6 +25,8 @@ import { liveMigratableCondition } from './live-migratable.js';
 import { DEFAULT_PENDING_TIMEOUT_SECONDS, DEFAULT_UNSCHEDULABLE_TIMEOUT_SECONDS, decideMigration } from './phase.js';
 import type { MigrationTimeouts } from './phase.js';
 import { matchMigrationPolicy, migrationConfigurationOf, resolveMigrationPolicy } from '../../runtime/migration-policy.js';
+import { inFlightMigrations, parallelLimitWait, pendingMigrationKeys } from './parallel.js';
+import type { ParallelLimitWait } from './parallel.js';
 import { MIGRATION_JOB_LABEL, migrationKeyOfPod, renderTargetPod, targetPodName } from './target-pod.js';
 import type { Migration } from './target-pod.js';
 
@@ -110,20 +112,25 @@ export class MigrationController {
     const final = migration.status?.phase === 'Succeeded' || migration.status?.phase === 'Failed';
     const liveMigratable = vmi && !final ? await this.liveMigratable(vmi, ctx.signal) : undefined;
     const now = this.now();
-    const decision = decideMigration({ migration, vmi, targetPod, liveMigratable, now, timeouts: this.timeouts });
+    // Counted from the caches with no await until the creation is expected below, so two workers
+    // never both take the last slot.
+    const parallelLimit = !targetPod && (migration.status?.phase ?? 'Pending') === 'Pending' && vmi?.status?.nodeName ? this.parallelLimit(key, vmi.status.nodeName) : undefined;
+    const decision = decideMigration({ migration, vmi, targetPod, liveMigratable, parallelLimit, now, timeouts: this.timeouts });
     const status: VirtualMachineInstanceMigrationStatus = structuredClone(migration.status ?? {});
     const state = { ...(status.migrationState ?? {}), migrationUid: migration.metadata?.uid ?? '' };
 
     if (decision.createTargetPod && vmi?.status?.nodeName) {
-      const policy = await this.policy(vmi, ctx.signal);
-      if (policy.policyName) state.migrationPolicyName = policy.policyName;
-      // What the source's node handler migrates with.
-      state.migrationConfiguration = migrationConfigurationOf(policy);
-      state.sourceNode = vmi.status.nodeName;
-      state.targetPod = targetPodName(vmi, migration);
-      const pod = renderTargetPod(vmi, migration, vmi.status.nodeName, this.deps.launcherConfig());
+      const sourceNode = vmi.status.nodeName;
+      // Expected before the first await: it holds this migration's parallel slot (parallel.ts).
       this.deps.expectations.expectCreations(key, 1);
       try {
+        const policy = await this.policy(vmi, ctx.signal);
+        if (policy.policyName) state.migrationPolicyName = policy.policyName;
+        // What the source's node handler migrates with.
+        state.migrationConfiguration = migrationConfigurationOf(policy);
+        state.sourceNode = sourceNode;
+        state.targetPod = targetPodName(vmi, migration);
+        const pod = renderTargetPod(vmi, migration, sourceNode, this.deps.launcherConfig());
         await this.podClient.create(pod as Pod, { signal: ctx.signal });
         this.deps.events.record(migration, 'Normal', 'SuccessfulCreate', `Created migration target pod ${pod.metadata?.name}`);
       } catch (err) {
@@ -157,6 +164,17 @@ export class MigrationController {
     if (written.written) this.ownWrites.record(key, written.object.metadata?.resourceVersion);
     return decision.requeueAfterMs !== undefined ? { requeueAfter: Math.max(decision.requeueAfterMs, 100) } : undefined;
   };
+
+  /** Why this migration must wait for a parallel slot, if it must; KubeVirt's limits come from the KubeVirt CR alone. */
+  private parallelLimit(key: string, sourceNode: string): ParallelLimitWait | undefined {
+    const limits = resolveMigrationPolicy(this.deps.kubevirts.list()[0]?.spec?.configuration?.migrations, undefined);
+    const inFlight = inFlightMigrations({
+      migrations: this.deps.migrations.list(),
+      vmiOf: (m) => this.deps.vmis.get(`${m.metadata?.namespace}/${m.spec.vmiName}`),
+      hasTarget: (m) => this.deps.pods.byIndex('migrationUid', m.metadata?.uid ?? '').length > 0 || !this.deps.expectations.satisfied(`${m.metadata?.namespace}/${m.metadata?.name}`),
+    });
+    return parallelLimitWait(key, sourceNode, inFlight, limits);
+  }
 
   private setPhase(status: VirtualMachineInstanceMigrationStatus, phase: MigrationPhase, now: Date): void {
     if (status.phase === phase) return;
@@ -236,4 +254,17 @@ export function migrationsOfVmi(migrations: Informer<Migration>): (vmi: VirtualM
       .list()
       .filter((m) => m.metadata?.namespace === vmi.metadata?.namespace && m.spec.vmiName === vmi.metadata?.name && m.status?.phase !== 'Succeeded' && m.status?.phase !== 'Failed')
       .map((m) => `${m.metadata?.namespace}/${m.metadata?.name}`);
+}
+
+/**
+ * A migration that is not waiting (past Pending: it may have ended or gone) may free a parallel
+ * slot: the Pending migrations, oldest first, are tried again.
+ */
+export function pendingMigrationsWhenOneMoves(migrations: Informer<Migration>): (changed: Migration) => string[] {
+  return (changed) => (changed.status?.phase === undefined || changed.status.phase === 'Pending' ? [] : pendingMigrationKeys(migrations.list()));
+}
+
+/** A changed KubeVirt CR may have raised the parallel limits: the Pending migrations, oldest first. */
+export function pendingMigrations(migrations: Informer<Migration>): () => string[] {
+  return () => pendingMigrationKeys(migrations.list());
 }

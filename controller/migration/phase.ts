@@ -1,7 +1,7 @@
 // A VirtualMachineInstanceMigration's phase from what the controller sees, as KubeVirt's migration
 // controller moves it:
 //
-//   Pending ─target pod created─▶ Scheduling ─bound to a node─▶ Scheduled ─pod ready─▶ PreparingTarget
+//   Pending (while a parallel migration limit is reached) ─target pod created─▶ Scheduling ─bound to a node─▶ Scheduled ─pod ready─▶ PreparingTarget
 //     ─target handler ready (migrationState.targetNodeAddress)─▶ TargetReady
 //     ─source started (migrationState.startTimestamp)─▶ Running ─completed─▶ Succeeded
 //   any phase before Succeeded ─▶ Failed (VMI gone or not running, not live-migratable, the target
@@ -12,6 +12,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { MigrationPhase, VirtualMachineInstanceMigrationState } from '../../runtime/api/index.js';
 import type { ConditionInput } from '../../runtime/conditions.js';
 import type { VirtualMachineInstance } from '../api.js';
+import type { ParallelLimitWait } from './parallel.js';
 import type { Migration } from './target-pod.js';
 
 /** KubeVirt's: a target pod the scheduler cannot place fails the migration after 5 minutes. */
@@ -30,6 +31,8 @@ export interface MigrationObservation {
   targetPod: V1Pod | undefined;
   /** The VMI's LiveMigratable condition as computed now. */
   liveMigratable: ConditionInput | undefined;
+  /** Set when a parallel migration limit keeps this migration from starting now (parallel.ts). */
+  parallelLimit?: ParallelLimitWait | undefined;
   now: Date;
   timeouts: MigrationTimeouts;
 }
@@ -87,6 +90,8 @@ export function decideMigration(o: MigrationObservation): MigrationDecision {
   if (!targetPod) {
     // Once created, a target pod that disappears is a failure, not a reason for a second one.
     if (current !== 'Pending') return failed('the target pod was deleted', undefined);
+    // KubeVirt keeps it Pending, no timeout: it starts when a migration in flight ends.
+    if (o.parallelLimit) return { phase: 'Pending', createTargetPod: false, deleteTargetPod: false, waiting: o.parallelLimit };
     return { phase: 'Scheduling', createTargetPod: true, deleteTargetPod: false };
   }
   if (targetPod.metadata?.deletionTimestamp) return failed('the target pod is being deleted', targetPod);

@@ -4,8 +4,12 @@
 // migration waits in Scheduling with the scheduler's message, then fails at its timeout and its
 // target pod is removed. A VMI with a ReadWriteOnce PVC is refused at once with
 // KubeVirt's DisksNotLiveMigratable message and no target pod. A matching MigrationPolicy is
-// recorded. VMIs are given a Running status by hand (no launcher runs): what is tested is the
-// controller against the API server and the scheduler.
+// recorded. In a second namespace with its own KubeVirt CR (the controller's informers are scoped
+// to it), the parallel limits: a migration over parallelOutboundMigrationsPerNode or
+// parallelMigrationsPerCluster stays Pending with no target pod and starts when one in flight is
+// cancelled or the limit is raised; KubeVirt's phase metrics count them. VMIs are given a Running
+// status by hand (no launcher runs): what is tested is the controller against the API server and
+// the scheduler.
 // Needs the local cluster (make cluster-up), no installed kubevm; fails, never skips.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -19,8 +23,10 @@ import type { EventRecorder } from '../../runtime/events.js';
 import type { KubeVirtCR, VirtualMachineInstance } from '../../controller/api.js';
 import { kubevirtResource } from '../../controller/manager.js';
 import { vmiResource, persistentVolumeClaims } from '../../controller/vmi/controller.js';
-import { MigrationController, TARGET_POD_WAITING, migrationOfTargetPod, migrationPolicyResource, migrationResource, migrationsOfVmi, observeTargetPods } from '../../controller/migration/controller.js';
+import { MigrationController, TARGET_POD_WAITING, migrationOfTargetPod, migrationPolicyResource, migrationResource, migrationsOfVmi, observeTargetPods, pendingMigrations, pendingMigrationsWhenOneMoves } from '../../controller/migration/controller.js';
 import { MIGRATION_JOB_LABEL, migrationUidIndex } from '../../controller/migration/target-pod.js';
+import { reportMigrationPhases } from '../../controller/migration/metrics.js';
+import { registry } from '../../runtime/metrics.js';
 import type { Migration } from '../../controller/migration/target-pod.js';
 import { applyKubevmCrds, clusterClient, createTestNamespace, requireCluster, useLocalClusterKubeconfig } from './runtime-support.js';
 import { deleteNamespaceWithoutController } from './kubevm-namespace.js';
@@ -38,33 +44,40 @@ let client: KubeClient;
 let namespace: string;
 let nodeName: string;
 let nodeCount: number;
-let controller: Controller;
-let informers: Array<Informer<KubeObject>>;
+let running: RunningController | undefined;
 const recorded: Array<{ reason: string; message: string }> = [];
 
-function vmi(name: string, volumes: VirtualMachineInstance['spec']['volumes'] = []): VirtualMachineInstance {
+/** Where a test VMI runs: its namespace, the node its status names, and the node its nodeSelector pins it (and its target pod) to. */
+interface Placement {
+  namespace: string;
+  nodeName: string;
+  pinnedTo: string;
+}
+const here = (): Placement => ({ namespace, nodeName, pinnedTo: nodeName });
+
+function vmi(name: string, volumes: VirtualMachineInstance['spec']['volumes'] = [], at: Placement = here()): VirtualMachineInstance {
   return {
     apiVersion: 'kubevirt.io/v1',
     kind: 'VirtualMachineInstance',
-    metadata: { name, namespace, labels: { 'kubevm.io/migration-test': name } },
-    // Only the source node: the target pod, kept off it, fits nowhere.
-    spec: { domain: { memory: { guest: '128Mi' }, devices: {} }, volumes, nodeSelector: { 'kubernetes.io/hostname': nodeName } },
+    metadata: { name, namespace: at.namespace, labels: { 'kubevm.io/migration-test': name } },
+    // Only the source node (or no node at all): the target pod, kept off it, fits nowhere.
+    spec: { domain: { memory: { guest: '128Mi' }, devices: {} }, volumes, nodeSelector: { 'kubernetes.io/hostname': at.pinnedTo } },
   };
 }
 
-/** A VMI that looks Running on this node, as the node handler would report it. */
-async function runningVmi(name: string, volumes: VirtualMachineInstance['spec']['volumes'] = []): Promise<void> {
+/** A VMI that looks Running on its node, as the node handler would report it. */
+async function runningVmi(name: string, volumes: VirtualMachineInstance['spec']['volumes'] = [], at: Placement = here()): Promise<void> {
   const vmis = client.resource<VirtualMachineInstance>(vmiResource);
-  await vmis.create(vmi(name, volumes));
-  await vmis.patchStatus(name, namespace, { status: { phase: 'Running', nodeName } }, 'merge');
+  await vmis.create(vmi(name, volumes, at));
+  await vmis.patchStatus(name, at.namespace, { status: { phase: 'Running', nodeName: at.nodeName } }, 'merge');
 }
 
-async function migrate(name: string, vmiName: string): Promise<void> {
-  await client.resource<Migration>(migrationResource).create({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstanceMigration', metadata: { name, namespace }, spec: { vmiName } });
+async function migrate(name: string, vmiName: string, ns = namespace): Promise<void> {
+  await client.resource<Migration>(migrationResource).create({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstanceMigration', metadata: { name, namespace: ns }, spec: { vmiName } });
 }
 
-const migrationNow = (name: string) => client.resource<Migration>(migrationResource).get(name, namespace);
-const targetPods = async (migrationUid: string) => (await client.resource<Pod>(coreResources.pods).list({ namespace, labelSelector: `${MIGRATION_JOB_LABEL}=${migrationUid}` })).items;
+const migrationNow = (name: string, ns = namespace) => client.resource<Migration>(migrationResource).get(name, ns);
+const targetPods = async (migrationUid: string, ns = namespace) => (await client.resource<Pod>(coreResources.pods).list({ namespace: ns, labelSelector: `${MIGRATION_JOB_LABEL}=${migrationUid}` })).items;
 
 beforeAll(async () => {
   client = clusterClient();
@@ -81,12 +94,23 @@ beforeAll(async () => {
     spec: { selectors: { virtualMachineInstanceSelector: { 'kubevm.io/migration-test': 'unschedulable' } }, allowAutoConverge: true },
   } as KubeObject);
 
-  const common = { client, log: silentLogger, namespace };
+  running = await startMigrationController(namespace, { unschedulableSeconds: UNSCHEDULABLE_TIMEOUT_SECONDS });
+});
+
+interface RunningController {
+  controller: Controller;
+  informers: Array<Informer<KubeObject>>;
+  migrations: Informer<Migration>;
+}
+
+/** The migration controller in-process, its informers scoped to one namespace (its KubeVirt CR too). */
+async function startMigrationController(ns: string, timeouts: { unschedulableSeconds: number }): Promise<RunningController> {
+  const common = { client, log: silentLogger, namespace: ns };
   const migrations = new Informer<Migration>({ ...common, descriptor: migrationResource });
   const vmis = new Informer<VirtualMachineInstance>({ ...common, descriptor: vmiResource });
   const pods = new Informer<Pod>({ ...common, descriptor: coreResources.pods, labelSelector: 'kubevirt.io=virt-launcher', indexers: { ownerUid: ownerUidIndex, migrationUid: migrationUidIndex } });
   const kubevirts = new Informer<KubeVirtCR>({ ...common, descriptor: kubevirtResource });
-  informers = [migrations, vmis, pods, kubevirts] as Array<Informer<KubeObject>>;
+  const informers = [migrations, vmis, pods, kubevirts] as Array<Informer<KubeObject>>;
   const expectations = new ControllerExpectations();
   const events: EventRecorder = { record: (_object, _type, reason, message) => void recorded.push({ reason, message }) };
   const migrationController = new MigrationController({
@@ -98,20 +122,28 @@ beforeAll(async () => {
     expectations,
     events,
     launcherConfig: () => ({ launcherImage: 'kubevm-it/never-runs:1', launcherImagePullPolicy: 'IfNotPresent', useEmulation: true }),
-    timeouts: { unschedulableSeconds: UNSCHEDULABLE_TIMEOUT_SECONDS },
+    timeouts,
   });
   observeTargetPods(pods, expectations);
-  controller = new Controller({ name: 'migration-test', kind: 'VirtualMachineInstanceMigration', reconcile: migrationController.reconcile, log: silentLogger })
+  // As controller/manager.ts wires it, with two workers.
+  const controller = new Controller({ name: `migration-test-${ns}`, kind: 'VirtualMachineInstanceMigration', reconcile: migrationController.reconcile, log: silentLogger, workers: 2 })
     .watch(migrations)
+    .watch(migrations, pendingMigrationsWhenOneMoves(migrations))
+    .watch(kubevirts, pendingMigrations(migrations))
     .watch(pods, migrationOfTargetPod)
     .watch(vmis, migrationsOfVmi(migrations));
   for (const informer of informers) informer.start();
   await controller.start();
-});
+  return { controller, informers, migrations };
+}
+
+async function stopMigrationController(r: RunningController | undefined): Promise<void> {
+  await r?.controller.stop({ deadlineMs: 2000 });
+  await Promise.all((r?.informers ?? []).map((informer) => informer.stop()));
+}
 
 afterAll(async () => {
-  await controller?.stop({ deadlineMs: 2000 });
-  await Promise.all((informers ?? []).map((informer) => informer.stop()));
+  await stopMigrationController(running);
   await client.resource<KubeObject>(migrationPolicyResource).delete(POLICY).catch(() => undefined);
   // CRDs applied seconds ago may still answer 429 (storage is (re)initializing) to the cleanup's lists.
   if (namespace) await eventually('the test namespace cleaned up', 60_000, async () => (await deleteNamespaceWithoutController(client, namespace), true));
@@ -189,5 +221,89 @@ describe('VirtualMachineInstanceMigration controller (target pod unschedulable)'
       return m.status?.phase === 'Failed' ? m : undefined;
     });
     expect(failed.status?.migrationState?.failureReason).toBe('VirtualMachineInstance no-such-vmi does not exist');
+  });
+});
+
+describe('VirtualMachineInstanceMigration controller (parallel migration limits)', () => {
+  const NODE_A = 'kubevm-it-node-a';
+  const NODE_B = 'kubevm-it-node-b';
+  let ns: string;
+  let limited: RunningController | undefined;
+  let unreport: (() => void) | undefined;
+  // Pinned to no node: every target pod stays unschedulable, so every migration that started stays
+  // in flight (Scheduling) for the whole test (its unschedulable timeout is 10 minutes here).
+  const at = (node: string): Placement => ({ namespace: ns, nodeName: node, pinnedTo: 'kubevm-it-nowhere' });
+  const kubevirts = () => client.resource<KubeVirtCR>(kubevirtResource);
+  const waitingReason = (m: Migration) => m.status?.conditions?.find((c) => c.type === TARGET_POD_WAITING);
+  const gauge = async (name: string) => (await registry.getSingleMetric(name)?.get())?.values[0]?.value;
+
+  beforeAll(async () => {
+    ns = await createTestNamespace(client, 'kubevm-migration-limits');
+    await kubevirts().create({
+      apiVersion: 'kubevirt.io/v1',
+      kind: 'KubeVirt',
+      metadata: { name: 'kubevirt', namespace: ns },
+      spec: { configuration: { migrations: { parallelMigrationsPerCluster: 3, parallelOutboundMigrationsPerNode: 2 } } },
+    });
+    limited = await startMigrationController(ns, { unschedulableSeconds: 600 });
+    unreport = reportMigrationPhases(limited.migrations);
+  });
+
+  afterAll(async () => {
+    unreport?.();
+    await stopMigrationController(limited);
+    if (ns) await eventually('the limits namespace cleaned up', 60_000, async () => (await deleteNamespaceWithoutController(client, ns), true));
+  });
+
+  it('keeps a migration over parallelOutboundMigrationsPerNode or parallelMigrationsPerCluster Pending without a target pod, and starts it when a slot frees or the limit rises', async () => {
+    for (const [name, node] of [['a1', NODE_A], ['a2', NODE_A], ['a3', NODE_A], ['b1', NODE_B], ['b2', NODE_B]] as const) await runningVmi(name, [], at(node));
+    const inPhase = (name: string, phase: string) => eventually(`${name} to be ${phase}`, 30_000, async () => {
+      const m = await migrationNow(name, ns);
+      return m.status?.phase === phase ? m : undefined;
+    });
+    const waitingFor = (name: string, reason: string) => eventually(`${name} to wait Pending for ${reason}`, 30_000, async () => {
+      const m = await migrationNow(name, ns);
+      return m.status?.phase === 'Pending' && waitingReason(m)?.reason === reason ? m : undefined;
+    });
+
+    // Two out of node A; the third waits for the node's limit.
+    for (const name of ['a1', 'a2', 'a3']) await migrate(`mig-${name}`, name, ns);
+    const a3 = await waitingFor('mig-a3', 'ParallelOutboundMigrationsPerNodeLimit');
+    expect(waitingReason(a3)?.message).toBe(
+      `waiting for a free slot: 2 migrations are in flight out of node ${NODE_A}, the limit (KubeVirt CR spec.configuration.migrations.parallelOutboundMigrationsPerNode) is 2`,
+    );
+    await inPhase('mig-a1', 'Scheduling');
+    await inPhase('mig-a2', 'Scheduling');
+    expect(await targetPods(a3.metadata?.uid ?? '', ns)).toHaveLength(0);
+
+    // Node B takes the cluster's third slot; its next migration waits for the cluster's limit.
+    await migrate('mig-b1', 'b1', ns);
+    await inPhase('mig-b1', 'Scheduling');
+    await migrate('mig-b2', 'b2', ns);
+    const b2 = await waitingFor('mig-b2', 'ParallelMigrationsPerClusterLimit');
+    expect(waitingReason(b2)?.message).toBe('waiting for a free slot: 3 migrations are in flight in the cluster, the limit (KubeVirt CR spec.configuration.migrations.parallelMigrationsPerCluster) is 3');
+    expect(await targetPods(b2.metadata?.uid ?? '', ns)).toHaveLength(0);
+    // KubeVirt's phase metrics, from the controller's cache.
+    await eventually('the phase metrics to count 2 Pending and 3 Scheduling', 10_000, async () => (await gauge('kubevirt_vmi_migrations_in_pending_phase')) === 2 && (await gauge('kubevirt_vmi_migrations_in_scheduling_phase')) === 3);
+
+    // A migration in flight is cancelled: its slot goes to one waiting migration, and only one.
+    await client.resource<Migration>(migrationResource).delete('mig-a1', ns);
+    const started = await eventually('one waiting migration to start', 30_000, async () => {
+      const phases = await Promise.all(['mig-a3', 'mig-b2'].map(async (name) => ({ name, phase: (await migrationNow(name, ns)).status?.phase })));
+      const moved = phases.filter((p) => p.phase === 'Scheduling');
+      return moved.length > 0 ? moved : undefined;
+    });
+    expect(started).toHaveLength(1);
+    const other = started[0]?.name === 'mig-a3' ? 'mig-b2' : 'mig-a3';
+    await waitingFor(other, 'ParallelMigrationsPerClusterLimit');
+    const live = (await client.resource<Migration>(migrationResource).list({ namespace: ns })).items.filter((m) => m.status?.phase === 'Scheduling');
+    expect(live).toHaveLength(3);
+
+    // The limit rises in the KubeVirt CR: the last one starts without anything else changing.
+    await kubevirts().patch('kubevirt', ns, { spec: { configuration: { migrations: { parallelMigrationsPerCluster: 5 } } } }, 'merge');
+    const last = await inPhase(other, 'Scheduling');
+    expect(last.status?.phaseTransitionTimestamps?.map((t) => t.phase)).toEqual(['Pending', 'Scheduling']);
+    expect(waitingReason(last)?.reason).not.toMatch(/^Parallel/);
+    await eventually('the phase metrics to count 0 Pending and 4 Scheduling', 10_000, async () => (await gauge('kubevirt_vmi_migrations_in_pending_phase')) === 0 && (await gauge('kubevirt_vmi_migrations_in_scheduling_phase')) === 4);
   });
 });
