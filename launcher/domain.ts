@@ -24,6 +24,7 @@ import { portForwardTarget, qemuArgs } from './qemu-args.js';
 import type { QemuContext } from './qemu-args.js';
 import { QmpClient, qmp } from './qmp.js';
 import { OutgoingMigration, migrationCapabilities, migrationProgress } from './migration.js';
+import { MigrationOutlet, QemuStreamRelay } from './migration-out.js';
 import type { DomainCondition, DomainError, DomainEvent, DomainPhase, DomainStatus, GuestInfo, MigrateArgs, MigrationProgress, MigrationResult, QmpEvent, StartStep } from '../runtime/contracts/launcher-protocol.js';
 import { SCREENSHOT_MAX_BYTES, SERIAL_LOG_TAIL_BYTES } from '../runtime/contracts/launcher-protocol.js';
 import { kernelBootFiles, prepareVolumes } from './volumes.js';
@@ -67,6 +68,8 @@ export class Domain extends EventEmitter {
   private acpiRebooting = false;
   /** The outgoing migration while one runs (this domain is its source). */
   private outgoing: OutgoingMigration | undefined;
+  /** migration-out.sock, where the source's node handler connects before it asks to migrate. */
+  private readonly migrationOut: MigrationOutlet;
   readonly sockets: ReturnType<typeof socketPaths>;
 
   /**
@@ -83,6 +86,7 @@ export class Domain extends EventEmitter {
     super();
     this.sockets = socketPaths(config.runDir);
     this.agent = new GuestAgent(this.sockets.guestAgent);
+    this.migrationOut = new MigrationOutlet(this.sockets.migrationOut, log.child({ migration: 'outgoing' }));
   }
 
   status(): DomainStatus {
@@ -186,7 +190,8 @@ export class Domain extends EventEmitter {
       step = 'network';
       await this.startPasst();
       step = 'qemu-start';
-      for (const s of [this.sockets.qmp, this.sockets.serial, this.sockets.vnc, this.sockets.guestAgent, this.sockets.migrationIn]) await rm(s, { force: true });
+      for (const s of [this.sockets.qmp, this.sockets.serial, this.sockets.vnc, this.sockets.guestAgent, this.sockets.migrationIn, this.sockets.migrationQemu]) await rm(s, { force: true });
+      await this.migrationOut.listen();
       await this.spawnQemu(args);
       step = 'qmp-connect';
       await this.connectQmp();
@@ -272,6 +277,7 @@ export class Domain extends EventEmitter {
     clearTimeout(this.unfreezeTimer);
     for (const h of this.helpers) h.kill('SIGTERM');
     this.qmpClient?.close();
+    void this.migrationOut.close().catch((error: unknown) => this.log.warn({ err: error }, 'could not close migration-out.sock'));
     this.log.info({ code, signal, requested: this.stopRequested }, 'QEMU exited');
     if (this.phase === 'Starting' || this.phase === 'Failed') return; // doStart reports it
     // As KubeVirt: a domain that was shut down or destroyed on request ends Succeeded (reason
@@ -556,32 +562,43 @@ export class Domain extends EventEmitter {
   }
 
   /**
-   * Migrates the domain out through `migration-out.sock` (the node handler's end of the migration
-   * channel); resolves when the migration has ended. A failed or aborted migration leaves the guest
-   * running here: QEMU resumes it itself, and it is resumed here should QEMU have left it stopped.
+   * Migrates the domain out over the node handler's connection waiting on `migration-out.sock`
+   * (already carried to the target node): QEMU migrates to this launcher's private
+   * `migration-qemu.sock` and the relay joins the two (launcher/migration-out.ts). Resolves when the
+   * migration has ended, the relay torn down. A failed or aborted migration leaves the guest running
+   * here: QEMU resumes it itself, and it is resumed here should QEMU have left it stopped.
    */
   async migrate(args: MigrateArgs): Promise<MigrationResult> {
     if (this.phase !== 'Running') throw new Error(`the domain is ${this.phase}: only a Running domain is migrated`);
     if (this.outgoing) throw new Error('a migration of this domain is already running');
     const client = this.qmpClient;
     if (!client || client.isClosed) throw new Error('QEMU is not running');
-    const migration = new OutgoingMigration(client, `unix:${this.sockets.migrationOut}`, args, {
-      log: this.log.child({ migration: 'outgoing' }),
-      onProgress: (progress) => this.publish({ type: 'migration', progress }),
-    });
-    this.outgoing = migration;
+    const log = this.log.child({ migration: 'outgoing' });
+    const handler = this.migrationOut.take();
+    let relay: QemuStreamRelay | undefined;
     try {
+      relay = await QemuStreamRelay.open(this.sockets.migrationQemu, handler, log);
+      const migration = new OutgoingMigration(client, relay.uri, args, {
+        log,
+        onProgress: (progress) => this.publish({ type: 'migration', progress }),
+      });
+      this.outgoing = migration;
       const result = await migration.run();
-      this.log.info({ outcome: result.outcome, reason: result.reason, progress: result.progress }, 'migration ended');
+      const relayed = await relay.finish(result.outcome === 'Succeeded');
+      this.log.info({ outcome: result.outcome, reason: result.reason, progress: result.progress, relay: relayed }, 'migration ended');
       if (result.outcome === 'Succeeded') {
         // The source stays paused (postmigrate) until the handler kills it.
         await this.refreshStatus('Paused');
       } else {
         await this.resumeAfterMigration();
       }
-      return result;
+      return { ...result, relay: relayed };
     } finally {
       this.outgoing = undefined;
+      // However it ended (a QMP error, QEMU gone): nothing of this migration stays open.
+      if (relay) await relay.finish(false);
+      handler.destroy();
+      this.migrationOut.done();
     }
   }
 

@@ -1,20 +1,18 @@
 // The node-handler-to-node-handler migration channel (runtime/contracts/migration-channel.ts).
 //
-//   source QEMU ──unix──▶ MigrationSender ══TCP+mTLS══▶ MigrationReceiver ──unix──▶ target QEMU
-//   (migration-out.sock, in the source        (one per node)      (migration-in.sock of the
-//    launcher's run directory)                                      target launcher)
+//   source launcher ◀──unix── MigrationSender ══TCP+mTLS══▶ MigrationReceiver ──unix──▶ target QEMU
+//   (migration-out.sock; it relays    (connects)         (one per node)      (migration-in.sock of the
+//    its QEMU's stream)                                                        target launcher)
 //
 // The launcher pod's network belongs to the guest (KubeVirt found the same), so QEMU never opens a
-// network connection itself: each end talks to a unix socket in its launcher's run directory and
-// the node handlers carry the bytes between the nodes. Both ends present a certificate from the
+// network connection itself: each end is a unix socket the launcher listens on in its run directory,
+// the node handlers connect to them (the pods directory is read-only to a node handler: it never
+// makes anything there) and carry the bytes between the nodes. Both ends present a certificate from the
 // cluster's CA; the receiver accepts a stream only for a migration it was told to expect. Buffers
 // are bounded: a side that does not read stops the other (socket backpressure), so a stalled peer
 // costs at most a few high-water marks per connection, never the whole stream.
 import net from 'node:net';
 import tls from 'node:tls';
-import { closeSync, constants as fsConstants, fstatSync, openSync } from 'node:fs';
-import { chown, chmod, rm } from 'node:fs/promises';
-import path from 'node:path';
 import { Counter } from 'prom-client';
 import type { Logger } from 'pino';
 import {
@@ -23,12 +21,12 @@ import {
   MigrationChannelAnswer,
   MigrationChannelHello,
 } from '../runtime/contracts/migration-channel.js';
-import { describeZodError } from '../runtime/contracts/launcher-protocol.js';
+import { MigrationOutAnswer, describeZodError } from '../runtime/contracts/launcher-protocol.js';
 import { LAUNCHER_UID, launcherSockets } from '../runtime/contracts/launcher-pod.js';
 import { registry } from '../runtime/metrics.js';
 import { NdjsonReader, ndjsonLine, parseJsonLine } from '../runtime/ndjson.js';
 import { bridge } from '../runtime/stream-bridge.js';
-import { O_PATH, openPodDirectory } from './launcher-client.js';
+import { openLauncherSocket } from './launcher-client.js';
 
 export const migrationChannelBytes = new Counter({
   name: 'kubevm_migration_channel_bytes_total',
@@ -249,62 +247,36 @@ export interface MigrationSenderOptions {
   migrationUid: string;
   /**
    * The kubelet's pods directory and the source launcher's run directory inside it, as the node
-   * sees them: QEMU connects to `migration-out.sock` there (launcherSockets().migrationOut).
+   * sees them: the launcher listens on `migration-out.sock` there (launcherSockets().migrationOut).
    */
   podsDir: string;
   runDir: string;
-  /** The launcher's uid/gid, so its QEMU may connect (the socket is 0660); default the contract's. */
-  owner?: { uid: number; gid: number };
+  /** The uid that must own the launcher's socket; default the contract's. */
+  ownerUid?: number;
   /** The target node's receiver. */
   target: { host: string; port: number; serverName: string };
 }
 
 /**
- * The source node's end for one migration: listens on the source launcher's migration-out.sock
- * and carries each stream QEMU opens to the target node's receiver.
+ * The source node's end for one migration: connects to the source launcher's migration-out.sock
+ * (the launcher's socket, opened as every launcher socket is: no link followed, owner checked; the
+ * handler never makes anything in the pod's directory, which it sees read-only), then to the
+ * target node's receiver, and joins the two. The launcher relays QEMU's stream over this
+ * connection once it is told to migrate.
  */
 export class MigrationSender {
   private readonly sockets = new OpenSockets();
 
-  private constructor(
-    private readonly server: net.Server,
-    private readonly options: MigrationSenderOptions,
-  ) {}
+  private constructor(private readonly options: MigrationSenderOptions) {}
 
-  /**
-   * The socket is made in a directory the pod controls: it is bound through a descriptor of that
-   * directory opened without following links (openPodDirectory), and its owner and mode are set
-   * on the inode just bound, checked to be a socket, never on whatever the path names meanwhile.
-   */
-  static async open(options: MigrationSenderOptions): Promise<MigrationSender> {
-    const name = path.basename(launcherSockets(options.runDir).migrationOut);
-    const dirFd = openPodDirectory(options.podsDir, options.runDir);
-    const server = net.createServer({ pauseOnConnect: true });
-    const sender = new MigrationSender(server, options);
+  /** Resolves once both ends are connected and the target node expects the stream; throws why not. */
+  static async connect(options: MigrationSenderOptions): Promise<MigrationSender> {
+    const sender = new MigrationSender(options);
     try {
-      const bindPath = `/proc/self/fd/${dirFd}/${name}`;
-      // unlink does not follow a link: a planted one is removed, never its target.
-      await rm(bindPath, { force: true });
-      server.on('connection', (socket) => void sender.onConnection(socket));
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(bindPath, () => resolve());
-      });
-      const socketFd = openSync(bindPath, O_PATH | fsConstants.O_NOFOLLOW);
-      try {
-        if (!fstatSync(socketFd).isSocket()) throw new Error(`${path.join(options.runDir, name)} is not the socket just bound`);
-        const inode = `/proc/self/fd/${socketFd}`;
-        const owner = options.owner ?? { uid: LAUNCHER_UID, gid: LAUNCHER_UID };
-        await chown(inode, owner.uid, owner.gid);
-        await chmod(inode, 0o660);
-      } finally {
-        closeSync(socketFd);
-      }
+      await sender.join();
     } catch (error) {
-      server.close();
+      sender.sockets.destroyAll();
       throw error;
-    } finally {
-      closeSync(dirFd);
     }
     return sender;
   }
@@ -313,22 +285,29 @@ export class MigrationSender {
     return this.sockets.bufferedBytes();
   }
 
-  async close(): Promise<void> {
+  /** Cuts both connections (the launcher ends its relay, the target its incoming stream). */
+  close(): void {
     this.sockets.destroyAll();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-    const dirFd = openPodDirectory(this.options.podsDir, this.options.runDir);
-    try {
-      await rm(`/proc/self/fd/${dirFd}/${path.basename(launcherSockets(this.options.runDir).migrationOut)}`, { force: true });
-    } finally {
-      closeSync(dirFd);
-    }
   }
 
-
-  private async onConnection(qemu: net.Socket): Promise<void> {
-    this.sockets.track(qemu);
-    qemu.on('error', () => qemu.destroy());
+  private async join(): Promise<void> {
     const { tls: creds, target, log, migrationUid } = this.options;
+    const socketPath = launcherSockets(this.options.runDir).migrationOut;
+    const launcher = await openLauncherSocket(this.options.podsDir, socketPath, { ownerUid: this.options.ownerUid ?? LAUNCHER_UID });
+    this.sockets.track(launcher);
+    launcher.on('error', () => launcher.destroy());
+    let fromLauncher: { value: unknown; rest: Buffer };
+    try {
+      fromLauncher = await readFirstLine(launcher, HELLO_TIMEOUT_MS);
+    } catch (error) {
+      throw new Error(`the source launcher did not answer on ${socketPath}: ${(error as Error).message}`, { cause: error });
+    }
+    const launcherAnswer = MigrationOutAnswer.safeParse(fromLauncher.value);
+    if (!launcherAnswer.success) throw new Error(`the source launcher answered something else than its migration-out answer: ${describeZodError(launcherAnswer.error)}`);
+    if (!launcherAnswer.data.ok) throw new Error(`the source launcher refused the migration connection: ${launcherAnswer.data.message}`);
+    // The launcher sends nothing more before QEMU's stream starts.
+    if (fromLauncher.rest.length) throw new Error('the source launcher sent bytes before the migration started');
+
     const remote = tls.connect({
       host: target.host,
       port: target.port,
@@ -350,17 +329,12 @@ export class MigrationSender {
       const answer = MigrationChannelAnswer.safeParse(first.value);
       if (!answer.success) throw new Error(`the target node answered something else than the channel's answer: ${describeZodError(answer.error)}`);
       if (!answer.data.ok) throw new Error(`the target node refused the stream: ${answer.data.message}`);
-      if (first.rest.length) qemu.write(first.rest);
+      if (first.rest.length) launcher.write(first.rest);
     } catch (error) {
-      // QEMU sees its connection closed and fails the migration; the source guest keeps running.
-      log.warn({ err: (error as Error).message, target: `${target.host}:${target.port}` }, 'cannot carry a migration stream to the target node');
-      remote.destroy();
-      qemu.destroy();
-      return;
+      throw new Error(`cannot carry the migration stream to the target node ${target.host}:${target.port}: ${(error as Error).message}`, { cause: error });
     }
-    log.info({ migrationUid, target: `${target.host}:${target.port}` }, 'migration stream connected to the target node');
-    splice(qemu, remote, { ab: 'sent' });
-    qemu.resume();
-    remote.resume();
+    remote.on('error', () => remote.destroy());
+    log.info({ migrationUid, target: `${target.host}:${target.port}` }, 'migration stream connected from the source launcher to the target node');
+    splice(launcher, remote, { ab: 'sent' });
   }
 }

@@ -1,8 +1,8 @@
 // A node handler's two roles in a migration, over the launcher protocol and the migration channel:
 // the target's handler makes the target launcher wait for the stream (QEMU -incoming on its
 // migration-in.sock) and tells its MigrationReceiver to expect the migration; the source's handler
-// opens a MigrationSender on the source launcher's migration-out.sock and tells the launcher to
-// migrate, closing the sender however the migration ends.
+// connects the source launcher's migration-out.sock to the target node (MigrationSender), then
+// tells the launcher to migrate, closing the connections however the migration ends.
 import type { Logger } from 'pino';
 import type { MigrateArgs, MigrationResult } from '../runtime/contracts/launcher-protocol.js';
 import { LAUNCHER_UID, launcherSockets } from '../runtime/contracts/launcher-pod.js';
@@ -43,21 +43,23 @@ export interface OutgoingMigration {
   target: { host: string; port: number; serverName: string };
   args: MigrateArgs;
   log: Logger;
-  owner?: { uid: number; gid: number };
+  /** The uid that must own the launcher's sockets; default the contract's. */
+  ownerUid?: number;
 }
 
 /**
- * Migrates the source launcher's domain to the target node; resolves with how it ended. Its
- * progress goes to the kubevirt_vmi_migration_* metrics.
+ * Migrates the source launcher's domain to the target node; resolves with how it ended. The stream
+ * is joined before the launcher is told to migrate: its migration-out.sock to the target node's
+ * receiver (MigrationSender). Its progress goes to the kubevirt_vmi_migration_* metrics.
  */
 export async function migrateOut(launcher: LauncherClient, m: OutgoingMigration): Promise<MigrationResult> {
-  const sender = await MigrationSender.open({
+  const sender = await MigrationSender.connect({
     tls: m.tls,
     log: m.log,
     migrationUid: m.migrationUid,
     podsDir: m.podsDir,
     runDir: m.runDir,
-    owner: m.owner ?? { uid: LAUNCHER_UID, gid: LAUNCHER_UID },
+    ownerUid: m.ownerUid ?? LAUNCHER_UID,
     target: m.target,
   });
   // The launcher pushes its progress about once a second to a subscribed connection.
@@ -69,9 +71,10 @@ export async function migrateOut(launcher: LauncherClient, m: OutgoingMigration)
     const result = await launcher.call('migrate', m.args);
     const vmi = (await launcher.call('hello')).vmi;
     recordMigrationProgress(vmi, result.progress);
+    if (result.relay) m.log.info({ outcome: result.outcome, downtimeMs: result.progress.downtimeMs, totalTimeMs: result.progress.totalTimeMs, relay: result.relay }, 'the source launcher relayed the migration stream');
     return result;
   } finally {
     launcher.off('event', onEvent);
-    await sender.close();
+    sender.close();
   }
 }

@@ -130,8 +130,15 @@ export function launcherSockets(runDir: string) {
     passt: (iface: string) => path.join(runDir, `passt-${iface}.sock`),
     /** A migration target's QEMU listens here; the target's node handler connects the stream to it. */
     migrationIn: path.join(runDir, 'migration-in.sock'),
-    /** A migration source's QEMU connects here; the source's node handler listens and carries the stream. */
+    /**
+     * The launcher listens here for the source's node handler (docs/migration.md): the handler
+     * connects, the launcher answers one line (MigrationOutAnswer), and on `migrate` the launcher
+     * relays QEMU's outgoing stream over that connection. The handler only ever connects: the
+     * pods directory is read-only to it.
+     */
     migrationOut: path.join(runDir, 'migration-out.sock'),
+    /** A migration source's QEMU connects here, only while the launcher migrates; nothing else uses it. */
+    migrationQemu: path.join(runDir, 'migration-qemu.sock'),
   };
 }
 

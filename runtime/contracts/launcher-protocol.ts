@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { GuestFileSystems, GuestOSUsers } from '../api/kubevirt/v1/subresources.js';
 import { VirtualMachineInstanceGuestOSInfo } from '../api/kubevirt/v1/virtualmachineinstance.js';
+import { MIGRATION_CHANNEL_MAX_LINE_BYTES, MigrationChannelAnswer } from './migration-channel.js';
 
 export const LAUNCHER_PROTOCOL_VERSION = 1;
 
@@ -144,8 +145,10 @@ export type MigrationProgress = z.infer<typeof MigrationProgress>;
 
 /**
  * How a source migrates (KubeVirt's MigrationConfiguration, resolved for one VMI by the controller;
- * docs/migration.md). QEMU connects to the launcher's `migration-out.sock`, which the node handler
- * serves and carries to the target node (runtime/contracts/launcher-pod.ts); a launcher never opens
+ * docs/migration.md). The source's node handler has connected to the launcher's
+ * `migration-out.sock` (and through the migration channel to the target node) before it calls
+ * `migrate`; the launcher has QEMU migrate to its private `migration-qemu.sock` and relays that
+ * stream over the handler's connection (runtime/contracts/launcher-pod.ts). A launcher never opens
  * a network connection for a migration, since its pod's network belongs to the guest.
  */
 export const MigrateArgs = z.object({
@@ -164,6 +167,27 @@ export const MigrateArgs = z.object({
 });
 export type MigrateArgs = z.infer<typeof MigrateArgs>;
 
+/**
+ * The one line the launcher answers a connection to its `migration-out.sock` with: ok, the
+ * connection waits for `migrate` (nothing else is read or written on it until then); or refused,
+ * with why (one is already waiting or a migration runs), and the connection is closed. The same
+ * shape as the migration channel's answer, the next hop of the same stream.
+ */
+export const MigrationOutAnswer = MigrationChannelAnswer;
+export type MigrationOutAnswer = MigrationChannelAnswer;
+/** The longest answer line on `migration-out.sock`. */
+export const MIGRATION_OUT_ANSWER_MAX_BYTES = MIGRATION_CHANNEL_MAX_LINE_BYTES;
+
+/** What the launcher's relay between QEMU and the node handler's connection carried and cost. */
+export const MigrationRelay = z.object({
+  /** Bytes from QEMU to the target, and back (QEMU's return path). */
+  bytesOut: z.int().nonnegative(),
+  bytesIn: z.int().nonnegative(),
+  /** The launcher process's CPU time (user + system) while the migration ran, in milliseconds. */
+  launcherCpuMs: z.number().nonnegative(),
+});
+export type MigrationRelay = z.infer<typeof MigrationRelay>;
+
 /** How a source's migration ended. Failed and Aborted leave the source running as it was. */
 export const MigrationResult = z.object({
   outcome: z.enum(['Succeeded', 'Failed', 'Aborted']),
@@ -178,6 +202,8 @@ export const MigrationResult = z.object({
     'downtime-limit': z.number().optional(),
   }),
   capabilities: z.record(z.string(), z.boolean()),
+  /** The relay's figures, once QEMU's stream was relayed. */
+  relay: MigrationRelay.optional(),
 });
 export type MigrationResult = z.infer<typeof MigrationResult>;
 

@@ -222,6 +222,12 @@ export interface PodsDir {
   path: string;
   /** Creates (if needed) and returns the pod's `private` directory, owned by the launcher's uid. */
   privateDir(podUid: string): string;
+  /**
+   * The same directory through a read-only bind mount, as the node handler mounts the kubelet's
+   * pods directory (SECURITY.md): a handler given this path fails with EROFS on any write there.
+   * Needs root (the launcher tests run as root); made on first use, unmounted by remove().
+   */
+  readOnlyView(): string;
   remove(): void;
 }
 
@@ -229,6 +235,7 @@ export function makePodsDir(): PodsDir {
   const pods = mkdtempSync(path.join(os.tmpdir(), 'kubevm-pods-'));
   // The launcher (uid 107) must reach its run directory.
   chmodSync(pods, 0o755);
+  let view: string | undefined;
   return {
     path: pods,
     privateDir(podUid) {
@@ -239,7 +246,28 @@ export function makePodsDir(): PodsDir {
       if (process.getuid?.() === 0) chownSync(dir, QEMU_UID, QEMU_UID);
       return dir;
     },
-    remove: () => rmSync(pods, { recursive: true, force: true }),
+    readOnlyView() {
+      if (view) return view;
+      const mountPoint = `${pods}-ro`;
+      mkdirSync(mountPoint);
+      try {
+        execFileSync('mount', ['--bind', pods, mountPoint], { stdio: ['ignore', 'ignore', 'pipe'] });
+        execFileSync('mount', ['-o', 'remount,bind,ro', mountPoint], { stdio: ['ignore', 'ignore', 'pipe'] });
+      } catch (error) {
+        rmSync(mountPoint, { recursive: true, force: true });
+        throw new Error(`cannot make a read-only view of ${pods} (the launcher tests need root for it): ${(error as Error).message}`, { cause: error });
+      }
+      view = mountPoint;
+      return view;
+    },
+    remove: () => {
+      if (view) {
+        execFileSync('umount', [view]);
+        rmSync(view, { recursive: true, force: true });
+        view = undefined;
+      }
+      rmSync(pods, { recursive: true, force: true });
+    },
   };
 }
 

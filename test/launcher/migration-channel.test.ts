@@ -1,14 +1,18 @@
-// The node handlers' migration channel with real sockets (no QEMU): mutual TLS from one CA, only
-// expected migrations, bytes carried intact both ways, bounded buffers against a peer that does not
-// read, and a cut on one side cutting the other.
+// The node handlers' migration channel with real sockets (no QEMU): the source launcher's real
+// migration-out.sock (launcher/migration-out.ts) standing in for the launcher's relay, the real
+// sender and receiver; mutual TLS from one CA, only expected migrations, bytes carried intact both
+// ways, bounded buffers against a peer that does not read, a cut on one side cutting the other, and
+// the handler's side never making anything in the pod's directory (it sees it read-only).
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { jest } from '@jest/globals';
 import { pino } from 'pino';
+import { MigrationOutlet } from '../../launcher/migration-out.js';
 import { MigrationReceiver, MigrationSender, migrationChannelRefused } from '../../node-handler/migration-channel.js';
 import type { MigrationTls } from '../../node-handler/migration-channel.js';
 import { launcherSockets } from '../../runtime/contracts/launcher-pod.js';
@@ -53,6 +57,18 @@ function readAll(s: net.Socket, bytes: number): Promise<Buffer> {
   });
 }
 
+/** A directory's entries with their kinds, owners, modes and times: what a write there would change. */
+function snapshot(d: string): unknown {
+  const self = statSync(d);
+  return {
+    dir: [self.mtimeMs, self.ctimeMs],
+    entries: readdirSync(d).sort().map((name) => {
+      const e = lstatSync(path.join(d, name));
+      return [name, e.mode, e.uid, e.mtimeMs, e.ctimeMs];
+    }),
+  };
+}
+
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('migration channel (TCP + mutual TLS, real sockets)', () => {
@@ -72,22 +88,35 @@ describe('migration channel (TCP + mutual TLS, real sockets)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** A sender for a "launcher" run directory `run` in the pods directory `dir`. */
-  async function sender(migrationUid: string, creds: MigrationTls = certs['node-a'], run = 'run'): Promise<{ socketPath: string; channel: MigrationSender }> {
+  /** A source launcher's migration-out.sock in the run directory `run` of the pods directory `dir`. */
+  async function outlet(run = 'run'): Promise<{ runDir: string; outlet: MigrationOutlet }> {
     const runDir = path.join(dir, run);
     mkdirSync(runDir, { recursive: true });
-    const channel = await MigrationSender.open({ tls: creds, log, migrationUid, podsDir: dir, runDir, owner: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }, target: { ...address, serverName: 'node-b' } });
+    const o = new MigrationOutlet(launcherSockets(runDir).migrationOut, log);
+    await o.listen();
+    cleanups.push(() => o.close());
+    return { runDir, outlet: o };
+  }
+
+  /**
+   * A sender joined to the launcher's migration-out.sock; `qemu` is the launcher's end of it, where
+   * the launcher's relay writes QEMU's stream.
+   */
+  async function sender(migrationUid: string, creds: MigrationTls = certs['node-a'], run = 'run'): Promise<{ qemu: net.Socket; channel: MigrationSender }> {
+    const { runDir, outlet: o } = await outlet(run);
+    const channel = await MigrationSender.connect({ tls: creds, log, migrationUid, podsDir: dir, runDir, ownerUid: process.getuid?.() ?? 0, target: { ...address, serverName: 'node-b' } });
     cleanups.push(() => channel.close());
-    return { socketPath: launcherSockets(runDir).migrationOut, channel };
+    const qemu = o.take();
+    qemu.resume();
+    cleanups.push(() => void qemu.destroy());
+    return { qemu, channel };
   }
 
   it('carries a stream both ways, byte for byte', async () => {
     const incoming = await fakeIncoming(dir);
     cleanups.push(incoming.close);
     receiver.expect('m1', () => connectUnix(incoming.path));
-    const { socketPath } = await sender('m1');
-    const qemu = await connectUnix(socketPath);
-    cleanups.push(() => void qemu.destroy());
+    const { qemu } = await sender('m1');
     const forward = randomBytes(8 * 1024 * 1024);
     const back = randomBytes(64 * 1024);
     qemu.write(forward);
@@ -102,9 +131,7 @@ describe('migration channel (TCP + mutual TLS, real sockets)', () => {
     const incoming = await fakeIncoming(dir);
     cleanups.push(incoming.close);
     receiver.expect('m2', () => connectUnix(incoming.path));
-    const { socketPath, channel } = await sender('m2');
-    const qemu = await connectUnix(socketPath);
-    cleanups.push(() => void qemu.destroy());
+    const { qemu, channel } = await sender('m2');
     const target = await incoming.accepted;
     target.pause();
     // Offer 64 MiB: the channel must push the writer back long before it holds that much.
@@ -135,8 +162,7 @@ describe('migration channel (TCP + mutual TLS, real sockets)', () => {
     const incoming = await fakeIncoming(dir);
     cleanups.push(incoming.close);
     receiver.expect('m3', () => connectUnix(incoming.path));
-    const { socketPath } = await sender('m3');
-    const qemu = await connectUnix(socketPath);
+    const { qemu } = await sender('m3');
     qemu.write('x');
     const target = await incoming.accepted;
     const closed = new Promise<void>((resolve) => qemu.once('close', () => resolve()));
@@ -147,10 +173,7 @@ describe('migration channel (TCP + mutual TLS, real sockets)', () => {
   it('refuses a migration it does not expect, and a peer from another CA or with no certificate', async () => {
     const before = async (reason: string) => (await migrationChannelRefused.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
     const unexpected = await before('unexpected');
-    const { socketPath } = await sender('nobody-expects-me');
-    const qemu = await connectUnix(socketPath);
-    qemu.write('data');
-    await new Promise<void>((resolve) => qemu.once('close', () => resolve()));
+    await expect(sender('nobody-expects-me')).rejects.toThrow(/the target node refused the stream: this node expects no migration nobody-expects-me/);
     expect(await before('unexpected')).toBe(unexpected + 1);
 
     const tlsRefused = await before('tls');
@@ -175,12 +198,11 @@ describe('migration channel (TCP + mutual TLS, real sockets)', () => {
       reached = true;
       return connectUnix('/nonexistent');
     });
-    mkdirSync(path.join(dir, 'rogue'));
-    const s = await MigrationSender.open({ tls: certs['node-a'], log, migrationUid: 'm4', podsDir: dir, runDir: path.join(dir, 'rogue'), target: { ...rogueAddress, serverName: 'stranger' } });
-    cleanups.push(() => s.close());
-    const q = await connectUnix(launcherSockets(path.join(dir, 'rogue')).migrationOut);
-    await new Promise<void>((resolve) => q.once('close', () => resolve()));
+    const rogueRun = await outlet('rogue');
+    await expect(MigrationSender.connect({ tls: certs['node-a'], log, migrationUid: 'm4', podsDir: dir, runDir: rogueRun.runDir, ownerUid: process.getuid?.() ?? 0, target: { ...rogueAddress, serverName: 'stranger' } })).rejects.toThrow(/cannot carry the migration stream to the target node/);
     expect(reached).toBe(false);
+    // The launcher's end was let go: it takes the next connection.
+    await eventually('the refused connection to be gone from the launcher', 5000, () => (rogueRun.outlet.hasWaiting ? undefined : true));
   });
 
   it('with peer names, refuses a certificate of the same CA for another name (another component\'s)', async () => {
@@ -215,27 +237,68 @@ describe('migration channel (TCP + mutual TLS, real sockets)', () => {
     good.destroy();
   });
 
-  it('makes its socket in the pod\'s directory without following links the pod planted', async () => {
-    // The run directory itself a link to somewhere else: refused, nothing made there.
+  it('connects to the launcher\'s socket without following links the pod planted, and makes nothing in the pod\'s directory', async () => {
+    const uid = process.getuid?.() ?? 0;
+    const connect = (podsDir: string, runDir: string, ownerUid = uid) =>
+      MigrationSender.connect({ tls: certs['node-a'], log, migrationUid: 'm5', podsDir, runDir, ownerUid, target: { ...address, serverName: 'node-b' } });
+    const incoming = await fakeIncoming(dir);
+    cleanups.push(incoming.close);
+    receiver.expect('m5', () => connectUnix(incoming.path));
+    // The run directory itself a link to a real launcher's directory elsewhere: refused.
     const elsewhere = mkdtempSync(path.join(os.tmpdir(), 'kubevm-elsewhere-'));
     cleanups.push(() => rmSync(elsewhere, { recursive: true, force: true }));
+    const foreign = new MigrationOutlet(launcherSockets(elsewhere).migrationOut, log);
+    await foreign.listen();
+    cleanups.push(() => foreign.close());
     symlinkSync(elsewhere, path.join(dir, 'linked'));
-    await expect(MigrationSender.open({ tls: certs['node-a'], log, migrationUid: 'm5', podsDir: dir, runDir: path.join(dir, 'linked'), target: { ...address, serverName: 'node-b' } })).rejects.toThrow(/refusing launcher socket .*linked: linked is a symbolic link/);
-    expect(() => statSync(launcherSockets(elsewhere).migrationOut)).toThrow();
-    // A link planted where the socket goes, to a file of the node: the link is replaced, the file untouched.
-    const victim = path.join(elsewhere, 'victim');
-    writeFileSync(victim, 'node file\n', { mode: 0o600 });
-    const runDir = path.join(dir, 'planted');
-    mkdirSync(runDir);
-    symlinkSync(victim, launcherSockets(runDir).migrationOut);
-    const s = await MigrationSender.open({ tls: certs['node-a'], log, migrationUid: 'm6', podsDir: dir, runDir, owner: { uid: 107, gid: 107 }, target: { ...address, serverName: 'node-b' } });
-    cleanups.push(() => s.close());
-    const made = lstatSync(launcherSockets(runDir).migrationOut);
-    expect(made.isSocket()).toBe(true);
-    expect([made.uid, made.mode & 0o777]).toEqual([107, 0o660]);
-    const untouched = statSync(victim);
-    expect([untouched.uid, untouched.mode & 0o777]).toEqual([0, 0o600]);
-    expect(readFileSync(victim, 'utf8')).toBe('node file\n');
+    await expect(connect(dir, path.join(dir, 'linked'))).rejects.toThrow(/refusing launcher socket .*linked: linked is a symbolic link/);
+    // The socket a link to that socket: refused.
+    const planted = path.join(dir, 'planted');
+    mkdirSync(planted);
+    symlinkSync(launcherSockets(elsewhere).migrationOut, launcherSockets(planted).migrationOut);
+    await expect(connect(dir, planted)).rejects.toThrow(/refusing launcher socket .*migration-out\.sock: it is a symbolic link/);
+    // A socket of another uid than the launcher's: refused.
+    const { runDir } = await outlet('real');
+    await expect(connect(dir, runDir, 4242)).rejects.toThrow(/it is owned by uid \d+, not by the launcher's uid 4242/);
+    expect(foreign.hasWaiting).toBe(false);
+
+    // Through a read-only view of the pods directory, as the node handler mounts it: the whole
+    // join works (a write there would fail with EROFS), and the directory is as the launcher left it.
+    const view = `${dir}-ro`;
+    mkdirSync(view);
+    execFileSync('mount', ['--bind', dir, view]);
+    cleanups.push(() => {
+      execFileSync('umount', [view]);
+      rmSync(view, { recursive: true, force: true });
+    });
+    execFileSync('mount', ['-o', 'remount,bind,ro', view]);
+    const before = snapshot(runDir);
+    const joined = await connect(view, path.join(view, 'real'));
+    cleanups.push(() => joined.close());
+    expect(snapshot(runDir)).toEqual(before);
+  });
+
+  it('the launcher refuses a second connection while one waits, and says why', async () => {
+    const { runDir, outlet: o } = await outlet('second');
+    const first = await connectUnix(launcherSockets(runDir).migrationOut);
+    cleanups.push(() => void first.destroy());
+    await eventually('the first connection to wait', 5000, () => (o.hasWaiting ? true : undefined));
+    await expect(MigrationSender.connect({ tls: certs['node-a'], log, migrationUid: 'm7', podsDir: dir, runDir, ownerUid: process.getuid?.() ?? 0, target: { ...address, serverName: 'node-b' } })).rejects.toThrow(
+      /the source launcher refused the migration connection: another connection already waits for the migration/,
+    );
+    // The waiting one gone, the next is taken.
+    first.destroy();
+    await eventually('the first connection to be let go', 5000, () => (o.hasWaiting ? undefined : true));
+    const again = await connectUnix(launcherSockets(runDir).migrationOut);
+    cleanups.push(() => void again.destroy());
+    await eventually('the next connection to wait', 5000, () => (o.hasWaiting ? true : undefined));
+    // Bytes before the migration are not a node handler's: the connection is closed.
+    const closed = new Promise<void>((resolve) => again.once('close', () => resolve()));
+    // Read, so its end is seen.
+    again.resume();
+    again.write('not yet');
+    await closed;
+    expect(o.hasWaiting).toBe(false);
   });
 
   it('refuses a bad hello with the field named', async () => {

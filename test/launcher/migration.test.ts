@@ -1,8 +1,12 @@
 // Live migration between two real launchers (QEMU, TCG) over the node handlers' migration channel
 // (TCP with mutual TLS), driven by the node handler's migration endpoints: the target's side starts
 // its launcher incoming and expects the migration (node-handler/migration-endpoints.ts
-// prepareIncoming), the source's side opens a MigrationSender on its launcher's migration-out.sock
-// and tells the launcher to migrate (migrateOut).
+// prepareIncoming), the source's side connects its launcher's migration-out.sock to the target
+// node and tells the launcher to migrate (migrateOut), which relays QEMU's stream over it. The
+// node handler's side sees the pods directory through a read-only bind mount, as in its pod
+// (SECURITY.md): it only ever connects to the launchers' sockets, and a write there would fail.
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
 import { jest } from '@jest/globals';
 import { pino } from 'pino';
 import type { DomainEvent, MigrateArgs, MigrationProgress, MigrationResult } from '../../runtime/contracts/launcher-protocol.js';
@@ -47,10 +51,13 @@ describe('launcher live migration over the migration channel (real QEMU, TCG)', 
     const address = await receiver.listen();
     cleanups.push(() => receiver.close());
     const migrationUid = `mig-${name}`;
-    const { status } = await prepareIncoming(target.client, receiver, { migrationUid, podsDir: pods.path, runDir: target.runDir, ownerUid: QEMU_UID, ...incoming });
+    // The pods directory as the node handler sees it.
+    const handlerPods = pods.readOnlyView();
+    const seenByHandler = (dir: string) => path.join(handlerPods, path.relative(pods.path, dir));
+    const { status } = await prepareIncoming(target.client, receiver, { migrationUid, podsDir: handlerPods, runDir: seenByHandler(target.runDir), ownerUid: QEMU_UID, ...incoming });
     expect(status).toMatchObject({ phase: 'Paused', reason: 'MigrationTarget' });
     const migrate = (args: MigrateArgs) =>
-      migrateOut(source.client, { migrationUid, podsDir: pods.path, runDir: source.runDir, tls: tlsFor['node-a'], target: { ...address, serverName: 'node-b' }, args, log, owner: { uid: QEMU_UID, gid: QEMU_UID } });
+      migrateOut(source.client, { migrationUid, podsDir: handlerPods, runDir: seenByHandler(source.runDir), tls: tlsFor['node-a'], target: { ...address, serverName: 'node-b' }, args, log, ownerUid: QEMU_UID });
     await source.waitForSerial(/KUBEVM-COUNT 2\b/, 60_000);
     const progress: MigrationProgress[] = [];
     await source.client.subscribe();
@@ -88,6 +95,12 @@ describe('launcher live migration over the migration channel (real QEMU, TCG)', 
     expect(result.progress.transferredBytes).toBeGreaterThan(1024 * 1024);
     expect(result.progress.totalTimeMs).toEqual(expect.any(Number));
     expect(result.progress.downtimeMs).toBeGreaterThanOrEqual(0);
+    // The launcher relayed QEMU's stream (at least the guest's RAM went through it) and says what it cost.
+    expect(result.relay?.bytesOut).toBeGreaterThan(result.progress.transferredBytes - 1);
+    expect(result.relay?.launcherCpuMs).toEqual(expect.any(Number));
+    // Torn down: QEMU's private socket is gone, the launcher's migration-out.sock listens again.
+    expect(readdirSync(p.source.runDir)).not.toContain('migration-qemu.sock');
+    expect(readdirSync(p.source.runDir)).toContain('migration-out.sock');
     // The last progress event is the completed one.
     expect(p.progress.at(-1)).toMatchObject({ status: 'completed' });
     // KubeVirt's metrics for the VMI, as the source's node handler exports them.
@@ -105,6 +118,18 @@ describe('launcher live migration over the migration channel (real QEMU, TCG)', 
     expect(p.target.serialLog()).not.toMatch(/KUBEVM-READY|KUBEVM-COUNT 0\b/);
     expect(await p.source.client.call('status')).toMatchObject({ phase: 'Paused', qemuStatus: 'postmigrate' });
     await expect(p.source.client.call('migrateCancel')).rejects.toThrow(/no outgoing migration is running/);
+  });
+
+  it('a migrate with no node handler connection waiting fails clearly, and the guest runs on', async () => {
+    const p = await pair('mig-nohandler');
+    await expect(p.source.client.call('migrate', {})).rejects.toThrow(/no connection of the node handler waits on .*migration-out\.sock: the source's node handler connects there/);
+    await sourceRunsOn(p);
+    // The launcher still takes a migration afterwards.
+    const migrating = p.migrate({ bandwidthMiBps: 1 });
+    await underWay(p);
+    await p.source.client.call('migrateCancel');
+    expect((await migrating).outcome).toBe('Aborted');
+    expect(readdirSync(p.source.runDir)).not.toContain('migration-qemu.sock');
   });
 
   it('a cancel leaves the source running, unpaused, and the answer Aborted', async () => {

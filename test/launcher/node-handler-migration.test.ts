@@ -6,6 +6,7 @@
 // launcher incoming and answers the VMI's migrationState with its address; the source's
 // MigrationSource sees that address, migrates, and reports start and end in migrationState. The
 // guest's serial counter continues on the target. A deleted migration is aborted: the source runs on.
+// Both handlers see the pods directory through a read-only bind mount, as in their pods.
 // What is not here: the API server (the VMI's status is carried between the two roles by the test,
 // as the informer would carry it; test/e2e/migration.test.ts is the whole path on two nodes).
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
@@ -68,8 +69,10 @@ describe('node handler migration roles (real launchers, real channel)', () => {
     cleanups.push(() => source.stop());
     const target = await startLauncher(testVmi(name), { runDir: pods.privateDir(TARGET_POD) });
     cleanups.push(() => target.stop());
+    // The pods directory as the node handlers see it (read-only, SECURITY.md).
+    const handlerPods = pods.readOnlyView();
     const connections = () => {
-      const c = new LauncherConnections({ dial: launcherDialer(), watch: watchLauncherSocketDirectory, domains: new DomainStateCache(), podsDir: pods.path });
+      const c = new LauncherConnections({ dial: launcherDialer(), watch: watchLauncherSocketDirectory, domains: new DomainStateCache(), podsDir: handlerPods });
       cleanups.push(() => c.closeAll());
       return c;
     };
@@ -101,7 +104,7 @@ describe('node handler migration roles (real launchers, real channel)', () => {
     const seen = { exists: true, enqueued: [] as string[] };
     const sourceRole = new MigrationSource({
       nodeName: 'node-a',
-      podsDir: pods.path,
+      podsDir: handlerPods,
       tls: () => clientTls,
       findMigration: (u) => (seen.exists && u === uid ? migration : undefined),
       enqueue: (k) => seen.enqueued.push(k),
@@ -111,7 +114,7 @@ describe('node handler migration roles (real launchers, real channel)', () => {
       nodeName: 'node-b',
       podIp: '127.0.0.1',
       port: address.port,
-      podsDir: pods.path,
+      podsDir: handlerPods,
       receiver,
       // Only prepare() is used here: reconcile reads these from the API server.
       migrations: undefined as unknown as Informer<MigrationObject>,
