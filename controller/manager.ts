@@ -36,6 +36,7 @@ import { MigrationController, migrationOfTargetPod, migrationResource, migration
 import type { Migration } from './migration/target-pod.js';
 import { migrationUidIndex } from './migration/target-pod.js';
 import { reportMigrationPhases } from './migration/metrics.js';
+import { EvacuationController, markedVmi, markedVmiOfPod, observeEvacuationMigrations, vmiOfMigration } from './evacuation/controller.js';
 
 export interface ControllerConfig {
   launcherImage: string;
@@ -232,8 +233,23 @@ export class ControllerManager {
       events: this.events,
       launcherConfig: () => this.launcherConfig(),
     });
+    const expectationsEvacuation = new ControllerExpectations();
+    const evacuationController = new EvacuationController({
+      client: this.client,
+      vmis: this.vmis,
+      migrations: this.migrations,
+      pods: this.pods,
+      kubevirts: this.kubevirts,
+      expectations: expectationsEvacuation,
+      events: this.events,
+    });
     // Expectations are lowered before the controllers' own handlers enqueue the key.
-    const unregister = [observeVMIs(this.vmis, expectationsVM), observeLauncherPods(this.pods, expectationsVMI), observeTargetPods(this.pods, expectationsMigration)];
+    const unregister = [
+      observeVMIs(this.vmis, expectationsVM),
+      observeLauncherPods(this.pods, expectationsVMI),
+      observeTargetPods(this.pods, expectationsMigration),
+      observeEvacuationMigrations(this.migrations, expectationsEvacuation),
+    ];
     // The leader alone reports the migration phase counts, so a sum over replicas counts each once.
     unregister.push(reportMigrationPhases(this.migrations));
     const sync = this.config.syncPeriodMs !== undefined ? { syncPeriodMs: this.config.syncPeriodMs } : {};
@@ -257,10 +273,15 @@ export class ControllerManager {
       .watch(this.kubevirts, pendingMigrations(this.migrations))
       .watch(this.pods, migrationOfTargetPod)
       .watch(this.vmis, migrationsOfVmi(this.migrations));
-    this.term = { controllers: [vm, vmi, migration], unregister };
-    this.log.info({ identity: this.config.identity }, 'leading: starting the VM, VMI and migration controllers');
+    // Drains are rare: one worker; only VMIs a drain marked are its keys.
+    const evacuation = new Controller({ name: 'virt-controller-evacuation', kind: 'VirtualMachineInstance', workers: 1, log: this.log, events: this.events, reconcile: evacuationController.reconcile, ...sync })
+      .watch(this.vmis, markedVmi)
+      .watch(this.migrations, vmiOfMigration)
+      .watch(this.pods, markedVmiOfPod(this.vmis));
+    this.term = { controllers: [vm, vmi, migration, evacuation], unregister };
+    this.log.info({ identity: this.config.identity }, 'leading: starting the VM, VMI, migration and evacuation controllers');
     signal.addEventListener('abort', () => void this.endTerm(), { once: true });
-    await Promise.all([vm.start(signal), vmi.start(signal), migration.start(signal)]);
+    await Promise.all([vm.start(signal), vmi.start(signal), migration.start(signal), evacuation.start(signal)]);
   }
 
   private endTerm(): Promise<void> {
@@ -270,7 +291,7 @@ export class ControllerManager {
     this.termChange = (async () => {
       for (const off of term.unregister) off();
       await Promise.all(term.controllers.map((controller) => controller.stop({ deadlineMs: 5_000 })));
-      this.log.info('stopped leading: VM, VMI and migration controllers stopped');
+      this.log.info('stopped leading: VM, VMI, migration and evacuation controllers stopped');
     })();
     return this.termChange;
   }

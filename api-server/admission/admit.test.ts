@@ -29,6 +29,10 @@ const context: AdmissionContext = {
   memoryOvercommit: async () => 150,
   isKubevmComponent: (user) => user.startsWith('system:serviceaccount:kubevirt:'),
   launcherPodVmi: async (_ns, pod) => ({ 'virt-launcher-running-x7k2p': 'running' })[pod],
+  // Evictions have their own suite (eviction.test.ts); none of these requests is one.
+  evictedPod: async () => undefined,
+  clusterEvictionStrategy: async () => undefined,
+  markForEvacuation: async () => Promise.reject(new Error('no eviction in this suite')),
   // A tiny RBAC: who holds which permission (verb resource[/subresource] name) in namespace "ns".
   authorize: async (user, a) => {
     const held: Record<string, string[]> = {

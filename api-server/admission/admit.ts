@@ -20,6 +20,8 @@ import { checkMemoryOvercommit, checkPermittedDevices, checkVmiSpec, declaresMem
 import { instancetypeConflicts } from '../../runtime/instancetype.js';
 import type { GuardContext, RequestUser } from './guards.js';
 import { checkHostDeviceUse, judgeLauncherEntry, launcherEntryVerb, requestedDeviceNames } from './guards.js';
+import type { EvictionContext } from './eviction.js';
+import { admitEviction } from './eviction.js';
 
 export const AdmissionReview = z.object({
   apiVersion: z.literal('admission.k8s.io/v1'),
@@ -59,8 +61,7 @@ export interface AdmissionResponse {
 }
 
 /** What the admitters read from the cluster; lookups may fail (the answer then says so). */
-export interface AdmissionContext extends GuardContext {
-  findVmi(namespace: string, name: string): Promise<VirtualMachineInstance | undefined>;
+export interface AdmissionContext extends GuardContext, EvictionContext {
   /** The spec of an instancetype or preference (by kind), undefined when it does not exist. */
   findInstancetypeSpec(kind: string, namespace: string, name: string): Promise<unknown>;
   /** The KubeVirt CR's spec.configuration.permittedHostDevices, read when a spec asks for a device. */
@@ -259,10 +260,22 @@ async function admitConnect(request: AdmissionRequest, context: AdmissionContext
   }
 }
 
+/** An eviction of a pod (pods/eviction): a launcher pod's may become a migration (eviction.ts). */
+function isPodEviction(request: AdmissionRequest): boolean {
+  return request.operation === 'CREATE' && request.resource?.group === '' && request.resource.resource === 'pods' && request.subResource === 'eviction';
+}
+
+async function admitPodEviction(request: AdmissionRequest, context: AdmissionContext): Promise<AdmissionResponse> {
+  const answer = await admitEviction(request.namespace ?? '', request.name ?? '', request.object, request.dryRun, context);
+  // 429: kubectl drain and the descheduler try an eviction refused with it again, as for a PodDisruptionBudget.
+  return answer.allowed ? allow(request.uid) : { uid: request.uid, allowed: false, status: { code: 429, reason: 'TooManyRequests', message: answer.message } };
+}
+
 /** Judges one AdmissionRequest. */
 export async function admit(request: AdmissionRequest, context: AdmissionContext): Promise<AdmissionResponse> {
   const uid = request.uid;
   if (request.operation === 'CONNECT') return admitConnect(request, context);
+  if (isPodEviction(request)) return admitPodEviction(request, context);
   if (request.operation !== 'CREATE' && request.operation !== 'UPDATE') return allow(uid);
   const kind = request.kind.kind;
   const schema = schemaOf(kind);

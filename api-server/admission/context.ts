@@ -3,6 +3,7 @@
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
 import { coreResources } from '../../runtime/kube.js';
 import { DOMAIN_ANNOTATION, LAUNCHER_LABEL, LAUNCHER_LABEL_VALUE } from '../../runtime/contracts/launcher-pod.js';
+import { VMI_STATUS_FIELD_MANAGER } from '../../runtime/contracts/vmi-status.js';
 import { SubjectAccessReviewAuthorizer } from '../authorize.js';
 import {
   KubeVirtNames,
@@ -34,6 +35,18 @@ export function clusterAdmissionContext(client: KubeClient, componentNamespace: 
     },
     authorize: (user, attributes) => authorizer.authorize(user, { ...attributes, version: 'v1' }),
     findVmi: (namespace, name) => vmis.find(name, namespace),
+    evictedPod: (namespace, name) => pods.find(name, namespace),
+    async clusterEvictionStrategy() {
+      return (await kubevirts.list()).items[0]?.spec?.configuration?.evictionStrategy;
+    },
+    async markForEvacuation(namespace, vmiName, nodeName, dryRun) {
+      // The test keeps the mark off a VMI that has left the node since it was read (a 422, refused: the drain tries again).
+      const patch = [
+        { op: 'test', path: '/status/nodeName', value: nodeName },
+        { op: 'add', path: '/status/evacuationNodeName', value: nodeName },
+      ];
+      await vmis.patchStatus(vmiName, namespace, patch, 'json', { fieldManager: VMI_STATUS_FIELD_MANAGER['api-server'], dryRun });
+    },
     findInstancetypeSpec: (kind, namespace, name) => instancetypes.object(kind, namespace, name),
     async permittedHostDevices() {
       return (await kubevirts.list()).items[0]?.spec?.configuration?.permittedHostDevices;

@@ -20,6 +20,7 @@ import {
   LAUNCHER_LABEL,
   LAUNCHER_LABEL_VALUE,
   LAUNCHER_PATHS,
+  LAUNCHER_POD_NAME_PREFIX,
   LAUNCHER_UID,
   PRIVATE_VOLUME,
   VMI_FILE_NAME,
@@ -201,7 +202,7 @@ export function launcherPodName(vmi: VirtualMachineInstance): string {
   const digest = createHash('sha256').update(uid).digest();
   let suffix = '';
   for (let i = 0; i < 5; i++) suffix += SUFFIX_ALPHABET[(digest[i] ?? 0) % SUFFIX_ALPHABET.length];
-  const prefix = 'virt-launcher-';
+  const prefix = LAUNCHER_POD_NAME_PREFIX;
   // Pod names are DNS subdomains (≤ 253); VMI names may use the whole length themselves.
   const room = 253 - prefix.length - 1 - suffix.length;
   return `${prefix}${name.slice(0, room).replace(/[.-]+$/, '')}-${suffix}`;

@@ -211,6 +211,18 @@ describe('computeVMIStatus and a migration', () => {
     expect(() => statusPatch(before.status, after, VMI_STATUS_FIELDS.controller, 'the controller')).not.toThrow();
   });
 
+  test("a drain's evacuationNodeName goes with the hand-over to the target's node, and stays while the VMI is on the marked node", () => {
+    const marked = running({ activePods: { 'pod-uid': 'node1', 'target-uid': 'node2' }, evacuationNodeName: 'node1' });
+    expect(computeVMIStatus({ vmi: marked, pod: source, migrationTargets: [target()], failure: undefined, now }).evacuationNodeName).toBe('node1');
+    const after = computeVMIStatus({ vmi: marked, pod: target(), migrationTargets: [], failure: undefined, now });
+    expect(after).toMatchObject({ nodeName: 'node2' });
+    expect(after.evacuationNodeName).toBeUndefined();
+    const ops = statusPatch(marked.status, after, VMI_STATUS_FIELDS.controller, 'the controller');
+    expect(ops).toContainEqual({ op: 'remove', path: '/status/evacuationNodeName' });
+    // A stale mark (the VMI already elsewhere) is removed at any pass.
+    expect(computeVMIStatus({ vmi: running({ evacuationNodeName: 'node0' }), pod: source, failure: undefined, now }).evacuationNodeName).toBeUndefined();
+  });
+
   test('LiveMigratable is written while the controller drives the phase, never after', () => {
     const condition = { type: 'LiveMigratable', status: 'True' as const, reason: '', message: '' };
     const scheduling = computeVMIStatus({ vmi: vmi(), pod: pod(), liveMigratable: condition, failure: undefined, now });

@@ -1,6 +1,7 @@
 // The part of a VMI's status the controller owns (runtime/contracts/vmi-status.ts, ADR 0008): the phases up to Scheduled, Failed
 // before the guest ever started, nodeName and activePods (the hand-over to a migration's target
-// included), launcherContainerImageVersion, and the conditions that explain a stuck start
+// included), launcherContainerImageVersion, the removal of a drain's evacuationNodeName once the VMI
+// has left that node, and the conditions that explain a stuck start
 // (PodScheduled, Synchronized) or say whether the VMI can migrate (LiveMigratable). From Scheduled on the node
 // handler owns the phase and the conditions; the controller only notices a launcher pod that is gone.
 //
@@ -199,5 +200,9 @@ export function computeVMIStatus({ vmi, pod, migrationTargets = [], liveMigratab
     const image = pod.spec.containers.find((container) => container.name === COMPUTE_CONTAINER)?.image;
     if (image) next.launcherContainerImageVersion = image;
   }
+  // A drain's mark (set by the eviction webhook) is done once the VMI is on another node: removed
+  // with the hand-over to the migration's target, as KubeVirt's target handler does, so a later
+  // drain of the new node marks it again.
+  if (next.evacuationNodeName !== undefined && next.nodeName !== next.evacuationNodeName) delete next.evacuationNodeName;
   return next;
 }

@@ -26,10 +26,11 @@ export const API_SERVER_GRANTS: readonly Grant[] = [
   { why: 'start/stop/restart/migrate read the VM; start/stop of Halted/Always/Once VMs patch runStrategy.', apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], verbs: ['get', 'patch'] },
   { why: "start/stop/restart queue stateChangeRequests on the VM's status.", apiGroups: ['kubevirt.io'], resources: ['virtualmachines/status'], verbs: ['patch'] },
   { why: 'Every subresource reads the VMI; stop/restart and the request annotations patch it.', apiGroups: ['kubevirt.io'], resources: ['virtualmachineinstances'], verbs: ['get', 'patch'] },
-  { why: "The validating webhook: the KubeVirt CR's permittedHostDevices, and one KubeVirt CR only.", apiGroups: ['kubevirt.io'], resources: ['kubevirts'], verbs: ['list'] },
+  { why: "The validating webhook: the KubeVirt CR's permittedHostDevices and evictionStrategy, and one KubeVirt CR only.", apiGroups: ['kubevirt.io'], resources: ['kubevirts'], verbs: ['list'] },
   { why: "The validating webhook warns when a VM's instancetype or preference does not exist (yet); expand-spec reads them.", apiGroups: ['instancetype.kubevirt.io'], resources: INSTANCETYPE_RESOURCES, verbs: ['get'] },
   { why: "expand-spec expands with the VM's snapshot of its instancetype and preference, as KubeVirt does.", apiGroups: ['apps'], resources: ['controllerrevisions'], verbs: ['get'] },
-  { why: 'The exec guard: whether a pod exec, attach or port-forward goes to is a launcher pod (its label) and which VMI it runs.', apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+  { why: 'The exec guard and the eviction webhook: whether the pod an exec, attach, port-forward or eviction goes to is a launcher pod (its label), which VMI it runs and on which node.', apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+  { why: "The eviction webhook marks a VMI a drain must migrate: status.evacuationNodeName, a JSON patch of the status subresource that tests status.nodeName (ADR 0008); the KubeVirt CR's evictionStrategy is read with the list above.", apiGroups: ['kubevirt.io'], resources: ['virtualmachineinstances/status'], verbs: ['patch'] },
   { why: 'migrate creates a VirtualMachineInstanceMigration; the webhook lists them to refuse a second one in flight for a VMI.', apiGroups: ['kubevirt.io'], resources: ['virtualmachineinstancemigrations'], verbs: ['create', 'list'] },
 ];
 

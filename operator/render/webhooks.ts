@@ -1,6 +1,7 @@
 // The api-server's admission webhooks (ADR 0009), registered by the operator with the operator's
 // CA bundle. deploy/api-server/webhooks.yaml holds the same registrations for reading.
 import { MUTATING_WEBHOOK_PATH, VALIDATING_WEBHOOK_PATH } from '../../runtime/contracts/api-server.js';
+import { LAUNCHER_POD_NAME_PREFIX } from '../../runtime/contracts/launcher-pod.js';
 import type { InstallTarget, Manifest } from '../install.js';
 import { COMPONENTS, managedLabels } from '../install.js';
 
@@ -51,6 +52,20 @@ export function renderValidatingWebhooks(target: InstallTarget, caBundle: string
       namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', target.namespace] }] },
       clientConfig: validate,
       rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CONNECT'], resources: ['pods/exec', 'pods/attach', 'pods/portforward'], scope: 'Namespaced' }],
+    },
+    {
+      // KubeVirt's: an eviction (kubectl drain) of a launcher pod whose VMI is to migrate is refused
+      // with 429 and the VMI marked for the evacuation controller (api-server/admission/eviction.ts).
+      // The request's object is the Eviction, whose labels are not the pod's, so no objectSelector
+      // can pick launcher pods: a matchCondition on the launcher pods' name prefix sends only those
+      // (target pods included), and the webhook checks the pod's kubevirt.io label. It writes the
+      // mark, except on a dry run (NoneOnDryRun).
+      name: 'virt-launcher-eviction-interceptor.kubevirt.io',
+      ...FAIL_CLOSED,
+      sideEffects: 'NoneOnDryRun',
+      clientConfig: validate,
+      rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods/eviction'], scope: 'Namespaced' }],
+      matchConditions: [{ name: 'only-launcher-pods', expression: `object.metadata.name.startsWith(${JSON.stringify(LAUNCHER_POD_NAME_PREFIX)})` }],
     },
   ]);
 }

@@ -11,6 +11,8 @@ export const LAUNCHER_LABEL = 'kubevirt.io';
 export const LAUNCHER_LABEL_VALUE = 'virt-launcher';
 export const CREATED_BY_LABEL = 'kubevirt.io/created-by';
 export const DOMAIN_ANNOTATION = 'kubevirt.io/domain';
+/** Every launcher pod's name starts so (KubeVirt's too): the eviction webhook is sent only these. */
+export const LAUNCHER_POD_NAME_PREFIX = 'virt-launcher-';
 
 /** The container that runs the launcher (and QEMU). */
 export const COMPUTE_CONTAINER = 'compute';

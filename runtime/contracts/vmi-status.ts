@@ -20,21 +20,32 @@
 //   migrationState                   —                                          yes: the target's handler starts it (the
 //                                                                               migration, the nodes, its own address),
 //                                                                               the source's reports start and end
+//   evacuationNodeName               removes it once the VMI is on another      —
+//                                    node (with the hand-over to a migration's
+//                                    target, or at any later pass)
+//
+// evacuationNodeName is set by a third writer, the api-server's eviction webhook (KubeVirt's
+// virt-api does the same): when a drain evicts the launcher pod of a VMI that is to migrate, it adds
+// the pod's node, with a JSON patch that tests status.nodeName is still that node
+// (api-server/admission/eviction.ts). It only ever sets the field, the controller only removes it:
+// a mark is either there for the node the VMI is on, or stale and removed.
 //
 // The condition types and the order both keep them in: runtime/contracts/vmi-conditions.ts.
 
-export type VmiStatusWriter = 'controller' | 'node-handler';
+export type VmiStatusWriter = 'controller' | 'node-handler' | 'api-server';
 
 /** The top-level status fields each writer may change (see the table above). */
 export const VMI_STATUS_FIELDS: Readonly<Record<VmiStatusWriter, readonly string[]>> = {
-  controller: ['phase', 'phaseTransitionTimestamps', 'reason', 'conditions', 'nodeName', 'activePods', 'launcherContainerImageVersion'],
+  controller: ['phase', 'phaseTransitionTimestamps', 'reason', 'conditions', 'nodeName', 'activePods', 'launcherContainerImageVersion', 'evacuationNodeName'],
   'node-handler': ['phase', 'phaseTransitionTimestamps', 'conditions', 'interfaces', 'guestOSInfo', 'fsFreezeStatus', 'migrationState'],
+  'api-server': ['evacuationNodeName'],
 };
 
 /** The field manager each writer sends, so `managedFields` shows who wrote what. */
 export const VMI_STATUS_FIELD_MANAGER: Readonly<Record<VmiStatusWriter, string>> = {
   controller: 'kubevm-controller',
   'node-handler': 'kubevm-node-handler',
+  'api-server': 'kubevm-api-server',
 };
 
 /** Phases in which the node handler of the VMI's node drives it; before them the controller does. */

@@ -55,11 +55,15 @@ export function counterVmiSpec(terminationGracePeriodSeconds: number, kernelArgs
   };
 }
 
-/** The counter guest's last count, from the launcher pod's copy of the serial console; -1 before the first. */
-export async function lastCount(client: KubeClient, namespace: string, pod: string): Promise<number> {
+/** Every count of the counter guest on the launcher pod's copy of the serial console, in order. */
+export async function consoleCounts(client: KubeClient, namespace: string, pod: string): Promise<number[]> {
   const text = await client.request(HttpMethod.GET, `/api/v1/namespaces/${namespace}/pods/${pod}/log`, { query: { container: 'compute' } }).catch(() => '');
-  const all = [...String(typeof text === 'string' ? text : JSON.stringify(text)).matchAll(/KUBEVM-COUNT (\d+)/g)];
-  return all.length ? Number(all.at(-1)?.[1]) : -1;
+  return [...String(typeof text === 'string' ? text : JSON.stringify(text)).matchAll(/KUBEVM-COUNT (\d+)/g)].map((m) => Number(m[1]));
+}
+
+/** The counter guest's last count; -1 before the first. */
+export async function lastCount(client: KubeClient, namespace: string, pod: string): Promise<number> {
+  return (await consoleCounts(client, namespace, pod)).at(-1) ?? -1;
 }
 
 export async function createSmallVm(client: KubeClient, namespace: string, name: string, runStrategy: string): Promise<void> {
