@@ -25,6 +25,7 @@ import type { QemuContext } from './qemu-args.js';
 import { QmpClient, qmp } from './qmp.js';
 import { OutgoingMigration, migrationCapabilities, migrationProgress } from './migration.js';
 import { MigrationOutlet, QemuStreamRelay } from './migration-out.js';
+import { DiskMirrors, exportDisksForIncoming, mirroredDiskNodes, stopDiskExports } from './disk-mirror.js';
 import type { DomainCondition, DomainError, DomainEvent, DomainPhase, DomainStatus, GuestInfo, MigrateArgs, MigrationProgress, MigrationResult, QmpEvent, StartStep } from '../runtime/contracts/launcher-protocol.js';
 import { SCREENSHOT_MAX_BYTES, SERIAL_LOG_TAIL_BYTES } from '../runtime/contracts/launcher-protocol.js';
 import { kernelBootFiles, prepareVolumes } from './volumes.js';
@@ -70,6 +71,12 @@ export class Domain extends EventEmitter {
   private outgoing: OutgoingMigration | undefined;
   /** migration-out.sock, where the source's node handler connects before it asks to migrate. */
   private readonly migrationOut: MigrationOutlet;
+  /** migration-disks-out.sock: the handler's connections for the disk streams, one per mirrored disk. */
+  private readonly migrationDisksOut: MigrationOutlet;
+  /** The format nodes of the pod-local disks a migration copies (disk-mirror.ts). */
+  private mirrorNodes: string[] = [];
+  /** A migration target exports those disks until its incoming migration ended. */
+  private exportingDisks = false;
   readonly sockets: ReturnType<typeof socketPaths>;
 
   /**
@@ -86,7 +93,8 @@ export class Domain extends EventEmitter {
     super();
     this.sockets = socketPaths(config.runDir);
     this.agent = new GuestAgent(this.sockets.guestAgent);
-    this.migrationOut = new MigrationOutlet(this.sockets.migrationOut, log.child({ migration: 'outgoing' }));
+    this.migrationOut = new MigrationOutlet(this.sockets.migrationOut, log.child({ migration: 'outgoing' }), { accepted: () => ({ ok: true, disks: this.mirrorNodes.length }) });
+    this.migrationDisksOut = new MigrationOutlet(this.sockets.migrationDisksOut, log.child({ migration: 'outgoing' }), { capacity: () => this.mirrorNodes.length, peerSpeaksFirst: true });
   }
 
   status(): DomainStatus {
@@ -181,6 +189,7 @@ export class Domain extends EventEmitter {
         xorriso: this.config.xorriso,
       });
       this.volumes = prepared.status;
+      this.mirrorNodes = mirroredDiskNodes(this.vmi, prepared.disks);
       const kernelBoot = await kernelBootFiles(this.vmi, this.config.kernelBootDir);
       step = 'qemu-args';
       const ctx: QemuContext = { accel: this.accel.accel, sockets: this.sockets, disks: prepared.disks, sandbox: this.config.sandbox };
@@ -190,14 +199,17 @@ export class Domain extends EventEmitter {
       step = 'network';
       await this.startPasst();
       step = 'qemu-start';
-      for (const s of [this.sockets.qmp, this.sockets.serial, this.sockets.vnc, this.sockets.guestAgent, this.sockets.migrationIn, this.sockets.migrationQemu]) await rm(s, { force: true });
+      for (const s of [this.sockets.qmp, this.sockets.serial, this.sockets.vnc, this.sockets.guestAgent, this.sockets.migrationIn, this.sockets.migrationQemu, this.sockets.migrationDisksIn]) await rm(s, { force: true });
       await this.migrationOut.listen();
+      if (this.mirrorNodes.length > 0) await this.migrationDisksOut.listen();
       await this.spawnQemu(args);
       step = 'qmp-connect';
       await this.connectQmp();
       if (options.incoming) {
         const { postCopy } = options.incoming;
         await this.qmpExec((c) => qmp.migrateSetCapabilities(c, migrationCapabilities({ postCopy })));
+        await this.qmpExec((c) => exportDisksForIncoming(c, this.mirrorNodes, this.sockets.migrationDisksIn));
+        this.exportingDisks = this.mirrorNodes.length > 0;
         await this.qmpExec((c) => qmp.migrateIncoming(c, `unix:${this.sockets.migrationIn}`));
         this.setPhase('Paused', 'MigrationTarget');
       } else {
@@ -278,6 +290,7 @@ export class Domain extends EventEmitter {
     for (const h of this.helpers) h.kill('SIGTERM');
     this.qmpClient?.close();
     void this.migrationOut.close().catch((error: unknown) => this.log.warn({ err: error }, 'could not close migration-out.sock'));
+    void this.migrationDisksOut.close().catch((error: unknown) => this.log.warn({ err: error }, 'could not close migration-disks-out.sock'));
     this.log.info({ code, signal, requested: this.stopRequested }, 'QEMU exited');
     if (this.phase === 'Starting' || this.phase === 'Failed') return; // doStart reports it
     // As KubeVirt: a domain that was shut down or destroyed on request ends Succeeded (reason
@@ -334,9 +347,19 @@ export class Domain extends EventEmitter {
         this.setPhase('ShuttingDown', typeof e.data?.['reason'] === 'string' ? e.data['reason'] : 'shutdown');
         break;
       case 'MIGRATION':
-        if (e.data?.['status'] === 'completed' && this.phase === 'Paused' && this.reason === 'MigrationTarget') void this.refreshStatus('Running');
+        if (e.data?.['status'] === 'completed' && this.phase === 'Paused' && this.reason === 'MigrationTarget') {
+          void this.stopDiskExports();
+          void this.refreshStatus('Running');
+        }
         break;
     }
+  }
+
+  /** The incoming migration ended: the disks are the guest's alone again. */
+  private async stopDiskExports(): Promise<void> {
+    if (!this.exportingDisks) return;
+    this.exportingDisks = false;
+    await this.qmpExec((c) => stopDiskExports(c, this.mirrorNodes, this.log)).catch(() => undefined);
   }
 
   private async refreshStatus(expected: DomainPhase): Promise<void> {
@@ -575,15 +598,26 @@ export class Domain extends EventEmitter {
     if (!client || client.isClosed) throw new Error('QEMU is not running');
     const log = this.log.child({ migration: 'outgoing' });
     const handler = this.migrationOut.take();
+    let diskHandlers: net.Socket[] = [];
     let relay: QemuStreamRelay | undefined;
+    const diskRelays: QemuStreamRelay[] = [];
     try {
+      diskHandlers = this.mirrorNodes.length > 0 ? this.migrationDisksOut.takeAll(this.mirrorNodes.length) : [];
       relay = await QemuStreamRelay.open(this.sockets.migrationQemu, handler, log);
+      const diskSockets = new Map<string, string>();
+      for (const [i, node] of this.mirrorNodes.entries()) {
+        const diskRelay = await QemuStreamRelay.open(this.sockets.migrationDiskQemu(node), diskHandlers[i] as net.Socket, log.child({ disk: node }));
+        diskRelays.push(diskRelay);
+        diskSockets.set(node, diskRelay.socketPath);
+      }
+      const mirrors = new DiskMirrors(client, diskSockets, log);
       const migration = new OutgoingMigration(client, relay.uri, args, {
         log,
         onProgress: (progress) => this.publish({ type: 'migration', progress }),
-      });
+      }, mirrors);
       this.outgoing = migration;
       const result = await migration.run();
+      for (const diskRelay of diskRelays) await diskRelay.finish(result.outcome === 'Succeeded');
       const relayed = await relay.finish(result.outcome === 'Succeeded');
       this.log.info({ outcome: result.outcome, reason: result.reason, progress: result.progress, relay: relayed }, 'migration ended');
       if (result.outcome === 'Succeeded') {
@@ -597,8 +631,11 @@ export class Domain extends EventEmitter {
       this.outgoing = undefined;
       // However it ended (a QMP error, QEMU gone): nothing of this migration stays open.
       if (relay) await relay.finish(false);
+      for (const diskRelay of diskRelays) await diskRelay.finish(false);
       handler.destroy();
+      for (const socket of diskHandlers) socket.destroy();
       this.migrationOut.done();
+      this.migrationDisksOut.done();
     }
   }
 

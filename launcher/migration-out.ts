@@ -31,19 +31,30 @@ function listenUnix(server: net.Server, socketPath: string): Promise<void> {
 }
 
 /**
- * `migration-out.sock`: holds at most one connection from the source's node handler until `migrate`
- * takes it. Any other connection meanwhile, or while a migration runs, is answered with a refusal
- * and closed. Nothing may arrive on a waiting connection (the target's QEMU speaks only after the
- * source's): bytes before the relay starts end it.
+ * `migration-out.sock` (and `migration-disks-out.sock`): holds the source node handler's
+ * connections until `migrate` takes them, as many as the outlet's capacity (one for the memory
+ * stream, one per pod-local disk for the disk streams). Any other connection meanwhile, or while a
+ * migration runs, is answered with a refusal and closed. On the memory outlet nothing may arrive
+ * on a waiting connection (the target's QEMU speaks only after the source's): bytes before the
+ * relay starts end it. A disk stream's target (an NBD server) greets first: those bytes stay
+ * unread in the socket until the relay starts.
  */
 export class MigrationOutlet {
   private server: net.Server | undefined;
-  private waiting: net.Socket | undefined;
+  private readonly waiting: net.Socket[] = [];
   private migrating = false;
 
   constructor(
     readonly socketPath: string,
     private readonly log: Logger,
+    private readonly options: {
+      /** How many connections may wait (default one). */
+      capacity?: () => number;
+      /** What an accepted connection is told (default `{ok: true}`). */
+      accepted?: () => MigrationOutAnswer & { ok: true };
+      /** The peer may speak before the relay starts (the disk streams' NBD greeting). */
+      peerSpeaksFirst?: boolean;
+    } = {},
   ) {}
 
   async listen(): Promise<void> {
@@ -58,8 +69,7 @@ export class MigrationOutlet {
   }
 
   async close(): Promise<void> {
-    this.waiting?.destroy();
-    this.waiting = undefined;
+    for (const socket of this.waiting.splice(0)) socket.destroy();
     const server = this.server;
     this.server = undefined;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -68,7 +78,7 @@ export class MigrationOutlet {
 
   /** Whether a node handler's connection waits for `migrate`. */
   get hasWaiting(): boolean {
-    return this.waiting !== undefined;
+    return this.waiting.length > 0;
   }
 
   /**
@@ -76,15 +86,25 @@ export class MigrationOutlet {
    * the outlet refuses others until done(). Throws when none waits.
    */
   take(): net.Socket {
-    const socket = this.waiting;
-    if (!socket || socket.destroyed) {
-      throw new Error(`no connection of the node handler waits on ${this.socketPath}: the source's node handler connects there, and through the migration channel to the target node, before it asks to migrate`);
+    const [socket] = this.takeAll(1);
+    return socket as net.Socket;
+  }
+
+  /** `count` waiting connections, oldest first (as take()); throws when fewer wait. */
+  takeAll(count: number): net.Socket[] {
+    const live = this.waiting.filter((s) => !s.destroyed);
+    if (live.length < count) {
+      throw new Error(`${count === 1 ? 'no connection' : `${live.length} of the ${count} connections`} of the node handler wait${count === 1 ? 's' : ''} on ${this.socketPath}: the source's node handler connects there, and through the migration channel to the target node, before it asks to migrate`);
     }
-    this.waiting = undefined;
+    this.waiting.splice(0);
+    const taken = live.slice(0, count);
+    for (const socket of live.slice(count)) socket.destroy();
     this.migrating = true;
-    socket.removeAllListeners('data');
-    socket.pause();
-    return socket;
+    for (const socket of taken) {
+      socket.removeAllListeners('data');
+      socket.pause();
+    }
+    return taken;
   }
 
   /** The migration that took the connection has ended: the next may connect. */
@@ -95,21 +115,28 @@ export class MigrationOutlet {
   private onConnection(socket: net.Socket): void {
     socket.on('error', () => socket.destroy());
     const answer = (a: MigrationOutAnswer) => ndjsonLine(a);
-    if (this.waiting || this.migrating) {
-      const message = this.migrating ? 'a migration of this domain is running' : 'another connection already waits for the migration';
-      this.log.warn({ reason: message }, 'refused a connection on migration-out.sock');
+    const capacity = this.options.capacity?.() ?? 1;
+    if (this.waiting.length >= capacity || this.migrating) {
+      const message = this.migrating ? 'a migration of this domain is running' : capacity === 1 ? 'another connection already waits for the migration' : `the ${capacity} connections this migration takes already wait`;
+      this.log.warn({ reason: message }, `refused a connection on ${this.socketPath}`);
       socket.end(answer({ ok: false, message }));
       return;
     }
-    this.waiting = socket;
+    this.waiting.push(socket);
     socket.once('close', () => {
-      if (this.waiting === socket) this.waiting = undefined;
+      const index = this.waiting.indexOf(socket);
+      if (index >= 0) this.waiting.splice(index, 1);
     });
-    socket.on('data', () => {
-      this.log.warn('the node handler sent bytes on migration-out.sock before the migration started; closing it');
-      socket.destroy();
-    });
-    socket.write(answer({ ok: true }));
+    if (this.options.peerSpeaksFirst) {
+      // Read nothing yet: what the peer sent waits in the socket for the relay.
+      socket.pause();
+    } else {
+      socket.on('data', () => {
+        this.log.warn(`the node handler sent bytes on ${this.socketPath} before the migration started; closing it`);
+        socket.destroy();
+      });
+    }
+    socket.write(answer(this.options.accepted?.() ?? { ok: true }));
   }
 }
 
@@ -129,7 +156,8 @@ export class QemuStreamRelay {
 
   private constructor(
     private readonly server: net.Server,
-    private readonly socketPath: string,
+    /** The private socket QEMU connects to. */
+    readonly socketPath: string,
     private readonly handler: net.Socket,
     private readonly log: Logger,
   ) {}

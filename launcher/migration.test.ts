@@ -1,5 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
+import { mirroredDiskNodes } from './disk-mirror.js';
 import { migrationCapabilities, migrationParameters, migrationProgress } from './migration.js';
+import type { PreparedDisk } from './qemu-args.js';
+import type { LauncherVmi } from './vmi.js';
 
 describe('outgoing migration settings', () => {
   it('turns a policy into QEMU parameters: MiB/s to bytes/s, unlimited as a huge limit', () => {
@@ -13,7 +16,9 @@ describe('outgoing migration settings', () => {
       { capability: 'events', state: true },
       { capability: 'auto-converge', state: true },
       { capability: 'postcopy-ram', state: false },
+      { capability: 'pause-before-switchover', state: false },
     ]);
+    expect(migrationCapabilities({ mirroredDisks: true })).toContainEqual({ capability: 'pause-before-switchover', state: true });
   });
 
   it('reads query-migrate into progress: dirty rate in bytes, downtime expected then real', () => {
@@ -22,5 +27,26 @@ describe('outgoing migration settings', () => {
     expect(migrationProgress({ status: 'completed', downtime: 40, 'expected-downtime': 12, 'total-time': 900 })).toMatchObject({ downtimeMs: 40, totalTimeMs: 900 });
     expect(migrationProgress({ status: 'failed', 'error-desc': 'Unable to write to socket' })).toMatchObject({ status: 'failed', errorDescription: 'Unable to write to socket', transferredBytes: 0 });
     expect(migrationProgress({}).status).toBe('none');
+  });
+});
+
+describe('the disks a migration copies', () => {
+  it('copies the pod-local writable disks, by the node name their device uses, and nothing on shared storage or read-only', () => {
+    const local = (extra: Partial<PreparedDisk> = {}): PreparedDisk => ({ path: '/x', format: 'qcow2', blockDevice: false, readOnly: false, directIO: false, podLocal: true, ...extra });
+    const vmi = {
+      spec: {
+        domain: { devices: { disks: [{ name: 'root', disk: {} }, { name: 'cidata', disk: {} }, { name: 'shared', disk: {} }, { name: 'scratch', disk: {} }, { name: 'ro', disk: { readonly: true } }, { name: 'cd', cdrom: {} }] } },
+        volumes: [],
+      },
+    } as unknown as LauncherVmi;
+    const disks = new Map<string, PreparedDisk>([
+      ['root', local()],
+      ['cidata', local({ format: 'raw', readOnly: true })],
+      ['shared', { path: '/pvc/disk.img', format: 'raw', blockDevice: false, readOnly: false, directIO: true }],
+      ['scratch', local()],
+      ['ro', local()],
+      ['cd', local({ format: 'raw' })],
+    ]);
+    expect(mirroredDiskNodes(vmi, disks)).toEqual(['disk0-format', 'disk3-format']);
   });
 });

@@ -6,6 +6,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { MigrateArgs, MigrationInfo, MigrationProgress, MigrationResult } from '../runtime/contracts/launcher-protocol.js';
+import type { DiskMirrors } from './disk-mirror.js';
 import { qmp } from './qmp.js';
 import type { QmpClient } from './qmp.js';
 
@@ -16,6 +17,8 @@ const DEFAULT_COMPLETION_TIMEOUT_SECONDS = 600;
 const DEFAULT_PROGRESS_TIMEOUT_SECONDS = 150;
 const POLL_MS = 200;
 const PROGRESS_EVENT_MS = 1000;
+/** The guest is stopped while the mirrors copy what is left: that is downtime, kept short. */
+const MIRROR_FINISH_TIMEOUT_MS = 30_000;
 
 /** query-migrate in kubevm's terms. */
 export function migrationProgress(info: MigrationInfo): MigrationProgress {
@@ -39,12 +42,15 @@ export function migrationProgress(info: MigrationInfo): MigrationProgress {
 }
 
 /** The capabilities a source (and, for post-copy, a target) sets before a migration. */
-export function migrationCapabilities(options: { autoConverge?: boolean | undefined; postCopy?: boolean | undefined }): { capability: string; state: boolean }[] {
+export function migrationCapabilities(options: { autoConverge?: boolean | undefined; postCopy?: boolean | undefined; mirroredDisks?: boolean }): { capability: string; state: boolean }[] {
   return [
     // MIGRATION events on both ends, so a target's end is seen without polling.
     { capability: 'events', state: true },
     { capability: 'auto-converge', state: options.autoConverge === true },
     { capability: 'postcopy-ram', state: options.postCopy === true },
+    // With disks mirrored, the source stops at pre-switchover (guest stopped) until the mirrors
+    // have copied their last writes; only then does the target take over.
+    { capability: 'pause-before-switchover', state: options.mirroredDisks === true },
   ];
 }
 
@@ -76,28 +82,56 @@ export class OutgoingMigration {
     private readonly uri: string,
     private readonly args: MigrateArgs,
     private readonly hooks: OutgoingMigrationHooks,
+    /** The pod-local disks to copy before the memory switches over (none: a shared-storage VM). */
+    private readonly mirrors?: DiskMirrors,
   ) {}
 
   async run(): Promise<MigrationResult> {
     const c = this.qmpClient;
-    await qmp.migrateSetCapabilities(c, migrationCapabilities(this.args));
-    await qmp.migrateSetParameters(c, migrationParameters(this.args));
-    const parameters = await qmp.queryMigrateParameters(c);
-    const capabilities = Object.fromEntries((await qmp.queryMigrateCapabilities(c)).map((e) => [e.capability, e.state]));
-    this.hooks.log.info({ uri: this.uri, parameters: { 'max-bandwidth': parameters['max-bandwidth'], 'downtime-limit': parameters['downtime-limit'] }, autoConverge: capabilities['auto-converge'], postCopy: capabilities['postcopy-ram'] }, 'migration starting');
-    await qmp.migrate(c, this.uri);
-
+    const mirrors = this.mirrors;
     const started = Date.now();
     const completionMs = (this.args.completionTimeoutSeconds ?? DEFAULT_COMPLETION_TIMEOUT_SECONDS) * 1000;
     const progressMs = (this.args.progressTimeoutSeconds ?? DEFAULT_PROGRESS_TIMEOUT_SECONDS) * 1000;
+    const capabilitiesWanted = migrationCapabilities({ ...this.args, mirroredDisks: mirrors !== undefined && !mirrors.empty });
+    await qmp.migrateSetCapabilities(c, capabilitiesWanted);
+    await qmp.migrateSetParameters(c, migrationParameters(this.args));
+    const parameters = await qmp.queryMigrateParameters(c);
+    const capabilities = Object.fromEntries((await qmp.queryMigrateCapabilities(c)).map((e) => [e.capability, e.state]));
+    const result = (progress: MigrationProgress) => ({ postCopy: this.switchedToPostCopy, progress, parameters, capabilities });
+
+    if (mirrors && !mirrors.empty) {
+      const failed = await this.mirrorUntilInSync(mirrors, started, completionMs, progressMs);
+      if (failed) {
+        await mirrors.abort();
+        const progress = migrationProgress(await qmp.queryMigrate(c));
+        if (failed === 'cancelled') return { outcome: 'Aborted', reason: 'the migration was cancelled on request', ...result(progress) };
+        return { outcome: 'Failed', reason: failed, ...result(progress) };
+      }
+    }
+
+    this.hooks.log.info({ uri: this.uri, parameters: { 'max-bandwidth': parameters['max-bandwidth'], 'downtime-limit': parameters['downtime-limit'] }, autoConverge: capabilities['auto-converge'], postCopy: capabilities['postcopy-ram'], mirroredDisks: capabilities['pause-before-switchover'] }, 'migration starting');
+    await qmp.migrate(c, this.uri);
+
     let lowestRemaining = Number.POSITIVE_INFINITY;
-    let lastProgressAt = started;
+    let lastProgressAt = Date.now();
     let lastEventAt = 0;
     let progress: MigrationProgress;
+    let switchedOver = false;
     for (;;) {
       progress = migrationProgress(await qmp.queryMigrate(c));
       const now = Date.now();
       if (ENDED.has(progress.status)) break;
+      if (progress.status === 'pre-switchover' && !switchedOver) {
+        // The guest is stopped: the mirrors copy their last writes, then the target takes over.
+        switchedOver = true;
+        try {
+          await mirrors?.finish(MIRROR_FINISH_TIMEOUT_MS);
+          await c.execute('migrate-continue', { state: 'pre-switchover' });
+        } catch (error) {
+          await this.abort((error as Error).message);
+        }
+        continue;
+      }
       if (now - lastEventAt >= PROGRESS_EVENT_MS) {
         lastEventAt = now;
         this.hooks.onProgress(progress);
@@ -122,11 +156,43 @@ export class OutgoingMigration {
       await delay(POLL_MS);
     }
     this.hooks.onProgress(progress);
-    const result = { postCopy: this.switchedToPostCopy, progress, parameters, capabilities };
-    if (progress.status === 'completed') return { outcome: 'Succeeded', ...result };
-    if (progress.status === 'cancelled' && this.cancelRequested && this.timedOut === undefined) return { outcome: 'Aborted', reason: 'the migration was cancelled on request', ...result };
+    if (progress.status !== 'completed') await mirrors?.abort();
+    if (progress.status === 'completed') return { outcome: 'Succeeded', ...result(progress) };
+    if (progress.status === 'cancelled' && this.cancelRequested && this.timedOut === undefined) return { outcome: 'Aborted', reason: 'the migration was cancelled on request', ...result(progress) };
     const reason = this.timedOut ?? `the migration failed: ${progress.errorDescription ?? 'QEMU gave no reason'}`;
-    return { outcome: 'Failed', reason, ...result };
+    return { outcome: 'Failed', reason, ...result(progress) };
+  }
+
+  /**
+   * Copies the disks until every mirror is in sync (from then on each guest write goes to both
+   * ends). Undefined when in sync; else why not: 'cancelled', a timeout, or the mirror's failure.
+   */
+  private async mirrorUntilInSync(mirrors: DiskMirrors, started: number, completionMs: number, progressMs: number): Promise<string | undefined> {
+    try {
+      await mirrors.start(this.args.bandwidthMiBps ? this.args.bandwidthMiBps * MIB : undefined);
+      let mostCopied = -1;
+      let lastProgressAt = Date.now();
+      let lastEventAt = 0;
+      for (;;) {
+        if (this.cancelRequested) return 'cancelled';
+        const p = await mirrors.progress();
+        if (p.ready) return undefined;
+        const now = Date.now();
+        if (p.copiedBytes > mostCopied) {
+          mostCopied = p.copiedBytes;
+          lastProgressAt = now;
+        }
+        if (now - lastEventAt >= PROGRESS_EVENT_MS) {
+          lastEventAt = now;
+          this.hooks.onProgress({ status: 'setup', transferredBytes: p.copiedBytes, remainingBytes: Math.max(0, p.totalBytes - p.copiedBytes), totalBytes: p.totalBytes, dirtyRateBytesPerSecond: 0, transferRateBytesPerSecond: 0, iterations: 0, cpuThrottlePercent: 0 });
+        }
+        if (now - started > completionMs) return `the disks were not copied within the migration's completion timeout of ${completionMs / 1000} s (completionTimeoutPerGiB)`;
+        if (now - lastProgressAt > progressMs) return `the disk copy made no progress for ${progressMs / 1000} s (progressTimeout)`;
+        await delay(POLL_MS);
+      }
+    } catch (error) {
+      return `the disks could not be copied to the target: ${(error as Error).message}`;
+    }
   }
 
   /** A cancel on request (migrateCancel). */

@@ -35,6 +35,21 @@ export interface PreparedDisk {
   readOnly: boolean;
   /** The file system supports O_DIRECT, so cache=none is possible. */
   directIO: boolean;
+  /**
+   * The file lives in the launcher pod (an overlay, an emptyDisk, the cloud-init ISO), not on
+   * storage both nodes reach: a live migration copies it (disk-mirror.ts).
+   */
+  podLocal?: boolean;
+}
+
+/** Whether QEMU opens the disk read-only: the volume is, or the disk says so (a cdrom unless told otherwise). */
+export function diskReadOnly(disk: LauncherDisk, prepared: PreparedDisk): boolean {
+  return prepared.readOnly || (disk.cdrom !== undefined ? disk.cdrom.readonly !== false : disk.disk?.readonly === true);
+}
+
+/** The QEMU node name of the format layer of the VMI's disk at this index (what the device uses). */
+export function diskNodeName(index: number): string {
+  return `disk${index}-format`;
 }
 
 export interface LauncherSockets {
@@ -303,7 +318,7 @@ function oneDisk(disk: LauncherDisk, index: number, field: string, prepared: Pre
   const busField = `${field}.${kind}.bus`;
   const bus = oneOf(target?.bus, DISK_BUSES, kind === 'cdrom' ? DEFAULT_CDROM_BUS : DEFAULT_DISK_BUS, busField);
   if (kind === 'cdrom' && bus === 'virtio') throw new DomainSpecError(busField, 'a cdrom cannot use the virtio bus; use sata or scsi');
-  const readOnly = prepared.readOnly || (kind === 'cdrom' ? disk.cdrom?.readonly !== false : disk.disk?.readonly === true);
+  const readOnly = diskReadOnly(disk, prepared);
   const cache = oneOf(disk.cache, CACHE_MODES, prepared.directIO && !readOnly ? 'none' : 'writethrough', `${field}.cache`);
   if (cache === 'none' && !prepared.directIO) {
     throw new DomainSpecError(`${field}.cache`, 'cache "none" needs O_DIRECT, which the file system of this volume does not support');
@@ -331,7 +346,7 @@ function oneDisk(disk: LauncherDisk, index: number, field: string, prepared: Pre
     discard: 'unmap',
   };
   const formatNode: Record<string, unknown> = {
-    'node-name': `${id}-format`,
+    'node-name': diskNodeName(index),
     driver: prepared.format,
     file: fileNode['node-name'],
     'read-only': readOnly,
@@ -341,7 +356,7 @@ function oneDisk(disk: LauncherDisk, index: number, field: string, prepared: Pre
   if (prepared.format === 'qcow2') formatNode['backing'] = backing;
   else if (backing !== null) throw new DomainSpecError(field, `a ${prepared.format} disk cannot have a base image`);
   blockdev.push('-blockdev', JSON.stringify(fileNode), '-blockdev', JSON.stringify(formatNode));
-  const props: Record<string, unknown> = { drive: `${id}-format`, id: `ua-${disk.name}` };
+  const props: Record<string, unknown> = { drive: diskNodeName(index), id: `ua-${disk.name}` };
   // writethrough means the guest sees no volatile write cache: every write is flushed.
   props['write-cache'] = cache === 'writethrough' ? 'off' : 'on';
   if (disk.bootOrder !== undefined) props['bootindex'] = positiveInt(disk.bootOrder, `${field}.bootOrder`);

@@ -224,7 +224,7 @@ export async function prepareVolumes(vmi: LauncherVmi, paths: VolumePaths): Prom
       const backing: PreparedBase = { path: base, format: image.format, blockDevice: false };
       const overlay = path.join(dir, 'overlay.qcow2');
       await createOverlay(paths, backing, image.virtualSize, overlay, `${field}.containerDisk`);
-      disks.set(volume.name, { path: overlay, format: 'qcow2', blockDevice: false, readOnly: false, directIO: await supportsDirectIO(overlay), backing });
+      disks.set(volume.name, { path: overlay, format: 'qcow2', blockDevice: false, readOnly: false, directIO: await supportsDirectIO(overlay), backing, podLocal: true });
       status.push({ name: volume.name, containerDisk: { basePath: base, digest: await sha256File(base) } });
     } else if (volume.cloudInitNoCloud) {
       const iso = path.join(dir, 'noCloud.iso');
@@ -233,13 +233,13 @@ export async function prepareVolumes(vmi: LauncherVmi, paths: VolumePaths): Prom
       } catch (err) {
         throw err instanceof VolumeError ? err : new VolumeError(`${field}.cloudInitNoCloud`, (err as Error).message);
       }
-      disks.set(volume.name, { path: iso, format: 'raw', blockDevice: false, readOnly: true, directIO: false });
+      disks.set(volume.name, { path: iso, format: 'raw', blockDevice: false, readOnly: true, directIO: false, podLocal: true });
       status.push({ name: volume.name });
     } else if (volume.emptyDisk) {
       const bytes = quantityBytes(volume.emptyDisk.capacity, `${field}.emptyDisk.capacity`);
       const img = path.join(dir, 'empty.qcow2');
       await qemuImg(paths, ['create', '-q', '-f', 'qcow2', img, String(bytes)], `${field}.emptyDisk`);
-      disks.set(volume.name, { path: img, format: 'qcow2', blockDevice: false, readOnly: false, directIO: await supportsDirectIO(img) });
+      disks.set(volume.name, { path: img, format: 'qcow2', blockDevice: false, readOnly: false, directIO: await supportsDirectIO(img), podLocal: true });
       status.push({ name: volume.name });
     } else if (volume.persistentVolumeClaim) {
       const pvc = await pvcDisk(paths, vmi, volume, volume.persistentVolumeClaim.claimName, !volume.persistentVolumeClaim.readOnly, `${field}.persistentVolumeClaim`);
@@ -260,7 +260,7 @@ export async function prepareVolumes(vmi: LauncherVmi, paths: VolumePaths): Prom
       const image = await checked(qemuImgInfo(paths.qemuImg, pvc.path, 'raw', backing.blockDevice), `${field}.ephemeral`, `disk ${pvc.path}`);
       const overlay = path.join(dir, 'overlay.qcow2');
       await createOverlay(paths, backing, image.virtualSize, overlay, `${field}.ephemeral`);
-      disks.set(volume.name, { path: overlay, format: 'qcow2', blockDevice: false, readOnly: false, directIO: await supportsDirectIO(overlay), backing });
+      disks.set(volume.name, { path: overlay, format: 'qcow2', blockDevice: false, readOnly: false, directIO: await supportsDirectIO(overlay), backing, podLocal: true });
       status.push({ name: volume.name, persistentVolumeClaim: pvc });
     } else {
       const kind = Object.keys(volume).find((k) => k !== 'name') ?? 'none';

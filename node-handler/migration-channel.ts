@@ -21,6 +21,7 @@ import {
   MigrationChannelAnswer,
   MigrationChannelHello,
 } from '../runtime/contracts/migration-channel.js';
+import type { MigrationStreamKind } from '../runtime/contracts/migration-channel.js';
 import { MigrationOutAnswer, describeZodError } from '../runtime/contracts/launcher-protocol.js';
 import { LAUNCHER_UID, launcherSockets } from '../runtime/contracts/launcher-pod.js';
 import { registry } from '../runtime/metrics.js';
@@ -148,7 +149,7 @@ class OpenSockets {
  */
 export class MigrationReceiver {
   private server: tls.Server | undefined;
-  private readonly expected = new Map<string, () => Promise<net.Socket>>();
+  private readonly expected = new Map<string, (stream: MigrationStreamKind) => Promise<net.Socket>>();
   private readonly sockets = new OpenSockets();
 
   constructor(private readonly options: MigrationReceiverOptions) {}
@@ -182,7 +183,7 @@ export class MigrationReceiver {
    * Accepts streams for this migration from now on, each connected to a socket `openTarget`
    * opens (the target launcher's migration-in.sock, opened safely). Returns the undo.
    */
-  expect(migrationUid: string, openTarget: () => Promise<net.Socket>): () => void {
+  expect(migrationUid: string, openTarget: (stream: MigrationStreamKind) => Promise<net.Socket>): () => void {
     this.expected.set(migrationUid, openTarget);
     return () => {
       if (this.expected.get(migrationUid) === openTarget) this.expected.delete(migrationUid);
@@ -228,12 +229,12 @@ export class MigrationReceiver {
     if (!openTarget) return refuse('unexpected', `this node expects no migration ${hello.data.migrationUid}`);
     let target: net.Socket;
     try {
-      target = await openTarget();
+      target = await openTarget(hello.data.stream);
     } catch (error) {
       return refuse('target', `the target launcher's incoming socket cannot be opened: ${(error as Error).message}`);
     }
     this.sockets.track(target);
-    log.info({ migrationUid: hello.data.migrationUid }, 'migration stream connected to the target launcher');
+    log.info({ migrationUid: hello.data.migrationUid, stream: hello.data.stream }, 'migration stream connected to the target launcher');
     peer.write(ndjsonLine({ ok: true }));
     if (first.rest.length) target.write(first.rest);
     splice(peer, target, { ab: 'received' });
@@ -255,6 +256,8 @@ export interface MigrationSenderOptions {
   ownerUid?: number;
   /** The target node's receiver. */
   target: { host: string; port: number; serverName: string };
+  /** The memory stream (migration-out.sock, the default) or a disk stream (migration-disks-out.sock). */
+  stream?: MigrationStreamKind;
 }
 
 /**
@@ -266,6 +269,9 @@ export interface MigrationSenderOptions {
  */
 export class MigrationSender {
   private readonly sockets = new OpenSockets();
+
+  /** How many disk streams the launcher's answer asked for besides this one (memory stream only). */
+  diskStreams = 0;
 
   private constructor(private readonly options: MigrationSenderOptions) {}
 
@@ -292,7 +298,9 @@ export class MigrationSender {
 
   private async join(): Promise<void> {
     const { tls: creds, target, log, migrationUid } = this.options;
-    const socketPath = launcherSockets(this.options.runDir).migrationOut;
+    const stream = this.options.stream ?? 'memory';
+    const sockets = launcherSockets(this.options.runDir);
+    const socketPath = stream === 'disks' ? sockets.migrationDisksOut : sockets.migrationOut;
     const launcher = await openLauncherSocket(this.options.podsDir, socketPath, { ownerUid: this.options.ownerUid ?? LAUNCHER_UID });
     this.sockets.track(launcher);
     launcher.on('error', () => launcher.destroy());
@@ -305,6 +313,7 @@ export class MigrationSender {
     const launcherAnswer = MigrationOutAnswer.safeParse(fromLauncher.value);
     if (!launcherAnswer.success) throw new Error(`the source launcher answered something else than its migration-out answer: ${describeZodError(launcherAnswer.error)}`);
     if (!launcherAnswer.data.ok) throw new Error(`the source launcher refused the migration connection: ${launcherAnswer.data.message}`);
+    this.diskStreams = launcherAnswer.data.disks ?? 0;
     // The launcher sends nothing more before QEMU's stream starts.
     if (fromLauncher.rest.length) throw new Error('the source launcher sent bytes before the migration started');
 
@@ -323,7 +332,7 @@ export class MigrationSender {
         remote.once('secureConnect', resolve);
         remote.once('error', reject);
       });
-      const hello: MigrationChannelHello = { protocol: MIGRATION_CHANNEL_PROTOCOL_VERSION, migrationUid };
+      const hello: MigrationChannelHello = { protocol: MIGRATION_CHANNEL_PROTOCOL_VERSION, migrationUid, stream };
       remote.write(ndjsonLine(hello));
       const first = await readFirstLine(remote, HELLO_TIMEOUT_MS);
       const answer = MigrationChannelAnswer.safeParse(first.value);
@@ -334,7 +343,7 @@ export class MigrationSender {
       throw new Error(`cannot carry the migration stream to the target node ${target.host}:${target.port}: ${(error as Error).message}`, { cause: error });
     }
     remote.on('error', () => remote.destroy());
-    log.info({ migrationUid, target: `${target.host}:${target.port}` }, 'migration stream connected from the source launcher to the target node');
+    log.info({ migrationUid, stream, target: `${target.host}:${target.port}` }, 'migration stream connected from the source launcher to the target node');
     splice(launcher, remote, { ab: 'sent' });
   }
 }

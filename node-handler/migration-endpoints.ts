@@ -28,9 +28,12 @@ export interface IncomingMigration {
  */
 export async function prepareIncoming(launcher: LauncherClient, receiver: MigrationReceiver, m: IncomingMigration): Promise<{ status: DomainStatus; stopExpecting: () => void }> {
   const status = await launcher.call('start', { incoming: m.postCopy ? { postCopy: true } : {} });
-  const socketPath = launcherSockets(m.runDir).migrationIn;
-  // Opened as every launcher socket is: no link followed, owned by the launcher's uid.
-  const stopExpecting = receiver.expect(m.migrationUid, () => openLauncherSocket(m.podsDir, socketPath, { ownerUid: m.ownerUid ?? LAUNCHER_UID }));
+  const sockets = launcherSockets(m.runDir);
+  // Opened as every launcher socket is: no link followed, owned by the launcher's uid. The memory
+  // stream goes to QEMU's incoming socket, each disk stream to its NBD server (disk-mirror.ts).
+  const stopExpecting = receiver.expect(m.migrationUid, (stream) =>
+    openLauncherSocket(m.podsDir, stream === 'disks' ? sockets.migrationDisksIn : sockets.migrationIn, { ownerUid: m.ownerUid ?? LAUNCHER_UID }),
+  );
   return { status, stopExpecting };
 }
 
@@ -53,7 +56,7 @@ export interface OutgoingMigration {
  * receiver (MigrationSender). Its progress goes to the kubevirt_vmi_migration_* metrics.
  */
 export async function migrateOut(launcher: LauncherClient, m: OutgoingMigration): Promise<MigrationResult> {
-  const sender = await MigrationSender.connect({
+  const options = {
     tls: m.tls,
     log: m.log,
     migrationUid: m.migrationUid,
@@ -61,7 +64,16 @@ export async function migrateOut(launcher: LauncherClient, m: OutgoingMigration)
     runDir: m.runDir,
     ownerUid: m.ownerUid ?? LAUNCHER_UID,
     target: m.target,
-  });
+  };
+  const sender = await MigrationSender.connect(options);
+  // One more stream per pod-local disk the launcher mirrors (its answer says how many).
+  const senders = [sender];
+  try {
+    for (let i = 0; i < sender.diskStreams; i++) senders.push(await MigrationSender.connect({ ...options, stream: 'disks' }));
+  } catch (error) {
+    for (const s of senders) s.close();
+    throw error;
+  }
   // The launcher pushes its progress about once a second to a subscribed connection.
   const onEvent = (event: DomainEvent) => {
     if (event.type === 'migration') recordMigrationProgress(event.status.vmi, event.progress);
@@ -75,6 +87,6 @@ export async function migrateOut(launcher: LauncherClient, m: OutgoingMigration)
     return result;
   } finally {
     launcher.off('event', onEvent);
-    sender.close();
+    for (const s of senders) s.close();
   }
 }

@@ -141,6 +141,18 @@ export function launcherSockets(runDir: string) {
     migrationOut: path.join(runDir, 'migration-out.sock'),
     /** A migration source's QEMU connects here, only while the launcher migrates; nothing else uses it. */
     migrationQemu: path.join(runDir, 'migration-qemu.sock'),
+    /**
+     * A migration target's QEMU serves the pod-local disks here (NBD) until its incoming migration
+     * ended; the target's node handler connects the source's disk streams to it (launcher/disk-mirror.ts).
+     */
+    migrationDisksIn: path.join(runDir, 'migration-disks-in.sock'),
+    /**
+     * As migration-out.sock, for the disk streams: the source's node handler connects here once
+     * per pod-local disk (the number the launcher's migration-out answer gives) before `migrate`.
+     */
+    migrationDisksOut: path.join(runDir, 'migration-disks-out.sock'),
+    /** A migration source's QEMU mirrors one disk (NBD client) through here, only while it migrates. */
+    migrationDiskQemu: (node: string) => path.join(runDir, `migration-${node}.sock`),
   };
 }
 

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { GuestFileSystems, GuestOSUsers } from '../api/kubevirt/v1/subresources.js';
 import { VirtualMachineInstanceGuestOSInfo } from '../api/kubevirt/v1/virtualmachineinstance.js';
-import { MIGRATION_CHANNEL_MAX_LINE_BYTES, MigrationChannelAnswer } from './migration-channel.js';
+import { MIGRATION_CHANNEL_MAX_LINE_BYTES } from './migration-channel.js';
 
 export const LAUNCHER_PROTOCOL_VERSION = 1;
 
@@ -168,13 +168,17 @@ export const MigrateArgs = z.object({
 export type MigrateArgs = z.infer<typeof MigrateArgs>;
 
 /**
- * The one line the launcher answers a connection to its `migration-out.sock` with: ok, the
- * connection waits for `migrate` (nothing else is read or written on it until then); or refused,
- * with why (one is already waiting or a migration runs), and the connection is closed. The same
- * shape as the migration channel's answer, the next hop of the same stream.
+ * The one line the launcher answers a connection to its `migration-out.sock` (or
+ * `migration-disks-out.sock`) with: ok, the connection waits for `migrate` (nothing is read from it
+ * until then); or refused, with why (all the streams it takes are connected, or a migration runs),
+ * and the connection is closed. On migration-out.sock the ok answer says how many disk streams the
+ * source needs besides (one per pod-local disk, launcher/disk-mirror.ts).
  */
-export const MigrationOutAnswer = MigrationChannelAnswer;
-export type MigrationOutAnswer = MigrationChannelAnswer;
+export const MigrationOutAnswer = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), disks: z.int().min(0).max(256).optional() }),
+  z.object({ ok: z.literal(false), message: z.string().max(512) }),
+]);
+export type MigrationOutAnswer = z.infer<typeof MigrationOutAnswer>;
 /** The longest answer line on `migration-out.sock`. */
 export const MIGRATION_OUT_ANSWER_MAX_BYTES = MIGRATION_CHANNEL_MAX_LINE_BYTES;
 

@@ -26,12 +26,21 @@ export const MIGRATION_TLS_DIR = '/etc/kubevm/migration-tls';
 /** The longest hello or answer line; both are a few dozen bytes. */
 export const MIGRATION_CHANNEL_MAX_LINE_BYTES = 1024;
 
+/**
+ * What a stream carries: QEMU's migration stream (memory and device state), or one pod-local disk
+ * being mirrored (NBD, launcher/disk-mirror.ts). The target connects each to its launcher's socket.
+ */
+export const MigrationStreamKind = z.enum(['memory', 'disks']);
+export type MigrationStreamKind = z.infer<typeof MigrationStreamKind>;
+
 export const MigrationChannelHello = z.object({
   protocol: z.literal(MIGRATION_CHANNEL_PROTOCOL_VERSION),
   /** The VirtualMachineInstanceMigration's uid: the target accepts streams only for migrations it expects. */
   migrationUid: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/),
+  /** Unset from a handler that predates disk streams: the memory stream. */
+  stream: MigrationStreamKind.default('memory'),
 });
-export type MigrationChannelHello = z.infer<typeof MigrationChannelHello>;
+export type MigrationChannelHello = z.input<typeof MigrationChannelHello>;
 
 export const MigrationChannelAnswer = z.discriminatedUnion('ok', [z.object({ ok: z.literal(true) }), z.object({ ok: z.literal(false), message: z.string().max(512) })]);
 export type MigrationChannelAnswer = z.infer<typeof MigrationChannelAnswer>;

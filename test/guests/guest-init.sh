@@ -8,6 +8,11 @@
 #   kubevm.agent=qemu-ga Debian's real qemu-guest-agent, with a utmp login record for user kubevm
 #   kubevm.disk=keep     leave the kubevm-disk filesystem mounted on /mnt/disk (something to freeze)
 #   kubevm.counter=0     do not print the one-second counter
+#   kubevm.diskcount=vdb,vdc  with each counter tick, per disk: read the first 4 KiB block from the
+#                        disk itself (the guest's cache dropped), then write the tick's number there
+#                        (fsync): KUBEVM-DISKCOUNT vdb prev=<what was read> now=<n>. The disk's
+#                        content must follow its writes across a migration: prev is always now-1
+#                        (or none on a blank disk at boot). The disks' first blocks are overwritten.
 #   kubevm.shell         a shell on the serial console (console tests type commands into it)
 #   kubevm.ssh=KEY       dropbear on port 22; root logs in with the public key KEY (base64), no password; sftp (scp) too
 /bin/busybox mount -t proc proc /proc
@@ -253,10 +258,18 @@ if has kubevm.shell; then
   echo "KUBEVM-SHELL on ttyS0"
 fi
 
+diskcount="$(sed -n 's/.*kubevm\.diskcount=\([a-z0-9,]*\).*/\1/p' /proc/cmdline | tr ',' ' ')"
+
 echo "KUBEVM-READY"
 n=0
 while :; do
   has kubevm.counter=0 || echo "KUBEVM-COUNT $n"
+  for d in $diskcount; do
+    blockdev --flushbufs "/dev/$d" 2>/dev/null
+    prev="$(dd if="/dev/$d" bs=4096 count=1 2>/dev/null | head -c 20 | tr -dc 0-9)"
+    printf '%-4096s' "$n" | dd of="/dev/$d" bs=4096 count=1 conv=fsync 2>/dev/null
+    echo "KUBEVM-DISKCOUNT $d prev=${prev:-none} now=$n"
+  done
   n=$((n + 1))
   sleep 1
 done

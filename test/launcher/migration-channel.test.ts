@@ -27,8 +27,8 @@ const log = pino({ level: 'silent' });
 const certs = migrationCertificates(['node-a', 'node-b']);
 
 /** A unix socket server standing in for the target launcher's migration-in.sock. */
-async function fakeIncoming(dir: string): Promise<{ path: string; accepted: Promise<net.Socket>; close: () => Promise<void> }> {
-  const socketPath = path.join(dir, 'migration-in.sock');
+async function fakeIncoming(dir: string, name = 'migration-in.sock'): Promise<{ path: string; accepted: Promise<net.Socket>; close: () => Promise<void> }> {
+  const socketPath = path.join(dir, name);
   let accept: (s: net.Socket) => void = () => undefined;
   const accepted = new Promise<net.Socket>((resolve) => (accept = resolve));
   const server = net.createServer((s) => accept(s));
@@ -299,6 +299,45 @@ describe('migration channel (TCP + mutual TLS, real sockets)', () => {
     again.write('not yet');
     await closed;
     expect(o.hasWaiting).toBe(false);
+  });
+
+  it('carries each disk stream to the target launcher\'s disk socket: as many as the launcher asks for, the target speaking first', async () => {
+    // The memory outlet's answer says how many disk streams to connect; the disk outlet holds
+    // that many and refuses one more; each hello names its stream, and the target routes it.
+    const runDir = path.join(dir, 'disks');
+    mkdirSync(runDir, { recursive: true });
+    const memoryOut = new MigrationOutlet(launcherSockets(runDir).migrationOut, log, { accepted: () => ({ ok: true, disks: 2 }) });
+    const disksOut = new MigrationOutlet(launcherSockets(runDir).migrationDisksOut, log, { capacity: () => 2, peerSpeaksFirst: true });
+    for (const o of [memoryOut, disksOut]) {
+      await o.listen();
+      cleanups.push(() => o.close());
+    }
+    const memoryIn = await fakeIncoming(dir, 'memory-in.sock');
+    const disksIn = await fakeIncoming(dir, 'disks-in.sock');
+    cleanups.push(memoryIn.close, disksIn.close);
+    const routed: string[] = [];
+    receiver.expect('m-disks', (stream) => {
+      routed.push(stream);
+      return connectUnix(stream === 'disks' ? disksIn.path : memoryIn.path);
+    });
+    const options = { tls: certs['node-a'], log, migrationUid: 'm-disks', podsDir: dir, runDir, ownerUid: process.getuid?.() ?? 0, target: { ...address, serverName: 'node-b' } };
+    const memory = await MigrationSender.connect(options);
+    cleanups.push(() => memory.close());
+    expect(memory.diskStreams).toBe(2);
+    for (let i = 0; i < 2; i++) {
+      const disk = await MigrationSender.connect({ ...options, stream: 'disks' });
+      cleanups.push(() => disk.close());
+    }
+    await expect(MigrationSender.connect({ ...options, stream: 'disks' })).rejects.toThrow(/refused the migration connection: the 2 connections this migration takes already wait/);
+    expect(routed.sort()).toEqual(['disks', 'disks', 'memory']);
+    // An NBD server greets before the client says anything: the greeting waits in the launcher's
+    // socket, unread, and is the first thing the relay passes on.
+    const target = await disksIn.accepted;
+    target.write('NBDMAGIC');
+    expect(() => disksOut.takeAll(3)).toThrow(/2 of the 3 connections of the node handler wait/);
+    const [held] = disksOut.takeAll(2);
+    held?.resume();
+    expect((await readAll(held as net.Socket, 8)).subarray(0, 8).toString()).toBe('NBDMAGIC');
   });
 
   it('refuses a bad hello with the field named', async () => {

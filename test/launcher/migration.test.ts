@@ -5,7 +5,8 @@
 // node and tells the launcher to migrate (migrateOut), which relays QEMU's stream over it. The
 // node handler's side sees the pods directory through a read-only bind mount, as in its pod
 // (SECURITY.md): it only ever connects to the launchers' sockets, and a write there would fail.
-import { readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { jest } from '@jest/globals';
 import { pino } from 'pino';
@@ -14,7 +15,8 @@ import { MigrationReceiver } from '../../node-handler/migration-channel.js';
 import { migrateOut, prepareIncoming } from '../../node-handler/migration-endpoints.js';
 import { migrationDataProcessed, migrationDataRemaining, migrationDataTotal } from '../../node-handler/migration-metrics.js';
 import { QEMU_UID, lastCount, makePodsDir, startLauncher, testVmi, waitForEvent } from './harness.js';
-import type { LauncherRun, PodsDir } from './harness.js';
+import type { LauncherRun, LauncherRunOptions, PodsDir } from './harness.js';
+import type { LauncherVmi } from '../../launcher/vmi.js';
 import { migrationCertificates } from './migration-tls.js';
 
 jest.setTimeout(300_000);
@@ -38,12 +40,14 @@ describe('launcher live migration over the migration channel (real QEMU, TCG)', 
   });
 
   /** Two launchers of one VMI on two "nodes", the source running and counting, the target incoming, the channel between them. */
-  async function pair(name: string, incoming: { postCopy?: boolean } = {}): Promise<Pair> {
+  async function pair(name: string, incoming: { postCopy?: boolean } = {}, guest: { vmi?: LauncherVmi; prepare?: LauncherRunOptions['prepare'] } = {}): Promise<Pair> {
     const pods: PodsDir = makePodsDir();
     cleanups.push(() => pods.remove());
-    const source = await startLauncher(testVmi(name), { runDir: pods.privateDir('src') });
+    const vmi = guest.vmi ?? testVmi(name);
+    const prepare = guest.prepare ? { prepare: guest.prepare } : {};
+    const source = await startLauncher(vmi, { runDir: pods.privateDir('src'), ...prepare });
     cleanups.push(() => source.stop());
-    const target = await startLauncher(testVmi(name), { runDir: pods.privateDir('dst') });
+    const target = await startLauncher(vmi, { runDir: pods.privateDir('dst'), ...prepare });
     cleanups.push(() => target.stop());
     expect((await source.client.call('start')).phase).toBe('Running');
 
@@ -130,6 +134,39 @@ describe('launcher live migration over the migration channel (real QEMU, TCG)', 
     await p.source.client.call('migrateCancel');
     expect((await migrating).outcome).toBe('Aborted');
     expect(readdirSync(p.source.runDir)).not.toContain('migration-qemu.sock');
+  });
+
+  it('copies the pod-local disks (a containerDisk overlay, an emptyDisk), each over its own channel stream: every write made before and during the migration is read back on the target', async () => {
+    // The guest reads each disk's first block, then writes its counter there, every second:
+    // "prev" must always be the count before, on the source and after the switch on the target,
+    // whose own disks start blank (a fresh overlay over the same base, a fresh emptyDisk).
+    const vmi = testVmi('mig-disks', 'kubevm.diskcount=vda,vdb', {
+      disks: [{ name: 'base', disk: {} }, { name: 'scratch', disk: {} }],
+      volumes: [{ name: 'base', containerDisk: { image: 'example.org/blank:1' } }, { name: 'scratch', emptyDisk: { capacity: '16Mi' } }],
+    });
+    const prepare: LauncherRunOptions['prepare'] = ({ containerDiskDir }) => {
+      const diskDir = path.join(containerDiskDir, 'base', 'disk');
+      mkdirSync(diskDir, { recursive: true });
+      execFileSync('qemu-img', ['create', '-q', '-f', 'raw', path.join(diskDir, 'disk.img'), '32M']);
+    };
+    const p = await pair('mig-disks', {}, { vmi, prepare });
+    await p.source.waitForSerial(/KUBEVM-DISKCOUNT vdb prev=\d+ now=3\b/, 60_000);
+    const result = await p.migrate({ bandwidthMiBps: 512, completionTimeoutSeconds: 120 });
+    expect(result).toMatchObject({ outcome: 'Succeeded', progress: { status: 'completed' } });
+    expect(result.capabilities).toMatchObject({ 'pause-before-switchover': true });
+    const atMigration = lastCount(p.source.serialLog());
+    await p.target.waitForSerial(new RegExp(`KUBEVM-DISKCOUNT vdb prev=\\d+ now=${atMigration + 2}\\b`), 30_000);
+    const lines = (serial: string) => [...serial.matchAll(/KUBEVM-DISKCOUNT (vd[ab]) prev=(\w+) now=(\d+)/g)].map((m) => ({ disk: m[1], prev: m[2], now: Number(m[3]) }));
+    const onSource = lines(p.source.serialLog());
+    const onTarget = lines(p.target.serialLog());
+    expect(onTarget.length).toBeGreaterThanOrEqual(4);
+    for (const line of [...onSource, ...onTarget]) expect(line).toEqual({ ...line, prev: line.now === 0 ? 'none' : String(line.now - 1) });
+    // The target went on where the source stopped (a line cut in two by the switch is lost to
+    // both logs, so the first whole one may be one further).
+    const lastOnSource = Math.max(...onSource.filter((l) => l.disk === 'vdb').map((l) => l.now));
+    expect(onTarget.every((l) => l.now > lastOnSource)).toBe(true);
+    expect(onTarget.find((l) => l.disk === 'vdb')?.now).toBeLessThanOrEqual(lastOnSource + 2);
+    expect(p.target.serialLog()).not.toMatch(/KUBEVM-READY/);
   });
 
   it('a cancel leaves the source running, unpaused, and the answer Aborted', async () => {
