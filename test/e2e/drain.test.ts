@@ -116,7 +116,35 @@ afterAll(async () => {
   if (namespace) await deleteNamespace(client, namespace);
 });
 
+/** Whether kubevm's component `component` (its ServiceAccount in kubevirt) may do this, by a SubjectAccessReview. */
+async function mayDo(component: string, verb: string, group: string, resource: string, subresource?: string): Promise<boolean> {
+  const review = (await client.request(HttpMethod.POST, '/apis/authorization.k8s.io/v1/subjectaccessreviews', {
+    body: {
+      apiVersion: 'authorization.k8s.io/v1',
+      kind: 'SubjectAccessReview',
+      spec: {
+        user: `system:serviceaccount:kubevirt:${component}`,
+        groups: ['system:serviceaccounts', 'system:serviceaccounts:kubevirt', 'system:authenticated'],
+        resourceAttributes: { verb, group, resource, namespace, ...(subresource ? { subresource } : {}) },
+      },
+    },
+  })) as { status?: { allowed?: boolean } };
+  return review.status?.allowed === true;
+}
+
 describe('kubectl drain', () => {
+  it("the installed roles give the drain's two writers what they write and no more (SECURITY.md)", async () => {
+    // The eviction webhook's mark: a patch of the VMI's status, never a replace; it evicts nothing itself.
+    expect(await mayDo('kubevm-api-server', 'patch', 'kubevirt.io', 'virtualmachineinstances', 'status')).toBe(true);
+    expect(await mayDo('kubevm-api-server', 'update', 'kubevirt.io', 'virtualmachineinstances', 'status')).toBe(false);
+    expect(await mayDo('kubevm-api-server', 'create', '', 'pods', 'eviction')).toBe(false);
+    expect(await mayDo('kubevm-api-server', 'delete', '', 'pods')).toBe(false);
+    // The evacuation controller creates migrations; it never changes or deletes one.
+    expect(await mayDo('kubevm-controller', 'create', 'kubevirt.io', 'virtualmachineinstancemigrations')).toBe(true);
+    expect(await mayDo('kubevm-controller', 'update', 'kubevirt.io', 'virtualmachineinstancemigrations')).toBe(false);
+    expect(await mayDo('kubevm-controller', 'delete', 'kubevirt.io', 'virtualmachineinstancemigrations')).toBe(false);
+  });
+
   it('a dry-run eviction of a LiveMigrate launcher is refused with 429 like the real one, and marks nothing', async () => {
     const pod = await podOf(MIGRATES);
     const refused = await evict(pod?.metadata?.name ?? '', true);
