@@ -6,8 +6,8 @@
 //
 // The migration runs beside the reconcile: the launcher's `migrate` answers only when it ended.
 // What this handler knows of it lives in memory; a handler that restarts mid-migration has cut the
-// stream it carried (the sender was its socket), asks the launcher how the migration ended, and
-// records that.
+// stream it carried (the sender was its socket), asks the launcher how the migration ended (cancelling
+// one QEMU still runs), and records that.
 import type { VirtualMachineInstance, VirtualMachineInstanceMigration, VirtualMachineInstanceMigrationState } from '../runtime/api/index.js';
 import { formatConditionTime } from '../runtime/conditions.js';
 import { nodeLauncherRunDir } from '../runtime/contracts/launcher-pod.js';
@@ -24,6 +24,9 @@ import type { MigrationTls } from './migration-channel.js';
 
 /** A VirtualMachineInstanceMigration as the node handlers' informer holds it (validated against its schema). */
 export type MigrationObject = VirtualMachineInstanceMigration & KubeObject;
+
+/** QEMU's migration states of a pre-copy migration that has not ended. */
+const PRE_COPY_RUNNING: ReadonlySet<string> = new Set(['setup', 'active', 'device', 'pre-switchover', 'wait-unplug']);
 
 interface Outgoing {
   migrationUid: string;
@@ -155,17 +158,26 @@ export class MigrationSource {
   }
 
   /**
-   * A migration this handler started before it restarted: its stream went with the old process,
-   * so QEMU's migration has ended; the launcher says how.
+   * A migration this handler started before it restarted. Its stream went with the old process
+   * (the handler carries every byte between the launcher's migration-out.sock and the target
+   * node), so QEMU's migration cannot complete any more; QEMU may take a while to notice (the
+   * launcher's relay gives a closed peer time to flush), and the launcher reports no change when
+   * it does. So one still running is cancelled now, and the migration recorded failed at once:
+   * the guest stays with the source. Post-copy is left alone (the guest's state is split between
+   * the two nodes; cancelling it is not possible).
    */
   private async afterRestart(state: VirtualMachineInstanceMigrationState, session: LauncherSession | undefined): Promise<VirtualMachineInstanceMigrationState> {
     if (!session?.launcher) return state;
-    const progress = await session.launcher.call('queryMigration');
+    const launcher = session.launcher;
+    let progress = await launcher.call('queryMigration');
     const at = formatConditionTime(this.now());
     if (progress.status === 'completed') return { ...state, endTimestamp: at, completed: true };
-    if (progress.status === 'active' || progress.status === 'setup' || progress.status === 'postcopy-active' || progress.status === 'device' || progress.status === 'pre-switchover') {
-      // Still moving (post-copy needs no sender): ask again when the launcher reports a change.
-      return state;
+    if (progress.status.startsWith('postcopy')) return state;
+    if (PRE_COPY_RUNNING.has(progress.status)) {
+      this.options.log.info({ migrationUid: state.migrationUid, qemuStatus: progress.status }, 'a migration started before this handler restarted lost its stream: cancelling it');
+      // The launcher refuses when its migration ended meanwhile; then QEMU says how.
+      progress = await launcher.call('migrateCancel').catch(() => launcher.call('queryMigration'));
+      if (progress.status === 'completed') return { ...state, endTimestamp: at, completed: true };
     }
     return { ...state, endTimestamp: at, failed: true, failureReason: `the source's node handler restarted during the migration, which cut its stream (QEMU: ${progress.status})` };
   }

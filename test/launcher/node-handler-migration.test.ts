@@ -6,6 +6,7 @@
 // launcher incoming and answers the VMI's migrationState with its address; the source's
 // MigrationSource sees that address, migrates, and reports start and end in migrationState. The
 // guest's serial counter continues on the target. A deleted migration is aborted: the source runs on.
+// A handler restarted mid-migration cancels the migration it no longer carries and records it failed.
 // Both handlers see the pods directory through a read-only bind mount, as in their pods.
 // What is not here: the API server (the VMI's status is carried between the two roles by the test,
 // as the informer would carry it; test/e2e/migration.test.ts is the whole path on two nodes).
@@ -208,6 +209,26 @@ describe('node handler migration roles (real launchers, real channel)', () => {
     expect(ended).toMatchObject({ failed: true, abortRequested: true, abortStatus: 'Succeeded', failureReason: 'the migration was cancelled on request' });
     expect(ended.completed).toBeUndefined();
     expect(await n.source.client.call('status')).toMatchObject({ phase: 'Running', qemuStatus: 'running' });
+    const count = lastCount(n.source.serialLog());
+    await n.source.waitForSerial(new RegExp(`KUBEVM-COUNT ${count + 2}\\b`), 20_000);
+  });
+
+  it('a handler restarted mid-migration cancels the migration it no longer carries: Failed at once, the source runs on', async () => {
+    const n = await twoNodes('nhm-restart');
+    n.migration.status = { ...n.migration.status, migrationState: { ...n.migration.status?.migrationState, migrationConfiguration: { bandwidthPerMigration: '1Mi' } } };
+    await prepareTarget(n);
+    await sourcePass(n);
+    await eventually('bytes on their way', 60_000, async () => ((await n.source.client.call('queryMigration')).transferredBytes > 0 ? true : undefined));
+    // The restarted handler: a new MigrationSource that knows nothing of the migration in flight.
+    const restarted = new MigrationSource({ nodeName: 'node-a', podsDir: '/nonexistent', tls: () => clientTls, findMigration: () => n.migration, enqueue: () => undefined, log });
+    const state = await restarted.migrationState(n.key, n.vmi, SOURCE_POD, n.sourceConnections.session(n.key, SOURCE_POD));
+    expect(state).toMatchObject({ failed: true, endTimestamp: expect.any(String), failureReason: expect.stringMatching(/^the source's node handler restarted during the migration, which cut its stream \(QEMU: cancell/) });
+    expect(state?.completed).toBeUndefined();
+    // QEMU's migration was cancelled, not left to run on: the source guest runs and counts on.
+    await eventually('the source running again', 30_000, async () => {
+      const status = await n.source.client.call('status');
+      return status.phase === 'Running' && status.qemuStatus === 'running' && (await n.source.client.call('queryMigration')).status === 'cancelled' ? true : undefined;
+    });
     const count = lastCount(n.source.serialLog());
     await n.source.waitForSerial(new RegExp(`KUBEVM-COUNT ${count + 2}\\b`), 20_000);
   });
