@@ -169,6 +169,14 @@ describe('node handler migration roles (real launchers, real channel)', () => {
     });
   }
 
+  /** The migration started at 1 MiB/s, slow enough to act in the middle, with bytes on their way. */
+  async function migratingSlowly(n: Nodes): Promise<void> {
+    n.migration.status = { ...n.migration.status, migrationState: { ...n.migration.status?.migrationState, migrationConfiguration: { bandwidthPerMigration: '1Mi' } } };
+    await prepareTarget(n);
+    await sourcePass(n);
+    await eventually('bytes on their way', 60_000, async () => ((await n.source.client.call('queryMigration')).transferredBytes > 0 ? true : undefined));
+  }
+
   it('the target answers with its address, the source migrates and reports it; the counter continues on the target', async () => {
     const n = await twoNodes('nhm-ok');
     // Nothing happens on the source before the target has answered.
@@ -198,10 +206,7 @@ describe('node handler migration roles (real launchers, real channel)', () => {
 
   it('a migration deleted while it runs is aborted: Failed with abortStatus Succeeded, the source runs on', async () => {
     const n = await twoNodes('nhm-cancel');
-    n.migration.status = { ...n.migration.status, migrationState: { ...n.migration.status?.migrationState, migrationConfiguration: { bandwidthPerMigration: '1Mi' } } };
-    await prepareTarget(n);
-    await sourcePass(n);
-    await eventually('bytes on their way', 60_000, async () => ((await n.source.client.call('queryMigration')).transferredBytes > 0 ? true : undefined));
+    await migratingSlowly(n);
     n.exists = false;
     const aborting = await sourcePass(n);
     expect(aborting).toMatchObject({ abortRequested: true, abortStatus: 'Aborting' });
@@ -215,10 +220,7 @@ describe('node handler migration roles (real launchers, real channel)', () => {
 
   it('a handler restarted mid-migration cancels the migration it no longer carries: Failed at once, the source runs on', async () => {
     const n = await twoNodes('nhm-restart');
-    n.migration.status = { ...n.migration.status, migrationState: { ...n.migration.status?.migrationState, migrationConfiguration: { bandwidthPerMigration: '1Mi' } } };
-    await prepareTarget(n);
-    await sourcePass(n);
-    await eventually('bytes on their way', 60_000, async () => ((await n.source.client.call('queryMigration')).transferredBytes > 0 ? true : undefined));
+    await migratingSlowly(n);
     // The restarted handler: a new MigrationSource that knows nothing of the migration in flight.
     const restarted = new MigrationSource({ nodeName: 'node-a', podsDir: '/nonexistent', tls: () => clientTls, findMigration: () => n.migration, enqueue: () => undefined, log });
     const state = await restarted.migrationState(n.key, n.vmi, SOURCE_POD, n.sourceConnections.session(n.key, SOURCE_POD));
