@@ -119,6 +119,7 @@ export class MigrationTarget {
       migrationUid,
       sourceNode: vmi.status?.nodeName ?? state.sourceNode ?? '',
       targetNode: nodeName,
+      ...(state.sourcePod ? { sourcePod: state.sourcePod } : {}),
       ...(state.targetPod ? { targetPod: state.targetPod } : {}),
       targetNodeAddress: this.options.podIp,
       targetDirectMigrationNodePorts: { [String(this.options.port)]: 0 },

@@ -215,8 +215,9 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
       }
     }
 
-    // The source's stale copy says nothing about the VMI, which runs on the target now.
-    const status = migratedAway(vmi, nodeName) ? structuredClone(vmi.status ?? {}) : computeVmiStatus(vmi, domain);
+    // The source's copy says nothing about the VMI while it migrates away (QEMU pauses it for the
+    // switch-over: not the user's Paused, as KubeVirt shows none), nor once it runs on the target.
+    const status = migrating ? structuredClone(vmi.status ?? {}) : computeVmiStatus(vmi, domain);
     if (options.migrationSource) {
       const migrationState = await options.migrationSource.migrationState(key, vmi, podUid, session);
       if (migrationState) status.migrationState = migrationState;

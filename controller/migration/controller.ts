@@ -129,6 +129,9 @@ export class MigrationController {
         // What the source's node handler migrates with.
         state.migrationConfiguration = migrationConfigurationOf(policy);
         state.sourceNode = sourceNode;
+        // KubeVirt's sourcePod: the VMI's launcher pod on the source node.
+        const sourcePod = this.deps.pods.byIndex('ownerUid', vmi.metadata?.uid ?? '').find((p) => p.spec?.nodeName === sourceNode && vmi.status?.activePods?.[p.metadata?.uid ?? ''] === sourceNode);
+        if (sourcePod?.metadata?.name) state.sourcePod = sourcePod.metadata.name;
         state.targetPod = targetPodName(vmi, migration);
         const pod = renderTargetPod(vmi, migration, sourceNode, this.deps.launcherConfig());
         await this.podClient.create(pod as Pod, { signal: ctx.signal });
