@@ -53,8 +53,9 @@ test-launcher:
 test-cluster:
 	bash test/run-all.sh cluster
 
-# Benchmarks, never part of make test: start-up latency and timeline, control-plane scale (kwok),
-# launcher memory. BENCH=startup|scale|memory|report picks some (default all); see bench/run.sh.
+# Benchmarks, never part of make test: start-up latency and timeline, live migration (two nodes),
+# control-plane scale (kwok), launcher memory. BENCH=startup|migration|scale|memory|report picks
+# some (default all); see bench/run.sh.
 bench: deps
 	@bash bench/run.sh $(BENCH)
 

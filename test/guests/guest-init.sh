@@ -13,6 +13,8 @@
 #                        (fsync): KUBEVM-DISKCOUNT vdb prev=<what was read> now=<n>. The disk's
 #                        content must follow its writes across a migration: prev is always now-1
 #                        (or none on a blank disk at boot). The disks' first blocks are overwritten.
+#   kubevm.dirty=MIB     keep rewriting MIB MiB of memory with non-zero bytes (a busy guest, for
+#                        the migration bench: zero pages would cost a migration nothing)
 #   kubevm.shell         a shell on the serial console (console tests type commands into it)
 #   kubevm.ssh=KEY       dropbear on port 22; root logs in with the public key KEY (base64), no password; sftp (scp) too
 /bin/busybox mount -t proc proc /proc
@@ -259,6 +261,20 @@ if has kubevm.shell; then
 fi
 
 diskcount="$(sed -n 's/.*kubevm\.diskcount=\([a-z0-9,]*\).*/\1/p' /proc/cmdline | tr ',' ' ')"
+dirty="$(sed -n 's/.*kubevm\.dirty=\([0-9]*\).*/\1/p' /proc/cmdline)"
+if [ -n "$dirty" ]; then
+  mkdir -p /run/dirty
+  mount -t tmpfs -o size=$((dirty + 2))m tmpfs /run/dirty
+  dd if=/dev/urandom of=/run/dirty/seed bs=1M count=1 2>/dev/null
+  (while :; do
+    i=0
+    while [ "$i" -lt "$dirty" ]; do
+      dd if=/run/dirty/seed of=/run/dirty/pages bs=1M seek="$i" count=1 conv=notrunc 2>/dev/null
+      i=$((i + 1))
+    done
+  done) &
+  echo "KUBEVM-DIRTY rewriting $dirty MiB"
+fi
 
 echo "KUBEVM-READY"
 n=0
