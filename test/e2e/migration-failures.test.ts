@@ -4,9 +4,10 @@
 // and a kill lands while QEMU is copying. One VMI serves both tests, which run in order:
 //   - the TARGET launcher pod is killed (deleted, no grace): the migration is Failed with a reason,
 //     the target pod goes, and the guest runs on on its source, unpaused, counting on;
-//   - the SOURCE node's node handler pod is killed (it carries the stream): the migration ends
-//     (Failed: the stream went with the handler), and exactly one launcher pod of the VMI is
-//     left, on the node the VMI's status names, its guest counting.
+//   - the SOURCE node's node handler pod is killed (it carries the stream), then in a second
+//     migration the TARGET node's (it receives it): each migration ends (Failed: the stream went
+//     with the handler), and exactly one launcher pod of the VMI is left, on the node the VMI's
+//     status names, its guest counting.
 // Fails, never skips, without kubevm installed or with fewer than two nodes.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -76,6 +77,14 @@ async function ended(name: string): Promise<Migration> {
   });
 }
 
+/** Kills (deletes without grace) the node handler pod on that node. */
+async function killNodeHandler(node: string): Promise<void> {
+  const handlers = await pods().list({ namespace: 'kubevirt', labelSelector: 'app.kubernetes.io/component=node-handler' });
+  const handler = handlers.items.find((p) => p.spec?.nodeName === node && !p.metadata?.deletionTimestamp);
+  if (!handler?.metadata?.name) throw new Error(`no node handler pod on node ${node}`);
+  await pods().delete(handler.metadata.name, 'kubevirt', { gracePeriodSeconds: 0 });
+}
+
 /** Exactly one launcher pod of the VMI is left, on the VMI's node, and its guest counts on, unpaused. */
 async function exactlyOneGuest(): Promise<{ vmi: Vmi; pod: Pod }> {
   const one = await eventually('exactly one launcher pod of the VMI', 180_000, async () => {
@@ -94,6 +103,19 @@ async function exactlyOneGuest(): Promise<{ vmi: Vmi; pod: Pod }> {
   const vmi = await vmis().get(VMI, namespace);
   expect(vmi.status?.conditions?.find((c) => c.type === 'Paused')).toBeUndefined();
   return one;
+}
+
+/** The migration ended; exactly one guest runs, on the source if it failed, on the target if it succeeded. */
+async function oneGuestWhereTheMigrationLeftIt(name: string, before: { vmi: Vmi; pod: Pod }): Promise<void> {
+  const end = await ended(name);
+  const after = await exactlyOneGuest();
+  if (end.status?.phase === 'Failed') {
+    expect(end.status.migrationState?.failureReason).toEqual(expect.stringMatching(/\S/));
+    expect(after.vmi.status?.nodeName).toBe(before.vmi.status?.nodeName);
+    expect(after.pod.metadata?.uid).toBe(before.pod.metadata?.uid);
+  } else {
+    expect(after.vmi.status?.nodeName).toBe(end.status?.migrationState?.targetNode);
+  }
 }
 
 beforeAll(async () => {
@@ -144,20 +166,14 @@ describe('a migration killed half-way loses nothing', () => {
     const before = await sourcePod();
     const sourceNode = before.vmi.status?.nodeName ?? '';
     await migrating('kill-source-handler');
-    const handlers = await pods().list({ namespace: 'kubevirt', labelSelector: 'app.kubernetes.io/component=node-handler' });
-    const handler = handlers.items.find((p) => p.spec?.nodeName === sourceNode && !p.metadata?.deletionTimestamp);
-    expect(handler).toBeDefined();
-    await pods().delete(handler?.metadata?.name ?? '', 'kubevirt', { gracePeriodSeconds: 0 });
+    await killNodeHandler(sourceNode);
+    await oneGuestWhereTheMigrationLeftIt('kill-source-handler', before);
+  });
 
-    const end = await ended('kill-source-handler');
-    const after = await exactlyOneGuest();
-    // Where the guest runs agrees with how the migration ended.
-    if (end.status?.phase === 'Failed') {
-      expect(end.status.migrationState?.failureReason).toEqual(expect.stringMatching(/\S/));
-      expect(after.vmi.status?.nodeName).toBe(sourceNode);
-      expect(after.pod.metadata?.uid).toBe(before.pod.metadata?.uid);
-    } else {
-      expect(after.vmi.status?.nodeName).toBe(end.status?.migrationState?.targetNode);
-    }
+  it("the target node's node handler killed (it receives the stream): exactly one guest runs after, where the VMI's status says", async () => {
+    const before = await sourcePod();
+    const m = await migrating('kill-target-handler');
+    await killNodeHandler(m.status?.migrationState?.targetNode ?? '');
+    await oneGuestWhereTheMigrationLeftIt('kill-target-handler', before);
   });
 });
