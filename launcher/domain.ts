@@ -77,6 +77,8 @@ export class Domain extends EventEmitter {
   private mirrorNodes: string[] = [];
   /** A migration target exports those disks until its incoming migration ended. */
   private exportingDisks = false;
+  /** A migration target held stopped (-S) until its disk exports are gone (finishIncoming). */
+  private startAfterIncoming = false;
   readonly sockets: ReturnType<typeof socketPaths>;
 
   /**
@@ -195,7 +197,11 @@ export class Domain extends EventEmitter {
       const ctx: QemuContext = { accel: this.accel.accel, sockets: this.sockets, disks: prepared.disks, sandbox: this.config.sandbox };
       if (kernelBoot) ctx.kernelBoot = kernelBoot;
       const args = qemuArgs(this.vmi, ctx);
+      // A target whose disks come by NBD stays stopped after the stream (-S, late-block-activate)
+      // until its exports are gone; finishIncoming() then starts it.
+      this.startAfterIncoming = options.incoming !== undefined && this.mirrorNodes.length > 0 && !args.includes('-S');
       if (options.incoming) args.push('-incoming', 'defer');
+      if (this.startAfterIncoming) args.push('-S');
       step = 'network';
       await this.startPasst();
       step = 'qemu-start';
@@ -207,7 +213,7 @@ export class Domain extends EventEmitter {
       await this.connectQmp();
       if (options.incoming) {
         const { postCopy } = options.incoming;
-        await this.qmpExec((c) => qmp.migrateSetCapabilities(c, migrationCapabilities({ postCopy })));
+        await this.qmpExec((c) => qmp.migrateSetCapabilities(c, migrationCapabilities({ postCopy, lateBlockActivate: this.startAfterIncoming })));
         await this.qmpExec((c) => exportDisksForIncoming(c, this.mirrorNodes, this.sockets.migrationDisksIn));
         this.exportingDisks = this.mirrorNodes.length > 0;
         await this.qmpExec((c) => qmp.migrateIncoming(c, `unix:${this.sockets.migrationIn}`));
@@ -347,12 +353,19 @@ export class Domain extends EventEmitter {
         this.setPhase('ShuttingDown', typeof e.data?.['reason'] === 'string' ? e.data['reason'] : 'shutdown');
         break;
       case 'MIGRATION':
-        if (e.data?.['status'] === 'completed' && this.phase === 'Paused' && this.reason === 'MigrationTarget') {
-          void this.stopDiskExports();
-          void this.refreshStatus('Running');
-        }
+        if (e.data?.['status'] === 'completed' && this.phase === 'Paused' && this.reason === 'MigrationTarget') void this.finishIncoming();
         break;
     }
+  }
+
+  /** The incoming migration completed: the exports go, then the guest runs (if -S held it). */
+  private async finishIncoming(): Promise<void> {
+    await this.stopDiskExports();
+    if (this.startAfterIncoming) {
+      this.startAfterIncoming = false;
+      await this.qmpExec(qmp.cont).catch((error: unknown) => this.log.error({ err: error }, 'could not start the guest after its incoming migration'));
+    }
+    await this.refreshStatus('Running');
   }
 
   /** The incoming migration ended: the disks are the guest's alone again. */

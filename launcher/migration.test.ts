@@ -17,8 +17,10 @@ describe('outgoing migration settings', () => {
       { capability: 'auto-converge', state: true },
       { capability: 'postcopy-ram', state: false },
       { capability: 'pause-before-switchover', state: false },
+      { capability: 'late-block-activate', state: false },
     ]);
     expect(migrationCapabilities({ mirroredDisks: true })).toContainEqual({ capability: 'pause-before-switchover', state: true });
+    expect(migrationCapabilities({ lateBlockActivate: true })).toContainEqual({ capability: 'late-block-activate', state: true });
   });
 
   it('reads query-migrate into progress: dirty rate in bytes, downtime expected then real', () => {

@@ -42,7 +42,7 @@ export function migrationProgress(info: MigrationInfo): MigrationProgress {
 }
 
 /** The capabilities a source (and, for post-copy, a target) sets before a migration. */
-export function migrationCapabilities(options: { autoConverge?: boolean | undefined; postCopy?: boolean | undefined; mirroredDisks?: boolean }): { capability: string; state: boolean }[] {
+export function migrationCapabilities(options: { autoConverge?: boolean | undefined; postCopy?: boolean | undefined; mirroredDisks?: boolean; lateBlockActivate?: boolean }): { capability: string; state: boolean }[] {
   return [
     // MIGRATION events on both ends, so a target's end is seen without polling.
     { capability: 'events', state: true },
@@ -51,6 +51,10 @@ export function migrationCapabilities(options: { autoConverge?: boolean | undefi
     // With disks mirrored, the source stops at pre-switchover (guest stopped) until the mirrors
     // have copied their last writes; only then does the target take over.
     { capability: 'pause-before-switchover', state: options.mirroredDisks === true },
+    // A target with exported disks (started with -S) activates them only on `cont`, after its NBD
+    // exports are gone: an export still holding a disk at activation conflicts with the disk's
+    // device, and the guest's next migration then fails to inactivate it (libvirt does the same).
+    { capability: 'late-block-activate', state: options.lateBlockActivate === true },
   ];
 }
 

@@ -31,6 +31,10 @@ interface Pair {
   progress: MigrationProgress[];
   /** Migrates source → target through the node handlers' channel (as the source's handler does). */
   migrate: (args: MigrateArgs) => Promise<MigrationResult>;
+  /** Another launcher of the VMI in a pod of its own, not started. */
+  another: (podUid: string) => Promise<LauncherRun>;
+  /** Prepares `to` as the target of migration `migrationUid` and migrates `from` there. */
+  hop: (from: LauncherRun, to: LauncherRun, migrationUid: string, args: MigrateArgs) => Promise<MigrationResult>;
 }
 
 describe('launcher live migration over the migration channel (real QEMU, TCG)', () => {
@@ -60,15 +64,26 @@ describe('launcher live migration over the migration channel (real QEMU, TCG)', 
     const seenByHandler = (dir: string) => path.join(handlerPods, path.relative(pods.path, dir));
     const { status } = await prepareIncoming(target.client, receiver, { migrationUid, podsDir: handlerPods, runDir: seenByHandler(target.runDir), ownerUid: QEMU_UID, ...incoming });
     expect(status).toMatchObject({ phase: 'Paused', reason: 'MigrationTarget' });
-    const migrate = (args: MigrateArgs) =>
-      migrateOut(source.client, { migrationUid, podsDir: handlerPods, runDir: seenByHandler(source.runDir), tls: tlsFor['node-a'], target: { ...address, serverName: 'node-b' }, args, log, ownerUid: QEMU_UID });
+    const migrateFrom = (from: LauncherRun, uid: string, args: MigrateArgs) =>
+      migrateOut(from.client, { migrationUid: uid, podsDir: handlerPods, runDir: seenByHandler(from.runDir), tls: tlsFor['node-a'], target: { ...address, serverName: 'node-b' }, args, log, ownerUid: QEMU_UID });
+    const migrate = (args: MigrateArgs) => migrateFrom(source, migrationUid, args);
+    const another = async (podUid: string) => {
+      const run = await startLauncher(vmi, { runDir: pods.privateDir(podUid), ...prepare });
+      cleanups.push(() => run.stop());
+      return run;
+    };
+    const hop = async (from: LauncherRun, to: LauncherRun, uid: string, args: MigrateArgs) => {
+      const prepared = await prepareIncoming(to.client, receiver, { migrationUid: uid, podsDir: handlerPods, runDir: seenByHandler(to.runDir), ownerUid: QEMU_UID, ...incoming });
+      expect(prepared.status).toMatchObject({ phase: 'Paused', reason: 'MigrationTarget' });
+      return migrateFrom(from, uid, args);
+    };
     await source.waitForSerial(/KUBEVM-COUNT 2\b/, 60_000);
     const progress: MigrationProgress[] = [];
     await source.client.subscribe();
     source.client.on('event', (e: DomainEvent) => {
       if (e.type === 'migration') progress.push(e.progress);
     });
-    return { source, target, progress, migrate };
+    return { source, target, progress, migrate, another, hop };
   }
 
   /** Resolves once the source reports bytes on their way (the migration is under way). */
@@ -167,6 +182,29 @@ describe('launcher live migration over the migration channel (real QEMU, TCG)', 
     expect(onTarget.every((l) => l.now > lastOnSource)).toBe(true);
     expect(onTarget.find((l) => l.disk === 'vdb')?.now).toBeLessThanOrEqual(lastOnSource + 2);
     expect(p.target.serialLog()).not.toMatch(/KUBEVM-READY/);
+  });
+
+  it('a guest that came in by a migration migrates on again, its disks with it', async () => {
+    const vmi = testVmi('mig-twice', 'kubevm.diskcount=vda,vdb', {
+      disks: [{ name: 'base', disk: {} }, { name: 'scratch', disk: {} }],
+      volumes: [{ name: 'base', containerDisk: { image: 'example.org/blank:1' } }, { name: 'scratch', emptyDisk: { capacity: '16Mi' } }],
+    });
+    const prepare: LauncherRunOptions['prepare'] = ({ containerDiskDir }) => {
+      const diskDir = path.join(containerDiskDir, 'base', 'disk');
+      mkdirSync(diskDir, { recursive: true });
+      execFileSync('qemu-img', ['create', '-q', '-f', 'raw', path.join(diskDir, 'disk.img'), '32M']);
+    };
+    const p = await pair('mig-twice', {}, { vmi, prepare });
+    expect(await p.migrate({ completionTimeoutSeconds: 120 })).toMatchObject({ outcome: 'Succeeded' });
+    const first = lastCount(p.source.serialLog());
+    await p.target.waitForSerial(new RegExp(`KUBEVM-COUNT ${first + 2}\\b`), 30_000);
+    // The target is the source now, to a third pod.
+    const third = await p.another('dst2');
+    const again = await p.hop(p.target, third, 'mig-twice-2', { completionTimeoutSeconds: 120 });
+    expect({ outcome: again.outcome, reason: again.reason }).toEqual({ outcome: 'Succeeded', reason: undefined });
+    const second = lastCount(p.target.serialLog());
+    await third.waitForSerial(new RegExp(`KUBEVM-DISKCOUNT vdb prev=${second + 1} now=${second + 2}\\b`), 30_000);
+    expect(third.serialLog()).not.toMatch(/KUBEVM-READY/);
   });
 
   it('a cancel leaves the source running, unpaused, and the answer Aborted', async () => {
