@@ -18,9 +18,11 @@ async function main(): Promise<void> {
   const log = createRootLogger({ component: 'launcher' }).child({ namespace: vmi.metadata.namespace ?? 'default', name: vmi.metadata.name });
   let imagesReady: Promise<void> | undefined;
   if (config.imageCopyDir) {
-    // Held, never closed: the image copies beside the launcher exit when this process ends.
-    holdLifeline(config.imageCopyDir, log);
-    imagesReady = waitForImageCopies(vmi, config.imageCopyDir, log);
+    const imageCopyDir = config.imageCopyDir;
+    // Held, never closed: the image copies beside the launcher exit when this process ends. The
+    // pod's postStart hook creates it while this process starts; the copies start only after the
+    // hook, so once they reported (or one failed, and this process exits) it is there.
+    imagesReady = waitForImageCopies(vmi, imageCopyDir, log).finally(() => holdLifeline(imageCopyDir, log));
     // A failed copy ends the launcher at once, so the pod fails with the copy's message: the VMI
     // is never Scheduled (a failed container leaves the pod unready), so no start would come.
     imagesReady.catch((error: unknown) => {

@@ -206,23 +206,18 @@ describe('renderLauncherPod', () => {
       { name: 'udata-cloudinit', mountPath: '/var/run/kubevirt-private/secret/cloudinit', readOnly: true },
       { name: 'image-sources', mountPath: '/var/run/kubevirt/container-disks', subPath: 'container-disks', readOnly: true },
       { name: 'image-sources', mountPath: '/var/run/kubevirt/kernel-boot', subPath: 'kernel-boot', readOnly: true },
-      { name: 'image-sources', mountPath: '/var/run/kubevm/image-copies', subPath: 'copies', readOnly: true },
+      { name: 'image-sources', mountPath: '/var/run/kubevm/image-copies', subPath: 'copies' },
+      { name: 'kubevm-bin', mountPath: '/var/run/kubevm/bin' },
     ]);
     expect(pod.spec?.containers[0]?.env).toContainEqual({ name: 'KUBEVM_IMAGE_COPY_DIR', value: '/var/run/kubevm/image-copies' });
-    // One init container installs the launcher image's static copier (images are usually FROM
-    // scratch) and the lifeline; the containerDisk's /disk is copied by a container running in its
-    // image, started right after the compute container.
-    expect(pod.spec?.initContainers?.map((c) => [c.name, c.image])).toEqual([['copier', 'kubevm/launcher:test']]);
-    expect(pod.spec?.initContainers?.[0]?.command).toEqual([
-      '/bin/busybox',
-      'sh',
-      '-c',
-      PREPARE_SCRIPT,
-      'prepare',
-      '/bin/busybox',
-      '/var/run/kubevm/bin',
-      '/target/copies',
-    ]);
+    // No init container (each would cost a kubelet relist): compute's postStart hook installs the
+    // launcher image's static copier (images are usually FROM scratch) and the lifeline before the
+    // kubelet starts the next container; the containerDisk's /disk is copied by a container running
+    // in its image, started right after the compute container.
+    expect(pod.spec?.initContainers).toBeUndefined();
+    expect(pod.spec?.containers[0]?.lifecycle).toEqual({
+      postStart: { exec: { command: ['/bin/busybox', 'sh', '-c', PREPARE_SCRIPT, 'prepare', '/bin/busybox', '/var/run/kubevm/bin', '/var/run/kubevm/image-copies'] } },
+    });
     expect(pod.spec?.containers.map((c) => [c.name, c.image])).toEqual([
       ['compute', 'kubevm/launcher:test'],
       ['cd-root', 'quay.io/containerdisks/fedora:40'],

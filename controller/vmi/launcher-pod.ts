@@ -2,7 +2,7 @@
 // (ADR 0007). Everything a launcher needs reaches it through this spec: the VMI as a file, its
 // disks as volumes, /dev/kvm as a device-plugin resource. Nothing here reads the cluster.
 import { createHash } from 'node:crypto';
-import type { V1Container, V1EnvVar, V1OwnerReference, V1Pod, V1ResourceRequirements, V1Secret, V1Volume, V1VolumeDevice, V1VolumeMount } from '@kubernetes/client-node';
+import type { V1Container, V1EnvVar, V1Lifecycle, V1OwnerReference, V1Pod, V1ResourceRequirements, V1Secret, V1Volume, V1VolumeDevice, V1VolumeMount } from '@kubernetes/client-node';
 import type { VirtualMachineInstance, Volume } from '../api.js';
 import { formatBytes, formatMillicores, parseQuantity } from '../../runtime/quantity.js';
 import { guestMemoryBytes } from '../../runtime/vmi-defaults.js';
@@ -15,6 +15,7 @@ import {
   IMAGE_COPIER_BUSYBOX,
   IMAGE_COPY_FAILED,
   IMAGE_COPY_LIFELINE,
+  imageCopierHookCommand,
   IMAGE_COPY_OK,
   LAUNCHER_ENV,
   LAUNCHER_LABEL,
@@ -29,7 +30,7 @@ import {
   launcherPathEnv,
 } from '../../runtime/contracts/launcher-pod.js';
 
-export { COMPUTE_CONTAINER, CREATED_BY_LABEL, DOMAIN_ANNOTATION, LAUNCHER_LABEL, LAUNCHER_LABEL_VALUE, LAUNCHER_UID } from '../../runtime/contracts/launcher-pod.js';
+export { COMPUTE_CONTAINER, CREATED_BY_LABEL, DOMAIN_ANNOTATION, LAUNCHER_LABEL, LAUNCHER_LABEL_VALUE, LAUNCHER_UID, PREPARE_SCRIPT } from '../../runtime/contracts/launcher-pod.js';
 export const KVM_RESOURCE = 'devices.kubevirt.io/kvm';
 
 const VMI_DIR = LAUNCHER_PATHS.vmiDir;
@@ -106,9 +107,9 @@ export interface LauncherPodConfig {
   memoryOvercommitPercent?: number;
   /**
    * How containerDisk and kernelBoot images reach the launcher (default 'init-copy'):
-   * - 'init-copy': an init container per image, running in that image, copies its files into an
-   *   emptyDir with a static copier the launcher image provides (KUBEVM_COPIER): works on any
-   *   container runtime, costs the copy;
+   * - 'init-copy': a container per image beside the launcher, running in that image, copies its
+   *   files into an emptyDir with a static copier the launcher image provides (KUBEVM_COPIER):
+   *   works on any container runtime, costs the copy;
    * - 'image-volume': Kubernetes image volumes (the ImageVolume feature, containerd ≥ 2.1 / CRI-O):
    *   mounted read-only, no copy.
    */
@@ -370,7 +371,8 @@ function volumeParts(volume: Volume, facts: LauncherPodFacts): VolumeParts {
 }
 
 interface ImageSourceParts extends VolumeParts {
-  initContainers: V1Container[];
+  /** The compute container's postStart hook that installs the copier (see imageSources). */
+  lifecycle?: V1Lifecycle;
   /** The copies, started with the compute container (IMAGE_COPY_LIFELINE in the pod contract). */
   containers: V1Container[];
   env: V1EnvVar[];
@@ -385,10 +387,9 @@ const RESTRICTED_SECURITY_CONTEXT = {
   readOnlyRootFilesystem: true,
   capabilities: { drop: ['ALL'] },
 };
-// Copying is I/O, not compute. The copier init container's request counts only while it runs; a
-// copy container's for the pod's life (it then waits on the lifeline: a shell and a cat, ~1 MiB), so
-// it requests little; the limit leaves cp room for its buffers and page cache.
-const COPIER_RESOURCES = { requests: { cpu: '10m', memory: '40Mi' }, limits: { memory: '40Mi' } };
+// Copying is I/O, not compute. A copy container's request counts for the pod's life (it then waits
+// on the lifeline: a shell and a cat, ~1 MiB), so it requests little; the limit leaves cp room for
+// its buffers and page cache.
 const COPY_RESOURCES = { requests: { cpu: '10m', memory: '8Mi' }, limits: { memory: '40Mi' } };
 
 /**
@@ -433,18 +434,6 @@ export const COPY_SCRIPT = [
   'wait $!',
 ].join('\n');
 
-/**
- * The copier init container's script (run by the launcher image's busybox, which it installs):
- * `sh -c PREPARE_SCRIPT prepare <busybox> <bin dir> <copies dir>`: the busybox for the copies,
- * their status directory and the lifeline FIFO (only uid 107 may open it).
- */
-export const PREPARE_SCRIPT = [
-  'set -eu',
-  '"$1" cp -- "$1" "$2/busybox"',
-  '"$1" mkdir -p -- "$3"',
-  `"$1" mkfifo -m 0600 -- "$3/${IMAGE_COPY_LIFELINE}"`,
-].join('\n');
-
 /** One image whose files the launcher reads: a containerDisk or the kernelBoot container. */
 interface ImageSource {
   name: string;
@@ -463,7 +452,7 @@ interface ImageSource {
  * cannot be pulled shows as ErrImagePull/ImagePullBackOff on the pod, naming the image.
  */
 function imageSources(vmi: VirtualMachineInstance, config: LauncherPodConfig): ImageSourceParts {
-  const parts: ImageSourceParts = { volumes: [], mounts: [], initContainers: [], containers: [], env: [] };
+  const parts: ImageSourceParts = { volumes: [], mounts: [], containers: [], env: [] };
   const sources: ImageSource[] = [];
   (vmi.spec.volumes ?? []).forEach((volume, index) => {
     if (!volume.containerDisk) return;
@@ -512,26 +501,19 @@ function imageSources(vmi: VirtualMachineInstance, config: LauncherPodConfig): I
   parts.mounts.push(
     { name: 'image-sources', mountPath: CONTAINER_DISKS_DIR, subPath: 'container-disks', readOnly: true },
     { name: 'image-sources', mountPath: KERNEL_BOOT_DIR, subPath: 'kernel-boot', readOnly: true },
-    // Read-only: opening the lifeline FIFO for writing needs no write access to the file system.
-    { name: 'image-sources', mountPath: IMAGE_COPY_DIR, subPath: IMAGE_COPIES_SUBPATH, readOnly: true },
+    // Writable for the postStart hook below (the lifeline FIFO). The launcher could forge its own
+    // copies' status there, which fools only itself.
+    { name: 'image-sources', mountPath: IMAGE_COPY_DIR, subPath: IMAGE_COPIES_SUBPATH },
+    { name: 'kubevm-bin', mountPath: COPIER_DIR },
   );
   parts.env.push({ name: LAUNCHER_ENV.imageCopyDir, value: IMAGE_COPY_DIR });
-  // The copier comes from the launcher image: containerDisk images are usually FROM scratch. The
-  // one init container left: the copies need its busybox before they start.
-  parts.initContainers.push({
-    name: 'copier',
-    image: config.launcherImage,
-    imagePullPolicy: config.launcherImagePullPolicy ?? 'IfNotPresent',
-    // Named busybox: busybox picks its applet from argv[0] unless argv[0] is "busybox".
-    command: [copier, 'sh', '-c', PREPARE_SCRIPT, 'prepare', copier, COPIER_DIR, `/target/${IMAGE_COPIES_SUBPATH}`],
-    volumeMounts: [
-      { name: 'kubevm-bin', mountPath: COPIER_DIR },
-      { name: 'image-sources', mountPath: '/target' },
-    ],
-    securityContext: RESTRICTED_SECURITY_CONTEXT,
-    resources: COPIER_RESOURCES,
-    terminationMessagePolicy: 'FallbackToLogsOnError',
-  });
+  // The copier comes from the launcher image: containerDisk images are usually FROM scratch. It is
+  // installed by the compute container's postStart hook, not by an init container: the kubelet
+  // runs the hook before it starts the next container (the copies need its busybox), whereas an
+  // init container's exit is noticed only on the kubelet's next relist (PLEG, once a second).
+  // The copies could run a busybox the launcher replaced: they run as the same uid, in the same
+  // pod, with the same restricted context and no mount the launcher lacks but the image's own files.
+  parts.lifecycle = { postStart: { exec: { command: imageCopierHookCommand(copier) } } };
   for (const source of sources) {
     const target = source.into.startsWith(CONTAINER_DISKS_DIR) ? `/target/container-disks${source.into.slice(CONTAINER_DISKS_DIR.length)}` : '/target/kernel-boot';
     parts.containers.push({
@@ -604,9 +586,10 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
       ...images.env,
     ],
     resources: launcherResources(vmi, config),
-    // The init containers' context: no capability at all. Guest ports below 1024 are bound through
-    // the pod's sysctl below (ADR 0013).
+    // The copies' context: no capability at all. Guest ports below 1024 are bound through the
+    // pod's sysctl below (ADR 0013).
     securityContext: RESTRICTED_SECURITY_CONTEXT,
+    ...(images.lifecycle ? { lifecycle: images.lifecycle } : {}),
     volumeMounts: [...fixedMounts, ...perVolume.flatMap((parts) => parts.mounts), ...images.mounts],
     ...(devices.length > 0 ? { volumeDevices: devices } : {}),
     terminationMessagePolicy: 'FallbackToLogsOnError',
@@ -651,7 +634,6 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
         // namespaced sysctl: the Restricted Pod Security Standard allows it (ADR 0013).
         sysctls: [{ name: 'net.ipv4.ip_unprivileged_port_start', value: '0' }],
       },
-      ...(images.initContainers.length > 0 ? { initContainers: images.initContainers } : {}),
       // The compute container first: the kubelet starts a pod's containers in order.
       containers: [compute, ...images.containers],
       volumes: [...fixedVolumes, ...perVolume.flatMap((parts) => parts.volumes), ...images.volumes],

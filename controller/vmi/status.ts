@@ -64,8 +64,8 @@ export function podFailureMessage(pod: V1Pod): string {
   if (pod.status?.reason === 'Evicted') {
     return `launcher pod ${pod.metadata?.name} was evicted by the kubelet${pod.status.message ? `: ${pod.status.message.trim()}` : ''}`;
   }
-  // An init container (the copier) or an image copy beside the launcher that failed comes first:
-  // the launcher never started, or failed because of it.
+  // An init container (the copier, in pods of kubevm before the postStart hook) or an image copy
+  // beside the launcher that failed comes first: the launcher never started, or failed because of it.
   for (const [kind, statuses] of [
     ['init container', pod.status?.initContainerStatuses ?? []],
     ['container', (pod.status?.containerStatuses ?? []).filter((status) => status.name !== COMPUTE_CONTAINER)],

@@ -11,7 +11,7 @@
 import type { InstallTarget, Manifest } from '../install.js';
 import { COMPONENTS, LAUNCHER_IMAGE_NAME, imageRef, managedLabels } from '../install.js';
 import { LAUNCHER_COMMAND } from './workloads.js';
-import { IMAGE_COPIER_BUSYBOX } from '../../runtime/contracts/launcher-pod.js';
+import { IMAGE_COPIER_BUSYBOX, imageCopierHookCommand } from '../../runtime/contracts/launcher-pod.js';
 
 const ADMISSION_API = 'admissionregistration.k8s.io/v1';
 export const NODE_NAME_EXTRA = 'authentication.kubernetes.io/node-name';
@@ -21,7 +21,7 @@ export const CONTROLLER_POLICY = 'kubevm-controller-launcher-pods';
 const serviceAccountUser = (component: keyof typeof COMPONENTS, target: InstallTarget): string => `system:serviceaccount:${target.namespace}:${COMPONENTS[component].name}`;
 
 /** A CEL string literal (single-quoted, escaped). */
-const cel = (text: string): string => `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+const cel = (text: string): string => `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n')}'`;
 const celList = (items: readonly string[]): string => `[${items.map(cel).join(', ')}]`;
 
 function policyWithBinding(name: string, component: string, target: InstallTarget, spec: Record<string, unknown>): Manifest[] {
@@ -89,6 +89,7 @@ export const LAUNCHER_VOLUME_TYPES = ['emptyDir', 'secret', 'configMap', 'persis
 export function renderControllerPolicy(target: InstallTarget): Manifest[] {
   const launcherImage = imageRef(target, LAUNCHER_IMAGE_NAME);
   const launcherCommand = LAUNCHER_COMMAND.split(' ');
+  const hookTemplate = imageCopierHookCommand('');
   const allContainers = `(object.spec.containers + (has(object.spec.initContainers) ? object.spec.initContainers : []))`;
   const restricted = [
     `has(c.securityContext)`,
@@ -134,6 +135,16 @@ export function renderControllerPolicy(target: InstallTarget): Manifest[] {
         `every other container an image copy: ${IMAGE_COPIER_BUSYBOX} sh -c <the copy script> copy-image ...`,
       ),
       pod(`!has(object.spec.initContainers) || object.spec.initContainers.all(c, c.name == 'copier' && c.image == ${cel(launcherImage)})`, `no init container but the copier, from ${launcherImage}`),
+      // The kubelet runs lifecycle hooks itself: an httpGet or tcpSocket hook would make it connect
+      // wherever the pod says, and an exec hook would run beside the pinned launcher command. The one
+      // hook allowed is compute's, installing the copier (its busybox path is the controller's setting).
+      pod(
+        `${allContainers}.all(c, !has(c.lifecycle) || (c.name == 'compute' && !has(c.lifecycle.preStop) && has(c.lifecycle.postStart) && has(c.lifecycle.postStart.exec) && !has(c.lifecycle.postStart.httpGet) && !has(c.lifecycle.postStart.tcpSocket) && !has(c.lifecycle.postStart.sleep) && size(c.lifecycle.postStart.exec.command) == ${hookTemplate.length} && c.lifecycle.postStart.exec.command[0] == c.lifecycle.postStart.exec.command[5] && ${hookTemplate
+          .flatMap((word, i) => (i === 0 || i === 5 ? [] : [`c.lifecycle.postStart.exec.command[${i}] == ${cel(word)}`]))
+          .join(' && ')}))`,
+        `no lifecycle hook but compute's postStart that installs the copier: <busybox> sh -c <the prepare script> prepare <busybox> ${hookTemplate.slice(6).join(' ')}`,
+      ),
+
       pod(`!has(object.spec.ephemeralContainers)`, 'no ephemeral containers'),
     ],
   });

@@ -56,8 +56,9 @@ describe('launcher pod contract', () => {
     expect(mountOf(`${config.containerDiskDir}/root/disk/x.qcow2`)).toBeDefined();
     expect(mountOf(`${config.pvcDir}/data/disk.img`)).toBeDefined();
     expect(mountOf(`${config.kernelBootDir}/boot/vmlinuz`)).toBeDefined();
-    // The copies' status files and the lifeline: read-only for the launcher.
-    expect(mountOf(`${config.imageCopyDir}/${IMAGE_COPY_LIFELINE}`)).toMatchObject({ name: 'image-sources', readOnly: true });
+    // The copies' status files and the lifeline: writable, for compute's postStart hook that creates the lifeline.
+    expect(mountOf(`${config.imageCopyDir}/${IMAGE_COPY_LIFELINE}`)).toMatchObject({ name: 'image-sources' });
+    expect(mountOf(`${config.imageCopyDir}/${IMAGE_COPY_LIFELINE}`)?.readOnly).toBeFalsy();
     expect(pod.spec!.volumes!.find((v) => v.name === PRIVATE_VOLUME)?.emptyDir).toBeDefined();
   });
 

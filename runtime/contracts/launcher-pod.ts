@@ -95,13 +95,31 @@ export function launcherPathEnv(): Array<{ name: string; value: string }> {
  * `<imageCopyDir>/<imageCopyStatusName(source)>`, written whole (rename): `ok`, or `failed` and on
  * the next line the message naming the field. The launcher waits for every status before it
  * touches the images. The copies then stay up (the pod is Ready only while every container runs)
- * reading the lifeline, a FIFO the copier init container creates and the launcher holds open for
- * writing as long as its process lives: when it ends, for any reason, the copies read end of
- * file and exit, and the pod completes.
+ * reading the lifeline, a FIFO the compute container's postStart hook creates (before the kubelet
+ * starts the copies) and the launcher holds open for writing, from when the copies have reported,
+ * as long as its process lives: when it ends, for any reason, the copies read end of file and
+ * exit, and the pod completes.
  */
 export const IMAGE_COPY_LIFELINE = 'launcher.lifeline';
-/** The busybox the copier init container installs (from the launcher image) and every image copy runs. */
+/** The busybox the compute container's postStart hook installs (from the launcher image) and every image copy runs. */
 export const IMAGE_COPIER_BUSYBOX = '/var/run/kubevm/bin/busybox';
+/**
+ * The compute container's postStart hook (run by the launcher image's busybox, which it installs):
+ * `sh -c PREPARE_SCRIPT prepare <busybox> <bin dir> <copies dir>`: the busybox for the copies,
+ * their status directory and the lifeline FIFO (only uid 107 may open it). The kubelet starts the
+ * copies only once the hook has run.
+ */
+export const PREPARE_SCRIPT = [
+  'set -eu',
+  '"$1" cp -- "$1" "$2/busybox"',
+  '"$1" mkdir -p -- "$3"',
+  `"$1" mkfifo -m 0600 -- "$3/${IMAGE_COPY_LIFELINE}"`,
+].join('\n');
+
+/** The hook's command, with the static busybox of the launcher image at `copier`. */
+export function imageCopierHookCommand(copier: string): string[] {
+  return [copier, 'sh', '-c', PREPARE_SCRIPT, 'prepare', copier, path.dirname(IMAGE_COPIER_BUSYBOX), LAUNCHER_PATHS.imageCopyDir];
+}
 export const IMAGE_COPY_OK = 'ok';
 export const IMAGE_COPY_FAILED = 'failed';
 

@@ -328,6 +328,10 @@ describe('the controller creates only launcher pods of the expected shape', () =
   // The VM's namespace enforces Restricted, which would refuse these before the policy sees them: send them to default (dry runs).
   const elsewhere = (pod: PodManifest): PodManifest => ({ ...pod, metadata: { ...pod.metadata, namespace: 'default' } });
   const create = async (manifest: object): Promise<{ code: number; output: string }> => using(controller, ['create', '--dry-run=server', '-f', '-'], YAML.stringify(manifest));
+  const withCompute = (change: (compute: Record<string, unknown>) => Record<string, unknown>) => () => {
+    const [compute, ...others] = launcher.spec['containers'] as Array<Record<string, unknown>>;
+    return { ...elsewhere(launcher), spec: { ...launcher.spec, containers: [change(compute ?? {}), ...others] } };
+  };
 
   it('may create a launcher pod like the ones it renders (a dry run of a copy of the running one)', async () => {
     const created = await create(launcher);
@@ -350,6 +354,13 @@ describe('the controller creates only launcher pods of the expected shape', () =
         return { ...elsewhere(launcher), spec: { ...launcher.spec, containers: [...(launcher.spec['containers'] as object[]), { name: 'extra', image: 'busybox:latest', securityContext: compute?.securityContext }] } };
       },
       'every other container an image copy',
+    ],
+    // The kubelet runs hooks itself: an httpGet hook would make it connect wherever the pod says.
+    ['a launcher pod whose compute container has an httpGet postStart hook', withCompute((c) => ({ ...c, lifecycle: { postStart: { httpGet: { host: '192.0.2.1', port: 80, path: '/' } } } })), 'no lifecycle hook but'],
+    [
+      'a launcher pod whose postStart hook runs another script',
+      withCompute((c) => ({ ...c, lifecycle: { postStart: { exec: { command: ['/bin/busybox', 'sh', '-c', 'wget http://192.0.2.1/', 'prepare', '/bin/busybox', '/var/run/kubevm/bin', '/var/run/kubevm/image-copies'] } } } })),
+      'no lifecycle hook but',
     ],
     ['a service-account token Secret in kube-system', () => ({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/service-account-token', metadata: { name: 'stolen', namespace: 'kube-system', annotations: { 'kubernetes.io/service-account.name': 'default' }, ownerReferences: launcher.metadata?.ownerReferences } }), 'only Opaque Secrets'],
   ])('may not create %s', async (_what, manifest, message) => {
