@@ -61,6 +61,16 @@ type WatchEnd = 'closed' | 'expired' | 'error' | 'interrupted';
 const initialBackoffMs = 800;
 const maxBackoffMs = 30_000;
 
+/**
+ * What the cache keeps of an object: all but `metadata.managedFields`, which no kubevm component
+ * reads and which repeats much of the object (each writer's field set): controller-runtime strips
+ * it from its caches by default too. Then frozen.
+ */
+function cacheable<T extends KubeObject>(obj: T): T {
+  if (obj.metadata?.managedFields !== undefined) delete obj.metadata.managedFields;
+  return deepFreeze(obj);
+}
+
 function deepFreeze<V>(value: V): V {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
     Object.freeze(value);
@@ -301,7 +311,7 @@ export class Informer<T extends KubeObject> implements RunnableInformer {
   /** Swap in a full list, telling handlers what changed since the cache last saw the world. */
   private replace(items: T[], resourceVersion: string): void {
     const fresh = new Map<string, T>();
-    for (const item of items) fresh.set(objectKey(item), deepFreeze(item));
+    for (const item of items) fresh.set(objectKey(item), cacheable(item));
     for (const [key, old] of [...this.store]) {
       if (!fresh.has(key)) this.remove(key, old);
     }
@@ -407,8 +417,8 @@ export class Informer<T extends KubeObject> implements RunnableInformer {
           return;
         }
         const key = objectKey(obj);
-        if (type === 'ADDED' || type === 'MODIFIED') this.upsert(key, deepFreeze(obj));
-        else if (type === 'DELETED') this.remove(key, deepFreeze(obj));
+        if (type === 'ADDED' || type === 'MODIFIED') this.upsert(key, cacheable(obj));
+        else if (type === 'DELETED') this.remove(key, cacheable(obj));
         if (rv) this.resourceVersion = rv;
       };
       const onDone = (err: unknown): void => {

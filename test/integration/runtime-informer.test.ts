@@ -102,6 +102,9 @@ describe('Informer on ConfigMaps with a label selector', () => {
     expect(events).toEqual(['add pre v0', 'add a v1', 'update a v2', 'add c v1', 'delete a', 'delete c', 'add sentinel v1']);
     expect(informer.list().map((o) => o.metadata?.name).sort()).toEqual(['pre', 'sentinel']);
     expect(informer.stats().expiredWatches).toBe(0);
+    // The API server sends managedFields (listed and watched alike); the cache keeps none.
+    expect((await configMaps.get('sentinel', namespace)).metadata?.managedFields?.length).toBeGreaterThan(0);
+    expect(informer.list().map((o) => o.metadata?.managedFields)).toEqual([undefined, undefined]);
     // Cached objects are frozen: a controller must copy before changing one.
     const cached = informer.get(`${namespace}/pre`);
     expect(() => {
