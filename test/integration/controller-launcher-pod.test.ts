@@ -131,15 +131,17 @@ beforeAll(async () => {
     client,
     {
       ...launcherConfig,
-      // Like a launcher: hold the lifeline, wait for the image copies beside it (a failed one fails
-      // it with the copy's message); then print what it sees and stay up.
+      // Like a launcher: wait for the image copies beside it (a failed one fails it with the copy's
+      // message), then hold the lifeline (compute's postStart hook created it before the copies
+      // started); then print what it sees and stay up.
       launcherCommand: [
         '/bin/busybox',
         'sh',
         '-c',
-        'd=/var/run/kubevm/image-copies; exec 3<>"$d/launcher.lifeline"; ' +
+        'd=/var/run/kubevm/image-copies; ' +
           'for f in container-disk-root kernel-boot; do until [ -e "$d/$f" ]; do sleep 0.05; done; ' +
-          'if [ "$(head -n 1 "$d/$f")" != ok ]; then tail -n +2 "$d/$f" >&2; exit 1; fi; done; ' +
+          'if [ "$(head -n 1 "$d/$f")" != ok ]; then exec 3<>"$d/launcher.lifeline"; tail -n +2 "$d/$f" >&2; exit 1; fi; done; ' +
+          'exec 3<>"$d/launcher.lifeline"; ' +
           'find /var/run/kubevirt/container-disks /var/run/kubevirt/kernel-boot -type f -exec /bin/busybox sh -c \'echo "$1: $(cat "$1")"\' _ {} \\; ; ' +
           'touch /probe 2>/dev/null && echo ROOT-WRITABLE || echo ROOT-READ-ONLY; id; ' +
           // What QEMU's hostfwd does for a guest's declared port 80: bind it in the pod, as uid 107.
@@ -284,7 +286,8 @@ describe('the launcher pod on the real kubelet', () => {
     const input = renderLauncherInputSecret(vmi) as KubeObject;
     delete input.metadata?.ownerReferences;
     await client.resource<KubeObject>(secrets).create(input);
-    const pod = renderLauncherPod(vmi, launcherConfig) as Pod;
+    // A compute container that runs: its postStart hook installs the copier the copies run.
+    const pod = renderLauncherPod(vmi, { ...launcherConfig, launcherCommand: ['/bin/busybox', 'sleep', '3600'] }) as Pod;
     delete pod.metadata?.ownerReferences;
     await client.resource<Pod>(coreResources.pods).create(pod);
     const failure = await copyFailure(pod.metadata?.name ?? '');
