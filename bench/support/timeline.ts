@@ -166,9 +166,12 @@ export function milestones(observed: Observed, runtime: RuntimeTimes, launcher: 
   add('sandbox starting', runtime.sandboxStart, 'work', 'kubelet sees the pod, mounts its volumes');
   add('sandbox ready', runtime.sandboxReady, 'work', 'containerd: pause container, CNI network');
   let previousExit = false;
+  let previous = '';
   for (const container of runtime.containers) {
     const init = initContainers.has(container.name);
-    add(`${container.name}: create`, container.create, previousExit ? 'wait' : 'work', previousExit ? 'kubelet notices the exit on its next relist (PLEG, 1 s)' : 'kubelet: next container');
+    const next = previous === 'compute' ? "compute's postStart hook installs the copier (an exec), then the kubelet starts the next container" : 'kubelet: next container';
+    add(`${container.name}: create`, container.create, previousExit ? 'wait' : 'work', previousExit ? 'kubelet notices the exit on its next relist (PLEG, 1 s)' : next);
+    previous = container.name;
     add(`${container.name}: started`, container.started, 'work', 'containerd: create and start the container');
     if (init) add(`${container.name}: exited`, container.exited, 'work', 'the copy runs');
     previousExit = init && container.exited !== undefined;
