@@ -127,6 +127,8 @@ describe('target pod', () => {
     expect(p.metadata?.ownerReferences).toEqual([expect.objectContaining({ kind: 'VirtualMachineInstance', uid: vmi().metadata?.uid, controller: true })]);
     expect(p.spec?.nodeSelector).toMatchObject({ zone: 'b' });
     expect(p.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms).toEqual([{ matchFields: [{ key: 'metadata.name', operator: 'NotIn', values: ['node-a'] }] }]);
+    // Its QEMU waits for the handler's start with the incoming stream; a VMI's own launcher starts at once.
+    expect(p.spec?.containers[0]?.env).toContainEqual({ name: 'KUBEVM_AUTOSTART', value: 'false' });
   });
 
   it("adds the source node's exclusion to every node affinity term the VMI has", () => {

@@ -39,7 +39,8 @@ function offSourceNode(affinity: V1Affinity | undefined, sourceNode: string): V1
 }
 
 export function renderTargetPod(vmi: VirtualMachineInstance, migration: Migration, sourceNode: string, config: LauncherPodConfig): V1Pod {
-  const pod = renderLauncherPod(vmi, config);
+  // Its QEMU starts with -incoming, when the target's node handler asks.
+  const pod = renderLauncherPod(vmi, config, {}, 'on-request');
   const metadata = pod.metadata ?? {};
   metadata.name = targetPodName(vmi, migration);
   metadata.labels = { ...(metadata.labels ?? {}), [MIGRATION_JOB_LABEL]: migration.metadata?.uid ?? '' };

@@ -210,6 +210,8 @@ describe('renderLauncherPod', () => {
       { name: 'kubevm-bin', mountPath: '/var/run/kubevm/bin' },
     ]);
     expect(pod.spec?.containers[0]?.env).toContainEqual({ name: 'KUBEVM_IMAGE_COPY_DIR', value: '/var/run/kubevm/image-copies' });
+    // QEMU starts once the copies are there, not when the node handler has seen the VMI Scheduled.
+    expect(pod.spec?.containers[0]?.env).toContainEqual({ name: 'KUBEVM_AUTOSTART', value: 'true' });
     // No init container (each would cost a kubelet relist): compute's postStart hook installs the
     // launcher image's static copier (images are usually FROM scratch) and the lifeline before the
     // kubelet starts the next container; the containerDisk's /disk is copied by a container running

@@ -544,7 +544,13 @@ function imageSources(vmi: VirtualMachineInstance, config: LauncherPodConfig): I
   return parts;
 }
 
-export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherPodConfig, facts: LauncherPodFacts = {}): V1Pod {
+/**
+ * How the launcher starts its domain: at once, as soon as its images are there (a VMI's own pod), or
+ * only when its node handler asks (a migration target, whose QEMU must wait for the incoming stream).
+ */
+export type LauncherStart = 'at-once' | 'on-request';
+
+export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherPodConfig, facts: LauncherPodFacts = {}, start: LauncherStart = 'at-once'): V1Pod {
   const metadata = vmi.metadata ?? {};
   const name = metadata.name ?? '';
   const uid = metadata.uid ?? '';
@@ -583,6 +589,11 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
       // useEmulation lets QEMU fall back to TCG where /dev/kvm is missing, as in KubeVirt.
       { name: LAUNCHER_ENV.allowEmulation, value: config.useEmulation ? 'true' : 'false' },
       { name: LAUNCHER_ENV.podName, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      // QEMU starts while the kubelet has yet to notice the containers run (its next relist) and
+      // report the pod Ready, and the controller then to write Scheduled: the node handler finds
+      // the domain Running and writes that (bench/vm-startup.md). KubeVirt's launcher waits for
+      // virt-handler's SyncVMI instead.
+      { name: LAUNCHER_ENV.autostart, value: start === 'at-once' ? 'true' : 'false' },
       ...images.env,
     ],
     resources: launcherResources(vmi, config),
