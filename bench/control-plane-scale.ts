@@ -1,8 +1,8 @@
 // Control-plane scale: the real controller against the local cluster's real API server, with
-// launcher pods on nodes kwok simulates (no container runs), at 1 000 and 2 000 VMs (arguments).
+// launcher pods on nodes kwok simulates (no container runs), at the counts given as arguments (make bench: 1 000 to 8 000).
 // Not a test. `make bench BENCH=scale` does the set-up; by hand, on a full local cluster:
 //   npx tsc -p tsconfig.build.json
-//   KUBEVM_KWOK=$(bash local-cluster/kwok/build.sh) node --import tsx bench/control-plane-scale.ts 1000 2000
+//   KUBEVM_KWOK=$(bash local-cluster/kwok/build.sh) node --import tsx bench/control-plane-scale.ts 1000 2000 4000 8000
 // Per step: create VMs up to the count (runStrategy Always, pinned to the kwok nodes), wait until
 // every VMI is Scheduled (its pod Ready, as kwok reports it), then read the controller's own
 // /metrics: heap and RSS, REST requests, workqueue latency histograms. At the end the controller

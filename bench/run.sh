@@ -40,7 +40,7 @@ if wants scale; then
   bash scripts/uninstall-kubevm.sh
   npx tsc -p tsconfig.build.json
   kwok="$(bash local-cluster/kwok/build.sh)"
-  KUBEVM_KWOK="$kwok" node --import tsx bench/control-plane-scale.ts ${KUBEVM_BENCH_SCALE:-1000 2000}
+  KUBEVM_KWOK="$kwok" node --import tsx bench/control-plane-scale.ts ${KUBEVM_BENCH_SCALE:-1000 2000 4000 8000}
 fi
 if wants memory; then
   # The launcher as its image runs it: compiled JS (dist/ is ignored).
