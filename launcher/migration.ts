@@ -5,7 +5,7 @@
 // how; a failed or aborted migration leaves the guest running on the source (domain.ts resumes it).
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { MigrateArgs, MigrationInfo, MigrationProgress, MigrationResult } from '../runtime/contracts/launcher-protocol.js';
+import type { MigrateArgs, MigrationInfo, MigrationProgress, MigrationResult, QmpEvent } from '../runtime/contracts/launcher-protocol.js';
 import type { DiskMirrors } from './disk-mirror.js';
 import { qmp } from './qmp.js';
 import type { QmpClient } from './qmp.js';
@@ -66,6 +66,22 @@ export function migrationParameters(args: MigrateArgs): Record<string, number> {
 }
 
 const ENDED = new Set(['completed', 'failed', 'cancelled']);
+
+/** Resolves at QEMU's next MIGRATION event (a status change), or after `ms` at the latest. */
+export function nextMigrationEvent(c: QmpClient, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      c.off('event', onEvent);
+      resolve();
+    };
+    const onEvent = (e: QmpEvent) => {
+      if (e.event === 'MIGRATION') done();
+    };
+    const timer = setTimeout(done, ms);
+    c.on('event', onEvent);
+  });
+}
 
 export interface OutgoingMigrationHooks {
   log: Logger;
@@ -157,7 +173,9 @@ export class OutgoingMigration {
           await this.abort(`the migration made no progress for ${progressMs / 1000} s (progressTimeout); ${progress.remainingBytes} bytes remained`);
         }
       }
-      await delay(POLL_MS);
+      // A status change (pre-switchover above all: the guest is stopped until it is handled) is
+      // acted on at once, not at the next poll.
+      await nextMigrationEvent(c, POLL_MS);
     }
     this.hooks.onProgress(progress);
     if (progress.status !== 'completed') await mirrors?.abort();
