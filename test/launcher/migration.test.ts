@@ -37,6 +37,23 @@ interface Pair {
   hop: (from: LauncherRun, to: LauncherRun, migrationUid: string, args: MigrateArgs) => Promise<MigrationResult>;
 }
 
+/**
+ * A guest with a containerDisk (a blank raw base under its overlay) and an emptyDisk, counting on
+ * both (kubevm.diskcount: each second it reads the first block, then writes its count there).
+ */
+function diskCountingGuest(name: string): { vmi: LauncherVmi; prepare: LauncherRunOptions['prepare'] } {
+  const vmi = testVmi(name, 'kubevm.diskcount=vda,vdb', {
+    disks: [{ name: 'base', disk: {} }, { name: 'scratch', disk: {} }],
+    volumes: [{ name: 'base', containerDisk: { image: 'example.org/blank:1' } }, { name: 'scratch', emptyDisk: { capacity: '16Mi' } }],
+  });
+  const prepare: LauncherRunOptions['prepare'] = ({ containerDiskDir }) => {
+    const diskDir = path.join(containerDiskDir, 'base', 'disk');
+    mkdirSync(diskDir, { recursive: true });
+    execFileSync('qemu-img', ['create', '-q', '-f', 'raw', path.join(diskDir, 'disk.img'), '32M']);
+  };
+  return { vmi, prepare };
+}
+
 describe('launcher live migration over the migration channel (real QEMU, TCG)', () => {
   const cleanups: Array<() => Promise<void> | void> = [];
   afterEach(async () => {
@@ -155,16 +172,7 @@ describe('launcher live migration over the migration channel (real QEMU, TCG)', 
     // The guest reads each disk's first block, then writes its counter there, every second:
     // "prev" must always be the count before, on the source and after the switch on the target,
     // whose own disks start blank (a fresh overlay over the same base, a fresh emptyDisk).
-    const vmi = testVmi('mig-disks', 'kubevm.diskcount=vda,vdb', {
-      disks: [{ name: 'base', disk: {} }, { name: 'scratch', disk: {} }],
-      volumes: [{ name: 'base', containerDisk: { image: 'example.org/blank:1' } }, { name: 'scratch', emptyDisk: { capacity: '16Mi' } }],
-    });
-    const prepare: LauncherRunOptions['prepare'] = ({ containerDiskDir }) => {
-      const diskDir = path.join(containerDiskDir, 'base', 'disk');
-      mkdirSync(diskDir, { recursive: true });
-      execFileSync('qemu-img', ['create', '-q', '-f', 'raw', path.join(diskDir, 'disk.img'), '32M']);
-    };
-    const p = await pair('mig-disks', {}, { vmi, prepare });
+    const p = await pair('mig-disks', {}, diskCountingGuest('mig-disks'));
     await p.source.waitForSerial(/KUBEVM-DISKCOUNT vdb prev=\d+ now=3\b/, 60_000);
     const result = await p.migrate({ bandwidthMiBps: 512, completionTimeoutSeconds: 120 });
     expect(result).toMatchObject({ outcome: 'Succeeded', progress: { status: 'completed' } });
@@ -185,16 +193,7 @@ describe('launcher live migration over the migration channel (real QEMU, TCG)', 
   });
 
   it('a guest that came in by a migration migrates on again, its disks with it', async () => {
-    const vmi = testVmi('mig-twice', 'kubevm.diskcount=vda,vdb', {
-      disks: [{ name: 'base', disk: {} }, { name: 'scratch', disk: {} }],
-      volumes: [{ name: 'base', containerDisk: { image: 'example.org/blank:1' } }, { name: 'scratch', emptyDisk: { capacity: '16Mi' } }],
-    });
-    const prepare: LauncherRunOptions['prepare'] = ({ containerDiskDir }) => {
-      const diskDir = path.join(containerDiskDir, 'base', 'disk');
-      mkdirSync(diskDir, { recursive: true });
-      execFileSync('qemu-img', ['create', '-q', '-f', 'raw', path.join(diskDir, 'disk.img'), '32M']);
-    };
-    const p = await pair('mig-twice', {}, { vmi, prepare });
+    const p = await pair('mig-twice', {}, diskCountingGuest('mig-twice'));
     expect(await p.migrate({ completionTimeoutSeconds: 120 })).toMatchObject({ outcome: 'Succeeded' });
     const first = lastCount(p.source.serialLog());
     await p.target.waitForSerial(new RegExp(`KUBEVM-COUNT ${first + 2}\\b`), 30_000);
