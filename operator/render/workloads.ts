@@ -134,7 +134,7 @@ export function renderControllerDeployment(spec: KubeVirtSpec, target: InstallTa
               ],
               ports: HEALTH_AND_METRICS_PORTS,
               ...probes('health', 5, 10, 3),
-              resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '384Mi' } },
+              resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '640Mi' } },
               securityContext: RESTRICTED_CONTAINER,
               volumeMounts: [metricsTlsVolume('controller').mount],
             },
