@@ -97,6 +97,13 @@ describe('computeVmiStatus', () => {
     expect(condition({ status: resumed }, 'Ready')).toMatchObject({ status: 'True' });
   });
 
+  it('says nothing of a migration target still stopped for its switch-over, so the VM never shows Paused', () => {
+    const vmi = scheduledVmi();
+    const running = { ...vmi, status: computeVmiStatus(vmi, domain({}), t0) };
+    expect(computeVmiStatus(running, domain({ phase: 'Paused', pauseReason: 'Migration' }), t1)).toBe(running.status);
+    expect(condition({ status: computeVmiStatus(running, domain({ phase: 'Paused', pauseReason: 'User' }), t1) }, 'Paused')).toMatchObject({ reason: 'PausedByUser' });
+  });
+
   it('ends in Succeeded after a shutdown and Failed with the launcher’s message after a failure', () => {
     const vmi = scheduledVmi();
     const running = { ...vmi, status: computeVmiStatus(vmi, domain({}), t0) };

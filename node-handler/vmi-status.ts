@@ -86,6 +86,10 @@ export function computeVmiStatus(vmi: VirtualMachineInstance, domain: DomainStat
   if (!domain || !isHandledPhase(current.phase)) return current;
   // A domain from a pod that is not (or no longer) this VMI's active pod says nothing about it.
   if (!current.activePods || !(domain.podUid in current.activePods)) return current;
+  // A migration target holds its guest stopped until its disk exports are gone (launcher -S), and
+  // the VMI may already point at it: that moment is the migration's downtime, not a pause (the VM
+  // would flicker Paused). The guest runs in a moment; its Running is what gets reported.
+  if (domain.phase === 'Paused' && domain.pauseReason === 'Migration') return current;
 
   const next: VirtualMachineInstanceStatus = structuredClone(current);
   const phase = vmiPhaseOf(domain);
