@@ -36,6 +36,8 @@ import { canonicalJson } from '../runtime/json.js';
 export type { DomainCondition, DomainError, DomainEvent, DomainPhase, DomainStatus, StartStep } from '../runtime/contracts/launcher-protocol.js';
 
 const STDERR_LINES = 20;
+/** How long a `migrate` waits for the domain's previous migration to finish ending. */
+const PREVIOUS_MIGRATION_WAIT_MS = 30_000;
 
 export class Domain extends EventEmitter {
   private phase: DomainPhase = 'Pending';
@@ -69,6 +71,8 @@ export class Domain extends EventEmitter {
   private acpiRebooting = false;
   /** The outgoing migration while one runs (this domain is its source). */
   private outgoing: OutgoingMigration | undefined;
+  /** Resolves once the outgoing migration has ended and everything of it is closed. */
+  private outgoingEnded: Promise<void> | undefined;
   /** migration-out.sock, where the source's node handler connects before it asks to migrate. */
   private readonly migrationOut: MigrationOutlet;
   /** migration-disks-out.sock: the handler's connections for the disk streams, one per mirrored disk. */
@@ -606,11 +610,16 @@ export class Domain extends EventEmitter {
    */
   async migrate(args: MigrateArgs): Promise<MigrationResult> {
     if (this.phase !== 'Running') throw new Error(`the domain is ${this.phase}: only a Running domain is migrated`);
-    if (this.outgoing) throw new Error('a migration of this domain is already running');
+    // The last migration may still be ending (a cancel unwinding its disk mirrors and relays)
+    // when the node handler, told it ended, starts the next: wait for it, for a while.
+    if (this.outgoingEnded) await Promise.race([this.outgoingEnded, sleep(PREVIOUS_MIGRATION_WAIT_MS)]);
+    if (this.outgoing || this.outgoingEnded) throw new Error('a migration of this domain is already running');
     const client = this.qmpClient;
     if (!client || client.isClosed) throw new Error('QEMU is not running');
     const log = this.log.child({ migration: 'outgoing' });
     const handler = this.migrationOut.take();
+    let ended: () => void = () => undefined;
+    this.outgoingEnded = new Promise<void>((resolve) => (ended = resolve));
     let diskHandlers: net.Socket[] = [];
     let relay: QemuStreamRelay | undefined;
     const diskRelays: QemuStreamRelay[] = [];
@@ -647,8 +656,8 @@ export class Domain extends EventEmitter {
       for (const diskRelay of diskRelays) await diskRelay.finish(false);
       handler.destroy();
       for (const socket of diskHandlers) socket.destroy();
-      this.migrationOut.done();
-      this.migrationDisksOut.done();
+      this.outgoingEnded = undefined;
+      ended();
     }
   }
 

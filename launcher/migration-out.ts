@@ -33,8 +33,8 @@ function listenUnix(server: net.Server, socketPath: string): Promise<void> {
 /**
  * `migration-out.sock` (and `migration-disks-out.sock`): holds the source node handler's
  * connections until `migrate` takes them, as many as the outlet's capacity (one for the memory
- * stream, one per pod-local disk for the disk streams). Any other connection meanwhile, or while a
- * migration runs, is answered with a refusal and closed. On the memory outlet nothing may arrive
+ * stream, one per pod-local disk for the disk streams), also while a migration still runs (they
+ * are the next one's). Any connection beyond that is answered with a refusal and closed. On the memory outlet nothing may arrive
  * on a waiting connection (the target's QEMU speaks only after the source's): bytes before the
  * relay starts end it. A disk stream's target (an NBD server) greets first: those bytes stay
  * unread in the socket until the relay starts.
@@ -42,7 +42,6 @@ function listenUnix(server: net.Server, socketPath: string): Promise<void> {
 export class MigrationOutlet {
   private server: net.Server | undefined;
   private readonly waiting: net.Socket[] = [];
-  private migrating = false;
 
   constructor(
     readonly socketPath: string,
@@ -83,7 +82,7 @@ export class MigrationOutlet {
 
   /**
    * The node handler's waiting connection, now this migration's (paused until the relay reads it);
-   * the outlet refuses others until done(). Throws when none waits.
+   * a next one may already connect and wait. Throws when none waits.
    */
   take(): net.Socket {
     const [socket] = this.takeAll(1);
@@ -99,7 +98,6 @@ export class MigrationOutlet {
     this.waiting.splice(0);
     const taken = live.slice(0, count);
     for (const socket of live.slice(count)) socket.destroy();
-    this.migrating = true;
     for (const socket of taken) {
       socket.removeAllListeners('data');
       socket.pause();
@@ -107,17 +105,15 @@ export class MigrationOutlet {
     return taken;
   }
 
-  /** The migration that took the connection has ended: the next may connect. */
-  done(): void {
-    this.migrating = false;
-  }
 
   private onConnection(socket: net.Socket): void {
     socket.on('error', () => socket.destroy());
     const answer = (a: MigrationOutAnswer) => ndjsonLine(a);
     const capacity = this.options.capacity?.() ?? 1;
-    if (this.waiting.length >= capacity || this.migrating) {
-      const message = this.migrating ? 'a migration of this domain is running' : capacity === 1 ? 'another connection already waits for the migration' : `the ${capacity} connections this migration takes already wait`;
+    // A connection made while a migration still ends (its relays closing, a cancel unwinding) is
+    // for the next one: it waits like any other, and the next `migrate` waits for the last to end.
+    if (this.waiting.length >= capacity) {
+      const message = capacity === 1 ? 'another connection already waits for the migration' : `the ${capacity} connections this migration takes already wait`;
       this.log.warn({ reason: message }, `refused a connection on ${this.socketPath}`);
       socket.end(answer({ ok: false, message }));
       return;
