@@ -9,6 +9,7 @@
 // Both ends talk to unix sockets in their launcher's run directory; the node handlers carry the
 // NBD stream between the nodes exactly as they carry the memory stream. Disks that are not the
 // pod's (a PVC, shared ReadWriteMany) are never mirrored: both QEMUs open the same storage.
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { PreparedDisk } from './qemu-args.js';
 import { diskNodeName, diskReadOnly } from './qemu-args.js';
@@ -62,6 +63,10 @@ interface BlockJob {
   error?: string;
 }
 
+/** A job that has ended (or is gone): nothing of it runs any more. */
+const jobEnded = (job: BlockJob) => job.status === 'concluded' || job.status === 'null';
+const JOB_POLL_MS = 20;
+
 /** What the source's mirrors have copied and have left, summed over the disks. */
 export interface MirrorProgress {
   totalBytes: number;
@@ -111,7 +116,7 @@ export class DiskMirrors {
 
   /** Where the mirrors are; throws with QEMU's reason when one of them failed. */
   async progress(): Promise<MirrorProgress> {
-    const jobs = (await this.c.execute<BlockJob[]>('query-block-jobs')).filter((j) => this.nodes.some((n) => j.device === jobId(n)));
+    const jobs = await this.jobs(this.nodes);
     for (const job of jobs) {
       if (job.error !== undefined || (job.status === 'concluded' && !job.ready)) throw new Error(`the mirror of disk ${job.device.replace(/^migration-/, '')} failed: ${job.error ?? 'QEMU gave no reason'}`);
     }
@@ -131,12 +136,12 @@ export class DiskMirrors {
     for (const node of this.started) await this.c.execute('block-job-cancel', { device: jobId(node) });
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const jobs = (await this.c.execute<BlockJob[]>('query-block-jobs')).filter((j) => this.started.some((n) => j.device === jobId(n)));
+      const jobs = await this.jobs(this.started);
       const failed = jobs.find((j) => j.error !== undefined);
       if (failed) throw new Error(`the mirror of disk ${failed.device.replace(/^migration-/, '')} failed while completing: ${failed.error ?? ''}`);
-      if (jobs.every((j) => j.status === 'concluded' || j.status === 'null')) break;
+      if (jobs.every(jobEnded)) break;
       if (Date.now() > deadline) throw new Error(`the disk mirrors did not complete within ${timeoutMs} ms of the guest stopping`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await delay(JOB_POLL_MS);
     }
     await this.cleanup();
   }
@@ -148,11 +153,16 @@ export class DiskMirrors {
     }
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
-      const jobs = await this.c.execute<BlockJob[]>('query-block-jobs').catch(() => [] as BlockJob[]);
-      if (!jobs.some((j) => this.started.some((n) => j.device === jobId(n)) && j.status !== 'concluded' && j.status !== 'null')) break;
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      const jobs = await this.jobs(this.started).catch(() => [] as BlockJob[]);
+      if (jobs.every(jobEnded)) break;
+      await delay(JOB_POLL_MS);
     }
     await this.cleanup();
+  }
+
+  /** QEMU's block jobs of these disks' mirrors. */
+  private async jobs(nodes: readonly string[]): Promise<BlockJob[]> {
+    return (await this.c.execute<BlockJob[]>('query-block-jobs')).filter((j) => nodes.some((n) => j.device === jobId(n)));
   }
 
   private async cleanup(): Promise<void> {
