@@ -329,6 +329,11 @@ export function lastCount(serial: string): number {
   return all.length ? Number(all[all.length - 1]?.[1]) : -1;
 }
 
+/** Resolves once the guest has counted two more after its last count (it runs on). */
+export async function countsOn(run: LauncherRun, timeoutMs = 20_000): Promise<void> {
+  await run.waitForSerial(new RegExp(`KUBEVM-COUNT ${lastCount(run.serialLog()) + 2}\\b`), timeoutMs);
+}
+
 /** Resolves on the first event from `client` for which `match` holds. */
 export function waitForEvent(client: LauncherClient, match: (e: DomainEvent) => boolean, timeoutMs: number): Promise<DomainEvent> {
   return new Promise((resolve, reject) => {

@@ -14,7 +14,7 @@ import type { DomainEvent, MigrateArgs, MigrationProgress, MigrationResult } fro
 import { MigrationReceiver } from '../../node-handler/migration-channel.js';
 import { migrateOut, prepareIncoming } from '../../node-handler/migration-endpoints.js';
 import { migrationDataProcessed, migrationDataRemaining, migrationDataTotal } from '../../node-handler/migration-metrics.js';
-import { QEMU_UID, lastCount, makePodsDir, startLauncher, testVmi, waitForEvent } from './harness.js';
+import { QEMU_UID, countsOn, lastCount, makePodsDir, startLauncher, testVmi, waitForEvent } from './harness.js';
 import type { LauncherRun, LauncherRunOptions, PodsDir } from './harness.js';
 import type { LauncherVmi } from '../../launcher/vmi.js';
 import { migrationCertificates } from './migration-tls.js';
@@ -112,8 +112,7 @@ describe('launcher live migration over the migration channel (real QEMU, TCG)', 
   async function sourceRunsOn(p: Pair): Promise<void> {
     const st = await p.source.client.call('status');
     expect(st).toMatchObject({ phase: 'Running', qemuStatus: 'running' });
-    const n = lastCount(p.source.serialLog());
-    await p.source.waitForSerial(new RegExp(`KUBEVM-COUNT ${n + 2}\\b`), 20_000);
+    await countsOn(p.source);
   }
 
   it('moves a running guest: its counter continues on the target without a reset, with the policy applied', async () => {

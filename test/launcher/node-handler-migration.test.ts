@@ -26,7 +26,7 @@ import type { VirtualMachineInstance } from '../../node-handler/vmi-handler.js';
 import type { Informer } from '../../runtime/informer.js';
 import type { ResourceClient } from '../../runtime/kube.js';
 import { eventually } from '../support/eventually.js';
-import { lastCount, makePodsDir, startLauncher, testVmi } from './harness.js';
+import { countsOn, lastCount, makePodsDir, startLauncher, testVmi } from './harness.js';
 import type { LauncherRun, PodsDir } from './harness.js';
 import { migrationCertificates } from './migration-tls.js';
 
@@ -214,8 +214,7 @@ describe('node handler migration roles (real launchers, real channel)', () => {
     expect(ended).toMatchObject({ failed: true, abortRequested: true, abortStatus: 'Succeeded', failureReason: 'the migration was cancelled on request' });
     expect(ended.completed).toBeUndefined();
     expect(await n.source.client.call('status')).toMatchObject({ phase: 'Running', qemuStatus: 'running' });
-    const count = lastCount(n.source.serialLog());
-    await n.source.waitForSerial(new RegExp(`KUBEVM-COUNT ${count + 2}\\b`), 20_000);
+    await countsOn(n.source);
   });
 
   it('a handler restarted mid-migration cancels the migration it no longer carries: Failed at once, the source runs on', async () => {
@@ -231,8 +230,7 @@ describe('node handler migration roles (real launchers, real channel)', () => {
       const status = await n.source.client.call('status');
       return status.phase === 'Running' && status.qemuStatus === 'running' && (await n.source.client.call('queryMigration')).status === 'cancelled' ? true : undefined;
     });
-    const count = lastCount(n.source.serialLog());
-    await n.source.waitForSerial(new RegExp(`KUBEVM-COUNT ${count + 2}\\b`), 20_000);
+    await countsOn(n.source);
   });
 
   it('a node without the migration certificate reports the migration failed at once, and the guest stays', async () => {
