@@ -51,14 +51,13 @@ function readyCondition(domain: DomainState): ConditionInput {
   }
 }
 
+/** A migration target's stop is never reported (computeVmiStatus), so its reason has no case here. */
 function pausedCondition(domain: DomainState): ConditionInput | undefined {
   if (domain.phase !== 'Paused') return undefined;
   // KubeVirt's reasons, so tooling that reads them keeps working.
   switch (domain.pauseReason) {
     case 'IOError':
       return { type: VmiConditionType.Paused, status: 'True', reason: 'PausedIOError', message: 'VMI was paused, low-level IO error detected' };
-    case 'Migration':
-      return { type: VmiConditionType.Paused, status: 'True', reason: 'PausedMigration', message: 'VMI was paused for migration' };
     default:
       return { type: VmiConditionType.Paused, status: 'True', reason: 'PausedByUser', message: 'VMI was paused by user' };
   }
