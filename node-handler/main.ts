@@ -15,16 +15,16 @@ import { Controller } from '../runtime/controller.js';
 import { HealthServer } from '../runtime/health.js';
 import { metricsPortSetting, metricsTlsDirSetting, serveMetrics } from '../runtime/metrics-server.js';
 import { Informer } from '../runtime/informer.js';
-import { KubeClient, isNotFound } from '../runtime/kube.js';
+import { KubeClient } from '../runtime/kube.js';
 import type { ResourceDescriptor } from '../runtime/kube.js';
 import { createRootLogger } from '../runtime/logging.js';
-import type { Logger } from '../runtime/logging.js';
 import { enableProcessMetrics, readyStatusGauge } from '../runtime/metrics.js';
 import { ProcessLifecycle } from '../runtime/process.js';
 import { TlsDirWatcher, readTlsDir } from '../runtime/tls-files.js';
 import type { TlsFiles } from '../runtime/tls-files.js';
 import { DevicePluginManager } from './device-plugin/plugin.js';
 import { DomainStateCache } from './domain-state.js';
+import { untilVmiApiServed } from './until-served.js';
 import { launcherDialer, watchLauncherSocketDirectory } from './launcher-client.js';
 import { LauncherConnections } from './launcher-connections.js';
 import { DEFAULT_KSM_DIR } from './ksm.js';
@@ -303,18 +303,6 @@ async function startStreamServer(
 }
 
 /** Retries while the VMI API is not served yet (CRDs not installed): a DaemonSet may start first. */
-async function untilVmiApiServed<T>(attempt: () => Promise<T>, signal: AbortSignal, log: Logger): Promise<T> {
-  for (let delayMs = 1000; ; delayMs = Math.min(delayMs * 2, 30_000)) {
-    try {
-      return await attempt();
-    } catch (error) {
-      if (!isNotFound(error) || signal.aborted) throw error;
-      log.warn({ retryInMs: delayMs }, 'the VirtualMachineInstance API is not served yet (CRDs not installed?); waiting');
-      await new Promise((resolve) => setTimeout(resolve, delayMs));
-    }
-  }
-}
-
 main().catch((error: unknown) => {
   createRootLogger({ component: 'node-handler' }).fatal({ err: error }, 'node handler failed to start');
   process.exit(1);

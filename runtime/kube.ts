@@ -120,6 +120,8 @@ export const isConflict = (err: unknown): boolean => hasCode(err, 409) && !isAlr
 export const isAlreadyExists = (err: unknown): boolean => err instanceof ApiError && err.code === 409 && err.reason === 'AlreadyExists';
 /** 410: the resourceVersion is too old (compacted); list again. */
 export const isGone = (err: unknown): boolean => hasCode(err, 410);
+/** 429 or 503: the API server is busy or a resource's storage is not ready yet (a CRD just created); try again. */
+export const isTemporarilyUnavailable = (err: unknown): boolean => hasCode(err, 429) || hasCode(err, 503);
 
 // ---- REST metrics ---------------------------------------------------------------------------
 
