@@ -123,6 +123,7 @@ if [[ "$do_import" == 1 ]]; then
       timeout 600 ctr --address "$address" --namespace k8s.io images import --platform linux/amd64 - >/dev/null
     timeout 30 ctr --address "$address" --namespace k8s.io images ls -q "name==$full" | grep -qx "$full" ||
       die "import of $full did not show up in containerd ($address)"
+    name_images_by_id "$address" "$full"
     log "imported $full into $address (sha256:${manifest_digest:0:12}, layer $((layer_size / 1024 / 1024)) MiB)"
   done
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (idempotently) the Debian packages the local cluster needs.
 #   install-deps.sh cp     control plane only: build tools, openssl, curl, jq
-#   install-deps.sh full   adds containerd, runc, CNI plugins, iptables, conntrack, ...
+#   install-deps.sh full   adds runc, CNI plugins, iptables, conntrack, ... (containerd itself is built
+#                          from its Go module: containerd/build.sh)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -9,7 +10,7 @@ mode="${1:-full}"
 pkgs=(ca-certificates curl jq openssl gcc libc6-dev iproute2 procps util-linux)
 if [[ "$mode" == full ]]; then
   # socat and ethtool: kubelet port-forward and CNI bridge helpers; conntrack: kube-proxy.
-  pkgs+=(containerd runc containernetworking-plugins iptables conntrack socat ethtool kmod)
+  pkgs+=(runc containernetworking-plugins iptables conntrack socat ethtool kmod)
 fi
 
 missing=()
@@ -27,5 +28,3 @@ for p in "${missing[@]}"; do
   if ! apt-cache show "$p" >/dev/null 2>&1; then apt-get update -qq; break; fi
 done
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# Debian enables and starts containerd where systemd runs; the cluster runs its
-# own instance with its own config, so a system one is harmless but not needed.

@@ -14,6 +14,16 @@ build_key() {
 }
 BIN_DIR="$KUBEVM_CACHE/k8s-$K8S_VERSION-$(build_key)/bin"
 
+# Kubernetes' beta ImageVolume (containerDisk and kernelBoot images mounted, not copied; off by
+# default until 1.35) needs the API server's gate as well as the kubelet's; the kubelet's list is
+# in config/kubelet.yaml.in.
+API_FEATURE_GATES=ImageVolume=true
+# The containerd that up.sh started (containerd/build.sh): its ctr, for the scripts that import
+# images, comes first on PATH. Its warning on every call that cgroup v1 is deprecated is known
+# (docs/adr/0016-containerd-from-its-module.md); the daemon's log keeps it.
+if [[ -s "$KUBEVM_STATE/containerd-bin" ]]; then PATH="$(cat "$KUBEVM_STATE/containerd-bin"):$PATH"; fi
+export CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS=1
+
 PAUSE_VERSION=3.10.1
 PAUSE_IMAGE="registry.k8s.io/pause:$PAUSE_VERSION"
 
@@ -90,21 +100,44 @@ image_on_every_node() {
   done
 }
 
+# name_images_by_id SOCK [REF...]: names each image (default: every image in the k8s.io namespace)
+# by its ID, its config's digest, too, as the CRI's own pulls do. The kubelet asks for an image
+# volume by ID, and containerd 2 looks the mount's image up by that name; an image imported with
+# ctr has only the names it was imported with.
+name_images_by_id() {
+  local sock="$1" ref target config
+  shift
+  local -a refs=("$@")
+  local listing
+  listing="$(timeout 30 ctr --address "$sock" -n k8s.io images ls | awk 'NR > 1 {print $1, $3}')"
+  ((${#refs[@]})) || mapfile -t refs < <(awk '$1 !~ /^sha256:/ {print $1}' <<<"$listing")
+  for ref in "${refs[@]}"; do
+    target="$(awk -v ref="$ref" '$1 == ref {print $2}' <<<"$listing")"
+    [[ -n "$target" ]] || continue
+    config="$(timeout 30 ctr --address "$sock" -n k8s.io content get "$target" | jq -r '.config.digest // empty')"
+    # An index (no config of its own) is left alone: our images are single manifests.
+    [[ "$config" == sha256:* ]] || continue
+    awk -v id="$config" '$1 == id {found = 1} END {exit !found}' <<<"$listing" && continue
+    timeout 30 ctr --address "$sock" -n k8s.io images tag --skip-reference-check "$ref" "$config" >/dev/null
+  done
+}
+
 log() { printf '[local-cluster %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-# cached_go_build NAME DIR BINARY COMMAND...: builds a Go tool once into the cache. Unless DIR/BINARY
-# is already there, runs COMMAND, which writes BINARY into DIR.staging (nice'd, its output in
+# cached_go_build NAME DIR BINARIES COMMAND...: builds a Go tool once into the cache. Unless every one
+# of BINARIES (space-separated) is already in DIR, runs COMMAND, which writes them into DIR.staging (nice'd, its output in
 # DIR.build.log, its tail shown on failure), under a lock so concurrent runs wait for one build,
-# then moves it into DIR: an interrupted build never leaves a binary that looks finished.
+# then moves them into DIR: an interrupted build never leaves a binary that looks finished.
 # DIR's name carries the key of the build's inputs.
 cached_go_build() {
-  local name="$1" dir="$2" binary="$3" start
+  local name="$1" dir="$2" binaries="$3" binary built=1 start
   shift 3
   mkdir -p "$dir"
   exec 8>"$dir.lock"
   flock -w 3600 8 || die "another build of $dir held its lock for an hour"
-  if [[ ! -x "$dir/$binary" ]]; then
+  for binary in $binaries; do [[ -x "$dir/$binary" ]] || built=0; done
+  if ((!built)); then
     command -v go >/dev/null || die "go is not installed (needed to build $name)"
     log "building $name into $dir (cold: a few minutes on 2 cores; log: $dir.build.log)"
     start=$SECONDS
@@ -113,7 +146,8 @@ cached_go_build() {
       tail -30 "$dir.build.log" >&2
       die "the build of $name failed (full log: $dir.build.log)"
     fi
-    mv "$dir.staging/$binary" "$dir/$binary" && rm -rf "$dir.staging"
+    for binary in $binaries; do mv "$dir.staging/$binary" "$dir/$binary"; done
+    rm -rf "$dir.staging"
     log "built $name in $((SECONDS - start))s"
   fi
   exec 8>&-

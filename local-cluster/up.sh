@@ -22,6 +22,10 @@ T0=$SECONDS
 "$LC_DIR/install-deps.sh" "$mode"
 t=$SECONDS
 "$LC_DIR/build.sh" >/dev/null
+CONTAINERD_DIR=""
+if [[ "$mode" == full ]]; then
+  CONTAINERD_DIR="$("$LC_DIR/containerd/build.sh")" || die "containerd could not be built"
+fi
 log "binaries ready in $BIN_DIR ($((SECONDS - t))s)"
 lock_state
 
@@ -138,6 +142,7 @@ start kube-apiserver "$K" kube-apiserver \
   --proxy-client-key-file "$PKI_DIR/front-proxy-client.key" \
   --enable-aggregator-routing=true \
   --allow-privileged=true \
+  --feature-gates "$API_FEATURE_GATES" \
   --profiling=false
 wait_ready kube-apiserver 120 apiserver_readyz
 
@@ -273,6 +278,10 @@ if [[ "$mode" == full ]]; then
   mkdir -p "$CNI_CONF_DIR" "$KUBEVM_STATE/containerd" "$RUN_DIR/containerd" "$KUBELET_ROOT" "$KUBEVM_STATE/pod-logs"
   fill "$LC_DIR/config/containerd.toml.in" "$KUBEVM_STATE/containerd/config.toml"
   fill "$LC_DIR/config/10-kubevm.conflist.in" "$CNI_CONF_DIR/10-kubevm.conflist"
+  # containerd from its module (containerd/build.sh); it finds its shim on PATH. The scripts find
+  # its ctr through $KUBEVM_STATE/containerd-bin (lib.sh).
+  echo "$CONTAINERD_DIR" >"$KUBEVM_STATE/containerd-bin"
+  export PATH="$CONTAINERD_DIR:$PATH"
   start containerd containerd --config "$KUBEVM_STATE/containerd/config.toml"
   if ((nodes == 2)); then
     mkdir -p "$NODE2_DIR/cni/net.d" "$NODE2_DIR/containerd" "$NODE2_DIR/run/containerd" "$NODE2_DIR/pod-logs"
@@ -297,6 +306,9 @@ if [[ "$mode" == full ]]; then
     rm -rf "$pause_root"
   done
   log "pause image: $PAUSE_IMAGE"
+  # The image stores outlive the cluster (down.sh): images imported before were named by their
+  # tags only.
+  for sock in $(node_containerd_socks); do name_images_by_id "$sock"; done
 
   fill "$LC_DIR/config/kubelet.yaml.in" "$KUBEVM_STATE/kubelet.yaml"
   start kubelet "$K" kubelet --config "$KUBEVM_STATE/kubelet.yaml" \
@@ -348,6 +360,7 @@ KUBEVM_KUBECTL=$BIN_DIR/kubectl
 KUBEVM_BIN_DIR=$BIN_DIR
 KUBEVM_CLUSTER_MODE=$mode
 KUBEVM_CONTAINERD_SOCK=$CONTAINERD_SOCK
+KUBEVM_CTR=${CONTAINERD_DIR:+$CONTAINERD_DIR/ctr}
 KUBEVM_TEST_NAMESPACE=$TEST_NAMESPACE
 KUBEVM_NODE_NAME=$NODE_NAME
 KUBEVM_NODE_IP=$NODE_IP

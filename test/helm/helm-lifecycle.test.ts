@@ -93,7 +93,7 @@ beforeAll(async () => {
   const socks = [process.env['KUBEVM_CONTAINERD_SOCK'] ?? '/var/lib/kubevm-local/run/containerd/containerd.sock', process.env['KUBEVM_NODE2_CONTAINERD_SOCK']];
   for (const sock of socks.filter((s): s is string => !!s)) {
     for (const image of IMAGES) {
-      const tagged = await run('ctr', ['--address', sock, '--namespace', 'k8s.io', 'images', 'tag', '--force', `docker.io/kubevm/${image}:${version}`, `docker.io/kubevm/${image}:${UPGRADE_TAG}`]);
+      const tagged = await run(process.env['KUBEVM_CTR'] || 'ctr', ['--address', sock, '--namespace', 'k8s.io', 'images', 'tag', '--force', `docker.io/kubevm/${image}:${version}`, `docker.io/kubevm/${image}:${UPGRADE_TAG}`]);
       if (tagged.code !== 0) throw new Error(`could not tag kubevm/${image}:${version} as ${UPGRADE_TAG} in ${sock} (make images first): ${tagged.stderr.trim()}`);
     }
   }
