@@ -147,7 +147,7 @@ export class ControllerManager {
     }
   }
 
-  /** The launcher settings now: emulation from the config, else from the KubeVirt CR. */
+  /** The launcher settings now: emulation and the image source mode from the config, else from the KubeVirt CR. */
   launcherConfig(): LauncherPodConfig {
     // The cluster-wide settings live in the KubeVirt CR (one per cluster, as KubeVirt has it).
     const kubevirt = this.kubevirts.list().find((cr) => cr.apiVersion === undefined || cr.apiVersion === KUBEVIRT_API_VERSION);
@@ -159,7 +159,7 @@ export class ControllerManager {
       useEmulation,
       ...(this.config.launcherCommand ? { launcherCommand: this.config.launcherCommand } : {}),
       ...(this.config.memoryOverhead ? { memoryOverhead: this.config.memoryOverhead } : {}),
-      ...(this.config.imageSourceMode ? { imageSourceMode: this.config.imageSourceMode } : {}),
+      ...imageSourceMode(this.config.imageSourceMode, developer?.featureGates),
       ...(this.config.copierPath ? { copierPath: this.config.copierPath } : {}),
       ...(developer?.nodeSelectors ? { nodeSelectors: developer.nodeSelectors } : {}),
       ...(developer?.memoryOvercommit !== undefined ? { memoryOvercommitPercent: developer.memoryOvercommit } : {}),
@@ -296,3 +296,16 @@ export class ControllerManager {
     return this.termChange;
   }
 }
+
+/**
+ * How containerDisk and kernelBoot images reach the launcher: the controller's setting, else
+ * image volumes where the KubeVirt CR enables KubeVirt's `ImageVolume` feature gate (the cluster
+ * must have Kubernetes' ImageVolume and a runtime that mounts images: containerd >= 2.1, CRI-O),
+ * else the default (init-copy).
+ */
+export function imageSourceMode(configured: LauncherPodConfig['imageSourceMode'], featureGates: readonly string[] | undefined): Pick<LauncherPodConfig, 'imageSourceMode'> {
+  if (configured) return { imageSourceMode: configured };
+  return featureGates?.includes(IMAGE_VOLUME_FEATURE_GATE) ? { imageSourceMode: 'image-volume' } : {};
+}
+/** KubeVirt's feature gate for image volumes, in `spec.configuration.developerConfiguration.featureGates`. */
+export const IMAGE_VOLUME_FEATURE_GATE = 'ImageVolume';
