@@ -2,11 +2,14 @@
 // API writes per VMI, on the local cluster with kubevm installed (`make bench` does the set-up).
 // Not a test: it prints figures. Usage:
 //   set -a; source /var/lib/kubevm-local/env; set +a
-//   node --import tsx bench/vm-startup.ts [count=10]
+//   node --import tsx bench/vm-startup.ts [count=10] [image-volume|init-copy]
 // Two scenarios: one VM alone (created, measured, deleted), then `count` VMs created back to back.
 // Each VM: runStrategy Always, the busybox test guest (test/guests), 128 Mi, kernel from a
 // kernelBoot container, root disk a containerDisk. Timelines come from bench/support/timeline.ts;
 // writes from kube-apiserver's own apiserver_request_total, before the burst and once it has booted.
+// The images reach the launcher as image volumes (default: KubeVirt's ImageVolume feature gate is
+// switched on in the KubeVirt CR for the run, ADR 0016) or as copies beside it (init-copy); the CR
+// is restored afterwards.
 // Results: bench/results/vm-startup.json, pictures bench/vm-startup-latency.svg and
 // bench/vm-startup-timeline.svg.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -28,6 +31,8 @@ import type { Milestone, Observed } from './support/timeline.js';
 import { percentile } from './support/stats.js';
 
 const count = Number(process.argv[2] ?? '10');
+const imageSource = process.argv[3] ?? 'image-volume';
+if (!['image-volume', 'init-copy'].includes(imageSource)) throw new Error(`image source ${imageSource}: image-volume or init-copy`);
 const vms: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachines', kind: 'VirtualMachine', namespaced: true };
 const vmis: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstances', kind: 'VirtualMachineInstance', namespaced: true };
 interface Vmi extends KubeObject {
@@ -37,6 +42,21 @@ type Pod = V1Pod & KubeObject;
 
 const client = clusterClient();
 await requireCluster(client);
+const kubevirtResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'kubevirts', kind: 'KubeVirt', namespaced: true };
+interface KubeVirtCr extends KubeObject {
+  spec?: { configuration?: { developerConfiguration?: { featureGates?: string[] } & Record<string, unknown> } & Record<string, unknown> };
+}
+const kubevirtCr = await client.resource<KubeVirtCr>(kubevirtResource).get('kubevirt', 'kubevirt');
+const originalGates = kubevirtCr.spec?.configuration?.developerConfiguration?.featureGates;
+/** Sets the KubeVirt CR's feature gates (undefined: removes the field). */
+async function setFeatureGates(gates: string[] | undefined): Promise<void> {
+  const developer = { ...(kubevirtCr.spec?.configuration?.developerConfiguration ?? {}) };
+  if (gates) developer.featureGates = gates;
+  else delete developer.featureGates;
+  await client.resource<KubeVirtCr>(kubevirtResource).patch('kubevirt', 'kubevirt', [{ op: 'add', path: '/spec/configuration/developerConfiguration', value: developer }], 'json');
+}
+const otherGates = (originalGates ?? []).filter((gate) => gate !== 'ImageVolume');
+await setFeatureGates(imageSource === 'image-volume' ? [...otherGates, 'ImageVolume'] : otherGates);
 const containerdLogPath = path.join(localClusterSetting('KUBEVM_LOG_DIR') ?? '/var/lib/kubevm-local/logs', 'containerd.log');
 
 // Successful writes (2xx) count; refused ones (409 conflicts, ...) are counted apart as retries.
@@ -116,6 +136,8 @@ interface VmRun {
   podName?: string;
   podUid?: string;
   initContainers: Set<string>;
+  /** Whether its launcher pod mounts the images (image volumes) rather than copying them. */
+  imageVolumes?: boolean;
   timeline?: Milestone[];
 }
 
@@ -142,6 +164,7 @@ async function runScenario(prefix: string, n: number, whenDone: () => Promise<vo
     run.podName = pod.metadata?.name;
     run.podUid = pod.metadata?.uid;
     for (const init of pod.spec?.initContainers ?? []) run.initContainers.add(init.name);
+    run.imageVolumes ??= (pod.spec?.volumes ?? []).some((volume) => volume.image !== undefined);
     if (pod.spec?.nodeName) run.observed.podBound ??= now;
     if (pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) run.observed.podReady ??= now;
   };
@@ -245,7 +268,9 @@ const burst = await runScenario('burst', count, async () => {
   after = await writes();
   handlerAfter = nodeHandlerSchedstat();
 });
+await setFeatureGates(originalGates);
 if (!alone) throw new Error('the single VM did not run');
+const mounted = [alone, ...burst].filter((run) => run.imageVolumes === true).length;
 
 const aloneRunning = seconds([alone], (r) => r.observed.vmiRunning)[0] ?? NaN;
 const aloneBooted = seconds([alone], (r) => r.booted)[0] ?? NaN;
@@ -301,7 +326,7 @@ const toDetail = (run: VmRun) => ({
 });
 const result = {
   bench: 'vm-startup',
-  command: `node --import tsx bench/vm-startup.ts ${count}`,
+  command: `node --import tsx bench/vm-startup.ts ${count} ${imageSource}`,
   commit: commit(),
   date: new Date().toISOString(),
   conditions: {
@@ -310,7 +335,8 @@ const result = {
     running: burstRunning.length,
     booted: burstBooted.length,
     accelerator: 'tcg (software emulation)',
-    cluster: 'local single node (local-cluster/, Kubernetes v1.34.4, containerd 1.6.20, kubelet PLEG relist 1 s)',
+    cluster: 'local single node (local-cluster/, Kubernetes v1.34.4, containerd v2.4.2, kubelet PLEG relist 1 s)',
+    images: `${imageSource === 'image-volume' ? 'image volumes (KubeVirt CR feature gate ImageVolume)' : 'copied beside the launcher (init-copy)'}; launcher pods that mounted them: ${mounted} of ${burst.length + 1}`,
     guest: 'busybox test guest, 1 vCPU, 128Mi, kernelBoot container + containerDisk',
   },
   figures,

@@ -37,17 +37,25 @@ const containerdTime = (line: string): number | undefined => {
   return match?.[1] ? Date.parse(match[1]) : undefined;
 };
 
-/** containerd 1.6's CRI log lines for the pod with this uid. */
+/**
+ * containerd's CRI log lines for the pod with this uid. containerd 1.6 prints the CRI messages as Go
+ * structs (`Uid:<uid>,`, `Name:compute,`); 2.x as protobuf text (`uid:\"<uid>\"`, `name:\"compute\"`),
+ * and reports a container's exit as an event of its own (1.6: only its shim's disconnection).
+ */
 export function runtimeTimes(containerdLog: string, podUid: string): RuntimeTimes {
   const result: RuntimeTimes = { containers: [] };
   let sandboxId: string | undefined;
   const byId = new Map<string, { name: string } & ContainerTimes>();
   const pendingCreate = new Map<string, number>();
+  const exited = (id: string | undefined, at: number) => {
+    const entry = id ? byId.get(id) : undefined;
+    if (entry && entry.exited === undefined) entry.exited = at;
+  };
   for (const line of containerdLog.split('\n')) {
     if (!line.includes('msg=')) continue;
     const at = containerdTime(line);
     if (at === undefined) continue;
-    if (line.includes('RunPodSandbox for') && line.includes(`Uid:${podUid},`)) {
+    if (line.includes('RunPodSandbox for') && (line.includes(`Uid:${podUid},`) || line.includes(`uid:\\"${podUid}\\"`))) {
       const returned = /returns sandbox id \\"([0-9a-f]+)\\"/.exec(line);
       if (returned?.[1]) {
         sandboxId = returned[1];
@@ -57,7 +65,7 @@ export function runtimeTimes(containerdLog: string, podUid: string): RuntimeTime
     }
     if (!sandboxId) continue;
     if (line.includes(`CreateContainer within sandbox \\"${sandboxId}\\"`)) {
-      const name = /Name:([^,]+),/.exec(line)?.[1] ?? '?';
+      const name = (/Name:([^,]+),/.exec(line) ?? /name:\\"([^\\]+)\\"/.exec(line))?.[1] ?? '?';
       const returned = /returns container id \\"([0-9a-f]+)\\"/.exec(line);
       if (returned?.[1]) {
         const entry = { name, create: pendingCreate.get(name) ?? at };
@@ -72,11 +80,8 @@ export function runtimeTimes(containerdLog: string, podUid: string): RuntimeTime
       if (entry) entry.started = at;
       continue;
     }
-    const exited = /msg="shim disconnected" id=([0-9a-f]+)/.exec(line);
-    if (exited?.[1]) {
-      const entry = byId.get(exited[1]);
-      if (entry && entry.exited === undefined) entry.exited = at;
-    }
+    exited(/msg="shim disconnected" id=([0-9a-f]+)/.exec(line)?.[1], at);
+    exited(/msg="received container exit event container_id:\\"([0-9a-f]+)\\"/.exec(line)?.[1], at);
   }
   return result;
 }
