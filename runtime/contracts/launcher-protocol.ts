@@ -4,8 +4,7 @@
 // KubeVirt's virt-handler and virt-launcher share one gRPC definition. A message that fails
 // validation is logged and dropped by the receiver, never thrown.
 import { z } from 'zod';
-import { GuestFileSystems, GuestOSUsers } from '../api/kubevirt/v1/subresources.js';
-import { VirtualMachineInstanceGuestOSInfo } from '../api/kubevirt/v1/virtualmachineinstance.js';
+import { GuestFileSystems, GuestOSUsers, VirtualMachineInstanceGuestOSInfo } from '../api/kubevirt/v1/subresources.js';
 import { MIGRATION_CHANNEL_MAX_LINE_BYTES } from './migration-channel.js';
 
 export const LAUNCHER_PROTOCOL_VERSION = 1;

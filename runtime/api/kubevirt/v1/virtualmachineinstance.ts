@@ -4,6 +4,7 @@ import { Affinity, DNSPolicy, PodDNSConfig, PodQOSClass, Toleration } from '../.
 import { conditionSchema, Quantity, Time, typeMeta, type ResourceNames } from '../../meta.js';
 import { DomainSpec, Machine, dnsLabel, dnsSubdomain, namedList } from './domain.js';
 import { Network, Volume } from './volumes.js';
+import { VirtualMachineInstanceGuestOSInfo } from './subresources.js';
 
 export const KUBEVIRT_GROUP = 'kubevirt.io';
 export const KUBEVIRT_VERSION = 'v1';
@@ -82,20 +83,6 @@ export const VirtualMachineInstanceNetworkInterface = z
   })
   .describe('An observed guest network interface.');
 export type VirtualMachineInstanceNetworkInterface = z.infer<typeof VirtualMachineInstanceNetworkInterface>;
-
-export const VirtualMachineInstanceGuestOSInfo = z
-  .strictObject({
-    name: z.string().optional().describe('The guest OS name.'),
-    kernelRelease: z.string().optional().describe('The guest kernel release.'),
-    version: z.string().optional().describe('The guest OS version.'),
-    prettyName: z.string().optional().describe('The guest OS pretty name.'),
-    versionId: z.string().optional().describe('The guest OS version id.'),
-    kernelVersion: z.string().optional().describe('The guest kernel version.'),
-    machine: z.string().optional().describe('The guest machine type, e.g. x86_64.'),
-    id: z.string().optional().describe('The guest OS id, e.g. fedora.'),
-  })
-  .describe('The guest OS as the guest agent reports it.');
-export type VirtualMachineInstanceGuestOSInfo = z.infer<typeof VirtualMachineInstanceGuestOSInfo>;
 
 // Declared here, where the migration state that records it is; the KubeVirt CR's spec.configuration.migrations uses it too.
 export const MigrationConfiguration = z
