@@ -34,7 +34,12 @@ export const ComponentConfig = z
 
 export const DeveloperConfiguration = z
   .strictObject({
-    featureGates: z.array(z.string()).optional().describe('Feature gates to enable.'),
+    featureGates: z
+      .array(z.string())
+      .optional()
+      .describe(
+        'Feature gates to enable. kubevm acts on ImageVolume: launcher pods mount containerDisk and kernelBoot images as Kubernetes image volumes instead of copying them (the cluster needs the ImageVolume feature and containerd >= 2.1 or CRI-O). Other gates are accepted and have no effect.',
+      ),
     disabledFeatureGates: z.array(z.string()).optional().describe('Feature gates to disable.'),
     useEmulation: z
       .boolean()
