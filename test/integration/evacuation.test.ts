@@ -102,7 +102,9 @@ describe('a drain on the real API server', () => {
     expect(migration?.metadata?.name).toMatch(/^kubevirt-evacuation-/);
     expect(migration?.metadata?.annotations).toEqual({ 'kubevirt.io/evacuationMigration': NODE });
     expect(migration?.spec).toEqual({ vmiName: 'marked', priority: 'system-critical' });
-    expect(recorded).toContainEqual({ reason: 'SuccessfulCreate', message: `Created Migration ${migration?.metadata?.name ?? ''} to evacuate node ${NODE}` });
+    // Recorded once the controller has the create's answer, which may come after the list above saw the migration.
+    const created = { reason: 'SuccessfulCreate', message: `Created Migration ${migration?.metadata?.name ?? ''} to evacuate node ${NODE}` };
+    await eventually('the SuccessfulCreate event', 10_000, () => recorded.some((event) => event.reason === created.reason && event.message === created.message));
     // A pass over every key again (and the VMI changing) makes no second one: one is in flight.
     controller.resync();
     await client.resource<VirtualMachineInstance>(vmiResource).patch('marked', namespace, { metadata: { labels: { touched: 'yes' } } });
