@@ -57,7 +57,9 @@ async function leaseHolder(leaseName: string): Promise<string> {
 
 describe('LeaderElector', () => {
   it('elects exactly one of two candidates; the other takes over at once when the leader releases', async () => {
-    const timing = { leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 250 };
+    // A lease that cannot expire within the takeover's wait below: a takeover within it is the
+    // release's however loaded the machine is (a 4 s lease was outlasted once under make test's load).
+    const timing = { leaseDurationMs: 20_000, renewDeadlineMs: 15_000, retryPeriodMs: 250 };
     const a = candidate('candidate-a', 'runtime-test', timing);
     const b = candidate('candidate-b', 'runtime-test', timing);
     a.elector.start();
