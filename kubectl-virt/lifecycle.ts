@@ -42,7 +42,10 @@ export async function start(virt: VirtApi, name: string, options: StartOptions):
   const took = await followVm(virt, name, options, `to be ${goal}`, (vm, vmi) => {
     const running = vmi?.status?.phase === 'Running';
     const paused = vmi?.status?.conditions?.some((c) => c.type === 'Paused' && c.status === 'True') === true;
-    return { phase: vmPhase(vm, vmi), done: running && paused === Boolean(options.paused), ...(vm ? {} : { failed: 'the VM was deleted' }) };
+    const phase = vmPhase(vm, vmi);
+    // The VM's printableStatus follows the VMI a moment later: done once both say so, so the last
+    // progress line agrees with the answer.
+    return { phase, done: running && paused === Boolean(options.paused) && phase === goal, ...(vm ? {} : { failed: 'the VM was deleted' }) };
   });
   return `${line}; ${goal.toLowerCase()} after ${seconds(took)}`;
 }
@@ -64,7 +67,10 @@ export async function stop(virt: VirtApi, name: string, options: StopOptions): P
   await virt.put('vm', name, 'stop', { ...(gracePeriod !== undefined ? { gracePeriod } : {}), ...dryRunBody(options.dryRun) });
   const line = scheduled('VM', name, 'stop', options.dryRun);
   if (!options.wait || options.dryRun) return line;
-  const took = await followVm(virt, name, options, 'to be Stopped', (vm, vmi) => ({ phase: vmPhase(vm, vmi), done: vmi === undefined }));
+  const took = await followVm(virt, name, options, 'to be Stopped', (vm, vmi) => {
+    const phase = vmPhase(vm, vmi);
+    return { phase, done: vmi === undefined && (vm === undefined || phase === 'Stopped') };
+  });
   return `${line}; stopped after ${seconds(took)}`;
 }
 
@@ -76,7 +82,8 @@ export async function restart(virt: VirtApi, name: string, options: StopOptions)
   if (!options.wait || options.dryRun) return line;
   const took = await followVm(virt, name, options, 'to run again', (vm, vmi) => {
     const fresh = vmi !== undefined && vmi.metadata?.uid !== before;
-    return { phase: fresh ? vmPhase(vm, vmi) : vmi ? 'Stopping' : 'Restarting', done: fresh && vmi.status?.phase === 'Running' };
+    const phase = fresh ? vmPhase(vm, vmi) : vmi ? 'Stopping' : 'Restarting';
+    return { phase, done: fresh && vmi.status?.phase === 'Running' && phase === 'Running' };
   });
   return `${line}; running again after ${seconds(took)}`;
 }
