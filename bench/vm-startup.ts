@@ -22,6 +22,8 @@ import { eventually } from '../test/support/eventually.js';
 import { coreResources } from '../runtime/kube.js';
 import type { KubeObject, ResourceDescriptor } from '../runtime/kube.js';
 import { Informer } from '../runtime/informer.js';
+import type { KubeVirtCR } from '../controller/api.js';
+import { IMAGE_VOLUME_FEATURE_GATE, kubevirtResource } from '../controller/manager.js';
 import { KUBEVIRT } from './support/kubevirt.js';
 import { benchDir, commit, machine, printTable, writeResult } from './support/results.js';
 import type { Figure } from './support/results.js';
@@ -42,21 +44,17 @@ type Pod = V1Pod & KubeObject;
 
 const client = clusterClient();
 await requireCluster(client);
-const kubevirtResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'kubevirts', kind: 'KubeVirt', namespaced: true };
-interface KubeVirtCr extends KubeObject {
-  spec?: { configuration?: { developerConfiguration?: { featureGates?: string[] } & Record<string, unknown> } & Record<string, unknown> };
-}
-const kubevirtCr = await client.resource<KubeVirtCr>(kubevirtResource).get('kubevirt', 'kubevirt');
+const kubevirtCr = await client.resource<KubeVirtCR>(kubevirtResource).get('kubevirt', 'kubevirt');
 const originalGates = kubevirtCr.spec?.configuration?.developerConfiguration?.featureGates;
 /** Sets the KubeVirt CR's feature gates (undefined: removes the field). */
 async function setFeatureGates(gates: string[] | undefined): Promise<void> {
   const developer = { ...(kubevirtCr.spec?.configuration?.developerConfiguration ?? {}) };
   if (gates) developer.featureGates = gates;
   else delete developer.featureGates;
-  await client.resource<KubeVirtCr>(kubevirtResource).patch('kubevirt', 'kubevirt', [{ op: 'add', path: '/spec/configuration/developerConfiguration', value: developer }], 'json');
+  await client.resource<KubeVirtCR>(kubevirtResource).patch('kubevirt', 'kubevirt', [{ op: 'add', path: '/spec/configuration/developerConfiguration', value: developer }], 'json');
 }
-const otherGates = (originalGates ?? []).filter((gate) => gate !== 'ImageVolume');
-await setFeatureGates(imageSource === 'image-volume' ? [...otherGates, 'ImageVolume'] : otherGates);
+const otherGates = (originalGates ?? []).filter((gate) => gate !== IMAGE_VOLUME_FEATURE_GATE);
+await setFeatureGates(imageSource === 'image-volume' ? [...otherGates, IMAGE_VOLUME_FEATURE_GATE] : otherGates);
 const containerdLogPath = path.join(localClusterSetting('KUBEVM_LOG_DIR') ?? '/var/lib/kubevm-local/logs', 'containerd.log');
 
 // Successful writes (2xx) count; refused ones (409 conflicts, ...) are counted apart as retries.
