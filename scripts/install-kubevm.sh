@@ -8,7 +8,8 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
 source local-cluster/lib.sh
-kubectl() { "${KUBEVM_KUBECTL:-kubectl}" "$@"; }
+# Without KUBEVM_KUBECTL, the kubectl on PATH (`command`: not this function, which would recurse).
+kubectl() { if [[ -n "${KUBEVM_KUBECTL:-}" ]]; then "$KUBEVM_KUBECTL" "$@"; else command kubectl "$@"; fi; }
 
 diagnose() {
   kubectl -n kubevirt get kubevirt,deployments,daemonsets,pods -o wide || true
