@@ -13,6 +13,7 @@
 // Results: bench/results/vm-startup.json, pictures bench/vm-startup-latency.svg and
 // bench/vm-startup-timeline.svg.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import path from 'node:path';
 import { HttpMethod } from '@kubernetes/client-node';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -30,6 +31,8 @@ import type { Figure } from './support/results.js';
 import { latencyChart, timelineChart } from './support/svg.js';
 import { gaps, launcherTimes, milestones, nodeHandlerTimes, runtimeTimes, spans } from './support/timeline.js';
 import type { Milestone, Observed } from './support/timeline.js';
+import { cpuBetween, sampleCpu } from './support/cpu-by-component.js';
+import type { CpuSample } from './support/cpu-by-component.js';
 import { percentile } from './support/stats.js';
 
 const count = Number(process.argv[2] ?? '10');
@@ -139,8 +142,17 @@ interface VmRun {
   timeline?: Milestone[];
 }
 
+interface ScenarioHooks {
+  /** Right before the first VM is created. */
+  beforeCreate?: () => void;
+  /** Once every VMI is Running. */
+  whenRunning?: () => void;
+  /** Once every guest has booted, before the VMs are deleted. */
+  whenDone?: () => Promise<void>;
+}
+
 /** Creates the VMs one after the other, watches them to Running and the guest's boot marker. */
-async function runScenario(prefix: string, n: number, whenDone: () => Promise<void> = async () => {}): Promise<VmRun[]> {
+async function runScenario(prefix: string, n: number, hooks: ScenarioHooks = {}): Promise<VmRun[]> {
   const namespace = await createTestNamespace(client, `kubevm-bench-${prefix}`);
   const runs = new Map<string, VmRun>();
   const vmiInformer = new Informer<Vmi>({ client, descriptor: vmis, namespace });
@@ -172,6 +184,7 @@ async function runScenario(prefix: string, n: number, whenDone: () => Promise<vo
   podInformer.start();
   await Promise.all([vmiInformer.waitForSync(), podInformer.waitForSync()]);
   try {
+    hooks.beforeCreate?.();
     for (let i = 0; i < n; i++) {
       const name = `${prefix}-${i}`;
       runs.set(name, { name, observed: { vmCreate: Date.now() }, initContainers: new Set() });
@@ -181,6 +194,7 @@ async function runScenario(prefix: string, n: number, whenDone: () => Promise<vo
     await eventually('every VMI Running', 5 * 60_000, () => all.every((run) => run.observed.vmiRunning !== undefined), { intervalMs: 250 }).catch((error: unknown) =>
       console.error(error instanceof Error ? error.message : error),
     );
+    hooks.whenRunning?.();
     // A guest's kernel can panic under TCG on a loaded machine ("IO-APIC + timer doesn't work"):
     // such a guest never prints the marker; it is counted as not booted, and the bench goes on.
     await eventually('every guest booted', 120_000, async () => {
@@ -191,7 +205,7 @@ async function runScenario(prefix: string, n: number, whenDone: () => Promise<vo
       }
       return all.every((run) => run.booted !== undefined);
     }, { intervalMs: 250 }).catch((error: unknown) => console.error(error instanceof Error ? error.message : error));
-    await whenDone();
+    await hooks.whenDone?.();
     const containerdLog = readFileSync(containerdLogPath, 'utf8');
     const handlerLog = await nodeHandlerLog();
     for (const run of all) {
@@ -262,9 +276,15 @@ const before = await writes();
 let after = before;
 const handlerBefore = nodeHandlerSchedstat();
 let handlerAfter = handlerBefore;
-const burst = await runScenario('burst', count, async () => {
-  after = await writes();
-  handlerAfter = nodeHandlerSchedstat();
+let cpuBefore: CpuSample | undefined;
+let cpuRunning: CpuSample | undefined;
+const burst = await runScenario('burst', count, {
+  beforeCreate: () => (cpuBefore = sampleCpu()),
+  whenRunning: () => (cpuRunning = sampleCpu()),
+  whenDone: async () => {
+    after = await writes();
+    handlerAfter = nodeHandlerSchedstat();
+  },
 });
 await setFeatureGates(originalGates);
 if (!alone) throw new Error('the single VM did not run');
@@ -316,6 +336,21 @@ const figures: Figure[] = [
     : []),
 ];
 
+// Where the machine's CPU went from the burst's first creation to its last VMI Running.
+const cpu = cpuBefore && cpuRunning ? cpuBetween(cpuBefore, cpuRunning) : [];
+if (cpuBefore && cpuRunning) {
+  const span = (cpuRunning.at - cpuBefore.at) / 1000;
+  const used = cpu.reduce((sum, c) => sum + c.seconds, 0);
+  const guests = cpu.find((c) => c.component.startsWith('guests'))?.seconds ?? 0;
+  figures.push({
+    figure: `${count} back to back: CPU used, creation → every VMI Running`,
+    value: Number(used.toFixed(2)),
+    unit: 's',
+    note: `${span.toFixed(1)} s on ${String(cpus().length)} cores: ${((used / (span * cpus().length)) * 100).toFixed(0)} % of what the machine had; the guests booting under TCG took ${guests.toFixed(1)} s of it`,
+  });
+  for (const c of cpu) if (c.seconds >= 0.05) figures.push({ figure: `${count} back to back, that CPU: ${c.component}`, value: c.seconds, unit: 's' });
+}
+
 const toDetail = (run: VmRun) => ({
   vm: run.name,
   runningSeconds: seconds([run], (r) => r.observed.vmiRunning)[0],
@@ -338,7 +373,7 @@ const result = {
     guest: 'busybox test guest, 1 vCPU, 128Mi, kernelBoot container + containerDisk',
   },
   figures,
-  detail: { whereTimeGoes: { alone: aloneGaps, burst: burstGaps }, alone: toDetail(alone), burst: burst.map(toDetail) },
+  detail: { whereTimeGoes: { alone: aloneGaps, burst: burstGaps }, burstCpu: cpu, alone: toDetail(alone), burst: burst.map(toDetail) },
 };
 writeResult(result);
 printTable(result);
