@@ -7,6 +7,7 @@ import { Writable } from 'node:stream';
 import type { ReconcileContext, ReconcileResult } from './controller.js';
 import { Controller, TerminalError, controllerOwnerKey } from './controller.js';
 import { createRootLogger } from './logging.js';
+import { ApiError } from './kube.js';
 import { ExponentialBackoffRateLimiter } from './workqueue.js';
 
 /** Let `ms` of fake time pass, running the timers and the promise callbacks they start. */
@@ -112,6 +113,33 @@ describe('Controller outcomes', () => {
     expect(controller.queue.numRequeues('ns/a')).toBe(0);
     controller.enqueue('ns/a');
     await stepUntil(() => calls === 2);
+  });
+
+  it('a create refused because the namespace is being deleted is not retried; any other 403 is', async () => {
+    // The API server's answer to a create in a terminating namespace (a metav1.Status).
+    const terminating = (verb: string) =>
+      new ApiError(403, 'Forbidden', 'unable to create new content in namespace ns because it is being terminated', verb, '/api/v1/namespaces/ns/pods', {
+        kind: 'Status',
+        reason: 'Forbidden',
+        details: { causes: [{ reason: 'NamespaceTerminating', message: 'namespace ns is being terminated', field: 'metadata.namespace' }] },
+      });
+    const calls = { terminating: 0, forbidden: 0 };
+    const controller = newController(async (key) => {
+      if (key === 'ns/terminating') {
+        calls.terminating++;
+        throw terminating('POST');
+      }
+      calls.forbidden++;
+      throw new ApiError(403, 'Forbidden', 'pods is forbidden: User cannot create', 'POST', '/api/v1/namespaces/ns/pods', { kind: 'Status', reason: 'Forbidden' });
+    });
+    await controller.start();
+    controller.enqueue('ns/terminating');
+    controller.enqueue('ns/forbidden');
+    await stepUntil(() => calls.terminating === 1 && calls.forbidden === 1);
+    await advance(10_000);
+    expect(calls.terminating).toBe(1);
+    expect(controller.queue.numRequeues('ns/terminating')).toBe(0);
+    expect(calls.forbidden).toBeGreaterThan(3); // retried with backoff
   });
 
   it('never runs two reconciles of one key at once, even with many workers', async () => {

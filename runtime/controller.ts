@@ -16,7 +16,7 @@ import { randomUUID } from 'node:crypto';
 import type { EventRecorder } from './events.js';
 import type { Informer, RunnableInformer } from './informer.js';
 import type { KubeObject } from './kube.js';
-import { objectKey, splitKey } from './kube.js';
+import { isNamespaceTerminating, objectKey, splitKey } from './kube.js';
 import type { Logger } from './logging.js';
 import { silentLogger } from './logging.js';
 import { reconcileTotal } from './metrics.js';
@@ -281,6 +281,14 @@ export class Controller {
         reconcileTotal.inc({ controller: this.name, result: 'terminal_error' });
         this.queue.forget(key);
         log.error({ err }, 'reconcile failed terminally; waiting for the object to change');
+        return;
+      }
+      if (isNamespaceTerminating(err)) {
+        // What the pass created can never be created there; deleting the namespace's objects,
+        // this one included, brings the key back. Retrying would only repeat the refusal.
+        reconcileTotal.inc({ controller: this.name, result: 'namespace_terminating' });
+        this.queue.forget(key);
+        log.info('the namespace is being deleted: nothing more is created in it');
         return;
       }
       reconcileTotal.inc({ controller: this.name, result: 'error' });

@@ -6,7 +6,7 @@
 import { redactText } from './redact.js';
 import { randomBytes } from 'node:crypto';
 import type { KubeClient, KubeObject, ResourceClient } from './kube.js';
-import { coreResources } from './kube.js';
+import { coreResources, isNamespaceTerminating } from './kube.js';
 import type { Logger } from './logging.js';
 
 export type EventType = 'Normal' | 'Warning';
@@ -78,7 +78,11 @@ export class KubeEventRecorder implements EventRecorder {
       lastTimestamp: timestamp,
       count: 1,
     };
-    this.events.create(event).catch((err: unknown) => this.log.warn({ err, reason }, 'could not record event'));
+    this.events.create(event).catch((err: unknown) => {
+      // An object in a namespace being deleted: no event can be stored there any more.
+      if (isNamespaceTerminating(err)) this.log.debug({ reason }, 'event not recorded: the namespace is being deleted');
+      else this.log.warn({ err, reason }, 'could not record event');
+    });
   }
 }
 

@@ -118,6 +118,16 @@ function hasCode(err: unknown, code: number): boolean {
 export const isNotFound = (err: unknown): boolean => hasCode(err, 404);
 export const isConflict = (err: unknown): boolean => hasCode(err, 409) && !isAlreadyExists(err);
 export const isAlreadyExists = (err: unknown): boolean => err instanceof ApiError && err.code === 409 && err.reason === 'AlreadyExists';
+/**
+ * 403 with the NamespaceTerminating cause: the namespace is being deleted and takes no new object.
+ * Nothing created there can succeed again; the deletion of its objects is what comes next.
+ */
+export function isNamespaceTerminating(err: unknown): boolean {
+  if (!(err instanceof ApiError) || err.code !== 403) return false;
+  const causes = (err.status as { details?: { causes?: unknown } } | undefined)?.details?.causes;
+  // A StatusCause's type is serialized as "reason".
+  return Array.isArray(causes) && causes.some((cause) => (cause as { reason?: unknown } | null)?.reason === 'NamespaceTerminating');
+}
 /** 410: the resourceVersion is too old (compacted); list again. */
 export const isGone = (err: unknown): boolean => hasCode(err, 410);
 /** 429 or 503: the API server is busy or a resource's storage is not ready yet (a CRD just created); try again. */

@@ -127,7 +127,7 @@ export const restClientRequestLatency = new Histogram({
 // Reconcile outcomes and status writes have no KubeVirt counterpart; kubevm_ prefix.
 export const reconcileTotal = new Counter({
   name: 'kubevm_controller_reconcile_total',
-  help: 'Reconciles by controller and outcome (success, requeue_after, error, terminal_error, invalid: the object failed validation and was not reconciled).',
+  help: 'Reconciles by controller and outcome (success, requeue_after, error, terminal_error, invalid: the object failed validation and was not reconciled, namespace_terminating: a create refused because the namespace is being deleted, not retried).',
   labelNames: ['controller', 'result'] as const,
   registers: [registry],
 });

@@ -16,7 +16,7 @@ import type { ControllerExpectations } from '../../runtime/expectations.js';
 import { canonicalJson } from '../../runtime/json.js';
 import type { Informer } from '../../runtime/informer.js';
 import type { KubeClient, ResourceClient, ResourceDescriptor } from '../../runtime/kube.js';
-import { isAlreadyExists, isNotFound } from '../../runtime/kube.js';
+import { isAlreadyExists, isNamespaceTerminating, isNotFound } from '../../runtime/kube.js';
 import type { ReconcileContext, ReconcileResult } from '../../runtime/controller.js';
 import { updateStatusIfChanged } from '../../runtime/status.js';
 import type { EventRecorder } from '../../runtime/events.js';
@@ -339,7 +339,11 @@ export class VMController {
         ctx.log.info('VMI already exists; waiting for the cache');
         return false;
       }
-      this.deps.events.record(vm, 'Warning', 'FailedCreate', `Error creating virtual machine instance: ${err instanceof Error ? err.message : String(err)}`);
+      // In a namespace being deleted the event could not be stored either (the controller runtime
+      // then stops retrying).
+      if (!isNamespaceTerminating(err)) {
+        this.deps.events.record(vm, 'Warning', 'FailedCreate', `Error creating virtual machine instance: ${err instanceof Error ? err.message : String(err)}`);
+      }
       throw err;
     }
     ctx.log.info({ reason }, 'created VMI');

@@ -11,7 +11,7 @@ import type { VirtualMachineInstance } from '../api.js';
 import type { ControllerExpectations } from '../../runtime/expectations.js';
 import type { Informer } from '../../runtime/informer.js';
 import type { KubeClient, KubeObject, ResourceClient, ResourceDescriptor } from '../../runtime/kube.js';
-import { coreResources, isAlreadyExists, isNotFound } from '../../runtime/kube.js';
+import { coreResources, isAlreadyExists, isNamespaceTerminating, isNotFound } from '../../runtime/kube.js';
 import type { ReconcileContext, ReconcileResult } from '../../runtime/controller.js';
 import { patchStatusIfChanged } from '../../runtime/status.js';
 import { addFinalizer, removeFinalizer } from '../../runtime/finalizers.js';
@@ -322,7 +322,7 @@ export class VMIController {
         return await this.podClient.get(name, vmi.metadata?.namespace, ctx.signal);
       }
       this.deps.expectations.creationObserved(key);
-      this.deps.events.record(vmi, 'Warning', 'FailedCreate', `Error creating pod: ${err instanceof Error ? err.message : String(err)}`);
+      if (!isNamespaceTerminating(err)) this.deps.events.record(vmi, 'Warning', 'FailedCreate', `Error creating pod: ${err instanceof Error ? err.message : String(err)}`);
       throw err;
     }
   }

@@ -6,8 +6,8 @@ import { Controller, controllerOwnerKey } from '../../runtime/controller.js';
 import { ControllerExpectations } from '../../runtime/expectations.js';
 import { Informer, ownerUidIndex } from '../../runtime/informer.js';
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
-import { coreResources, objectKey } from '../../runtime/kube.js';
-import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from './runtime-support.js';
+import { coreResources, isNamespaceTerminating, objectKey, splitKey } from '../../runtime/kube.js';
+import { clusterClient, createTestNamespace, deleteNamespace, namespaces as namespaceResource, requireCluster } from './runtime-support.js';
 import { eventually } from '../support/eventually.js';
 
 interface ConfigMap extends KubeObject {
@@ -172,4 +172,58 @@ describe('periodic resync (SyncPeriod)', () => {
       await informer.stop();
     }
   }, 30_000);
+});
+
+describe('a namespace being deleted', () => {
+  it('the real refusal of a create there is recognised, and the controller does not retry it', async () => {
+    const configMaps = client.resource<ConfigMap>(coreResources.configMaps);
+    const namespaces = client.resource<KubeObject>(namespaceResource);
+    // A ConfigMap with a finalizer of the test's holds the namespace in Terminating.
+    const doomed = await createTestNamespace(client, 'runtime-terminating');
+    await configMaps.create({ metadata: { name: 'hold', namespace: doomed, finalizers: ['kubevm.io/test-hold'] } });
+    await deleteNamespace(client, doomed);
+    await eventually('the namespace Terminating', 30_000, async () => ((await namespaces.get(doomed)) as { status?: { phase?: string } }).status?.phase === 'Terminating');
+
+    const refusals: unknown[] = [];
+    const controller = new Controller({
+      name: 'runtime-test-terminating',
+      kind: 'ConfigMap',
+      reconcile: async (key) => {
+        try {
+          await configMaps.create({ metadata: { name: splitKey(key).name, namespace: doomed } });
+        } catch (err) {
+          refusals.push(err);
+          throw err;
+        }
+      },
+    });
+    // The same controller's retries of any other failure: an invalid name is refused every time.
+    const retried: string[] = [];
+    const control = new Controller({
+      name: 'runtime-test-refused',
+      kind: 'ConfigMap',
+      reconcile: async (key) => {
+        retried.push(key);
+        await configMaps.create({ metadata: { name: 'Not_A_Valid_Name', namespace } });
+      },
+    });
+    try {
+      await controller.start();
+      await control.start();
+      controller.enqueue(`${doomed}/child`);
+      control.enqueue(`${namespace}/invalid`);
+      await eventually('the create refused', 10_000, () => refusals.length === 1);
+      expect(isNamespaceTerminating(refusals[0])).toBe(true);
+      // Whatever refused it this way is not the namespace-terminating refusal.
+      await eventually('the invalid create retried', 10_000, () => retried.length >= 4);
+      await eventually('an idle queue', 10_000, () => controller.queue.len() === 0 && controller.queue.inFlight() === 0);
+      // By now the other failure has been retried at least three times with the same backoff.
+      expect(refusals).toHaveLength(1);
+      expect(controller.queue.numRequeues(`${doomed}/child`)).toBe(0);
+    } finally {
+      await controller.stop({ deadlineMs: 2000 });
+      await control.stop({ deadlineMs: 2000 });
+      await configMaps.patch('hold', doomed, { metadata: { finalizers: null } });
+    }
+  }, 60_000);
 });
