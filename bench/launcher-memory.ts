@@ -57,7 +57,7 @@ async function measure(memory: string, vcpus: number, graphics: boolean) {
   vmi.spec.domain.memory = { guest: memory };
   vmi.spec.domain.cpu = { cores: vcpus };
   vmi.spec.domain.devices.autoattachGraphicsDevice = graphics;
-  // The launcher as it runs in its image: compiled JS (bench/launcher-memory.sh builds it), with
+  // The launcher as it runs in its image: one bundled file (bench/run.sh builds it), with
   // the same node flags as the image's entrypoint (launcher/rootfs.sh).
   const entry = process.env['KUBEVM_LAUNCHER_JS'];
   const nodeFlags = (process.env['KUBEVM_LAUNCHER_NODE_FLAGS'] ?? '').split(' ').filter(Boolean);

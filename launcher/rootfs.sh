@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Assembles the launcher image's root file system in <dir> from this (Debian 12) machine:
 #   /usr/local/bin/node                 the node binary
-#   /opt/kubevm/launcher/*.js           the compiled launcher, with the node_modules it imports
+#   /opt/kubevm/dist/launcher/main.js   the launcher, one bundled file (launcher/bundle.sh)
 #   /usr/bin/{qemu-system-x86_64,qemu-img,xorriso,passt}  and every shared library they load (ldd)
 #   /usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so    QEMU's TCG module (emulation fallback)
 #   /usr/share/qemu, /usr/share/seabios QEMU's firmware and option ROMs (SeaBIOS, VGA BIOS, linuxboot)
@@ -64,7 +64,7 @@ VMI
     mount --bind -o ro "$work/kernel" "$root/var/run/kubevirt/kernel-boot"
     mount --bind -o ro "$work/containerdisks" "$root/var/run/kubevirt/container-disks"
     exec env -i PATH=/usr/bin:/usr/local/bin KUBEVM_ACCEL=tcg KUBEVM_ALLOW_EMULATION=true KUBEVM_AUTOSTART=true \
-      KUBEVM_LINGER_SECONDS=1 "$(command -v chroot)" --userspec=107:107 "$root" /usr/local/bin/node /opt/kubevm/launcher/launcher/main.js
+      KUBEVM_LINGER_SECONDS=1 "$(command -v chroot)" --userspec=107:107 "$root" /usr/local/bin/node /opt/kubevm/dist/launcher/main.js
   ' _ "$root" "$work" >"$work/launcher.log" 2>&1 &
   local pid=$! ok=1
   for _ in $(seq 1 120); do
@@ -117,28 +117,9 @@ fi
 (cd "$root/usr/share/qemu" && rm -rf openbios-* s390-* skiboot.lid slof.bin hppa-firmware.img opensbi-* palcode-clipper \
   npcm7xx_bootrom.bin ./*.dtb QEMU,* vof.bin)
 
-# The launcher, compiled, with the modules it imports at run time.
-dest="$root/opt/kubevm/launcher"
-mkdir -p "$dest"
-(cd "$repo" && npx --no-install tsc launcher/main.ts --outDir "$dest" --module nodenext --moduleResolution nodenext \
-  --target es2022 --strict --skipLibCheck --rootDir . --types node --sourceMap false)
-printf '{"type":"module","private":true}\n' >"$dest/package.json"
-node -e '
-  // The runtime dependency closure of the packages the launcher imports.
-  const fs = require("fs"), path = require("path");
-  const [repo, dest, ...roots] = process.argv.slice(1);
-  const seen = new Set();
-  const visit = (name) => {
-    if (seen.has(name)) return;
-    seen.add(name);
-    const pj = JSON.parse(fs.readFileSync(path.join(repo, "node_modules", name, "package.json"), "utf8"));
-    for (const dep of Object.keys(pj.dependencies ?? {})) visit(dep);
-  };
-  roots.forEach(visit);
-  for (const name of seen) fs.cpSync(path.join(repo, "node_modules", name), path.join(dest, "node_modules", name), { recursive: true, dereference: true });
-  console.log("node_modules:", [...seen].sort().join(" "));
-' "$repo" "$dest" pino zod
-
+# The launcher, bundled into one file (launcher/bundle.sh) where the pod's command runs it: `node
+# dist/launcher/main.js` in /opt/kubevm (operator/render/workloads.ts, LAUNCHER_COMMAND).
+bash "$repo/launcher/bundle.sh" "$root/opt/kubevm/dist/launcher/main.js"
 # Users, and the directories the pod mounts (emptyDirs and volumes; the root stays read-only).
 mkdir -p "$root/etc"
 printf 'root:x:0:0:root:/root:/sbin/nologin\nqemu:x:107:107:qemu:/var/run/kubevm-private:/sbin/nologin\n' >"$root/etc/passwd"

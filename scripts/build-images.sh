@@ -5,7 +5,7 @@
 #   kubevm/node-handler:<version>  the same root filesystem, another command
 #   kubevm/api-server:<version>    the same root filesystem, another command
 #   kubevm/operator:<version>      the same root filesystem, another command
-#   kubevm/launcher:<version>      the same plus QEMU and its tools (launcher/rootfs.sh)
+#   kubevm/launcher:<version>      node, the launcher bundled in one file, QEMU and its tools (launcher/rootfs.sh)
 # An image whose inputs did not change since its last import is not rebuilt.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -77,6 +77,9 @@ image operator "$base" --workdir /opt/kubevm --user 65532:65532 --entrypoint '["
 
 launcher="$work/launcher"
 cp -a "$base" "$launcher"
+# The launcher runs from one bundled file (launcher/bundle.sh): none of the other components'
+# JS, no node_modules.
+rm -rf "$launcher/opt/kubevm/dist" "$launcher/opt/kubevm/node_modules"
 bash launcher/rootfs.sh "$launcher"
 # The static busybox the controller's init-copy containers run to copy containerDisk and
 # kernelBoot files out of images that have no tools of their own (KUBEVM_COPIER).
