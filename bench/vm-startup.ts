@@ -18,7 +18,7 @@ import path from 'node:path';
 import { HttpMethod } from '@kubernetes/client-node';
 import type { V1Pod } from '@kubernetes/client-node';
 import { diskImage, kernelImage } from '../test/e2e/guest-images.js';
-import { clusterClient, createTestNamespace, deleteNamespace, localClusterSetting, requireCluster } from '../test/integration/runtime-support.js';
+import { clusterClient, createTestNamespace, deleteNamespace, localClusterSetting, namespaces as namespaceResource, requireCluster } from '../test/integration/runtime-support.js';
 import { eventually } from '../test/support/eventually.js';
 import { coreResources } from '../runtime/kube.js';
 import type { KubeObject, ResourceDescriptor } from '../runtime/kube.js';
@@ -218,11 +218,11 @@ async function runScenario(prefix: string, n: number, hooks: ScenarioHooks = {})
     await vmiInformer.stop();
     await podInformer.stop();
     await deleteNamespace(client, namespace);
-    // The next scenario starts on a quiet node: wait until this one's launcher pods are gone.
-    await eventually(`the pods of ${namespace} gone`, 120_000, async () => {
-      const pods = await client.resource<Pod>(coreResources.pods).list({ namespace });
-      return pods.items.length === 0;
-    }).catch((error: unknown) => console.error(error instanceof Error ? error.message : error));
+    // The next scenario starts on a quiet node and a quiet API: wait until this one's namespace,
+    // its launcher pods and every other object in it, are gone.
+    await eventually(`${namespace} gone`, 180_000, async () => (await client.resource<KubeObject>(namespaceResource).find(namespace)) === undefined).catch(
+      (error: unknown) => console.error(error instanceof Error ? error.message : error),
+    );
   }
 }
 
