@@ -3,7 +3,9 @@
 // Not a test: it prints figures. Usage:
 //   set -a; source /var/lib/kubevm-local/env; set +a
 //   node --import tsx bench/vm-startup.ts [count=10] [image-volume|init-copy]
-// Two scenarios: one VM alone (created, measured, deleted), then `count` VMs created back to back.
+// Two scenarios: one VM alone (created, measured, deleted; five times, one after the other: the
+// kubelet's once-a-second relist puts a uniform 0–1 s wait on each start, so one start alone says
+// little), then `count` VMs created back to back.
 // Each VM: runStrategy Always, the busybox test guest (test/guests), 128 Mi, kernel from a
 // kernelBoot container, root disk a containerDisk. Timelines come from bench/support/timeline.ts;
 // writes from kube-apiserver's own apiserver_request_total, before the burst and once it has booted.
@@ -269,7 +271,12 @@ const describe = (list: ReturnType<typeof whereTimeGoes>, top = 4) =>
 await eventually('no VMI left in the cluster before the bench', 180_000, async () => (await client.resource<Vmi>(vmis).list()).items.length === 0, { intervalMs: 1000 }).catch(
   (error: unknown) => console.error(`${error instanceof Error ? error.message : String(error)}: the write counts may include other VMIs' writes`),
 );
-const [alone] = await runScenario('alone', 1);
+// The relist wait is uniform over a second: the median of five starts, each on a quiet node.
+const ALONE_RUNS = 5;
+const aloneRuns: VmRun[] = [];
+for (let i = 0; i < ALONE_RUNS; i++) aloneRuns.push(...(await runScenario('alone', 1)));
+const runningMs = (run: VmRun) => (run.observed.vmiRunning ?? Infinity) - run.observed.vmCreate;
+const alone = [...aloneRuns].sort((a, b) => runningMs(a) - runningMs(b))[Math.floor(aloneRuns.length / 2)];
 // Writes are counted from before the burst's creation to when every guest has booted (at least
 // the 30 s after Running the writes used to be counted over), before the namespace is deleted.
 const before = await writes();
@@ -291,6 +298,7 @@ if (!alone) throw new Error('the single VM did not run');
 const mounted = [alone, ...burst].filter((run) => run.imageVolumes === true).length;
 
 const aloneRunning = seconds([alone], (r) => r.observed.vmiRunning)[0] ?? NaN;
+const aloneAll = seconds(aloneRuns, (r) => r.observed.vmiRunning);
 const aloneBooted = seconds([alone], (r) => r.booted)[0] ?? NaN;
 const burstRunning = seconds(burst, (r) => r.observed.vmiRunning);
 const burstBooted = seconds(burst, (r) => r.booted);
@@ -299,11 +307,11 @@ const burstGaps = whereTimeGoes(burst);
 const per = (a: number, b: number) => Number(((a - b) / count).toFixed(2));
 const figures: Figure[] = [
   {
-    figure: 'alone: creation → VMI Running',
+    figure: `alone: creation → VMI Running, median of ${String(ALONE_RUNS)}`,
     value: aloneRunning,
     unit: 's',
     goal: { value: 1.5, kind: 'max' },
-    note: `where the time goes: ${describe(aloneGaps)}`,
+    note: `the ${String(aloneAll.length)} starts: ${aloneAll.map((v) => v.toFixed(2)).join(', ')} s; where the median one's time goes: ${describe(aloneGaps)}`,
   },
   { figure: 'alone: creation → guest booted', value: aloneBooted, unit: 's' },
   ...([
@@ -373,7 +381,7 @@ const result = {
     guest: 'busybox test guest, 1 vCPU, 128Mi, kernelBoot container + containerDisk',
   },
   figures,
-  detail: { whereTimeGoes: { alone: aloneGaps, burst: burstGaps }, burstCpu: cpu, alone: toDetail(alone), burst: burst.map(toDetail) },
+  detail: { whereTimeGoes: { alone: aloneGaps, burst: burstGaps }, burstCpu: cpu, alone: toDetail(alone), aloneRuns: aloneRuns.map(toDetail), burst: burst.map(toDetail) },
 };
 writeResult(result);
 printTable(result);
@@ -383,7 +391,7 @@ writeFileSync(
   latencyChart(
     `Creation → VMI Running, kubevm on ${String(machine()['cpus'])} cores under TCG (${result.date.slice(0, 10)}, ${result.commit.slice(0, 8)})`,
     [
-      { label: '1 VM alone', values: [aloneRunning], p50: aloneRunning, p95: aloneRunning, goalP50: 1.5 },
+      { label: '1 VM alone', values: aloneAll, p50: aloneRunning, p95: percentile(aloneAll, 95), goalP50: 1.5 },
       { label: `${count} VMs back to back`, values: burstRunning, p50: percentile(burstRunning, 50), p95: percentile(burstRunning, 95), goalP50: 3, goalP95: 5 },
       { label: `${count} VMs: guest booted`, values: burstBooted, p50: percentile(burstBooted, 50), p95: percentile(burstBooted, 95) },
     ],
