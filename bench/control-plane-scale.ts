@@ -130,7 +130,8 @@ const queueNames = (samples: Samples) => [...new Set([...samples.keys()].flatMap
  * A percentile from the difference of two scrapes of a histogram, as Prometheus's
  * histogram_quantile computes it (so a dashboard on KubeVirt's metric shows the same): linear
  * interpolation inside the bucket it falls in; in the +Inf bucket, the largest finite bound, and
- * `above` says so. KubeVirt's buckets are decades (10 ns … 10 s), so the value is coarse.
+ * `above` says so. The buckets are KubeVirt's decades (10 ns … 10 s) and then 30, 60, 120 and 300 s
+ * (runtime/metrics.ts), so the value is coarse.
  */
 function histogramPercentile(before: Samples, after: Samples, metric: string, queue: string, p: number): { seconds: number; above: boolean } {
   // prom-client writes the labels in either order ({le="..",name=".."}): read them by name.
@@ -300,7 +301,7 @@ const figures: Figure[] = [
           figure: `${s.vms} VMs: ${q} queue latency ${label}`,
           value: value.seconds * 1000,
           unit: 'ms',
-          ...(value.above ? { note: `above ${value.seconds} s, the histogram's largest finite bucket (KubeVirt's buckets)` } : {}),
+          ...(value.above ? { note: `above ${value.seconds} s, the histogram's largest finite bucket` } : {}),
         };
       }),
     ),
