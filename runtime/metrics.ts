@@ -15,10 +15,10 @@ export function enableProcessMetrics(): void {
 }
 
 // Work queue metrics: label `name` is the queue's name, as in client-go's MetricsProvider.
-// Buckets as KubeVirt: ExponentialBuckets(10e-9, 10, 10).
-// KubeVirt's (client-go's) decades from 10 ns to 10 s, and beyond them 30 s to 5 min: a queue
-// that holds a backlog of thousands of new VMs keeps items longer than 10 s, and with the decades
-// alone every such wait would only read "> 10 s". histogram_quantile works the same on both.
+// Buckets: KubeVirt's (client-go's ExponentialBuckets(10e-9, 10, 10)), decades from 10 ns to 10 s,
+// and beyond them 30 s to 5 min: a queue that holds a backlog of thousands of new VMs keeps items
+// longer than 10 s, which the decades alone would only show as "> 10 s". histogram_quantile works
+// the same on both.
 const workqueueBuckets = [...exponentialBuckets(10e-9, 10, 10), 30, 60, 120, 300];
 
 export const workqueueDepth = new Gauge({
