@@ -37,7 +37,9 @@ useLocalClusterKubeconfig();
 
 type Pod = V1Pod & KubeObject;
 const nodes: ResourceDescriptor = { group: '', version: 'v1', resource: 'nodes', kind: 'Node', namespaced: false };
-const UNSCHEDULABLE_TIMEOUT_SECONDS = 6;
+// Counted from the target pod's creation (as KubeVirt does): long enough that the scheduler's
+// verdict comes well before it even on a loaded machine, so the waiting state is written at all.
+const UNSCHEDULABLE_TIMEOUT_SECONDS = 15;
 const POLICY = `kubevm-it-migration-${process.pid}`;
 
 let client: KubeClient;
@@ -151,13 +153,18 @@ afterAll(async () => {
 
 describe('VirtualMachineInstanceMigration controller (target pod unschedulable)', () => {
   it('keeps the target pod off the source node: Scheduling with the scheduler\'s reason, then Failed at the timeout, target removed', async () => {
+    // Every version of the migration the controller writes, from the informer's watch: the waiting
+    // state is seen even if the poll below would fall between it and the next write.
+    const versions: Migration[] = [];
+    const record = (m: Migration) => void (m.metadata?.name === 'mig-unschedulable' && versions.push(m));
+    const stopRecording = running?.migrations.addEventHandler({ onAdd: record, onUpdate: (_old, m) => record(m) });
     await runningVmi('unschedulable');
     await migrate('mig-unschedulable', 'unschedulable');
-    const waiting = await eventually('the migration to wait in Scheduling with the scheduler\'s reason', 30_000, async () => {
-      const m = await migrationNow('mig-unschedulable');
+    const waitingIn = (m: Migration) => {
       const condition = m.status?.conditions?.find((c) => c.type === TARGET_POD_WAITING);
       return m.status?.phase === 'Scheduling' && condition?.reason === 'Unschedulable' ? { m, condition } : undefined;
-    });
+    };
+    const waiting = await eventually('the migration to wait in Scheduling with the scheduler\'s reason', 30_000, () => versions.map(waitingIn).find((w) => w !== undefined));
     expect(waiting.condition.message).toMatch(new RegExp(`cannot be scheduled: 0/${nodeCount} nodes are available`));
     const uid = waiting.m.metadata?.uid ?? '';
     const [target] = await targetPods(uid);
@@ -178,6 +185,7 @@ describe('VirtualMachineInstanceMigration controller (target pod unschedulable)'
     expect(failed.status?.phaseTransitionTimestamps?.map((t) => t.phase)).toEqual(['Scheduling', 'Failed']);
     await eventually('the target pod to be removed', 30_000, async () => (await targetPods(uid)).length === 0);
     expect(recorded.some((e) => e.reason === 'FailedMigration' && /cannot be scheduled/.test(e.message))).toBe(true);
+    stopRecording?.();
   });
 
   it('refuses a VMI with a ReadWriteOnce PVC: Failed with DisksNotLiveMigratable, no target pod', async () => {
