@@ -161,7 +161,12 @@ export class Informer<T extends KubeObject> implements RunnableInformer {
   waitForSync(signal?: AbortSignal): Promise<boolean> {
     if (this.synced) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const done = (): void => resolve(this.synced);
+      const done = (): void => {
+        // Whichever comes first: the other no longer needs to call back (a signal shared by many
+        // informers would otherwise keep one listener per informer for its whole life).
+        signal?.removeEventListener('abort', done);
+        resolve(this.synced);
+      };
       this.syncWaiters.push(done);
       signal?.addEventListener('abort', done, { once: true });
     });
