@@ -113,7 +113,9 @@ export async function openHeadlessChromium(options: { width: number; height: num
       socket.close();
       child.kill('SIGTERM');
       await exited;
-      rmSync(profile, { recursive: true, force: true });
+      // Chromium's helper processes can outlive the browser process by a moment and still write
+      // to the profile (ENOTEMPTY): rmSync retries those errors itself.
+      rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
     },
   };
 }
