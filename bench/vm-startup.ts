@@ -33,7 +33,7 @@ import type { Figure } from './support/results.js';
 import { latencyChart, timelineChart } from './support/svg.js';
 import { gaps, launcherTimes, milestones, nodeHandlerTimes, runtimeTimes, spans } from './support/timeline.js';
 import type { Milestone, Observed } from './support/timeline.js';
-import { cpuBetween, sampleCpu } from './support/cpu-by-component.js';
+import { GUESTS, cpuBetween, sampleCpu } from './support/cpu-by-component.js';
 import type { CpuSample } from './support/cpu-by-component.js';
 import { percentile } from './support/stats.js';
 
@@ -349,7 +349,7 @@ const cpu = cpuBefore && cpuRunning ? cpuBetween(cpuBefore, cpuRunning) : [];
 if (cpuBefore && cpuRunning) {
   const span = (cpuRunning.at - cpuBefore.at) / 1000;
   const used = cpu.reduce((sum, c) => sum + c.seconds, 0);
-  const guests = cpu.find((c) => c.component.startsWith('guests'))?.seconds ?? 0;
+  const guests = cpu.find((c) => c.component === GUESTS)?.seconds ?? 0;
   figures.push({
     figure: `${count} back to back: CPU used, creation → every VMI Running`,
     value: Number(used.toFixed(2)),

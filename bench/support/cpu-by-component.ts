@@ -14,11 +14,13 @@ export interface CpuSample {
 const CPUACCT_ROOT = '/sys/fs/cgroup/cpuacct/cpuacct.usage';
 const TICK_NS = 1e9 / 100; // USER_HZ: /proc/<pid>/stat counts hundredths of a second
 const EXITED = 'exited in between (runc, CNI plugins, probes, ...)';
+/** The component the guests' QEMU processes are counted under. */
+export const GUESTS = 'guests (QEMU, TCG)';
 
 /** The component a process belongs to, from its name and its command line. */
 function component(pid: number, comm: string, argv: string[]): string {
   if (pid === process.pid) return 'this bench';
-  if (comm.startsWith('qemu-system')) return 'guests (QEMU, TCG)';
+  if (comm.startsWith('qemu-system')) return GUESTS;
   if (comm === 'containerd') return 'containerd';
   if (comm.startsWith('containerd-shim')) return 'containerd shims';
   // The local cluster runs every Kubernetes daemon from one binary named kube: its first argument.
