@@ -3,9 +3,12 @@
 // queue's delays and backoffs run on setTimeout and Date.now, so the tests step time exactly
 // instead of sleeping and guessing.
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import { getEventListeners } from 'node:events';
 import { Writable } from 'node:stream';
 import type { ReconcileContext, ReconcileResult } from './controller.js';
 import { Controller, TerminalError, controllerOwnerKey } from './controller.js';
+import type { RunnableInformer } from './informer.js';
+import { waitForAllSynced } from './informer.js';
 import { createRootLogger } from './logging.js';
 import { ApiError } from './kube.js';
 import { ExponentialBackoffRateLimiter } from './workqueue.js';
@@ -248,5 +251,52 @@ describe('controllerOwnerKey', () => {
     };
     expect(mapper(pod)).toEqual(['ns/vm1']);
     expect(mapper({ metadata: { namespace: 'ns', name: 'lonely' } })).toEqual([]);
+  });
+});
+
+/** An informer reduced to its sync (the real one needs an API server: test/integration). */
+class SyncOnly implements RunnableInformer {
+  private synced = false;
+  private readonly waiters: Array<(synced: boolean) => void> = [];
+  start(): void {}
+  async stop(): Promise<void> {
+    for (const waiter of this.waiters.splice(0)) waiter(this.synced);
+  }
+  hasSynced(): boolean {
+    return this.synced;
+  }
+  waitForSync(): Promise<boolean> {
+    return this.synced ? Promise.resolve(true) : new Promise((resolve) => this.waiters.push(resolve));
+  }
+  sync(): void {
+    this.synced = true;
+    for (const waiter of this.waiters.splice(0)) waiter(true);
+  }
+}
+
+describe('waitForAllSynced', () => {
+  it('holds one abort listener on the shared signal however many informers wait, and drops it once all synced', async () => {
+    const informers = Array.from({ length: 12 }, () => new SyncOnly());
+    const leadership = new AbortController();
+    // The leader's four controllers wait on one signal (controller/manager.ts).
+    const waits = [informers.slice(0, 5), informers.slice(5, 9), informers.slice(9)].map((group) => waitForAllSynced([...group, ...group], leadership.signal));
+    expect(getEventListeners(leadership.signal, 'abort')).toHaveLength(3);
+    for (const informer of informers) informer.sync();
+    await expect(Promise.all(waits)).resolves.toEqual([true, true, true]);
+    expect(getEventListeners(leadership.signal, 'abort')).toHaveLength(0);
+  });
+
+  it('says false when the signal aborts before the sync, or an informer stops unsynced', async () => {
+    const [a, b] = [new SyncOnly(), new SyncOnly()];
+    const leadership = new AbortController();
+    const waiting = waitForAllSynced([a, b], leadership.signal);
+    a.sync();
+    leadership.abort();
+    await expect(waiting).resolves.toBe(false);
+    await expect(waitForAllSynced([a], leadership.signal)).resolves.toBe(false);
+    const stopped = waitForAllSynced([a, b]);
+    await b.stop();
+    await expect(stopped).resolves.toBe(false);
+    await expect(waitForAllSynced([a])).resolves.toBe(true);
   });
 });

@@ -15,6 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EventRecorder } from './events.js';
 import type { Informer, RunnableInformer } from './informer.js';
+import { waitForAllSynced } from './informer.js';
 import type { KubeObject } from './kube.js';
 import { isNamespaceTerminating, objectKey, splitKey } from './kube.js';
 import type { Logger } from './logging.js';
@@ -184,7 +185,7 @@ export class Controller {
   async start(signal?: AbortSignal): Promise<void> {
     if (this.started) return;
     this.started = true;
-    await Promise.all(this.informers.map((informer) => informer.waitForSync(signal)));
+    await waitForAllSynced(this.informers, signal);
     if (signal?.aborted || this.queue.shuttingDown) return;
     this.log.info({ workers: this.workerCount }, 'starting workers');
     for (let i = 0; i < this.workerCount; i++) this.workers.push(this.runWorker());

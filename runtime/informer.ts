@@ -95,6 +95,25 @@ export interface RunnableInformer {
   waitForSync(signal?: AbortSignal): Promise<boolean>;
 }
 
+/**
+ * Resolves true once every informer has synced, false as soon as `signal` aborts or one was
+ * stopped first. One abort listener for the lot, however many informers (a controller watches up
+ * to five, and the leader's controllers share one signal).
+ */
+export function waitForAllSynced(informers: readonly RunnableInformer[], signal?: AbortSignal): Promise<boolean> {
+  const synced = Promise.all([...new Set(informers)].map((informer) => informer.waitForSync())).then((all) => all.every(Boolean));
+  if (!signal) return synced;
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const aborted = (): void => resolve(false);
+    signal.addEventListener('abort', aborted, { once: true });
+    void synced.then((ok) => {
+      signal.removeEventListener('abort', aborted);
+      resolve(ok);
+    });
+  });
+}
+
 export class Informer<T extends KubeObject> implements RunnableInformer {
   readonly descriptor: ResourceDescriptor;
   private readonly client: KubeClient;
