@@ -3,7 +3,8 @@
 // node handler of the VMI's node as a request annotation on the VMI (runtime/vmi-requests.ts),
 // which it converges the domain to:
 //   pause       annotation pause-requested=true            (200; 409 not running / already paused)
-//   unpause     annotation removed                         (200; 409 not running / not paused)
+//   unpause     annotation pause-requested=false           (200; 409 not running / not paused):
+//               false, not removed, so it also ends a start strategy of Paused
 //   softreboot  annotation soft-reboot-requested=<time>    (200; 409 not running / paused): the
 //               guest's own reboot, through its agent, else ACPI
 //   reset       annotation reset-requested=<time>          (200; 409 not running): a hard reset
@@ -155,7 +156,7 @@ export function vmiSubresourceRoutes(backends: Pick<VmBackends, 'vmis'>, guestAg
     put('unpause', async (vmi, body) => {
       const options = decodeOptions(UnpauseOptions, body);
       validateUnpause(vmi);
-      await annotate(vmi, { [pauseRequestAnnotation]: null }, isDryRun(options));
+      await annotate(vmi, { [pauseRequestAnnotation]: 'false' }, isDryRun(options));
     }),
     put('softreboot', async (vmi) => {
       validateSoftReboot(vmi);

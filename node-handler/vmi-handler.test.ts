@@ -44,6 +44,20 @@ describe('launcherIntents', () => {
     expect(launcherIntents(vmi(), paused, none)).toEqual([{ kind: 'unpause' }]);
     // Paused by an I/O error: not undone by the handler.
     expect(launcherIntents(vmi(), { ...paused, pauseReason: 'IOError' }, none)).toEqual([]);
+    // Unpause writes "false", which ends a pause like an absent request does.
+    expect(launcherIntents(vmi({ annotations: { [pauseRequestAnnotation]: 'false' } }), paused, none)).toEqual([{ kind: 'unpause' }]);
+  });
+
+  it('keeps a guest started paused (startStrategy: Paused) paused until an unpause, and pauses none that runs on that account', () => {
+    const startPaused = (annotations: Record<string, string> = {}) => vmi({ annotations }, { startStrategy: 'Paused' });
+    expect(launcherIntents(startPaused(), paused, none)).toEqual([]);
+    expect(launcherIntents(startPaused(), running, none)).toEqual([]);
+    expect(launcherIntents(startPaused({ [pauseRequestAnnotation]: 'false' }), paused, none)).toEqual([{ kind: 'unpause' }]);
+    expect(launcherIntents(startPaused({ [pauseRequestAnnotation]: 'false' }), running, none)).toEqual([]);
+    expect(launcherIntents(startPaused({ [pauseRequestAnnotation]: 'true' }), running, none)).toEqual([{ kind: 'pause' }]);
+    // Any other value is no request: the start strategy decides.
+    expect(launcherIntents(startPaused({ [pauseRequestAnnotation]: 'yes' }), paused, none)).toEqual([]);
+    expect(launcherIntents(vmi({ annotations: { [pauseRequestAnnotation]: 'yes' } }), paused, none)).toEqual([{ kind: 'unpause' }]);
   });
 
   it('forwards a soft reboot to a running guest', () => {

@@ -14,7 +14,7 @@ import { VMI_STATUS_FIELDS, VMI_STATUS_FIELD_MANAGER } from '../runtime/contract
 import type { DomainState, DomainStateCache } from './domain-state.js';
 import type { LauncherConnections, LauncherSession } from './launcher-connections.js';
 import { computeVmiStatus, isHandledPhase } from './vmi-status.js';
-import { pauseRequestAnnotation, resetRequestAnnotation, softRebootRequestAnnotation } from '../runtime/vmi-requests.js';
+import { pauseWish, resetRequestAnnotation, softRebootRequestAnnotation } from '../runtime/vmi-requests.js';
 import type { MigrationSource } from './migration-source.js';
 import { migratedAway, migrationInFlight } from './migration-source.js';
 
@@ -65,10 +65,11 @@ export function launcherIntents(vmi: VirtualMachineInstance, domain: DomainState
   }
   const annotations = vmi.metadata?.annotations ?? {};
   const intents: LauncherIntent[] = [];
-  const pauseWanted = annotations[pauseRequestAnnotation] === 'true';
-  if (pauseWanted && domain.phase === 'Running') intents.push({ kind: 'pause' });
-  // Only a pause the user asked for is undone here; an I/O-error pause needs the cause fixed.
-  if (!pauseWanted && domain.phase === 'Paused' && (domain.pauseReason ?? 'User') === 'User') intents.push({ kind: 'unpause' });
+  const wish = pauseWish(vmi);
+  if (wish === 'paused' && domain.phase === 'Running') intents.push({ kind: 'pause' });
+  // Only a pause the user asked for (or a start strategy's, once unpaused) is undone here; an
+  // I/O-error pause needs the cause fixed.
+  if (wish === 'running' && domain.phase === 'Paused' && (domain.pauseReason ?? 'User') === 'User') intents.push({ kind: 'unpause' });
   // A reset is a reset whatever the guest does, so it needs no running guest; a soft reboot does.
   if (annotations[resetRequestAnnotation] !== undefined) intents.push({ kind: 'reset' });
   else if (annotations[softRebootRequestAnnotation] !== undefined && domain.phase === 'Running') intents.push({ kind: 'softReboot' });

@@ -10,7 +10,7 @@ import { eventually } from '../support/eventually.js';
 import type { VM, VMI } from './small-vm.js';
 import { HttpMethod } from '@kubernetes/client-node';
 import { diskImage } from './guest-images.js';
-import { builtVirtctl, hasCondition, runningVmiUid, smallVmiSpec, vmResource, vmiResource, vmimResource } from './small-vm.js';
+import { builtVirtctl, guestConsole, hasCondition, occurrences, runningVmiUid, smallVmiSpec, vmResource, vmiResource, vmimResource } from './small-vm.js';
 
 jest.setTimeout(600_000);
 
@@ -144,5 +144,27 @@ describe('KubeVirt\'s virtctl against kubevm', () => {
     const stopped = await virtctl('stop', 'vctl');
     expect(stopped.code).not.toBe(0);
     expect(stopped.output).toContain('VM is not running');
+  });
+
+  it('start --paused starts the guest paused, and it stays paused until unpause', async () => {
+    expect(await virtctl('start', '--paused', 'vctl')).toMatchObject({ code: 0 });
+    const uid = await runningUid('vctl');
+    expect((await vmi('vctl'))?.spec).toMatchObject({ startStrategy: 'Paused' });
+    await eventually('VMI Running and paused', 60_000, () => paused('vctl'));
+    await eventually('VM printableStatus Paused', 60_000, async () => (await vm('vctl'))?.status?.printableStatus === 'Paused');
+    // The node handler writes the Paused condition in the pass that would have sent an unpause
+    // (its commands go before its status write): the launcher got none, and QEMU ran no guest.
+    const unpauses = async () => occurrences(await guestConsole(client, namespace, 'vctl'), '"command":"unpause"');
+    expect(await unpauses()).toBe(0);
+    expect(await guestConsole(client, namespace, 'vctl')).not.toContain('KUBEVM-');
+
+    expect(await virtctl('unpause', 'vmi', 'vctl')).toMatchObject({ code: 0 });
+    await eventually('VMI unpaused', 60_000, async () => !(await paused('vctl')));
+    await eventually('the guest runs', 120_000, async () => (await guestConsole(client, namespace, 'vctl')).includes('KUBEVM-'));
+    expect(await unpauses()).toBe(1);
+    expect((await vmi('vctl'))?.metadata?.uid).toBe(uid);
+
+    expect(await virtctl('stop', 'vctl')).toMatchObject({ code: 0 });
+    await eventually('VMI gone after stop', 120_000, async () => (await vmi('vctl')) === undefined);
   });
 });
