@@ -90,14 +90,27 @@ processes_in_namespaces() {
       $1 in want { split($2, p, "/"); print p[3] }' | sort -u
 }
 
-# image_on_every_node REF: REF (normalized, docker.io/...) is in every running node's containerd.
+# image_digest SOCK REF: the manifest digest REF (normalized, docker.io/...) names in that node's
+# containerd; empty when it has no such image.
+image_digest() {
+  timeout 30 ctr --address "$1" -n k8s.io images ls "name==$2" | awk -v ref="$2" '$1 == ref { print $3 }'
+}
+
+# image_on_every_node REF DIGEST: REF names that very image (DIGEST) in every running node's
+# containerd. Presence alone is not enough: a node that was down at the last import (node 2 of
+# an earlier two-node cluster keeps its containerd) still has the image of before.
 image_on_every_node() {
   local sock socks
   socks="$(node_containerd_socks)"
-  [[ -n "$socks" ]] || return 1
+  [[ -n "$socks" && -n "$2" ]] || return 1
   for sock in $socks; do
-    timeout 30 ctr --address "$sock" -n k8s.io images ls -q "name==$1" | grep -qxF "$1" || return 1
+    [[ "$(image_digest "$sock" "$1")" == "$2" ]] || return 1
   done
+}
+
+# imported_digest REF: the digest REF names in the first node's containerd (each import is the same on every node).
+imported_digest() {
+  image_digest "$(node_containerd_socks | head -n 1)" "$1"
 }
 
 # name_images_by_id SOCK [REF...]: names each image (default: every image in the k8s.io namespace)

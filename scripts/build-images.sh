@@ -54,20 +54,21 @@ qemu:x:107:
 nonroot:x:65532:
 GROUP
 
-# Builds and imports an image unless its content hash matches the one last imported.
+# Builds and imports an image unless its content hash matches the one last imported and every
+# node has that very image (the stamp: the content hash and the imported manifest digest).
 image() {
   local name="$1" rootfs="$2"; shift 2
   local ref="kubevm/$name:$version"
-  local hash stamp="$cache/$name.stamp"
+  local hash stamp="$cache/$name.stamp" stamped_hash="" stamped_digest=""
   hash="$( (cd "$rootfs" && find . -printf '%p %l %m %U %G\n' | sort &&
             find . -type f -print0 | sort -z | xargs -0 sha256sum; echo "$*") | sha256sum | cut -c1-16)"
-  if [[ -f "$stamp" && "$(cat "$stamp")" == "$hash" ]] &&
-     image_on_every_node "docker.io/$ref"; then
+  [[ -f "$stamp" ]] && read -r stamped_hash stamped_digest <"$stamp"
+  if [[ "$stamped_hash" == "$hash" ]] && image_on_every_node "docker.io/$ref" "$stamped_digest"; then
     log "$ref is up to date"
     return 0
   fi
   bash local-cluster/build-image.sh "$@" "$ref" "$rootfs" >/dev/null
-  echo "$hash" >"$stamp"
+  echo "$hash $(imported_digest "docker.io/$ref")" >"$stamp"
 }
 
 image controller "$base" --workdir /opt/kubevm --user 65532:65532 --entrypoint '["/usr/bin/node"]'

@@ -15,16 +15,16 @@ work="$(mktemp -d /tmp/kubevm-guest-images.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 
 import_unless_present() {
-  local ref="$1" rootfs="$2" stamp="$KUBEVM_CACHE/images/$1.stamp" key
+  local ref="$1" rootfs="$2" stamp="$KUBEVM_CACHE/images/$1.stamp" key stamped_key="" stamped_digest=""
   key="$(basename "$guest")"
   mkdir -p "$(dirname "$stamp")"
-  if [[ -f "$stamp" && "$(cat "$stamp")" == "$key" ]] &&
-     image_on_every_node "docker.io/$ref"; then
+  [[ -f "$stamp" ]] && read -r stamped_key stamped_digest <"$stamp"
+  if [[ "$stamped_key" == "$key" ]] && image_on_every_node "docker.io/$ref" "$stamped_digest"; then
     log "$ref is up to date"
     return 0
   fi
   bash "$repo/local-cluster/build-image.sh" "$ref" "$rootfs" >/dev/null
-  echo "$key" >"$stamp"
+  echo "$key $(imported_digest "docker.io/$ref")" >"$stamp"
 }
 
 mkdir -p "$work/disk/disk" "$work/kernel/boot"
