@@ -147,24 +147,26 @@ describe('KubeVirt\'s virtctl against kubevm', () => {
   });
 
   it('start --paused starts the guest paused, and it stays paused until unpause', async () => {
-    expect(await virtctl('start', '--paused', 'vctl')).toMatchObject({ code: 0 });
-    const uid = await runningUid('vctl');
-    expect((await vmi('vctl'))?.spec).toMatchObject({ startStrategy: 'Paused' });
-    await eventually('VMI Running and paused', 60_000, () => paused('vctl'));
-    await eventually('VM printableStatus Paused', 60_000, async () => (await vm('vctl'))?.status?.printableStatus === 'Paused');
+    // A VM of its own, so that this test does not depend on the one above.
+    await client.resource<KubeObject & { spec: unknown }>(vmResource).create({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'vpaused', namespace }, spec: { runStrategy: 'Halted', template: { spec: smallVmiSpec() } } });
+    expect(await virtctl('start', '--paused', 'vpaused')).toMatchObject({ code: 0 });
+    const uid = await runningUid('vpaused');
+    expect((await vmi('vpaused'))?.spec).toMatchObject({ startStrategy: 'Paused' });
+    await eventually('VMI Running and paused', 60_000, () => paused('vpaused'));
+    await eventually('VM printableStatus Paused', 60_000, async () => (await vm('vpaused'))?.status?.printableStatus === 'Paused');
     // The node handler writes the Paused condition in the pass that would have sent an unpause
     // (its commands go before its status write): the launcher got none, and QEMU ran no guest.
-    const unpauses = async () => occurrences(await guestConsole(client, namespace, 'vctl'), '"command":"unpause"');
+    const unpauses = async () => occurrences(await guestConsole(client, namespace, 'vpaused'), '"command":"unpause"');
     expect(await unpauses()).toBe(0);
-    expect(await guestConsole(client, namespace, 'vctl')).not.toContain('KUBEVM-');
+    expect(await guestConsole(client, namespace, 'vpaused')).not.toContain('KUBEVM-');
 
-    expect(await virtctl('unpause', 'vmi', 'vctl')).toMatchObject({ code: 0 });
-    await eventually('VMI unpaused', 60_000, async () => !(await paused('vctl')));
-    await eventually('the guest runs', 120_000, async () => (await guestConsole(client, namespace, 'vctl')).includes('KUBEVM-'));
+    expect(await virtctl('unpause', 'vmi', 'vpaused')).toMatchObject({ code: 0 });
+    await eventually('VMI unpaused', 60_000, async () => !(await paused('vpaused')));
+    await eventually('the guest runs', 120_000, async () => (await guestConsole(client, namespace, 'vpaused')).includes('KUBEVM-'));
     expect(await unpauses()).toBe(1);
-    expect((await vmi('vctl'))?.metadata?.uid).toBe(uid);
+    expect((await vmi('vpaused'))?.metadata?.uid).toBe(uid);
 
-    expect(await virtctl('stop', 'vctl')).toMatchObject({ code: 0 });
-    await eventually('VMI gone after stop', 120_000, async () => (await vmi('vctl')) === undefined);
+    expect(await virtctl('stop', 'vpaused')).toMatchObject({ code: 0 });
+    await eventually('VMI gone after stop', 120_000, async () => (await vmi('vpaused')) === undefined);
   });
 });
