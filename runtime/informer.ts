@@ -92,7 +92,7 @@ export interface RunnableInformer {
   start(): void;
   stop(): Promise<void>;
   hasSynced(): boolean;
-  waitForSync(signal?: AbortSignal): Promise<boolean>;
+  waitForSync(): Promise<boolean>;
 }
 
 /**
@@ -176,19 +176,10 @@ export class Informer<T extends KubeObject> implements RunnableInformer {
     return this.synced;
   }
 
-  /** Resolves once the first list is in the cache (or when stopped or `signal` aborts). */
-  waitForSync(signal?: AbortSignal): Promise<boolean> {
+  /** Resolves once the first list is in the cache (true), or when stopped first (false); to give up on a signal, `waitForAllSynced`. */
+  waitForSync(): Promise<boolean> {
     if (this.synced) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const done = (): void => {
-        // Whichever comes first: the other no longer needs to call back (a signal shared by many
-        // informers would otherwise keep one listener per informer for its whole life).
-        signal?.removeEventListener('abort', done);
-        resolve(this.synced);
-      };
-      this.syncWaiters.push(done);
-      signal?.addEventListener('abort', done, { once: true });
-    });
+    return new Promise((resolve) => this.syncWaiters.push(() => resolve(this.synced)));
   }
 
   /** The resourceVersion the cache reflects. */
