@@ -108,9 +108,19 @@ image_on_every_node() {
   done
 }
 
-# imported_digest REF: the digest REF names in the first node's containerd (each import is the same on every node).
-imported_digest() {
-  image_digest "$(node_containerd_socks | head -n 1)" "$1"
+# image_stamp_current STAMP KEY REF: the stamp file records KEY (what the image was built from)
+# and every node has the very image that import left there.
+image_stamp_current() {
+  local stamped_key="" stamped_digest=""
+  [[ -f "$1" ]] || return 1
+  read -r stamped_key stamped_digest <"$1"
+  [[ "$stamped_key" == "$2" ]] && image_on_every_node "$3" "$stamped_digest"
+}
+
+# image_stamp_write STAMP KEY REF: records KEY with the digest REF names after an import (each
+# import is the same on every node: the first node's is read).
+image_stamp_write() {
+  echo "$2 $(image_digest "$(node_containerd_socks | head -n 1)" "$3")" >"$1"
 }
 
 # name_images_by_id SOCK [REF...]: names each image (default: every image in the k8s.io namespace)

@@ -59,16 +59,15 @@ GROUP
 image() {
   local name="$1" rootfs="$2"; shift 2
   local ref="kubevm/$name:$version"
-  local hash stamp="$cache/$name.stamp" stamped_hash="" stamped_digest=""
+  local hash stamp="$cache/$name.stamp"
   hash="$( (cd "$rootfs" && find . -printf '%p %l %m %U %G\n' | sort &&
             find . -type f -print0 | sort -z | xargs -0 sha256sum; echo "$*") | sha256sum | cut -c1-16)"
-  [[ -f "$stamp" ]] && read -r stamped_hash stamped_digest <"$stamp"
-  if [[ "$stamped_hash" == "$hash" ]] && image_on_every_node "docker.io/$ref" "$stamped_digest"; then
+  if image_stamp_current "$stamp" "$hash" "docker.io/$ref"; then
     log "$ref is up to date"
     return 0
   fi
   bash local-cluster/build-image.sh "$@" "$ref" "$rootfs" >/dev/null
-  echo "$hash $(imported_digest "docker.io/$ref")" >"$stamp"
+  image_stamp_write "$stamp" "$hash" "docker.io/$ref"
 }
 
 image controller "$base" --workdir /opt/kubevm --user 65532:65532 --entrypoint '["/usr/bin/node"]'

@@ -15,16 +15,15 @@ work="$(mktemp -d /tmp/kubevm-guest-images.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 
 import_unless_present() {
-  local ref="$1" rootfs="$2" stamp="$KUBEVM_CACHE/images/$1.stamp" key stamped_key="" stamped_digest=""
+  local ref="$1" rootfs="$2" stamp="$KUBEVM_CACHE/images/$1.stamp" key
   key="$(basename "$guest")"
   mkdir -p "$(dirname "$stamp")"
-  [[ -f "$stamp" ]] && read -r stamped_key stamped_digest <"$stamp"
-  if [[ "$stamped_key" == "$key" ]] && image_on_every_node "docker.io/$ref" "$stamped_digest"; then
+  if image_stamp_current "$stamp" "$key" "docker.io/$ref"; then
     log "$ref is up to date"
     return 0
   fi
   bash "$repo/local-cluster/build-image.sh" "$ref" "$rootfs" >/dev/null
-  echo "$key $(imported_digest "docker.io/$ref")" >"$stamp"
+  image_stamp_write "$stamp" "$key" "docker.io/$ref"
 }
 
 mkdir -p "$work/disk/disk" "$work/kernel/boot"
