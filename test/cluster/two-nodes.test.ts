@@ -5,6 +5,7 @@
 // the same hostPath (/var/lib/kubelet/pods, with HostToContainer propagation as kubevm's node
 // handler mounts it) resolving to each node's own kubelet root.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { eventually } from '../support/eventually.js';
 import { buildTestImage, clusterEnv, freshNamespace, kubectl, requireCluster, type ClusterEnv } from './cluster-env.js';
 
 const namespace = 'kubevm-cluster-two-nodes';
@@ -115,9 +116,15 @@ describe('the two-node local cluster', () => {
 
   it('reaches a Service whose endpoint is on the other node, from either node', async () => {
     const clusterIp = async (target: PodInfo): Promise<string> => (await kubectl(env, ['-n', namespace, 'get', 'service', target.name, '-o', 'jsonpath={.spec.clusterIP}'])).trim();
-    expect((await exec(pods.one, ['tcp-send', `${await clusterIp(pods.two)}:${PORT}`, 'via-service'])).trim()).toBe(`${pods.one.ip} via-service`);
-    expect((await exec(pods.two, ['tcp-send', `${await clusterIp(pods.one)}:${PORT}`, 'via-service'])).trim()).toBe(`${pods.two.ip} via-service`);
-  }, 60_000);
+    // Each node's kube-proxy programs the Service's endpoint when it syncs, a moment after the
+    // EndpointSlice is written (longer on a loaded machine); until then the Service IP refuses.
+    // What is waited for is that: a send that reaches the endpoint (a failed send is retried, and
+    // the last failure reported); what the endpoint answered is then checked.
+    const viaService = (from: PodInfo, to: PodInfo) =>
+      eventually(`${from.name} to reach ${to.name} through its Service`, 45_000, async () => (await exec(from, ['tcp-send', `${await clusterIp(to)}:${PORT}`, 'via-service'])).trim());
+    expect(await viaService(pods.one, pods.two)).toBe(`${pods.one.ip} via-service`);
+    expect(await viaService(pods.two, pods.one)).toBe(`${pods.two.ip} via-service`);
+  }, 120_000);
 
   it('serves logs and exec of node 2\'s pod through the apiserver', async () => {
     expect(await kubectl(env, ['-n', namespace, 'logs', pods.two.name])).toContain(`tcp-echo listening on :${PORT}`);

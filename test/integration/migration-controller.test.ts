@@ -206,22 +206,6 @@ describe('VirtualMachineInstanceMigration controller (target pod unschedulable)'
     expect(await targetPods(failed.metadata?.uid ?? '')).toHaveLength(0);
   });
 
-  it('cancels a migration that is deleted: its target pod (owned by the VMI) is removed, the VMI untouched', async () => {
-    await runningVmi('cancelled');
-    await migrate('mig-cancelled', 'cancelled');
-    const scheduling = await eventually('the migration to create its target pod', 30_000, async () => {
-      const m = await migrationNow('mig-cancelled');
-      return m.status?.phase === 'Scheduling' && (await targetPods(m.metadata?.uid ?? '')).length === 1 ? m : undefined;
-    });
-    const uid = scheduling.metadata?.uid ?? '';
-    const [target] = await targetPods(uid);
-    expect(target?.metadata?.ownerReferences).toEqual([expect.objectContaining({ kind: 'VirtualMachineInstance', name: 'cancelled', controller: true })]);
-    await client.resource<Migration>(migrationResource).delete('mig-cancelled', namespace);
-    await eventually('the deleted migration\'s target pod to be removed', 30_000, async () => (await targetPods(uid)).every((pod) => pod.metadata?.deletionTimestamp !== undefined));
-    const after = await client.resource<VirtualMachineInstance>(vmiResource).get('cancelled', namespace);
-    expect(after.status).toMatchObject({ phase: 'Running', nodeName });
-  });
-
   it('fails a migration of a VMI that does not exist', async () => {
     await migrate('mig-nothing', 'no-such-vmi');
     const failed = await eventually('the migration to fail', 30_000, async () => {
@@ -229,6 +213,45 @@ describe('VirtualMachineInstanceMigration controller (target pod unschedulable)'
       return m.status?.phase === 'Failed' ? m : undefined;
     });
     expect(failed.status?.migrationState?.failureReason).toBe('VirtualMachineInstance no-such-vmi does not exist');
+  });
+});
+
+describe('VirtualMachineInstanceMigration controller (a migration deleted while its target pod waits)', () => {
+  // A namespace and a controller of its own, whose unschedulable timeout (10 minutes) cannot end
+  // the migration first: on a loaded machine the 15 s of the suite's controller could pass before
+  // the deletion, and the target pod would then be removed for the timeout, not the cancellation.
+  let ns: string;
+  let own: RunningController | undefined;
+
+  beforeAll(async () => {
+    ns = await createTestNamespace(client, 'kubevm-migration-cancel');
+    own = await startMigrationController(ns, { unschedulableSeconds: 600 });
+  });
+
+  afterAll(async () => {
+    await stopMigrationController(own);
+    if (ns) await eventually('the cancel namespace cleaned up', 60_000, async () => (await deleteNamespaceWithoutController(client, ns), true));
+  });
+
+  it('cancels a migration that is deleted: its target pod (owned by the VMI) is removed, the VMI untouched', async () => {
+    const at: Placement = { namespace: ns, nodeName, pinnedTo: nodeName };
+    await runningVmi('cancelled', [], at);
+    await migrate('mig-cancelled', 'cancelled', ns);
+    let last = '';
+    const scheduling = await eventually(() => `the migration to create its target pod (last seen: ${last})`, 60_000, async () => {
+      const m = await migrationNow('mig-cancelled', ns);
+      const pods = await targetPods(m.metadata?.uid ?? '', ns);
+      last = `phase ${m.status?.phase ?? 'none'}, ${pods.length} target pod(s)`;
+      return m.status?.phase === 'Scheduling' && pods.length === 1 ? m : undefined;
+    });
+    const uid = scheduling.metadata?.uid ?? '';
+    const [target] = await targetPods(uid, ns);
+    expect(target?.metadata?.deletionTimestamp).toBeUndefined();
+    expect(target?.metadata?.ownerReferences).toEqual([expect.objectContaining({ kind: 'VirtualMachineInstance', name: 'cancelled', controller: true })]);
+    await client.resource<Migration>(migrationResource).delete('mig-cancelled', ns);
+    await eventually('the deleted migration\'s target pod to be removed', 30_000, async () => (await targetPods(uid, ns)).every((pod) => pod.metadata?.deletionTimestamp !== undefined));
+    const after = await client.resource<VirtualMachineInstance>(vmiResource).get('cancelled', ns);
+    expect(after.status).toMatchObject({ phase: 'Running', nodeName });
   });
 });
 
