@@ -64,15 +64,6 @@ const otherGates = (originalGates ?? []).filter((gate) => gate !== IMAGE_VOLUME_
 await setFeatureGates(imageSource === 'image-volume' ? [...otherGates, IMAGE_VOLUME_FEATURE_GATE] : otherGates);
 const logDir = localClusterSetting('KUBEVM_LOG_DIR') ?? '/var/lib/kubevm-local/logs';
 const containerdLogPath = path.join(logDir, 'containerd.log');
-const kubeletLogPath = path.join(logDir, 'kubelet.log');
-
-/**
- * The kubelet's reads of Secrets that the API server's node authorizer refused because it had not
- * yet linked the just-bound pod to the node. A launcher pod's input Secret (named like the pod)
- * among them means the kubelet's Secret reflector backed off (0.8–1.6 s) before the pod's volumes,
- * and so its sandbox, were set up.
- */
-const refusedSecretReads = (): string[] => readFileSync(kubeletLogPath, 'utf8').split('\n').filter((line) => line.includes('no relationship found') && line.includes('secrets'));
 
 // Successful writes (2xx) count; refused ones (409 conflicts, ...) are counted apart as retries.
 type Writes = { vmi: number; pod: number; vmiCreates: number; refused: number };
@@ -155,8 +146,6 @@ interface VmRun {
   /** Whether its launcher pod mounts the images (image volumes) rather than copying them. */
   imageVolumes?: boolean;
   timeline?: Milestone[];
-  /** Whether the node authorizer refused the kubelet's first read of the pod's input Secret. */
-  secretRefused?: boolean;
 }
 
 interface ScenarioOptions {
@@ -229,9 +218,7 @@ async function runScenario(prefix: string, n: number, options: ScenarioOptions =
     await options.whenDone?.();
     const containerdLog = readFileSync(containerdLogPath, 'utf8');
     const handlerLog = await nodeHandlerLog();
-    const refused = refusedSecretReads();
     for (const run of all) {
-      run.secretRefused = refused.some((line) => line.includes(`secrets \\"${run.podName ?? ''}\\" is forbidden`));
       const launcher = run.podName ? launcherTimes(await launcherLog(namespace, run.podName)) : {};
       const runtime = run.podUid ? runtimeTimes(containerdLog, run.podUid) : { containers: [] };
       run.timeline = milestones(run.observed, runtime, launcher, nodeHandlerTimes(handlerLog, namespace, run.name), run.initContainers);
@@ -374,19 +361,6 @@ const figures: Figure[] = [
     : []),
 ];
 
-/** How many of the burst's launcher pods waited for the node authorizer, and what the others took. */
-function secretRefusedFigure(label: string, runs: VmRun[]): Figure {
-  const refused = runs.filter((run) => run.secretRefused === true);
-  const others = seconds(runs.filter((run) => run.secretRefused !== true), (r) => r.observed.vmiRunning);
-  const slowest = seconds(refused, (r) => r.observed.vmiRunning).map((v) => v.toFixed(2));
-  return {
-    figure: `${label}: launcher pods whose input Secret the node authorizer refused at first`,
-    value: refused.length,
-    unit: 'pods',
-    note: `the kubelet asked for the pod's Secret before the API server linked the just-bound pod to the node, and its reflector backed off (0.8–1.6 s) before the volumes and the sandbox; those VMs: ${slowest.join(', ') || '-'} s to Running; the other ${String(others.length)}: P50 ${percentile(others, 50).toFixed(2)} s, P95 ${percentile(others, 95).toFixed(2)} s`,
-  };
-}
-
 /** What the machine's CPU did from a burst's first creation to its last VMI Running: the total, with its span and the guests' part. */
 function cpuUsedFigure(label: string, before: CpuSample, running: CpuSample, cpu: ReturnType<typeof cpuBetween>): Figure {
   const span = (running.at - before.at) / 1000;
@@ -407,8 +381,6 @@ if (cpuBefore && cpuRunning) {
   for (const c of cpu) if (c.seconds >= 0.05) figures.push({ figure: `${count} back to back, that CPU: ${c.component}`, value: c.seconds, unit: 's' });
 }
 
-figures.push(secretRefusedFigure(`${count} back to back`, burst));
-
 // The same burst with the guests held paused: the start path without the guests' CPU.
 const pausedLabel = `${count} back to back, guests paused`;
 figures.push(
@@ -421,13 +393,11 @@ figures.push(
 );
 const pausedCpu = pausedCpuBefore && pausedCpuRunning ? cpuBetween(pausedCpuBefore, pausedCpuRunning) : [];
 if (pausedCpuBefore && pausedCpuRunning) figures.push(cpuUsedFigure(pausedLabel, pausedCpuBefore, pausedCpuRunning, pausedCpu));
-figures.push(secretRefusedFigure(pausedLabel, pausedBurst));
 
 const toDetail = (run: VmRun) => ({
   vm: run.name,
   runningSeconds: seconds([run], (r) => r.observed.vmiRunning)[0],
   bootedSeconds: seconds([run], (r) => r.booted)[0],
-  secretRefused: run.secretRefused === true,
   timeline: (run.timeline ?? []).map((m) => ({ milestone: m.name, ms: m.at - run.observed.vmCreate, before: m.gap, kind: m.kind })),
 });
 const result = {

@@ -5,12 +5,18 @@
 import { z } from 'zod';
 import type { Accelerator } from './qemu-args.js';
 import { LAUNCHER_ENV, LAUNCHER_PATHS, launcherSockets } from '../runtime/contracts/launcher-pod.js';
-import { booleanSetting, enumSetting, loadConfig } from '../runtime/config.js';
+import { ConfigError, booleanSetting, enumSetting, loadConfig } from '../runtime/config.js';
 import type { SettingsOf } from '../runtime/config.js';
 
+/**
+ * Where the VMI comes from: the node handler, over the input socket, naming the VMI of this uid
+ * (a pod: runtime/contracts/launcher-input.ts), or a JSON file (a test running the launcher as a
+ * plain process).
+ */
+export type LauncherVmiSource = { uid: string } | { file: string };
+
 export interface LauncherConfig {
-  /** The VMI as JSON (the file the pod mounts). */
-  vmiFile: string;
+  vmiSource: LauncherVmiSource;
   /** Pod-local directory for the command socket and QEMU's QMP/serial/VNC/agent sockets. */
   runDir: string;
   /** Pod-local scratch for overlays, empty disks, the cloud-init ISO. */
@@ -77,7 +83,8 @@ const wordsSetting = z.string().transform((text, ctx) => {
 
 /** The launcher's settings: the pod contract's variables (flags are derived, as for every main). */
 export const launcherSettings = {
-  vmiFile: pathSetting('vmiFile', 'the VMI as JSON'),
+  vmiUid: { env: LAUNCHER_ENV.vmiUid, schema: z.string().min(1).optional(), description: "the uid of the pod's VMI, which the node handler delivers on the input socket" },
+  vmiFile: { env: LAUNCHER_ENV.vmiFile, schema: z.string().min(1).optional(), description: 'the VMI as a JSON file instead (a launcher run as a plain process)' },
   runDir: pathSetting('runDir', "the command socket and QEMU's sockets"),
   ephemeralDir: pathSetting('ephemeralDir', 'overlays, empty disks, the cloud-init ISO'),
   containerDiskDir: pathSetting('containerDiskDir', 'containerDisk root file systems'),
@@ -112,7 +119,7 @@ export const launcherSettings = {
 /** The launcher's configuration from its settings. */
 export function launcherConfig(settings: SettingsOf<typeof launcherSettings>): LauncherConfig {
   return {
-    vmiFile: settings.vmiFile,
+    vmiSource: vmiSource(settings.vmiUid, settings.vmiFile),
     runDir: settings.runDir,
     ephemeralDir: settings.ephemeralDir,
     containerDiskDir: settings.containerDiskDir,
@@ -135,6 +142,13 @@ export function launcherConfig(settings: SettingsOf<typeof launcherSettings>): L
     exitWhenStopped: settings.exitWhenStopped,
     lingerSeconds: settings.lingerSeconds,
   };
+}
+
+function vmiSource(uid: string | undefined, file: string | undefined): LauncherVmiSource {
+  if (uid !== undefined && file !== undefined) throw new ConfigError(`${LAUNCHER_ENV.vmiUid} and ${LAUNCHER_ENV.vmiFile} exclude each other: the VMI comes from the node handler or from a file`);
+  if (uid !== undefined) return { uid };
+  if (file !== undefined) return { file };
+  throw new ConfigError(`no VMI: set ${LAUNCHER_ENV.vmiUid} (the node handler delivers it) or ${LAUNCHER_ENV.vmiFile}`);
 }
 
 /** The configuration from the environment alone (tests); throws ConfigError naming a bad setting. */

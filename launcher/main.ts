@@ -1,4 +1,5 @@
-// The launcher pod's compute process: reads its config and the VMI, serves the command socket,
+// The launcher pod's compute process: reads its config, takes its VMI from the node handler (or a
+// file, run as a plain process), serves the command socket,
 // runs the domain, and turns SIGTERM into a graceful guest shutdown.
 import { readFile } from 'node:fs/promises';
 import { createRootLogger } from '../runtime/logging.js';
@@ -10,12 +11,16 @@ import { launcherConfig, launcherSettings } from './config.js';
 import { Domain } from './domain.js';
 import { holdLifeline, waitForImageCopies } from './image-copies.js';
 import { SerialLogFollower } from './serial-log.js';
+import { receiveVmi } from './input.js';
 import { parseLauncherVmi } from './vmi.js';
 
 async function main(): Promise<void> {
   const config = launcherConfig(loadConfigOrExit('launcher', launcherSettings));
-  const vmi = parseLauncherVmi(await readFile(config.vmiFile, 'utf8'), config.vmiFile);
-  const log = createRootLogger({ component: 'launcher' }).child({ namespace: vmi.metadata.namespace ?? 'default', name: vmi.metadata.name });
+  const rootLog = createRootLogger({ component: 'launcher' });
+  const sockets = launcherSockets(config.runDir);
+  const source = config.vmiSource;
+  const vmi = 'file' in source ? parseLauncherVmi(await readFile(source.file, 'utf8'), source.file) : await receiveVmi(sockets.input, source.uid, rootLog.child({ vmiUid: source.uid }));
+  const log = rootLog.child({ namespace: vmi.metadata.namespace ?? 'default', name: vmi.metadata.name });
   let imagesReady: Promise<void> | undefined;
   if (config.imageCopyDir) {
     const imageCopyDir = config.imageCopyDir;
@@ -43,7 +48,6 @@ async function main(): Promise<void> {
       void server.close().then(() => process.exit(domain.status().phase === 'Succeeded' ? 0 : 1));
     }, lingerMs).unref();
   };
-  const sockets = launcherSockets(config.runDir);
   const server = new CommandServer(domain, sockets.command, log, () => undefined);
   // KubeVirt logs the serial console unless the VMI turns it off.
   if (vmi.spec.domain.devices.logSerialConsole !== false) {

@@ -31,25 +31,28 @@ copy_with_libs() { # <root> <binary>...: the binaries and their shared libraries
 
 check() {
   # Runs the launcher itself from <root> as the pod would: uid 107, the root file system mounted
-  # read-only, only the pod's volumes writable; it boots the containerDisk guest with a cloud-init
-  # ISO built by the image's own xorriso, and shuts it down over the command socket.
+  # read-only, only the pod's volumes writable; it takes its VMI on its input socket as from the
+  # node handler, boots the containerDisk guest with a cloud-init ISO built by the image's own
+  # xorriso, and shuts it down over the command socket.
   local root="$1" guests work
   guests="$(bash "$repo/test/guests/build.sh")"
   work="$(mktemp -d /tmp/kubevm-rootfs-check.XXXXXX)"
-  mkdir -p "$work"/{private,ephemeral,vmi,kernel,containerdisks/root}
+  mkdir -p "$work"/{private,ephemeral,kernel,containerdisks/root}
   cp "$guests/vmlinuz" "$guests/initramfs.cpio.gz" "$work/kernel/"
   local manifest layer
   manifest="$(sed -n 's/.*"digest":"sha256:\([0-9a-f]*\)".*/\1/p' "$guests/containerdisk/index.json")"
   layer="$(grep -o '"layers":\[{[^]]*' "$guests/containerdisk/blobs/sha256/$manifest" | sed -n 's/.*"digest":"sha256:\([0-9a-f]*\)".*/\1/p')"
   tar -xzf "$guests/containerdisk/blobs/sha256/$layer" -C "$work/containerdisks/root"
-  cat >"$work/vmi/vmi.json" <<'VMI'
-{"metadata":{"name":"rootfs-check","namespace":"default"},"spec":{"terminationGracePeriodSeconds":30,
+  # One line, as the node handler delivers it (runtime/contracts/launcher-input.ts).
+  tr -d '\n' >"$work/delivery.json" <<'VMI'
+{"vmi":{"metadata":{"name":"rootfs-check","namespace":"default","uid":"rootfs-check-uid"},"spec":{"terminationGracePeriodSeconds":30,
  "domain":{"memory":{"guest":"128Mi"},"devices":{"autoattachGraphicsDevice":true,
   "disks":[{"name":"root","disk":{"bus":"virtio"}},{"name":"cloudinit","disk":{"bus":"virtio"}}]},
   "firmware":{"kernelBoot":{"kernelArgs":"console=ttyS0 quiet kubevm.counter=0","container":{"image":"k","kernelPath":"/vmlinuz","initrdPath":"/initramfs.cpio.gz"}}}},
  "volumes":[{"name":"root","containerDisk":{"image":"kubevm/test-containerdisk"}},
-  {"name":"cloudinit","cloudInitNoCloud":{"userData":"#!/bin/sh\necho ROOTFS-CHECK-USERDATA\n"}}]}}
+  {"name":"cloudinit","cloudInitNoCloud":{"userData":"#!/bin/sh\necho ROOTFS-CHECK-USERDATA\n"}}]}}}
 VMI
+  echo >>"$work/delivery.json"
   chown -R 107:107 "$work"
   unshare --mount --fork bash -c '
     set -e
@@ -60,13 +63,21 @@ VMI
     mount -t proc proc "$root/proc"
     mount --bind "$work/private" "$root/var/run/kubevm-private"
     mount --bind "$work/ephemeral" "$root/var/run/kubevirt-ephemeral-disks"
-    mount --bind -o ro "$work/vmi" "$root/var/run/kubevm/vmi"
     mount --bind -o ro "$work/kernel" "$root/var/run/kubevirt/kernel-boot"
     mount --bind -o ro "$work/containerdisks" "$root/var/run/kubevirt/container-disks"
     exec env -i PATH=/usr/bin:/usr/local/bin KUBEVM_ACCEL=tcg KUBEVM_ALLOW_EMULATION=true KUBEVM_AUTOSTART=true \
-      KUBEVM_LINGER_SECONDS=1 "$(command -v chroot)" --userspec=107:107 "$root" /usr/local/bin/node /opt/kubevm/dist/launcher/main.js
+      KUBEVM_VMI_UID=rootfs-check-uid KUBEVM_LINGER_SECONDS=1 "$(command -v chroot)" --userspec=107:107 "$root" /usr/local/bin/node /opt/kubevm/dist/launcher/main.js
   ' _ "$root" "$work" >"$work/launcher.log" 2>&1 &
-  local pid=$! ok=1
+  local pid=$! ok=1 answer=""
+  for _ in $(seq 1 60); do
+    if [ -S "$work/private/input.sock" ]; then
+      answer="$(timeout 10 socat -t 10 - UNIX-CONNECT:"$work/private/input.sock" <"$work/delivery.json" || true)"
+      break
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "rootfs check: the launcher answered the delivery: $answer"
   for _ in $(seq 1 120); do
     if grep -q KUBEVM-READY "$work/private/serial.log" 2>/dev/null; then ok=0; break; fi
     kill -0 "$pid" 2>/dev/null || break
@@ -79,12 +90,13 @@ VMI
   for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
   if kill -0 "$pid" 2>/dev/null; then ok=1; kill -- "$pid" 2>/dev/null || true; fi
   wait "$pid" 2>/dev/null || true
+  [ "$answer" = '{"ok":true}' ] || ok=1
   grep -q ROOTFS-CHECK-USERDATA "$work/private/serial.log" 2>/dev/null || ok=1
   grep -q '"to":"Succeeded"' "$work/launcher.log" || ok=1
   [ "$ok" = 0 ] || tail -20 "$work/launcher.log"
   rm -rf "$work"
   if [ "$ok" = 0 ]; then
-    echo "rootfs check: the launcher from $root (read-only root, uid 107) booted the containerDisk guest, ran its cloud-init user-data and shut it down"
+    echo "rootfs check: the launcher from $root (read-only root, uid 107) took its VMI on its input socket, booted the containerDisk guest, ran its cloud-init user-data and shut it down"
   else
     echo "rootfs check: FAILED" >&2; exit 1
   fi
@@ -124,7 +136,7 @@ bash "$repo/launcher/bundle.sh" "$root/opt/kubevm/dist/launcher/main.js"
 mkdir -p "$root/etc"
 printf 'root:x:0:0:root:/root:/sbin/nologin\nqemu:x:107:107:qemu:/var/run/kubevm-private:/sbin/nologin\n' >"$root/etc/passwd"
 printf 'root:x:0:\nqemu:x:107:\n' >"$root/etc/group"
-for d in tmp proc dev sys var/run/kubevm-private var/run/kubevirt-ephemeral-disks var/run/kubevm/vmi \
+for d in tmp proc dev sys var/run/kubevm-private var/run/kubevirt-ephemeral-disks \
   var/run/kubevirt/container-disks var/run/kubevirt-private/vmi-disks var/run/kubevirt-private/secret \
   var/run/kubevirt/kernel-boot; do
   mkdir -p "$root/$d"

@@ -110,6 +110,11 @@ export function parseLauncherVmi(text: string, source: string): LauncherVmi {
   } catch (err) {
     throw new Error(`${source}: not JSON: ${(err as Error).message}`, { cause: err });
   }
+  return checkLauncherVmi(value, source);
+}
+
+/** Checks a VMI value for the shape the launcher cannot start without. */
+export function checkLauncherVmi(value: unknown, source: string): LauncherVmi {
   const vmi = value as Partial<LauncherVmi> | null;
   if (!vmi || typeof vmi !== 'object') throw new Error(`${source}: not a VirtualMachineInstance object`);
   if (!vmi.metadata?.name) throw new Error(`${source}: metadata.name is required`);

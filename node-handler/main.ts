@@ -1,5 +1,5 @@
 // kubevm node handler (KubeVirt's virt-handler): one per node, as a DaemonSet. Wires the VMI
-// controller for this node's VMIs, the launcher connections, the kubelet device plugin, the node
+// controller for this node's VMIs, the launchers' input (their VMI) and connections, the kubelet device plugin, the node
 // labels and heartbeat, the health/metrics endpoint, and both ends of a migration (the source's
 // part in the VMI controller, the target's its own controller with the migration receiver). The
 // logic lives in the modules beside it.
@@ -15,8 +15,9 @@ import { Controller } from '../runtime/controller.js';
 import { HealthServer } from '../runtime/health.js';
 import { metricsPortSetting, metricsTlsDirSetting, serveMetrics } from '../runtime/metrics-server.js';
 import { Informer } from '../runtime/informer.js';
-import { KubeClient } from '../runtime/kube.js';
-import type { ResourceDescriptor } from '../runtime/kube.js';
+import { KubeClient, coreResources } from '../runtime/kube.js';
+import type { KubeObject, ResourceDescriptor } from '../runtime/kube.js';
+import type { V1Pod } from '@kubernetes/client-node';
 import { createRootLogger } from '../runtime/logging.js';
 import { enableProcessMetrics, readyStatusGauge } from '../runtime/metrics.js';
 import { ProcessLifecycle } from '../runtime/process.js';
@@ -27,6 +28,7 @@ import { DomainStateCache } from './domain-state.js';
 import { untilVmiApiServed } from './until-served.js';
 import { launcherDialer, watchLauncherSocketDirectory } from './launcher-client.js';
 import { LauncherConnections } from './launcher-connections.js';
+import { LauncherInputs, nodeLauncherPodSelectors } from './launcher-input.js';
 import { DEFAULT_KSM_DIR } from './ksm.js';
 import { NodeHeartbeat, kvmVerdict } from './node-labels.js';
 import { NODE_HANDLER_STREAM_PORT, STREAM_TLS_DIR } from '../runtime/contracts/streams.js';
@@ -192,6 +194,26 @@ async function main(): Promise<void> {
   lifecycle.onShutdown('metrics', () => metrics.close());
   await devicePlugins.start();
   await heartbeat.start();
+
+  // The launchers' input: each launcher pod bound to this node gets its VMI from here.
+  const launcherInputs = new LauncherInputs({
+    nodeName,
+    podsDir,
+    getVmi: (namespace, name) => vmis.find(name, namespace, lifecycle.signal),
+    log,
+  });
+  const launcherPods = new Informer<V1Pod & KubeObject>({ client, descriptor: coreResources.pods, ...nodeLauncherPodSelectors(nodeName), log });
+  launcherPods.addEventHandler({
+    onAdd: (pod) => launcherInputs.observe(pod),
+    onUpdate: (_old, pod) => launcherInputs.observe(pod),
+    onDelete: (pod) => launcherInputs.forget(pod.metadata?.uid ?? ''),
+  });
+  health.addReadinessCheck('launcher-pod-informer', () => launcherPods.hasSynced() || 'launcher pod informer not synced');
+  lifecycle.onShutdown('launcher-inputs', async () => {
+    launcherInputs.stop();
+    await launcherPods.stop();
+  });
+  launcherPods.start();
 
   const selector = await untilVmiApiServed(() => nodeVmiSelector(vmis, nodeName, log), lifecycle.signal, log);
   informer = new Informer<VirtualMachineInstance>({

@@ -87,6 +87,8 @@ export function runtimeTimes(containerdLog: string, podUid: string): RuntimeTime
 }
 
 export interface LauncherTimes {
+  /** Listening on its input socket for the VMI. */
+  inputListening?: number;
   listening?: number;
   startCommand?: number;
   copiesDone?: number;
@@ -113,7 +115,8 @@ function* pinoLines<T extends { time?: string }>(log: string, mention = ''): Gen
 export function launcherTimes(log: string): LauncherTimes {
   const result: LauncherTimes = {};
   for (const { at, entry } of pinoLines<{ time?: string; msg?: string; command?: string; to?: string }>(log)) {
-    if (entry.msg === 'command socket listening') result.listening ??= at;
+    if (entry.msg === 'waiting for the VMI from the node handler') result.inputListening ??= at;
+    else if (entry.msg === 'command socket listening') result.listening ??= at;
     else if (entry.msg === 'command' && entry.command === 'start') result.startCommand ??= at;
     else if (entry.msg === 'image copies done') result.copiesDone ??= at;
     else if (entry.msg === 'starting QEMU') result.qemuStarting ??= at;
@@ -123,6 +126,8 @@ export function launcherTimes(log: string): LauncherTimes {
 }
 
 export interface NodeHandlerTimes {
+  /** The VMI handed to the launcher on its input socket. */
+  delivered?: number;
   attached?: number;
   startSent?: number;
   /** The launcher's Running event handled by the handler. */
@@ -138,7 +143,8 @@ export function nodeHandlerTimes(log: string, namespace: string, name: string): 
   type Entry = { time?: string; msg?: string; vmi?: string; namespace?: string; name?: string; intent?: string; phase?: string; writeMs?: number };
   for (const { at, entry } of pinoLines<Entry>(log, name)) {
     if (entry.vmi !== `${namespace}/${name}` && !(entry.namespace === namespace && entry.name === name)) continue;
-    if (entry.msg === 'attached to launcher') result.attached ??= at;
+    if (entry.msg === 'VMI delivered to its launcher') result.delivered ??= at;
+    else if (entry.msg === 'attached to launcher') result.attached ??= at;
     else if (entry.msg === 'forwarding to the launcher' && entry.intent === 'start') result.startSent ??= at;
     else if (entry.msg === 'launcher reports domain phase' && entry.phase === 'Running') result.runningReceived ??= at;
     else if (entry.msg === 'status updated' && entry.phase === 'Running' && result.runningWritten === undefined) {
@@ -166,7 +172,7 @@ export function milestones(observed: Observed, runtime: RuntimeTimes, launcher: 
     if (at !== undefined && Number.isFinite(at)) list.push({ name, at, kind, gap });
   };
   add('VMI created', observed.vmiAdded, 'api', 'VM controller creates the VMI');
-  add('launcher pod created', observed.podAdded, 'api', 'VMI controller creates the input Secret and the pod');
+  add('launcher pod created', observed.podAdded, 'api', 'VMI controller creates the pod');
   add('pod bound to the node', observed.podBound, 'api', 'scheduler');
   add('sandbox starting', runtime.sandboxStart, 'work', 'kubelet sees the pod, mounts its volumes');
   add('sandbox ready', runtime.sandboxReady, 'work', 'containerd: pause container, CNI network');
@@ -181,7 +187,9 @@ export function milestones(observed: Observed, runtime: RuntimeTimes, launcher: 
     if (init) add(`${container.name}: exited`, container.exited, 'work', 'the copy runs');
     previousExit = init && container.exited !== undefined;
   }
-  add('launcher listening', launcher.listening, 'work', 'the launcher (node) starts');
+  add('launcher waiting for its VMI', launcher.inputListening, 'work', 'the launcher (node) starts, listens on its input socket');
+  add('node handler: VMI delivered', nodeHandler.delivered, 'work', 'node handler sees the input socket appear (inotify), sends the VMI it read when the pod was bound');
+  add('launcher listening', launcher.listening, 'work', 'the launcher takes its VMI, serves its command socket');
   add('pod Ready (seen)', observed.podReady, 'wait', 'kubelet relist sees the containers running, then writes pod status');
   add('VMI Scheduled (seen)', observed.vmiScheduled, 'api', 'VMI controller writes Scheduled');
   add('node handler attached', nodeHandler.attached, 'wait', 'node handler sees the VMI Scheduled, dials the launcher (again when its socket appears; retries underneath)');

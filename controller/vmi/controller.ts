@@ -20,14 +20,13 @@ import type { EventRecorder } from '../../runtime/events.js';
 import { OwnWrites } from '../../runtime/own-writes.js';
 import { isFinal } from '../vm/run-strategy.js';
 import type { LauncherPodConfig } from './launcher-pod.js';
-import { CREATED_BY_LABEL, launcherPodName, renderLauncherInputSecret, renderLauncherPod } from './launcher-pod.js';
+import { CREATED_BY_LABEL, launcherPodName, renderLauncherPod } from './launcher-pod.js';
 import type { SyncFailure } from './status.js';
 import { computeVMIStatus, isPodDown, podFailureMessage } from './status.js';
 import type { ConditionInput } from '../../runtime/conditions.js';
 import { LIVE_MIGRATABLE, liveMigratableCondition } from '../migration/live-migratable.js';
 import { MIGRATION_JOB_LABEL } from '../migration/target-pod.js';
 
-const secrets: ResourceDescriptor = { group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true };
 export const persistentVolumeClaims: ResourceDescriptor = {
   group: '',
   version: 'v1',
@@ -112,7 +111,6 @@ export class VMIController {
   private readonly vmiClient: ResourceClient<VirtualMachineInstance>;
   private readonly podClient: ResourceClient<Pod>;
   private readonly pvcClient: ResourceClient<PersistentVolumeClaim>;
-  private readonly secretClient: ResourceClient<KubeObject>;
   private readonly now: () => Date;
   private readonly ownWrites = new OwnWrites();
 
@@ -120,7 +118,6 @@ export class VMIController {
     this.vmiClient = deps.client.resource<VirtualMachineInstance>(vmiResource);
     this.podClient = deps.client.resource<Pod>(coreResources.pods);
     this.pvcClient = deps.client.resource<PersistentVolumeClaim>(persistentVolumeClaims);
-    this.secretClient = deps.client.resource<KubeObject>(secrets);
     this.now = deps.now ?? (() => new Date());
   }
 
@@ -283,29 +280,7 @@ export class VMIController {
     ctx.log.info({ phase: vmi.status?.phase }, 'launcher pods gone: VMI finalizer removed');
   }
 
-  /**
-   * Creates the Secret that carries the VMI to its launcher (renderLauncherInputSecret), before the
-   * pod that mounts it. The controller may create and delete Secrets but never read them: one that
-   * already has the name (an earlier pass that crashed before the pod, or someone else's) is
-   * replaced, since its content cannot be checked.
-   */
-  private async createLauncherInput(vmi: VirtualMachineInstance, ctx: ReconcileContext): Promise<void> {
-    const secret = renderLauncherInputSecret(vmi) as KubeObject;
-    const name = secret.metadata?.name ?? '';
-    try {
-      await this.secretClient.create(secret, { fieldManager: FIELD_MANAGER, signal: ctx.signal });
-    } catch (err) {
-      if (!isAlreadyExists(err)) throw err;
-      ctx.log.info({ secret: name }, 'launcher input Secret exists: replacing it');
-      await this.secretClient.delete(name, vmi.metadata?.namespace, { signal: ctx.signal }).catch((e: unknown) => {
-        if (!isNotFound(e)) throw e;
-      });
-      await this.secretClient.create(secret, { fieldManager: FIELD_MANAGER, signal: ctx.signal });
-    }
-  }
-
   private async createLauncherPod(key: string, vmi: VirtualMachineInstance, blockClaims: ReadonlySet<string>, ctx: ReconcileContext): Promise<Pod> {
-    await this.createLauncherInput(vmi, ctx);
     const rendered = renderLauncherPod(vmi, this.deps.launcherConfig(), { blockClaims }) as Pod;
     const name = rendered.metadata?.name ?? '';
     this.deps.expectations.expectCreations(key, 1);

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { VirtualMachineInstance } from '../api.js';
 import fc from 'fast-check';
-import { COPY_SCRIPT, PREPARE_SCRIPT, launcherMemoryOverhead, launcherPodName, renderLauncherInputSecret, renderLauncherPod, KVM_RESOURCE } from './launcher-pod.js';
+import { COPY_SCRIPT, PREPARE_SCRIPT, launcherMemoryOverhead, launcherPodName, renderLauncherPod, KVM_RESOURCE } from './launcher-pod.js';
 
 function vmi(overrides: Partial<VirtualMachineInstance['spec']> = {}, name = 'testvm'): VirtualMachineInstance {
   return {
@@ -186,7 +186,6 @@ describe('renderLauncherPod', () => {
       // Two overlays of at most 10Gi (containerDisk, ephemeral PVC), the 1Gi emptyDisk and its qcow2
       // metadata, the cloud-init ISO, scratch.
       { name: 'ephemeral-disks', emptyDir: { sizeLimit: '21526Mi' } },
-      { name: 'vmi', secret: { secretName: launcherPodName(vmi()), defaultMode: 0o440 } },
       { name: 'pvc-data', persistentVolumeClaim: { claimName: 'data-pvc', readOnly: false } },
       { name: 'pvc-scratch', persistentVolumeClaim: { claimName: 'golden', readOnly: true } },
       { name: 'secret-creds', secret: { secretName: 'app-secret' } },
@@ -198,7 +197,6 @@ describe('renderLauncherPod', () => {
     expect(pod.spec?.containers[0]?.volumeMounts).toEqual([
       { name: 'private', mountPath: '/var/run/kubevm-private' },
       { name: 'ephemeral-disks', mountPath: '/var/run/kubevirt-ephemeral-disks' },
-      { name: 'vmi', mountPath: '/var/run/kubevm/vmi', readOnly: true },
       { name: 'pvc-data', mountPath: '/var/run/kubevirt-private/vmi-disks/data', readOnly: false },
       { name: 'pvc-scratch', mountPath: '/var/run/kubevirt-private/vmi-disks/scratch', readOnly: true },
       { name: 'secret-creds', mountPath: '/var/run/kubevirt-private/secret/creds', readOnly: true },
@@ -327,7 +325,7 @@ describe('node disk bounds', () => {
   });
 });
 
-describe('the launcher input Secret', () => {
+describe('the launcher input', () => {
   const userData = '#cloud-config\npassword: kubevm-marker-inline\n';
   const withCloudInit = vmi({
     volumes: [
@@ -336,15 +334,13 @@ describe('the launcher input Secret', () => {
     ],
   });
 
-  test('carries the VMI the launcher runs, owned by the VMI, immutable', () => {
-    const secret = renderLauncherInputSecret(withCloudInit);
-    expect(secret.metadata?.name).toBe(launcherPodName(withCloudInit));
-    expect(secret.metadata?.namespace).toBe('ns1');
-    expect(secret.immutable).toBe(true);
-    expect(secret.metadata?.ownerReferences).toEqual(renderLauncherPod(withCloudInit, config).metadata?.ownerReferences);
-    const carried = JSON.parse(Buffer.from(secret.data?.['vmi.json'] ?? '', 'base64').toString('utf8')) as VirtualMachineInstance;
-    expect(carried.metadata).toEqual({ name: 'testvm', namespace: 'ns1', uid: '3f6c8a4e-1111-2222-3333-444455556666' });
-    expect(carried.spec.volumes?.[1]?.cloudInitNoCloud?.userData).toBe(userData);
+  test('the pod names the one VMI its launcher takes from the node handler, and mounts no Secret for it', () => {
+    const pod = renderLauncherPod(withCloudInit, config);
+    const compute = pod.spec?.containers[0];
+    expect(compute?.env).toContainEqual({ name: 'KUBEVM_VMI_UID', value: '3f6c8a4e-1111-2222-3333-444455556666' });
+    expect(compute?.env?.map((e) => e.name)).not.toContain('KUBEVM_VMI_FILE');
+    // The VMI carries no Secret volume: the pod mounts none.
+    expect(pod.spec?.volumes?.filter((v) => v.secret)).toEqual([]);
   });
 
   test('the pod carries no part of the spec: cloud-init data appears nowhere in it', () => {

@@ -2,7 +2,7 @@
 // (ADR 0007). Everything a launcher needs reaches it through this spec: the VMI as a file, its
 // disks as volumes, /dev/kvm as a device-plugin resource. Nothing here reads the cluster.
 import { createHash } from 'node:crypto';
-import type { V1Container, V1EnvVar, V1Lifecycle, V1OwnerReference, V1Pod, V1ResourceRequirements, V1Secret, V1Volume, V1VolumeDevice, V1VolumeMount } from '@kubernetes/client-node';
+import type { V1Container, V1EnvVar, V1Lifecycle, V1OwnerReference, V1Pod, V1ResourceRequirements, V1Volume, V1VolumeDevice, V1VolumeMount } from '@kubernetes/client-node';
 import type { VirtualMachineInstance, Volume } from '../api.js';
 import { formatBytes, formatMillicores, parseQuantity } from '../../runtime/quantity.js';
 import { guestMemoryBytes } from '../../runtime/vmi-defaults.js';
@@ -24,8 +24,6 @@ import {
   LAUNCHER_POD_NAME_PREFIX,
   LAUNCHER_UID,
   PRIVATE_VOLUME,
-  VMI_FILE_NAME,
-  VMI_VOLUME,
   imageCopyStatusName,
   launcherPathEnv,
 } from '../../runtime/contracts/launcher-pod.js';
@@ -33,7 +31,6 @@ import {
 export { COMPUTE_CONTAINER, CREATED_BY_LABEL, DOMAIN_ANNOTATION, LAUNCHER_LABEL, LAUNCHER_LABEL_VALUE, LAUNCHER_UID, PREPARE_SCRIPT } from '../../runtime/contracts/launcher-pod.js';
 export const KVM_RESOURCE = 'devices.kubevirt.io/kvm';
 
-const VMI_DIR = LAUNCHER_PATHS.vmiDir;
 const PRIVATE_DIR = LAUNCHER_PATHS.runDir;
 const EPHEMERAL_DISKS_DIR = LAUNCHER_PATHS.ephemeralDir;
 const VMI_DISKS_DIR = LAUNCHER_PATHS.pvcDir;
@@ -266,48 +263,10 @@ export function launcherResources(vmi: VirtualMachineInstance, config: LauncherP
   return Object.keys(limits).length > 0 ? { requests, limits } : { requests };
 }
 
-/** The part of the VMI the launcher runs: what its input Secret carries as vmi.json. */
-export function vmiForLauncher(vmi: VirtualMachineInstance): string {
-  const metadata = vmi.metadata ?? {};
-  return JSON.stringify({
-    apiVersion: vmi.apiVersion,
-    kind: vmi.kind,
-    metadata: { name: metadata.name, namespace: metadata.namespace, uid: metadata.uid },
-    spec: vmi.spec,
-  });
-}
-
 /** The VMI controller reference every object rendered for a VMI carries: deleted with it. */
 function ownedByVMI(vmi: VirtualMachineInstance): V1OwnerReference[] {
   const { name = '', uid = '' } = vmi.metadata ?? {};
   return [{ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', name, uid, controller: true, blockOwnerDeletion: true }];
-}
-
-/** The name of the Secret that carries the VMI to its launcher: the launcher pod's own name. */
-export const launcherInputSecretName = launcherPodName;
-
-/**
- * The launcher's input, the VMI it runs (vmi.json), as a Secret the controller creates before the
- * pod and the pod mounts. A Secret, not a pod annotation: the spec carries cloud-init user-data and
- * network data, which anyone who may read pods could read in an annotation; a Secret is readable
- * only by those who may read Secrets, lives in memory on the node (tmpfs), and is garbage collected
- * with its VMI. Immutable: the spec a pod runs is fixed when the pod is created.
- */
-export function renderLauncherInputSecret(vmi: VirtualMachineInstance): V1Secret {
-  const metadata = vmi.metadata ?? {};
-  return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: {
-      name: launcherInputSecretName(vmi),
-      namespace: metadata.namespace,
-      labels: { [LAUNCHER_LABEL]: LAUNCHER_LABEL_VALUE, [CREATED_BY_LABEL]: metadata.uid ?? '' },
-      ownerReferences: ownedByVMI(vmi),
-    },
-    type: 'Opaque',
-    immutable: true,
-    data: { [VMI_FILE_NAME]: Buffer.from(vmiForLauncher(vmi), 'utf8').toString('base64') },
-  };
 }
 
 /** What the renderer needs to know about the cluster beyond the VMI (looked up by the caller). */
@@ -560,13 +519,10 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
   const fixedVolumes: V1Volume[] = [
     { name: PRIVATE_VOLUME, emptyDir: { sizeLimit: formatBytes(storage.private) } },
     { name: EPHEMERAL_DISKS_VOLUME, emptyDir: { sizeLimit: formatBytes(storage.ephemeralDisks) } },
-    // Readable by the launcher's group only (fsGroup 107); the file is the whole VMI spec.
-    { name: VMI_VOLUME, secret: { secretName: launcherInputSecretName(vmi), defaultMode: 0o440 } },
   ];
   const fixedMounts: V1VolumeMount[] = [
     { name: PRIVATE_VOLUME, mountPath: PRIVATE_DIR },
     { name: EPHEMERAL_DISKS_VOLUME, mountPath: EPHEMERAL_DISKS_DIR },
-    { name: VMI_VOLUME, mountPath: VMI_DIR, readOnly: true },
   ];
   const perVolume = (spec.volumes ?? []).map((volume) => volumeParts(volume, facts));
   const devices = perVolume.flatMap((parts) => parts.devices ?? []);
@@ -586,6 +542,8 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
     // The contract's paths (the launcher's defaults agree; stating them keeps the contract visible in the pod).
     env: [
       ...launcherPathEnv(),
+      // The one VMI the launcher takes from its node handler (runtime/contracts/launcher-input.ts).
+      { name: LAUNCHER_ENV.vmiUid, value: uid },
       // useEmulation lets QEMU fall back to TCG where /dev/kvm is missing, as in KubeVirt.
       { name: LAUNCHER_ENV.allowEmulation, value: config.useEmulation ? 'true' : 'false' },
       { name: LAUNCHER_ENV.podName, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
@@ -614,7 +572,8 @@ export function renderLauncherPod(vmi: VirtualMachineInstance, config: LauncherP
       name: launcherPodName(vmi),
       namespace: metadata.namespace,
       labels: { ...(metadata.labels ?? {}), [LAUNCHER_LABEL]: LAUNCHER_LABEL_VALUE, [CREATED_BY_LABEL]: uid },
-      // Nothing of the spec: pods are readable by more people than the VMI's Secrets (see renderLauncherInputSecret).
+      // Nothing of the spec: pods are readable by more people than Secrets; the node handler hands
+      // the VMI to the launcher (runtime/contracts/launcher-input.ts).
       annotations: { [DOMAIN_ANNOTATION]: name },
       ownerReferences: ownedByVMI(vmi),
     },

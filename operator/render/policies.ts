@@ -5,9 +5,9 @@
 // - The node handler may change only its own Node and the VMIs on its node (or migrating to it):
 //   the node comes from its service account token, bound to its pod and so to the pod's node (the
 //   token's extra `authentication.kubernetes.io/node-name`, as KubeVirt's virt-handler policy).
-// - The controller may create only launcher pods of the expected shape and only Opaque Secrets
-//   owned by a VMI: a compromised controller cannot start a privileged pod, a pod with host
-//   namespaces or host paths, a pod with an API token, or mint a service-account token Secret.
+// - The controller may create only launcher pods of the expected shape, owned by a VMI: a
+//   compromised controller cannot start a privileged pod, a pod with host namespaces or host paths,
+//   or a pod with an API token. (It may create no Secret at all: RBAC grants it none.)
 import type { InstallTarget, Manifest } from '../install.js';
 import { COMPONENTS, LAUNCHER_IMAGE_NAME, imageRef, managedLabels } from '../install.js';
 import { LAUNCHER_COMMAND } from './workloads.js';
@@ -101,21 +101,19 @@ export function renderControllerPolicy(target: InstallTarget): Manifest[] {
   ]
     .map((term) => `(${term})`)
     .join(' && ');
-  const isPod = `request.resource.resource == 'pods'`;
-  const pod = (expression: string, message: string): Record<string, string> => ({ expression: `!(${isPod}) || (${expression})`, message: `kubevm's controller may create only launcher pods: ${message}`, reason: 'Forbidden' });
+  const pod = (expression: string, message: string): Record<string, string> => ({ expression, message: `kubevm's controller may create only launcher pods: ${message}`, reason: 'Forbidden' });
   return policyWithBinding(CONTROLLER_POLICY, 'controller', target, {
     matchConstraints: {
-      resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods', 'secrets'] }],
+      resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods'] }],
     },
     matchConditions: [{ name: 'controller', expression: `request.userInfo.username == ${cel(serviceAccountUser('controller', target))}` }],
     validations: [
-      { expression: `request.operation == 'CREATE'`, message: "kubevm's controller creates and deletes pods and Secrets; it never updates them", reason: 'Forbidden' },
+      { expression: `request.operation == 'CREATE'`, message: "kubevm's controller creates and deletes pods; it never updates them", reason: 'Forbidden' },
       {
         expression: `has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists(o, o.apiVersion.startsWith('kubevirt.io/') && o.kind == 'VirtualMachineInstance' && has(o.controller) && o.controller == true)`,
-        message: "kubevm's controller creates pods and Secrets only for a VirtualMachineInstance (its controller owner reference)",
+        message: "kubevm's controller creates pods only for a VirtualMachineInstance (its controller owner reference)",
         reason: 'Forbidden',
       },
-      { expression: `${isPod} || (!has(object.type) || object.type == 'Opaque')`, message: "kubevm's controller creates only Opaque Secrets (the launcher's input), never service-account tokens or other types", reason: 'Forbidden' },
       pod(`has(object.metadata.labels) && 'kubevirt.io' in object.metadata.labels && object.metadata.labels['kubevirt.io'] == 'virt-launcher'`, 'the label kubevirt.io=virt-launcher'),
       pod(`!(has(object.spec.hostNetwork) && object.spec.hostNetwork) && !(has(object.spec.hostPID) && object.spec.hostPID) && !(has(object.spec.hostIPC) && object.spec.hostIPC)`, 'no host network, PID or IPC namespace'),
       pod(`!has(object.spec.volumes) || object.spec.volumes.all(v, ${LAUNCHER_VOLUME_TYPES.map((t) => `has(v.${t})`).join(' || ')})`, `volumes only of the types ${LAUNCHER_VOLUME_TYPES.join(', ')} (no hostPath, no projected token)`),

@@ -37,7 +37,6 @@ export const CONTROLLER_GRANTS: readonly Grant[] = [
   { why: 'Instancetype and preference expansion reads them from informers.', apiGroups: ['instancetype.kubevirt.io'], resources: INSTANCETYPE_RESOURCES, verbs: ['list', 'watch'] },
   { why: "The VM's snapshot of its instancetype/preference: created once, read back by name.", apiGroups: ['apps'], resources: ['controllerrevisions'], verbs: ['get', 'create'] },
   { why: 'Launcher pods: informer, create, a get after AlreadyExists, delete when the VMI is deleted.', apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
-  { why: "The launcher's input (the VMI it runs) is a Secret created before the pod and owned by the VMI; one already under that name is deleted and created again. Never read.", apiGroups: [''], resources: ['secrets'], verbs: ['create', 'delete'] },
   { why: "A VMI's PVCs must exist before its launcher pod is created (ErrorPvcNotFound otherwise); their access modes make the VMI LiveMigratable or not.", apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get'] },
   { why: 'Migration controller: informer of VirtualMachineInstanceMigrations; the evacuation controller creates one for a VMI a drain marked (generateName kubevirt-evacuation-).', apiGroups: ['kubevirt.io'], resources: ['virtualmachineinstancemigrations'], verbs: ['list', 'watch', 'create'] },
   { why: "The migration's status (phase, migrationState, conditions): a JSON patch of the status subresource.", apiGroups: ['kubevirt.io'], resources: ['virtualmachineinstancemigrations/status'], verbs: ['patch'] },
@@ -55,6 +54,7 @@ export const NODE_HANDLER_GRANTS: readonly Grant[] = [
   { why: 'Node labels and the kubevirt.io/heartbeat annotation (read, then merge patch).', apiGroups: [''], resources: ['nodes'], verbs: ['get', 'patch'] },
   { why: 'Its node conditions (kubevm.io/CPUVulnerable, NestedVirtualization, KSM): a strategic merge patch by condition type.', apiGroups: [''], resources: ['nodes/status'], verbs: ['patch'] },
   { why: 'Events on the VMI for the transitions it reports.', apiGroups: [''], resources: ['events'], verbs: ['create'] },
+  { why: "The launchers' input: an informer of the launcher pods bound to its node (field selector spec.nodeName), each handed its VMI (a get of the VMI). Read only.", apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] },
   ...METRICS_AUTH_GRANTS,
 ];
 

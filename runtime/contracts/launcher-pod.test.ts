@@ -33,7 +33,8 @@ describe('launcher pod contract', () => {
   const mountOf = (file: string) => mounts.find((m) => file === m.mountPath || file.startsWith(`${m.mountPath}/`));
 
   test('the environment the controller sets is the one the launcher reads, with the pod paths', () => {
-    expect(config.vmiFile).toBe(LAUNCHER_PATHS.vmiFile);
+    // The VMI comes from the node handler: the launcher takes only the pod's own (launcher-input.ts).
+    expect(config.vmiSource).toEqual({ uid: vmi.metadata?.uid });
     expect(config.runDir).toBe(LAUNCHER_PATHS.runDir);
     expect(config.ephemeralDir).toBe(LAUNCHER_PATHS.ephemeralDir);
     expect(config.containerDiskDir).toBe(LAUNCHER_PATHS.containerDiskDir);
@@ -41,7 +42,7 @@ describe('launcher pod contract', () => {
     expect(config.imageCopyDir).toBe(LAUNCHER_PATHS.imageCopyDir);
     expect(config.allowEmulation).toBe(true);
     // The launcher's defaults are the pod's paths too: an unset variable cannot point elsewhere.
-    const defaults = configFromEnv({});
+    const defaults = configFromEnv({ KUBEVM_VMI_UID: 'u' });
     // The image copy directory has no default: a launcher waits for copies only in a pod that makes them.
     expect(defaults.imageCopyDir).toBeUndefined();
     for (const key of Object.keys(LAUNCHER_PATHS) as Array<keyof typeof LAUNCHER_PATHS>) {
@@ -50,7 +51,6 @@ describe('launcher pod contract', () => {
   });
 
   test('every directory the launcher reads or writes is mounted in the compute container', () => {
-    expect(mountOf(config.vmiFile)?.name).toBe('vmi');
     expect(mountOf(config.runDir)?.name).toBe(PRIVATE_VOLUME);
     expect(mountOf(config.ephemeralDir)?.name).toBe('ephemeral-disks');
     expect(mountOf(`${config.containerDiskDir}/root/disk/x.qcow2`)).toBeDefined();

@@ -20,16 +20,10 @@ export const COMPUTE_CONTAINER = 'compute';
 /** The pod's fixed volumes: their names (what the node sees under the pod's directory) and mounts. */
 export const PRIVATE_VOLUME = 'private';
 export const EPHEMERAL_DISKS_VOLUME = 'ephemeral-disks';
-export const VMI_VOLUME = 'vmi';
-/** The file in the `vmi` volume that holds the VMI the launcher runs. */
-export const VMI_FILE_NAME = 'vmi.json';
 
 /** Paths inside the compute container. */
 export const LAUNCHER_PATHS = {
-  /** The launcher's input: the VMI as JSON. */
-  vmiDir: '/var/run/kubevm/vmi',
-  vmiFile: `/var/run/kubevm/vmi/${VMI_FILE_NAME}`,
-  /** The `private` emptyDir: the command socket, QMP, serial, VNC, agent sockets. */
+  /** The `private` emptyDir: the input and command sockets, QMP, serial, VNC, agent sockets. */
   runDir: '/var/run/kubevm-private',
   /** The `ephemeral-disks` emptyDir: overlays, empty disks, the cloud-init ISO. */
   ephemeralDir: '/var/run/kubevirt-ephemeral-disks',
@@ -54,6 +48,12 @@ export const LAUNCHER_PATHS = {
  * to their own directories.
  */
 export const LAUNCHER_ENV = {
+  /**
+   * The uid of the VMI the pod is for: the launcher takes only that VMI from its input socket
+   * (runtime/contracts/launcher-input.ts), and the node handler delivers only that one.
+   */
+  vmiUid: 'KUBEVM_VMI_UID',
+  /** Tests running the launcher as a plain process: the VMI as a JSON file instead of the input socket. */
   vmiFile: 'KUBEVM_VMI_FILE',
   runDir: 'KUBEVM_RUN_DIR',
   ephemeralDir: 'KUBEVM_EPHEMERAL_DIR',
@@ -84,7 +84,7 @@ export const LAUNCHER_ENV = {
 
 /** The path variables with the pod's paths, as the controller sets them in the compute container. */
 export function launcherPathEnv(): Array<{ name: string; value: string }> {
-  const keys = ['vmiFile', 'runDir', 'ephemeralDir', 'containerDiskDir', 'pvcDir', 'blockDeviceDir', 'secretDir', 'kernelBootDir'] as const;
+  const keys = ['runDir', 'ephemeralDir', 'containerDiskDir', 'pvcDir', 'blockDeviceDir', 'secretDir', 'kernelBootDir'] as const;
   return keys.map((key) => ({ name: LAUNCHER_ENV[key], value: LAUNCHER_PATHS[key] }));
 }
 
@@ -141,6 +141,8 @@ export function parseImageCopyStatus(text: string): ImageCopyStatus | undefined 
 /** The sockets and files the launcher keeps in its run directory (the `private` volume). */
 export function launcherSockets(runDir: string) {
   return {
+    /** The launcher takes its VMI here, once, from its node handler (launcher-input.ts), then removes it. */
+    input: path.join(runDir, 'input.sock'),
     command: path.join(runDir, 'launcher.sock'),
     qmp: path.join(runDir, 'qmp.sock'),
     serial: path.join(runDir, 'serial.sock'),
@@ -182,6 +184,11 @@ export function nodeLauncherRunDir(podsDir: string, podUid: string): string {
   // The uid comes from a VMI's status: never let it name a directory outside the pods directory.
   if (!/^[A-Za-z0-9][A-Za-z0-9-]*$/.test(podUid)) throw new Error(`pod uid ${JSON.stringify(podUid)} is not a uid`);
   return path.join(podsDir, podUid, 'volumes', 'kubernetes.io~empty-dir', PRIVATE_VOLUME);
+}
+
+/** A launcher pod's input socket seen from the node. */
+export function nodeLauncherInputSocketPath(podsDir: string, podUid: string): string {
+  return launcherSockets(nodeLauncherRunDir(podsDir, podUid)).input;
 }
 
 /** A launcher pod's command socket seen from the node. */

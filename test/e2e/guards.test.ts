@@ -362,12 +362,21 @@ describe('the controller creates only launcher pods of the expected shape', () =
       withCompute((c) => ({ ...c, lifecycle: { postStart: { exec: { command: ['/bin/busybox', 'sh', '-c', 'wget http://192.0.2.1/', 'prepare', '/bin/busybox', '/var/run/kubevm/bin', '/var/run/kubevm/image-copies'] } } } })),
       'no lifecycle hook but',
     ],
-    ['a service-account token Secret in kube-system', () => ({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/service-account-token', metadata: { name: 'stolen', namespace: 'kube-system', annotations: { 'kubernetes.io/service-account.name': 'default' }, ownerReferences: launcher.metadata?.ownerReferences } }), 'only Opaque Secrets'],
   ])('may not create %s', async (_what, manifest, message) => {
     const refused = await create(manifest());
     expect(refused.code).not.toBe(0);
     expect(refused.output).toContain("ValidatingAdmissionPolicy 'kubevm-controller-launcher-pods'");
     expect(refused.output).toContain(message);
+  });
+
+  it('may create no Secret at all: the launchers take their VMI from their node handlers', async () => {
+    const token = { apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/service-account-token', metadata: { name: 'stolen', namespace: 'kube-system', annotations: { 'kubernetes.io/service-account.name': 'default' }, ownerReferences: launcher.metadata?.ownerReferences } };
+    const opaque = { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: 'input', namespace, ownerReferences: launcher.metadata?.ownerReferences }, data: {} };
+    for (const secret of [token, opaque]) {
+      const refused = await create(secret);
+      expect(refused.code).not.toBe(0);
+      expect(refused.output).toMatch(/secrets is forbidden: User "system:serviceaccount:[^"]+:kubevm-controller" cannot create resource "secrets"/);
+    }
   });
 });
 

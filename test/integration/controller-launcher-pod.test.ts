@@ -29,7 +29,7 @@ import { vmiResource } from '../../controller/vmi/controller.js';
 import { applyKubevmCrds, clusterClient, useLocalClusterKubeconfig, createTestNamespace, requireCluster } from './runtime-support.js';
 import { eventually } from '../support/eventually.js';
 import { deleteNamespaceWithoutController } from './kubevm-namespace.js';
-import { renderLauncherInputSecret, renderLauncherPod } from '../../controller/vmi/launcher-pod.js';
+import { renderLauncherPod } from '../../controller/vmi/launcher-pod.js';
 import { podFailureMessage } from '../../controller/vmi/status.js';
 
 jest.setTimeout(300_000);
@@ -42,7 +42,6 @@ const namespaces: ResourceDescriptor = { group: '', version: 'v1', resource: 'na
 const RESTRICTED_LABELS = { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' };
 const DISK = 'kubevm-it/fake-disk:1';
 type Pod = V1Pod & KubeObject;
-const secrets: ResourceDescriptor = { group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true };
 const ODD_NAME = 'a$(id)b`id`c\'d"e;f g&&h|i.qcow2';
 const launcherConfig = { launcherImage: LAUNCHER, launcherImagePullPolicy: 'IfNotPresent' as const, useEmulation: true };
 
@@ -282,10 +281,6 @@ describe('the launcher pod on the real kubelet', () => {
         volumes: [{ name: 'root', containerDisk: { image: DISK, ...(paths.disk ? { path: paths.disk } : {}) } }],
       },
     };
-    // No owners: the VMI exists only as this pod's input.
-    const input = renderLauncherInputSecret(vmi) as KubeObject;
-    delete input.metadata?.ownerReferences;
-    await client.resource<KubeObject>(secrets).create(input);
     // A compute container that runs: its postStart hook installs the copier the copies run.
     const pod = renderLauncherPod(vmi, { ...launcherConfig, launcherCommand: ['/bin/busybox', 'sleep', '3600'] }) as Pod;
     delete pod.metadata?.ownerReferences;
@@ -314,9 +309,6 @@ describe('the launcher pod on the real kubelet', () => {
     const pod = renderLauncherPod(vmi, config) as Pod;
     expect(pod.spec?.volumes?.find((v) => v.name === 'ephemeral-disks')?.emptyDir?.sizeLimit).toBe('19Mi');
     delete pod.metadata?.ownerReferences;
-    const input = renderLauncherInputSecret(vmi) as KubeObject;
-    delete input.metadata?.ownerReferences;
-    await client.resource<KubeObject>(secrets).create(input);
     const pods = client.resource<Pod>(coreResources.pods);
     await pods.create(pod);
     // The kubelet measures volumes periodically (volumeStatsAggPeriod, 1 minute by default).

@@ -193,13 +193,11 @@ describe('VirtualMachine → VMI → launcher pod', () => {
     expect(parseQuantity(requests['memory'] ?? '0')).toBeGreaterThan(parseQuantity('128Mi'));
     expect(requests).toMatchObject({ 'ephemeral-storage': '50Mi', cpu: '100m' });
     expect(pod.spec?.containers[0]?.securityContext?.capabilities).toEqual({ drop: ['ALL'] });
-    // The VMI reaches the launcher in a Secret the VMI owns, mounted by the pod, not in an annotation.
+    // The VMI reaches the launcher from its node handler, not in an annotation nor a Secret: the
+    // pod names only the VMI's uid (runtime/contracts/launcher-input.ts).
     expect(pod.metadata?.annotations).toEqual({ 'kubevirt.io/domain': vmi.metadata?.name });
-    const secrets: ResourceDescriptor = { group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true };
-    const input = await client.resource<KubeObject & { data?: Record<string, string> }>(secrets).get(launcherPodName(vmi), namespace);
-    expect(input.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'VirtualMachineInstance', uid: vmi.metadata?.uid, controller: true });
-    expect((JSON.parse(Buffer.from(input.data?.['vmi.json'] ?? '', 'base64').toString('utf8')) as VirtualMachineInstance).metadata?.uid).toBe(vmi.metadata?.uid);
-    expect(pod.spec?.volumes?.find((v) => v.name === 'vmi')?.secret?.secretName).toBe(launcherPodName(vmi));
+    expect(pod.spec?.containers[0]?.env).toContainEqual({ name: 'KUBEVM_VMI_UID', value: vmi.metadata?.uid });
+    expect(pod.spec?.volumes?.filter((v) => v.secret)).toEqual([]);
 
     const status = await vmStatus('always');
     expect(status?.printableStatus).toBe('Starting');

@@ -196,9 +196,8 @@ describe('the controller with exactly deploy/controller/rbac.yaml', () => {
     expect(await allowed('create', 'coordination.k8s.io', 'leases', { namespace: 'kubevirt' })).toBe(true);
     expect(await allowed('update', 'coordination.k8s.io', 'leases', { namespace: 'kubevirt', name: 'someone-else' })).toBe(false);
     expect(await allowed('update', 'coordination.k8s.io', 'leases', { namespace: 'default', name: 'kubevm-controller' })).toBe(false);
-    // It creates the launchers' input Secrets but never reads a Secret.
-    expect(await allowed('create', '', 'secrets', { namespace })).toBe(true);
-    for (const verb of ['get', 'list', 'watch', 'update', 'patch']) expect(await allowed(verb, '', 'secrets', { namespace })).toBe(false);
+    // No Secret at all: the launchers' input comes from their node handlers.
+    for (const verb of ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete']) expect(await allowed(verb, '', 'secrets', { namespace })).toBe(false);
     expect(await allowed('update', '', 'pods', { namespace })).toBe(false);
     expect(await allowed('patch', '', 'pods', { namespace })).toBe(false);
     expect(await allowed('create', '', 'pods', { namespace, subresource: 'exec' })).toBe(false);

@@ -77,6 +77,12 @@ export interface LauncherRunOptions {
   runDir?: string;
   /** Lay out files before the launcher starts (containerDisks, PVC dirs). */
   prepare?: (run: { dir: string; containerDiskDir: string; pvcDir: string; secretDir: string }) => void;
+  /**
+   * Where the launcher takes its VMI: a file (default), or its input socket, as in a pod
+   * (KUBEVM_VMI_UID): something must then deliver it (the node handler's LauncherInputs) before
+   * startLauncher can return.
+   */
+  vmiFrom?: 'file' | 'input-socket';
 }
 
 /** A VMI booting the test guest by direct kernel boot, 1 vCPU, 128 MiB. */
@@ -132,7 +138,7 @@ export async function startLauncher(vmi: LauncherVmi, options: LauncherRunOption
     PATH: process.env['PATH'] ?? '/usr/bin:/bin',
     HOME: dir,
     LOG_LEVEL: 'info',
-    KUBEVM_VMI_FILE: path.join(dir, 'vmi.json'),
+    ...(options.vmiFrom === 'input-socket' ? { KUBEVM_VMI_UID: vmi.metadata.uid ?? '' } : { KUBEVM_VMI_FILE: path.join(dir, 'vmi.json') }),
     KUBEVM_RUN_DIR: runDir,
     KUBEVM_EPHEMERAL_DIR: ephemeralDir,
     KUBEVM_CONTAINER_DISK_DIR: containerDiskDir,
