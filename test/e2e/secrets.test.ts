@@ -2,9 +2,9 @@
 // installed. Two VMs carry a marker in their cloud-init data, one inline (user-data and network
 // data), one through a Secret (userDataSecretRef → cloudInitNoCloud.secretRef). Over their whole
 // lifecycle (start, run, stop, start again, delete) the marker appears in no object of any API
-// resource type, namespaced or cluster-scoped (Events included), except the VMs, their VMIs, the
-// user's Secret and the Secret the controller creates for each launcher (owned by the VMI, gone with
-// it), and in no component's log: the controller, the node handler, every launcher container.
+// resource type, namespaced or cluster-scoped (Events included), except the VMs, their VMIs and the
+// user's Secret (the launchers take their VMI from their node handlers: no object carries it to
+// them, ADR 0007), and in no component's log: the controller, the node handler, every launcher container.
 // Base64 is looked through: a Secret's data and any string that decodes to text are searched too.
 // Fails, never skips, when the cluster or kubevm is missing.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
@@ -145,13 +145,12 @@ async function objectsCarryingMarker(): Promise<Found[]> {
   return found;
 }
 
-/** Allowed holders: the VMs, their VMIs, the user's Secret, and the launcher input Secrets the VMIs own. */
+/** Allowed holders: the VMs, their VMIs and the user's Secret. */
 function unexpected(found: Found[]): Found[] {
   return found.filter((object) => {
     if (object.namespace !== namespace) return true;
     if (object.kind === 'VirtualMachine' || object.kind === 'VirtualMachineInstance') return false;
     if (object.kind === 'Secret' && object.name === 'userdata') return false;
-    if (object.kind === 'Secret' && object.owners.length === 1 && object.owners[0]?.kind === 'VirtualMachineInstance') return false;
     return true;
   });
 }
@@ -250,7 +249,7 @@ describe('cloud-init secrets over a VM lifecycle', () => {
     // Delete: afterwards only the user's Secret holds the marker.
     await kubectl(['delete', 'vm', 'inline', 'from-secret', '-n', namespace, '--wait=true']);
     await eventually('the launcher pods gone', 180_000, async () => (await client.resource<Pod>(coreResources.pods).list({ namespace })).items.length === 0);
-    await eventually('the launcher input Secrets to be garbage collected with their VMIs', 60_000, async () =>
+    await eventually('the VMIs to be gone, and the marker with them', 60_000, async () =>
       (await objectsCarryingMarker()).every((object) => object.kind === 'Secret' && object.name === 'userdata' && object.namespace === namespace),
     );
 
