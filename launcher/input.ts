@@ -64,10 +64,15 @@ export async function receiveVmi(socketPath: string, uid: string, log: Logger): 
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(socketPath, () => resolve());
+    // The node handler (root on the node) and the launcher's own uid only, from the moment the
+    // socket exists: listen binds synchronously, under this umask.
+    const umask = process.umask(0o177);
+    try {
+      server.listen(socketPath, () => resolve());
+    } finally {
+      process.umask(umask);
+    }
   });
-  // The node handler (root on the node) and the launcher's own uid only. A delivery that came
-  // before this is only acted on below, after it: the socket is still there to change.
   await chmod(socketPath, 0o600);
   log.info({ socket: socketPath }, 'waiting for the VMI from the node handler');
   const { vmi, from } = await received;
