@@ -14,10 +14,16 @@ const UID = '3f6c8a4e-1111-2222-3333-444455556666';
 const vmi = (uid: string | undefined) => ({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'vm1', namespace: 'ns1', ...(uid ? { uid } : {}) }, spec: { domain: { devices: {} } } });
 
 let dir: string;
+let stop: AbortController;
 beforeEach(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'kubevm-input-'));
+  stop = new AbortController();
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+// A test that failed halfway leaves no socket listening.
+afterEach(() => {
+  stop.abort(new Error('test over'));
+  rmSync(dir, { recursive: true, force: true });
+});
 
 /** Sends bytes on a fresh connection and returns everything the launcher answered. */
 function send(socketPath: string, bytes: string | Buffer): Promise<string> {
@@ -57,7 +63,8 @@ describe('a delivery', () => {
 describe('the input socket', () => {
   test('answers refusals, keeps listening, takes the right VMI, and is then removed', async () => {
     const socketPath = path.join(dir, 'private', 'input.sock');
-    const received = receiveVmi(socketPath, UID, silentLogger);
+    const received = receiveVmi(socketPath, UID, silentLogger, stop.signal);
+    received.catch(() => undefined);
     await listening(socketPath);
     expect(statSync(socketPath).mode & 0o777).toBe(0o600);
 
@@ -75,5 +82,14 @@ describe('the input socket', () => {
     expect(taken.metadata).toEqual({ name: 'vm1', namespace: 'ns1', uid: UID });
     expect(existsSync(socketPath)).toBe(false);
     await new Promise((resolve) => (silent.destroyed ? resolve(undefined) : silent.once('close', resolve)));
+  });
+
+  test('stops waiting when told to (the pod stopped first), and removes the socket', async () => {
+    const socketPath = path.join(dir, 'input.sock');
+    const received = receiveVmi(socketPath, UID, silentLogger, stop.signal);
+    await listening(socketPath);
+    stop.abort(new Error('SIGTERM'));
+    await expect(received).rejects.toThrow('SIGTERM');
+    expect(existsSync(socketPath)).toBe(false);
   });
 });

@@ -30,12 +30,19 @@ export function acceptDelivery(line: string, uid: string): { ok: true; vmi: Laun
   return { ok: true, vmi };
 }
 
-/** Listens on `socketPath` until the node handler delivers the VMI whose uid is `uid`. */
-export async function receiveVmi(socketPath: string, uid: string, log: Logger): Promise<LauncherVmi> {
+/**
+ * Listens on `socketPath` until the node handler delivers the VMI whose uid is `uid`; `signal`
+ * ends the wait (the pod stopped before it had its VMI), rejecting with the signal's reason.
+ */
+export async function receiveVmi(socketPath: string, uid: string, log: Logger, signal?: AbortSignal): Promise<LauncherVmi> {
   await mkdir(path.dirname(socketPath), { recursive: true, mode: 0o700 });
   await rm(socketPath, { force: true });
   let taken: ((delivery: { vmi: LauncherVmi; from: net.Socket }) => void) | undefined;
-  const received = new Promise<{ vmi: LauncherVmi; from: net.Socket }>((resolve) => (taken = resolve));
+  let abandoned: ((reason: unknown) => void) | undefined;
+  const received = new Promise<{ vmi: LauncherVmi; from: net.Socket }>((resolve, reject) => {
+    taken = resolve;
+    abandoned = reject;
+  });
   const connections = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     connections.add(socket);
@@ -73,12 +80,21 @@ export async function receiveVmi(socketPath: string, uid: string, log: Logger): 
       process.umask(umask);
     }
   });
-  await chmod(socketPath, 0o600);
-  log.info({ socket: socketPath }, 'waiting for the VMI from the node handler');
-  const { vmi, from } = await received;
-  // No more connections; the one that delivered ends once the handler read the answer, any other is cut.
-  server.close();
-  for (const socket of connections) if (socket !== from) socket.destroy();
-  await rm(socketPath, { force: true });
-  return vmi;
+  const abort = () => abandoned?.(signal?.reason);
+  let from: net.Socket | undefined;
+  try {
+    await chmod(socketPath, 0o600);
+    log.info({ socket: socketPath }, 'waiting for the VMI from the node handler');
+    if (signal?.aborted) abort();
+    signal?.addEventListener('abort', abort, { once: true });
+    const delivery = await received;
+    from = delivery.from;
+    return delivery.vmi;
+  } finally {
+    signal?.removeEventListener('abort', abort);
+    // No more connections; the one that delivered ends once the handler read the answer, any other is cut.
+    server.close();
+    for (const socket of connections) if (socket !== from) socket.destroy();
+    await rm(socketPath, { force: true });
+  }
 }
