@@ -144,8 +144,9 @@ beforeAll(async () => {
           'find /var/run/kubevirt/container-disks /var/run/kubevirt/kernel-boot -type f -exec /bin/busybox sh -c \'echo "$1: $(cat "$1")"\' _ {} \\; ; ' +
           'touch /probe 2>/dev/null && echo ROOT-WRITABLE || echo ROOT-READ-ONLY; id; ' +
           // What QEMU's hostfwd does for a guest's declared port 80: bind it in the pod, as uid 107.
-          '/bin/busybox httpd -p 80 -h /var/run/kubevm/vmi && echo BOUND-PORT-80 || echo PORT-80-REFUSED; ' +
-          '/bin/busybox grep -q spec /var/run/kubevm/vmi/vmi.json && echo VMI-FILE-PRESENT; exec /bin/busybox sleep 3600',
+          '/bin/busybox httpd -p 80 -h /var/run/kubevm-private && echo BOUND-PORT-80 || echo PORT-80-REFUSED; ' +
+          // The VMI it would take from its node handler (none runs here): the pod names its uid.
+          'echo "STAND-IN-DONE VMI-UID=$KUBEVM_VMI_UID"; exec /bin/busybox sleep 3600',
       ],
       namespace,
       leaseName: 'unused',
@@ -176,12 +177,13 @@ describe('the launcher pod on the real kubelet', () => {
     const pod = pods.items[0];
     expect(pods.items).toHaveLength(1);
     let log = '';
-    await eventually('the stand-in launcher to report', 30_000, async () => (log = await logsOf(pod?.metadata?.name ?? '')).includes('VMI-FILE-PRESENT'));
+    await eventually('the stand-in launcher to report', 30_000, async () => (log = await logsOf(pod?.metadata?.name ?? '')).includes('STAND-IN-DONE'));
     expect(log).toContain('/var/run/kubevirt/container-disks/root/disk/disk.qcow2: KUBEVM-IT-DISK');
     expect(log).toContain('/var/run/kubevirt/kernel-boot/boot/vmlinuz: KUBEVM-IT-KERNEL');
     expect(log).toContain('ROOT-READ-ONLY');
     expect(log).toMatch(/uid=107\b.*gid=107\b/);
     expect(log).toContain('BOUND-PORT-80');
+    expect(log).toContain(`VMI-UID=${(await vmis.get('copied', namespace)).metadata?.uid ?? 'none'}`);
     expect((await client.resource<KubeObject>(namespaces).get(namespace)).metadata?.labels).toMatchObject(RESTRICTED_LABELS);
   });
 
@@ -239,7 +241,7 @@ describe('the launcher pod on the real kubelet', () => {
       (p) => p.metadata?.annotations?.['kubevirt.io/domain'] === 'literal',
     );
     let log = '';
-    await eventually('the stand-in launcher to report', 30_000, async () => (log = await logsOf(pod?.metadata?.name ?? '')).includes('VMI-FILE-PRESENT'));
+    await eventually('the stand-in launcher to report', 30_000, async () => (log = await logsOf(pod?.metadata?.name ?? '')).includes('STAND-IN-DONE'));
     expect(log).toContain(`/var/run/kubevirt/container-disks/root/odd/${ODD_NAME}: KUBEVM-IT-ODD`);
     await client.resource<VirtualMachine>(vmResource).delete('literal', namespace);
   });
