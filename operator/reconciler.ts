@@ -212,18 +212,18 @@ export class KubeVirtReconciler {
     if (present.length > 0) {
       if (strategy === 'BlockUninstallIfWorkloadsExist') {
         const message = uninstallRefusal(present.join(' and '));
-        await this.writeStatus(kv, deletingStatus(kv.status, message, 0), ctx);
+        await this.writeStatus(kv, deletingStatus(kv.status, message, []), ctx);
         this.options.events?.record(kv, 'Warning', 'DeletionBlocked', message);
         // Workload deletions do not enqueue the CR: look again.
         return { requeueAfter: 5_000 };
       }
       // RemoveWorkloads (KubeVirt's behaviour when unset): the controller, still running, stops them.
       await this.deleteWorkloads(ctx);
-      await this.writeStatus(kv, deletingStatus(kv.status, undefined, this.managedCount()), ctx);
+      await this.writeStatus(kv, deletingStatus(kv.status, undefined, this.managedObjects()), ctx);
       return { requeueAfter: DELETION_POLL_MS };
     }
-    const remaining = this.managedCount();
-    if (remaining > 0) {
+    const remaining = await this.remainingObjects(ctx.signal);
+    if (remaining.length > 0) {
       await this.writeStatus(kv, deletingStatus(kv.status, undefined, remaining), ctx);
       for (const kind of REMOVAL_ORDER) {
         for (const obj of this.options.managed[kind].list()) await this.deleteIgnoringNotFound(kind, obj);
@@ -232,7 +232,7 @@ export class KubeVirtReconciler {
     }
     if (!(await this.clearNodeMarks(kv.metadata?.namespace ?? 'kubevirt', ctx))) return { requeueAfter: DELETION_POLL_MS };
     ctx.log.info('everything the operator created is gone; releasing the KubeVirt CR');
-    await this.writeStatus(kv, { ...deletingStatus(kv.status, undefined, 0), phase: 'Deleted' }, ctx);
+    await this.writeStatus(kv, { ...deletingStatus(kv.status, undefined, []), phase: 'Deleted' }, ctx);
     const fresh = await this.kubevirtClient().find(kv.metadata?.name ?? '', kv.metadata?.namespace, ctx.signal);
     if (!fresh) return;
     await this.kubevirtClient().patch(fresh.metadata?.name ?? '', fresh.metadata?.namespace, {
@@ -262,8 +262,25 @@ export class KubeVirtReconciler {
     return true;
   }
 
-  private managedCount(): number {
-    return REMOVAL_ORDER.reduce((sum, kind) => sum + this.options.managed[kind].list().length, 0);
+  /** What the operator created and its caches still hold, as "Kind namespace/name". */
+  private managedObjects(): string[] {
+    return REMOVAL_ORDER.flatMap((kind) => this.options.managed[kind].list().map((obj) => `${kind} ${objectKey(obj)}`));
+  }
+
+  /**
+   * What of it still exists: the caches' objects, each confirmed by a get. A cache that missed a
+   * deletion (a watch that ended at the wrong moment, until its next relist) must not hold the
+   * uninstall, nor make the status name an object that is gone.
+   */
+  private async remainingObjects(signal: AbortSignal): Promise<string[]> {
+    const remaining: string[] = [];
+    for (const kind of REMOVAL_ORDER) {
+      for (const obj of this.options.managed[kind].list()) {
+        const live = await this.options.client.resource(MANAGED_KINDS[kind]).find(obj.metadata?.name ?? '', obj.metadata?.namespace, signal);
+        if (live && live.metadata?.uid === obj.metadata?.uid) remaining.push(`${kind} ${objectKey(obj)}`);
+      }
+    }
+    return remaining;
   }
 
   /** Which kinds of workload exist in the cluster ("Virtual Machines", ...); none when the CRDs are gone. */

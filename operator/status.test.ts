@@ -67,9 +67,19 @@ describe('deployingStatus', () => {
 
 describe('deletingStatus', () => {
   it('says why an uninstall is blocked', () => {
-    const status = deletingStatus(undefined, 'Rejecting the uninstall request', 0, now);
+    const status = deletingStatus(undefined, 'Rejecting the uninstall request', [], now);
     expect(status.phase).toBe('Deleting');
     expect(condition(status, 'Degraded')).toMatchObject({ status: 'True', reason: 'DeletionBlocked', message: 'Rejecting the uninstall request' });
+  });
+
+  it('names what is left to delete, the first five of them', () => {
+    const left = ['DaemonSet kubevirt/kubevm-node-handler', 'Service kubevirt/kubevm-api-server'];
+    expect(condition(deletingStatus(undefined, undefined, left, now), 'Progressing')).toMatchObject({
+      status: 'True',
+      message: 'Deleting 2 object(s) the operator created: DaemonSet kubevirt/kubevm-node-handler, Service kubevirt/kubevm-api-server',
+    });
+    const many = Array.from({ length: 7 }, (_, i) => `ClusterRole r${i}`);
+    expect(condition(deletingStatus(undefined, undefined, many, now), 'Progressing')?.message).toBe('Deleting 7 object(s) the operator created: ClusterRole r0, ClusterRole r1, ClusterRole r2, ClusterRole r3, ClusterRole r4 and 2 more');
   });
 });
 

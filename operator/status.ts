@@ -129,8 +129,9 @@ export function deployingStatus(current: KubeVirtStatus | undefined, facts: Depl
 }
 
 /** The status while the CR is being deleted: blocked by workloads, or removing what was installed. */
-export function deletingStatus(current: KubeVirtStatus | undefined, blockedBy: string | undefined, remaining: number, now = new Date()): KubeVirtStatus {
-  const message = blockedBy ?? `Deleting ${remaining} object(s) the operator created`;
+export function deletingStatus(current: KubeVirtStatus | undefined, blockedBy: string | undefined, remaining: readonly string[], now = new Date()): KubeVirtStatus {
+  const named = remaining.slice(0, 5).join(', ') + (remaining.length > 5 ? ` and ${remaining.length - 5} more` : '');
+  const message = blockedBy ?? `Deleting ${remaining.length} object(s) the operator created${remaining.length > 0 ? `: ${named}` : ''}`;
   return withConditions(
     { ...(current ?? {}), phase: 'Deleting' },
     [
