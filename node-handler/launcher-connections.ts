@@ -115,6 +115,11 @@ export interface LauncherConnectionsOptions {
 }
 
 const defaultRetryDelayMs = { first: 200, longest: 2000 };
+
+/** A retry's delay after `failures` failures (1 or more): the first delay, doubled per failure up to the longest. */
+export function retryDelay(delays: { first: number; longest: number }, failures: number): number {
+  return Math.min(delays.longest, delays.first * 2 ** Math.min(Math.max(failures - 1, 0), 20));
+}
 /** Dials watch events may cause between two retries (the socket's creation, its chmod, a stale one removed). */
 const eventDialsPerRetry = 3;
 
@@ -298,8 +303,7 @@ export class LauncherConnections {
     entry.failures += 1;
     entry.lastError = error?.message;
     // The fallback under the watch: it bounds how late a missed event can make the attach.
-    const { first, longest } = this.retryDelayMs;
-    const delay = Math.min(longest, first * 2 ** Math.min(entry.failures - 1, 20));
+    const delay = retryDelay(this.retryDelayMs, entry.failures);
     clearTimeout(entry.retryTimer);
     entry.retryTimer = setTimeout(() => {
       entry.retryTimer = undefined;

@@ -25,7 +25,7 @@ import type { MigrationStreamKind } from '../runtime/contracts/migration-channel
 import { MigrationOutAnswer, describeZodError } from '../runtime/contracts/launcher-protocol.js';
 import { LAUNCHER_UID, launcherSockets } from '../runtime/contracts/launcher-pod.js';
 import { registry } from '../runtime/metrics.js';
-import { NdjsonReader, ndjsonLine, parseJsonLine } from '../runtime/ndjson.js';
+import { ndjsonLine, readFirstLine } from '../runtime/ndjson.js';
 import { bridge } from '../runtime/stream-bridge.js';
 import { openLauncherSocket } from './launcher-client.js';
 
@@ -63,38 +63,6 @@ function splice(a: net.Socket, b: net.Socket, counted: { ab?: 'sent' | 'received
   count(a, counted.ab);
   count(b, counted.ba);
   void bridge(a, b, { closeGraceMs: 1000 });
-}
-
-/** Reads the one line that precedes the stream; the bytes after it stay unread in `rest`. */
-function readFirstLine(socket: net.Socket, timeoutMs: number): Promise<{ value: unknown; rest: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error(`no line within ${timeoutMs} ms`)), timeoutMs);
-    const cleanup = () => {
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('close', onClose);
-    };
-    const fail = (error: Error) => {
-      cleanup();
-      reject(error);
-    };
-    const reader = new NdjsonReader({
-      maxLineBytes: MIGRATION_CHANNEL_MAX_LINE_BYTES,
-      onOverflow: (bytes) => fail(new Error(`a first line of more than ${bytes} bytes`)),
-      onLine: (line) => {
-        reader.stop();
-        cleanup();
-        socket.pause();
-        const json = parseJsonLine(line);
-        if (!json.ok) reject(new Error(`not JSON (${json.error})`));
-        else resolve({ value: json.value, rest: reader.remainder() });
-      },
-    });
-    const onData = (chunk: Buffer) => reader.push(chunk);
-    const onClose = () => fail(new Error('the connection closed before its first line'));
-    socket.on('data', onData);
-    socket.on('close', onClose);
-  });
 }
 
 /** The common name and DNS subject alternative names of a peer certificate. */
@@ -214,7 +182,7 @@ export class MigrationReceiver {
 
     let first: { value: unknown; rest: Buffer };
     try {
-      first = await readFirstLine(peer, HELLO_TIMEOUT_MS);
+      first = await readFirstLine(peer, HELLO_TIMEOUT_MS, MIGRATION_CHANNEL_MAX_LINE_BYTES);
     } catch (error) {
       return refuse('hello', `bad hello: ${(error as Error).message}`);
     }
@@ -306,7 +274,7 @@ export class MigrationSender {
     launcher.on('error', () => launcher.destroy());
     let fromLauncher: { value: unknown; rest: Buffer };
     try {
-      fromLauncher = await readFirstLine(launcher, HELLO_TIMEOUT_MS);
+      fromLauncher = await readFirstLine(launcher, HELLO_TIMEOUT_MS, MIGRATION_CHANNEL_MAX_LINE_BYTES);
     } catch (error) {
       throw new Error(`the source launcher did not answer on ${socketPath}: ${(error as Error).message}`, { cause: error });
     }
@@ -334,7 +302,7 @@ export class MigrationSender {
       });
       const hello: MigrationChannelHello = { protocol: MIGRATION_CHANNEL_PROTOCOL_VERSION, migrationUid, stream };
       remote.write(ndjsonLine(hello));
-      const first = await readFirstLine(remote, HELLO_TIMEOUT_MS);
+      const first = await readFirstLine(remote, HELLO_TIMEOUT_MS, MIGRATION_CHANNEL_MAX_LINE_BYTES);
       const answer = MigrationChannelAnswer.safeParse(first.value);
       if (!answer.success) throw new Error(`the target node answered something else than the channel's answer: ${describeZodError(answer.error)}`);
       if (!answer.data.ok) throw new Error(`the target node refused the stream: ${answer.data.message}`);

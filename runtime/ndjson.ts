@@ -2,6 +2,7 @@
 // guest agent (launcher ↔ QEMU), and the launcher's command socket (node handler ↔ launcher).
 // A line longer than the cap is never buffered whole: the reader reports the overflow once and
 // stops, and the caller closes that connection, so one peer's endless line costs at most the cap.
+import type { Socket } from 'node:net';
 
 /** Splits a byte stream into lines of at most `maxLineBytes` bytes (the newline not counted). */
 export class NdjsonReader {
@@ -83,4 +84,39 @@ export function parseJsonLine(line: string): { ok: true; value: unknown } | { ok
   } catch (error) {
     return { ok: false, error: (error as Error).message };
   }
+}
+
+/**
+ * Reads a connection's first line as JSON (a hello, an answer), at most `maxLineBytes`, within
+ * `timeoutMs`; the bytes after it stay unread in `rest` and the socket is left paused.
+ */
+export function readFirstLine(socket: Socket, timeoutMs: number, maxLineBytes: number): Promise<{ value: unknown; rest: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`no line within ${timeoutMs} ms`)), timeoutMs);
+    const cleanup = () => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', onClose);
+    };
+    const fail = (error: Error) => {
+      cleanup();
+      reject(error);
+    };
+    const reader = new NdjsonReader({
+      maxLineBytes,
+      onOverflow: (bytes) => fail(new Error(`a first line of more than ${bytes} bytes`)),
+      onLine: (line) => {
+        reader.stop();
+        cleanup();
+        socket.pause();
+        const json = parseJsonLine(line);
+        if (!json.ok) reject(new Error(`not JSON (${json.error})`));
+        else resolve({ value: json.value, rest: reader.remainder() });
+      },
+    });
+    const onData = (chunk: Buffer) => reader.push(chunk);
+    const onClose = () => fail(new Error('the connection closed before its first line'));
+    socket.on('data', onData);
+    socket.on('close', onClose);
+  });
 }
