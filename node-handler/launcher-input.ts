@@ -22,9 +22,10 @@ import { COMPUTE_CONTAINER, LAUNCHER_ENV, LAUNCHER_LABEL, LAUNCHER_LABEL_VALUE, 
 import type { VirtualMachineInstance } from '../runtime/api/kubevirt/v1/virtualmachineinstance.js';
 import type { Logger } from '../runtime/logging.js';
 import { silentLogger } from '../runtime/logging.js';
-import { NdjsonReader, ndjsonLine, parseJsonLine } from '../runtime/ndjson.js';
+import { ndjsonLine, readFirstLine } from '../runtime/ndjson.js';
 import { registry } from '../runtime/metrics.js';
 import { LauncherSocketRefused, openLauncherSocket, watchLauncherSocketDirectory } from './launcher-client.js';
+import { retryDelay } from './launcher-connections.js';
 import type { LauncherSocketWatch, LauncherSocketWatcher } from './launcher-connections.js';
 
 export const launcherInputsDelivered = new Counter({
@@ -88,6 +89,8 @@ interface Entry {
   retryTimer: NodeJS.Timeout | undefined;
   watch: LauncherSocketWatch | undefined;
   failures: number;
+  /** The VMI as read from the API server, once it was read. */
+  vmi?: VirtualMachineInstance | undefined;
 }
 
 const defaultRetryDelayMs = { first: 50, longest: 1000 };
@@ -165,7 +168,8 @@ export class LauncherInputs {
         return this.finish(entry);
       }
       if (state === 'not-yet') return this.waitForSocket(entry);
-      const vmi = await this.options.getVmi(target.namespace, target.vmiName);
+      // Read once: a delivery tried again (a refused connection, a refusal) sends the same VMI.
+      const vmi = (entry.vmi ??= await this.options.getVmi(target.namespace, target.vmiName));
       if (entry.done) return;
       if (!vmi || vmi.metadata?.uid !== target.vmiUid) {
         // The VMI is gone (or replaced): the controller deletes its pod; nothing is delivered.
@@ -208,36 +212,18 @@ export class LauncherInputs {
     const socket = await openLauncherSocket(this.options.podsDir, socketPath, { ownerUid: this.options.ownerUid ?? LAUNCHER_UID });
     const timeoutMs = this.options.answerTimeoutMs ?? 10_000;
     try {
-      return await new Promise<LauncherInputAnswer>((resolve, reject) => {
-        const fail = (message: string) => reject(new Error(`launcher input socket ${socketPath}: ${message}`));
-        const timer = setTimeout(() => fail(`no answer within ${timeoutMs} ms`), timeoutMs);
-        const reader = new NdjsonReader({
-          maxLineBytes: LAUNCHER_INPUT_ANSWER_MAX_BYTES,
-          onLine: (line) => {
-            reader.stop();
-            clearTimeout(timer);
-            const parsed = parseJsonLine(line);
-            if (!parsed.ok) return fail(`an answer that is not JSON: ${parsed.error}`);
-            const answer = LauncherInputAnswer.safeParse(parsed.value);
-            if (!answer.success) return fail(`an answer that is not one: ${describeZodError(answer.error)}`);
-            resolve(answer.data);
-          },
-          onOverflow: () => {
-            clearTimeout(timer);
-            fail(`an answer longer than ${LAUNCHER_INPUT_ANSWER_MAX_BYTES} bytes`);
-          },
-        });
-        socket.on('data', (chunk: Buffer) => reader.push(chunk));
-        socket.on('error', (error) => {
-          clearTimeout(timer);
-          fail(error.message);
-        });
-        socket.on('close', () => {
-          clearTimeout(timer);
-          fail('closed before it answered');
-        });
-        socket.write(ndjsonLine({ vmi: launcherInputVmi(vmi) }));
-      });
+      // An error ends the connection, which readFirstLine reports as closed before the answer.
+      socket.on('error', () => socket.destroy());
+      socket.write(ndjsonLine({ vmi: launcherInputVmi(vmi) }));
+      let first: { value: unknown };
+      try {
+        first = await readFirstLine(socket, timeoutMs, LAUNCHER_INPUT_ANSWER_MAX_BYTES);
+      } catch (error) {
+        throw new Error(`launcher input socket ${socketPath}: ${(error as Error).message}`, { cause: error });
+      }
+      const answer = LauncherInputAnswer.safeParse(first.value);
+      if (!answer.success) throw new Error(`launcher input socket ${socketPath}: an answer that is not one: ${describeZodError(answer.error)}`);
+      return answer.data;
     } finally {
       socket.destroy();
     }
@@ -268,9 +254,8 @@ export class LauncherInputs {
 
   private retryLater(entry: Entry): void {
     if (entry.done || entry.retryTimer) return;
-    const { first, longest } = this.options.retryDelayMs ?? defaultRetryDelayMs;
-    const delay = Math.min(longest, first * 2 ** Math.min(entry.failures, 16));
     entry.failures += 1;
+    const delay = retryDelay(this.options.retryDelayMs ?? defaultRetryDelayMs, entry.failures);
     entry.retryTimer = setTimeout(() => {
       entry.retryTimer = undefined;
       this.kick(entry);
