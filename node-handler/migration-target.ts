@@ -33,29 +33,36 @@ export interface MigrationTargetOptions {
   port: number;
   podsDir: string;
   receiver: MigrationReceiver;
-  migrations: Informer<MigrationObject>;
+  /** Only read: the migration as this node's informer last saw it. */
+  migrations: Pick<Informer<MigrationObject>, 'get'>;
   vmis: ResourceClient<VirtualMachineInstance>;
   connections: LauncherConnections;
   log: Logger;
 }
 
-interface Prepared {
+/**
+ * What this node holds for one migration: the VMI's launcher connection from the first pass on,
+ * and, once its launcher attached, the launcher waiting for that migration's stream.
+ */
+interface Held {
   vmiKey: string;
-  migrationUid: string;
-  stopExpecting: () => void;
+  prepared?: { migrationUid: string; stopExpecting: () => void };
 }
 
 export class MigrationTarget {
-  /** Per migration key: the incoming launcher prepared and the receiver expecting its stream. */
-  private readonly prepared = new Map<string, Prepared>();
-  /** VMI keys whose launcher connection belongs to a migration here (the VMI is not on this node yet). */
-  private readonly incoming = new Set<string>();
+  /**
+   * Per migration key, from the pass that first ensured the target launcher's connection until the
+   * migration is over, whether or not that launcher ever attached: a migration that fails before
+   * (its target pod never started) must still let go of the connection.
+   */
+  private readonly held = new Map<string, Held>();
 
   constructor(private readonly options: MigrationTargetOptions) {}
 
-  /** Whether this node holds `vmiKey`'s launcher connection as a migration target. */
+  /** Whether this node holds `vmiKey`'s launcher connection as a migration target (the VMI is not on this node yet). */
   holds(vmiKey: string): boolean {
-    return this.incoming.has(vmiKey);
+    for (const held of this.held.values()) if (held.vmiKey === vmiKey) return true;
+    return false;
   }
 
   readonly reconcile = async (key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> => {
@@ -95,20 +102,22 @@ export class MigrationTarget {
     const podUid = activePodOnNode(vmi, nodeName);
     if (!podUid) return undefined;
     const migrationUid = migration.metadata?.uid ?? '';
-    this.incoming.add(vmiKey);
+    const held = this.held.get(key) ?? { vmiKey };
+    this.held.set(key, held);
     connections.ensure(vmiKey, podUid);
     const session = connections.session(vmiKey, podUid);
     if (!session?.launcher) return undefined;
 
-    if (this.prepared.get(key)?.migrationUid !== migrationUid) {
-      this.prepared.get(key)?.stopExpecting();
+    if (held.prepared?.migrationUid !== migrationUid) {
+      held.prepared?.stopExpecting();
+      held.prepared = undefined;
       const { stopExpecting } = await prepareIncoming(session.launcher, this.options.receiver, {
         migrationUid,
         podsDir: this.options.podsDir,
         runDir: nodeLauncherRunDir(this.options.podsDir, podUid),
         postCopy: state.migrationConfiguration?.allowPostCopy === true,
       });
-      this.prepared.set(key, { vmiKey, migrationUid, stopExpecting });
+      held.prepared = { migrationUid, stopExpecting };
       log.info({ vmi: vmiKey, migrationUid, podUid }, 'the target launcher waits for the migration stream');
     }
 
@@ -135,11 +144,10 @@ export class MigrationTarget {
   }
 
   private release(key: string, handedOver: boolean): void {
-    const prepared = this.prepared.get(key);
-    if (!prepared) return;
-    prepared.stopExpecting();
-    this.prepared.delete(key);
-    this.incoming.delete(prepared.vmiKey);
-    if (!handedOver) this.options.connections.drop(prepared.vmiKey);
+    const held = this.held.get(key);
+    if (!held) return;
+    held.prepared?.stopExpecting();
+    this.held.delete(key);
+    if (!handedOver) this.options.connections.drop(held.vmiKey);
   }
 }

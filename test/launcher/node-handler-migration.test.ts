@@ -23,7 +23,6 @@ import { MigrationSource } from '../../node-handler/migration-source.js';
 import type { MigrationObject } from '../../node-handler/migration-source.js';
 import { MigrationTarget } from '../../node-handler/migration-target.js';
 import type { VirtualMachineInstance } from '../../node-handler/vmi-handler.js';
-import type { Informer } from '../../runtime/informer.js';
 import type { ResourceClient } from '../../runtime/kube.js';
 import { eventually } from '../support/eventually.js';
 import { countsOn, lastCount, makePodsDir, startLauncher, testVmi } from './harness.js';
@@ -117,8 +116,8 @@ describe('node handler migration roles (real launchers, real channel)', () => {
       port: address.port,
       podsDir: handlerPods,
       receiver,
-      // Only prepare() is used here: reconcile reads these from the API server.
-      migrations: undefined as unknown as Informer<MigrationObject>,
+      // Only prepare() is used here: reconcile reads the VMI from the API server.
+      migrations: { get: () => undefined },
       vmis: undefined as unknown as ResourceClient<VirtualMachineInstance>,
       connections: targetConnections,
       log,
