@@ -17,10 +17,10 @@ import type { ResourceNames } from '../runtime/api/index.js';
 import { Controller, controllerOwnerKey } from '../runtime/controller.js';
 import { ControllerExpectations } from '../runtime/expectations.js';
 import { Informer, ownerUidIndex } from '../runtime/informer.js';
-import type { RunnableInformer } from '../runtime/informer.js';
 import type { KubeClient, ResourceDescriptor } from '../runtime/kube.js';
 import { coreResources } from '../runtime/kube.js';
-import { LeaderElector } from '../runtime/leader-election.js';
+import { Leadership } from '../runtime/leadership.js';
+import type { LeaderTerm } from '../runtime/leadership.js';
 import type { Logger } from '../runtime/logging.js';
 import type { KubeVirtCR, VirtualMachine, VirtualMachineInstance } from './api.js';
 import type { EventRecorder } from '../runtime/events.js';
@@ -76,12 +76,6 @@ function descriptorOf(names: ResourceNames): ResourceDescriptor {
   return { group: names.group, version: names.version, resource: names.plural, kind: names.kind, namespaced: names.scope === 'Namespaced' };
 }
 
-/** The running controllers of one leadership term. */
-interface Term {
-  controllers: Controller[];
-  unregister: Array<() => void>;
-}
-
 export class ControllerManager {
   readonly vms: Informer<VirtualMachine>;
   readonly vmis: Informer<VirtualMachineInstance>;
@@ -89,12 +83,8 @@ export class ControllerManager {
   readonly kubevirts: Informer<KubeVirtCR>;
   readonly migrations: Informer<Migration>;
   readonly sources: SourceInformers;
-  private readonly informers: RunnableInformer[];
-  private readonly elector: LeaderElector | undefined;
+  private readonly leadership: Leadership<LeaderTerm>;
   private readonly events: EventRecorder;
-  private term: Term | undefined;
-  private termChange: Promise<void> = Promise.resolve();
-  private readonly stopController = new AbortController();
 
   constructor(
     private readonly client: KubeClient,
@@ -127,24 +117,26 @@ export class ControllerManager {
       const descriptor = descriptorOf(names);
       this.sources[names.kind] = new Informer<SnapshotObject>({ ...(descriptor.namespaced ? scoped : common), descriptor });
     }
-    const all: Array<RunnableInformer | undefined> = [this.vms, this.vmis, this.pods, this.kubevirts, this.migrations, ...Object.values(this.sources)];
-    this.informers = all.filter((informer) => informer !== undefined);
     this.events = new KubeEventRecorder(client, 'virt-controller', config.identity, log);
-    if (config.leaderElection) {
-      this.elector = new LeaderElector({
-        client,
-        namespace: config.namespace,
-        leaseName: config.leaseName,
-        identity: config.identity,
-        component: 'virt_controller',
-        log,
-        // Unset timings take the elector's defaults.
-        leaseDurationMs: config.leaseDurationMs,
-        renewDeadlineMs: config.renewDeadlineMs,
-        retryPeriodMs: config.retryPeriodMs,
-        onStartedLeading: (signal) => this.lead(signal),
-      });
-    }
+    this.leadership = new Leadership({
+      log,
+      identity: config.identity,
+      informers: [this.vms, this.vmis, this.pods, this.kubevirts, this.migrations, ...Object.values(this.sources).filter((informer) => informer !== undefined)],
+      election: config.leaderElection
+        ? {
+            client,
+            namespace: config.namespace,
+            leaseName: config.leaseName,
+            component: 'virt_controller',
+            // Unset timings take the elector's defaults.
+            leaseDurationMs: config.leaseDurationMs,
+            renewDeadlineMs: config.renewDeadlineMs,
+            retryPeriodMs: config.retryPeriodMs,
+          }
+        : undefined,
+      newTerm: () => this.newTerm(),
+      describe: 'the VM, VMI, migration and evacuation controllers',
+    });
   }
 
   /** The launcher settings now: emulation and the image source mode from the config, else from the KubeVirt CR. */
@@ -167,49 +159,43 @@ export class ControllerManager {
   }
 
   start(): void {
-    for (const informer of this.informers) informer.start();
-    if (this.elector) this.elector.start();
-    else void this.lead(this.stopController.signal);
+    this.leadership.start();
   }
 
   hasSynced(): boolean {
-    return this.informers.every((informer) => informer.hasSynced());
+    return this.leadership.hasSynced();
   }
 
   isLeader(): boolean {
-    return this.term !== undefined;
+    return this.leadership.isLeader();
   }
 
   /** The holder of the Lease as this replica last read it ('' before the first read); itself without leader election. */
   observedLeader(): string {
-    return this.elector ? this.elector.observedLeader() : this.config.identity;
+    return this.leadership.observedLeader();
   }
 
   /** Reconcile every VM and VMI again now (what the periodic resync does), e.g. to prove a no-op pass writes nothing. */
   resyncAll(): void {
-    for (const controller of this.term?.controllers ?? []) controller.resync();
+    for (const controller of this.leadership.term()?.controllers ?? []) controller.resync();
   }
 
   /** Periodic and explicit resyncs of this term's controllers, for tests. */
   resyncs(): number {
-    return (this.term?.controllers ?? []).reduce((sum, controller) => sum + controller.resyncs(), 0);
+    return (this.leadership.term()?.controllers ?? []).reduce((sum, controller) => sum + controller.resyncs(), 0);
   }
 
   /** Idle: no keys queued or in flight (for tests). */
   idle(): boolean {
-    return (this.term?.controllers ?? []).every((controller) => controller.queue.len() === 0 && controller.queue.inFlight() === 0);
+    return this.leadership.idle();
   }
 
-  async stop(): Promise<void> {
-    this.stopController.abort();
-    // Stop reconciling before giving up the Lease, so the next leader never overlaps with us.
-    await this.endTerm();
-    await this.elector?.stop();
-    await Promise.all(this.informers.map((informer) => informer.stop()));
+  stop(): Promise<void> {
+    return this.leadership.stop();
   }
 
-  private async lead(signal: AbortSignal): Promise<void> {
-    await this.termChange;
+  /** A leadership term's controllers, with fresh expectations. */
+  private newTerm(): LeaderTerm {
     const expectationsVM = new ControllerExpectations();
     const expectationsVMI = new ControllerExpectations();
     const revisions = new RevisionStore(this.client, this.sources);
@@ -278,22 +264,7 @@ export class ControllerManager {
       .watch(this.vmis, markedVmi)
       .watch(this.migrations, vmiOfMigration)
       .watch(this.pods, markedVmiOfPod(this.vmis));
-    this.term = { controllers: [vm, vmi, migration, evacuation], unregister };
-    this.log.info({ identity: this.config.identity }, 'leading: starting the VM, VMI, migration and evacuation controllers');
-    signal.addEventListener('abort', () => void this.endTerm(), { once: true });
-    await Promise.all([vm.start(signal), vmi.start(signal), migration.start(signal), evacuation.start(signal)]);
-  }
-
-  private endTerm(): Promise<void> {
-    const term = this.term;
-    if (!term) return this.termChange;
-    this.term = undefined;
-    this.termChange = (async () => {
-      for (const off of term.unregister) off();
-      await Promise.all(term.controllers.map((controller) => controller.stop({ deadlineMs: 5_000 })));
-      this.log.info('stopped leading: VM, VMI, migration and evacuation controllers stopped');
-    })();
-    return this.termChange;
+    return { controllers: [vm, vmi, migration, evacuation], unregister };
   }
 }
 

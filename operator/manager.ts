@@ -6,9 +6,8 @@ import { Controller } from '../runtime/controller.js';
 import type { EventRecorder } from '../runtime/events.js';
 import { KubeEventRecorder } from '../runtime/events.js';
 import { Informer } from '../runtime/informer.js';
-import type { RunnableInformer } from '../runtime/informer.js';
 import type { KubeClient, KubeObject } from '../runtime/kube.js';
-import { LeaderElector } from '../runtime/leader-election.js';
+import { Leadership } from '../runtime/leadership.js';
 import type { Logger } from '../runtime/logging.js';
 import { MANAGED_SELECTOR } from './install.js';
 import type { ManagedKind } from './managed-kinds.js';
@@ -32,12 +31,8 @@ export interface OperatorConfig {
 export class OperatorManager {
   readonly kubevirts: Informer<KubeVirtCR>;
   readonly managed: ManagedInformers;
-  private readonly informers: RunnableInformer[];
-  private readonly elector: LeaderElector | undefined;
+  private readonly leadership: Leadership<{ controllers: [Controller] }>;
   private readonly events: EventRecorder;
-  private controller: Controller | undefined;
-  private termChange: Promise<void> = Promise.resolve();
-  private readonly stopController = new AbortController();
 
   constructor(
     private readonly client: KubeClient,
@@ -57,77 +52,62 @@ export class OperatorManager {
       });
     }
     this.managed = managed as ManagedInformers;
-    this.informers = [this.kubevirts, ...Object.values(this.managed)];
     this.events = new KubeEventRecorder(client, 'virt-operator', config.identity, log);
-    if (config.leaderElection) {
-      this.elector = new LeaderElector({
-        client,
-        namespace: config.namespace,
-        leaseName: config.leaseName,
-        identity: config.identity,
-        component: 'virt_operator',
-        log,
-        // Unset timings take the elector's defaults.
-        leaseDurationMs: config.leaseDurationMs,
-        renewDeadlineMs: config.renewDeadlineMs,
-        retryPeriodMs: config.retryPeriodMs,
-        onStartedLeading: (signal) => this.lead(signal),
-      });
-    }
+    this.leadership = new Leadership({
+      log,
+      identity: config.identity,
+      informers: [this.kubevirts, ...Object.values(this.managed)],
+      election: config.leaderElection
+        ? {
+            client,
+            namespace: config.namespace,
+            leaseName: config.leaseName,
+            component: 'virt_operator',
+            // Unset timings take the elector's defaults.
+            leaseDurationMs: config.leaseDurationMs,
+            renewDeadlineMs: config.renewDeadlineMs,
+            retryPeriodMs: config.retryPeriodMs,
+          }
+        : undefined,
+      newTerm: () => ({ controllers: [this.newController()] }),
+      describe: 'the KubeVirt controller',
+    });
   }
 
   start(): void {
-    for (const informer of this.informers) informer.start();
-    if (this.elector) this.elector.start();
-    else void this.lead(this.stopController.signal);
+    this.leadership.start();
   }
 
   hasSynced(): boolean {
-    return this.informers.every((informer) => informer.hasSynced());
+    return this.leadership.hasSynced();
   }
 
   isLeader(): boolean {
-    return this.controller !== undefined;
+    return this.leadership.isLeader();
   }
 
   /** Reconcile every KubeVirt CR again, as a periodic resync does (for tests: a second pass must write nothing). */
   resync(): void {
-    for (const key of this.kubevirts.keys()) this.controller?.enqueue(key);
+    const [controller] = this.leadership.term()?.controllers ?? [];
+    for (const key of this.kubevirts.keys()) controller?.enqueue(key);
   }
 
   /** Idle: no keys queued or in flight (for tests). */
   idle(): boolean {
-    return !this.controller || (this.controller.queue.len() === 0 && this.controller.queue.inFlight() === 0);
+    return this.leadership.idle();
   }
 
-  async stop(): Promise<void> {
-    this.stopController.abort();
-    await this.endTerm();
-    await this.elector?.stop();
-    await Promise.all(this.informers.map((informer) => informer.stop()));
+  stop(): Promise<void> {
+    return this.leadership.stop();
   }
 
-  private async lead(signal: AbortSignal): Promise<void> {
-    await this.termChange;
+  /** A leadership term's KubeVirt controller. */
+  private newController(): Controller {
     const reconciler = new KubeVirtReconciler({ client: this.client, kubevirts: this.kubevirts, managed: this.managed, defaults: this.config.defaults, events: this.events });
     // Any managed object's change concerns the installation as a whole: the CR(s) of this namespace.
     const allKubeVirts = (): string[] => this.kubevirts.keys();
     let controller = new Controller({ name: 'virt-operator', kind: 'KubeVirt', workers: 1, log: this.log, reconcile: reconciler.reconcile }).watch(this.kubevirts);
     for (const informer of Object.values(this.managed)) controller = controller.watch(informer, allKubeVirts);
-    this.controller = controller;
-    this.log.info({ identity: this.config.identity }, 'leading: starting the KubeVirt controller');
-    signal.addEventListener('abort', () => void this.endTerm(), { once: true });
-    await controller.start(signal);
-  }
-
-  private endTerm(): Promise<void> {
-    const controller = this.controller;
-    if (!controller) return this.termChange;
-    this.controller = undefined;
-    this.termChange = (async () => {
-      await controller.stop({ deadlineMs: 5_000 });
-      this.log.info('stopped leading: KubeVirt controller stopped');
-    })();
-    return this.termChange;
+    return controller;
   }
 }
