@@ -158,34 +158,37 @@ describe('VirtualMachineInstanceMigration controller (target pod unschedulable)'
     const versions: Migration[] = [];
     const record = (m: Migration) => void (m.metadata?.name === 'mig-unschedulable' && versions.push(m));
     const stopRecording = running?.migrations.addEventHandler({ onAdd: record, onUpdate: (_old, m) => record(m) });
-    await runningVmi('unschedulable');
-    await migrate('mig-unschedulable', 'unschedulable');
-    const waitingIn = (m: Migration) => {
-      const condition = m.status?.conditions?.find((c) => c.type === TARGET_POD_WAITING);
-      return m.status?.phase === 'Scheduling' && condition?.reason === 'Unschedulable' ? { m, condition } : undefined;
-    };
-    const waiting = await eventually('the migration to wait in Scheduling with the scheduler\'s reason', 30_000, () => versions.map(waitingIn).find((w) => w !== undefined));
-    expect(waiting.condition.message).toMatch(new RegExp(`cannot be scheduled: 0/${nodeCount} nodes are available`));
-    const uid = waiting.m.metadata?.uid ?? '';
-    const [target] = await targetPods(uid);
-    expect(target?.spec?.nodeName).toBeUndefined();
-    expect(target?.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms).toEqual([{ matchFields: [{ key: 'metadata.name', operator: 'NotIn', values: [nodeName] }] }]);
-    expect(waiting.m.status?.migrationState).toMatchObject({ migrationUid: uid, sourceNode: nodeName, targetPod: target?.metadata?.name, migrationPolicyName: POLICY });
-    // What the source's node handler will migrate with: the cluster's defaults and the policy's override.
-    expect(waiting.m.status?.migrationState?.migrationConfiguration).toMatchObject({ allowAutoConverge: true, allowPostCopy: false, completionTimeoutPerGiB: 150, bandwidthPerMigration: '0' });
+    try {
+      await runningVmi('unschedulable');
+      await migrate('mig-unschedulable', 'unschedulable');
+      const waitingIn = (m: Migration) => {
+        const condition = m.status?.conditions?.find((c) => c.type === TARGET_POD_WAITING);
+        return m.status?.phase === 'Scheduling' && condition?.reason === 'Unschedulable' ? { m, condition } : undefined;
+      };
+      const waiting = await eventually('the migration to wait in Scheduling with the scheduler\'s reason', 30_000, () => versions.map(waitingIn).find((w) => w !== undefined));
+      expect(waiting.condition.message).toMatch(new RegExp(`cannot be scheduled: 0/${nodeCount} nodes are available`));
+      const uid = waiting.m.metadata?.uid ?? '';
+      const [target] = await targetPods(uid);
+      expect(target?.spec?.nodeName).toBeUndefined();
+      expect(target?.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms).toEqual([{ matchFields: [{ key: 'metadata.name', operator: 'NotIn', values: [nodeName] }] }]);
+      expect(waiting.m.status?.migrationState).toMatchObject({ migrationUid: uid, sourceNode: nodeName, targetPod: target?.metadata?.name, migrationPolicyName: POLICY });
+      // What the source's node handler will migrate with: the cluster's defaults and the policy's override.
+      expect(waiting.m.status?.migrationState?.migrationConfiguration).toMatchObject({ allowAutoConverge: true, allowPostCopy: false, completionTimeoutPerGiB: 150, bandwidthPerMigration: '0' });
 
-    const failed = await eventually('the migration to fail at its timeout', 30_000, async () => {
-      const m = await migrationNow('mig-unschedulable');
-      return m.status?.phase === 'Failed' ? m : undefined;
-    });
-    expect(failed.status?.migrationState?.failed).toBe(true);
-    expect(failed.status?.migrationState?.endTimestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
-    expect(failed.status?.migrationState?.failureReason).toMatch(new RegExp(`cannot be scheduled: 0/${nodeCount} nodes are available.*\\(for ${UNSCHEDULABLE_TIMEOUT_SECONDS} s\\)$`));
-    expect(failed.status?.conditions?.find((c) => c.type === TARGET_POD_WAITING)).toBeUndefined();
-    expect(failed.status?.phaseTransitionTimestamps?.map((t) => t.phase)).toEqual(['Scheduling', 'Failed']);
-    await eventually('the target pod to be removed', 30_000, async () => (await targetPods(uid)).length === 0);
-    expect(recorded.some((e) => e.reason === 'FailedMigration' && /cannot be scheduled/.test(e.message))).toBe(true);
-    stopRecording?.();
+      const failed = await eventually('the migration to fail at its timeout', 30_000, async () => {
+        const m = await migrationNow('mig-unschedulable');
+        return m.status?.phase === 'Failed' ? m : undefined;
+      });
+      expect(failed.status?.migrationState?.failed).toBe(true);
+      expect(failed.status?.migrationState?.endTimestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+      expect(failed.status?.migrationState?.failureReason).toMatch(new RegExp(`cannot be scheduled: 0/${nodeCount} nodes are available.*\\(for ${UNSCHEDULABLE_TIMEOUT_SECONDS} s\\)$`));
+      expect(failed.status?.conditions?.find((c) => c.type === TARGET_POD_WAITING)).toBeUndefined();
+      expect(failed.status?.phaseTransitionTimestamps?.map((t) => t.phase)).toEqual(['Scheduling', 'Failed']);
+      await eventually('the target pod to be removed', 30_000, async () => (await targetPods(uid)).length === 0);
+      expect(recorded.some((e) => e.reason === 'FailedMigration' && /cannot be scheduled/.test(e.message))).toBe(true);
+    } finally {
+      stopRecording?.();
+    }
   });
 
   it('refuses a VMI with a ReadWriteOnce PVC: Failed with DisksNotLiveMigratable, no target pod', async () => {
