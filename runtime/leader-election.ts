@@ -65,6 +65,9 @@ function sameRecord(a: LeaseSpec | undefined, b: LeaseSpec | undefined): boolean
   );
 }
 
+/** Conflicts a release reads the Lease again after (another writer than us is not expected while we hold it). */
+const RELEASE_ATTEMPTS = 3;
+
 export class LeaderElector {
   readonly identity: string;
   private readonly options: LeaderElectionOptions;
@@ -213,29 +216,39 @@ export class LeaderElector {
     }
   }
 
-  /** Give the Lease up: an empty holder lets the next candidate take it at once. */
+  /**
+   * Give the Lease up: an empty holder lets the next candidate take it at once. stop() may have cut
+   * a renewal short after the API server applied it, so the Lease we last saw can be one version
+   * behind: a conflict reads it again and retries, rather than leave the successor waiting for the
+   * whole lease duration.
+   */
   private async release(): Promise<void> {
-    const lease = this.observedLease;
-    if (!lease || (lease.spec?.holderIdentity ?? '') !== this.identity) return;
-    const now = microTime(Date.now());
-    try {
-      const released = await this.leases.replace(
-        {
-          ...lease,
-          spec: {
-            holderIdentity: null,
-            leaseDurationSeconds: 1,
-            acquireTime: now,
-            renewTime: now,
-            leaseTransitions: lease.spec?.leaseTransitions ?? 0,
+    const { namespace, leaseName } = this.options;
+    const signal = AbortSignal.timeout(this.renewDeadlineMs);
+    let lease = this.observedLease;
+    for (let attempt = 1; lease && (lease.spec?.holderIdentity ?? '') === this.identity; attempt++) {
+      const now = microTime(Date.now());
+      try {
+        const released = await this.leases.replace(
+          {
+            ...lease,
+            spec: { holderIdentity: null, leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions: lease.spec?.leaseTransitions ?? 0 },
           },
-        },
-        { signal: AbortSignal.timeout(this.renewDeadlineMs) },
-      );
-      this.observe(released, Date.now());
-      this.log.info('released the lease');
-    } catch (err) {
-      this.log.warn({ err }, 'could not release the lease; the next leader waits for it to expire');
+          { signal },
+        );
+        this.observe(released, Date.now());
+        this.log.info('released the lease');
+        return;
+      } catch (err) {
+        if (!isConflict(err) || attempt >= RELEASE_ATTEMPTS) {
+          this.log.warn({ err }, 'could not release the lease; the next leader waits for it to expire');
+          return;
+        }
+        lease = await this.leases.find(leaseName, namespace, signal).catch((error: unknown) => {
+          this.log.warn({ err: error }, 'could not read the lease to release it; the next leader waits for it to expire');
+          return undefined;
+        });
+      }
     }
   }
 

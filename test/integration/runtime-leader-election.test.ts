@@ -88,6 +88,29 @@ describe('LeaderElector', () => {
     expect(follower.started).toBe(1);
   }, 30_000);
 
+  it('releases the Lease on stop even when the version it last saw is stale', async () => {
+    // stop() can cut a renewal short after the API server applied it: the leader's last view of
+    // the Lease is then one version behind. Another write to the Lease (here: a label) between
+    // the leader's last renewal and its stop makes that view stale the same way.
+    const leases = client.resource<Lease>(coreResources.leases);
+    // A renewal every 10 s: none comes between the write below and the stop.
+    const leader = candidate('stale-leader', 'runtime-stale', { leaseDurationMs: 20_000, renewDeadlineMs: 15_000, retryPeriodMs: 10_000 });
+    leader.elector.start();
+    await eventually('leading', 10_000, () => leader.elector.isLeader());
+    const seen = await leases.get('runtime-stale', namespace);
+    await leases.replace({ ...seen, metadata: { ...seen.metadata, labels: { touched: 'by-the-test' } } });
+
+    const follower = candidate('stale-follower', 'runtime-stale', { leaseDurationMs: 20_000, renewDeadlineMs: 15_000, retryPeriodMs: 250 });
+    follower.elector.start();
+    await eventually('the follower to see the leader', 10_000, () => follower.elector.observedLeader() === 'stale-leader');
+    const stoppedAt = Date.now();
+    await leader.elector.stop();
+    expect(await leaseHolder('runtime-stale')).not.toBe('stale-leader');
+    await eventually('the follower to take over', 10_000, () => follower.elector.isLeader());
+    // Released, not expired: far sooner than the 20 s lease.
+    expect(Date.now() - stoppedAt).toBeLessThan(10_000);
+  }, 40_000);
+
   it('waits for a lease held by a silent holder to expire, then takes it', async () => {
     const leases = client.resource<Lease>(coreResources.leases);
     const now = new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
