@@ -188,7 +188,9 @@ describe('live migration across nodes', () => {
       expect(console).not.toMatch(/KUBEVM-GUEST-BOOTED|KUBEVM-READY/);
       const counts = [...console.matchAll(/KUBEVM-COUNT (\d+)/g)].map((m) => Number(m[1]));
       expect(counts[0]).toBeGreaterThan(countBefore);
-      expect(counts.at(-1)).toBe(after);
+      // The log read after the count above may hold a tick or two more: it holds that count, and goes on from it.
+      expect(counts).toContain(after);
+      expect(counts.at(-1)).toBeGreaterThanOrEqual(after);
       expect(counts.every((n, i) => i === 0 || n === (counts[i - 1] ?? 0) + 1)).toBe(true);
       // Both disks read back, on the target, what the guest wrote on the source: every tick finds
       // the previous tick's number, the first one on the target too.
