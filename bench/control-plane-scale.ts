@@ -5,7 +5,7 @@
 //   KUBEVM_KWOK=$(bash local-cluster/kwok/build.sh) node --import tsx bench/control-plane-scale.ts 1000 2000 4000 8000
 // Per step: create VMs up to the count (runStrategy Always, pinned to the kwok nodes), wait until
 // every VMI is Scheduled (its pod Ready, as kwok reports it), then read the controller's own
-// /metrics: heap and RSS, REST requests, workqueue latency histograms. At the end the controller
+// /metrics: heap and RSS (after a full GC), REST requests, workqueue latency histograms. At the end the controller
 // is restarted: time until every VM and VMI has been reconciled once, and the writes it made then.
 // The node handler does not run on simulated nodes: VMIs stop at Scheduled.
 import { spawn, execFileSync } from 'node:child_process';
@@ -192,10 +192,9 @@ async function collectGarbage(): Promise<void> {
 const DRAIN_TIMEOUT_MS = 10 * 60_000;
 
 /**
- * The heap once the controller is at rest: its queues empty and nothing in flight (the VM
- * controller still writes the VMs' status after the last VMI is Scheduled, and a heap read in the
- * middle of that backlog counts its garbage and queued work as memory per VM). `drained` false:
- * the queues did not empty in time, and the heap was read anyway.
+ * The heap once the controller is at rest (its queues empty, nothing in flight: a heap read in the
+ * middle of a backlog would count queued work as memory per VM) and after a full GC. `drained`
+ * false: the queues did not empty in time, and the heap was read anyway.
  */
 async function heapAtRest(): Promise<{ heapMiB: number; rssMiB: number; drained: boolean; drainSeconds: number }> {
   const start = Date.now();
@@ -349,7 +348,7 @@ const figures: Figure[] = [
     unit: 'KiB',
     goal: { value: 50, kind: 'max' },
     kubevirt: KUBEVIRT.controllerMemoryPerVmi,
-    note: `each VM costs its VM, VMI and launcher pod in the informer caches (the pod is the largest object) plus queue and expectation entries; read once the controller's queues were empty${steps.every((s) => s.drained) ? '' : ` (NOT at ${steps.filter((s) => !s.drained).map((s) => s.vms).join(', ')} VMs: the queues did not empty in ${DRAIN_TIMEOUT_MS / 60_000} min)`}`,
+    note: `each VM costs its VM, VMI and launcher pod in the informer caches (the pod is the largest object) plus queue and expectation entries; read after a full GC, once the controller's queues were empty${steps.every((s) => s.drained) ? '' : ` (NOT at ${steps.filter((s) => !s.drained).map((s) => s.vms).join(', ')} VMs: the queues did not empty in ${DRAIN_TIMEOUT_MS / 60_000} min)`}`,
   },
   { figure: `controller RSS per VM (same range)`, value: rssPerVm, unit: 'KiB', kubevirt: KUBEVIRT.controllerMemoryPerVmi },
   ...steps.flatMap((s) => [
