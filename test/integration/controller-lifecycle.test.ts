@@ -257,7 +257,10 @@ describe('VirtualMachine → VMI → launcher pod', () => {
     await eventually('VMI Scheduling', 30_000, async () => (await vmis().find('orphaner', namespace))?.status?.phase === 'Scheduling');
     const vmi = await vmis().get('orphaner', namespace);
     await vms().delete('orphaner', namespace, { propagationPolicy: 'Orphan' });
-    await eventually('the VM to go', 30_000, async () => (await vms().find('orphaner', namespace)) === undefined);
+    // The garbage collector removes its `orphan` finalizer only once it watches VMs. It looks for new
+    // resources every 30 s, and the CRDs may be new: the operator suite uninstalls them, this one
+    // applies them again. The VM may wait that long.
+    await eventually('the VM to go', 90_000, async () => (await vms().find('orphaner', namespace)) === undefined);
     await settle(manager);
     const left = await vmis().get('orphaner', namespace);
     expect(left.metadata?.uid).toBe(vmi.metadata?.uid);
