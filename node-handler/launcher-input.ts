@@ -212,7 +212,7 @@ export class LauncherInputs {
     const socket = await openLauncherSocket(this.options.podsDir, socketPath, { ownerUid: this.options.ownerUid ?? LAUNCHER_UID });
     const timeoutMs = this.options.answerTimeoutMs ?? 10_000;
     try {
-      // An error ends the connection, which readFirstLine reports as closed before the answer.
+      // An error ends the connection; readFirstLine reports the close with the error's message.
       socket.on('error', () => socket.destroy());
       socket.write(ndjsonLine({ vmi: launcherInputVmi(vmi) }));
       let first: { value: unknown };

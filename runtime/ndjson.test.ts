@@ -1,5 +1,8 @@
-import { describe, expect, it } from '@jest/globals';
-import { NdjsonReader } from './ndjson.js';
+import { once } from 'node:events';
+import { connect, createServer } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { NdjsonReader, readFirstLine } from './ndjson.js';
 
 function reader(maxLineBytes = 16) {
   const lines: string[] = [];
@@ -73,5 +76,51 @@ describe('NdjsonReader', () => {
     r.push(Buffer.from('{"ok":true}\nRFB 003.008\n'));
     expect(rest).toBe('RFB 003.008\n');
     expect(r.remainder().length).toBe(0);
+  });
+});
+
+describe('readFirstLine', () => {
+  const cleanups: (() => void)[] = [];
+  afterEach(() => {
+    for (const cleanup of cleanups.splice(0)) cleanup();
+  });
+
+  /** A loopback connection: the client end, and the server's end once accepted. */
+  async function connection(): Promise<{ client: Socket; server: Socket }> {
+    const listener = createServer();
+    listener.listen(0, '127.0.0.1');
+    await once(listener, 'listening');
+    const accepted = once(listener, 'connection') as Promise<[Socket]>;
+    const client = connect((listener.address() as AddressInfo).port, '127.0.0.1');
+    const [server] = await accepted;
+    cleanups.push(() => {
+      client.destroy();
+      server.destroy();
+      listener.close();
+    });
+    return { client, server };
+  }
+
+  it('parses the first line and leaves what follows it unread', async () => {
+    const { client, server } = await connection();
+    const reading = readFirstLine(client, 5_000, 64);
+    server.write('{"hello":1}\nafter');
+    const { value, rest } = await reading;
+    expect(value).toEqual({ hello: 1 });
+    expect(rest.toString()).toBe('after');
+  });
+
+  it('names the error that ended the connection, not only the close', async () => {
+    const { client } = await connection();
+    const reading = readFirstLine(client, 5_000, 64);
+    client.destroy(new Error('the peer went away'));
+    await expect(reading).rejects.toThrow('the connection closed before its first line (the peer went away)');
+  });
+
+  it('reports a plain close as one', async () => {
+    const { client, server } = await connection();
+    const reading = readFirstLine(client, 5_000, 64);
+    server.end();
+    await expect(reading).rejects.toThrow(/^the connection closed before its first line$/);
   });
 });

@@ -96,6 +96,7 @@ export function readFirstLine(socket: Socket, timeoutMs: number, maxLineBytes: n
     const cleanup = () => {
       clearTimeout(timer);
       socket.off('data', onData);
+      socket.off('error', onError);
       socket.off('close', onClose);
     };
     const fail = (error: Error) => {
@@ -115,8 +116,15 @@ export function readFirstLine(socket: Socket, timeoutMs: number, maxLineBytes: n
       },
     });
     const onData = (chunk: Buffer) => reader.push(chunk);
-    const onClose = () => fail(new Error('the connection closed before its first line'));
+    // An error is followed by 'close': the failure names the error, not only the close.
+    let socketError: Error | undefined;
+    const onError = (error: Error) => {
+      socketError = error;
+    };
+    const onClose = () =>
+      fail(new Error(`the connection closed before its first line${socketError ? ` (${socketError.message})` : ''}`, { cause: socketError }));
     socket.on('data', onData);
+    socket.on('error', onError);
     socket.on('close', onClose);
   });
 }
