@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Assembles the launcher image's root file system in <dir> from this (Debian 12) machine:
 #   /usr/local/bin/node                 the node binary
-#   /opt/kubevm/dist/launcher/main.js   the launcher, one bundled file (launcher/bundle.sh)
+#   /opt/kubevm/dist/launcher/main.js   the launcher's entry point, its one bundled file beside it and
+#                                       V8's code cache of that file (launcher/bundle.sh)
 #   /usr/bin/{qemu-system-x86_64,qemu-img,xorriso,passt}  and every shared library they load (ldd)
 #   /usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so    QEMU's TCG module (emulation fallback)
 #   /usr/share/qemu, /usr/share/seabios QEMU's firmware and option ROMs (SeaBIOS, VGA BIOS, linuxboot)
@@ -129,8 +130,9 @@ fi
 (cd "$root/usr/share/qemu" && rm -rf openbios-* s390-* skiboot.lid slof.bin hppa-firmware.img opensbi-* palcode-clipper \
   npcm7xx_bootrom.bin ./*.dtb QEMU,* vof.bin)
 
-# The launcher, bundled into one file (launcher/bundle.sh) where the pod's command runs it: `node
-# dist/launcher/main.js` in /opt/kubevm (operator/render/workloads.ts, LAUNCHER_COMMAND).
+# The launcher, bundled into one file with its code cache (launcher/bundle.sh, by the node copied
+# above) where the pod's command runs it: `node dist/launcher/main.js` in /opt/kubevm
+# (operator/render/workloads.ts, LAUNCHER_COMMAND).
 bash "$repo/launcher/bundle.sh" "$root/opt/kubevm/dist/launcher/main.js"
 # Users, and the directories the pod mounts (emptyDirs and volumes; the root stays read-only).
 mkdir -p "$root/etc"
