@@ -5,7 +5,7 @@ import { chmod, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { LAUNCHER_MAX_LINE_BYTES, LAUNCHER_PROTOCOL_VERSION, parseLauncherRequest } from '../runtime/contracts/launcher-protocol.js';
+import { DOMAIN_NOT_RUNNING_STEP, LAUNCHER_MAX_LINE_BYTES, LAUNCHER_PROTOCOL_VERSION, parseLauncherRequest } from '../runtime/contracts/launcher-protocol.js';
 import type {
   DomainEvent,
   DomainStatus,
@@ -192,11 +192,16 @@ export class CommandServer {
     // Held until the stream takes over, so no byte of it is lost meanwhile.
     socket.removeAllListeners('data');
     socket.pause();
-    const refuse = (message: string): void => {
-      this.log.info({ command, err: message }, 'stream refused');
-      write({ id, ok: false, error: { message } });
+    const refuse = (message: string, step?: string): void => {
+      this.log.info({ command, err: message, step }, 'stream refused');
+      write({ id, ok: false, error: { message, ...(step ? { step } : {}) } });
       socket.end();
     };
+    // QEMU's sockets live as long as QEMU: a stream asked for before it runs or after it stopped
+    // (a console reconnecting while the VM stops) is refused as such, not as a fault.
+    const refuseNotRunning = (why: string): void => refuse(why, DOMAIN_NOT_RUNNING_STEP);
+    const phase = this.domain.status().phase;
+    if (phase !== 'Running' && phase !== 'Paused') return refuseNotRunning(`the domain is ${phase}, not running`);
     if (command === 'screenshot') {
       this.domain.screenshot().then(
         (png) => {
@@ -239,7 +244,11 @@ export class CommandServer {
           this.log.info({ command, port: command === 'portForward' ? request.args.port : undefined, end: { side: end.side === 'a' ? 'client' : 'upstream', reason: end.reason } }, 'stream ended'),
         );
       },
-      (err: Error) => refuse(`${command}: ${err.message}`),
+      (err: NodeJS.ErrnoException) => {
+        // The socket gone or refusing: QEMU exited (or is exiting) since the check above.
+        if (command !== 'portForward' && (err.code === 'ENOENT' || err.code === 'ECONNREFUSED')) return refuseNotRunning(`QEMU's socket is gone: the domain is stopping (${err.message})`);
+        refuse(`${command}: ${err.message}`);
+      },
     );
   }
 }

@@ -28,12 +28,12 @@ export function requestOnLauncherConnection<C extends LauncherCommand>(
 ): Promise<LauncherResult<C>> {
   return new Promise<LauncherResult<C>>((resolve, reject) => {
     let settled = false;
-    const fail = (message: string): void => {
+    const fail = (message: string, step?: string): void => {
       if (settled) return;
       settled = true;
       cleanup();
       socket.destroy();
-      reject(new LauncherCommandError(command, message));
+      reject(new LauncherCommandError(command, message, step));
     };
     const timer = setTimeout(() => fail(`no answer within ${timeoutMs / 1000} s`), timeoutMs);
     const onData = (chunk: Buffer): void => reader.push(chunk);
@@ -54,7 +54,7 @@ export function requestOnLauncherConnection<C extends LauncherCommand>(
         if (!json.ok) return fail(`an answer that is not JSON (${json.error})`);
         const response = LauncherResponse.safeParse(json.value);
         if (!response.success) return fail(`an invalid answer: ${describeZodError(response.error)}`);
-        if (!response.data.ok) return fail(response.data.error.message);
+        if (!response.data.ok) return fail(response.data.error.message, response.data.error.step);
         const result = launcherCommands[command].result.safeParse(response.data.result);
         if (!result.success) return fail(`an invalid answer: ${describeZodError(result.error, 'result')}`);
         settled = true;

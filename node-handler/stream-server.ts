@@ -16,7 +16,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { Gauge } from 'prom-client';
 import { LAUNCHER_UID, nodeLauncherSocketPath } from '../runtime/contracts/launcher-pod.js';
-import { LAUNCHER_MAX_LINE_BYTES } from '../runtime/contracts/launcher-protocol.js';
+import { DOMAIN_NOT_RUNNING_STEP, LAUNCHER_MAX_LINE_BYTES } from '../runtime/contracts/launcher-protocol.js';
 import {
   API_SERVER_STREAM_CLIENT_NAME,
   GUEST_AGENT_FREEZE_TIMEOUT_MS,
@@ -177,6 +177,8 @@ export class StreamServer {
       socket.destroy();
       if (error instanceof StreamRefused) throw error;
       const message = error instanceof LauncherCommandError ? error.message : `the launcher failed: ${(error as Error).message}`;
+      // The domain stopped (or stops) under a VMI still shown Running: its state, as for a VMI that is not Running.
+      if (error instanceof LauncherCommandError && error.step === DOMAIN_NOT_RUNNING_STEP) throw new StreamRefused(409, `VirtualMachineInstance ${request.namespace}/${request.name}: ${message}`);
       throw new StreamRefused(message.includes('Active VNC connection') ? 503 : 502, message);
     }
   }

@@ -332,6 +332,12 @@ export const LauncherRequest = z.object({
   args: z.record(z.string(), z.unknown()).optional(),
 });
 
+/**
+ * The `step` of a stream the launcher refused because its domain is not running (QEMU not started
+ * yet, stopping or gone): the VMI's state, not a fault, which the node handler answers as 409.
+ */
+export const DOMAIN_NOT_RUNNING_STEP = 'domain-not-running';
+
 export const LauncherErrorDetail = z.object({
   message: z.string(),
   step: z.string().optional(),

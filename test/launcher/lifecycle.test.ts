@@ -2,6 +2,7 @@
 // proxies its serial console (a second client replacing the first), and shuts it down through ACPI within the grace period.
 import { jest } from '@jest/globals';
 import { readFileSync } from 'node:fs';
+import { DOMAIN_NOT_RUNNING_STEP } from '../../runtime/contracts/launcher-protocol.js';
 import type { DomainEvent } from '../../runtime/contracts/launcher-protocol.js';
 import { lastCount, openLauncherStream, processesMatching, startLauncher, testVmi, waitForEvent } from './harness.js';
 import type { LauncherRun } from './harness.js';
@@ -21,6 +22,8 @@ describe('launcher lifecycle (real QEMU, TCG)', () => {
     const events: DomainEvent[] = [];
     client.on('event', (e: DomainEvent) => events.push(e));
     expect((await client.subscribe()).phase).toBe('Pending');
+    // No QEMU yet: a console is refused as the domain's state (the node handler answers 409), not as a fault.
+    await expect(openLauncherStream(`${run.runDir}/launcher.sock`, 'console')).rejects.toMatchObject({ step: DOMAIN_NOT_RUNNING_STEP, message: 'launcher console: the domain is Pending, not running' });
 
     const started = Date.now();
     const status = await client.call('start');
