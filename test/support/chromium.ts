@@ -43,7 +43,8 @@ export async function openHeadlessChromium(options: { width: number; height: num
   const child: ChildProcess = spawn(
     options.binary ?? 'chromium',
     ['--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run', '--no-default-browser-check', '--remote-debugging-port=0', `--user-data-dir=${profile}`, `--window-size=${options.width},${options.height}`, 'about:blank'],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    // Its own process group, so that close() can end its helper processes too.
+    { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
   );
   let stderr = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -113,9 +114,32 @@ export async function openHeadlessChromium(options: { width: number; height: num
       socket.close();
       child.kill('SIGTERM');
       await exited;
-      // Chromium's helper processes can outlive the browser process by a moment and still write
-      // to the profile (ENOTEMPTY): rmSync retries those errors itself.
+      // Chromium's helper processes can outlive the browser process and still write to the
+      // profile (ENOTEMPTY): the whole group is ended, and waited for, before the profile goes.
+      await endProcessGroup(child.pid);
       rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
     },
   };
+}
+
+/** Kills every process left in the group `pgid` leads and waits (up to 10 s) until none is left. */
+async function endProcessGroup(pgid: number | undefined): Promise<void> {
+  if (pgid === undefined) return;
+  const alive = (): boolean => {
+    try {
+      process.kill(-pgid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const deadline = Date.now() + 10_000;
+  while (alive() && Date.now() < deadline) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // Gone between the check and the kill.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
