@@ -137,7 +137,10 @@ export async function deleteTestCrd(client: KubeClient, descriptor: ResourceDesc
 }
 
 const crdDescriptor: ResourceDescriptor = { group: 'apiextensions.k8s.io', version: 'v1', resource: 'customresourcedefinitions', kind: 'CustomResourceDefinition', namespaced: false };
-type CrdObject = KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } };
+type CrdObject = KubeObject & {
+  spec?: { group?: string; scope?: string; names?: { plural?: string; kind?: string }; versions?: Array<{ name: string; storage?: boolean }> };
+  status?: { conditions?: Array<{ type: string; status: string }> };
+};
 
 /**
  * Applies kubevm's CRDs from crds/ (those whose file name passes `select`) and waits until they
@@ -161,6 +164,14 @@ export async function applyKubevmCrds(client: KubeClient, fieldManager: string, 
     }
   }
   for (const name of names) {
-    await eventually(`CRD ${name} established`, 30_000, async () => ((await crds.find(name))?.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'));
+    let crd: CrdObject | undefined;
+    await eventually(`CRD ${name} established`, 30_000, async () => ((crd = await crds.find(name))?.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'));
+    // Established is not yet served: a new CRD's storage answers 429 ("storage is (re)initializing")
+    // to lists and watches for a while, which sends a suite's informers into their back-off.
+    const spec = crd?.spec;
+    const version = spec?.versions?.find((v) => v.storage)?.name;
+    if (!spec?.group || !spec.names?.plural || !version) throw new Error(`CRD ${name} has no group, plural or storage version`);
+    const served = client.resource<KubeObject>({ group: spec.group, version, resource: spec.names.plural, kind: spec.names.kind ?? '', namespaced: spec.scope === 'Namespaced' });
+    await eventually(`CRD ${name} served (a list answers)`, 60_000, async () => (await served.list({ limit: 1, resourceVersion: '0' }), true));
   }
 }
