@@ -16,6 +16,7 @@ import { parseAllDocuments } from 'yaml';
 import { API_RESOURCES, findResource } from '../../runtime/api/index.js';
 import { clone, invalidCases, validManifests } from '../support/api-manifests.js';
 import { eventually } from '../support/eventually.js';
+import { clusterClient, waitForCrdsServed } from './runtime-support.js';
 
 jest.setTimeout(180_000);
 
@@ -93,7 +94,8 @@ beforeAll(async () => {
   // Dry run first, so a CRD the API server refuses is reported as such, then install for real.
   dryRunOutput = await kubectlOk(['apply', '--dry-run=server', '-f', crdDir]);
   await kubectlOk(['apply', '--server-side', '--force-conflicts', '--field-manager=kubevm-crds-test', '-f', crdDir]);
-  await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', ...crdNames.map((name) => `crd/${name}`)]);
+  // Not `kubectl wait`: it fails at once on a CRD too new to have conditions.
+  await waitForCrdsServed(clusterClient(), crdNames);
   await kubectlOk(['create', 'namespace', namespace]);
 });
 

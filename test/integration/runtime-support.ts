@@ -163,11 +163,21 @@ export async function applyKubevmCrds(client: KubeClient, fieldManager: string, 
       names.push(name);
     }
   }
+  await waitForCrdsServed(client, names);
+}
+
+/**
+ * Waits until each named CRD is Established and its resource answers a list. A CRD created a
+ * moment ago has `status.conditions: null`, which `kubectl wait --for=condition=...` reports as an
+ * error instead of waiting. Established is not yet served either: a new CRD's storage answers 429
+ * ("storage is (re)initializing") to lists and watches for a while, which sends a suite's
+ * informers into their back-off.
+ */
+export async function waitForCrdsServed(client: KubeClient, names: readonly string[]): Promise<void> {
+  const crds = client.resource<CrdObject>(crdDescriptor);
   for (const name of names) {
     let crd: CrdObject | undefined;
     await eventually(`CRD ${name} established`, 30_000, async () => ((crd = await crds.find(name))?.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'));
-    // Established is not yet served: a new CRD's storage answers 429 ("storage is (re)initializing")
-    // to lists and watches for a while, which sends a suite's informers into their back-off.
     const spec = crd?.spec;
     const version = spec?.versions?.find((v) => v.storage)?.name;
     if (!spec?.group || !spec.names?.plural || !version) throw new Error(`CRD ${name} has no group, plural or storage version`);
