@@ -116,6 +116,12 @@ export interface LauncherConnectionsOptions {
 
 const defaultRetryDelayMs = { first: 200, longest: 2000 };
 
+/** A dial that failed because the pod's directory or the launcher's socket is not there, or not listening, yet. */
+function notUpYet(error: Error): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ECONNREFUSED' || /\b(ENOENT|ECONNREFUSED)\b/.test(error.message);
+}
+
 /** A retry's delay after `failures` failures (1 or more): the first delay, doubled per failure up to the longest. */
 export function retryDelay(delays: { first: number; longest: number }, failures: number): number {
   return Math.min(delays.longest, delays.first * 2 ** Math.min(Math.max(failures - 1, 0), 20));
@@ -248,8 +254,10 @@ export class LauncherConnections {
         entry.dialing = false;
         if (entry.closed) return;
         const failure = error instanceof Error ? error : new Error(String(error));
-        // Once per distinct reason: a launcher not up yet fails the same way many times.
-        if (failure.message !== entry.lastError) log.warn({ err: failure.message, socket: socketPath }, 'cannot attach to launcher');
+        // Once per distinct reason: a launcher not up yet fails the same way many times. The handler
+        // dials as soon as the pod is bound to its node, before the kubelet has made the pod's
+        // directory and the launcher its socket: that is routine, anything else is worth a warning.
+        if (failure.message !== entry.lastError) log[notUpYet(failure) ? 'debug' : 'warn']({ err: failure.message, socket: socketPath }, 'cannot attach to launcher');
         this.retry(key, entry, failure);
         // A refused socket (a link, another owner) gets retries only: nothing a pod does in its
         // directory makes the handler dial sooner.

@@ -12,6 +12,7 @@ import { patchStatusIfChanged } from '../runtime/status.js';
 import { OwnWrites } from '../runtime/own-writes.js';
 import { VMI_STATUS_FIELDS, VMI_STATUS_FIELD_MANAGER } from '../runtime/contracts/vmi-status.js';
 import type { DomainState, DomainStateCache } from './domain-state.js';
+import { earlyHandoverStatus } from './early-handover.js';
 import type { LauncherConnections, LauncherSession } from './launcher-connections.js';
 import { computeVmiStatus, isHandledPhase } from './vmi-status.js';
 import { pauseWish, resetRequestAnnotation, softRebootRequestAnnotation } from '../runtime/vmi-requests.js';
@@ -179,6 +180,30 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
     }
   }
 
+  /**
+   * A VMI still Scheduling whose launcher pod is on this node: attach to the launcher now, and once
+   * its guest runs, write Running (early-handover.ts). Nothing is forwarded to the launcher yet: it
+   * starts its guest itself (launcher-pod.ts, autostart); the user's intents wait for Running.
+   */
+  async function earlyHandover(key: string, vmi: VirtualMachineInstance, podUid: string, ctx: ReconcileContext): Promise<void> {
+    connections.ensure(key, podUid);
+    const cachedDomain = domains.get(key);
+    const status = earlyHandoverStatus(vmi, nodeName, cachedDomain?.podUid === podUid ? cachedDomain : undefined);
+    if (!status) return;
+    const writeStarted = Date.now();
+    const { written, object } = await patchStatusIfChanged(vmis, vmi, status, {
+      owned: VMI_STATUS_FIELDS['node-handler'],
+      writer: 'the node handler',
+      fieldManager,
+      signal: ctx.signal,
+    });
+    if (written) {
+      ownWrites.record(key, object.metadata?.resourceVersion);
+      ctx.log.info({ phase: status.phase, handover: 'early', writeMs: Date.now() - writeStarted }, 'status updated');
+      for (const event of statusTransitionEvents(vmi.status, status)) options.events?.record(vmi, event.type, event.reason, event.message);
+    }
+  }
+
   return async (key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> => {
     const cached = informer.get(key);
     const incoming = options.holdsIncoming?.(key) === true;
@@ -193,6 +218,7 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
       return;
     }
     const podUid = activePodOnNode(cached, nodeName);
+    if (podUid && cached.status?.phase === 'Scheduling') return earlyHandover(key, cached, podUid, ctx);
     if (!podUid || !isHandledPhase(cached.status?.phase)) {
       // Not (or no longer) ours to drive: final phase, not yet scheduled, or moved away.
       if (connections.keys().includes(key) && !incoming) {

@@ -101,9 +101,15 @@ export function statusPatch(current: Record<string, unknown> | undefined, comput
   return ops;
 }
 
+/**
+ * The API server's whole answer to a JSON patch it could not apply, a failed test among them: 422
+ * Invalid with this message and no details (a schema refusal names its fields instead).
+ */
+const PATCH_NOT_APPLIED = 'the server rejected our request due to an error in our request';
+
 /** A refused guarded write: 409 Conflict, or 422 from a JSON patch test that failed. */
 export function isRefusedWrite(err: unknown): boolean {
-  return isConflict(err) || (err instanceof ApiError && err.code === 422 && /test/i.test(err.message));
+  return isConflict(err) || (err instanceof ApiError && err.code === 422 && (/\btest/i.test(err.message) || err.message.endsWith(PATCH_NOT_APPLIED)));
 }
 
 /**

@@ -192,7 +192,7 @@ export function milestones(observed: Observed, runtime: RuntimeTimes, launcher: 
   add('launcher listening', launcher.listening, 'work', 'the launcher takes its VMI, serves its command socket');
   add('pod Ready (seen)', observed.podReady, 'wait', 'kubelet relist sees the containers running, then writes pod status');
   add('VMI Scheduled (seen)', observed.vmiScheduled, 'api', 'VMI controller writes Scheduled');
-  add('node handler attached', nodeHandler.attached, 'wait', 'node handler sees the VMI Scheduled, dials the launcher (again when its socket appears; retries underneath)');
+  add('node handler attached', nodeHandler.attached, 'wait', 'node handler sees the VMI on its node (written when the pod was bound), dials the launcher (again when its socket appears; retries underneath)');
   add('node handler: start sent', nodeHandler.startSent, 'work', 'node handler reconciles the VMI with the launcher attached');
   add('launcher: start command', launcher.startCommand, 'work', 'the start command reaches the launcher');
   add('image copies done', launcher.copiesDone, 'work', 'the launcher waits for the image copies beside it');

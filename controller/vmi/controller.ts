@@ -22,7 +22,7 @@ import { isFinal } from '../vm/run-strategy.js';
 import type { LauncherPodConfig } from './launcher-pod.js';
 import { CREATED_BY_LABEL, launcherPodName, renderLauncherPod } from './launcher-pod.js';
 import type { SyncFailure } from './status.js';
-import { computeVMIStatus, isPodDown, podFailureMessage } from './status.js';
+import { bindWaitMs, computeVMIStatus, isPodDown, podFailureMessage } from './status.js';
 import type { ConditionInput } from '../../runtime/conditions.js';
 import { LIVE_MIGRATABLE, liveMigratableCondition } from '../migration/live-migratable.js';
 import { MIGRATION_JOB_LABEL } from '../migration/target-pod.js';
@@ -200,7 +200,11 @@ export class VMIController {
       if (facts.missing.length === 0) liveMigratable = liveMigratableCondition(vmi, (claim) => facts.accessModes.get(claim));
     }
     const migrationTargets = owned.filter((p) => p !== pod && isMigrationTarget(p));
-    const status = computeVMIStatus({ vmi, pod, migrationTargets, liveMigratable, failure, now: this.now() });
+    const now = this.now();
+    const status = computeVMIStatus({ vmi, pod, migrationTargets, liveMigratable, failure, now });
+    // A pod waiting for the scheduler: its binding is an event; a scheduler that says nothing is not.
+    const bindWait = bindWaitMs(vmi, pod, now);
+    if (bindWait !== undefined) result = { requeueAfter: bindWait };
     const { written, object } = await patchStatusIfChanged(this.vmiClient, vmi, status, {
       owned: VMI_STATUS_FIELDS.controller,
       writer: 'the controller',

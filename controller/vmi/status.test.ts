@@ -2,7 +2,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { VirtualMachineInstance } from '../api.js';
 import { statusEqual, statusPatch } from '../../runtime/status.js';
 import { VMI_STATUS_FIELDS } from '../../runtime/contracts/vmi-status.js';
-import { computeVMIStatus, isPodDown, podFailureMessage } from './status.js';
+import { BIND_GRACE_MS, bindWaitMs, computeVMIStatus, isPodDown, podFailureMessage } from './status.js';
 import { currentLauncherPod } from './controller.js';
 
 const now = new Date('2026-11-22T20:00:00Z');
@@ -46,10 +46,31 @@ describe('computeVMIStatus (the controller-owned phases)', () => {
     expect(status.activePods).toBeUndefined();
   });
 
-  test('progress inside Scheduling (pod bound, image being pulled) changes nothing: no write', () => {
+  test('the first write waits for the pod to be bound, and says its node (BIND_GRACE_MS at most)', () => {
+    const created = { creationTimestamp: '2026-11-22T20:00:00Z' } as unknown as V1Pod['metadata'];
+    const fresh = { ...pod(), metadata: { ...pod().metadata, ...created } };
+    const soon = new Date(now.getTime() + 300);
+    expect(bindWaitMs(vmi(), fresh, soon)).toBe(BIND_GRACE_MS - 300);
+    expect(computeVMIStatus({ vmi: vmi(), pod: fresh, failure: undefined, now: soon })).toEqual({});
+    // Bound: Scheduling with the node, so that the node handler there attaches now.
+    const bound = { ...pod({ nodeName: 'node1', scheduled: { status: 'True' } }), metadata: fresh.metadata };
+    expect(bindWaitMs(vmi(), bound, soon)).toBeUndefined();
+    const status = computeVMIStatus({ vmi: vmi(), pod: bound, failure: undefined, now: soon });
+    expect(status).toMatchObject({ phase: 'Scheduling', nodeName: 'node1', activePods: { 'pod-uid': 'node1' }, launcherContainerImageVersion: 'kubevm/launcher:1' });
+    // Unschedulable (the scheduler said so), or a scheduler silent for the grace: Scheduling on no node.
+    const refused = { ...pod({ scheduled: { status: 'False', reason: 'Unschedulable' } }), metadata: fresh.metadata };
+    expect(bindWaitMs(vmi(), refused, soon)).toBeUndefined();
+    expect(computeVMIStatus({ vmi: vmi(), pod: refused, failure: undefined, now: soon }).nodeName).toBeUndefined();
+    expect(bindWaitMs(vmi(), fresh, new Date(now.getTime() + BIND_GRACE_MS))).toBeUndefined();
+    expect(computeVMIStatus({ vmi: vmi(), pod: fresh, failure: undefined, now: later }).phase).toBe('Scheduling');
+  });
+
+  test('progress inside Scheduling (image being pulled) changes nothing; a late bind records the node', () => {
     const scheduling = computeVMIStatus({ vmi: vmi(), pod: pod(), failure: undefined, now });
     const bound = computeVMIStatus({ vmi: vmi(scheduling), pod: pod({ nodeName: 'node1', scheduled: { status: 'True' }, ready: false }), failure: undefined, now: later });
-    expect(statusEqual(bound, scheduling)).toBe(true);
+    expect(bound).toMatchObject({ phase: 'Scheduling', nodeName: 'node1', activePods: { 'pod-uid': 'node1' } });
+    const pulling = computeVMIStatus({ vmi: vmi(bound), pod: pod({ nodeName: 'node1', scheduled: { status: 'True' }, ready: false, waiting: { reason: 'ContainerCreating' } }), failure: undefined, now: later });
+    expect(statusEqual(pulling, bound)).toBe(true);
   });
 
   test('a ready pod makes the VMI Scheduled with nodeName, activePods and the launcher image: the second write', () => {

@@ -5,14 +5,19 @@
 // (PodScheduled, Synchronized) or say whether the VMI can migrate (LiveMigratable). From Scheduled on the node
 // handler owns the phase and the conditions; the controller only notices a launcher pod that is gone.
 //
-// Writes per VMI are a measured figure: from creation to Running the controller writes twice
-// (Scheduling when it creates the pod, Scheduled when the pod is ready), so nothing that merely
-// progresses inside a phase (the pod being bound to a node, images being pulled) changes the status.
+// Writes per VMI are a measured figure: from creation to Running the controller writes at most
+// twice. The first write waits for the launcher pod to be bound (a few milliseconds after its
+// creation; BIND_GRACE_MS at most, or until the scheduler says it cannot): Scheduling with the
+// pod's node (nodeName, activePods, launcherContainerImageVersion), so the node handler there
+// attaches to the launcher at once. The second is Scheduled, when the kubelet reports the pod
+// ready, unless the node handler has reported the guest Running first: it takes a Scheduling VMI
+// on its node straight to Running (ADR 0008), and the kubelet's Ready waits for its next relist.
+// Nothing else that progresses inside a phase (images being pulled) changes the status.
 import type { V1Pod } from '@kubernetes/client-node';
 import type { VirtualMachineInstance, VirtualMachineInstanceStatus, VMIPhase } from '../api.js';
 import { formatConditionTime, removeCondition, setCondition } from '../../runtime/conditions.js';
 import type { ConditionInput } from '../../runtime/conditions.js';
-import { VMI_CONDITION_ORDER } from '../../runtime/contracts/vmi-conditions.js';
+import { VMI_CONDITION_ORDER, VmiConditionType } from '../../runtime/contracts/vmi-conditions.js';
 import { COMPUTE_CONTAINER } from './launcher-pod.js';
 
 /** Something that kept the controller from progressing the VMI this pass. */
@@ -38,6 +43,22 @@ function podCondition(pod: V1Pod, type: string): { status?: string; reason?: str
 
 export function isPodReady(pod: V1Pod): boolean {
   return pod.status?.phase === 'Running' && podCondition(pod, 'Ready')?.status === 'True';
+}
+
+/** How long a new launcher pod may wait for the scheduler before the VMI says Scheduling without a node. */
+export const BIND_GRACE_MS = 2000;
+
+/**
+ * The milliseconds left before the VMI's first write, while its new launcher pod waits for the
+ * scheduler (not bound, no PodScheduled condition yet); undefined when there is nothing to wait for.
+ */
+export function bindWaitMs(vmi: VirtualMachineInstance, pod: V1Pod | undefined, now: Date): number | undefined {
+  const phase = vmi.status?.phase ?? '';
+  if (!pod || (phase !== '' && phase !== 'Pending') || vmi.metadata?.deletionTimestamp) return undefined;
+  if (pod.spec?.nodeName || podCondition(pod, 'PodScheduled') || isPodDown(pod)) return undefined;
+  const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp).getTime() : NaN;
+  const left = created + BIND_GRACE_MS - now.getTime();
+  return left > 0 ? left : undefined;
 }
 
 /** An image pull failure of the launcher or a containerDisk, as the kubelet reports it. */
@@ -123,6 +144,8 @@ export function computeVMIStatus({ vmi, pod, migrationTargets = [], liveMigratab
   };
 
   const deleting = Boolean(vmi.metadata?.deletionTimestamp);
+  // The pod was just created: its node comes with the first write (the controller requeues).
+  if (bindWaitMs(vmi, pod, now) !== undefined) return next;
   switch (phase) {
     case '':
     case 'Pending':
@@ -162,13 +185,13 @@ export function computeVMIStatus({ vmi, pod, migrationTargets = [], liveMigratab
     const scheduled = pod ? podCondition(pod, 'PodScheduled') : undefined;
     if (scheduled?.status === 'False') {
       set({
-        type: 'PodScheduled',
+        type: VmiConditionType.PodScheduled,
         status: 'False',
         reason: scheduled.reason ?? 'Unschedulable',
         message: `${scheduled.message ?? 'the launcher pod cannot be scheduled'}; check the VM's nodeSelector, affinity, tolerations and resource requests against the nodes`,
       });
     } else {
-      remove('PodScheduled');
+      remove(VmiConditionType.PodScheduled);
     }
     const podFailed = pod && isPodDown(pod) && !pod.metadata?.deletionTimestamp ? { reason: 'PodFailed', message: podFailureMessage(pod) } : undefined;
     const problem = failure ?? (pod ? (imagePullFailure(pod) ?? podFailed) : undefined);
@@ -176,18 +199,20 @@ export function computeVMIStatus({ vmi, pod, migrationTargets = [], liveMigratab
     else remove('Synchronized');
   } else if (nowPhase === 'Scheduled' && phase !== 'Scheduled') {
     // Handing over to the node handler: the start-up problems are over.
-    remove('PodScheduled');
+    remove(VmiConditionType.PodScheduled);
     remove('Synchronized');
   }
   // Written once, while the conditions are still the controller's; the node handler carries it.
   if (liveMigratable && (phase === '' || phase === 'Pending' || phase === 'Scheduling')) set(liveMigratable);
   if (conditions.length > 0 || current.conditions) next.conditions = conditions;
 
-  // activePods and the launcher image are recorded when the pod is on its node (Scheduled), which
-  // is when the node handler needs them; recording an unbound pod would cost a write per bind.
+  // nodeName, activePods and the launcher image are recorded once the pod is on a node: with the
+  // first write (above), or, for a pod the scheduler took longer over, when it is bound. The node
+  // handler there watches the VMIs whose nodeName is its node.
   // A migration's target pod is active too once it is on its node (its node handler prepares it);
   // when the migration has handed the VMI to it, it is the pod and its node the VMI's node.
-  if (pod && pod.spec?.nodeName && (next.phase === 'Scheduled' || next.phase === 'Running')) {
+  if (pod && pod.spec?.nodeName && !isPodDown(pod) && next.phase === 'Scheduling') next.nodeName = pod.spec.nodeName;
+  if (pod && pod.spec?.nodeName && (next.phase === 'Scheduling' || next.phase === 'Scheduled' || next.phase === 'Running')) {
     const uid = pod.metadata?.uid;
     if (next.phase === 'Running' && current.nodeName && current.nodeName !== pod.spec.nodeName) next.nodeName = pod.spec.nodeName;
     if (uid) {

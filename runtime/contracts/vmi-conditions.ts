@@ -7,6 +7,8 @@ export const VmiConditionType = {
   Ready: 'Ready',
   Paused: 'Paused',
   AgentConnected: 'AgentConnected',
+  /** The controller's, until Scheduled: why the launcher pod is not on a node yet. */
+  PodScheduled: 'PodScheduled',
   /** KubeVirt's virt-handler reports launcher/sync failures on this condition. */
   Synchronized: 'Synchronized',
   /** kubevm's own: whether the guest runs with KVM or under TCG software emulation. */

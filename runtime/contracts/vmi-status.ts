@@ -4,17 +4,22 @@
 // (runtime/status.ts `patchStatusIfChanged`). Fields two writers share (the phase and the
 // conditions) change hands with the phase: the controller drives a VMI until its launcher pod is on
 // a node (Scheduled), the node handler from then on; each tests the value it read, so a write that
-// lost a race is refused instead of overwriting newer facts.
+// lost a race is refused instead of overwriting newer facts. The controller records the pod's node
+// (nodeName, activePods) as soon as the pod is bound, with Scheduling; the handler of that node may
+// take a Scheduling VMI straight to Running when its launcher's guest runs before the kubelet has
+// reported the pod ready (node-handler/early-handover.ts); whichever of that and the controller's
+// Scheduled comes second is refused by its test of the phase, or finds nothing to change.
 //
 //   status field                     controller                                 node handler
-//   phase, phaseTransitionTimestamps '' → Pending → Scheduling → Scheduled;      Scheduled → Running → Succeeded | Failed
-//                                    Failed when the launcher pod is gone
+//   phase, phaseTransitionTimestamps '' → Pending → Scheduling → Scheduled;      Scheduled | Scheduling (on its node, the
+//                                    Failed when the launcher pod is gone       guest running) → Running → Succeeded | Failed
 //   reason                           why it failed (PodMissing, PodFailed, ...)  —
 //   conditions                       Ready, PodScheduled, Synchronized until      Ready, Paused, AgentConnected, Synchronized,
-//                                    Scheduled; LiveMigratable, once, before    kubevm.io/Emulation from Scheduled on
+//                                    Scheduled; LiveMigratable, once, before    kubevm.io/Emulation from the hand-over on
 //                                    then (the handler carries it)
-//   nodeName, activePods,            yes (a migration's target pod is active    —
-//   launcherContainerImageVersion    too; on completion the VMI moves to it)
+//   nodeName, activePods,            yes, once the pod is bound (a migration's  —
+//   launcherContainerImageVersion    target pod is active too; on completion
+//                                    the VMI moves to it)
 //   interfaces, guestOSInfo,         —                                          yes
 //   fsFreezeStatus
 //   migrationState                   —                                          yes: the target's handler starts it (the

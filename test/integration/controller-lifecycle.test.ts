@@ -412,6 +412,9 @@ describe('on the real kubelet', () => {
     vm.spec.template.spec.volumes = [{ name: 'root', emptyDisk: { capacity: '1Gi' } }];
     const vmiWrites = () => requestCount((l) => l['resource'] === 'virtualmachineinstances' && (l['verb'] === 'UPDATE' || l['verb'] === 'PATCH'));
     const podWrites = () => requestCount((l) => l['resource'] === 'pods' && (l['verb'] === 'UPDATE' || l['verb'] === 'PATCH'));
+    // The counts are the API server's, for all VMIs: the earlier tests' VMIs whose pods no scheduler
+    // binds get their first write BIND_GRACE_MS after their pod's creation; wait for those first.
+    await eventually('every other VMI past its first status write', 30_000, async () => (await vmis().list({ namespace })).items.every((v) => Boolean(v.status?.phase)));
     const [vmiBefore, podBefore] = [await vmiWrites(), await podWrites()];
     await vms().create(vm);
 

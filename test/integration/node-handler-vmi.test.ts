@@ -18,6 +18,8 @@ import { LauncherConnections, launcherSocketPath } from '../../node-handler/laun
 import type { LauncherDialer, LauncherSession, LauncherSessionHandlers } from '../../node-handler/launcher-connections.js';
 import { nodeVmiSelector, pauseRequestAnnotation, softRebootRequestAnnotation, vmiHandlerReconcile } from '../../node-handler/vmi-handler.js';
 import type { VirtualMachineInstance } from '../../node-handler/vmi-handler.js';
+import { isRefusedWrite, patchStatusIfChanged } from '../../runtime/status.js';
+import { VMI_STATUS_FIELDS } from '../../runtime/contracts/vmi-status.js';
 import { applyKubevmCrds, clusterClient, createTestNamespace, requireCluster } from './runtime-support.js';
 import { eventually } from '../support/eventually.js';
 import { deleteNamespaceWithoutController } from './kubevm-namespace.js';
@@ -283,5 +285,60 @@ describe('node handler VMI loop with the real API server', () => {
     expect(condition(await getVmi('vm1'), 'Ready')).toMatchObject({ status: 'False', reason: 'Shutoff' });
     // Final: the handler lets go of the launcher.
     await eventually('the handler to detach', 15_000, () => !launcher.attached);
+  });
+
+  it('takes a VMI still Scheduling on its node to Running in one write when the guest runs before the kubelet reports the pod', async () => {
+    const running = handler as RunningHandler;
+    const vmis = client.resource<VirtualMachineInstance>(vmiResource);
+    const earlyPod = randomUUID();
+    const early = new StandInLauncher();
+    launchers.set(launcherSocketPath(podsDir, earlyPod), early);
+    const created = await vmis.create({
+      apiVersion: 'kubevirt.io/v1',
+      kind: 'VirtualMachineInstance',
+      metadata: { name: 'early', namespace, finalizers: ['kubevm.io/node-handler-test'] },
+      spec: { terminationGracePeriodSeconds: 7, domain: { devices: {}, resources: { requests: { memory: '64Mi' } } } },
+    });
+    const writes = await statusWrites();
+    // As the controller's first write leaves it once the pod is bound: Scheduling, on this node.
+    await vmis.replaceStatus({
+      ...created,
+      status: {
+        phase: 'Scheduling',
+        nodeName,
+        activePods: { [earlyPod]: nodeName },
+        phaseTransitionTimestamps: [{ phase: 'Scheduling', phaseTransitionTimestamp: new Date().toISOString().slice(0, 19) + 'Z' }],
+        conditions: [{ type: 'Ready', status: 'False', reason: 'GuestNotRunning', message: 'Guest VM is not reported as running', lastProbeTime: null, lastTransitionTime: new Date().toISOString().slice(0, 19) + 'Z' }],
+      },
+    });
+    await eventually('the handler to attach to the launcher', 15_000, () => early.attached);
+    // The launcher starts its guest itself (autostart): it is told nothing, and nothing is written
+    // before the guest runs, periodic resyncs included.
+    await afterResync(running, 'early');
+    expect(await statusWrites()).toBe(writes);
+    early.emit({ phase: 'Running', accelerator: 'tcg' });
+    await eventually('VMI Running', 15_000, async () => (await getVmi('early')).status?.phase === 'Running');
+    const vmi = await getVmi('early');
+    expect(vmi.status?.phaseTransitionTimestamps?.map((t) => t.phase)).toEqual(['Scheduling', 'Scheduled', 'Running']);
+    expect(condition(vmi, 'Ready')).toMatchObject({ status: 'True' });
+    expect(vmi.status).toMatchObject({ nodeName, activePods: { [earlyPod]: nodeName } });
+    await afterResync(running, 'early');
+    expect(await statusWrites()).toBe(writes + 1);
+    expect(early.calls).toEqual([]);
+  });
+
+  it('a status write computed from an outdated VMI is refused by the API server, and counted as such', async () => {
+    const vmis = client.resource<VirtualMachineInstance>(vmiResource);
+    const conflicts = await statusOutcomes('conflict');
+    const current = await getVmi('early');
+    // What a controller holding the VMI as it was at Scheduling would write: Scheduled.
+    const outdated = { ...current, status: { ...current.status, phase: 'Scheduling' as const } };
+    const error = await patchStatusIfChanged(vmis, outdated, { ...outdated.status, phase: 'Scheduled' }, { owned: VMI_STATUS_FIELDS.controller, writer: 'test' }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(isRefusedWrite(error)).toBe(true);
+    expect(await statusOutcomes('conflict')).toBe(conflicts + 1);
+    expect((await getVmi('early')).status?.phase).toBe('Running');
   });
 });

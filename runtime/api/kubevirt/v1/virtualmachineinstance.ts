@@ -58,7 +58,8 @@ export type VirtualMachineInstanceSpec = z.infer<typeof VirtualMachineInstanceSp
 export const VirtualMachineInstancePhase = z
   .enum(['Pending', 'Scheduling', 'Scheduled', 'Running', 'Succeeded', 'Failed', 'WaitingForSync', 'Unknown'])
   .describe(
-    'Where the VMI is in its lifecycle: Pending (accepted, no pod yet), Scheduling (pod created), Scheduled (pod on a node), ' +
+    'Where the VMI is in its lifecycle: Pending (accepted, no pod yet), Scheduling (pod created; its node recorded once bound), ' +
+      'Scheduled (pod ready on its node; kubevm goes past it in the same write when the guest runs first), ' +
       'Running, Succeeded (the guest shut down), Failed, WaitingForSync (migration target), Unknown.',
   );
 export type VirtualMachineInstancePhase = z.infer<typeof VirtualMachineInstancePhase>;
@@ -162,7 +163,7 @@ export const VirtualMachineInstanceStatus = z
   .strictObject({
     phase: VirtualMachineInstancePhase.optional(),
     reason: z.string().optional().describe('A brief CamelCase reason for the phase, e.g. NodeUnresponsive.'),
-    nodeName: z.string().optional().describe('The node the VM runs on.'),
+    nodeName: z.string().optional().describe('The node the VM runs on: set once its launcher pod is bound to a node.'),
     conditions: z.array(VirtualMachineInstanceCondition).optional().describe('The conditions of the VMI.'),
     phaseTransitionTimestamps: z.array(VirtualMachineInstancePhaseTransitionTimestamp).optional().describe('When the VMI entered each phase.'),
     interfaces: z.array(VirtualMachineInstanceNetworkInterface).optional().describe('The observed network interfaces.'),
