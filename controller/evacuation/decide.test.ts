@@ -74,6 +74,11 @@ describe('decideEvacuation', () => {
     expect(decide(vmi(), [migration('mine', undefined, 1, { evacuation: false })])).toMatchObject({ action: 'wait' });
   });
 
+  it('waits for a guest that is not running yet (the VMI names its node from the pod binding on)', () => {
+    expect(decide(vmi({ phase: 'Scheduling' }))).toMatchObject({ action: 'wait' });
+    expect(decide(vmi({ phase: 'Scheduled' }))).toMatchObject({ action: 'wait' });
+  });
+
   it("waits while a previous migration's pods are still going", () => {
     expect(decide(vmi(), [], 2)).toMatchObject({ action: 'wait' });
   });

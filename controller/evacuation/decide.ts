@@ -62,6 +62,9 @@ export function decideEvacuation({ vmi, clusterDefault, migrations, livePods, no
   if (vmi.status?.nodeName !== node) return { action: 'nothing', why: `the VMI has left node ${node}` };
   if (!migratesOnEviction(effectiveEvictionStrategy(vmi, clusterDefault), vmi)) return { action: 'nothing', why: 'its eviction strategy does not migrate it' };
   if (!isLiveMigratable(vmi)) return { action: 'nothing', why: 'the VMI is not live-migratable' };
+  // The VMI records its node from the pod's binding (ADR 0017): a drain can mark one whose guest
+  // does not run yet. Only a running guest can migrate; its Running is the next pass.
+  if (phase !== 'Running') return { action: 'wait', why: `the VMI is ${phase || 'not running'} yet` };
   const inFlight = migrations.find((m) => !finished(m));
   if (inFlight) return { action: 'wait', why: `migration ${inFlight.metadata?.name ?? ''} is in flight` };
   if (livePods > 1) return { action: 'wait', why: 'the pods of a previous migration are still going' };
