@@ -154,9 +154,13 @@ beforeAll(async () => {
   await kubectl(env, ['-n', 'kubevirt', 'patch', 'kubevirts', kubevirt.metadata.name, '--type', 'merge', '-p', JSON.stringify({ spec: { configuration: { permittedHostDevices: { pciHostDevices: [{ pciVendorSelector: '1af4:1000', resourceName: FAKE_DEVICE, externalResourceProvider: true }] } } } })]);
   await createSmallVm(client, namespace, VM, 'Always');
   await runningVmiUid(client, namespace, VM);
-  const pods = await client.resource<KubeObject & { status?: { phase?: string } }>(coreResources.pods).list({ namespace, labelSelector: 'kubevirt.io=virt-launcher' });
-  pod = pods.items.find((p) => p.status?.phase === 'Running')?.metadata?.name ?? '';
-  expect(pod).not.toBe('');
+  // The VMI can be Running before the kubelet reports its pod Running (ADR 0017); exec and attach
+  // need the kubelet to know the container runs.
+  await eventually('the launcher pod Running', 60_000, async () => {
+    const pods = await client.resource<KubeObject & { status?: { phase?: string } }>(coreResources.pods).list({ namespace, labelSelector: 'kubevirt.io=virt-launcher' });
+    pod = pods.items.find((p) => p.status?.phase === 'Running')?.metadata?.name ?? '';
+    return pod !== '';
+  });
   // Aggregation into edit/admin is asynchronous (the clusterrole-aggregation controller).
   await eventually('kubevirt.io:edit aggregated into edit', 30_000, async () => (await as('editor', ['auth', 'can-i', 'create', 'virtualmachines.kubevirt.io'])).output.trim() === 'yes');
 }, 300_000);
