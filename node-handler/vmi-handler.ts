@@ -190,6 +190,11 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
     const cachedDomain = domains.get(key);
     const status = earlyHandoverStatus(vmi, nodeName, cachedDomain?.podUid === podUid ? cachedDomain : undefined);
     if (!status) return;
+    await writeStatus(key, vmi, status, ctx, { handover: 'early' });
+  }
+
+  /** Writes the handler's part of the status if it changed, with its events; logged with `fields`. */
+  async function writeStatus(key: string, vmi: VirtualMachineInstance, status: NonNullable<VirtualMachineInstance['status']>, ctx: ReconcileContext, fields: Record<string, string> = {}): Promise<void> {
     const writeStarted = Date.now();
     const { written, object } = await patchStatusIfChanged(vmis, vmi, status, {
       owned: VMI_STATUS_FIELDS['node-handler'],
@@ -199,7 +204,7 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
     });
     if (written) {
       ownWrites.record(key, object.metadata?.resourceVersion);
-      ctx.log.info({ phase: status.phase, handover: 'early', writeMs: Date.now() - writeStarted }, 'status updated');
+      ctx.log.info({ phase: status.phase, ...fields, writeMs: Date.now() - writeStarted }, 'status updated');
       for (const event of statusTransitionEvents(vmi.status, status)) options.events?.record(vmi, event.type, event.reason, event.message);
     }
   }
@@ -249,18 +254,7 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
       const migrationState = await options.migrationSource.migrationState(key, vmi, podUid, session);
       if (migrationState) status.migrationState = migrationState;
     }
-    const writeStarted = Date.now();
-    const { written, object } = await patchStatusIfChanged(vmis, vmi, status, {
-      owned: VMI_STATUS_FIELDS['node-handler'],
-      writer: 'the node handler',
-      fieldManager,
-      signal: ctx.signal,
-    });
-    if (written) {
-      ownWrites.record(key, object.metadata?.resourceVersion);
-      ctx.log.info({ phase: status.phase, writeMs: Date.now() - writeStarted }, 'status updated');
-      for (const event of statusTransitionEvents(vmi.status, status)) options.events?.record(vmi, event.type, event.reason, event.message);
-    }
+    await writeStatus(key, vmi, status, ctx);
     if (domain && (domain.phase === 'Shutoff' || domain.phase === 'Failed')) {
       startSent.delete(podUid);
       shutdownSent.delete(podUid);
