@@ -1,4 +1,4 @@
-// The early hand-over (runtime/contracts/vmi-status.ts, ADR 0008): the controller writes a VMI's
+// The early hand-over (runtime/contracts/vmi-status.ts, ADR 0017): the controller writes a VMI's
 // node with Scheduling, as soon as its launcher pod is bound, and Scheduled only once the kubelet
 // reports the pod ready, which waits for the kubelet's next relist (it sees a container start up to
 // a second late). The handler of that node attaches to the launcher as soon as the VMI names its
@@ -8,7 +8,7 @@
 // controller's Scheduled came in between.
 import type { VirtualMachineInstanceStatus } from '../runtime/api/index.js';
 import { formatConditionTime, removeCondition } from '../runtime/conditions.js';
-import { VMI_CONDITION_ORDER, VmiConditionType } from '../runtime/contracts/vmi-conditions.js';
+import { START_UP_CONDITIONS, VMI_CONDITION_ORDER } from '../runtime/contracts/vmi-conditions.js';
 import type { DomainState } from './domain-state.js';
 import type { VirtualMachineInstance } from './vmi-handler.js';
 import { computeVmiStatus } from './vmi-status.js';
@@ -26,8 +26,7 @@ export function earlyHandoverStatus(vmi: VirtualMachineInstance, nodeName: strin
   const options = { now, order: VMI_CONDITION_ORDER };
   // The controller's start-up explanations end with Scheduled, as in its own hand-over.
   let conditions = current.conditions ?? [];
-  conditions = removeCondition(conditions, VmiConditionType.PodScheduled, options).conditions;
-  conditions = removeCondition(conditions, VmiConditionType.Synchronized, options).conditions;
+  for (const type of START_UP_CONDITIONS) conditions = removeCondition(conditions, type, options).conditions;
   const scheduled: VirtualMachineInstanceStatus = {
     ...structuredClone(current),
     phase: 'Scheduled',

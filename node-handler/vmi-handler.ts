@@ -187,10 +187,15 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
    */
   async function earlyHandover(key: string, vmi: VirtualMachineInstance, podUid: string, ctx: ReconcileContext): Promise<void> {
     connections.ensure(key, podUid);
-    const cachedDomain = domains.get(key);
-    const status = earlyHandoverStatus(vmi, nodeName, cachedDomain?.podUid === podUid ? cachedDomain : undefined);
+    const status = earlyHandoverStatus(vmi, nodeName, domainOf(key, podUid));
     if (!status) return;
     await writeStatus(key, vmi, status, ctx, { handover: 'early' });
+  }
+
+  /** The launcher's last state for the VMI, if it comes from `podUid` (not an earlier pod of the VMI). */
+  function domainOf(key: string, podUid: string): DomainState | undefined {
+    const cached = domains.get(key);
+    return cached?.podUid === podUid ? cached : undefined;
   }
 
   /** Writes the handler's part of the status if it changed, with its events; logged with `fields`. */
@@ -234,8 +239,7 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
     }
     connections.ensure(key, podUid);
     const session = connections.session(key, podUid);
-    const cachedDomain = domains.get(key);
-    const domain = cachedDomain?.podUid === podUid ? cachedDomain : undefined;
+    const domain = domainOf(key, podUid);
     const vmi = structuredClone<VirtualMachineInstance>(cached);
 
     // While the guest migrates away, and once it has, this launcher is told nothing: an unpause of

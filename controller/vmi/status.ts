@@ -17,7 +17,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { VirtualMachineInstance, VirtualMachineInstanceStatus, VMIPhase } from '../api.js';
 import { formatConditionTime, removeCondition, setCondition } from '../../runtime/conditions.js';
 import type { ConditionInput } from '../../runtime/conditions.js';
-import { VMI_CONDITION_ORDER, VmiConditionType } from '../../runtime/contracts/vmi-conditions.js';
+import { START_UP_CONDITIONS, VMI_CONDITION_ORDER, VmiConditionType } from '../../runtime/contracts/vmi-conditions.js';
 import { COMPUTE_CONTAINER } from './launcher-pod.js';
 
 /** Something that kept the controller from progressing the VMI this pass. */
@@ -195,12 +195,11 @@ export function computeVMIStatus({ vmi, pod, migrationTargets = [], liveMigratab
     }
     const podFailed = pod && isPodDown(pod) && !pod.metadata?.deletionTimestamp ? { reason: 'PodFailed', message: podFailureMessage(pod) } : undefined;
     const problem = failure ?? (pod ? (imagePullFailure(pod) ?? podFailed) : undefined);
-    if (problem) set({ type: 'Synchronized', status: 'False', reason: problem.reason, message: problem.message });
-    else remove('Synchronized');
+    if (problem) set({ type: VmiConditionType.Synchronized, status: 'False', reason: problem.reason, message: problem.message });
+    else remove(VmiConditionType.Synchronized);
   } else if (nowPhase === 'Scheduled' && phase !== 'Scheduled') {
     // Handing over to the node handler: the start-up problems are over.
-    remove(VmiConditionType.PodScheduled);
-    remove('Synchronized');
+    for (const type of START_UP_CONDITIONS) remove(type);
   }
   // Written once, while the conditions are still the controller's; the node handler carries it.
   if (liveMigratable && (phase === '' || phase === 'Pending' || phase === 'Scheduling')) set(liveMigratable);
@@ -211,10 +210,9 @@ export function computeVMIStatus({ vmi, pod, migrationTargets = [], liveMigratab
   // handler there watches the VMIs whose nodeName is its node.
   // A migration's target pod is active too once it is on its node (its node handler prepares it);
   // when the migration has handed the VMI to it, it is the pod and its node the VMI's node.
-  if (pod && pod.spec?.nodeName && !isPodDown(pod) && next.phase === 'Scheduling') next.nodeName = pod.spec.nodeName;
   if (pod && pod.spec?.nodeName && (next.phase === 'Scheduling' || next.phase === 'Scheduled' || next.phase === 'Running')) {
     const uid = pod.metadata?.uid;
-    if (next.phase === 'Running' && current.nodeName && current.nodeName !== pod.spec.nodeName) next.nodeName = pod.spec.nodeName;
+    if (next.phase === 'Scheduling' || (next.phase === 'Running' && current.nodeName && current.nodeName !== pod.spec.nodeName)) next.nodeName = pod.spec.nodeName;
     if (uid) {
       const active: Record<string, string> = { [uid]: pod.spec.nodeName };
       for (const target of migrationTargets) {

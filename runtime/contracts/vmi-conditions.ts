@@ -15,6 +15,12 @@ export const VmiConditionType = {
   Emulation: 'kubevm.io/Emulation',
 } as const;
 
+/**
+ * The controller's explanations of a start that has not reached its node yet: removed when the VMI
+ * is handed to its node handler, by the controller's Scheduled or the handler's early hand-over.
+ */
+export const START_UP_CONDITIONS: readonly string[] = [VmiConditionType.PodScheduled, VmiConditionType.Synchronized];
+
 /** The order VMI conditions are kept in; types not listed follow alphabetically. */
 export const VMI_CONDITION_ORDER: readonly string[] = [
   VmiConditionType.Ready,
