@@ -111,7 +111,7 @@ export class VMController {
 
   readonly reconcile = async (key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> => {
     const { expectations, events } = this.deps;
-    const vm = this.deps.vms.get(key);
+    let vm = this.deps.vms.get(key);
     if (!vm) {
       // Its VMI goes with it: it carries a controller owner reference to the VM.
       expectations.delete(key);
@@ -123,12 +123,13 @@ export class VMController {
       return;
     }
     const deleting = Boolean(vm.metadata?.deletionTimestamp);
-    const finalizers = vm.metadata?.finalizers;
-    if (!deleting && !finalizers?.includes(VM_FINALIZER)) {
-      const patched = await addFinalizer(this.vmClient, vm, VM_FINALIZER, { fieldManager: FIELD_MANAGER, signal: ctx.signal });
-      this.ownWrites.record(key, patched.metadata?.resourceVersion);
-      return;
+    if (!deleting && !vm.metadata?.finalizers?.includes(VM_FINALIZER)) {
+      // The pass goes on with the patched object, the newest there is: a new VM's VMI is created
+      // now, not after the watch has brought the finalizer back and the queue a second pass.
+      vm = await addFinalizer(this.vmClient, vm, VM_FINALIZER, { fieldManager: FIELD_MANAGER, signal: ctx.signal });
+      this.ownWrites.record(key, vm.metadata?.resourceVersion);
     }
+    const finalizers = vm.metadata?.finalizers;
     const orphaning = deleting && Boolean(finalizers?.includes(ORPHAN_FINALIZER));
     const now = this.now();
     const vmUid = vm.metadata?.uid ?? '';

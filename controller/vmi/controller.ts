@@ -123,7 +123,7 @@ export class VMIController {
 
   readonly reconcile = async (key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> => {
     const { expectations, events } = this.deps;
-    const vmi = this.deps.vmis.get(key);
+    let vmi = this.deps.vmis.get(key);
     if (!vmi) {
       // Its pods go with it: they carry a controller owner reference to the VMI.
       expectations.delete(key);
@@ -140,14 +140,14 @@ export class VMIController {
     }
     const uid = vmi.metadata?.uid ?? '';
     const deleting = Boolean(vmi.metadata?.deletionTimestamp);
-    const finalizers = vmi.metadata?.finalizers;
-    if (!deleting && !isFinal(vmi.status?.phase ?? '') && !finalizers?.includes(VMI_FINALIZER)) {
+    if (!deleting && !isFinal(vmi.status?.phase ?? '') && !vmi.metadata?.finalizers?.includes(VMI_FINALIZER)) {
       // A VMI created without its VM (the VM controller sets the finalizer at creation): hold it
-      // before its first pod exists. KubeVirt's admission webhook does this.
-      const patched = await addFinalizer(this.vmiClient, vmi, VMI_FINALIZER, { fieldManager: FIELD_MANAGER, signal: ctx.signal });
-      this.ownWrites.record(key, patched.metadata?.resourceVersion);
-      return;
+      // before its first pod exists. KubeVirt's admission webhook does this. The pass goes on with
+      // the patched object.
+      vmi = await addFinalizer(this.vmiClient, vmi, VMI_FINALIZER, { fieldManager: FIELD_MANAGER, signal: ctx.signal });
+      this.ownWrites.record(key, vmi.metadata?.resourceVersion);
     }
+    const finalizers = vmi.metadata?.finalizers;
     const owned = this.deps.pods.byIndex('ownerUid', uid);
     const expectedName = launcherPodName(vmi);
     let pod: Pod | undefined = currentLauncherPod(vmi, owned, expectedName);
