@@ -129,6 +129,17 @@ async function scrape(): Promise<Samples> {
 }
 const sum = (samples: Samples, prefix: string, filter: (key: string) => boolean = () => true) =>
   [...samples].filter(([key]) => key.startsWith(prefix) && filter(key)).reduce((a, [, v]) => a + v, 0);
+/** The controller's writes between two scrapes by verb and resource, per VM of the step. */
+function writesByKind(before: Samples, after: Samples, isWrite: (key: string) => boolean, vms: number): Record<string, number> {
+  const byKind = new Map<string, number>();
+  for (const [key, value] of after) {
+    if (!key.startsWith('kubevirt_rest_client_requests_total{') || !isWrite(key)) continue;
+    const label = (name: string) => new RegExp(`${name}="([^"]*)"`).exec(key)?.[1] ?? '?';
+    const kind = `${label('method')} ${label('resource')}`;
+    byKind.set(kind, (byKind.get(kind) ?? 0) + value - (before.get(key) ?? 0));
+  }
+  return Object.fromEntries([...byKind].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]).map(([kind, n]) => [kind, Math.round((n / vms) * 100) / 100]));
+}
 const queueNames = (samples: Samples) => [...new Set([...samples.keys()].flatMap((key) => /^kubevirt_workqueue_adds_total\{name="([^"]+)"\}/.exec(key)?.[1] ?? []))];
 
 /**
@@ -264,6 +275,8 @@ interface Step {
   drainSeconds: number;
   requestsPerSecond: number;
   writes: number;
+  /** The controller's writes per VM of the step, by verb and resource ("POST events"). */
+  writesPerVm: Record<string, number>;
   queueP50: Record<string, { seconds: number; above: boolean }>;
   queueP95: Record<string, { seconds: number; above: boolean }>;
   queueP99: Record<string, { seconds: number; above: boolean }>;
@@ -299,12 +312,14 @@ for (const target of counts) {
   const requests = sum(after, 'kubevirt_rest_client_requests_total') - sum(before, 'kubevirt_rest_client_requests_total');
   const isWrite = (key: string) => !/verb="(GET|LIST|WATCH)"/.test(key);
   const writes = sum(after, 'kubevirt_rest_client_requests_total', isWrite) - sum(before, 'kubevirt_rest_client_requests_total', isWrite);
+  const writesPerVm = writesByKind(before, after, isWrite, stepVms);
   const queues = queueNames(after);
   const pct = (p: number) => Object.fromEntries(queues.map((q) => [q, histogramPercentile(before, after, 'kubevirt_workqueue_queue_duration_seconds', q, p)]));
   const memory = await heapAtRest();
-  steps.push({ vms: target, createSeconds, convergeSeconds, ...memory, requestsPerSecond: requests / convergeSeconds, writes, queueP50: pct(50), queueP95: pct(95), queueP99: pct(99) });
+  steps.push({ vms: target, createSeconds, convergeSeconds, ...memory, requestsPerSecond: requests / convergeSeconds, writes, writesPerVm, queueP50: pct(50), queueP95: pct(95), queueP99: pct(99) });
   const rest = memory.drained ? `queues empty ${memory.drainSeconds.toFixed(1)} s later` : `queues NOT empty after ${memory.drainSeconds.toFixed(0)} s`;
   console.log(`${target} VMs: created in ${createSeconds.toFixed(1)} s, all Scheduled after ${convergeSeconds.toFixed(1)} s, ${rest}; heap ${memory.heapMiB.toFixed(1)} MiB, RSS ${memory.rssMiB.toFixed(1)} MiB`);
+  console.log(`  the controller's writes per VM until then: ${Object.entries(writesPerVm).map(([kind, n]) => `${kind} ${n.toFixed(2)}`).join(', ')}`);
 }
 
 // A restart: every VM and VMI reconciled once from a fresh cache, and nothing to write.
