@@ -129,13 +129,15 @@ async function scrape(): Promise<Samples> {
 }
 const sum = (samples: Samples, prefix: string, filter: (key: string) => boolean = () => true) =>
   [...samples].filter(([key]) => key.startsWith(prefix) && filter(key)).reduce((a, [, v]) => a + v, 0);
+/** A sample's labels by name (prom-client writes them in either order: {le="..",name=".."}). */
+const labelsOf = (key: string): Record<string, string> => Object.fromEntries([...key.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']));
 /** The controller's writes between two scrapes by verb and resource, per VM of the step. */
 function writesByKind(before: Samples, after: Samples, isWrite: (key: string) => boolean, vms: number): Record<string, number> {
   const byKind = new Map<string, number>();
   for (const [key, value] of after) {
     if (!key.startsWith('kubevirt_rest_client_requests_total{') || !isWrite(key)) continue;
-    const label = (name: string) => new RegExp(`${name}="([^"]*)"`).exec(key)?.[1] ?? '?';
-    const kind = `${label('method')} ${label('resource')}`;
+    const labels = labelsOf(key);
+    const kind = `${labels['method'] ?? '?'} ${labels['resource'] ?? '?'}`;
     byKind.set(kind, (byKind.get(kind) ?? 0) + value - (before.get(key) ?? 0));
   }
   return Object.fromEntries([...byKind].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]).map(([kind, n]) => [kind, Math.round((n / vms) * 100) / 100]));
@@ -150,11 +152,10 @@ const queueNames = (samples: Samples) => [...new Set([...samples.keys()].flatMap
  * (runtime/metrics.ts), so the value is coarse.
  */
 function histogramPercentile(before: Samples, after: Samples, metric: string, queue: string, p: number): { seconds: number; above: boolean } {
-  // prom-client writes the labels in either order ({le="..",name=".."}): read them by name.
   const buckets = [...after]
     .flatMap(([key, value]) => {
       if (!key.startsWith(`${metric}_bucket{`)) return [];
-      const labels: Record<string, string> = Object.fromEntries([...key.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']));
+      const labels = labelsOf(key);
       if (labels['name'] !== queue || labels['le'] === undefined) return [];
       return [{ le: labels['le'] === '+Inf' ? Infinity : Number(labels['le']), count: value - (before.get(key) ?? 0) }];
     })
