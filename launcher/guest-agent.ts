@@ -150,8 +150,10 @@ export class GuestAgent {
 
   /**
    * Runs `fn` on a fresh connection once guest-sync-delimited has flushed whatever an earlier,
-   * interrupted client left in the channel. Rejects with NO_GUEST_AGENT when nothing answers
-   * within `timeoutMs`, which is also the default for each of `fn`'s commands.
+   * interrupted client left in the channel: a partial request (the 0xFF byte resets the agent's
+   * parser) and the late answers to its requests, which the agent writes into this connection
+   * before the sync's answer and which match no id of this one. Rejects with NO_GUEST_AGENT when
+   * nothing answers within `timeoutMs`, which is also the default for each of `fn`'s commands.
    */
   session<T>(timeoutMs: number, fn: (client: QmpClient) => Promise<T>): Promise<T> {
     const run = async (): Promise<T> => {
@@ -159,6 +161,7 @@ export class GuestAgent {
       try {
         try {
           client = await QmpClient.open(this.socketPath, { timeoutMs });
+          client.resetAgentParser();
           const token = Math.floor(Math.random() * 2 ** 31);
           if ((await client.execute<unknown>('guest-sync-delimited', { id: token })) !== token) throw new Error('guest-sync-delimited echoed another token');
         } catch (error) {

@@ -2,6 +2,7 @@
 // qmp_capabilities, then commands tagged with ids and answered in any order, and asynchronous
 // events. The same framing serves qemu-guest-agent, which has no greeting and no events
 // (see guest-agent.ts).
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { QmpEvent } from '../runtime/contracts/launcher-protocol.js';
@@ -46,6 +47,11 @@ export interface QmpClientOptions {
  */
 export class QmpClient extends EventEmitter {
   private readonly reader: NdjsonReader;
+  /**
+   * Ids are unique across connections, not only within one: a guest agent may answer a command of
+   * an earlier, timed-out connection into this one, and that answer must match nothing here.
+   */
+  private readonly idPrefix = `kubevm-${randomBytes(4).toString('hex')}-`;
   private nextId = 1;
   private readonly pending = new Map<string, Pending>();
   private closed: Error | undefined;
@@ -95,7 +101,7 @@ export class QmpClient extends EventEmitter {
   /** Runs a command and resolves to its `return` value. */
   execute<T = unknown>(command: string, args?: Record<string, unknown>, timeoutMs = this.timeoutMs): Promise<T> {
     if (this.closed) return Promise.reject(new Error(`QMP ${command}: ${this.closed.message}`));
-    const id = `kubevm-${this.nextId++}`;
+    const id = `${this.idPrefix}${this.nextId++}`;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
@@ -117,6 +123,14 @@ export class QmpClient extends EventEmitter {
     return new Promise((resolve, reject) => {
       this.socket.write(`${JSON.stringify(args ? { execute: command, arguments: args } : { execute: command })}\n`, (error) => (error ? reject(error) : resolve()));
     });
+  }
+
+  /**
+   * Sends the 0xFF byte that makes qemu-guest-agent drop whatever partial request an interrupted
+   * client left in its parser (qga's guest-sync-delimited documentation).
+   */
+  resetAgentParser(): void {
+    if (!this.closed) this.socket.write(Buffer.from([0xff]));
   }
 
   /** Resolves on the next event of this name (optionally matching `filter`), or rejects on timeout. */

@@ -6,6 +6,8 @@
 #                        the button runs the guest's shutdown path: KUBEVM-POWEROFF, sync, poweroff
 #   kubevm.agent=fake    a guest agent stand-in; its guest-shutdown prints KUBEVM-AGENT-SHUTDOWN
 #   kubevm.agent=qemu-ga Debian's real qemu-guest-agent, with a utmp login record for user kubevm
+#   kubevm.agent.stall   the fake agent answers its first guest-sync-delimited 3 s late, after the
+#                        launcher's poll has given up: the answer lands in the next connection
 #   kubevm.disk=keep     leave the kubevm-disk filesystem mounted on /mnt/disk (something to freeze)
 #   kubevm.counter=0     do not print the one-second counter
 #   kubevm.diskcount=vdb,vdc  with each counter tick, per disk: read the first 4 KiB block from the
@@ -160,6 +162,7 @@ if has kubevm.agent=fake; then
     hostname kubevm-agent-guest
     (
       has kubevm.agent.debug && KUBEVM_AGENT_DEBUG=1
+      stall=; has kubevm.agent.stall && stall=3
       # A virtio port reads EOF while no host client is connected: reopen and poll until one is.
       while :; do
       exec 3<>"$agentdev"
@@ -169,7 +172,10 @@ if has kubevm.agent=fake; then
         id="$(echo "$line" | sed -n 's/.*"id": *"\([^"]*\)".*/\1/p')"
         argid="$(echo "$line" | sed -n 's/.*"arguments": *{ *"id": *\([0-9]*\).*/\1/p')"
         case "$cmd" in
-          guest-sync-delimited) printf '\377{"return": %s, "id": "%s"}\n' "$argid" "$id" >&3 ;;
+          guest-sync-delimited)
+            # A late answer blocks in write() until the next host client connects, as qemu-ga's does.
+            [ -n "$stall" ] && { echo "KUBEVM-AGENT stalling ${stall}s" >/dev/console; sleep "$stall"; stall=; }
+            printf '\377{"return": %s, "id": "%s"}\n' "$argid" "$id" >&3 ;;
           guest-info) printf '{"return": {"version": "kubevm-test-agent-1", "supported_commands": []}, "id": "%s"}\n' "$id" >&3 ;;
           guest-get-osinfo) printf '{"return": {"id": "busybox", "name": "kubevm test guest", "pretty-name": "kubevm busybox test guest", "kernel-release": "%s", "machine": "%s"}, "id": "%s"}\n' "$(uname -r)" "$(uname -m)" "$id" >&3 ;;
           guest-get-host-name) printf '{"return": {"host-name": "%s"}, "id": "%s"}\n' "$(hostname)" "$id" >&3 ;;

@@ -7,7 +7,7 @@ import { jest } from '@jest/globals';
 import { openLauncherStream, startLauncher, testVmi, waitForEvent } from './harness.js';
 import type { LauncherRun } from './harness.js';
 
-jest.setTimeout(120_000);
+jest.setTimeout(150_000);
 
 describe('launcher guest agent (real QEMU, TCG)', () => {
   let run: LauncherRun | undefined;
@@ -16,13 +16,17 @@ describe('launcher guest agent (real QEMU, TCG)', () => {
     run = undefined;
   });
 
-  it('reads OS info, host name and interfaces, and pushes them as they appear', async () => {
-    run = await startLauncher(testVmi('agent', 'kubevm.net=dhcp kubevm.agent=fake kubevm.counter=0'), { env: { KUBEVM_GUEST_AGENT_POLL_SECONDS: '2' } });
+  it('reads OS info, host name and interfaces, and pushes them as they appear, past a late answer', async () => {
+    // kubevm.agent.stall: the agent answers the first poll's guest-sync-delimited after that poll
+    // has timed out, so the late answer comes out in the next poll's connection. It must not stop
+    // that poll, nor any after it, from connecting.
+    run = await startLauncher(testVmi('agent', 'kubevm.net=dhcp kubevm.agent=fake kubevm.agent.stall kubevm.counter=0'), { env: { KUBEVM_GUEST_AGENT_POLL_SECONDS: '2' } });
     await run.client.subscribe();
-    const connected = waitForEvent(run.client, (e) => e.status.guestInfo?.agentConnected === true, 90_000);
+    const connected = waitForEvent(run.client, (e) => e.status.guestInfo?.agentConnected === true, 100_000);
     expect((await run.client.call('start')).phase).toBe('Running');
     await run.waitForSerial(/KUBEVM-AGENT fake agent on \/dev\/vport\w+/, 60_000);
     await run.waitForSerial(/KUBEVM-READY/, 30_000);
+    await run.waitForSerial(/KUBEVM-AGENT stalling 3s/, 30_000);
 
     // Pushed by the launcher's own polling, not asked for.
     const pushed = await connected;
