@@ -224,12 +224,14 @@ describe('the launcher pod on the real kubelet', () => {
     await eventually('VM gone after its VMI', 30_000, async () => (await client.resource<VirtualMachine>(vmResource).find('copied', namespace)) === undefined);
   });
 
-  it('a containerDisk image that does not exist shows as ErrImagePull/ImagePullBackOff, naming the image', async () => {
-    await client.resource<VirtualMachine>(vmResource).create(vm('missing-image', 'kubevm-it/no-such-disk:1'));
+  it('a containerDisk image that cannot be pulled shows as ErrImagePull/ImagePullBackOff, naming the image', async () => {
+    // A registry that refuses at once (nothing listens on localhost:5999): a name on docker.io
+    // fails here only after containerd's DNS lookups time out, 50 s per pull.
+    await client.resource<VirtualMachine>(vmResource).create(vm('missing-image', 'localhost:5999/kubevm-it/no-such-disk:1'));
     const vms = client.resource<VirtualMachine>(vmResource);
     await eventually('an image pull error on the VM', 120_000, async () => ['ErrImagePull', 'ImagePullBackOff'].includes((await vms.get('missing-image', namespace)).status?.printableStatus ?? ''));
     const synchronized = (await vms.get('missing-image', namespace)).status?.conditions?.find((c) => c.type === 'Synchronized');
-    expect(synchronized?.message).toContain('kubevm-it/no-such-disk:1');
+    expect(synchronized?.message).toContain('localhost:5999/kubevm-it/no-such-disk:1');
     expect(synchronized?.message).toContain('check the image name');
   });
 
