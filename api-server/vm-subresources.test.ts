@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { RunStrategy } from '../runtime/api/index.js';
 import { StatusError } from './status.js';
 import type { VirtualMachine, VirtualMachineInstance } from './types.js';
-import { changeRequestPatch, decideRestart, decideStart, decideStop, decodeOptions, runningPatch, validateRestartOptions } from './vm-subresources.js';
+import { YAML_BODY_MAX_BYTES, YAML_BODY_MAX_INDICATORS, changeRequestPatch, decideRestart, decideStart, decideStop, decodeOptions, runningPatch, validateRestartOptions } from './vm-subresources.js';
 import { RestartOptions, StartOptions, StopOptions } from '../runtime/api/index.js';
 
 function vm(runStrategy: RunStrategy | undefined, status?: VirtualMachine['status'], running?: boolean): VirtualMachine {
@@ -167,5 +167,38 @@ describe('request bodies', () => {
     expect(bad.message).toContain('gracePeriod');
     expect(refusal(() => decodeOptions(StartOptions, '{"dryRun":["Some"]}')).message).toContain('dryRun[0]');
     expect(refusal(() => decodeOptions(StartOptions, '{not json: [')).code).toBe(400);
+  });
+
+  it('refuse hostile bodies with 400 and stay up: deep YAML nesting of every kind, oversized YAML, alias bombs', () => {
+    // Each of these aborted the process inside the yaml parser (a few hundred levels) or took
+    // seconds of the event loop; every one is now a 400 before the parser sees it, twice in a row.
+    const hostile = [
+      '['.repeat(1000),
+      '{a: '.repeat(1000),
+      '- '.repeat(1000) + 'x',
+      '? '.repeat(1000) + 'x',
+      Array.from({ length: 300 }, (_, i) => `${' '.repeat(i)}k:`).join('\n'),
+      '- ['.repeat(400),
+      `gracePeriod: 1\n#${'x'.repeat(YAML_BODY_MAX_BYTES)}`,
+      `a: &a [${'x,'.repeat(50)}x]\nb: [${'*a,'.repeat(40)}*a]`,
+    ];
+    for (const body of hostile) {
+      for (let attempt = 0; attempt < 2; attempt++) expect(refusal(() => decodeOptions(StopOptions, body)).code).toBe(400);
+    }
+  });
+
+  it('read JSON with JSON.parse, however deep or wide: linear, no recursion, no duplicate-key scan', () => {
+    const deep = '{"gracePeriod":' + '['.repeat(100_000) + ']'.repeat(100_000) + '}';
+    expect(refusal(() => decodeOptions(StopOptions, deep)).message).toContain('gracePeriod');
+    const wide = '{' + Array.from({ length: 50_000 }, (_, i) => `"k${i}":1`).join(',') + ',"gracePeriod":7}';
+    expect(decodeOptions(StopOptions, wide)).toEqual({ gracePeriod: 7 });
+    // A YAML flow mapping is not JSON: KubeVirt's decoder also reads a body that starts with { as JSON.
+    expect(refusal(() => decodeOptions(StopOptions, '{gracePeriod: 5}')).code).toBe(400);
+  });
+
+  it('still read hand-written YAML up to its bounds', () => {
+    const many = Array.from({ length: YAML_BODY_MAX_INDICATORS - 1 }, () => '- All').join('\n');
+    expect(decodeOptions(StartOptions, `dryRun:\n${many.replace(/- All/g, '  - All')}\n`)).toEqual({ dryRun: Array.from({ length: YAML_BODY_MAX_INDICATORS - 1 }, () => 'All') });
+    expect(decodeOptions(StopOptions, 'gracePeriod: 5  # seconds\n')).toEqual({ gracePeriod: 5 });
   });
 });

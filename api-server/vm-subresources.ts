@@ -33,15 +33,32 @@ export type JsonPatchOperation =
 /** Where a decision writes: the VM (spec), the VM's status subresource, or nowhere (an error). */
 export type VmWrite = { target: 'spec' | 'status'; patch: JsonPatchOperation[] };
 
+/**
+ * YAML bodies are for people typing options by hand; they are small. The yaml parser recurses per
+ * nesting level and a few hundred levels abort the whole process (V8's regexp compiler runs out of
+ * memory), so a YAML body is bounded in size and in the indicators that can open a level.
+ */
+export const YAML_BODY_MAX_BYTES = 4096;
+export const YAML_BODY_MAX_INDICATORS = 128;
+
+/** Parses a body as KubeVirt's YAML-or-JSON decoder does: JSON when it starts with `{`, else YAML. */
+function parseBody(body: string): unknown {
+  const text = body.trim();
+  if (text === '') return {};
+  if (text.startsWith('{')) return JSON.parse(text) as unknown;
+  if (Buffer.byteLength(text) > YAML_BODY_MAX_BYTES) throw new Error(`a YAML body may be at most ${YAML_BODY_MAX_BYTES} bytes; send JSON`);
+  const indicators = text.match(/[[{\-:?]/g)?.length ?? 0;
+  if (indicators > YAML_BODY_MAX_INDICATORS) throw new Error(`a YAML body may hold at most ${YAML_BODY_MAX_INDICATORS} of the characters that open a level ([ { - : ?); send JSON`);
+  return YAML.parse(text, { maxAliasCount: 16 }) as unknown;
+}
+
 /** Decode a subresource body (JSON or YAML, possibly empty) with its options schema; 400 otherwise. */
 export function decodeOptions<S extends z.ZodType>(schema: S, body: string): z.infer<S> {
-  let value: unknown = {};
-  if (body.trim() !== '') {
-    try {
-      value = YAML.parse(body) as unknown;
-    } catch (err) {
-      throw badRequest(`Can not unmarshal Request body to struct, error: ${err instanceof Error ? err.message : String(err)}`);
-    }
+  let value: unknown;
+  try {
+    value = parseBody(body);
+  } catch (err) {
+    throw badRequest(`Can not unmarshal Request body to struct, error: ${err instanceof Error ? err.message : String(err)}`);
   }
   const parsed = schema.safeParse(value ?? {});
   if (!parsed.success) throw badRequest(`Can not unmarshal Request body to struct, error: ${formatIssues(parsed.error.issues).join('; ')}`);
