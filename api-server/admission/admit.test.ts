@@ -28,6 +28,7 @@ const context: AdmissionContext = {
   // The KubeVirt CR allows guests 150 % of their pod's memory request.
   memoryOvercommit: async () => 150,
   isKubevmComponent: (user) => user.startsWith('system:serviceaccount:kubevirt:'),
+  listVmis: async () => [],
   launcherPodVmi: async (_ns, pod) => ({ 'virt-launcher-running-x7k2p': 'running' })[pod],
   // Evictions have their own suite (eviction.test.ts); none of these requests is one.
   evictedPod: async () => undefined,

@@ -2,7 +2,6 @@
 // (no informer: reviews are rare next to the reads an informer would keep up to date).
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
 import { coreResources } from '../../runtime/kube.js';
-import { DOMAIN_ANNOTATION, LAUNCHER_LABEL, LAUNCHER_LABEL_VALUE } from '../../runtime/contracts/launcher-pod.js';
 import { VMI_STATUS_FIELD_MANAGER } from '../../runtime/contracts/vmi-status.js';
 import { SubjectAccessReviewAuthorizer } from '../authorize.js';
 import {
@@ -13,6 +12,8 @@ import {
 import type { KubeVirt, VirtualMachineInstance, VirtualMachineInstanceMigration } from '../../runtime/api/index.js';
 import { descriptorOf, instancetypeSources } from '../descriptors.js';
 import type { AdmissionContext } from './admit.js';
+import type { VmiLookup } from './launcher-pods.js';
+import { LauncherPodFields, claimedVmi, launcherClaim } from './launcher-pods.js';
 
 /** kubevm's own service accounts (namespace kubevirt) may change what users may not. */
 export function kubevmComponent(namespace: string): (username: string) => boolean {
@@ -26,15 +27,25 @@ export function clusterAdmissionContext(client: KubeClient, componentNamespace: 
   const pods = client.resource<KubeObject>(coreResources.pods);
   const authorizer = new SubjectAccessReviewAuthorizer(client);
   const instancetypes = instancetypeSources(client);
+  const lookup: VmiLookup = {
+    findVmi: (namespace, name) => vmis.find(name, namespace),
+    listVmis: async (namespace) => (await vmis.list({ namespace })).items,
+  };
   return {
     async launcherPodVmi(namespace, podName) {
-      const pod = await pods.find(podName, namespace);
-      if (pod?.metadata?.labels?.[LAUNCHER_LABEL] !== LAUNCHER_LABEL_VALUE) return undefined;
-      // A launcher pod without its VMI's name (not rendered by kubevm) is still guarded, by an empty name.
-      return pod.metadata.annotations?.[DOMAIN_ANNOTATION] ?? '';
+      const stored = await pods.find(podName, namespace);
+      if (stored === undefined) return undefined;
+      const pod = LauncherPodFields.parse(stored);
+      const claim = launcherClaim(pod);
+      if (claim === undefined) return undefined;
+      const vmi = await claimedVmi(claim, namespace, lookup);
+      // A launcher whose VMI is gone, or that names none, is still guarded: by an empty name, which
+      // only a grant for every VMI of the namespace covers. A pod kubevm did not render (no VMI uid
+      // in its spec) is guarded by the name it carries.
+      return vmi?.metadata?.name ?? (claim.vmiUid === undefined ? claim.vmiNames[0] : undefined) ?? '';
     },
     authorize: (user, attributes) => authorizer.authorize(user, { ...attributes, version: 'v1' }),
-    findVmi: (namespace, name) => vmis.find(name, namespace),
+    ...lookup,
     evictedPod: (namespace, name) => pods.find(name, namespace),
     async clusterEvictionStrategy() {
       return (await kubevirts.list()).items[0]?.spec?.configuration?.evictionStrategy;

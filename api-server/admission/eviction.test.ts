@@ -17,9 +17,14 @@ interface Cluster {
   failMark?: boolean;
 }
 
+/** The uids of a VMI and of its launcher pod in these fakes. */
+const vmiUid = (vmi: string): string => `vmi-uid-${vmi}`;
+const podUid = (vmi: string): string => `pod-uid-${vmi}`;
+
+/** A launcher pod as the controller renders it: the VMI's uid in compute's environment. */
 const launcherPod = (name: string, vmi: string, node = 'vm', phase = 'Running'): unknown => ({
-  metadata: { name, namespace: 'ns', labels: { 'kubevirt.io': 'virt-launcher' }, annotations: { 'kubevirt.io/domain': vmi } },
-  spec: { nodeName: node },
+  metadata: { name, namespace: 'ns', uid: podUid(vmi), labels: { 'kubevirt.io': 'virt-launcher' }, annotations: { 'kubevirt.io/domain': vmi } },
+  spec: { nodeName: node, containers: [{ name: 'compute', env: [{ name: 'KUBEVM_VMI_UID', value: vmiUid(vmi) }] }] },
   status: { phase },
 });
 
@@ -27,9 +32,9 @@ function vmi(name: string, strategy: EvictionStrategy | undefined, { migratable 
   return {
     apiVersion: 'kubevirt.io/v1',
     kind: 'VirtualMachineInstance',
-    metadata: { name, namespace: 'ns' },
+    metadata: { name, namespace: 'ns', uid: vmiUid(name) },
     spec: { domain: { devices: {} }, ...(strategy ? { evictionStrategy: strategy } : {}) },
-    status: { phase: 'Running', nodeName: node, conditions: [{ type: 'LiveMigratable', status: migratable ? 'True' : 'False' }], ...(evacuation ? { evacuationNodeName: evacuation } : {}) },
+    status: { phase: 'Running', nodeName: node, activePods: { [podUid(name)]: node }, conditions: [{ type: 'LiveMigratable', status: migratable ? 'True' : 'False' }], ...(evacuation ? { evacuationNodeName: evacuation } : {}) },
   };
 }
 
@@ -38,6 +43,7 @@ function contextOf(cluster: Cluster): AdmissionContext {
   return {
     evictedPod: async (_ns, name) => cluster.pods[name],
     findVmi: async (_ns, name) => cluster.vmis[name],
+    listVmis: async () => Object.values(cluster.vmis),
     clusterEvictionStrategy: async () => cluster.clusterDefault,
     markForEvacuation: async (_ns, name, node, dryRun) => {
       if (cluster.failMark) throw new Error('the server rejected our request due to an error in our request: test failed');
@@ -144,6 +150,24 @@ describe('eviction of a launcher pod', () => {
     expect(c.marks).toEqual([{ vmi: 'a', node: 'vm', dryRun: true }]);
   });
 
+  it('a launcher pod stripped of its label and annotation, or annotated with another VMI, is still its own VMI\'s', async () => {
+    const c = cluster([vmi('a', 'LiveMigrate'), vmi('b', 'None')]);
+    const stripped = launcherPod('virt-launcher-a-abcde', 'a') as { metadata: Record<string, unknown> };
+    c.pods['virt-launcher-a-abcde'] = { ...stripped, metadata: { ...stripped.metadata, labels: {}, annotations: { 'kubevirt.io/domain': 'b' } } };
+    const response = await admit(eviction('virt-launcher-a-abcde'), contextOf(c));
+    expect(response.status).toMatchObject({ code: 429, message: evacuationMessage('ns', 'a') });
+    expect(c.marks).toEqual([{ vmi: 'a', node: 'vm', dryRun: false }]);
+  });
+
+  it('a pod that only claims a VMI (its uid in the environment, the label, the annotation, on the VMI\'s node) marks nothing', async () => {
+    const c = cluster([vmi('a', 'LiveMigrate')]);
+    const impostor = launcherPod('virt-launcher-impostor', 'a') as { metadata: Record<string, unknown> };
+    c.pods['virt-launcher-impostor'] = { ...impostor, metadata: { ...impostor.metadata, uid: 'pod-uid-impostor' } };
+    const response = await admit(eviction('virt-launcher-impostor'), contextOf(c));
+    expect(response.status).toMatchObject({ code: 429, message: 'Eviction request for target Pod' });
+    expect(c.marks).toEqual([]);
+  });
+
   it('pods that are not running launchers go: other pods, finished launchers, launchers of a VMI that is gone, missing pods', async () => {
     const c = cluster([vmi('a', 'LiveMigrate')]);
     c.pods['virt-launcher-lookalike'] = { metadata: { name: 'virt-launcher-lookalike', labels: { app: 'web' }, annotations: { 'kubevirt.io/domain': 'a' } }, spec: { nodeName: 'vm' } };
@@ -184,21 +208,22 @@ describe('eviction of a launcher pod', () => {
     await fc.assert(
       fc.asyncProperty(
         fc.anything(),
-        fc.record({ label: fc.constantFrom('virt-launcher', 'other', undefined), phase: fc.constantFrom('Running', 'Pending', 'Succeeded', 'Failed'), node: fc.constantFrom('vm', 'vm-2') }),
+        fc.record({ label: fc.constantFrom('virt-launcher', 'other', undefined), rendered: fc.boolean(), phase: fc.constantFrom('Running', 'Pending', 'Succeeded', 'Failed'), node: fc.constantFrom('vm', 'vm-2') }),
         fc.record({ strategy: strategies, migratable: fc.boolean(), node: fc.constantFrom('vm', 'vm-2'), marked: fc.boolean() }),
         fc.boolean(),
         async (body, podShape, vmiShape, dryRun) => {
           const c = cluster([vmi('a', vmiShape.strategy, { migratable: vmiShape.migratable, node: vmiShape.node, ...(vmiShape.marked ? { evacuation: vmiShape.node } : {}) })]);
           c.pods['virt-launcher-a-abcde'] = {
-            metadata: { name: 'virt-launcher-a-abcde', labels: podShape.label ? { 'kubevirt.io': podShape.label } : {}, annotations: { 'kubevirt.io/domain': 'a' } },
-            spec: { nodeName: podShape.node },
+            metadata: { name: 'virt-launcher-a-abcde', uid: podUid('a'), labels: podShape.label ? { 'kubevirt.io': podShape.label } : {}, annotations: { 'kubevirt.io/domain': 'a' } },
+            spec: { nodeName: podShape.node, ...(podShape.rendered ? { containers: [{ name: 'compute', env: [{ name: 'KUBEVM_VMI_UID', value: vmiUid('a') }] }] } : {}) },
             status: { phase: podShape.phase },
           };
           const review = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { ...eviction('virt-launcher-a-abcde'), object: body, dryRun } };
           const { response } = await handleAdmissionReview(review, contextOf(c));
           expect(response.allowed || response.status?.code === 429).toBe(true);
           for (const mark of c.marks) {
-            expect(podShape).toMatchObject({ label: 'virt-launcher', node: vmiShape.node });
+            expect(podShape.label === 'virt-launcher' || podShape.rendered).toBe(true);
+            expect(podShape.node).toBe(vmiShape.node);
             expect(['Running', 'Pending']).toContain(podShape.phase);
             expect(vmiShape.marked).toBe(false);
             expect(mark).toEqual({ vmi: 'a', node: vmiShape.node, dryRun: mark.dryRun });
@@ -212,11 +237,11 @@ describe('eviction of a launcher pod', () => {
 });
 
 describe('judgeLauncherEviction', () => {
-  const pod: EvictedPod = { metadata: { name: 'virt-launcher-a-abcde' }, spec: { nodeName: 'vm' } };
+  const pod: EvictedPod = { metadata: { name: 'virt-launcher-a-abcde', uid: podUid('a') }, spec: { nodeName: 'vm' } };
   it('a pod not yet on a node is never where the VMI runs', () => {
     expect(judgeLauncherEviction({ metadata: pod.metadata }, 'ns', vmi('a', 'LiveMigrate'), undefined)).toEqual({ action: 'deny', message: 'Eviction request for target Pod' });
   });
   it('marks with the pod\'s node', () => {
-    expect(judgeLauncherEviction(pod, 'ns', vmi('a', 'External'), undefined)).toEqual({ action: 'mark', nodeName: 'vm', message: evacuationMessage('ns', 'a') });
+    expect(judgeLauncherEviction(pod, 'ns', vmi('a', 'External'), undefined)).toEqual({ action: 'mark', vmiName: 'a', nodeName: 'vm', message: evacuationMessage('ns', 'a') });
   });
 });

@@ -6,12 +6,14 @@
 // then migrates it and the source pod goes with the migration. Any other launcher pod is let go:
 // its deletion shuts the VM down, as a `None` strategy says. A dry run marks nothing.
 //
-// The Eviction in the request is the user's input and is parsed (zod) before use; the pod and the
-// VMI are read from the API server by the names the request's URL gives.
+// The Eviction in the request is the user's input and is parsed (zod) before use; the pod is read
+// from the API server by the name the request's URL gives, and its VMI by what the pod's spec says
+// (launcher-pods.ts): a VMI is marked only for a pod it lists among its active launcher pods.
 import { z } from 'zod';
 import type { EvictionStrategy, VirtualMachineInstance } from '../../runtime/api/index.js';
-import { DOMAIN_ANNOTATION, LAUNCHER_LABEL, LAUNCHER_LABEL_VALUE } from '../../runtime/contracts/launcher-pod.js';
 import { effectiveEvictionStrategy, isLiveMigratable } from '../../runtime/evacuation.js';
+import type { LauncherPodFields, VmiLookup } from './launcher-pods.js';
+import { LauncherPodFields as EvictedPodSchema, claimedVmi, isActiveLauncherOf, launcherClaim } from './launcher-pods.js';
 
 /** The Eviction object of a pods/eviction request (policy/v1; v1beta1 has the same shape); only what is read. */
 export const EvictionRequestObject = z.object({
@@ -25,22 +27,13 @@ export const EvictionRequestObject = z.object({
 export type EvictionRequestObject = z.infer<typeof EvictionRequestObject>;
 
 /** What the webhook reads of the pod being evicted. */
-export const EvictedPod = z.object({
-  metadata: z.object({
-    name: z.string(),
-    labels: z.record(z.string(), z.string()).optional(),
-    annotations: z.record(z.string(), z.string()).optional(),
-  }),
-  spec: z.object({ nodeName: z.string().optional() }).optional(),
-  status: z.object({ phase: z.string().optional() }).optional(),
-});
-export type EvictedPod = z.infer<typeof EvictedPod>;
+export const EvictedPod = EvictedPodSchema;
+export type EvictedPod = LauncherPodFields;
 
 /** What the eviction webhook reads from and writes to the cluster. */
-export interface EvictionContext {
+export interface EvictionContext extends VmiLookup {
   /** The pod as stored, undefined when it does not exist. */
   evictedPod(namespace: string, name: string): Promise<unknown>;
-  findVmi(namespace: string, name: string): Promise<VirtualMachineInstance | undefined>;
   /** The KubeVirt CR's spec.configuration.evictionStrategy (the default of VMIs that name none). */
   clusterEvictionStrategy(): Promise<EvictionStrategy | undefined>;
   /**
@@ -51,20 +44,15 @@ export interface EvictionContext {
 }
 
 /** Let the pod go (its deletion stops the VM), refuse the eviction, or mark the VMI and refuse it. */
-export type EvictionVerdict = { action: 'allow' } | { action: 'deny'; message: string } | { action: 'mark'; nodeName: string; message: string };
+export type EvictionVerdict = { action: 'allow' } | { action: 'deny'; message: string } | { action: 'mark'; vmiName: string; nodeName: string; message: string };
 
 /** KubeVirt's message; the descheduler recognises an evacuation by it. */
 export const evacuationMessage = (namespace: string, name: string): string => `Eviction triggered evacuation of VMI "${namespace}/${name}"`;
 
 const ALLOW: EvictionVerdict = { action: 'allow' };
 
-/** The launcher's VMI, when the pod is a launcher pod still running one; undefined when it is any other pod. */
-export function launcherVmiName(pod: EvictedPod): string | undefined {
-  if (pod.metadata.labels?.[LAUNCHER_LABEL] !== LAUNCHER_LABEL_VALUE) return undefined;
-  const phase = pod.status?.phase;
-  if (phase === 'Succeeded' || phase === 'Failed') return undefined;
-  return pod.metadata.annotations?.[DOMAIN_ANNOTATION];
-}
+/** The pod has ended: its eviction stops nothing. */
+const hasEnded = (pod: EvictedPod): boolean => pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
 
 /**
  * The eviction of a launcher pod of `vmi` (undefined: the VMI is gone, nothing to protect), as
@@ -95,10 +83,11 @@ export function judgeLauncherEviction(pod: EvictedPod, namespace: string, vmi: V
       return ALLOW;
   }
   if (vmi.status?.evacuationNodeName) return { action: 'deny', message: `Evacuation in progress: ${evacuationMessage(namespace, name)}` };
+  // A migration's target pod, a source the VMI has already left, or a pod that only claims the VMI
+  // (its controller never recorded it) is not where the VMI runs.
   const nodeName = pod.spec?.nodeName;
-  // A migration's target pod (or a source the VMI has already left) is not where the VMI runs.
-  if (!nodeName || vmi.status?.nodeName !== nodeName) return { action: 'deny', message: 'Eviction request for target Pod' };
-  return { action: 'mark', nodeName, message: evacuationMessage(namespace, name) };
+  if (nodeName === undefined || !isActiveLauncherOf(pod, vmi)) return { action: 'deny', message: 'Eviction request for target Pod' };
+  return { action: 'mark', vmiName: name, nodeName, message: evacuationMessage(namespace, name) };
 }
 
 /** A dry run: the request's own flag, or the Eviction's deleteOptions.dryRun [All]. */
@@ -123,15 +112,15 @@ export async function admitEviction(namespace: string, podName: string, object: 
     if (stored === undefined) return { allowed: true };
     const pod = EvictedPod.safeParse(stored);
     if (!pod.success) return { allowed: false, message: `pod "${namespace}/${podName}" as the API server returned it is not a pod: ${pod.error.issues[0]?.message ?? ''}; the eviction may be retried` };
-    const vmiName = launcherVmiName(pod.data);
-    if (vmiName === undefined) return { allowed: true };
-    const vmi = await context.findVmi(namespace, vmiName);
+    const claim = launcherClaim(pod.data);
+    if (claim === undefined || hasEnded(pod.data)) return { allowed: true };
+    const vmi = await claimedVmi(claim, namespace, context);
     // Read only when a VMI could be protected: the cluster's default applies to VMIs naming none.
     const clusterDefault = vmi && !vmi.spec.evictionStrategy ? await context.clusterEvictionStrategy() : undefined;
     const verdict = judgeLauncherEviction(pod.data, namespace, vmi, clusterDefault);
     if (verdict.action === 'allow') return { allowed: true };
     if (verdict.action === 'mark') {
-      await context.markForEvacuation(namespace, vmiName, verdict.nodeName, isDryRun(requestDryRun, eviction.data));
+      await context.markForEvacuation(namespace, verdict.vmiName, verdict.nodeName, isDryRun(requestDryRun, eviction.data));
     }
     return { allowed: false, message: verdict.message };
   } catch (err) {

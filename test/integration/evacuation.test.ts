@@ -1,8 +1,9 @@
-// A drain's two writes on the real API server, without a launcher (VMIs are given a Running status
-// by hand): the eviction webhook's mark (the api-server's cluster context, a JSON patch of the
-// status subresource that tests status.nodeName: a dry run changes nothing, a VMI on another node
-// is refused) and the evacuation controller's migration for a marked VMI (one, KubeVirt's name,
-// annotation and priority, not a second one on a resync).
+// On the real API server, without a launcher (VMIs are given a Running status by hand): a drain's two
+// writes, the eviction webhook's mark (the api-server's cluster context, a JSON patch of the status
+// subresource that tests status.nodeName: a dry run changes nothing, a VMI on another node is
+// refused) and the evacuation controller's migration for a marked VMI (one, KubeVirt's name,
+// annotation and priority, not a second one on a resync); and which VMI a launcher pod runs, for the
+// webhooks that protect it.
 // Needs the local cluster (make cluster-up), no installed kubevm; fails, never skips.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -20,6 +21,7 @@ import { migrationResource } from '../../controller/migration/controller.js';
 import type { Migration } from '../../controller/migration/target-pod.js';
 import { EvacuationController, markedVmi, markedVmiOfPod, observeEvacuationMigrations, vmiOfMigration } from '../../controller/evacuation/controller.js';
 import { clusterAdmissionContext } from '../../api-server/admission/context.js';
+import { admitEviction, evacuationMessage } from '../../api-server/admission/eviction.js';
 import { applyKubevmCrds, clusterClient, createTestNamespace, requireCluster, useLocalClusterKubeconfig } from './runtime-support.js';
 import { deleteNamespaceWithoutController } from './kubevm-namespace.js';
 import { eventually } from '../support/eventually.js';
@@ -110,5 +112,51 @@ describe('a drain on the real API server', () => {
     await client.resource<VirtualMachineInstance>(vmiResource).patch('marked', namespace, { metadata: { labels: { touched: 'yes' } } });
     await eventually('the controller idle', 10_000, () => controller.queue.len() === 0 && controller.queue.inFlight() === 0);
     expect(await migrationsOf('marked')).toHaveLength(1);
+  });
+});
+
+describe('which VMI a launcher pod runs, for the launcher-entry guard and the eviction webhook', () => {
+  // Whoever may patch pods can change a pod's labels and annotations; nobody can change its
+  // containers' environment. So the VMI is the one whose uid compute's KUBEVM_VMI_UID names, and a
+  // pod the controller never recorded in the VMI's activePods marks nothing.
+  const launcherPodOf = (name: string, vmi: VirtualMachineInstance, labels: Record<string, string>, annotation: string): Pod => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace, labels, annotations: { 'kubevirt.io/domain': annotation } },
+    spec: { nodeName: NODE, containers: [{ name: 'compute', image: 'localhost:5999/kubevm-it/none:1', env: [{ name: 'KUBEVM_VMI_UID', value: vmi.metadata?.uid ?? '' }] }] },
+  });
+  const evictionOf = (pod: string) => ({ apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: pod, namespace } });
+
+  it('a launcher pod stripped of its label and annotated with another VMI is still guarded and evacuated as its own VMI', async () => {
+    await runningVmi('entry-victim');
+    await runningVmi('entry-own');
+    const victim = await vmiNow('entry-victim');
+    const pods = client.resource<Pod>(coreResources.pods);
+    const created = await pods.create(launcherPodOf('virt-launcher-entry-victim-x1', victim, { 'kubevirt.io': 'virt-launcher' }, 'entry-victim'));
+    await client.resource<VirtualMachineInstance>(vmiResource).patchStatus('entry-victim', namespace, { status: { activePods: { [created.metadata?.uid ?? '']: NODE } } }, 'merge');
+    // What a user with the edit role can do to the pod: drop the label, point the annotation elsewhere.
+    await pods.patch('virt-launcher-entry-victim-x1', namespace, { metadata: { labels: { 'kubevirt.io': null }, annotations: { 'kubevirt.io/domain': 'entry-own' } } });
+    const admission = clusterAdmissionContext(client, 'kubevirt');
+    expect(await admission.launcherPodVmi(namespace, 'virt-launcher-entry-victim-x1')).toBe('entry-victim');
+    expect(await admitEviction(namespace, 'virt-launcher-entry-victim-x1', evictionOf('virt-launcher-entry-victim-x1'), true, admission)).toEqual({
+      allowed: false,
+      message: evacuationMessage(namespace, 'entry-victim'),
+    });
+  });
+
+  it("a pod that only claims a VMI (its uid, the label, the annotation, on the VMI's node) is guarded as that VMI's but marks nothing", async () => {
+    const victim = await vmiNow('entry-victim');
+    const pods = client.resource<Pod>(coreResources.pods);
+    await pods.create(launcherPodOf('virt-launcher-impostor-x2', victim, { 'kubevirt.io': 'virt-launcher' }, 'entry-victim'));
+    const admission = clusterAdmissionContext(client, 'kubevirt');
+    expect(await admission.launcherPodVmi(namespace, 'virt-launcher-impostor-x2')).toBe('entry-victim');
+    expect(await admitEviction(namespace, 'virt-launcher-impostor-x2', evictionOf('virt-launcher-impostor-x2'), false, admission)).toEqual({
+      allowed: false,
+      message: 'Eviction request for target Pod',
+    });
+    expect((await vmiNow('entry-victim')).status?.evacuationNodeName).toBeUndefined();
+    // Any other pod is no launcher: not guarded.
+    await pods.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'plain-x3', namespace }, spec: { nodeName: NODE, containers: [{ name: 'compute', image: 'localhost:5999/kubevm-it/none:1' }] } });
+    expect(await admission.launcherPodVmi(namespace, 'plain-x3')).toBeUndefined();
   });
 });
