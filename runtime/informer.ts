@@ -49,9 +49,20 @@ export interface InformerOptions<T extends KubeObject> {
   log?: Logger;
 }
 
-/** Index of controller-owned objects by their owner's uid (launcher pods by VMI, ...). */
+/**
+ * `namespace/uid`: how the owner indexes file an object under an owner in its own namespace. An
+ * owner reference counts only within the object's namespace (Kubernetes' rule: the garbage
+ * collector ignores one that reaches elsewhere), so a pod in another namespace that names an
+ * owner's uid, which anyone who may read the owner can copy, is never found as its child.
+ */
+export const namespacedUid = (namespace: string | undefined, uid: string): string => `${namespace ?? ''}/${uid}`;
+
+/** The key of the objects `owner` owns, in ownerUidIndex. */
+export const ownedBy = (owner: KubeObject): string => namespacedUid(owner.metadata?.namespace, owner.metadata?.uid ?? '');
+
+/** Index of objects by their owners (launcher pods by VMI, ...), within their namespace: look up with ownedBy(owner). */
 export const ownerUidIndex: IndexFunction<KubeObject> = (obj) =>
-  (obj.metadata?.ownerReferences ?? []).map((ref) => ref.uid);
+  (obj.metadata?.ownerReferences ?? []).map((ref) => namespacedUid(obj.metadata?.namespace, ref.uid));
 
 /** Index by namespace. */
 export const namespaceIndex: IndexFunction<KubeObject> = (obj) => (obj.metadata?.namespace ? [obj.metadata.namespace] : []);

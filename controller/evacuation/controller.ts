@@ -13,6 +13,7 @@ import type { ReconcileContext, ReconcileResult } from '../../runtime/controller
 import type { EventRecorder } from '../../runtime/events.js';
 import type { ControllerExpectations } from '../../runtime/expectations.js';
 import type { Informer } from '../../runtime/informer.js';
+import { ownedBy } from '../../runtime/informer.js';
 import { EVACUATION_MIGRATION_ANNOTATION, EVACUATION_MIGRATION_PREFIX } from '../../runtime/evacuation.js';
 import { KUBEVIRT_API_VERSION } from '../../runtime/api/index.js';
 import type { KubeVirtCR, VirtualMachineInstance } from '../api.js';
@@ -68,7 +69,7 @@ export class EvacuationController {
     // A migration created but not yet in the cache must not be created twice (its name is generated).
     if (!this.deps.expectations.satisfied(key)) return;
     const migrations = this.deps.migrations.list().filter((m) => vmiKeyOf(m) === key);
-    const livePods = this.deps.pods.byIndex('ownerUid', vmi.metadata?.uid ?? '').filter((p) => !isPodDown(p)).length;
+    const livePods = this.deps.pods.byIndex('ownerUid', ownedBy(vmi)).filter((p) => !isPodDown(p)).length;
     const clusterDefault = this.deps.kubevirts.list()[0]?.spec?.configuration?.evictionStrategy;
     const decision = decideEvacuation({ vmi, clusterDefault, migrations, livePods, now: this.now() });
     if (decision.action === 'wait') {

@@ -14,6 +14,7 @@ import type { ReconcileContext, ReconcileResult } from '../../runtime/controller
 import type { EventRecorder } from '../../runtime/events.js';
 import type { ControllerExpectations } from '../../runtime/expectations.js';
 import type { Informer } from '../../runtime/informer.js';
+import { ownedBy } from '../../runtime/informer.js';
 import type { KubeClient, KubeObject, ResourceClient, ResourceDescriptor } from '../../runtime/kube.js';
 import { coreResources, isAlreadyExists, isNotFound } from '../../runtime/kube.js';
 import { OwnWrites } from '../../runtime/own-writes.js';
@@ -108,7 +109,7 @@ export class MigrationController {
     if (!this.deps.expectations.satisfied(key)) return;
     const namespace = migration.metadata?.namespace ?? '';
     const vmi = this.deps.vmis.get(`${namespace}/${migration.spec.vmiName}`);
-    const targetPod = this.deps.pods.byIndex('migrationUid', migration.metadata?.uid ?? '')[0];
+    const targetPod = this.deps.pods.byIndex('migrationUid', ownedBy(migration))[0];
     const final = migration.status?.phase === 'Succeeded' || migration.status?.phase === 'Failed';
     const liveMigratable = vmi && !final ? await this.liveMigratable(vmi, ctx.signal) : undefined;
     const now = this.now();
@@ -130,7 +131,7 @@ export class MigrationController {
         state.migrationConfiguration = migrationConfigurationOf(policy);
         state.sourceNode = sourceNode;
         // KubeVirt's sourcePod: the VMI's launcher pod on the source node.
-        const sourcePod = this.deps.pods.byIndex('ownerUid', vmi.metadata?.uid ?? '').find((p) => p.spec?.nodeName === sourceNode && vmi.status?.activePods?.[p.metadata?.uid ?? ''] === sourceNode);
+        const sourcePod = this.deps.pods.byIndex('ownerUid', ownedBy(vmi)).find((p) => p.spec?.nodeName === sourceNode && vmi.status?.activePods?.[p.metadata?.uid ?? ''] === sourceNode);
         if (sourcePod?.metadata?.name) state.sourcePod = sourcePod.metadata.name;
         state.targetPod = targetPodName(vmi, migration);
         const pod = renderTargetPod(vmi, migration, sourceNode, this.deps.launcherConfig());
@@ -174,7 +175,7 @@ export class MigrationController {
     const inFlight = inFlightMigrations({
       migrations: this.deps.migrations.list(),
       vmiOf: (m) => this.deps.vmis.get(`${m.metadata?.namespace}/${m.spec.vmiName}`),
-      hasTarget: (m) => this.deps.pods.byIndex('migrationUid', m.metadata?.uid ?? '').length > 0 || !this.deps.expectations.satisfied(`${m.metadata?.namespace}/${m.metadata?.name}`),
+      hasTarget: (m) => this.deps.pods.byIndex('migrationUid', ownedBy(m)).length > 0 || !this.deps.expectations.satisfied(`${m.metadata?.namespace}/${m.metadata?.name}`),
     });
     return parallelLimitWait(key, sourceNode, inFlight, limits);
   }

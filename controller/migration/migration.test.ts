@@ -1,3 +1,4 @@
+import { ownedBy } from '../../runtime/informer.js';
 import { describe, expect, it } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { MigrationPhase } from '../../runtime/api/index.js';
@@ -122,7 +123,7 @@ describe('target pod', () => {
     expect(p.metadata?.labels?.[MIGRATION_JOB_LABEL]).toBe(m.metadata?.uid);
     expect(p.metadata?.annotations?.[MIGRATION_JOB_NAME_ANNOTATION]).toBe(m.metadata?.name);
     expect(migrationKeyOfPod(p)).toBe(`${m.metadata?.namespace}/${m.metadata?.name}`);
-    expect(migrationUidIndex(p)).toEqual([m.metadata?.uid]);
+    expect(migrationUidIndex(p)).toEqual([ownedBy(m)]);
     // The controller creates pods only for a VMI (deploy/controller/policy.yaml); the target becomes its launcher.
     expect(p.metadata?.ownerReferences).toEqual([expect.objectContaining({ kind: 'VirtualMachineInstance', uid: vmi().metadata?.uid, controller: true })]);
     expect(p.spec?.nodeSelector).toMatchObject({ zone: 'b' });

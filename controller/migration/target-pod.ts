@@ -5,6 +5,7 @@
 // the migration succeeds (the controller may create pods only for a VMI and never update them,
 // deploy/controller/policy.yaml), and goes with the VMI. The migration controller removes a target
 // that will never take over, also when its migration is deleted.
+import { namespacedUid } from '../../runtime/informer.js';
 import type { V1Affinity, V1NodeSelectorTerm, V1Pod } from '@kubernetes/client-node';
 import type { VirtualMachineInstanceMigration } from '../../runtime/api/index.js';
 import type { KubeObject } from '../../runtime/kube.js';
@@ -60,8 +61,8 @@ export function migrationKeyOfPod(pod: V1Pod): string | undefined {
   return name && pod.metadata?.labels?.[MIGRATION_JOB_LABEL] && pod.metadata.namespace ? `${pod.metadata.namespace}/${name}` : undefined;
 }
 
-/** Index of launcher pods by the uid of the migration they are the target of. */
+/** Index of launcher pods by the migration they are the target of, within their namespace: look up with ownedBy(migration). */
 export function migrationUidIndex(pod: V1Pod): string[] {
   const uid = pod.metadata?.labels?.[MIGRATION_JOB_LABEL];
-  return uid ? [uid] : [];
+  return uid ? [namespacedUid(pod.metadata?.namespace, uid)] : [];
 }

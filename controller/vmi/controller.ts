@@ -10,6 +10,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { VirtualMachineInstance } from '../api.js';
 import type { ControllerExpectations } from '../../runtime/expectations.js';
 import type { Informer } from '../../runtime/informer.js';
+import { ownedBy } from '../../runtime/informer.js';
 import type { KubeClient, KubeObject, ResourceClient, ResourceDescriptor } from '../../runtime/kube.js';
 import { coreResources, isAlreadyExists, isNamespaceTerminating, isNotFound } from '../../runtime/kube.js';
 import type { ReconcileContext, ReconcileResult } from '../../runtime/controller.js';
@@ -138,7 +139,6 @@ export class VMIController {
       ctx.log.debug('waiting for the cache to show the launcher pod just created');
       return;
     }
-    const uid = vmi.metadata?.uid ?? '';
     const deleting = Boolean(vmi.metadata?.deletionTimestamp);
     if (!deleting && !isFinal(vmi.status?.phase ?? '') && !vmi.metadata?.finalizers?.includes(VMI_FINALIZER)) {
       // A VMI created without its VM (the VM controller sets the finalizer at creation): hold it
@@ -148,7 +148,7 @@ export class VMIController {
       this.ownWrites.record(key, vmi.metadata?.resourceVersion);
     }
     const finalizers = vmi.metadata?.finalizers;
-    const owned = this.deps.pods.byIndex('ownerUid', uid);
+    const owned = this.deps.pods.byIndex('ownerUid', ownedBy(vmi));
     const expectedName = launcherPodName(vmi);
     let pod: Pod | undefined = currentLauncherPod(vmi, owned, expectedName);
     let failure: SyncFailure | undefined;

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Controller, controllerOwnerKey } from '../../runtime/controller.js';
 import { ControllerExpectations } from '../../runtime/expectations.js';
-import { Informer, ownerUidIndex } from '../../runtime/informer.js';
+import { Informer, ownedBy, ownerUidIndex } from '../../runtime/informer.js';
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
 import { coreResources, isNamespaceTerminating, objectKey, splitKey } from '../../runtime/kube.js';
 import { clusterClient, createTestNamespace, deleteNamespace, namespaces as namespaceResource, requireCluster } from './runtime-support.js';
@@ -65,7 +65,7 @@ describe('Controller with informers and expectations', () => {
           waitedForCache++;
           return;
         }
-        const existing = children.byIndex('ownerUid', parent.metadata?.uid ?? '');
+        const existing = children.byIndex('ownerUid', ownedBy(parent));
         if (existing.length > 0) return;
         expectations.expectCreations(key, 1);
         try {
