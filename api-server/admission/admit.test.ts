@@ -389,6 +389,13 @@ describe('the guards', () => {
     const vmDenied = await admit(request(usesIt, 'CREATE', undefined, 'alice'), context);
     expect(vmDenied.status?.message).toContain('spec.instancetype.gpus[0].deviceName: user "alice" may not use host device');
     expect(await admit(request(usesIt, 'CREATE', undefined, 'devicer'), context)).toMatchObject({ allowed: true });
+    // The kind as the controller reads it: KubeVirt's aliases, in any case, name the same instancetype.
+    for (const kind of ['virtualmachineclusterinstancetype', 'VirtualMachineClusterInstanceType', 'virtualmachineclusterinstancetypes']) {
+      const aliased = variant(usesIt, (m) => (m.spec.instancetype.kind = kind));
+      expect((await admit(request(aliased, 'CREATE', undefined, 'alice'), context)).status?.message).toContain('spec.instancetype.gpus[0].deviceName: user "alice" may not use host device');
+    }
+    const unknownKind = await admit(request(variant(usesIt, (m) => (m.spec.instancetype.kind = 'Instancetype')), 'CREATE', undefined, 'devicer'), context);
+    expect(unknownKind.status?.message).toContain('spec.instancetype.kind: unknown instancetype kind "Instancetype"');
     // A label change of a VM whose instancetype reference stays asks nothing.
     const relabelled = variant(usesIt, (m) => (m.metadata.labels = { team: 'a' }));
     expect(await admit(request(relabelled, 'UPDATE', usesIt, 'alice'), context)).toMatchObject({ allowed: true });

@@ -17,7 +17,8 @@ import type { KubeVirt, PermittedHostDevices, VirtualMachine, VirtualMachineInst
 import { jsonEqual } from '../../runtime/json.js';
 import type { DeviceHolder, Findings } from './rules.js';
 import { checkMemoryOvercommit, checkPermittedDevices, checkVmiSpec, declaresMemoryOvercommit, emptyFindings } from './rules.js';
-import { instancetypeConflicts } from '../../runtime/instancetype.js';
+import { ExpansionError, instancetypeConflicts, instancetypeKindOf, preferenceKindOf } from '../../runtime/instancetype.js';
+import type { InstancetypeMatcher } from '../../runtime/api/index.js';
 import type { GuardContext, RequestUser } from './guards.js';
 import { checkHostDeviceUse, judgeLauncherEntry, launcherEntryVerb, requestedDeviceNames } from './guards.js';
 import type { EvictionContext } from './eviction.js';
@@ -154,6 +155,20 @@ function oldTemplate(request: AdmissionRequest): VirtualMachineInstanceSpec | un
   return old.success ? old.data.spec.template.spec : undefined;
 }
 
+/**
+ * The kind a matcher names, read as the controller reads it (KubeVirt's aliases, in any case), so
+ * the webhook checks the object the controller will use; undefined, with a denial, for none.
+ */
+function kindOf<K extends string>(resolve: (matcher: InstancetypeMatcher) => K, matcher: InstancetypeMatcher, findings: Findings): K | undefined {
+  try {
+    return resolve(matcher);
+  } catch (err) {
+    if (!(err instanceof ExpansionError)) throw err;
+    findings.denials.push(err.message);
+    return undefined;
+  }
+}
+
 async function admitVirtualMachine(request: AdmissionRequest, vm: VirtualMachine, context: AdmissionContext, findings: Findings): Promise<void> {
   const template = vm.spec.template.spec;
   checkVmiSpec(template, 'spec.template.spec', await permittedFor(template.domain.devices, context), findings);
@@ -165,10 +180,10 @@ async function admitVirtualMachine(request: AdmissionRequest, vm: VirtualMachine
     if (!instancetype.name && !(instancetype as { inferFromVolume?: string }).inferFromVolume) {
       findings.denials.push('spec.instancetype.name: required: the name of a VirtualMachineClusterInstancetype (or, with kind, a VirtualMachineInstancetype)');
     }
-    const kind = instancetype.kind ?? 'VirtualMachineClusterInstancetype';
-    const found = instancetype.name ? await context.findInstancetypeSpec(kind, namespace, instancetype.name) : undefined;
+    const kind = kindOf(instancetypeKindOf, instancetype, findings);
+    const found = instancetype.name && kind ? await context.findInstancetypeSpec(kind, namespace, instancetype.name) : undefined;
     const spec = VirtualMachineInstancetypeSpec.safeParse(found);
-    if (instancetype.name && found === undefined) {
+    if (instancetype.name && kind && found === undefined) {
       // It may be created after the VM (GitOps applies in any order), as KubeVirt allows.
       findings.warnings.push(`spec.instancetype.name: ${kind} ${JSON.stringify(instancetype.name)} does not exist (yet); the VM cannot start until it does`);
     }
@@ -178,14 +193,14 @@ async function admitVirtualMachine(request: AdmissionRequest, vm: VirtualMachine
       await checkDevices(request, spec.data, 'spec.instancetype', unchanged ? spec.data : undefined, context, findings);
     }
     // The controller refuses these when the VM starts; refuse them at apply time.
-    for (const conflict of instancetypeConflicts(template, spec.success ? spec.data : anyInstancetype, kind, instancetype.name ?? '')) {
+    for (const conflict of kind ? instancetypeConflicts(template, spec.success ? spec.data : anyInstancetype, kind, instancetype.name ?? '') : []) {
       findings.denials.push(`${conflict.path}: ${conflict.message}`);
     }
   }
   const preference = vm.spec.preference;
   if (preference?.name) {
-    const kind = preference.kind ?? 'VirtualMachineClusterPreference';
-    if ((await context.findInstancetypeSpec(kind, namespace, preference.name)) === undefined) {
+    const kind = kindOf(preferenceKindOf, preference, findings);
+    if (kind && (await context.findInstancetypeSpec(kind, namespace, preference.name)) === undefined) {
       findings.warnings.push(`spec.preference.name: ${kind} ${JSON.stringify(preference.name)} does not exist (yet); the VM cannot start until it does`);
     }
   }
