@@ -46,6 +46,25 @@ describe('parseQuantity', () => {
 
   test.each([Number.NaN, Number.POSITIVE_INFINITY])('the number %s is refused', (value) => expect(() => parseQuantity(value)).toThrow(/is not a Kubernetes quantity/));
 
+  test('a hostile exponent or digit count is refused at once, not computed (1e300000000 took 30 s and 870 MB)', () => {
+    for (const value of ['1e300000000', '1e3000000', '9e20', '16Ei', '100000000000000000000', `1${'0'.repeat(1_000_000)}`, '1e+21', 1e21, `0.${'1'.repeat(100_000)}`]) {
+      const started = performance.now();
+      expect(() => parseQuantity(value, 3)).toThrow(/is out of range/);
+      expect(performance.now() - started).toBeLessThan(5000);
+    }
+  });
+
+  test('tiny values round up to one unit of the scale without computing the divisor; zeros around the digits are free', () => {
+    const started = performance.now();
+    expect(parseQuantity('1e-300000000', 3)).toBe(1n);
+    expect(parseQuantity('-1e-300000000')).toBe(-1n);
+    expect(parseQuantity('0e300000000')).toBe(0n);
+    expect(parseQuantity(`${'0'.repeat(1_000_000)}1.5${'0'.repeat(1_000_000)}Gi`)).toBe(1610612736n);
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(parseQuantity('8Ei')).toBe(8n << 60n);
+    expect(parseQuantity('9e18')).toBe(9_000_000_000_000_000_000n);
+  });
+
   test('the error names the field', () => {
     expect(() => quantityBytes('1GB', 'spec.domain.memory.guest')).toThrow('spec.domain.memory.guest: "1GB" is not a Kubernetes quantity');
   });

@@ -22,6 +22,19 @@ export class QuantityError extends Error {
   override readonly name = 'QuantityError';
 }
 
+/** A quantity beyond what Kubernetes holds (or than is worth computing). */
+export class QuantityRangeError extends QuantityError {}
+
+/** False for a quantity out of range; anything else (even not a quantity) is for the grammar to judge. */
+export function quantityInRange(value: string): boolean {
+  try {
+    parseQuantity(value);
+    return true;
+  } catch (err) {
+    return !(err instanceof QuantityRangeError);
+  }
+}
+
 /**
  * The quantity scaled by 10^scale and rounded up (away from zero), e.g. scale 3 gives
  * milli-units: parseQuantity('100m', 3) = 100n, parseQuantity('1.5Gi') = 1610612736n.
@@ -38,17 +51,37 @@ export function parseQuantity(value: Quantity, scale = 0, field?: string): bigin
     );
   }
   const sign = match[1] === '-' ? -1n : 1n;
-  const whole = match[2] === '' ? '0' : (match[2] ?? '0');
-  const fraction = match[3] ?? '';
-  // The digits as one integer, with the decimal point moved right by fraction.length.
-  let mantissa = BigInt(whole + fraction);
-  let exponent = -fraction.length + scale;
+  // The significant digits only: zeros before them or after them change no value, and a body may
+  // carry a million of them.
+  const whole = (match[2] ?? '').replace(/^0+/, '');
+  const fraction = (match[3] ?? '').replace(/0+$/, '');
+  const digits = (whole + fraction).replace(/^0+/, '');
+  if (digits === '') return 0n;
+  if (digits.length > MAX_SIGNIFICANT_DIGITS) throw outOfRange(value, field, `more than ${MAX_SIGNIFICANT_DIGITS} significant digits`);
+  // The value is mantissa × 10^exponent (× the binary suffix), with the decimal point moved right by fraction.length.
+  let mantissa = BigInt(digits);
+  let exponent = -fraction.length;
   if (match[4]) mantissa *= binarySuffixes[match[4]] ?? 1n;
   else if (match[5]) exponent += Number(match[5].slice(1));
   else exponent += decimalExponents[match[6] ?? ''] ?? 0;
+  // Bound the exponent before any power of ten is computed: "1e300000000" passes the grammar and
+  // 10n ** 300000000n takes half a minute and most of a GiB. Kubernetes keeps a quantity in an
+  // int64 (|value| < 2^63, about 9.2e18) and rounds a finer fraction up; so does this.
+  const magnitude = mantissa.toString().length + exponent;
+  if (magnitude > 19) throw outOfRange(value, field, 'larger than Kubernetes quantities go (2^63 - 1)');
+  exponent += scale;
   if (exponent >= 0) return sign * mantissa * 10n ** BigInt(exponent);
+  if (-exponent > mantissa.toString().length) return sign; // less than one unit of the scale: rounded up to one
   const divisor = 10n ** BigInt(-exponent);
   return sign * ((mantissa + divisor - 1n) / divisor);
+}
+
+/** More significant digits than an int64 of nano-units holds, with room to spare. */
+const MAX_SIGNIFICANT_DIGITS = 40;
+
+function outOfRange(value: Quantity, field: string | undefined, why: string): QuantityRangeError {
+  const shown = typeof value === 'string' && value.length > 64 ? `${value.slice(0, 64)}…` : JSON.stringify(value);
+  return new QuantityRangeError(`${field ? `${field}: ` : ''}${shown} is out of range: ${why}`);
 }
 
 /** The quantity in bytes (rounded up), as a JS number for APIs that take one (QEMU's sizes). */

@@ -104,6 +104,9 @@ const cases: Record<string, Case> = {
   'VMI errorPolicy unknown': { manifest: variant(vmi, (m) => (m.spec.domain.devices.disks[0].errorPolicy = 'retry')), path: 'spec.domain.devices.disks[0].errorPolicy' },
   'VM containerDisk without image': { manifest: variant(vm, (m) => (m.spec.template.spec.volumes[0].containerDisk = {})), path: `${t}.volumes[0].containerDisk.image` },
   'VM emptyDisk without capacity': { manifest: variant(vm, (m) => (m.spec.template.spec.volumes[0] = { name: 'containerdisk', emptyDisk: {} })), path: `${t}.volumes[0].emptyDisk.capacity` },
+  'VM emptyDisk capacity out of range': { manifest: variant(vm, (m) => (m.spec.template.spec.volumes[0] = { name: 'containerdisk', emptyDisk: { capacity: '1e300000000' } })), path: `${t}.volumes[0].emptyDisk.capacity`, says: /out of range/ },
+  'VMI memory with a thousand-digit quantity': { manifest: variant(vmi, (m) => (m.spec.domain.memory = { guest: `${'9'.repeat(1000)}Mi` })), path: 'spec.domain.memory.guest', says: /out of range/ },
+  'VM memory request out of range': { manifest: variant(vm, (m) => (m.spec.template.spec.domain.resources = { requests: { memory: '20Ei' } })), path: `${t}.domain.resources.requests.memory`, says: /out of range/ },
   'VM PVC without claimName': { manifest: variant(vm, (m) => (m.spec.template.spec.volumes[0] = { name: 'containerdisk', persistentVolumeClaim: {} })), path: `${t}.volumes[0].persistentVolumeClaim.claimName` },
   'VM two disks on one volume': {
     manifest: variant(vm, (m) => {

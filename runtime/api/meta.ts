@@ -2,6 +2,7 @@
 // Kubernetes validates metadata itself, so ObjectMeta is loose (unknown keys pass) but typed where
 // controllers read it.
 import { z } from 'zod';
+import { quantityInRange } from '../quantity.js';
 
 /**
  * The CRD marker for int-or-string values. The generator turns a schema carrying this marker into
@@ -19,7 +20,13 @@ export const QUANTITY_PATTERN =
 
 /** A Kubernetes resource quantity such as `2Gi`, `500m` or `1` (a string, or a plain number). */
 export const Quantity = z
-  .union([z.int(), z.string().regex(new RegExp(QUANTITY_PATTERN), 'must be a Kubernetes quantity such as 1Gi, 500m or 2')])
+  .union([
+    z.int(),
+    z
+      .string()
+      .regex(new RegExp(QUANTITY_PATTERN), 'must be a Kubernetes quantity such as 1Gi, 500m or 2')
+      .refine(quantityInRange, 'is out of range: at most 2^63 - 1 and 40 significant digits, as Kubernetes quantities'),
+  ])
   .meta({ [INT_OR_STRING]: true, pattern: QUANTITY_PATTERN });
 export type Quantity = z.infer<typeof Quantity>;
 
