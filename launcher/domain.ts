@@ -19,6 +19,7 @@ import type { AccelDecision } from './accel.js';
 import type { LauncherConfig } from './config.js';
 import { socketPaths } from './config.js';
 import { GuestAgent } from './guest-agent.js';
+import { sleep } from '../runtime/sleep.js';
 import type { VirtualMachineInstanceFileSystem, VirtualMachineInstanceGuestOSUser } from '../runtime/api/kubevirt/v1/subresources.js';
 import { portForwardTarget, qemuArgs } from './qemu-args.js';
 import type { QemuContext } from './qemu-args.js';
@@ -479,6 +480,7 @@ export class Domain extends EventEmitter {
     if (this.qemuStatus !== 'running') await this.qmpExec(qmp.cont).catch(() => undefined);
     await this.qmpExec(qmp.systemPowerdown).catch((err: Error) => this.log.warn({ err: err.message }, 'system_powerdown failed'));
     if (this.phase === 'Running' || this.phase === 'Paused') this.setPhase('ShuttingDown', 'ACPIPowerdown');
+    // sleep waits however long: a grace period past setTimeout's 24.8 days must not kill at once.
     const graceful = await Promise.race([this.exited?.then(() => true), sleep(graceSeconds * 1000).then(() => false)]);
     if (!graceful) {
       this.log.warn({ graceSeconds }, 'guest did not power off within the grace period; stopping QEMU');
@@ -754,9 +756,6 @@ export class Domain extends EventEmitter {
   }
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 function connectTcp(port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import { MAX_TIMER_MS } from './sleep.js';
 import {
   ExponentialBackoffRateLimiter,
   MaxOfRateLimiter,
@@ -150,6 +151,16 @@ describe('WorkQueue timing', () => {
     queue.addAfter('j', 5000);
     queue.addAfter('j', 100); // earlier: wins
     jest.advanceTimersByTime(100);
+    expect(queue.len()).toBe(1);
+    queue.dispose();
+  });
+
+  it('addAfter longer than a timer can wait comes back after MAX_TIMER_MS, not at once', () => {
+    const queue = newQueue();
+    queue.addAfter('far', 365 * 24 * 3600 * 1000);
+    jest.advanceTimersByTime(1000);
+    expect(queue.len()).toBe(0);
+    jest.advanceTimersByTime(MAX_TIMER_MS - 1000);
     expect(queue.len()).toBe(1);
     queue.dispose();
   });

@@ -13,6 +13,7 @@ import {
   workqueueRetries,
   workqueueWorkDuration,
 } from './metrics.js';
+import { timerDelay } from './sleep.js';
 
 export type Clock = () => number;
 
@@ -199,14 +200,17 @@ export class WorkQueue {
       this.add(key);
       return;
     }
-    const readyAt = this.now() + delayMs;
+    // A requeue later than a timer can wait (a timeout from a manifest or the KubeVirt CR) comes
+    // back after about 24.8 days, when the reconcile computes it again; it must not fire at once.
+    const delay = timerDelay(delayMs);
+    const readyAt = this.now() + delay;
     const existing = this.delayed.get(key);
     if (existing && existing.readyAt <= readyAt) return;
     if (existing) clearTimeout(existing.timer);
     const timer = setTimeout(() => {
       this.delayed.delete(key);
       this.add(key);
-    }, delayMs);
+    }, delay);
     // A pending retry must not keep the process alive on shutdown.
     timer.unref?.();
     this.delayed.set(key, { readyAt, timer });
