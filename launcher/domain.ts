@@ -21,7 +21,7 @@ import { socketPaths } from './config.js';
 import { GuestAgent } from './guest-agent.js';
 import { sleep } from '../runtime/sleep.js';
 import type { VirtualMachineInstanceFileSystem, VirtualMachineInstanceGuestOSUser } from '../runtime/api/kubevirt/v1/subresources.js';
-import { portForwardTarget, qemuArgs } from './qemu-args.js';
+import { passtCommands, portForwardTarget, qemuArgs } from './qemu-args.js';
 import type { QemuContext } from './qemu-args.js';
 import { QmpClient, qmp } from './qmp.js';
 import { OutgoingMigration, migrationCapabilities, migrationProgress } from './migration.js';
@@ -242,21 +242,15 @@ export class Domain extends EventEmitter {
   }
 
   private async startPasst(): Promise<void> {
-    const ifaces = (this.vmi.spec.domain.devices.interfaces ?? []).filter((i) => i.passt !== undefined);
-    for (const iface of ifaces) {
-      const sock = this.sockets.passt(iface.name);
+    // Built and checked beside QEMU's command line: absent interfaces get no passt, ports are numbers.
+    for (const { iface, socket: sock, args } of passtCommands(this.vmi, this.sockets)) {
       await rm(sock, { force: true });
-      const ports = (iface.ports ?? []);
-      const tcp = ports.filter((p) => (p.protocol ?? 'TCP') === 'TCP').map((p) => String(p.port));
-      const udp = ports.filter((p) => p.protocol === 'UDP').map((p) => String(p.port));
-      // No ports declared: forward all, as KubeVirt does for passt.
-      const args = ['--foreground', '--one-off', '--socket', sock, '-t', tcp.length || !ports.length ? tcp.join(',') || 'all' : 'none', '-u', udp.length || !ports.length ? udp.join(',') || 'all' : 'none'];
       const child = spawn(this.config.passt, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-      child.stderr?.on('data', (d: Buffer) => this.log.info({ passt: iface.name, line: d.toString().trim() }, 'passt'));
+      child.stderr?.on('data', (d: Buffer) => this.log.info({ passt: iface, line: d.toString().trim() }, 'passt'));
       this.helpers.push(child);
       // Not a test connection: with --one-off passt serves exactly one and would then exit.
       await waitFor(async () => (await stat(sock).then(() => true, () => false)) || child.exitCode !== null, 5000, `passt socket ${sock}`);
-      if (child.exitCode !== null) throw new Error(`passt for interface ${iface.name} exited with ${child.exitCode}`);
+      if (child.exitCode !== null) throw new Error(`passt for interface ${iface} exited with ${child.exitCode}`);
     }
   }
 

@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { silentLogger } from '../runtime/logging.js';
@@ -39,6 +39,17 @@ describe('waiting for the image copies beside the launcher', () => {
   test("fails with the failed copy's own message, naming the field", async () => {
     writeFileSync(path.join(dir, 'kernel-boot'), 'failed\nspec.domain.firmware.kernelBoot.container.kernelPath: "/x" does not exist in the image\n');
     await expect(waitForImageCopies(vmi, dir, silentLogger)).rejects.toThrow('spec.domain.firmware.kernelBoot.container.kernelPath: "/x" does not exist in the image');
+  });
+
+  test('reads no file outside its directory for a volume name that is a path (a VMI nobody admitted)', async () => {
+    const copies = path.join(dir, 'copies');
+    mkdirSync(copies);
+    mkdirSync(path.join(dir, 'elsewhere'));
+    writeFileSync(path.join(dir, 'elsewhere', 'loot'), 'failed\nthe content of a file outside\n');
+    const hostile = { ...vmi, spec: { ...vmi.spec, domain: { devices: {} }, volumes: [{ name: 'x/../../elsewhere/loot', containerDisk: { image: 'cd:1' } }] } };
+    const waiting = waitForImageCopies(hostile, copies, silentLogger, 200);
+    await expect(waiting).rejects.toThrow('"x/../../elsewhere/loot" must be a DNS label');
+    await expect(waiting).rejects.not.toThrow('the content of a file outside');
   });
 
   test('gives up after its timeout, naming the copies still missing', async () => {

@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { DNS_LABEL_MESSAGE } from '../runtime/api/names.js';
 import { LAUNCHER_INPUT_MAX_BYTES } from '../runtime/contracts/launcher-input.js';
 import { silentLogger } from '../runtime/logging.js';
 import { acceptDelivery, receiveVmi } from './input.js';
@@ -37,6 +38,32 @@ function send(socketPath: string, bytes: string | Buffer): Promise<string> {
   });
 }
 
+/**
+ * Sends bytes and then keeps writing, never ending its side (a half-open peer); resolves with what
+ * the launcher answered once the launcher closed the connection, rejects if it has not in `ms`.
+ */
+function sendAndKeepWriting(socketPath: string, bytes: string | Buffer, ms = 3000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ path: socketPath, allowHalfOpen: true });
+    let answer = '';
+    const more = Buffer.alloc(64 * 1024, 0x62);
+    const writer = setInterval(() => socket.writable && socket.write(more), 5);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`the launcher kept the connection open (it answered ${JSON.stringify(answer)})`));
+    }, ms);
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+    // Writing into a connection the launcher cut fails: expected, the close follows.
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearInterval(writer);
+      clearTimeout(timer);
+      resolve(answer);
+    });
+    socket.write(bytes);
+  });
+}
+
 async function listening(socketPath: string): Promise<void> {
   const deadline = Date.now() + 5000;
   while (!existsSync(socketPath)) {
@@ -50,6 +77,18 @@ describe('a delivery', () => {
     expect(acceptDelivery(JSON.stringify({ vmi: vmi(UID) }), UID)).toMatchObject({ ok: true, vmi: { metadata: { name: 'vm1', uid: UID } } });
     expect(acceptDelivery(JSON.stringify({ vmi: vmi('someone-else') }), UID)).toEqual({ ok: false, error: `the delivered VMI has uid "someone-else"; this pod runs the VMI ${UID}` });
     expect(acceptDelivery(JSON.stringify({ vmi: vmi(undefined) }), UID)).toMatchObject({ ok: false, error: expect.stringContaining('has uid null') });
+  });
+
+  test('naming a volume, disk, interface or network by anything but a DNS label is refused before any name is used', () => {
+    const hostile = 'x/../../elsewhere/loot';
+    const delivery = (spec: object) => JSON.stringify({ vmi: { ...vmi(UID), spec: { domain: { devices: {} }, ...spec } } });
+    const refused = (field: string) => ({ ok: false, error: `the delivered VMI: ${field}.name: ${JSON.stringify(hostile)} ${DNS_LABEL_MESSAGE}` });
+    expect(acceptDelivery(delivery({ volumes: [{ name: 'root', containerDisk: { image: 'a' } }, { name: hostile, containerDisk: { image: 'b' } }] }), UID)).toEqual(refused('spec.volumes[1]'));
+    expect(acceptDelivery(delivery({ domain: { devices: { disks: [{ name: hostile }] } } }), UID)).toEqual(refused('spec.domain.devices.disks[0]'));
+    expect(acceptDelivery(delivery({ domain: { devices: { interfaces: [{ name: hostile, passt: {} }] } } }), UID)).toEqual(refused('spec.domain.devices.interfaces[0]'));
+    expect(acceptDelivery(delivery({ networks: [{ name: hostile, pod: {} }] }), UID)).toEqual(refused('spec.networks[0]'));
+    expect(acceptDelivery(delivery({ volumes: [{ containerDisk: { image: 'a' } }] }), UID)).toMatchObject({ ok: false, error: expect.stringContaining('spec.volumes[0].name: null must be a DNS label') });
+    expect(acceptDelivery(delivery({ volumes: { name: 'root' } }), UID)).toMatchObject({ ok: false, error: expect.stringContaining('spec.volumes must be a list') });
   });
 
   test('that is not one is refused with what is wrong', () => {
@@ -82,6 +121,22 @@ describe('the input socket', () => {
     expect(taken.metadata).toEqual({ name: 'vm1', namespace: 'ns1', uid: UID });
     expect(existsSync(socketPath)).toBe(false);
     await new Promise((resolve) => (silent.destroyed ? resolve(undefined) : silent.once('close', resolve)));
+  });
+
+  test('cuts a refused peer that goes on writing, after a refusal and after an overflow', async () => {
+    const socketPath = path.join(dir, 'input.sock');
+    const received = receiveVmi(socketPath, UID, silentLogger, stop.signal);
+    received.catch(() => undefined);
+    await listening(socketPath);
+    // What is checked: the launcher closes the connection (sendAndKeepWriting rejects otherwise).
+    // The refusal it wrote first may be lost on the way: this client's next write fails on the
+    // closed connection and Node drops the socket before reading it. When it arrives, it is the refusal.
+    const refusal = async (bytes: string | Buffer, says: RegExp): Promise<void> => {
+      const answer = await sendAndKeepWriting(socketPath, bytes);
+      if (answer !== '') expect(JSON.parse(answer)).toMatchObject({ ok: false, error: expect.stringMatching(says) });
+    };
+    await refusal('garbage\n', /^not JSON/);
+    await refusal(Buffer.alloc(LAUNCHER_INPUT_MAX_BYTES + 10, 0x61), /without a newline/);
   });
 
   test('stops waiting when told to (the pod stopped first), and removes the socket', async () => {

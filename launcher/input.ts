@@ -48,7 +48,14 @@ export async function receiveVmi(socketPath: string, uid: string, log: Logger, s
     connections.add(socket);
     socket.on('close', () => connections.delete(socket));
     socket.on('error', () => socket.destroy());
-    const answer = (message: LauncherInputAnswer) => socket.end(ndjsonLine(message));
+    const onData = (chunk: Buffer) => reader.push(chunk);
+    // One delivery per connection, one answer: nothing is read after it. A refused peer is cut
+    // once its answer is out, so one that keeps writing, or never closes, holds nothing here.
+    const answer = (message: LauncherInputAnswer) => {
+      socket.off('data', onData);
+      if (message.ok) socket.end(ndjsonLine(message));
+      else socket.end(ndjsonLine(message), () => socket.destroy());
+    };
     const reader = new NdjsonReader({
       maxLineBytes: LAUNCHER_INPUT_MAX_BYTES,
       onLine: (line) => {
@@ -67,7 +74,7 @@ export async function receiveVmi(socketPath: string, uid: string, log: Logger, s
         answer({ ok: false, error: `more than ${LAUNCHER_INPUT_MAX_BYTES} bytes without a newline` });
       },
     });
-    socket.on('data', (chunk: Buffer) => reader.push(chunk));
+    socket.on('data', onData);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1,4 +1,4 @@
-import { DomainSpecError, cpuTopology, guestMemoryBytes, qemuArgs } from './qemu-args.js';
+import { DomainSpecError, cpuTopology, guestMemoryBytes, passtCommands, qemuArgs } from './qemu-args.js';
 import type { PreparedDisk, QemuContext } from './qemu-args.js';
 import type { LauncherVmi } from './vmi.js';
 
@@ -198,6 +198,23 @@ describe('qemuArgs', () => {
       'spec.domain.devices.interfaces[0].name: no network named "x"',
     );
     expect(() => qemuArgs(vmi({ devices: { interfaces: [{ name: 'default', masquerade: {}, model: 'virtio-fast' }] } }), ctx())).toThrow('interfaces[0].model');
+  });
+
+  it("checks an absent interface's ports too, and starts passt for present passt interfaces only", () => {
+    const networks = [{ name: 'default', pod: {} }, { name: 'gone', pod: {} }];
+    const hostile = (port: unknown) => vmi({ devices: { interfaces: [{ name: 'default', passt: {} }, { name: 'gone', passt: {}, state: 'absent', ports: [{ port: port as number }] }] } }, { networks });
+    for (const port of ['--help', '1-65535', 0, 80.5]) {
+      expect(() => qemuArgs(hostile(port), ctx())).toThrow(`spec.domain.devices.interfaces[1].ports[0].port: ${JSON.stringify(port)} is not a port number`);
+      expect(() => passtCommands(hostile(port), sockets)).not.toThrow();
+    }
+    expect(passtCommands(hostile(80), sockets)).toEqual([
+      { iface: 'default', socket: '/run/passt-default.sock', args: ['--foreground', '--one-off', '--socket', '/run/passt-default.sock', '-t', 'all', '-u', 'all'] },
+    ]);
+    const declared = vmi({ devices: { interfaces: [{ name: 'default', passt: {}, ports: [{ port: 80 }, { port: 8080, protocol: 'TCP' }, { port: 53, protocol: 'UDP' }] }, { name: 'gone', passt: {}, ports: [{ port: 22 }] }] } }, { networks });
+    expect(passtCommands(declared, sockets).map((c) => c.args.slice(-4))).toEqual([['-t', '80,8080', '-u', '53'], ['-t', '22', '-u', 'none']]);
+    const present = vmi({ devices: { interfaces: [{ name: 'default', passt: {}, ports: [{ port: '--help' as unknown as number }] }] } }, { networks });
+    expect(() => passtCommands(present, sockets)).toThrow('spec.domain.devices.interfaces[0].ports[0].port: "--help" is not a port number');
+    expect(passtCommands(vmi({ devices: { interfaces: [{ name: 'default', masquerade: {} }] } }), sockets)).toEqual([]);
   });
 
   it('adds serial console with a log, VNC, balloon, rng, watchdog and the guest agent channel', () => {

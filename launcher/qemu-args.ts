@@ -418,6 +418,42 @@ export function portForwardTarget(vmi: LauncherVmi): PortForwardTarget | undefin
   return { stack: iface.passt !== undefined ? 'passt' : 'slirp', netdevId: `net${index}`, tcpPorts };
 }
 
+/** An interface's declared ports, checked: they reach QEMU's and passt's command lines. */
+function interfacePorts(iface: LauncherInterface, field: string): { protocol: 'TCP' | 'UDP'; port: number }[] {
+  if (iface.ports !== undefined && !Array.isArray(iface.ports)) throw new DomainSpecError(`${field}.ports`, 'must be a list');
+  return (iface.ports ?? []).map((p, j) => {
+    const protocol = oneOf(p?.protocol, ['TCP', 'UDP'] as const, 'TCP', `${field}.ports[${j}].protocol`);
+    if (!Number.isInteger(p?.port) || p.port < 1 || p.port > 65535) throw new DomainSpecError(`${field}.ports[${j}].port`, `${JSON.stringify(p?.port ?? null)} is not a port number`);
+    return { protocol, port: p.port };
+  });
+}
+
+/** One passt process: the interface it serves, the socket QEMU connects to, passt's arguments. */
+export interface PasstCommand {
+  iface: string;
+  socket: string;
+  args: string[];
+}
+
+/**
+ * passt for each passt interface QEMU connects to: an absent interface has no NIC, so no passt;
+ * ports are checked as for QEMU, since they become passt's arguments.
+ */
+export function passtCommands(vmi: LauncherVmi, sockets: Pick<LauncherSockets, 'passt'>): PasstCommand[] {
+  return guestInterfaces(vmi).flatMap((iface, i) => {
+    if (iface.passt === undefined || iface.state === 'absent') return [];
+    const ports = interfacePorts(iface, `spec.domain.devices.interfaces[${i}]`);
+    const socket = sockets.passt(iface.name);
+    // No ports declared: forward all, as KubeVirt does for passt; some declared, none of this
+    // protocol: forward none of it.
+    const forwards = (protocol: 'TCP' | 'UDP') => {
+      const listed = ports.filter((p) => p.protocol === protocol).map((p) => String(p.port));
+      return listed.length ? listed.join(',') : ports.length ? 'none' : 'all';
+    };
+    return [{ iface: iface.name, socket, args: ['--foreground', '--one-off', '--socket', socket, '-t', forwards('TCP'), '-u', forwards('UDP')] }];
+  });
+}
+
 function interfaceArgs(vmi: LauncherVmi, ctx: QemuContext): string[] {
   const networks = vmi.spec.networks ?? [];
   const interfaces = guestInterfaces(vmi);
@@ -428,6 +464,8 @@ function interfaceArgs(vmi: LauncherVmi, ctx: QemuContext): string[] {
     const network = networks.find((n) => n.name === iface.name);
     if (vmi.spec.networks !== undefined && !network) throw new DomainSpecError(`${field}.name`, `no network named "${iface.name}" in spec.networks`);
     if (network && !network.pod) throw new DomainSpecError(`spec.networks`, `network "${iface.name}": only the pod network is supported`);
+    // Checked even for an absent interface: nothing unchecked may reach passt's command line.
+    const ports = interfacePorts(iface, field);
     if (iface.state === 'absent') return;
     if (iface.state !== undefined && iface.state !== 'up') throw new DomainSpecError(`${field}.state`, `"${iface.state}" is not supported; use up or absent`);
     const bindings = (['bridge', 'masquerade', 'slirp', 'passt', 'binding'] as const).filter((b) => iface[b] !== undefined);
@@ -438,11 +476,6 @@ function interfaceArgs(vmi: LauncherVmi, ctx: QemuContext): string[] {
       throw new DomainSpecError(`${field}.bridge`, 'the bridge binding needs a tap device set up by the privileged node handler, which this launcher does not have; use masquerade or passt (see docs/adr/0004-launcher-networking.md)');
     }
     if (binding === 'binding') throw new DomainSpecError(`${field}.binding`, `network binding plugin "${iface.binding?.name}" is not supported; use masquerade or passt`);
-    const ports = (iface.ports ?? []).map((p, j) => {
-      const protocol = oneOf(p.protocol, ['TCP', 'UDP'] as const, 'TCP', `${field}.ports[${j}].protocol`);
-      if (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535) throw new DomainSpecError(`${field}.ports[${j}].port`, `${p.port} is not a port number`);
-      return { protocol, port: p.port };
-    });
     if (binding === 'passt') {
       args.push('-netdev', JSON.stringify({ type: 'stream', id, server: false, addr: { type: 'unix', path: ctx.sockets.passt(iface.name) } }));
     } else {

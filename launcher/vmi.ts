@@ -5,6 +5,7 @@
 // them, and the compiler checks that (apiVmiIsLauncherVmi below), so an API change that the
 // launcher would misread fails the build. Type-only: the launcher loads no schema at run time.
 import type { VirtualMachineInstance } from '../runtime/api/index.js';
+import { DNS_LABEL_MESSAGE, isDnsLabel } from '../runtime/api/names.js';
 
 export type QuantityValue = string | number;
 
@@ -119,5 +120,28 @@ export function checkLauncherVmi(value: unknown, source: string): LauncherVmi {
   if (!vmi || typeof vmi !== 'object') throw new Error(`${source}: not a VirtualMachineInstance object`);
   if (!vmi.metadata?.name) throw new Error(`${source}: metadata.name is required`);
   if (!vmi.spec?.domain?.devices) throw new Error(`${source}: spec.domain.devices is required`);
+  checkNames(vmi as LauncherVmi, source);
   return vmi as LauncherVmi;
+}
+
+/**
+ * Volume, disk, interface and network names become file and socket names (image copies, overlays,
+ * passt) and QEMU ids, so each must be a DNS label before anything builds a path from one.
+ * Admission checks the same, but the launcher may be handed a VMI nobody admitted.
+ */
+function checkNames(vmi: LauncherVmi, source: string): void {
+  const named: Array<[string, unknown]> = [
+    ['spec.volumes', vmi.spec.volumes],
+    ['spec.domain.devices.disks', vmi.spec.domain.devices.disks],
+    ['spec.domain.devices.interfaces', vmi.spec.domain.devices.interfaces],
+    ['spec.networks', vmi.spec.networks],
+  ];
+  for (const [field, list] of named) {
+    if (list === undefined) continue;
+    if (!Array.isArray(list)) throw new Error(`${source}: ${field} must be a list`);
+    list.forEach((item: unknown, i) => {
+      const name = (item as { name?: unknown } | null)?.name;
+      if (!isDnsLabel(name)) throw new Error(`${source}: ${field}[${i}].name: ${JSON.stringify(name ?? null)} ${DNS_LABEL_MESSAGE}`);
+    });
+  }
 }

@@ -33,6 +33,29 @@ describe('NdjsonReader', () => {
     expect(overflows).toHaveLength(1);
   });
 
+  it('keeps nothing a peer sends after an overflow', () => {
+    const { r, lines, overflows } = reader(16);
+    r.push(Buffer.from('x'.repeat(17)));
+    for (let i = 0; i < 100; i++) r.push(Buffer.from('y'.repeat(10)));
+    r.push(Buffer.from('\n{"later":1}\n'));
+    expect(r.remainder().length).toBe(0);
+    expect(lines).toEqual([]);
+    expect(overflows).toEqual([17]);
+  });
+
+  it('keeps what arrives after stop() only up to the cap, then reports an overflow once and keeps nothing', () => {
+    const overflows: number[] = [];
+    const r: NdjsonReader = new NdjsonReader({ maxLineBytes: 16, onLine: () => r.stop(), onOverflow: (bytes) => overflows.push(bytes) });
+    r.push(Buffer.from('{"vnc":1}\nRFB'));
+    r.push(Buffer.from('0'.repeat(13)));
+    expect(overflows).toEqual([]);
+    r.push(Buffer.from('1'));
+    expect(overflows).toEqual([17]);
+    for (let i = 0; i < 100; i++) r.push(Buffer.from('z'.repeat(10)));
+    expect(r.remainder().length).toBe(0);
+    expect(overflows).toHaveLength(1);
+  });
+
   it('refuses a long line that arrives whole with its newline', () => {
     const { r, lines, overflows } = reader(16);
     r.push(Buffer.from(`${'y'.repeat(17)}\n{"a":1}\n`));

@@ -2,6 +2,8 @@
 // guest agent (launcher ↔ QEMU), and the launcher's command socket (node handler ↔ launcher).
 // A line longer than the cap is never buffered whole: the reader reports the overflow once and
 // stops, and the caller closes that connection, so one peer's endless line costs at most the cap.
+// Nothing after an overflow is kept, and what arrives after stop() is kept only up to the cap: a
+// peer that goes on writing to a connection its reader gave up on costs nothing more.
 import type { Socket } from 'node:net';
 
 /** Splits a byte stream into lines of at most `maxLineBytes` bytes (the newline not counted). */
@@ -9,6 +11,7 @@ export class NdjsonReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private stopped = false;
+  private overflowed = false;
   /** The unread rest of the chunk being pushed. */
   private tail: Buffer | undefined;
 
@@ -17,13 +20,18 @@ export class NdjsonReader {
       maxLineBytes: number;
       /** One line, without its newline, decoded as UTF-8; empty and blank lines are skipped. */
       onLine: (line: string) => void;
-      /** The peer sent more than maxLineBytes without a newline; nothing is read after this. */
+      /**
+       * The peer sent more than maxLineBytes without a newline, or after stop() more than
+       * maxLineBytes waited for remainder(); nothing is read or kept after this.
+       */
       onOverflow: (bufferedBytes: number) => void;
     },
   ) {}
 
   /** Feeds bytes; calls onLine for each complete line until stop() or an overflow. */
   push(chunk: Buffer): void {
+    if (this.overflowed) return;
+    if (this.stopped) return this.keep(chunk);
     this.tail = chunk;
     while (!this.stopped && this.tail) {
       const newline = this.tail.indexOf(0x0a);
@@ -40,15 +48,28 @@ export class NdjsonReader {
     const rest = this.tail;
     this.tail = undefined;
     if (!rest?.length) return;
-    // After stop(), whatever follows the line that stopped the reader belongs to the caller.
-    if (!this.stopped && this.buffered + rest.length > this.options.maxLineBytes) return this.overflow(this.buffered + rest.length);
-    this.chunks.push(rest);
-    this.buffered += rest.length;
+    if (this.stopped) {
+      // Whatever follows the line that stopped the reader belongs to the caller, this chunk's rest
+      // whole: one read's worth, in memory already.
+      this.chunks.push(rest);
+      this.buffered += rest.length;
+      return;
+    }
+    this.keep(rest);
+  }
+
+  /** Keeps bytes of the current line, or for remainder() after stop(), up to the cap. */
+  private keep(bytes: Buffer): void {
+    if (!bytes.length) return;
+    if (this.buffered + bytes.length > this.options.maxLineBytes) return this.overflow(this.buffered + bytes.length);
+    this.chunks.push(bytes);
+    this.buffered += bytes.length;
   }
 
   /**
    * Stops reading lines (e.g. when a connection switches to a raw byte stream); the bytes after
-   * the current line are then available from remainder(), also from within onLine.
+   * the current line are then available from remainder(), also from within onLine. Bytes pushed
+   * later are kept for remainder() up to maxLineBytes; more is an overflow.
    */
   stop(): void {
     this.stopped = true;
@@ -65,6 +86,7 @@ export class NdjsonReader {
 
   private overflow(bytes: number): void {
     this.stopped = true;
+    this.overflowed = true;
     this.tail = undefined;
     this.chunks = [];
     this.buffered = 0;

@@ -76,6 +76,10 @@ describe('launcher pod contract', () => {
   test.each(['..', '../other', 'a/b', '', '/abs', 'x\0y'])('a pod uid %j never names a path outside the pods directory', (uid) => {
     expect(() => nodeLauncherRunDir('/var/lib/kubelet/pods', uid)).toThrow(/not a uid/);
   });
+  test.each(['x/../../elsewhere/loot', '..', 'a/b', '', 'Root'])('a volume or interface name %j never becomes part of a path', (name) => {
+    expect(() => imageCopyStatusName({ containerDisk: name })).toThrow(/must be a DNS label/);
+    expect(() => launcherSockets(config.runDir).passt(name)).toThrow(/must be a DNS label/);
+  });
   test('the image copies the pod makes are the ones the launcher waits for, and their status reads back', () => {
     const copies = (pod.spec?.containers ?? []).filter((c) => c.name !== 'compute');
     // Each copy's status file argument is the name the launcher expects for its source.

@@ -2,6 +2,7 @@
 // launcher reads its configuration by it, the node handler finds a pod's sockets by it. A name or a
 // path changed here changes on every side at once.
 import path from 'node:path';
+import { DNS_LABEL_MESSAGE, isDnsLabel } from '../api/names.js';
 
 /** uid/gid of the launcher's processes (KubeVirt's qemu user). */
 export const LAUNCHER_UID = 107;
@@ -16,6 +17,11 @@ export const LAUNCHER_POD_NAME_PREFIX = 'virt-launcher-';
 
 /** The container that runs the launcher (and QEMU). */
 export const COMPUTE_CONTAINER = 'compute';
+/**
+ * What starts each line of the guest's serial console in the compute container's log, beside the
+ * launcher's own JSON records: a guest line never starts with `{`, so it cannot pass for one.
+ */
+export const GUEST_CONSOLE_LINE_PREFIX = '[guest] ';
 
 /** The pod's fixed volumes: their names (what the node sees under the pod's directory) and mounts. */
 export const PRIVATE_VOLUME = 'private';
@@ -123,9 +129,19 @@ export function imageCopierHookCommand(copier: string): string[] {
 export const IMAGE_COPY_OK = 'ok';
 export const IMAGE_COPY_FAILED = 'failed';
 
+/**
+ * A name of the VMI that becomes part of a file name here. Admission allows DNS labels only, but a
+ * VMI may reach the launcher unadmitted: a name that is not one (`x/../../loot`) is refused, never
+ * joined into a path.
+ */
+function fileNamePart(name: string, what: string): string {
+  if (!isDnsLabel(name)) throw new Error(`${what} ${JSON.stringify(name)} ${DNS_LABEL_MESSAGE}`);
+  return name;
+}
+
 /** The status file name of a containerDisk volume's copy, or of the kernelBoot image's. */
 export function imageCopyStatusName(source: { containerDisk: string } | 'kernel-boot'): string {
-  return source === 'kernel-boot' ? 'kernel-boot' : `container-disk-${source.containerDisk}`;
+  return source === 'kernel-boot' ? 'kernel-boot' : `container-disk-${fileNamePart(source.containerDisk, 'the containerDisk volume name')}`;
 }
 
 export type ImageCopyStatus = { ok: true } | { ok: false; message: string };
@@ -149,7 +165,7 @@ export function launcherSockets(runDir: string) {
     serialLog: path.join(runDir, 'serial.log'),
     vnc: path.join(runDir, 'vnc.sock'),
     guestAgent: path.join(runDir, 'qga.sock'),
-    passt: (iface: string) => path.join(runDir, `passt-${iface}.sock`),
+    passt: (iface: string) => path.join(runDir, `passt-${fileNamePart(iface, 'the interface name')}.sock`),
     /** A migration target's QEMU listens here; the target's node handler connects the stream to it. */
     migrationIn: path.join(runDir, 'migration-in.sock'),
     /**
