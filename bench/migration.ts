@@ -68,10 +68,10 @@ const podLog = async (pod: string): Promise<string> => {
   return typeof text === 'string' ? text : JSON.stringify(text);
 };
 
-/** The counter lines of a launcher's log with the kubelet's timestamps: count → ms. */
+/** The guest's counter lines (GUEST_CONSOLE_LINE_PREFIX) of a launcher's log with the kubelet's timestamps: count → ms. */
 function counts(log: string): Map<number, number> {
   const found = new Map<number, number>();
-  for (const m of log.matchAll(/^(\S+) KUBEVM-COUNT (\d+)$/gm)) found.set(Number(m[2]), Date.parse(m[1] ?? ''));
+  for (const m of log.matchAll(/^(\S+) \[guest\] KUBEVM-COUNT (\d+)$/gm)) found.set(Number(m[2]), Date.parse(m[1] ?? ''));
   return found;
 }
 

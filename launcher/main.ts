@@ -10,7 +10,7 @@ import { loadConfigOrExit } from '../runtime/config.js';
 import { launcherConfig, launcherSettings } from './config.js';
 import { Domain } from './domain.js';
 import { holdLifeline, waitForImageCopies } from './image-copies.js';
-import { SerialLogFollower } from './serial-log.js';
+import { SerialLogFollower, guestLogLine } from './serial-log.js';
 import { receiveVmi } from './input.js';
 import { parseLauncherVmi } from './vmi.js';
 
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   const server = new CommandServer(domain, sockets.command, log, () => undefined);
   // KubeVirt logs the serial console unless the VMI turns it off.
   if (vmi.spec.domain.devices.logSerialConsole !== false) {
-    new SerialLogFollower(sockets.serialLog, (line) => process.stdout.write(`${redactText(line)}\n`)).start();
+    new SerialLogFollower(sockets.serialLog, (line) => process.stdout.write(guestLogLine(line))).start();
   }
   domain.on('event', () => {
     if (domain.stopped) exitWhenStopped();

@@ -4,10 +4,33 @@
 // (chardev logfile=), which leaves the socket itself free for interactive console sessions.
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import { StringDecoder } from 'node:string_decoder';
+import { GUEST_CONSOLE_LINE_PREFIX } from '../runtime/contracts/launcher-pod.js';
+import { redactText } from '../runtime/redact.js';
+
+/**
+ * The longest line emitted, in UTF-16 code units: output without newlines is cut into lines of this
+ * length, so each byte is looked at once and nothing the guest prints is held unbounded.
+ */
+export const SERIAL_LINE_MAX = 16 * 1024;
+
+// C0 controls but tab, DEL and C1 controls: escape sequences, carriage returns and backspaces
+// that would redraw a terminal reading the log, or hide the prefix.
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\x00-\x08\x0a-\x1f\x7f-\x9f]/g;
+
+/**
+ * A guest console line as the launcher prints it: without control characters, redacted, and
+ * prefixed, so that no guest output can pass for one of the launcher's own JSON log records.
+ */
+export function guestLogLine(line: string): string {
+  return `${GUEST_CONSOLE_LINE_PREFIX}${redactText(line.replace(CONTROL_CHARACTERS, ''))}\n`;
+}
 
 export class SerialLogFollower {
   private offset = 0;
   private partial = '';
+  private readonly decoder = new StringDecoder('utf8');
   private timer: NodeJS.Timeout | undefined;
   private file: FileHandle | undefined;
   private reading: Promise<void> = Promise.resolve();
@@ -32,6 +55,7 @@ export class SerialLogFollower {
     this.timer = undefined;
     await this.reading;
     await this.readNew();
+    this.append(this.decoder.end());
     if (this.partial !== '') this.emit(this.partial);
     this.partial = '';
     await this.file?.close();
@@ -47,9 +71,35 @@ export class SerialLogFollower {
       const { bytesRead } = await this.file.read(buffer, 0, buffer.length, this.offset);
       if (bytesRead === 0) return;
       this.offset += bytesRead;
-      const lines = (this.partial + buffer.subarray(0, bytesRead).toString('utf8')).split(/\r?\n/);
-      this.partial = lines.pop() ?? '';
-      for (const line of lines) this.emit(line);
+      this.take(this.decoder.write(buffer.subarray(0, bytesRead)));
     }
+  }
+
+  /** Emits the lines `text` completes; only `text` is scanned, never the partial line again. */
+  private take(text: string): void {
+    let start = 0;
+    for (;;) {
+      const newline = text.indexOf('\n', start);
+      if (newline < 0) return this.append(text.slice(start));
+      this.append(text.slice(start, newline));
+      this.emit(this.partial.endsWith('\r') ? this.partial.slice(0, -1) : this.partial);
+      this.partial = '';
+      start = newline + 1;
+    }
+  }
+
+  /** Adds to the partial line, emitting it as a line of its own each time it reaches the cap. */
+  private append(piece: string): void {
+    let rest = piece;
+    while (this.partial.length + rest.length > SERIAL_LINE_MAX) {
+      let room = SERIAL_LINE_MAX - this.partial.length;
+      // Not between the two halves of a surrogate pair.
+      const code = rest.charCodeAt(room - 1);
+      if (room > 1 && code >= 0xd800 && code <= 0xdbff) room -= 1;
+      this.emit(this.partial + rest.slice(0, room));
+      this.partial = '';
+      rest = rest.slice(room);
+    }
+    this.partial += rest;
   }
 }
