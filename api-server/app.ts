@@ -2,6 +2,7 @@
 // discovery, version and health. main.ts runs it in the pod; tests build the same server.
 import type { FastifyInstance } from 'fastify';
 import { MUTATING_WEBHOOK_PATH, VALIDATING_WEBHOOK_PATH } from '../runtime/contracts/api-server.js';
+import type { WebhookClientAuth } from '../runtime/contracts/api-server.js';
 import type { KubeClient } from '../runtime/kube.js';
 import { VirtualMachineInstanceMigrationNames, VirtualMachineInstanceNames, VirtualMachineNames } from '../runtime/api/index.js';
 import type { Logger } from '../runtime/logging.js';
@@ -13,10 +14,12 @@ import { descriptorOf, instancetypeSources } from './descriptors.js';
 import type { InstancetypeSources } from './expand.js';
 import { expandRoutes } from './expand.js';
 import type { FrontProxyConfig } from './front-proxy.js';
+import { authenticateWebhookCaller, peerCertificateOf } from './front-proxy.js';
 import type { SubresourceRoute } from './server.js';
 import { buildApiServer } from './server.js';
 import type { VirtualMachine, VirtualMachineInstance, VirtualMachineInstanceMigration } from './types.js';
 import { apiServerHealth, versionInfo } from './version.js';
+import { unauthorized } from './status.js';
 import type { VmBackends } from './vm-subresources.js';
 import { vmSubresourceRoutes } from './vm-subresources.js';
 import { vmiSubresourceRoutes } from './vmi-subresources.js';
@@ -47,6 +50,8 @@ export interface ApiServerDeps {
   admission: AdmissionContext;
   /** The node handlers' stream endpoints (console, VNC, port-forward, screenshots). */
   streams: NodeStreams;
+  /** required: a webhook call without the kube-apiserver's client certificate is refused (401). */
+  webhookClientAuth?: WebhookClientAuth;
 }
 
 
@@ -69,7 +74,17 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
     health: apiServerHealth(deps.client),
     ...(deps.tls ? { tls: deps.tls } : {}),
     extend: (app) => {
-      // Called by the kube-apiserver, so no front-proxy check.
+      // Called by the kube-apiserver: no user to authenticate, but when the cluster presents its
+      // client certificate to webhooks, nothing else may post a review of its own making.
+      app.addHook('onRequest', async (request) => {
+        if (deps.webhookClientAuth !== 'required') return;
+        const path = request.url.split('?')[0];
+        if (path !== VALIDATING_WEBHOOK_PATH && path !== MUTATING_WEBHOOK_PATH) return;
+        const caller = authenticateWebhookCaller(deps.frontProxy(), peerCertificateOf(request.raw.socket));
+        if (caller.ok) return;
+        deps.log.warn({ path, remote: request.ip, reason: caller.reason }, 'admission review refused: not from the kube-apiserver');
+        throw unauthorized(caller.reason);
+      });
       app.post(VALIDATING_WEBHOOK_PATH, async (request, reply) => {
         const review = await handleAdmissionReview(reviewBody(request.body), deps.admission);
         if (!review.response.allowed) deps.log.info({ uid: review.response.uid, message: review.response.status?.message }, 'admission denied');

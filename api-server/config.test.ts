@@ -14,6 +14,7 @@ describe('the api-server configuration', () => {
       namespace: 'kubevirt',
       streamTlsDir: '/etc/kubevm/streams-tls',
       nodeHandlerStreamPort: 8186,
+      webhookClientAuth: 'optional',
     });
     expect(configFrom({ KUBEVM_API_PORT: '9443', POD_NAMESPACE: 'kv' }, ['--health-port=9090', '--api-auth-refresh-seconds=5', '--node-handler-stream-port=9186'])).toMatchObject({
       nodeHandlerStreamPort: 9186,
@@ -22,6 +23,11 @@ describe('the api-server configuration', () => {
       authRefreshMs: 5000,
       namespace: 'kv',
     });
+  });
+
+  test('webhook callers: optional or required, nothing else', () => {
+    expect(configFrom({ KUBEVM_API_WEBHOOK_CLIENT_AUTH: 'required' }).webhookClientAuth).toBe('required');
+    expect(() => configFrom({ KUBEVM_API_WEBHOOK_CLIENT_AUTH: 'yes' })).toThrow('KUBEVM_API_WEBHOOK_CLIENT_AUTH="yes" is not accepted');
   });
 
   test('a bad value is named with what is accepted', () => {

@@ -1,7 +1,9 @@
 // The api-server's settings, read by the one configuration loader (runtime/config.ts): each is a
 // flag --name and a variable KUBEVM_NAME; a bad value stops the process with one line naming it.
 import { z } from 'zod';
-import { integerSetting, loadConfig, portSetting } from '../runtime/config.js';
+import { enumSetting, integerSetting, loadConfig, portSetting } from '../runtime/config.js';
+import { WEBHOOK_CLIENT_AUTH, WEBHOOK_CLIENT_AUTH_ENV } from '../runtime/contracts/api-server.js';
+import type { WebhookClientAuth } from '../runtime/contracts/api-server.js';
 import type { SettingsOf } from '../runtime/config.js';
 import { NODE_HANDLER_STREAM_PORT, STREAM_TLS_DIR } from '../runtime/contracts/streams.js';
 import { metricsPortSetting, metricsTlsDirSetting } from '../runtime/metrics-server.js';
@@ -33,6 +35,12 @@ export const apiServerSettings = {
   // Its API has 8443.
   metricsPort: metricsPortSetting(8444),
   metricsTlsDir: metricsTlsDirSetting(),
+  webhookClientAuth: {
+    env: WEBHOOK_CLIENT_AUTH_ENV,
+    schema: enumSetting(WEBHOOK_CLIENT_AUTH).default('optional'),
+    description:
+      'required: admission reviews must come with the front proxy\'s client certificate, which the kube-apiserver presents only when its admission configuration says so (docs/operations.md); optional (default): any caller, as KubeVirt',
+  },
   podNamespace: { env: 'POD_NAMESPACE', schema: z.string().default('kubevirt'), description: "kubevm's namespace (downward API; default kubevirt)" },
 };
 
@@ -47,6 +55,7 @@ export type ApiServerConfig = {
   namespace: string;
   streamTlsDir: string;
   nodeHandlerStreamPort: number;
+  webhookClientAuth: WebhookClientAuth;
 };
 
 /** The server's configuration from its settings. */
@@ -62,6 +71,7 @@ export function apiServerConfig(settings: SettingsOf<typeof apiServerSettings>):
     namespace: settings.podNamespace,
     streamTlsDir: settings.streamTlsDir,
     nodeHandlerStreamPort: settings.nodeHandlerStreamPort,
+    webhookClientAuth: settings.webhookClientAuth,
   };
 }
 

@@ -1,5 +1,6 @@
 // The trust boundary over real TLS: only a client certificate of the requestheader CA with an
-// allowed name makes the identity headers count; the authorizer then decides. Certificates are
+// allowed name makes the identity headers count; the authorizer then decides. The same
+// certificate, when the operator requires it, is the only way into the admission webhooks. Certificates are
 // made with openssl for the test (a CA, the server's, the front proxy's, and an impostor's from
 // another CA that claims the front proxy's name).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -9,7 +10,12 @@ import * as https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubeClient } from '../runtime/kube.js';
 import { silentLogger } from '../runtime/logging.js';
+import type { AdmissionContext } from './admission/admit.js';
+import { createApiServer } from './app.js';
+import { NodeStreams } from './node-streams.js';
 import type { ResourceAttributes } from './authorize.js';
 import type { UserInfo } from './front-proxy.js';
 import { buildApiServer } from './server.js';
@@ -124,5 +130,68 @@ describe('the front-proxy trust boundary over TLS', () => {
     expect(res.code).toBe(401);
     expect(asked).toHaveLength(before);
     expect(patches).toHaveLength(1);
+  });
+});
+
+describe('the webhooks, when the operator requires the kube-apiserver\'s client certificate', () => {
+  let webhooks: FastifyInstance;
+  let webhooksPort: number;
+  beforeAll(async () => {
+    const nowhere = new KubeConfig();
+    nowhere.loadFromOptions({ clusters: [{ name: 'c', server: 'https://127.0.0.1:9' }], users: [{ name: 'u' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
+    const unreachable = async (): Promise<never> => Promise.reject(new Error('no cluster in this test'));
+    webhooks = createApiServer({
+      client: new KubeClient(nowhere),
+      authorizer: { authorize: unreachable },
+      frontProxy: () => ({ clientCA: file('ca.crt').toString(), allowedNames: ['front-proxy-client'], usernameHeaders: ['X-Remote-User'], groupHeaders: ['X-Remote-Group'], extraHeaderPrefixes: ['X-Remote-Extra-'] }),
+      log: silentLogger,
+      tls: { cert: file('server.crt'), key: file('server.key') },
+      admission: new Proxy({} as AdmissionContext, { get: () => unreachable }),
+      streams: new NodeStreams(unreachable, () => undefined),
+      webhookClientAuth: 'required',
+    });
+    await webhooks.listen({ port: 0, host: '127.0.0.1' });
+    webhooksPort = (webhooks.server.address() as { port: number }).port;
+  }, 30_000);
+  afterAll(async () => {
+    await webhooks?.close();
+  });
+
+  function review(path: string, client: string | undefined): Promise<{ code: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const request = https.request(
+        { host: 'localhost', port: webhooksPort, method: 'POST', path, ca: file('ca.crt'), ...(client ? { cert: file(`${client}.crt`), key: file(`${client}.key`) } : {}), headers: { 'content-type': 'application/json' }, agent: false },
+        (res) => {
+          let body = '';
+          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          res.on('end', () => resolve({ code: res.statusCode ?? 0, body }));
+        },
+      );
+      request.on('error', reject);
+      // A forged eviction review: without the check, the webhook would look the pod up and mark its VMI.
+      request.end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'forged', kind: { group: 'policy', version: 'v1', kind: 'Eviction' }, resource: { group: '', version: 'v1', resource: 'pods' }, subResource: 'eviction', operation: 'CREATE', namespace: 'tenant', name: 'virt-launcher-victim-x', userInfo: { username: 'system:admin' }, object: { apiVersion: 'policy/v1', kind: 'Eviction' } } }));
+    });
+  }
+
+  it.each([
+    ['no client certificate', undefined],
+    ['a certificate of the CA with a name that is not allowed', 'stranger'],
+    ['a certificate of another CA claiming the front proxy\'s name', 'impostor'],
+  ])('refuses a review with 401 before reading it, for %s', async (_what, client) => {
+    for (const path of ['/admission/validate', '/admission/mutate', '/admission/validate?timeout=10s']) {
+      const res = await review(path, client);
+      expect(res.code).toBe(401);
+      expect(JSON.parse(res.body)).toMatchObject({ kind: 'Status', reason: 'Unauthorized', message: expect.stringContaining('kube-apiserver') });
+    }
+  });
+
+  it('answers the kube-apiserver, which presents the front proxy\'s certificate', async () => {
+    const mutated = await review('/admission/mutate', 'proxy');
+    expect(mutated.code).toBe(200);
+    expect(JSON.parse(mutated.body)).toMatchObject({ kind: 'AdmissionReview', response: { uid: 'forged' } });
+    // Past the check, the eviction webhook looks the pod up: this test has no cluster, so it refuses (429), as a drain retries.
+    const validated = await review('/admission/validate', 'proxy');
+    expect(validated.code).toBe(200);
+    expect(JSON.parse(validated.body)).toMatchObject({ response: { uid: 'forged', allowed: false, status: { code: 429, message: expect.stringContaining('no cluster in this test') } } });
   });
 });

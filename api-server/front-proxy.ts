@@ -112,6 +112,20 @@ export function authenticate(config: FrontProxyConfig, peer: PeerCertificate, he
   return { ok: true, user: { username, groups, extra } };
 }
 
+/**
+ * The caller of a webhook, when webhook callers must authenticate: the kube-apiserver presents the
+ * front proxy's client certificate to kubevm's webhooks when its admission configuration says so
+ * (WebhookAdmission kubeConfigFile; docs/operations.md). Without it, anything that reaches the
+ * Service could post an AdmissionReview of its own making, and the eviction webhook writes.
+ */
+export function authenticateWebhookCaller(config: FrontProxyConfig, peer: PeerCertificate): { ok: true } | { ok: false; reason: string } {
+  if (!peer.verified) return { ok: false, reason: 'no client certificate signed by the requestheader CA: admission reviews must come from the kube-apiserver' };
+  if (config.allowedNames.length > 0 && !config.allowedNames.includes(peer.commonName ?? '')) {
+    return { ok: false, reason: `client certificate ${JSON.stringify(peer.commonName ?? '')} is not one of the allowed front-proxy names: admission reviews must come from the kube-apiserver` };
+  }
+  return { ok: true };
+}
+
 /** Extra keys are %-encoded by the front proxy; a malformed one is kept as sent (as Kubernetes does). */
 function safeDecode(key: string): string {
   try {

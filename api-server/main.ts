@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const streams = new NodeStreams(podIpLocator(client.resource(coreResources.pods), config.namespace, config.nodeHandlerStreamPort), () => streamTls);
 
   const admission = clusterAdmissionContext(client, config.namespace);
-  const app = createApiServer({ client, authorizer: new SubjectAccessReviewAuthorizer(client), frontProxy: () => frontProxy, log, tls, admission, streams });
+  const app = createApiServer({ client, authorizer: new SubjectAccessReviewAuthorizer(client), frontProxy: () => frontProxy, log, tls, admission, streams, webhookClientAuth: config.webhookClientAuth });
   const health = new HealthServer({ port: config.healthPort, log, component: 'virt_api' });
   let serving = false;
   health.addReadinessCheck('serving', () => serving || 'the HTTPS server is not listening yet');

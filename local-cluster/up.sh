@@ -120,6 +120,35 @@ start etcd "$K" etcd --name kubevm --data-dir "$KUBEVM_STATE/etcd" \
   --unsafe-no-fsync --quota-backend-bytes 4294967296 --log-level warn
 wait_ready etcd 60 curl -sf --max-time 2 "$ETCD_URL/health"
 
+# The kube-apiserver presents the front proxy's client certificate to the webhooks of Services in
+# the namespace kubevirt (kubevm's): with it, the api-server can refuse admission reviews that do
+# not come from the kube-apiserver (KUBEVM_WEBHOOK_CLIENT_AUTH=required; docs/operations.md).
+mkdir -p "$KUBEVM_STATE/admission"
+cat >"$KUBEVM_STATE/admission/webhook.kubeconfig" <<YAML
+apiVersion: v1
+kind: Config
+users:
+  - name: '*.kubevirt.svc'
+    user:
+      client-certificate: $PKI_DIR/front-proxy-client.crt
+      client-key: $PKI_DIR/front-proxy-client.key
+YAML
+cat >"$KUBEVM_STATE/admission/config.yaml" <<YAML
+apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+  - name: ValidatingAdmissionWebhook
+    configuration:
+      apiVersion: apiserver.config.k8s.io/v1
+      kind: WebhookAdmissionConfiguration
+      kubeConfigFile: $KUBEVM_STATE/admission/webhook.kubeconfig
+  - name: MutatingAdmissionWebhook
+    configuration:
+      apiVersion: apiserver.config.k8s.io/v1
+      kind: WebhookAdmissionConfiguration
+      kubeConfigFile: $KUBEVM_STATE/admission/webhook.kubeconfig
+YAML
+
 start kube-apiserver "$K" kube-apiserver \
   --advertise-address "$NODE_IP" --bind-address 0.0.0.0 --secure-port "$APISERVER_PORT" \
   --etcd-servers "$ETCD_URL" \
@@ -134,6 +163,7 @@ start kube-apiserver "$K" kube-apiserver \
   --service-cluster-ip-range "$SERVICE_CIDR" \
   --authorization-mode Node,RBAC \
   --enable-admission-plugins NodeRestriction \
+  --admission-control-config-file "$KUBEVM_STATE/admission/config.yaml" \
   --requestheader-client-ca-file "$PKI_DIR/front-proxy-ca.crt" \
   --requestheader-allowed-names front-proxy-client \
   --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
@@ -367,6 +397,7 @@ KUBEVM_NODE_IP=$NODE_IP
 KUBEVM_LOG_DIR=$LOG_DIR
 KUBEVM_KUBELET_ROOT=$KUBELET_ROOT
 KUBEVM_NODES=$nodes
+KUBEVM_WEBHOOK_CLIENT_AUTH=required
 ENV
 if ((nodes == 2)); then
   cat >>"$KUBEVM_STATE/env" <<ENV

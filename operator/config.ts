@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { booleanSetting, enumSetting, portSetting } from '../runtime/config.js';
 import type { SettingsOf } from '../runtime/config.js';
 import type { OperatorConfig } from './manager.js';
+import { WEBHOOK_CLIENT_AUTH } from '../runtime/contracts/api-server.js';
 import { metricsPortSetting, metricsTlsDirSetting } from '../runtime/metrics-server.js';
 
 /** The version this operator is, and installs when a KubeVirt CR names no imageTag (package.json's). */
@@ -18,6 +19,12 @@ export const operatorSettings = {
     env: 'KUBEVM_IMAGE_PULL_POLICY',
     schema: enumSetting(['IfNotPresent', 'Always', 'Never']).default('IfNotPresent'),
     description: 'the component images\' pull policy when the CR names none: IfNotPresent (default), Always or Never',
+  },
+  webhookClientAuth: {
+    env: 'KUBEVM_WEBHOOK_CLIENT_AUTH',
+    schema: enumSetting(WEBHOOK_CLIENT_AUTH).default('optional'),
+    description:
+      "required: the api-server refuses admission reviews without the kube-apiserver's front-proxy client certificate (configure the kube-apiserver to present it first: docs/operations.md); optional (default): as KubeVirt",
   },
   podNamespace: { env: 'POD_NAMESPACE', schema: z.string().default('kubevirt'), description: 'where the KubeVirt CR and the Lease live (downward API; default kubevirt)' },
   podName: { env: 'POD_NAME', schema: z.string().optional(), description: "this replica's leader election identity (downward API; default the host name)" },
@@ -33,7 +40,7 @@ export function operatorConfig(settings: OperatorSettings): OperatorConfig & { h
   return {
     namespace: settings.podNamespace,
     identity: settings.podName ?? hostname(),
-    defaults: { version: settings.version, registry: settings.imageRegistry, pullPolicy: settings.imagePullPolicy },
+    defaults: { version: settings.version, registry: settings.imageRegistry, pullPolicy: settings.imagePullPolicy, webhookClientAuth: settings.webhookClientAuth },
     leaderElection: settings.leaderElect,
     leaseName: 'kubevm-operator',
     healthPort: settings.healthPort,

@@ -1,6 +1,7 @@
 // What one kubevm installation is made of, as the operator names and labels it. Every object the
 // operator creates carries MANAGED_BY_LABEL, so it can watch exactly what it owns (drift), find
 // what it no longer renders (prune) and remove exactly that on uninstall, and nothing else.
+import type { WebhookClientAuth } from '../runtime/contracts/api-server.js';
 import type { ObjectMeta } from '../runtime/kube.js';
 
 /** The field manager of every server-side apply the operator sends. */
@@ -57,6 +58,8 @@ export interface InstallTarget {
   registry: string;
   tag: string;
   pullPolicy: 'Always' | 'Never' | 'IfNotPresent';
+  /** Whether the webhooks demand the kube-apiserver's client certificate (the operator's setting; optional when unset). */
+  webhookClientAuth?: WebhookClientAuth;
 }
 
 export function imageRef(target: InstallTarget, image: string): string {

@@ -4,6 +4,7 @@
 // deletes what it manages but no longer renders, judges the rollout from the caches and writes the
 // status once, only when it changed. A CR being deleted removes the workloads (or refuses to,
 // per spec.uninstallStrategy), then everything the operator created, then its finalizer.
+import type { WebhookClientAuth } from '../runtime/contracts/api-server.js';
 import { createHash } from 'node:crypto';
 import type { KubeVirt, KubeVirtSpec, KubeVirtStatus } from '../runtime/api/index.js';
 import { KubeVirtSpec as KubeVirtSpecSchema, formatError, KUBEVIRT_API_VERSION } from '../runtime/api/index.js';
@@ -45,6 +46,7 @@ export interface OperatorDefaults {
   version: string;
   registry: string;
   pullPolicy: 'Always' | 'Never' | 'IfNotPresent';
+  webhookClientAuth: WebhookClientAuth;
 }
 
 export type ManagedInformers = Record<ManagedKind, Informer<KubeObject>>;
@@ -68,6 +70,7 @@ export function installTarget(kv: KubeVirtCR, spec: KubeVirtSpec, defaults: Oper
     registry: spec.imageRegistry || defaults.registry,
     tag: spec.imageTag || defaults.version,
     pullPolicy: spec.imagePullPolicy ?? defaults.pullPolicy,
+    webhookClientAuth: defaults.webhookClientAuth,
   };
 }
 

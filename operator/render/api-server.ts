@@ -1,6 +1,7 @@
 // The api-server (KubeVirt's virt-api): its identity and rights (deploy/api-server/rbac.yaml was
 // the source), Deployment, Service, PodDisruptionBudget, and the APIServices of
 // subresources.kubevirt.io with the CA bundle that lets the kube-apiserver trust it.
+import { WEBHOOK_CLIENT_AUTH_ENV } from '../../runtime/contracts/api-server.js';
 import type { KubeVirtSpec } from '../../runtime/api/index.js';
 import type { InstallTarget, Manifest } from '../install.js';
 import { COMPONENTS, KUBEVIRT_APP_LABEL, imageRef, managedLabels, selectorLabels } from '../install.js';
@@ -102,6 +103,7 @@ export function renderApiServer(spec: KubeVirtSpec, target: InstallTarget, tls: 
                   { name: 'KUBEVM_API_PORT', value: '8443' },
                   { name: 'KUBEVM_API_TLS_CERT', value: '/etc/kubevm/tls/tls.crt' },
                   { name: 'KUBEVM_API_TLS_KEY', value: '/etc/kubevm/tls/tls.key' },
+                  { name: WEBHOOK_CLIENT_AUTH_ENV, value: target.webhookClientAuth ?? 'optional' },
                   { name: 'KUBEVM_HEALTH_PORT', value: '8080' },
                   { name: 'KUBEVM_METRICS_PORT', value: '8444' },
                   { name: 'LOG_LEVEL', value: 'info' },

@@ -69,6 +69,8 @@ export interface OperatorInstallOptions {
   version: string;
   pullPolicy: 'Always' | 'Never' | 'IfNotPresent';
   replicas?: number;
+  /** The operator's KUBEVM_WEBHOOK_CLIENT_AUTH (optional when unset). */
+  webhookClientAuth?: string;
 }
 
 export function renderOperatorInstall(options: OperatorInstallOptions): Manifest[] {
@@ -153,6 +155,8 @@ export function renderOperatorInstall(options: OperatorInstallOptions): Manifest
                   { name: 'KUBEVM_VERSION', value: options.version },
                   { name: 'KUBEVM_IMAGE_REGISTRY', value: options.registry },
                   { name: 'KUBEVM_IMAGE_PULL_POLICY', value: options.pullPolicy },
+                  // required only where the kube-apiserver presents its client certificate to webhooks (docs/operations.md).
+                  { name: 'KUBEVM_WEBHOOK_CLIENT_AUTH', value: options.webhookClientAuth ?? 'optional' },
                   { name: 'KUBEVM_HEALTH_PORT', value: '8080' },
                   { name: 'KUBEVM_METRICS_PORT', value: '8443' },
                   { name: 'LOG_LEVEL', value: 'info' },

@@ -5,6 +5,7 @@
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { KubeVirtSpec } from '../../runtime/api/index.js';
+import { WEBHOOK_CLIENT_AUTH } from '../../runtime/contracts/api-server.js';
 import { renderOperatorInstall } from '../../operator/render/operator-install.js';
 import type { Manifest } from '../../operator/install.js';
 
@@ -18,6 +19,7 @@ const EXPRESSIONS: Record<string, string> = {
   __KUBEVM_REGISTRY__: '{{ .Values.image.registry }}',
   __KUBEVM_TAG__: '{{ .Values.image.tag | default .Chart.AppVersion }}',
   __KUBEVM_PULL_POLICY__: '{{ .Values.image.pullPolicy }}',
+  __KUBEVM_WEBHOOK_CLIENT_AUTH__: '{{ .Values.webhooks.clientAuth }}',
 };
 
 export const ChartValues = z
@@ -38,6 +40,13 @@ export const ChartValues = z
         spec: KubeVirtSpec.describe('The KubeVirt CR\'s spec (kubevirt.io/v1), e.g. configuration.developerConfiguration.useEmulation.'),
       })
       .describe('The KubeVirt custom resource.'),
+    webhooks: z
+      .strictObject({
+        clientAuth: z
+          .enum(WEBHOOK_CLIENT_AUTH)
+          .describe("required: the webhooks refuse admission reviews without the kube-apiserver's front-proxy client certificate; the kube-apiserver must be configured to present it first (docs/operations.md). optional: any caller, as KubeVirt."),
+      })
+      .describe('The admission webhooks.'),
     removeTimeoutSeconds: z.int().min(1).describe('How long `helm uninstall` waits for the operator to remove everything it created.'),
   })
   .describe('Values of the kubevm chart.');
@@ -48,6 +57,7 @@ function operatorTemplate(): string {
     registry: '__KUBEVM_REGISTRY__',
     version: '__KUBEVM_TAG__',
     pullPolicy: '__KUBEVM_PULL_POLICY__' as 'IfNotPresent',
+    webhookClientAuth: '__KUBEVM_WEBHOOK_CLIENT_AUTH__',
   })
     // Helm creates the release namespace; the KubeVirt CRD is in crds/ (Helm's way for CRDs).
     .filter((obj) => obj.kind !== 'Namespace' && obj.kind !== 'CustomResourceDefinition')

@@ -8,6 +8,7 @@
 // The exec that succeeds also shows uid 107 binding port 80 inside the launcher (ADR 0013).
 // Then the confinement of the components (operator/render/policies.ts), with the components' own
 // service account tokens: the node handler's bound to its pod (so to its node), the controller's.
+// And the webhooks, which answer only the kube-apiserver's client certificate.
 // Fails, never skips, when the cluster or kubevm is missing.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
@@ -410,5 +411,44 @@ describe('metrics are readable only by an authorized scraper, over TLS; health i
     const health = await fetch(`http://${ip}:8080/readyz`);
     expect(health.status).toBe(200);
     await expect(fetch(`http://${ip}:8080/metrics`).then((r) => r.status)).resolves.toBe(404);
+  });
+});
+
+describe('the admission webhooks answer only the kube-apiserver (KUBEVM_WEBHOOK_CLIENT_AUTH=required on the local cluster)', () => {
+  // Anything that reaches the api-server could otherwise post a review of its own making: a forged
+  // eviction of another tenant's launcher pod would have its VMI marked and migrated.
+  const pki = join(process.env['KUBEVM_STATE'] ?? '/var/lib/kubevm-local', 'pki');
+  const forged = JSON.stringify({
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: { uid: 'forged', kind: { group: 'policy', version: 'v1', kind: 'Eviction' }, resource: { group: '', version: 'v1', resource: 'pods' }, subResource: 'eviction', operation: 'CREATE', namespace: 'default', name: 'virt-launcher-none-x', userInfo: { username: 'system:admin' }, object: { apiVersion: 'policy/v1', kind: 'Eviction' } },
+  });
+  const post = (ip: string, client: 'front-proxy-client' | undefined): Promise<{ code: number; body: string }> =>
+    new Promise((resolve, reject) => {
+      const request = httpsRequest(
+        { host: ip, port: 8443, method: 'POST', path: '/admission/validate', rejectUnauthorized: false, ...(client ? { cert: readFileSync(join(pki, `${client}.crt`)), key: readFileSync(join(pki, `${client}.key`)) } : {}), headers: { 'content-type': 'application/json' }, agent: false },
+        (res) => {
+          let body = '';
+          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          res.on('end', () => resolve({ code: res.statusCode ?? 0, body }));
+        },
+      );
+      request.on('error', reject);
+      request.end(forged);
+    });
+
+  it('a review posted straight to the api-server is refused (401); with the certificate the kube-apiserver presents it is answered', async () => {
+    const { ip } = await componentPodIp(client, 'api-server');
+    const refused = await post(ip, undefined);
+    expect(refused.code).toBe(401);
+    expect(refused.body).toContain('admission reviews must come from the kube-apiserver');
+    const answered = await post(ip, 'front-proxy-client');
+    expect(answered.code).toBe(200);
+    expect(JSON.parse(answered.body)).toMatchObject({ kind: 'AdmissionReview', response: { uid: 'forged', allowed: true } });
+  });
+
+  it('the kube-apiserver presents it: a VM write goes through the webhooks', async () => {
+    const out = await as('editor', ['create', '--dry-run=server', '-f', '-'], YAML.stringify({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'via-webhooks', namespace }, spec: { runStrategy: 'Halted', template: { spec: smallVmiSpec() } } }));
+    expect(out).toMatchObject({ code: 0, output: expect.stringContaining('created (server dry run)') });
   });
 });

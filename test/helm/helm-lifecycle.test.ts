@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
 import { coreResources } from '../../runtime/kube.js';
 import { OUTDATED_LAUNCHER_IMAGE_LABEL } from '../../controller/vmi/controller.js';
+import { MANAGED_KINDS } from '../../operator/managed-kinds.js';
 import { NODE_HANDLER_CONDITIONS, isNodeHandlerMark } from '../../runtime/contracts/node-marks.js';
 import { clusterEnv, kubectl, repoRoot, run } from '../cluster/cluster-env.js';
 import type { ClusterEnv } from '../cluster/cluster-env.js';
@@ -112,8 +113,11 @@ describe('kubevm with Helm', () => {
   let launcherUid = '';
 
   it('helm install: the KubeVirt CR is Deployed and a VM runs', async () => {
-    await helmRun('install', RELEASE, `${repoRoot}/charts/kubevm`, '--create-namespace', '--set', 'kubevirt.spec.configuration.developerConfiguration.useEmulation=true');
+    // webhooks.clientAuth=required: the local cluster's kube-apiserver presents its certificate to the webhooks.
+    await helmRun('install', RELEASE, `${repoRoot}/charts/kubevm`, '--create-namespace', '--set', 'kubevirt.spec.configuration.developerConfiguration.useEmulation=true', '--set', 'webhooks.clientAuth=required');
     await eventually('the KubeVirt CR Deployed', 240_000, async () => (await kubevirt())?.status?.phase === 'Deployed');
+    const apiServer = await client.resource<KubeObject & { spec?: { template?: { spec?: { containers?: Array<{ env?: Array<{ name: string; value?: string }> }> } } } }>(MANAGED_KINDS.Deployment).get('kubevm-api-server', NAMESPACE);
+    expect(apiServer.spec?.template?.spec?.containers?.[0]?.env).toContainEqual({ name: 'KUBEVM_API_WEBHOOK_CLIENT_AUTH', value: 'required' });
     expect((await kubevirt())?.status?.observedKubeVirtVersion).toBe(version);
     expect((await kubevirt())?.status?.outdatedVirtualMachineInstanceWorkloads).toBe(0);
 

@@ -33,7 +33,7 @@ jest.setTimeout(180_000);
 const UNRELATED_CLUSTER_ROLE = 'kubevm-op-test-unrelated';
 useLocalClusterKubeconfig();
 
-const defaults = { version: '0.1.0-optest', registry: 'kubevm', pullPolicy: 'IfNotPresent' as const };
+const defaults = { version: '0.1.0-optest', registry: 'kubevm', pullPolicy: 'IfNotPresent' as const, webhookClientAuth: 'optional' as const };
 const vms: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachines', kind: 'VirtualMachine', namespaced: true };
 const namespaces: ResourceDescriptor = { group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false };
 const DRIFT_DEADLINE_MS = 10_000;
