@@ -55,6 +55,13 @@ export interface ApiServerDeps {
 }
 
 
+/**
+ * An UPDATE's review carries the object twice (object and oldObject), each up to etcd's 1.5 MiB:
+ * with the 1 MiB of the subresource routes, a VM with large inline user data could not be changed
+ * at all (the webhook answered 413 and, failing closed, refused the write).
+ */
+export const ADMISSION_REVIEW_MAX_BYTES = 4 * 1024 * 1024;
+
 /** The webhook's body as JSON, undefined when it is not (the handlers answer that with a refusal). */
 function reviewBody(body: unknown): unknown {
   try {
@@ -85,12 +92,12 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
         deps.log.warn({ path, remote: request.ip, reason: caller.reason }, 'admission review refused: not from the kube-apiserver');
         throw unauthorized(caller.reason);
       });
-      app.post(VALIDATING_WEBHOOK_PATH, async (request, reply) => {
+      app.post(VALIDATING_WEBHOOK_PATH, { bodyLimit: ADMISSION_REVIEW_MAX_BYTES }, async (request, reply) => {
         const review = await handleAdmissionReview(reviewBody(request.body), deps.admission);
         if (!review.response.allowed) deps.log.info({ uid: review.response.uid, message: review.response.status?.message }, 'admission denied');
         return reply.type('application/json').send(review);
       });
-      app.post(MUTATING_WEBHOOK_PATH, async (request, reply) => reply.type('application/json').send(handleMutationReview(reviewBody(request.body))));
+      app.post(MUTATING_WEBHOOK_PATH, { bodyLimit: ADMISSION_REVIEW_MAX_BYTES }, async (request, reply) => reply.type('application/json').send(handleMutationReview(reviewBody(request.body))));
     },
   });
 }

@@ -157,7 +157,7 @@ describe('the webhooks, when the operator requires the kube-apiserver\'s client 
     await webhooks?.close();
   });
 
-  function review(path: string, client: string | undefined): Promise<{ code: number; body: string }> {
+  function review(path: string, client: string | undefined, body?: string): Promise<{ code: number; body: string }> {
     return new Promise((resolve, reject) => {
       const request = https.request(
         { host: 'localhost', port: webhooksPort, method: 'POST', path, ca: file('ca.crt'), ...(client ? { cert: file(`${client}.crt`), key: file(`${client}.key`) } : {}), headers: { 'content-type': 'application/json' }, agent: false },
@@ -169,9 +169,18 @@ describe('the webhooks, when the operator requires the kube-apiserver\'s client 
       );
       request.on('error', reject);
       // A forged eviction review: without the check, the webhook would look the pod up and mark its VMI.
-      request.end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'forged', kind: { group: 'policy', version: 'v1', kind: 'Eviction' }, resource: { group: '', version: 'v1', resource: 'pods' }, subResource: 'eviction', operation: 'CREATE', namespace: 'tenant', name: 'virt-launcher-victim-x', userInfo: { username: 'system:admin' }, object: { apiVersion: 'policy/v1', kind: 'Eviction' } } }));
+      request.end(body ?? JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'forged', kind: { group: 'policy', version: 'v1', kind: 'Eviction' }, resource: { group: '', version: 'v1', resource: 'pods' }, subResource: 'eviction', operation: 'CREATE', namespace: 'tenant', name: 'virt-launcher-victim-x', userInfo: { username: 'system:admin' }, object: { apiVersion: 'policy/v1', kind: 'Eviction' } } }));
     });
   }
+
+  it('reads an UPDATE of a VMI with 1.4 MiB of inline user data (object and oldObject: 2.8 MiB), not refusing it for its size', async () => {
+    const vmi = { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'big', namespace: 'ns' }, spec: { domain: { devices: {} }, volumes: [{ name: 'cloudinit', cloudInitNoCloud: { userData: 'x'.repeat(1_400_000) } }] } };
+    const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'big', kind: { group: 'kubevirt.io', version: 'v1', kind: 'VirtualMachineInstance' }, resource: { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstances' }, operation: 'UPDATE', namespace: 'ns', name: 'big', userInfo: { username: 'u' }, object: vmi, oldObject: vmi } });
+    expect(body.length).toBeGreaterThan(2_800_000);
+    const res = await review('/admission/mutate', 'proxy', body);
+    expect(res.code).toBe(200);
+    expect(JSON.parse(res.body)).toMatchObject({ response: { uid: 'big', allowed: true } });
+  });
 
   it.each([
     ['no client certificate', undefined],
@@ -195,3 +204,4 @@ describe('the webhooks, when the operator requires the kube-apiserver\'s client 
     expect(JSON.parse(validated.body)).toMatchObject({ response: { uid: 'forged', allowed: false, status: { code: 429, message: expect.stringContaining('no cluster in this test') } } });
   });
 });
+
