@@ -1,6 +1,6 @@
 // Wires the api-server's parts into one fastify server: the subresource routes of VMs and VMIs,
 // discovery, version and health. main.ts runs it in the pod; tests build the same server.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { MUTATING_WEBHOOK_PATH, VALIDATING_WEBHOOK_PATH } from '../runtime/contracts/api-server.js';
 import type { WebhookClientAuth } from '../runtime/contracts/api-server.js';
 import type { KubeClient } from '../runtime/kube.js';
@@ -83,21 +83,22 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
     extend: (app) => {
       // Called by the kube-apiserver: no user to authenticate, but when the cluster presents its
       // client certificate to webhooks, nothing else may post a review of its own making.
-      app.addHook('onRequest', async (request) => {
-        if (deps.webhookClientAuth !== 'required') return;
-        const path = request.url.split('?')[0];
-        if (path !== VALIDATING_WEBHOOK_PATH && path !== MUTATING_WEBHOOK_PATH) return;
-        const caller = authenticateWebhookCaller(deps.frontProxy(), peerCertificateOf(request.raw.socket));
-        if (caller.ok) return;
-        deps.log.warn({ path, remote: request.ip, reason: caller.reason }, 'admission review refused: not from the kube-apiserver');
-        throw unauthorized(caller.reason);
-      });
-      app.post(VALIDATING_WEBHOOK_PATH, { bodyLimit: ADMISSION_REVIEW_MAX_BYTES }, async (request, reply) => {
+      const webhook = {
+        bodyLimit: ADMISSION_REVIEW_MAX_BYTES,
+        onRequest: async (request: FastifyRequest): Promise<void> => {
+          if (deps.webhookClientAuth !== 'required') return;
+          const caller = authenticateWebhookCaller(deps.frontProxy(), peerCertificateOf(request.raw.socket));
+          if (caller.ok) return;
+          deps.log.warn({ path: request.routeOptions.url, remote: request.ip, reason: caller.reason }, 'admission review refused: not from the kube-apiserver');
+          throw unauthorized(caller.reason);
+        },
+      };
+      app.post(VALIDATING_WEBHOOK_PATH, webhook, async (request, reply) => {
         const review = await handleAdmissionReview(reviewBody(request.body), deps.admission);
         if (!review.response.allowed) deps.log.info({ uid: review.response.uid, message: review.response.status?.message }, 'admission denied');
         return reply.type('application/json').send(review);
       });
-      app.post(MUTATING_WEBHOOK_PATH, { bodyLimit: ADMISSION_REVIEW_MAX_BYTES }, async (request, reply) => reply.type('application/json').send(handleMutationReview(reviewBody(request.body))));
+      app.post(MUTATING_WEBHOOK_PATH, webhook, async (request, reply) => reply.type('application/json').send(handleMutationReview(reviewBody(request.body))));
     },
   });
 }

@@ -93,10 +93,8 @@ function firstHeader(headers: DistinctHeaders, names: readonly string[]): string
  * certificate, a certificate whose name is not allowed, or no user header.
  */
 export function authenticate(config: FrontProxyConfig, peer: PeerCertificate, headers: DistinctHeaders): Authentication {
-  if (!peer.verified) return { ok: false, reason: 'no client certificate signed by the requestheader CA: requests must come through the kube-apiserver' };
-  if (config.allowedNames.length > 0 && !config.allowedNames.includes(peer.commonName ?? '')) {
-    return { ok: false, reason: `client certificate ${JSON.stringify(peer.commonName ?? '')} is not one of the allowed front-proxy names` };
-  }
+  const refused = frontProxyPeerRefusal(config, peer);
+  if (refused !== undefined) return { ok: false, reason: `${refused}: requests must come through the kube-apiserver` };
   const username = firstHeader(headers, config.usernameHeaders)?.[0];
   if (!username) return { ok: false, reason: `no user header (${config.usernameHeaders.join(', ')})` };
   const groups = firstHeader(headers, config.groupHeaders) ?? [];
@@ -119,11 +117,17 @@ export function authenticate(config: FrontProxyConfig, peer: PeerCertificate, he
  * Service could post an AdmissionReview of its own making, and the eviction webhook writes.
  */
 export function authenticateWebhookCaller(config: FrontProxyConfig, peer: PeerCertificate): { ok: true } | { ok: false; reason: string } {
-  if (!peer.verified) return { ok: false, reason: 'no client certificate signed by the requestheader CA: admission reviews must come from the kube-apiserver' };
+  const refused = frontProxyPeerRefusal(config, peer);
+  return refused === undefined ? { ok: true } : { ok: false, reason: `${refused}: admission reviews must come from the kube-apiserver` };
+}
+
+/** Why the connection's client certificate is not the front proxy's; undefined when it is. */
+function frontProxyPeerRefusal(config: FrontProxyConfig, peer: PeerCertificate): string | undefined {
+  if (!peer.verified) return 'no client certificate signed by the requestheader CA';
   if (config.allowedNames.length > 0 && !config.allowedNames.includes(peer.commonName ?? '')) {
-    return { ok: false, reason: `client certificate ${JSON.stringify(peer.commonName ?? '')} is not one of the allowed front-proxy names: admission reviews must come from the kube-apiserver` };
+    return `client certificate ${JSON.stringify(peer.commonName ?? '')} is not one of the allowed front-proxy names`;
   }
-  return { ok: true };
+  return undefined;
 }
 
 /** Extra keys are %-encoded by the front proxy; a malformed one is kept as sent (as Kubernetes does). */

@@ -67,11 +67,12 @@ export function parseQuantity(value: Quantity, scale = 0, field?: string): bigin
   // Bound the exponent before any power of ten is computed: "1e300000000" passes the grammar and
   // 10n ** 300000000n takes half a minute and most of a GiB. Kubernetes keeps a quantity in an
   // int64 (|value| < 2^63, about 9.2e18) and rounds a finer fraction up; so does this.
-  const magnitude = mantissa.toString().length + exponent;
+  const mantissaDigits = mantissa.toString().length;
+  const magnitude = mantissaDigits + exponent;
   if (magnitude > 19) throw outOfRange(value, field, 'larger than Kubernetes quantities go (2^63 - 1)');
   exponent += scale;
   if (exponent >= 0) return sign * mantissa * 10n ** BigInt(exponent);
-  if (-exponent > mantissa.toString().length) return sign; // less than one unit of the scale: rounded up to one
+  if (-exponent > mantissaDigits) return sign; // less than one unit of the scale: rounded up to one
   const divisor = 10n ** BigInt(-exponent);
   return sign * ((mantissa + divisor - 1n) / divisor);
 }
