@@ -244,7 +244,7 @@ describe('VirtualMachineInstanceMigration controller (a migration deleted while 
     const scheduling = await eventually(() => `the migration to create its target pod (last seen: ${last})`, 60_000, async () => {
       const m = await migrationNow('mig-cancelled', ns);
       const pods = await targetPods(m.metadata?.uid ?? '', ns);
-      last = `phase ${m.status?.phase ?? 'none'}, ${pods.length} target pod(s)`;
+      last = `phase ${m.status?.phase ?? 'none'}${m.status?.migrationState?.failureReason ? ` (${m.status.migrationState.failureReason})` : ''}, ${pods.length} target pod(s)`;
       return m.status?.phase === 'Scheduling' && pods.length === 1 ? m : undefined;
     });
     const uid = scheduling.metadata?.uid ?? '';
