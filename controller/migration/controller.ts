@@ -21,9 +21,9 @@ import { OwnWrites } from '../../runtime/own-writes.js';
 import { patchStatusIfChanged } from '../../runtime/status.js';
 import type { KubeVirtCR, VirtualMachineInstance } from '../api.js';
 import type { LauncherPodConfig } from '../vmi/launcher-pod.js';
-import { persistentVolumeClaims } from '../vmi/controller.js';
+import { persistentVolumeClaims, vmiResource } from '../vmi/controller.js';
 import { liveMigratableCondition } from './live-migratable.js';
-import { DEFAULT_PENDING_TIMEOUT_SECONDS, DEFAULT_UNSCHEDULABLE_TIMEOUT_SECONDS, decideMigration } from './phase.js';
+import { DEFAULT_PENDING_TIMEOUT_SECONDS, DEFAULT_UNSCHEDULABLE_TIMEOUT_SECONDS, decideMigration, vmiRefusal } from './phase.js';
 import type { MigrationTimeouts } from './phase.js';
 import { matchMigrationPolicy, migrationConfigurationOf, resolveMigrationPolicy } from '../../runtime/migration-policy.js';
 import { inFlightMigrations, parallelLimitWait, pendingMigrationKeys } from './parallel.js';
@@ -52,6 +52,8 @@ const FIELD_MANAGER = 'kubevm-controller';
 const OWNED = ['phase', 'phaseTransitionTimestamps', 'conditions', 'migrationState'];
 /** The condition that says why a migration waits (e.g. its target pod cannot be scheduled). */
 export const TARGET_POD_WAITING = 'kubevm.io/TargetPodWaiting';
+/** A backstop for the VMI watch event when the VMI cache was found behind the API server. */
+const VMI_CACHE_RECHECK_MS = 1000;
 
 type Pod = V1Pod & KubeObject;
 type Claim = KubeObject & { spec?: { accessModes?: string[] } };
@@ -75,6 +77,7 @@ export interface MigrationControllerDeps {
 export class MigrationController {
   private readonly migrationClient: ResourceClient<Migration>;
   private readonly podClient: ResourceClient<Pod>;
+  private readonly vmiClient: ResourceClient<VirtualMachineInstance>;
   private readonly claimClient: ResourceClient<Claim>;
   private readonly policyClient: ResourceClient<MigrationPolicy & KubeObject>;
   private readonly namespaceClient: ResourceClient<Namespace>;
@@ -85,6 +88,7 @@ export class MigrationController {
   constructor(private readonly deps: MigrationControllerDeps) {
     this.migrationClient = deps.client.resource<Migration>(migrationResource);
     this.podClient = deps.client.resource<Pod>(coreResources.pods);
+    this.vmiClient = deps.client.resource<VirtualMachineInstance>(vmiResource);
     this.claimClient = deps.client.resource<Claim>(persistentVolumeClaims);
     this.policyClient = deps.client.resource<MigrationPolicy & KubeObject>(migrationPolicyResource);
     this.namespaceClient = deps.client.resource<Namespace>(namespaces);
@@ -111,6 +115,11 @@ export class MigrationController {
     const vmi = this.deps.vmis.get(`${namespace}/${migration.spec.vmiName}`);
     const targetPod = this.deps.pods.byIndex('migrationUid', ownedBy(migration))[0];
     const final = migration.status?.phase === 'Succeeded' || migration.status?.phase === 'Failed';
+    // A migration created right after its VMI was created or started must not fail on a VMI
+    // cache that has not seen that yet; the VMI's watch event brings the migration back.
+    if (!final && vmiRefusal(migration, vmi) !== undefined && (await this.vmiCacheIsBehind(namespace, migration.spec.vmiName, vmi, ctx.signal))) {
+      return { requeueAfter: VMI_CACHE_RECHECK_MS };
+    }
     const liveMigratable = vmi && !final ? await this.liveMigratable(vmi, ctx.signal) : undefined;
     const now = this.now();
     // Counted from the caches with no await until the creation is expected below, so two workers
@@ -168,6 +177,15 @@ export class MigrationController {
     if (written.written) this.ownWrites.record(key, written.object.metadata?.resourceVersion);
     return decision.requeueAfterMs !== undefined ? { requeueAfter: Math.max(decision.requeueAfterMs, 100) } : undefined;
   };
+
+  /** The API server holds another version of the VMI than the cache (or holds it and the cache not, or the reverse). */
+  private async vmiCacheIsBehind(namespace: string, name: string, cached: VirtualMachineInstance | undefined, signal: AbortSignal): Promise<boolean> {
+    const live = await this.vmiClient.get(name, namespace, signal).catch((err: unknown) => {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    });
+    return live?.metadata?.resourceVersion !== cached?.metadata?.resourceVersion;
+  }
 
   /** Why this migration must wait for a parallel slot, if it must; KubeVirt's limits come from the KubeVirt CR alone. */
   private parallelLimit(key: string, sourceNode: string): ParallelLimitWait | undefined {

@@ -72,6 +72,20 @@ function stateOf(vmi: VirtualMachineInstance, migration: Migration): VirtualMach
   return state?.migrationUid !== undefined && state.migrationUid === migration.metadata?.uid ? state : undefined;
 }
 
+/**
+ * Why the VMI, as seen, cannot be migrated by this unfinished migration: it is gone, not Running,
+ * or has no node. A reason read from a cache may be stale (a VMI created or started a moment ago):
+ * the controller confirms it on the API server before it fails the migration for it.
+ */
+export function vmiRefusal(migration: Migration, vmi: VirtualMachineInstance | undefined): string | undefined {
+  if (!vmi) return `VirtualMachineInstance ${migration.spec.vmiName} does not exist`;
+  const state = stateOf(vmi, migration);
+  if (state?.failed || state?.completed) return undefined;
+  if (vmi.status?.phase !== 'Running') return `VirtualMachineInstance ${migration.spec.vmiName} is ${vmi.status?.phase ?? 'not started'}; only a Running VMI is migrated`;
+  if (!vmi.status.nodeName) return `VirtualMachineInstance ${migration.spec.vmiName} has no node in its status`;
+  return undefined;
+}
+
 export function decideMigration(o: MigrationObservation): MigrationDecision {
   const { migration, vmi, targetPod, now, timeouts } = o;
   const current = migration.status?.phase ?? 'Pending';
@@ -79,12 +93,12 @@ export function decideMigration(o: MigrationObservation): MigrationDecision {
     // A failed migration's target never runs the guest: make sure it is gone.
     return { phase: current, createTargetPod: false, deleteTargetPod: current === 'Failed' && targetPod !== undefined };
   }
-  if (!vmi) return failed(`VirtualMachineInstance ${migration.spec.vmiName} does not exist`, targetPod);
+  const refusal = vmiRefusal(migration, vmi);
+  if (refusal !== undefined || !vmi) return failed(refusal ?? 'the migration failed', targetPod);
   const state = stateOf(vmi, migration);
   if (state?.failed) return failed(state.failureReason ?? 'the migration failed', targetPod);
   if (state?.completed) return { phase: 'Succeeded', createTargetPod: false, deleteTargetPod: false };
-  if (vmi.status?.phase !== 'Running') return failed(`VirtualMachineInstance ${migration.spec.vmiName} is ${vmi.status?.phase ?? 'not started'}; only a Running VMI is migrated`, targetPod);
-  if (!vmi.status.nodeName) return failed(`VirtualMachineInstance ${migration.spec.vmiName} has no node in its status`, targetPod);
+  const sourceNode = vmi.status?.nodeName ?? '';
   if (o.liveMigratable?.status === 'False') return failed(`${o.liveMigratable.reason ?? 'NotLiveMigratable'}: ${o.liveMigratable.message ?? ''}`, targetPod);
 
   if (!targetPod) {
@@ -109,7 +123,7 @@ export function decideMigration(o: MigrationObservation): MigrationDecision {
     if (age >= timeouts.pendingSeconds) return failed(`the target pod ${targetPod.metadata?.name} was not scheduled within ${timeouts.pendingSeconds} s`, targetPod);
     return { phase: 'Scheduling', createTargetPod: false, deleteTargetPod: false, requeueAfterMs: Math.ceil((timeouts.pendingSeconds - age) * 1000) };
   }
-  if (targetPod.spec.nodeName === vmi.status.nodeName) return failed(`the target pod landed on the source node ${vmi.status.nodeName}`, targetPod);
+  if (targetPod.spec.nodeName === sourceNode) return failed(`the target pod landed on the source node ${sourceNode}`, targetPod);
   const ready = targetPod.status?.phase === 'Running' && podCondition(targetPod, 'Ready')?.status === 'True';
   if (!ready) {
     if (age >= timeouts.pendingSeconds) return failed(`the target pod ${targetPod.metadata?.name} was not ready within ${timeouts.pendingSeconds} s`, targetPod);

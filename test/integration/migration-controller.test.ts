@@ -9,11 +9,13 @@
 // parallelMigrationsPerCluster stays Pending with no target pod and starts when one in flight is
 // cancelled or the limit is raised; KubeVirt's phase metrics count them. VMIs are given a Running
 // status by hand (no launcher runs): what is tested is the controller against the API server and
-// the scheduler.
+// the scheduler. A migration whose VMI the controller's cache has not yet seen Running waits for it
+// (the cache is confirmed against the API server before the migration fails).
 // Needs the local cluster (make cluster-up), no installed kubevm; fails, never skips.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
 import { Controller } from '../../runtime/controller.js';
+import type { ReconcileContext } from '../../runtime/controller.js';
 import { ControllerExpectations } from '../../runtime/expectations.js';
 import { Informer, ownerUidIndex } from '../../runtime/informer.js';
 import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
@@ -255,6 +257,95 @@ describe('VirtualMachineInstanceMigration controller (a migration deleted while 
     await eventually('the deleted migration\'s target pod to be removed', 30_000, async () => (await targetPods(uid, ns)).every((pod) => pod.metadata?.deletionTimestamp !== undefined));
     const after = await client.resource<VirtualMachineInstance>(vmiResource).get('cancelled', ns);
     expect(after.status).toMatchObject({ phase: 'Running', nodeName });
+  });
+});
+
+describe('VirtualMachineInstanceMigration controller (a VMI cache behind the API server)', () => {
+  // A migration created a moment after its VMI was created or started may be reconciled before
+  // the controller's VMI cache has seen that. Made certain here: the controller's VMI informer is
+  // stopped after its first list, so its cache holds the VMI as it was then.
+  let ns: string;
+  const started: Array<Informer<KubeObject>> = [];
+  const ctx = (name: string): ReconcileContext => ({ log: silentLogger, reconcileId: name, namespace: ns, name, signal: new AbortController().signal });
+
+  beforeAll(async () => {
+    ns = await createTestNamespace(client, 'kubevm-migration-stale');
+  });
+
+  afterAll(async () => {
+    await Promise.all(started.map((informer) => informer.stop()));
+    if (ns) await eventually('the stale-cache namespace cleaned up', 60_000, async () => (await deleteNamespaceWithoutController(client, ns), true));
+  });
+
+  async function synced<T extends KubeObject>(informer: Informer<T>): Promise<Informer<T>> {
+    started.push(informer as unknown as Informer<KubeObject>);
+    informer.start();
+    expect(await informer.waitForSync()).toBe(true);
+    return informer;
+  }
+
+  async function controllerWith(vmis: Informer<VirtualMachineInstance>): Promise<{ controller: MigrationController; migrations: Informer<Migration> }> {
+    const common = { client, log: silentLogger, namespace: ns };
+    const migrations = await synced(new Informer<Migration>({ ...common, descriptor: migrationResource }));
+    const pods = await synced(new Informer<Pod>({ ...common, descriptor: coreResources.pods, labelSelector: 'kubevirt.io=virt-launcher', indexers: { ownerUid: ownerUidIndex, migrationUid: migrationUidIndex } }));
+    const kubevirts = await synced(new Informer<KubeVirtCR>({ ...common, descriptor: kubevirtResource }));
+    const controller = new MigrationController({
+      client,
+      migrations,
+      vmis,
+      pods,
+      kubevirts,
+      expectations: new ControllerExpectations(),
+      events: { record: () => undefined },
+      launcherConfig: () => ({ launcherImage: 'kubevm-it/never-runs:1', launcherImagePullPolicy: 'IfNotPresent', useEmulation: true }),
+      timeouts: { unschedulableSeconds: 600 },
+    });
+    return { controller, migrations };
+  }
+
+  const vmiInformer = () => new Informer<VirtualMachineInstance>({ client, log: silentLogger, namespace: ns, descriptor: vmiResource });
+
+  it('waits, not fails, while its cache lags the VMI; fails only when the API server agrees the VMI cannot migrate', async () => {
+    const at: Placement = { namespace: ns, nodeName, pinnedTo: nodeName };
+    // Cached before it started: created, no phase yet.
+    await client.resource<VirtualMachineInstance>(vmiResource).create(vmi('starting', [], at));
+    const frozen = await synced(vmiInformer());
+    await frozen.stop();
+    expect(frozen.get(`${ns}/starting`)?.status?.phase).toBeUndefined();
+    await client.resource<VirtualMachineInstance>(vmiResource).patchStatus('starting', ns, { status: { phase: 'Running', nodeName } }, 'merge');
+    // Not cached at all: created after the cache's list.
+    await runningVmi('created-late', [], at);
+
+    const stale = await controllerWith(frozen);
+    for (const name of ['starting', 'created-late']) {
+      await migrate(`mig-${name}`, name, ns);
+      await eventually(`the migration informer to hold mig-${name}`, 10_000, () => stale.migrations.get(`${ns}/mig-${name}`));
+      const result = await stale.controller.reconcile(`${ns}/mig-${name}`, ctx(`mig-${name}`));
+      expect(result).toEqual({ requeueAfter: expect.any(Number) });
+      const m = await migrationNow(`mig-${name}`, ns);
+      expect(m.status?.phase).toBeUndefined();
+      expect(await targetPods(m.metadata?.uid ?? '', ns)).toHaveLength(0);
+    }
+
+    // Once the cache has caught up, the same migrations go on.
+    const current = await controllerWith(await synced(vmiInformer()));
+    for (const name of ['starting', 'created-late']) {
+      await current.controller.reconcile(`${ns}/mig-${name}`, ctx(`mig-${name}`));
+      const m = await migrationNow(`mig-${name}`, ns);
+      expect(m.status?.phase).toBe('Scheduling');
+      expect(await targetPods(m.metadata?.uid ?? '', ns)).toHaveLength(1);
+    }
+
+    // A cache that is current is believed: a VMI that is not Running fails its migration at once.
+    await client.resource<VirtualMachineInstance>(vmiResource).create(vmi('stopped', [], at));
+    await client.resource<VirtualMachineInstance>(vmiResource).patchStatus('stopped', ns, { status: { phase: 'Succeeded', nodeName } }, 'merge');
+    const upToDate = await controllerWith(await synced(vmiInformer()));
+    await migrate('mig-stopped', 'stopped', ns);
+    await eventually('the migration informer to hold mig-stopped', 10_000, () => upToDate.migrations.get(`${ns}/mig-stopped`));
+    await upToDate.controller.reconcile(`${ns}/mig-stopped`, ctx('mig-stopped'));
+    const failed = await migrationNow('mig-stopped', ns);
+    expect(failed.status?.phase).toBe('Failed');
+    expect(failed.status?.migrationState?.failureReason).toBe('VirtualMachineInstance stopped is Succeeded; only a Running VMI is migrated');
   });
 });
 
