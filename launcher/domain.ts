@@ -33,6 +33,7 @@ import { kernelBootFiles, prepareVolumes } from './volumes.js';
 import type { VolumeStatus } from './volumes.js';
 import type { LauncherVmi } from './vmi.js';
 import { canonicalJson } from '../runtime/json.js';
+import { LineSplitter } from './lines.js';
 
 export type { DomainCondition, DomainError, DomainEvent, DomainPhase, DomainStatus, StartStep } from '../runtime/contracts/launcher-protocol.js';
 
@@ -260,24 +261,22 @@ export class Domain extends EventEmitter {
     this.log.info({ cmd, argv }, 'starting QEMU');
     const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
-    let partial = '';
-    const onOutput = (d: Buffer) => {
-      partial += d.toString();
-      const lines = partial.split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) {
-        if (!line.trim()) continue;
-        this.stderrTail.push(line);
-        if (this.stderrTail.length > STDERR_LINES) this.stderrTail.shift();
-        this.log.warn({ qemu: line }, 'qemu output');
-      }
+    const onLine = (line: string) => {
+      if (!line.trim()) return;
+      this.stderrTail.push(line);
+      if (this.stderrTail.length > STDERR_LINES) this.stderrTail.shift();
+      this.log.warn({ qemu: line }, 'qemu output');
     };
-    child.stderr?.on('data', onOutput);
-    child.stdout?.on('data', onOutput);
+    // One splitter per stream: a line is never made of pieces of both.
+    const outputs = [child.stderr, child.stdout].map((stream) => {
+      const lines = new LineSplitter(onLine);
+      stream?.on('data', (chunk: Buffer) => lines.write(chunk));
+      return lines;
+    });
     this.exited = new Promise((resolve) => {
       // 'close', not 'exit': by then QEMU's last stderr lines have been read.
       child.on('close', (code, signal) => {
-        if (partial.trim()) this.stderrTail.push(partial.trim());
+        for (const lines of outputs) lines.end();
         this.exitInfo = { code, signal };
         this.onQemuExit(code, signal);
         resolve();

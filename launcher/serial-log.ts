@@ -4,15 +4,12 @@
 // (chardev logfile=), which leaves the socket itself free for interactive console sessions.
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { StringDecoder } from 'node:string_decoder';
 import { GUEST_CONSOLE_LINE_PREFIX } from '../runtime/contracts/launcher-pod.js';
 import { redactText } from '../runtime/redact.js';
+import { LINE_MAX, LineSplitter } from './lines.js';
 
-/**
- * The longest line emitted, in UTF-16 code units: output without newlines is cut into lines of this
- * length, so each byte is looked at once and nothing the guest prints is held unbounded.
- */
-export const SERIAL_LINE_MAX = 16 * 1024;
+/** The longest guest console line emitted: longer output is cut (lines.ts). */
+export const SERIAL_LINE_MAX = LINE_MAX;
 
 // C0 controls but tab, DEL and C1 controls: escape sequences, carriage returns and backspaces
 // that would redraw a terminal reading the log, or hide the prefix.
@@ -29,17 +26,18 @@ export function guestLogLine(line: string): string {
 
 export class SerialLogFollower {
   private offset = 0;
-  private partial = '';
-  private readonly decoder = new StringDecoder('utf8');
+  private readonly lines: LineSplitter;
   private timer: NodeJS.Timeout | undefined;
   private file: FileHandle | undefined;
   private reading: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly path: string,
-    private readonly emit: (line: string) => void,
+    emit: (line: string) => void,
     private readonly intervalMs = 250,
-  ) {}
+  ) {
+    this.lines = new LineSplitter(emit);
+  }
 
   start(): void {
     if (this.timer) return;
@@ -55,9 +53,7 @@ export class SerialLogFollower {
     this.timer = undefined;
     await this.reading;
     await this.readNew();
-    this.append(this.decoder.end());
-    if (this.partial !== '') this.emit(this.partial);
-    this.partial = '';
+    this.lines.end();
     await this.file?.close();
     this.file = undefined;
   }
@@ -71,35 +67,7 @@ export class SerialLogFollower {
       const { bytesRead } = await this.file.read(buffer, 0, buffer.length, this.offset);
       if (bytesRead === 0) return;
       this.offset += bytesRead;
-      this.take(this.decoder.write(buffer.subarray(0, bytesRead)));
+      this.lines.write(buffer.subarray(0, bytesRead));
     }
-  }
-
-  /** Emits the lines `text` completes; only `text` is scanned, never the partial line again. */
-  private take(text: string): void {
-    let start = 0;
-    for (;;) {
-      const newline = text.indexOf('\n', start);
-      if (newline < 0) return this.append(text.slice(start));
-      this.append(text.slice(start, newline));
-      this.emit(this.partial.endsWith('\r') ? this.partial.slice(0, -1) : this.partial);
-      this.partial = '';
-      start = newline + 1;
-    }
-  }
-
-  /** Adds to the partial line, emitting it as a line of its own each time it reaches the cap. */
-  private append(piece: string): void {
-    let rest = piece;
-    while (this.partial.length + rest.length > SERIAL_LINE_MAX) {
-      let room = SERIAL_LINE_MAX - this.partial.length;
-      // Not between the two halves of a surrogate pair.
-      const code = rest.charCodeAt(room - 1);
-      if (room > 1 && code >= 0xd800 && code <= 0xdbff) room -= 1;
-      this.emit(this.partial + rest.slice(0, room));
-      this.partial = '';
-      rest = rest.slice(room);
-    }
-    this.partial += rest;
   }
 }
