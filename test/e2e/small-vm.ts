@@ -107,6 +107,26 @@ export async function guestConsole(client: KubeClient, namespace: string, vmiNam
 /** How often `marker` stands in `text`. */
 export const occurrences = (text: string, marker: string): number => text.split(marker).length - 1;
 
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * The launcher's own log records in a compute container's log: its JSON lines. A guest console
+ * line starts with the guest prefix, so nothing a guest prints is counted here.
+ */
+export function launcherRecords(log: string): Array<Record<string, unknown>> {
+  const records: Array<Record<string, unknown>> = [];
+  for (const line of log.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const record: unknown = JSON.parse(line);
+      if (isRecord(record)) records.push(record);
+    } catch {
+      // Not one of the launcher's records.
+    }
+  }
+  return records;
+}
+
 /** KubeVirt's virtctl built from its Go module (test/virtctl/build.sh; minutes the first time, cached after): its path. */
 export async function builtVirtctl(): Promise<string> {
   const build = await run('bash', [join(repoRoot, 'test/virtctl/build.sh')], { timeoutMs: 1_500_000 });

@@ -10,7 +10,7 @@ import { eventually } from '../support/eventually.js';
 import type { VM, VMI } from './small-vm.js';
 import { HttpMethod } from '@kubernetes/client-node';
 import { diskImage } from './guest-images.js';
-import { builtVirtctl, guestConsole, hasCondition, occurrences, runningVmiUid, smallVmiSpec, vmResource, vmiResource, vmimResource } from './small-vm.js';
+import { builtVirtctl, guestConsole, hasCondition, launcherRecords, runningVmiUid, smallVmiSpec, vmResource, vmiResource, vmimResource } from './small-vm.js';
 
 jest.setTimeout(600_000);
 
@@ -156,7 +156,7 @@ describe('KubeVirt\'s virtctl against kubevm', () => {
     await eventually('VM printableStatus Paused', 60_000, async () => (await vm('vpaused'))?.status?.printableStatus === 'Paused');
     // The node handler writes the Paused condition in the pass that would have sent an unpause
     // (its commands go before its status write): the launcher got none, and QEMU ran no guest.
-    const unpauses = async () => occurrences(await guestConsole(client, namespace, 'vpaused'), '"command":"unpause"');
+    const unpauses = async () => launcherRecords(await guestConsole(client, namespace, 'vpaused')).filter((record) => record.command === 'unpause').length;
     expect(await unpauses()).toBe(0);
     expect(await guestConsole(client, namespace, 'vpaused')).not.toContain('KUBEVM-');
 
