@@ -247,7 +247,11 @@ export class Domain extends EventEmitter {
     for (const { iface, socket: sock, args } of passtCommands(this.vmi, this.sockets)) {
       await rm(sock, { force: true });
       const child = spawn(this.config.passt, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-      child.stderr?.on('data', (d: Buffer) => this.log.info({ passt: iface, line: d.toString().trim() }, 'passt'));
+      const lines = new LineSplitter((line) => {
+        if (line.trim()) this.log.info({ passt: iface, line: line.trim() }, 'passt');
+      });
+      child.stderr?.on('data', (chunk: Buffer) => lines.write(chunk));
+      child.stderr?.on('end', () => lines.end());
       this.helpers.push(child);
       // Not a test connection: with --one-off passt serves exactly one and would then exit.
       await waitFor(async () => (await stat(sock).then(() => true, () => false)) || child.exitCode !== null, 5000, `passt socket ${sock}`);

@@ -2,7 +2,8 @@ import { appendFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GUEST_CONSOLE_LINE_PREFIX } from '../runtime/contracts/launcher-pod.js';
-import { SERIAL_LINE_MAX, SerialLogFollower, guestLogLine } from './serial-log.js';
+import { LINE_MAX } from './lines.js';
+import { SerialLogFollower, guestLogLine } from './serial-log.js';
 
 const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -45,8 +46,8 @@ describe('SerialLogFollower', () => {
     await appendFile(file, `${endless}\nnext\n`);
     follower.start();
     await follower.stop();
-    expect(lines.length).toBeGreaterThan(endless.length / SERIAL_LINE_MAX);
-    expect(lines.filter((line) => line.length > SERIAL_LINE_MAX)).toEqual([]);
+    expect(lines.length).toBeGreaterThan(endless.length / LINE_MAX);
+    expect(lines.filter((line) => line.length > LINE_MAX)).toEqual([]);
     expect(lines.filter((line) => Buffer.from(line).toString() !== line)).toEqual([]);
     expect(lines.slice(0, -1).join('')).toBe(endless);
     expect(lines.at(-1)).toBe('next');

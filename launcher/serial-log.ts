@@ -6,10 +6,7 @@ import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { GUEST_CONSOLE_LINE_PREFIX } from '../runtime/contracts/launcher-pod.js';
 import { redactText } from '../runtime/redact.js';
-import { LINE_MAX, LineSplitter } from './lines.js';
-
-/** The longest guest console line emitted: longer output is cut (lines.ts). */
-export const SERIAL_LINE_MAX = LINE_MAX;
+import { LineSplitter } from './lines.js';
 
 // C0 controls but tab, DEL and C1 controls: escape sequences, carriage returns and backspaces
 // that would redraw a terminal reading the log, or hide the prefix.
