@@ -233,7 +233,12 @@ export class KubeVirtReconciler {
       }
       return { requeueAfter: DELETION_POLL_MS };
     }
-    if (!(await this.clearNodeMarks(kv.metadata?.namespace ?? 'kubevirt', ctx))) return { requeueAfter: DELETION_POLL_MS };
+    const handlers = await this.clearNodeMarks(kv.metadata?.namespace ?? 'kubevirt', ctx);
+    if (handlers.length > 0) {
+      // Its DaemonSet is gone; the status names what is waited for now, not the last object deleted.
+      await this.writeStatus(kv, deletingStatus(kv.status, undefined, handlers), ctx);
+      return { requeueAfter: DELETION_POLL_MS };
+    }
     ctx.log.info('everything the operator created is gone; releasing the KubeVirt CR');
     await this.writeStatus(kv, { ...deletingStatus(kv.status, undefined, []), phase: 'Deleted' }, ctx);
     const fresh = await this.kubevirtClient().find(kv.metadata?.name ?? '', kv.metadata?.namespace, ctx.signal);
@@ -245,11 +250,11 @@ export class KubeVirtReconciler {
 
   /**
    * Removes the node handlers' labels and annotation from every node, once no node handler pod is
-   * left to put them back. False while one still runs.
+   * left to put them back. Until then, the pods left ("Pod namespace/name"), and nothing removed.
    */
-  private async clearNodeMarks(namespace: string, ctx: ReconcileContext): Promise<boolean> {
+  private async clearNodeMarks(namespace: string, ctx: ReconcileContext): Promise<string[]> {
     const handlers = await this.options.client.resource(coreResources.pods).list({ namespace, labelSelector: Object.entries(selectorLabels('node-handler')).map(([key, value]) => `${key}=${value}`).join(','), signal: ctx.signal });
-    if (handlers.items.length > 0) return false;
+    if (handlers.items.length > 0) return handlers.items.map((pod) => `Pod ${objectKey(pod)}`);
     const nodes = this.options.client.resource(coreResources.nodes);
     for (const node of (await nodes.list({ signal: ctx.signal })).items) {
       const marks = (values: Record<string, string> | undefined) => Object.fromEntries(Object.keys(values ?? {}).filter(isNodeHandlerMark).map((key) => [key, null]));
@@ -262,7 +267,7 @@ export class KubeVirtReconciler {
       // Conditions are a list merged by type: strategic merge's delete directive removes just these.
       if (conditions.length > 0) await nodes.patchStatus(node.metadata?.name ?? '', undefined, { status: { conditions: conditions.map((type) => ({ type, $patch: 'delete' })) } }, 'strategic', { signal: ctx.signal });
     }
-    return true;
+    return [];
   }
 
   /** What the operator created and its caches still hold, as "Kind namespace/name". */
