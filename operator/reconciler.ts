@@ -17,6 +17,7 @@ import type { KubeClient, KubeObject, ResourceDescriptor } from '../runtime/kube
 import { ApiError, coreResources, isNotFound, objectKey } from '../runtime/kube.js';
 import { NODE_HANDLER_CONDITIONS, isNodeHandlerMark } from '../runtime/contracts/node-marks.js';
 import { updateStatusIfChanged } from '../runtime/status.js';
+import { CrdFinalizerRetrier } from './crd-deletion.js';
 import type { InstallTarget, Manifest } from './install.js';
 import { COMPONENTS, FIELD_MANAGER, KUBEVIRT_FINALIZER, LAUNCHER_IMAGE_NAME, imageRef, selectorLabels } from './install.js';
 import type { ManagedKind } from './managed-kinds.js';
@@ -89,7 +90,11 @@ function errorText(err: unknown): string {
 }
 
 export class KubeVirtReconciler {
-  constructor(private readonly options: KubeVirtReconcilerOptions) {}
+  private readonly crdFinalizer: CrdFinalizerRetrier;
+
+  constructor(private readonly options: KubeVirtReconcilerOptions) {
+    this.crdFinalizer = new CrdFinalizerRetrier(options.client);
+  }
 
   readonly reconcile = async (key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> => {
     const cached = this.options.kubevirts.get(key);
@@ -231,6 +236,7 @@ export class KubeVirtReconciler {
       for (const kind of REMOVAL_ORDER) {
         for (const obj of this.options.managed[kind].list()) await this.deleteIgnoringNotFound(kind, obj);
       }
+      await this.crdFinalizer.retryFailed(this.options.managed.CustomResourceDefinition.list(), ctx.log, ctx.signal);
       return { requeueAfter: DELETION_POLL_MS };
     }
     const handlers = await this.clearNodeMarks(kv.metadata?.namespace ?? 'kubevirt', ctx);
