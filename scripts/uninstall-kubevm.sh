@@ -42,5 +42,21 @@ kubectl -n kube-system delete rolebinding -l "$managed" --ignore-not-found >/dev
 kubectl delete -R -f deploy/api-server -f deploy/controller -f deploy/node-handler --ignore-not-found --wait=true --timeout=120s >/dev/null
 kubectl delete -f deploy/kubevm-operator.yaml --ignore-not-found --wait=true --timeout=120s >/dev/null
 log "deleting the CRDs"
-kubectl delete -f crds/ --ignore-not-found --wait=true --timeout=120s >/dev/null
+kubectl delete -f crds/ --ignore-not-found --wait=false >/dev/null
+# The API server's CRD finalizer can fail a pass and then sit until its 5-minute resync; a touch
+# brings it back (as the operator does, operator/crd-deletion.ts).
+crd_names=$(kubectl get -f crds/ --ignore-not-found -o name 2>/dev/null || true)
+deadline=$((SECONDS + 120))
+while [[ -n "$crd_names" ]]; do
+  (( SECONDS < deadline )) || die "CRDs still being deleted after 120 s: $crd_names"
+  for crd in $crd_names; do
+    reason=$(kubectl get "$crd" --ignore-not-found -o jsonpath='{.status.conditions[?(@.type=="Terminating")].reason}' 2>/dev/null || true)
+    if [[ "$reason" == InstanceDeletionFailed || "$reason" == InstanceDeletionCheck ]]; then
+      log "$crd: the API server's finalizer failed a pass ($reason); touching it so that it tries again"
+      kubectl annotate "$crd" --overwrite "kubevm.io/crd-finalizer-retry=$(date -u +%Y-%m-%dT%H:%M:%SZ)" >/dev/null 2>&1 || true
+    fi
+  done
+  sleep 1
+  crd_names=$(kubectl get -f crds/ --ignore-not-found -o name 2>/dev/null || true)
+done
 log "kubevm uninstalled"
