@@ -2,6 +2,11 @@
 // and does not keep key order, so values that went through the API server compare equal only
 // after normalising: null/undefined members dropped, keys sorted.
 
+/** A JSON object: not null, not an array. */
+export function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 /**
  * A JSON value with the noise removed that the API server would remove or that carries no
  * meaning: `undefined` and `null` object members (unset, as far as Kubernetes is concerned).

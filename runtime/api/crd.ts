@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { INT_OR_STRING, PRESERVE_UNKNOWN_FIELDS } from './meta.js';
 import type { ApiResource } from './resources.js';
+import { isJsonObject } from '../json.js';
 
 /** A node of an OpenAPI v3 schema as CRDs carry it (JSONSchemaProps). */
 export interface JSONSchemaProps {
@@ -54,10 +55,6 @@ const PASSTHROUGH_KEYS = new Set([
   'x-kubernetes-list-map-keys',
   'x-kubernetes-map-type',
 ]);
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** Reshapes one node of z.toJSONSchema output (OpenAPI 3.0 target) into a structural node. */
 function structural(node: JsonObject, path: string): JSONSchemaProps {
@@ -118,7 +115,7 @@ function structural(node: JsonObject, path: string): JSONSchemaProps {
         // Strict objects emit `false` and loose ones `{}`; neither belongs in a structural schema
         // (unknown fields are pruned, and rejected under strict field validation). A record's
         // value schema is kept: that is a map.
-        if (isObject(value) && Object.keys(value).length > 0 && node.properties === undefined) {
+        if (isJsonObject(value) && Object.keys(value).length > 0 && node.properties === undefined) {
           out.additionalProperties = structural(value, `${path}.*`);
         }
         break;

@@ -4,11 +4,12 @@
 // It lets the unit tests check that a manifest is judged the same by the generated CRD and by zod,
 // without an API server (the integration suite checks the real one).
 import type { JSONSchemaProps } from './crd.js';
+import { isJsonObject } from '../json.js';
 
 function typeMatches(type: JSONSchemaProps['type'], value: unknown): boolean {
   switch (type) {
     case 'object':
-      return typeof value === 'object' && value !== null && !Array.isArray(value);
+      return isJsonObject(value);
     case 'array':
       return Array.isArray(value);
     case 'string':

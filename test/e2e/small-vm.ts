@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { repoRoot, run } from '../cluster/cluster-env.js';
 import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
 import { coreResources } from '../../runtime/kube.js';
+import { isJsonObject } from '../../runtime/json.js';
 import { eventually } from '../support/eventually.js';
 import { diskImage, kernelImage } from './guest-images.js';
 
@@ -107,8 +108,6 @@ export async function guestConsole(client: KubeClient, namespace: string, vmiNam
 /** How often `marker` stands in `text`. */
 export const occurrences = (text: string, marker: string): number => text.split(marker).length - 1;
 
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
-
 /**
  * The launcher's own log records in a compute container's log: its JSON lines. A guest console
  * line starts with the guest prefix, so nothing a guest prints is counted here.
@@ -119,7 +118,7 @@ export function launcherRecords(log: string): Array<Record<string, unknown>> {
     if (!line.startsWith('{')) continue;
     try {
       const record: unknown = JSON.parse(line);
-      if (isRecord(record)) records.push(record);
+      if (isJsonObject(record)) records.push(record);
     } catch {
       // Not one of the launcher's records.
     }
