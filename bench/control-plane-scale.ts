@@ -14,9 +14,9 @@ import WebSocket from 'ws';
 import { openSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { clusterClient, createTestNamespace, localClusterSetting, namespaces, requireCluster } from '../test/integration/runtime-support.js';
+import { clusterClient, createTestNamespace, localClusterSetting, requireCluster } from '../test/integration/runtime-support.js';
 import { scrape as scrapeMetrics, scraperToken } from '../test/support/metrics-scraper.js';
-import { isAlreadyExists } from '../runtime/kube.js';
+import { coreResources, isAlreadyExists } from '../runtime/kube.js';
 import { eventually } from '../test/support/eventually.js';
 import type { KubeObject, ResourceDescriptor } from '../runtime/kube.js';
 import { KUBEVIRT } from './support/kubevirt.js';
@@ -105,7 +105,7 @@ function startController(): { proc: ChildProcess; startedAt: number } {
 
 // /metrics is served over HTTPS to authorized scrapers only (runtime/metrics-server.ts): a service
 // account bound to kubevm-metrics-reader, as Prometheus would be.
-await client.resource<KubeObject>(namespaces).create({ metadata: { name: 'kubevirt' } }).catch((error: unknown) => {
+await client.resource<KubeObject>(coreResources.namespaces).create({ metadata: { name: 'kubevirt' } }).catch((error: unknown) => {
   if (!isAlreadyExists(error)) throw error;
 });
 // Its tokens last 10 minutes: a fresh one every 5.

@@ -22,7 +22,7 @@ import path from 'node:path';
 import { HttpMethod } from '@kubernetes/client-node';
 import type { V1Pod } from '@kubernetes/client-node';
 import { diskImage, kernelImage } from '../test/e2e/guest-images.js';
-import { clusterClient, createTestNamespace, deleteNamespace, localClusterSetting, namespaces as namespaceResource, requireCluster } from '../test/integration/runtime-support.js';
+import { clusterClient, createTestNamespace, deleteNamespace, localClusterSetting, requireCluster } from '../test/integration/runtime-support.js';
 import { eventually } from '../test/support/eventually.js';
 import { coreResources } from '../runtime/kube.js';
 import type { KubeObject, ResourceDescriptor } from '../runtime/kube.js';
@@ -230,7 +230,7 @@ async function runScenario(prefix: string, n: number, options: ScenarioOptions =
     await deleteNamespace(client, namespace);
     // The next scenario starts on a quiet node and a quiet API: wait until this one's namespace,
     // its launcher pods and every other object in it, are gone.
-    await eventually(`${namespace} gone`, 180_000, async () => (await client.resource<KubeObject>(namespaceResource).find(namespace)) === undefined).catch(
+    await eventually(`${namespace} gone`, 180_000, async () => (await client.resource<KubeObject>(coreResources.namespaces).find(namespace)) === undefined).catch(
       (error: unknown) => console.error(error instanceof Error ? error.message : error),
     );
   }

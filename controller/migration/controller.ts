@@ -21,7 +21,7 @@ import { OwnWrites } from '../../runtime/own-writes.js';
 import { patchStatusIfChanged } from '../../runtime/status.js';
 import type { KubeVirtCR, VirtualMachineInstance } from '../api.js';
 import type { LauncherPodConfig } from '../vmi/launcher-pod.js';
-import { persistentVolumeClaims, vmiResource } from '../vmi/controller.js';
+import { vmiResource } from '../vmi/controller.js';
 import { liveMigratableCondition } from './live-migratable.js';
 import { DEFAULT_PENDING_TIMEOUT_SECONDS, DEFAULT_UNSCHEDULABLE_TIMEOUT_SECONDS, decideMigration, vmiRefusal } from './phase.js';
 import type { MigrationTimeouts } from './phase.js';
@@ -46,7 +46,6 @@ export const migrationPolicyResource: ResourceDescriptor = {
   namespaced: false,
 };
 
-const namespaces: ResourceDescriptor = { group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false };
 const FIELD_MANAGER = 'kubevm-controller';
 /** The migration's own status fields, all this controller's. */
 const OWNED = ['phase', 'phaseTransitionTimestamps', 'conditions', 'migrationState'];
@@ -89,9 +88,9 @@ export class MigrationController {
     this.migrationClient = deps.client.resource<Migration>(migrationResource);
     this.podClient = deps.client.resource<Pod>(coreResources.pods);
     this.vmiClient = deps.client.resource<VirtualMachineInstance>(vmiResource);
-    this.claimClient = deps.client.resource<Claim>(persistentVolumeClaims);
+    this.claimClient = deps.client.resource<Claim>(coreResources.persistentVolumeClaims);
     this.policyClient = deps.client.resource<MigrationPolicy & KubeObject>(migrationPolicyResource);
-    this.namespaceClient = deps.client.resource<Namespace>(namespaces);
+    this.namespaceClient = deps.client.resource<Namespace>(coreResources.namespaces);
     this.timeouts = {
       unschedulableSeconds: deps.timeouts?.unschedulableSeconds ?? DEFAULT_UNSCHEDULABLE_TIMEOUT_SECONDS,
       pendingSeconds: deps.timeouts?.pendingSeconds ?? DEFAULT_PENDING_TIMEOUT_SECONDS,

@@ -28,14 +28,6 @@ import type { ConditionInput } from '../../runtime/conditions.js';
 import { LIVE_MIGRATABLE, liveMigratableCondition } from '../migration/live-migratable.js';
 import { MIGRATION_JOB_LABEL } from '../migration/target-pod.js';
 
-export const persistentVolumeClaims: ResourceDescriptor = {
-  group: '',
-  version: 'v1',
-  resource: 'persistentvolumeclaims',
-  kind: 'PersistentVolumeClaim',
-  namespaced: true,
-};
-
 interface ClaimFacts {
   missing: string[];
   blockClaims: Set<string>;
@@ -118,7 +110,7 @@ export class VMIController {
   constructor(private readonly deps: VMIControllerDeps) {
     this.vmiClient = deps.client.resource<VirtualMachineInstance>(vmiResource);
     this.podClient = deps.client.resource<Pod>(coreResources.pods);
-    this.pvcClient = deps.client.resource<PersistentVolumeClaim>(persistentVolumeClaims);
+    this.pvcClient = deps.client.resource<PersistentVolumeClaim>(coreResources.persistentVolumeClaims);
     this.now = deps.now ?? (() => new Date());
   }
 

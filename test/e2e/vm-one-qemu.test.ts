@@ -24,7 +24,6 @@ jest.setTimeout(1_200_000);
 const vmResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachines', kind: 'VirtualMachine', namespaced: true };
 const vmiResource: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachineinstances', kind: 'VirtualMachineInstance', namespaced: true };
 const pvResource: ResourceDescriptor = { group: '', version: 'v1', resource: 'persistentvolumes', kind: 'PersistentVolume', namespaced: false };
-const pvcResource: ResourceDescriptor = { group: '', version: 'v1', resource: 'persistentvolumeclaims', kind: 'PersistentVolumeClaim', namespaced: true };
 
 type Pod = V1Pod & KubeObject;
 interface Vmi extends KubeObject {
@@ -191,13 +190,13 @@ beforeAll(async () => {
       claimRef: { namespace, name: CLAIM },
     },
   } as KubeObject);
-  await client.resource<KubeObject>(pvcResource).create({
+  await client.resource<KubeObject>(coreResources.persistentVolumeClaims).create({
     apiVersion: 'v1',
     kind: 'PersistentVolumeClaim',
     metadata: { name: CLAIM, namespace },
     spec: { accessModes: ['ReadWriteOnce'], storageClassName: '', volumeName: pvName, resources: { requests: { storage: '64Mi' } } },
   } as KubeObject);
-  await eventually('the PVC to bind to the hostPath PV', 60_000, async () => ((await client.resource<KubeObject & { status?: { phase?: string } }>(pvcResource).get(CLAIM, namespace)).status?.phase ?? '') === 'Bound');
+  await eventually('the PVC to bind to the hostPath PV', 60_000, async () => ((await client.resource<KubeObject & { status?: { phase?: string } }>(coreResources.persistentVolumeClaims).get(CLAIM, namespace)).status?.phase ?? '') === 'Bound');
 }, 120_000);
 
 afterAll(async () => {

@@ -20,7 +20,7 @@ import { NODE_HANDLER_CONDITIONS, isNodeHandlerMark } from '../../runtime/contra
 import { clusterEnv, kubectl, repoRoot, run } from '../cluster/cluster-env.js';
 import type { ClusterEnv } from '../cluster/cluster-env.js';
 import { counterVmiSpec, lastCount } from '../e2e/small-vm.js';
-import { clusterClient, createTestNamespace, deleteNamespace, namespaces, requireCluster } from '../integration/runtime-support.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from '../integration/runtime-support.js';
 import { eventually } from '../support/eventually.js';
 import { includes, openStream, receive } from '../e2e/support/streams.js';
 
@@ -84,7 +84,7 @@ beforeAll(async () => {
   env = clusterEnv();
   client = clusterClient();
   await requireCluster(client);
-  if (await client.resource(namespaces).find(NAMESPACE)) {
+  if (await client.resource(coreResources.namespaces).find(NAMESPACE)) {
     throw new Error(`namespace ${NAMESPACE} exists: this suite installs kubevm itself, on a cluster without it (bash scripts/uninstall-kubevm.sh)`);
   }
   const built = await run('bash', [`${repoRoot}/charts/build-helm.sh`], { timeoutMs: 1_800_000 });
@@ -179,7 +179,7 @@ describe('kubevm with Helm', () => {
     // `--create-namespace` made the namespace, so it is the admin's to delete (Helm leaves it); the
     // components' Leases go with it.
     await deleteNamespace(client, NAMESPACE);
-    await eventually(`namespace ${NAMESPACE} gone`, 120_000, async () => (await client.resource(namespaces).find(NAMESPACE)) === undefined);
+    await eventually(`namespace ${NAMESPACE} gone`, 120_000, async () => (await client.resource(coreResources.namespaces).find(NAMESPACE)) === undefined);
 
     // Helm never deletes what a chart's crds/ installed (its CRD best practices): the KubeVirt CRD
     // stays, with no KubeVirt left. Everything else of kubevm's is gone, in every resource type.

@@ -11,6 +11,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
+import { coreResources } from '../../runtime/kube.js';
+import { MANAGED_KINDS } from '../../operator/managed-kinds.js';
 import { run } from '../cluster/cluster-env.js';
 import { eventually } from '../support/eventually.js';
 import { clusterClient, requireCluster, useLocalClusterKubeconfig } from './runtime-support.js';
@@ -47,16 +49,10 @@ async function template(...sets: string[]): Promise<Rendered[]> {
 }
 
 const descriptors: Record<string, ResourceDescriptor> = {
-  ServiceAccount: { group: '', version: 'v1', resource: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true },
-  ClusterRole: { group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'clusterroles', kind: 'ClusterRole', namespaced: false },
-  ClusterRoleBinding: { group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'clusterrolebindings', kind: 'ClusterRoleBinding', namespaced: false },
-  Role: { group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'roles', kind: 'Role', namespaced: true },
-  RoleBinding: { group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'rolebindings', kind: 'RoleBinding', namespaced: true },
-  Deployment: { group: 'apps', version: 'v1', resource: 'deployments', kind: 'Deployment', namespaced: true },
+  ...MANAGED_KINDS,
   Job: { group: 'batch', version: 'v1', resource: 'jobs', kind: 'Job', namespaced: true },
   KubeVirt: { group: 'kubevirt.io', version: 'v1', resource: 'kubevirts', kind: 'KubeVirt', namespaced: true },
-  CustomResourceDefinition: { group: 'apiextensions.k8s.io', version: 'v1', resource: 'customresourcedefinitions', kind: 'CustomResourceDefinition', namespaced: false },
-  Namespace: { group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false },
+  Namespace: coreResources.namespaces,
 };
 
 beforeAll(async () => {

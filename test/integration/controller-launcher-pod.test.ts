@@ -19,14 +19,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HttpMethod } from '@kubernetes/client-node';
 import type { V1Pod } from '@kubernetes/client-node';
-import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
+import type { KubeClient, KubeObject } from '../../runtime/kube.js';
 import { coreResources } from '../../runtime/kube.js';
 import { silentLogger } from '../../runtime/logging.js';
 import { ControllerManager } from '../../controller/manager.js';
 import type { VirtualMachine, VirtualMachineInstance } from '../../controller/api.js';
 import { vmResource } from '../../controller/vm/controller.js';
 import { vmiResource } from '../../controller/vmi/controller.js';
-import { applyKubevmCrds, clusterClient, useLocalClusterKubeconfig, createTestNamespace, requireCluster } from './runtime-support.js';
+import { applyKubevmCrds, clusterClient, useLocalClusterKubeconfig, createTestNamespace, requireCluster, requireNoInstalledController } from './runtime-support.js';
 import { eventually } from '../support/eventually.js';
 import { deleteNamespaceWithoutController } from './kubevm-namespace.js';
 import { renderLauncherPod } from '../../controller/vmi/launcher-pod.js';
@@ -38,7 +38,6 @@ const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 useLocalClusterKubeconfig();
 
 const LAUNCHER = 'kubevm-it/fake-launcher:1';
-const namespaces: ResourceDescriptor = { group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false };
 const RESTRICTED_LABELS = { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' };
 const DISK = 'kubevm-it/fake-disk:1';
 type Pod = V1Pod & KubeObject;
@@ -117,15 +116,12 @@ async function copyFailure(podName: string): Promise<{ container: string; messag
 beforeAll(async () => {
   client = clusterClient();
   await requireCluster(client);
-  const deployments: ResourceDescriptor = { group: 'apps', version: 'v1', resource: 'deployments', kind: 'Deployment', namespaced: true };
-  if (await client.resource<KubeObject>(deployments).find('kubevm-controller', 'kubevirt')) {
-    throw new Error('kubevm is installed (deployment kubevirt/kubevm-controller): run the integration suites before installing it');
-  }
+  await requireNoInstalledController(client);
   buildImages();
   await applyKubevmCrds(client, 'kubevm-controller-test');
   namespace = await createTestNamespace(client, 'kubevm-ctl-pod');
   // Launcher pods pass the Restricted Pod Security Standard: the API server refuses any that does not.
-  await client.resource<KubeObject>(namespaces).patch(namespace, undefined, { metadata: { labels: RESTRICTED_LABELS } }, 'merge');
+  await client.resource<KubeObject>(coreResources.namespaces).patch(namespace, undefined, { metadata: { labels: RESTRICTED_LABELS } }, 'merge');
   manager = new ControllerManager(
     client,
     {
@@ -184,7 +180,7 @@ describe('the launcher pod on the real kubelet', () => {
     expect(log).toMatch(/uid=107\b.*gid=107\b/);
     expect(log).toContain('BOUND-PORT-80');
     expect(log).toContain(`VMI-UID=${(await vmis.get('copied', namespace)).metadata?.uid ?? 'none'}`);
-    expect((await client.resource<KubeObject>(namespaces).get(namespace)).metadata?.labels).toMatchObject(RESTRICTED_LABELS);
+    expect((await client.resource<KubeObject>(coreResources.namespaces).get(namespace)).metadata?.labels).toMatchObject(RESTRICTED_LABELS);
   });
 
   it('NET_BIND_SERVICE alone (the launcher\'s former capability) does not let uid 107 bind port 80, and a privileged pod is refused here', async () => {

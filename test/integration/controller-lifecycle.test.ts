@@ -21,7 +21,7 @@ import { OUTDATED_LAUNCHER_IMAGE_LABEL, VMI_FINALIZER, vmiResource } from '../..
 import { launcherPodName, launcherResources } from '../../controller/vmi/launcher-pod.js';
 import { parseQuantity } from '../../runtime/quantity.js';
 import { controllerRevisions } from '../../controller/vm/revisions.js';
-import { applyKubevmCrds, clusterClient, useLocalClusterKubeconfig, createTestNamespace, requireCluster } from './runtime-support.js';
+import { applyKubevmCrds, clusterClient, useLocalClusterKubeconfig, createTestNamespace, requireCluster, requireNoInstalledController } from './runtime-support.js';
 import { eventually } from '../support/eventually.js';
 import { deleteNamespaceWithoutController } from './kubevm-namespace.js';
 
@@ -30,7 +30,6 @@ jest.setTimeout(120_000);
 
 useLocalClusterKubeconfig();
 
-const pvcs: ResourceDescriptor = { group: '', version: 'v1', resource: 'persistentvolumeclaims', kind: 'PersistentVolumeClaim', namespaced: true };
 const clusterInstancetypes: ResourceDescriptor = {
   group: 'instancetype.kubevirt.io',
   version: 'v1beta1',
@@ -43,14 +42,6 @@ type Pod = V1Pod & KubeObject;
 let client: KubeClient;
 let namespace: string;
 const managers: ControllerManager[] = [];
-
-/** These suites start their own controller; an installed one would act on their objects too. */
-async function requireNoInstalledController(): Promise<void> {
-  const deployments: ResourceDescriptor = { group: 'apps', version: 'v1', resource: 'deployments', kind: 'Deployment', namespaced: true };
-  if (await client.resource<KubeObject>(deployments).find('kubevm-controller', 'kubevirt')) {
-    throw new Error('kubevm is installed (deployment kubevirt/kubevm-controller): run the integration suites before installing it, or uninstall it first');
-  }
-}
 
 function config(overrides: Partial<ControllerConfig> = {}): ControllerConfig {
   return {
@@ -138,7 +129,7 @@ async function settle(manager: ControllerManager, quietMs = 1_500): Promise<void
 beforeAll(async () => {
   client = clusterClient();
   await requireCluster(client);
-  await requireNoInstalledController();
+  await requireNoInstalledController(client);
   await applyKubevmCrds(client, 'kubevm-controller-test');
   namespace = await createTestNamespace(client, 'kubevm-ctl-it');
 });
@@ -322,7 +313,7 @@ describe('VirtualMachine → VMI → launcher pod', () => {
     expect(synchronized?.message).toContain(`PersistentVolumeClaim ${namespace}/data-pvc not found`);
     expect(await launcherPods()).not.toContainEqual(expect.objectContaining({ metadata: expect.objectContaining({ annotations: expect.objectContaining({ 'kubevirt.io/domain': 'needs-pvc' }) }) }));
 
-    await client.resource<KubeObject>(pvcs).create({
+    await client.resource<KubeObject>(coreResources.persistentVolumeClaims).create({
       metadata: { name: 'data-pvc', namespace },
       spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
     } as KubeObject);

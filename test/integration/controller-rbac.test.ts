@@ -10,7 +10,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { HttpMethod } from '@kubernetes/client-node';
-import { KubeClient, KubeConfig, isAlreadyExists } from '../../runtime/kube.js';
+import { KubeClient, KubeConfig, coreResources, isAlreadyExists } from '../../runtime/kube.js';
+import { MANAGED_KINDS } from '../../operator/managed-kinds.js';
 import type { KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
 import { silentLogger } from '../../runtime/logging.js';
 import { restClientRequests } from '../../runtime/metrics.js';
@@ -18,7 +19,7 @@ import { ControllerManager } from '../../controller/manager.js';
 import type { VirtualMachine, VirtualMachineInstance } from '../../controller/api.js';
 import { vmResource } from '../../controller/vm/controller.js';
 import { vmiResource } from '../../controller/vmi/controller.js';
-import { clusterClient, useLocalClusterKubeconfig, createTestNamespace, namespaces, requireCluster } from './runtime-support.js';
+import { clusterClient, useLocalClusterKubeconfig, createTestNamespace, requireCluster, requireNoInstalledController } from './runtime-support.js';
 import { eventually } from '../support/eventually.js';
 import { deleteNamespaceWithoutController } from './kubevm-namespace.js';
 
@@ -28,15 +29,7 @@ const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 useLocalClusterKubeconfig();
 
-const byKind: Record<string, ResourceDescriptor> = {
-  ServiceAccount: { group: '', version: 'v1', resource: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true },
-  ClusterRole: { group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'clusterroles', kind: 'ClusterRole', namespaced: false },
-  ClusterRoleBinding: { group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'clusterrolebindings', kind: 'ClusterRoleBinding', namespaced: false },
-  Role: { group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'roles', kind: 'Role', namespaced: true },
-  RoleBinding: { group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'rolebindings', kind: 'RoleBinding', namespaced: true },
-  CustomResourceDefinition: { group: 'apiextensions.k8s.io', version: 'v1', resource: 'customresourcedefinitions', kind: 'CustomResourceDefinition', namespaced: false },
-};
-const pvcs: ResourceDescriptor = { group: '', version: 'v1', resource: 'persistentvolumeclaims', kind: 'PersistentVolumeClaim', namespaced: true };
+const byKind: Record<string, ResourceDescriptor> = MANAGED_KINDS;
 const instancetypes: ResourceDescriptor = { group: 'instancetype.kubevirt.io', version: 'v1beta1', resource: 'virtualmachineinstancetypes', kind: 'VirtualMachineInstancetype', namespaced: true };
 const SERVICE_ACCOUNT = 'system:serviceaccount:kubevirt:kubevm-controller';
 
@@ -44,14 +37,6 @@ let admin: KubeClient;
 let asController: KubeClient;
 let namespace: string;
 let manager: ControllerManager | undefined;
-
-/** These suites start their own controller; an installed one would act on their objects too. */
-async function requireNoInstalledController(): Promise<void> {
-  const deployments: ResourceDescriptor = { group: 'apps', version: 'v1', resource: 'deployments', kind: 'Deployment', namespaced: true };
-  if (await admin.resource<KubeObject>(deployments).find('kubevm-controller', 'kubevirt')) {
-    throw new Error('kubevm is installed (deployment kubevirt/kubevm-controller): run the integration suites before installing it, or uninstall it first');
-  }
-}
 
 async function applyFile(path: string): Promise<void> {
   for (const doc of parseAllDocuments(readFileSync(path, 'utf8'))) {
@@ -104,10 +89,10 @@ async function forbiddenCount(): Promise<number> {
 beforeAll(async () => {
   admin = clusterClient();
   await requireCluster(admin);
-  await requireNoInstalledController();
+  await requireNoInstalledController(admin);
   for (const file of readdirSync(join(repoRoot, 'crds')).filter((name) => name.endsWith('.yaml'))) await applyFile(join(repoRoot, 'crds', file));
   try {
-    await admin.resource<KubeObject>(namespaces).create({ metadata: { name: 'kubevirt' } });
+    await admin.resource<KubeObject>(coreResources.namespaces).create({ metadata: { name: 'kubevirt' } });
   } catch (err) {
     if (!isAlreadyExists(err)) throw err;
   }
@@ -157,7 +142,7 @@ describe('the controller with exactly deploy/controller/rbac.yaml', () => {
       metadata: { name: 'tiny', namespace },
       spec: { cpu: { guest: 1 }, memory: { guest: '128Mi' } },
     } as KubeObject);
-    await admin.resource<KubeObject>(pvcs).create({
+    await admin.resource<KubeObject>(coreResources.persistentVolumeClaims).create({
       metadata: { name: 'data', namespace },
       spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
     } as KubeObject);

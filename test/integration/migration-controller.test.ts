@@ -24,7 +24,7 @@ import { silentLogger } from '../../runtime/logging.js';
 import type { EventRecorder } from '../../runtime/events.js';
 import type { KubeVirtCR, VirtualMachineInstance } from '../../controller/api.js';
 import { kubevirtResource } from '../../controller/manager.js';
-import { vmiResource, persistentVolumeClaims } from '../../controller/vmi/controller.js';
+import { vmiResource } from '../../controller/vmi/controller.js';
 import { MigrationController, TARGET_POD_WAITING, migrationOfTargetPod, migrationPolicyResource, migrationResource, migrationsOfVmi, observeTargetPods, pendingMigrations, pendingMigrationsWhenOneMoves } from '../../controller/migration/controller.js';
 import { MIGRATION_JOB_LABEL, migrationUidIndex } from '../../controller/migration/target-pod.js';
 import { reportMigrationPhases } from '../../controller/migration/metrics.js';
@@ -194,7 +194,7 @@ describe('VirtualMachineInstanceMigration controller (target pod unschedulable)'
   });
 
   it('refuses a VMI with a ReadWriteOnce PVC: Failed with DisksNotLiveMigratable, no target pod', async () => {
-    await client.resource<KubeObject>(persistentVolumeClaims).create({
+    await client.resource<KubeObject>(coreResources.persistentVolumeClaims).create({
       metadata: { name: 'rwo-disk', namespace },
       spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } }, storageClassName: 'kubevm-it-none' },
     } as KubeObject);

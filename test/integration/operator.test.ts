@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { X509Certificate } from 'node:crypto';
 import { HttpMethod } from '@kubernetes/client-node';
 import type { KubeClient, KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
-import { isAlreadyExists, objectKey } from '../../runtime/kube.js';
+import { coreResources, isAlreadyExists, objectKey } from '../../runtime/kube.js';
 import { jsonEqual } from '../../runtime/json.js';
 import { silentLogger } from '../../runtime/logging.js';
 import { FIELD_MANAGER, KUBEVIRT_FINALIZER, MANAGED_SELECTOR, type Manifest } from '../../operator/install.js';
@@ -38,7 +38,6 @@ useLocalClusterKubeconfig();
 // kubelet cannot stop a pod while its image pull runs: about 50 s from the second node's netns).
 const defaults = { version: '0.1.0-optest', registry: 'kubevm', pullPolicy: 'Never' as const, webhookClientAuth: 'optional' as const };
 const vms: ResourceDescriptor = { group: 'kubevirt.io', version: 'v1', resource: 'virtualmachines', kind: 'VirtualMachine', namespaced: true };
-const namespaces: ResourceDescriptor = { group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false };
 const DRIFT_DEADLINE_MS = 10_000;
 
 let admin: KubeClient;
@@ -100,7 +99,7 @@ beforeAll(async () => {
   // Uninstall is refused while any VM or VMI exists in the cluster (KubeVirt's rule): start without any.
   // Suites that ran before may still be deleting their namespaces (and the VMs in them): wait for
   // those to go; anything else left is an error.
-  const namespaceOf = (item: KubeObject) => admin.resource<KubeObject>(namespaces).find(item.metadata?.namespace ?? '');
+  const namespaceOf = (item: KubeObject) => admin.resource<KubeObject>(coreResources.namespaces).find(item.metadata?.namespace ?? '');
   for (const resource of ['virtualmachines', 'virtualmachineinstances']) {
     const list = async () => (await admin.resource<KubeObject>({ ...vms, resource }).list().catch(() => ({ items: [] as KubeObject[] }))).items;
     const staying: KubeObject[] = [];
@@ -282,6 +281,6 @@ describe('the operator', () => {
     });
     expect(await clusterRoles.find(UNRELATED_CLUSTER_ROLE)).toBeDefined();
     expect(await admin.resource<KubeObject>(MANAGED_KINDS.CustomResourceDefinition).find('kubevirts.kubevirt.io')).toBeDefined();
-    expect(await admin.resource<KubeObject>(namespaces).find(namespace)).toBeDefined();
+    expect(await admin.resource<KubeObject>(coreResources.namespaces).find(namespace)).toBeDefined();
   }, 300_000);
 });

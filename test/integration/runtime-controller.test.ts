@@ -7,7 +7,7 @@ import { ControllerExpectations } from '../../runtime/expectations.js';
 import { Informer, ownedBy, ownerUidIndex } from '../../runtime/informer.js';
 import type { KubeClient, KubeObject } from '../../runtime/kube.js';
 import { coreResources, isNamespaceTerminating, objectKey, splitKey } from '../../runtime/kube.js';
-import { clusterClient, createTestNamespace, deleteNamespace, namespaces as namespaceResource, requireCluster } from './runtime-support.js';
+import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } from './runtime-support.js';
 import { eventually } from '../support/eventually.js';
 
 interface ConfigMap extends KubeObject {
@@ -177,7 +177,7 @@ describe('periodic resync (SyncPeriod)', () => {
 describe('a namespace being deleted', () => {
   it('the real refusal of a create there is recognised, and the controller does not retry it', async () => {
     const configMaps = client.resource<ConfigMap>(coreResources.configMaps);
-    const namespaces = client.resource<KubeObject>(namespaceResource);
+    const namespaces = client.resource<KubeObject>(coreResources.namespaces);
     // A ConfigMap with a finalizer of the test's holds the namespace in Terminating.
     const doomed = await createTestNamespace(client, 'runtime-terminating');
     await configMaps.create({ metadata: { name: 'hold', namespace: doomed, finalizers: ['kubevm.io/test-hold'] } });

@@ -7,8 +7,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { HttpMethod } from '@kubernetes/client-node';
-import { KubeClient, KubeConfig, isNotFound } from '../../runtime/kube.js';
+import { KubeClient, KubeConfig, coreResources, isNotFound } from '../../runtime/kube.js';
 import type { KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
+import { MANAGED_KINDS } from '../../operator/managed-kinds.js';
 import { eventually } from '../support/eventually.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -51,31 +52,28 @@ export async function requireCluster(client: KubeClient): Promise<void> {
   }
 }
 
-export const namespaces: ResourceDescriptor = { group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false };
+/** Suites that start their own controller: an installed one would act on their objects too. */
+export async function requireNoInstalledController(client: KubeClient): Promise<void> {
+  if (await client.resource<KubeObject>(MANAGED_KINDS.Deployment).find('kubevm-controller', 'kubevirt')) {
+    throw new Error('kubevm is installed (deployment kubevirt/kubevm-controller): run the integration suites before installing it, or uninstall it first');
+  }
+}
 
 export async function createTestNamespace(client: KubeClient, prefix: string): Promise<string> {
   const name = `${prefix}-${randomBytes(3).toString('hex')}`;
-  await client.resource<KubeObject>(namespaces).create({ metadata: { name, labels: { 'kubevm.io/test': 'runtime' } } });
+  await client.resource<KubeObject>(coreResources.namespaces).create({ metadata: { name, labels: { 'kubevm.io/test': 'runtime' } } });
   return name;
 }
 
 export async function deleteNamespace(client: KubeClient, name: string): Promise<void> {
   try {
-    await client.resource<KubeObject>(namespaces).delete(name);
+    await client.resource<KubeObject>(coreResources.namespaces).delete(name);
   } catch (err) {
     if (!isNotFound(err)) throw err;
   }
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-const crds: ResourceDescriptor = {
-  group: 'apiextensions.k8s.io',
-  version: 'v1',
-  resource: 'customresourcedefinitions',
-  kind: 'CustomResourceDefinition',
-  namespaced: false,
-};
 
 export const testGroup = 'runtimetest.kubevm.io';
 
@@ -90,7 +88,7 @@ interface CrdStatus extends KubeObject {
 
 export async function ensureTestCrd(client: KubeClient, descriptor: ResourceDescriptor): Promise<void> {
   const name = `${descriptor.resource}.${descriptor.group}`;
-  const crdClient = client.resource<CrdStatus>(crds);
+  const crdClient = client.resource<CrdStatus>(MANAGED_KINDS.CustomResourceDefinition);
   const body = {
     metadata: { name, labels: { 'kubevm.io/test': 'runtime' } },
     spec: {
@@ -127,7 +125,7 @@ export async function ensureTestCrd(client: KubeClient, descriptor: ResourceDesc
 
 export async function deleteTestCrd(client: KubeClient, descriptor: ResourceDescriptor, wait = true): Promise<void> {
   const name = `${descriptor.resource}.${descriptor.group}`;
-  const crdClient = client.resource<KubeObject>(crds);
+  const crdClient = client.resource<KubeObject>(MANAGED_KINDS.CustomResourceDefinition);
   try {
     await crdClient.delete(name);
   } catch (err) {
@@ -136,7 +134,6 @@ export async function deleteTestCrd(client: KubeClient, descriptor: ResourceDesc
   if (wait) await eventually(`CRD ${name} to be deleted`, 60_000, async () => (await crdClient.find(name)) === undefined);
 }
 
-const crdDescriptor: ResourceDescriptor = { group: 'apiextensions.k8s.io', version: 'v1', resource: 'customresourcedefinitions', kind: 'CustomResourceDefinition', namespaced: false };
 type CrdObject = KubeObject & {
   spec?: { group?: string; scope?: string; names?: { plural?: string; kind?: string }; versions?: Array<{ name: string; storage?: boolean }> };
   status?: { conditions?: Array<{ type: string; status: string }> };
@@ -149,7 +146,7 @@ type CrdObject = KubeObject & {
  * their last durations, so no suite may rely on one that ran before it.
  */
 export async function applyKubevmCrds(client: KubeClient, fieldManager: string, select: (file: string) => boolean = () => true): Promise<void> {
-  const crds = client.resource<CrdObject>(crdDescriptor);
+  const crds = client.resource<CrdObject>(MANAGED_KINDS.CustomResourceDefinition);
   const dir = join(repoRoot, 'crds');
   const names: string[] = [];
   for (const file of readdirSync(dir).filter((name) => name.endsWith('.yaml') && select(name))) {
@@ -174,7 +171,7 @@ export async function applyKubevmCrds(client: KubeClient, fieldManager: string, 
  * informers into their back-off.
  */
 export async function waitForCrdsServed(client: KubeClient, names: readonly string[]): Promise<void> {
-  const crds = client.resource<CrdObject>(crdDescriptor);
+  const crds = client.resource<CrdObject>(MANAGED_KINDS.CustomResourceDefinition);
   for (const name of names) {
     let crd: CrdObject | undefined;
     await eventually(`CRD ${name} established`, 30_000, async () => ((crd = await crds.find(name))?.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'));
