@@ -9,7 +9,9 @@ import { parseAllDocuments } from 'yaml';
 import { HttpMethod } from '@kubernetes/client-node';
 import { KubeClient, KubeConfig, coreResources, isNotFound } from '../../runtime/kube.js';
 import type { KubeObject, ResourceDescriptor } from '../../runtime/kube.js';
+import { CrdFinalizerRetrier } from '../../operator/crd-deletion.js';
 import { MANAGED_KINDS } from '../../operator/managed-kinds.js';
+import { silentLogger } from '../../runtime/logging.js';
 import { eventually } from '../support/eventually.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -108,7 +110,7 @@ export async function ensureTestCrd(client: KubeClient, descriptor: ResourceDesc
   } as KubeObject;
   const existing = await crdClient.find(name);
   if (!existing || existing.metadata?.deletionTimestamp) {
-    if (existing) await eventually(`CRD ${name} to finish deleting`, 60_000, async () => (await crdClient.find(name)) === undefined);
+    if (existing) await waitForCrdDeletion(client, name);
     await crdClient.create(body);
   }
   await eventually(`CRD ${name} to be established`, 30_000, async () => ((await crdClient.find(name))?.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'));
@@ -131,7 +133,23 @@ export async function deleteTestCrd(client: KubeClient, descriptor: ResourceDesc
   } catch (err) {
     if (!isNotFound(err)) throw err;
   }
-  if (wait) await eventually(`CRD ${name} to be deleted`, 60_000, async () => (await crdClient.find(name)) === undefined);
+  if (wait) await waitForCrdDeletion(client, name);
+}
+
+/**
+ * Waits for a CRD being deleted to go (or to be there again, created anew). Like the operator's
+ * uninstall, it touches the CRD when the API server's CRD finalizer failed a pass, which may
+ * otherwise wait for a 5-minute resync (operator/crd-deletion.ts says why).
+ */
+async function waitForCrdDeletion(client: KubeClient, name: string): Promise<void> {
+  const crds = client.resource<KubeObject>(MANAGED_KINDS.CustomResourceDefinition);
+  const retrier = new CrdFinalizerRetrier(client);
+  await eventually(`CRD ${name} to be deleted`, 60_000, async () => {
+    const crd = await crds.find(name);
+    if (crd?.metadata?.deletionTimestamp === undefined) return true; // gone (or created again by someone else)
+    await retrier.retryFailed([crd], silentLogger);
+    return false;
+  });
 }
 
 type CrdObject = KubeObject & {
@@ -155,7 +173,7 @@ export async function applyKubevmCrds(client: KubeClient, fieldManager: string, 
       const name = crd?.metadata?.name;
       if (!crd || !name) continue;
       // A CRD still being deleted cannot be applied: wait for it to go first.
-      await eventually(`CRD ${name} to finish deleting`, 60_000, async () => (await crds.find(name))?.metadata?.deletionTimestamp === undefined);
+      if ((await crds.find(name))?.metadata?.deletionTimestamp) await waitForCrdDeletion(client, name);
       await crds.patch(name, undefined, crd, 'apply', { fieldManager, force: true });
       names.push(name);
     }
