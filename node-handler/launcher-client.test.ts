@@ -1,7 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
 import type { VirtualMachineInstance } from '../runtime/api/index.js';
+import { LAUNCHER_STATUS_LIMITS } from '../runtime/contracts/launcher-protocol.js';
 import { domainStateFromLauncher } from './launcher-client.js';
-import { namedInterfaces } from './vmi-status.js';
+import type { LauncherStatusView } from './launcher-client.js';
+import { computeVmiStatus, namedInterfaces } from './vmi-status.js';
 
 describe('domainStateFromLauncher', () => {
   it('maps a running domain with its accelerator and guest agent data', () => {
@@ -70,5 +72,67 @@ describe('namedInterfaces', () => {
         { interfaceName: 'eth9', mac: '02:00:00:00:00:99' },
       ]),
     ).toEqual([{ name: 'b', interfaceName: 'eth1', mac: '02:00:00:00:00:0b' }, { interfaceName: 'eth9', mac: '02:00:00:00:00:99' }]);
+  });
+});
+
+describe('what a launcher can put into its VMI status', () => {
+  // A compromised launcher sends anything its 1 MiB line holds; the handler stores only a bounded
+  // part of it (LAUNCHER_STATUS_LIMITS).
+  const podUid = 'pod-1';
+  const vmi = (spec: Partial<VirtualMachineInstance['spec']> = {}): VirtualMachineInstance => ({
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachineInstance',
+    metadata: { name: 'vm1', namespace: 'default', uid: 'vmi-uid' },
+    spec: { domain: { devices: {} }, ...spec },
+    status: { phase: 'Scheduled', nodeName: 'node1', activePods: { [podUid]: 'node1' }, conditions: [] },
+  });
+  const statusOf = (launcher: LauncherStatusView) => computeVmiStatus(vmi(), { podUid, ...domainStateFromLauncher(launcher) }, new Date('2026-12-03T20:00:00Z'));
+  /** Three bytes each in JSON, the most a character kept can cost; control characters (six bytes once escaped) are dropped. */
+  const heavy = (length: number) => '€\u0001'.repeat(length);
+  const longest = (value: unknown): number => (typeof value === 'string' ? value.length : Array.isArray(value) ? Math.max(0, ...value.map(longest)) : value && typeof value === 'object' ? Math.max(0, ...Object.values(value).map(longest)) : 0);
+
+  const hostile: Array<[string, LauncherStatusView]> = [
+    [
+      'a running guest with thousands of long interfaces and addresses',
+      {
+        phase: 'Running',
+        accelerator: { accel: 'tcg', reason: heavy(200_000) },
+        guestInfo: {
+          agentConnected: true,
+          os: { name: heavy(50_000), prettyName: heavy(50_000), kernelRelease: heavy(50_000), version: 'x'.repeat(50_000), id: heavy(50_000) },
+          interfaces: Array.from({ length: 2_000 }, (_, i) => ({ interfaceName: `${heavy(200)}${i}`, mac: heavy(200), ipAddress: heavy(200), ipAddresses: Array.from({ length: 200 }, () => heavy(100)) })),
+        },
+      },
+    ],
+    ['a failed domain with a reason that is no reason and a message of a megabyte', { phase: 'Failed', reason: `<img src=x onerror=alert(1)>\n${'Ünïcödé:'.repeat(10_000)}`, error: { step: 'runtime', message: heavy(1_000_000), qemuStderr: [] } }],
+    ['a failed start whose QEMU printed long lines', { phase: 'Failed', reason: 'StartFailed:qemu-start', error: { step: 'qemu-start', message: 'QEMU exited', qemuStderr: Array.from({ length: 10_000 }, () => heavy(16_384)) } }],
+    ['a failed domain without an error, with only characters no reason has', { phase: 'Failed', reason: ' :;/\\'.repeat(50_000) }],
+  ];
+
+  it.each(hostile)('%s: bounded', (_name, launcher) => {
+    const status = statusOf(launcher);
+    const bytes = Buffer.byteLength(JSON.stringify(status));
+    expect(bytes).toBeLessThan(128 * 1024);
+    expect(longest(status)).toBeLessThanOrEqual(LAUNCHER_STATUS_LIMITS.messageChars + 200); // a message with the handler's own words around it
+    expect(status.interfaces?.length ?? 0).toBeLessThanOrEqual(LAUNCHER_STATUS_LIMITS.interfaces);
+    for (const iface of status.interfaces ?? []) {
+      expect(iface.ipAddresses?.length ?? 0).toBeLessThanOrEqual(LAUNCHER_STATUS_LIMITS.addressesPerInterface);
+      expect(longest(iface)).toBeLessThanOrEqual(LAUNCHER_STATUS_LIMITS.addressChars);
+    }
+    for (const value of Object.values(status.guestOSInfo ?? {})) expect(value.length).toBeLessThanOrEqual(LAUNCHER_STATUS_LIMITS.textChars);
+    for (const condition of status.conditions ?? []) expect(condition.reason ?? 'None').toMatch(/^[A-Za-z0-9_-]{1,64}$/);
+  });
+
+  it('keeps what an honest launcher says whole', () => {
+    const status = statusOf({
+      phase: 'Failed',
+      reason: 'StartFailed:volumes',
+      error: { step: 'volumes', message: 'the disk image /var/run/kubevirt/container-disks/disk_0.img is not a regular file', qemuStderr: [] },
+    });
+    expect(status.conditions?.find((c) => c.type === 'Synchronized')).toMatchObject({
+      reason: 'StartFailedvolumes',
+      message: 'volumes: the disk image /var/run/kubevirt/container-disks/disk_0.img is not a regular file',
+    });
+    expect(statusOf({ phase: 'Failed', reason: '::' }).conditions?.find((c) => c.type === 'Ready')?.reason).toBe('LauncherFailed');
   });
 });

@@ -13,14 +13,15 @@ import { Counter } from 'prom-client';
 import { closeSync, constants as fsConstants, fstatSync, openSync, watch } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type { VirtualMachineInstanceNetworkInterface } from '../runtime/api/index.js';
+import type { VirtualMachineInstanceGuestOSInfo, VirtualMachineInstanceNetworkInterface } from '../runtime/api/index.js';
 import { LAUNCHER_UID } from '../runtime/contracts/launcher-pod.js';
-import { LAUNCHER_MAX_LINE_BYTES, LauncherMessage, describeZodError, launcherCommands } from '../runtime/contracts/launcher-protocol.js';
+import { LAUNCHER_MAX_LINE_BYTES, LAUNCHER_STATUS_LIMITS, LauncherMessage, describeZodError, launcherCommands } from '../runtime/contracts/launcher-protocol.js';
 import type { DomainEvent, DomainStatus, GuestInterface, LauncherArgs, LauncherCommand, LauncherResult } from '../runtime/contracts/launcher-protocol.js';
 import type { Logger } from '../runtime/logging.js';
 import { silentLogger } from '../runtime/logging.js';
 import { registry } from '../runtime/metrics.js';
 import { NdjsonReader, ndjsonLine, parseJsonLine } from '../runtime/ndjson.js';
+import { storableText } from '../runtime/text.js';
 import type { DomainState, PauseReason } from './domain-state.js';
 import type { LauncherDialer, LauncherSession, LauncherSocketWatcher } from './launcher-connections.js';
 
@@ -42,16 +43,19 @@ const qemuStderrLinesInMessages = 5;
 /** The parts of a launcher status the handler reads. */
 export type LauncherStatusView = Pick<DomainStatus, 'phase'> & Partial<Pick<DomainStatus, 'reason' | 'qemuStatus' | 'accelerator' | 'conditions' | 'guestInfo' | 'error'>>;
 
-/** The handler's view of a launcher status: a whole DomainState (minus the pod), absent fields explicit. */
+/**
+ * The handler's view of a launcher status: a whole DomainState (minus the pod), absent fields
+ * explicit. Everything in it that reaches the VMI's status is bounded (LAUNCHER_STATUS_LIMITS).
+ */
 export function domainStateFromLauncher(status: LauncherStatusView): Omit<DomainState, 'podUid'> {
   const guest = status.guestInfo;
   const state: Omit<DomainState, 'podUid'> = {
     phase: 'Starting',
     agentConnected: guest?.agentConnected === true,
     accelerator: status.accelerator?.accel,
-    acceleratorReason: status.accelerator?.reason,
+    acceleratorReason: status.accelerator?.reason === undefined ? undefined : storableText(status.accelerator.reason, LAUNCHER_STATUS_LIMITS.messageChars),
     kvmProbe: status.accelerator?.kvmProbe,
-    guestOSInfo: guest?.agentConnected && guest.os && Object.keys(guest.os).length > 0 ? guest.os : undefined,
+    guestOSInfo: guest?.agentConnected && guest.os && Object.keys(guest.os).length > 0 ? guestOSInfo(guest.os) : undefined,
     interfaces: guest?.agentConnected ? guestInterfaces(guest.interfaces ?? []) : undefined,
     fsFrozen: guest?.agentConnected === true && guest.fsFreezeStatus === 'frozen' ? true : undefined,
     pauseReason: undefined,
@@ -84,7 +88,7 @@ export function domainStateFromLauncher(status: LauncherStatusView): Omit<Domain
       const lines = (status.error?.qemuStderr ?? []).slice(-qemuStderrLinesInMessages);
       const step = status.error?.step && status.error.step !== 'runtime' ? `${status.error.step}: ` : '';
       const message = status.error ? `${step}${status.error.message}${lines.length ? `; QEMU said: ${lines.join(' | ')}` : ''}` : `the domain failed (${status.reason ?? 'no reason given'})`;
-      state.failure = { reason: (status.reason ?? 'LauncherFailed').replace(/:/g, ''), message };
+      state.failure = { reason: conditionReason(status.reason ?? '', 'LauncherFailed'), message: storableText(message, LAUNCHER_STATUS_LIMITS.messageChars) };
       break;
     }
   }
@@ -98,15 +102,27 @@ function pauseReasonOf(status: LauncherStatusView): PauseReason {
   return 'User';
 }
 
-/** The guest agent's interfaces in VMI status shape; the loopback is nobody's business. */
+/** A launcher's reason as a condition reason: only a reason's characters, bounded; `fallback` when none is left. */
+function conditionReason(reason: string, fallback: string): string {
+  return reason.replace(/[^A-Za-z0-9_-]/g, '').slice(0, LAUNCHER_STATUS_LIMITS.reasonChars) || fallback;
+}
+
+/** The guest OS as the agent reports it, each field bounded. */
+function guestOSInfo(os: VirtualMachineInstanceGuestOSInfo): VirtualMachineInstanceGuestOSInfo {
+  return Object.fromEntries(Object.entries(os).map(([field, value]) => [field, storableText(value, LAUNCHER_STATUS_LIMITS.textChars)]));
+}
+
+/** The guest agent's interfaces in VMI status shape, bounded; the loopback is nobody's business. */
 function guestInterfaces(interfaces: GuestInterface[]): VirtualMachineInstanceNetworkInterface[] {
+  const address = (text: string) => storableText(text, LAUNCHER_STATUS_LIMITS.addressChars);
   return interfaces
     .filter((iface) => iface.interfaceName !== 'lo')
+    .slice(0, LAUNCHER_STATUS_LIMITS.interfaces)
     .map((iface) => {
-      const out: VirtualMachineInstanceNetworkInterface = { interfaceName: iface.interfaceName, infoSource: 'guest-agent' };
-      if (iface.mac) out.mac = iface.mac;
-      if (iface.ipAddress) out.ipAddress = iface.ipAddress;
-      if (iface.ipAddresses.length > 0) out.ipAddresses = iface.ipAddresses;
+      const out: VirtualMachineInstanceNetworkInterface = { interfaceName: address(iface.interfaceName), infoSource: 'guest-agent' };
+      if (iface.mac) out.mac = address(iface.mac);
+      if (iface.ipAddress) out.ipAddress = address(iface.ipAddress);
+      if (iface.ipAddresses.length > 0) out.ipAddresses = iface.ipAddresses.slice(0, LAUNCHER_STATUS_LIMITS.addressesPerInterface).map(address);
       return out;
     });
 }

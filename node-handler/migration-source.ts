@@ -12,11 +12,13 @@ import type { VirtualMachineInstance, VirtualMachineInstanceMigration, VirtualMa
 import { formatConditionTime } from '../runtime/conditions.js';
 import { nodeLauncherRunDir } from '../runtime/contracts/launcher-pod.js';
 import { NODE_HANDLER_MIGRATION_PORT } from '../runtime/contracts/migration-channel.js';
+import { LAUNCHER_STATUS_LIMITS } from '../runtime/contracts/launcher-protocol.js';
 import type { MigrationResult } from '../runtime/contracts/launcher-protocol.js';
 import { NODE_HANDLER_STREAM_SERVER_NAME } from '../runtime/contracts/streams.js';
 import type { KubeObject } from '../runtime/kube.js';
 import type { Logger } from '../runtime/logging.js';
 import { migrateArgsFromConfiguration } from '../runtime/migration-policy.js';
+import { storableText } from '../runtime/text.js';
 import { guestMemoryBytes } from '../runtime/vmi-defaults.js';
 import type { LauncherSession } from './launcher-connections.js';
 import { migrateOut } from './migration-endpoints.js';
@@ -125,7 +127,8 @@ export class MigrationSource {
     const log = this.options.log.child({ vmi: key, migrationUid: uid, targetNode: state.targetNode });
     log.info({ target: `${state.targetNodeAddress}:${port}` }, 'migrating to the target node');
     const finish = (outcome: MigrationResult['outcome'], reason?: string) => {
-      run.ended = { outcome, ...(reason !== undefined ? { reason } : {}), at: formatConditionTime(this.now()) };
+      // The reason comes from the launcher (or its error): bounded before it reaches the VMI status.
+      run.ended = { outcome, ...(reason !== undefined ? { reason: storableText(reason, LAUNCHER_STATUS_LIMITS.messageChars) } : {}), at: formatConditionTime(this.now()) };
       log.info({ outcome, reason }, 'the migration ended');
       this.options.enqueue(key);
     };
@@ -179,6 +182,6 @@ export class MigrationSource {
       progress = await launcher.call('migrateCancel').catch(() => launcher.call('queryMigration'));
       if (progress.status === 'completed') return { ...state, endTimestamp: at, completed: true };
     }
-    return { ...state, endTimestamp: at, failed: true, failureReason: `the source's node handler restarted during the migration, which cut its stream (QEMU: ${progress.status})` };
+    return { ...state, endTimestamp: at, failed: true, failureReason: `the source's node handler restarted during the migration, which cut its stream (QEMU: ${storableText(progress.status, LAUNCHER_STATUS_LIMITS.reasonChars)})` };
   }
 }

@@ -15,6 +15,28 @@ export const LAUNCHER_PROTOCOL_VERSION = 1;
  */
 export const LAUNCHER_MAX_LINE_BYTES = 1024 * 1024;
 
+/**
+ * The most the node handler copies from a launcher's status into its VMI's status. A launcher is
+ * not trusted (it may be compromised), and what it says is stored in the API server: text loses
+ * its control characters and is cut (runtime/text.ts storableText), lists are cut, a condition
+ * reason keeps only the characters a reason has. Whatever a launcher sends within its 1 MiB line,
+ * what it puts into its VMI's status stays under 128 KiB.
+ */
+export const LAUNCHER_STATUS_LIMITS = {
+  /** A condition reason (a CamelCase word). */
+  reasonChars: 64,
+  /** A condition message or a migration's failure reason. */
+  messageChars: 2048,
+  /** A guest OS field (name, version, kernel release, ...). */
+  textChars: 256,
+  /** A guest interface's name, MAC address or IP address. */
+  addressChars: 64,
+  /** The guest interfaces reported. */
+  interfaces: 32,
+  /** The IP addresses reported per guest interface. */
+  addressesPerInterface: 8,
+} as const;
+
 /** `serialLog` answers with at most the last this many bytes of the console log (JSON may triple it). */
 export const SERIAL_LOG_TAIL_BYTES = 128 * 1024;
 

@@ -15,7 +15,7 @@ import pino from 'pino';
 import { DomainStateCache } from '../../node-handler/domain-state.js';
 import { launcherDialer, launcherMessagesDropped, launcherSocketsRefused, watchLauncherSocketDirectory } from '../../node-handler/launcher-client.js';
 import { LauncherConnections } from '../../node-handler/launcher-connections.js';
-import { LAUNCHER_MAX_LINE_BYTES } from '../../runtime/contracts/launcher-protocol.js';
+import { LAUNCHER_MAX_LINE_BYTES, LAUNCHER_STATUS_LIMITS } from '../../runtime/contracts/launcher-protocol.js';
 import type { DomainStatus } from '../../runtime/contracts/launcher-protocol.js';
 import { lastCount, makePodsDir, QEMU_UID, startLauncher, testVmi } from './harness.js';
 import type { LauncherRun, PodsDir } from './harness.js';
@@ -137,7 +137,21 @@ describe('a node handler among hostile launchers', () => {
     });
     // not the launcher's: a socket owned by another uid (root here).
     const notOwned = await fakeLauncher(path.join(pods.privateDir('pod-rootowned'), 'launcher.sock'), (socket, request) => send(socket, { id: request.id, ok: true, result: status('rootowned') }), 0);
-    fakes.push(garbage, oversized, wrongTypes, badAnswer, impostor, notOwned);
+    // bloated: a valid status as large as a line may be, all of it guest data and reasons.
+    const big = (length: number) => 'x'.repeat(length);
+    const bloatedStatus: DomainStatus = {
+      ...status('bloated'),
+      accelerator: { accel: 'tcg', reason: big(350_000) },
+      guestInfo: {
+        agentConnected: true,
+        os: { name: big(40_000), prettyName: big(40_000), version: big(40_000), kernelRelease: big(40_000) },
+        interfaces: Array.from({ length: 300 }, (_, i) => ({ interfaceName: `eth${i}${big(100)}`, mac: big(100), ipAddress: big(100), ipAddresses: Array.from({ length: 10 }, () => big(60)) })),
+      },
+    };
+    expect(JSON.stringify(bloatedStatus).length).toBeGreaterThan(LAUNCHER_MAX_LINE_BYTES * 0.75);
+    expect(JSON.stringify(bloatedStatus).length).toBeLessThan(LAUNCHER_MAX_LINE_BYTES - 100);
+    const bloated = await fakeLauncher(path.join(pods.privateDir('pod-bloated'), 'launcher.sock'), (socket, request) => send(socket, { id: request.id, ok: true, result: bloatedStatus }));
+    fakes.push(garbage, oversized, wrongTypes, badAnswer, impostor, notOwned, bloated);
 
     // Links into the real VM's pod, planted in other pods' directories.
     symlinkSync(realSocket, path.join(pods.privateDir('pod-symlink'), 'launcher.sock'));
@@ -168,6 +182,7 @@ describe('a node handler among hostile launchers', () => {
       ['oversized', 'pod-oversized'],
       ['wrongtypes', 'pod-wrongtypes'],
       ['badanswer', 'pod-badanswer'],
+      ['bloated', 'pod-bloated'],
       ['impostor', 'pod-impostor'],
       ['rootowned', 'pod-rootowned'],
       ['symlink', 'pod-symlink'],
@@ -220,6 +235,14 @@ describe('a node handler among hostile launchers', () => {
       expect(logLines.filter((line) => line.includes('dropped an invalid message')).length).toBeGreaterThanOrEqual(9);
       // 5000 garbage lines are a handful of log lines, not 5000.
       expect(logLines.filter((line) => line.includes('dropped an invalid message') && line.includes('garbage line')).length).toBeLessThanOrEqual(15);
+
+      // A status as large as a line may be is taken, and only a bounded part of it kept: what the
+      // VMI's status would get stays small (LAUNCHER_STATUS_LIMITS).
+      await eventually('the bloated launcher’s state', 15_000, () => domains.get(keyOf('bloated'))?.phase === 'Running');
+      const bloatedState = domains.get(keyOf('bloated'));
+      expect(bloatedState?.interfaces).toHaveLength(LAUNCHER_STATUS_LIMITS.interfaces);
+      expect(Buffer.byteLength(JSON.stringify(bloatedState))).toBeLessThan(64 * 1024);
+      expect(bloated.closedByHandler).toBe(0);
 
       // Meanwhile the real VM is reported as it is and still obeys.
       const realSession = connections.session(realKey, 'pod-real');

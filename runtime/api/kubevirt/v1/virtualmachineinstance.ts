@@ -166,7 +166,7 @@ export const VirtualMachineInstanceStatus = z
     nodeName: z.string().optional().describe('The node the VM runs on: set once its launcher pod is bound to a node.'),
     conditions: z.array(VirtualMachineInstanceCondition).optional().describe('The conditions of the VMI.'),
     phaseTransitionTimestamps: z.array(VirtualMachineInstancePhaseTransitionTimestamp).optional().describe('When the VMI entered each phase.'),
-    interfaces: z.array(VirtualMachineInstanceNetworkInterface).optional().describe('The observed network interfaces.'),
+    interfaces: z.array(VirtualMachineInstanceNetworkInterface).optional().describe('The observed network interfaces (from the guest agent: at most 32, with at most 8 addresses each).'),
     guestOSInfo: VirtualMachineInstanceGuestOSInfo.optional(),
     migrationState: VirtualMachineInstanceMigrationState.optional(),
     migrationMethod: z.enum(['BlockMigration', 'LiveMigration']).optional().describe('How the VM would be migrated: BlockMigration (copies local disks) or LiveMigration.'),
