@@ -36,9 +36,13 @@ interface FakeLauncher {
   server: net.Server;
 }
 
+/** Every fake launcher made, closed after the suite (whether or not it got as far as using them). */
+const fakes: FakeLauncher[] = [];
+
 /** A launcher stand-in on a pod's socket, owned by the launcher's uid as a real one is. */
 async function fakeLauncher(socketPath: string, behaviour: Behaviour, owner = QEMU_UID): Promise<FakeLauncher> {
   const fake: FakeLauncher = { connections: 0, closedByHandler: 0, server: net.createServer() };
+  fakes.push(fake);
   fake.server.on('connection', (socket) => {
     fake.connections += 1;
     socket.on('error', () => undefined);
@@ -64,7 +68,6 @@ const send = (socket: net.Socket, message: unknown) => socket.write(`${typeof me
 describe('a node handler among hostile launchers', () => {
   let pods: PodsDir;
   let real: LauncherRun;
-  const fakes: FakeLauncher[] = [];
   const problems: unknown[] = [];
   const onProblem = (error: unknown) => problems.push(error);
   const logLines: string[] = [];
@@ -128,11 +131,11 @@ describe('a node handler among hostile launchers', () => {
       send(socket, { id: request.id, ok: 'maybe' });
     });
     // wrong answer types: the subscribe answer itself is not a DomainStatus.
-    const badAnswer = await fakeLauncher(path.join(pods.privateDir('pod-badanswer'), 'launcher.sock'), (socket, request) => {
+    await fakeLauncher(path.join(pods.privateDir('pod-badanswer'), 'launcher.sock'), (socket, request) => {
       send(socket, { id: request.id, ok: true, result: { ...status('badanswer'), phase: 17, volumes: 'none' } });
     });
     // impostor: a socket of its own, answering as the real VM.
-    const impostor = await fakeLauncher(path.join(pods.privateDir('pod-impostor'), 'launcher.sock'), (socket, request) => {
+    await fakeLauncher(path.join(pods.privateDir('pod-impostor'), 'launcher.sock'), (socket, request) => {
       send(socket, { id: request.id, ok: true, result: status('real') });
     });
     // not the launcher's: a socket owned by another uid (root here).
@@ -151,7 +154,6 @@ describe('a node handler among hostile launchers', () => {
     expect(JSON.stringify(bloatedStatus).length).toBeGreaterThan(LAUNCHER_MAX_LINE_BYTES * 0.75);
     expect(JSON.stringify(bloatedStatus).length).toBeLessThan(LAUNCHER_MAX_LINE_BYTES - 100);
     const bloated = await fakeLauncher(path.join(pods.privateDir('pod-bloated'), 'launcher.sock'), (socket, request) => send(socket, { id: request.id, ok: true, result: bloatedStatus }));
-    fakes.push(garbage, oversized, wrongTypes, badAnswer, impostor, notOwned, bloated);
 
     // Links into the real VM's pod, planted in other pods' directories.
     symlinkSync(realSocket, path.join(pods.privateDir('pod-symlink'), 'launcher.sock'));
@@ -161,7 +163,6 @@ describe('a node handler among hostile launchers', () => {
     symlinkSync(path.join(pods.path, 'pod-real'), path.join(pods.path, 'pod-uidlink'));
     // A hard link to a launcher's socket under another name.
     const linked = await fakeLauncher(path.join(pods.privateDir('pod-linked'), 'launcher.sock'), (socket, request) => send(socket, { id: request.id, ok: true, result: status('hardlink') }));
-    fakes.push(linked);
     linkSync(path.join(pods.privateDir('pod-linked'), 'launcher.sock'), path.join(pods.privateDir('pod-hardlink'), 'launcher.sock'));
     // Not sockets at all.
     writeFileSync(path.join(pods.privateDir('pod-file'), 'launcher.sock'), '{"id":1,"ok":true}\n');
