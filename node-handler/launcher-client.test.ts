@@ -79,14 +79,14 @@ describe('what a launcher can put into its VMI status', () => {
   // A compromised launcher sends anything its 1 MiB line holds; the handler stores only a bounded
   // part of it (LAUNCHER_STATUS_LIMITS).
   const podUid = 'pod-1';
-  const vmi = (spec: Partial<VirtualMachineInstance['spec']> = {}): VirtualMachineInstance => ({
+  const vmi: VirtualMachineInstance = {
     apiVersion: 'kubevirt.io/v1',
     kind: 'VirtualMachineInstance',
     metadata: { name: 'vm1', namespace: 'default', uid: 'vmi-uid' },
-    spec: { domain: { devices: {} }, ...spec },
+    spec: { domain: { devices: {} } },
     status: { phase: 'Scheduled', nodeName: 'node1', activePods: { [podUid]: 'node1' }, conditions: [] },
-  });
-  const statusOf = (launcher: LauncherStatusView) => computeVmiStatus(vmi(), { podUid, ...domainStateFromLauncher(launcher) }, new Date('2026-12-03T20:00:00Z'));
+  };
+  const statusOf = (launcher: LauncherStatusView) => computeVmiStatus(vmi, { podUid, ...domainStateFromLauncher(launcher) }, new Date('2026-12-03T20:00:00Z'));
   /** Three bytes each in JSON, the most a character kept can cost; control characters (six bytes once escaped) are dropped. */
   const heavy = (length: number) => '€\u0001'.repeat(length);
   const longest = (value: unknown): number => (typeof value === 'string' ? value.length : Array.isArray(value) ? Math.max(0, ...value.map(longest)) : value && typeof value === 'object' ? Math.max(0, ...Object.values(value).map(longest)) : 0);
