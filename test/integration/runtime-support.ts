@@ -173,7 +173,7 @@ export async function applyKubevmCrds(client: KubeClient, fieldManager: string, 
       const name = crd?.metadata?.name;
       if (!crd || !name) continue;
       // A CRD still being deleted cannot be applied: wait for it to go first.
-      if ((await crds.find(name))?.metadata?.deletionTimestamp) await waitForCrdDeletion(client, name);
+      await waitForCrdDeletion(client, name);
       await crds.patch(name, undefined, crd, 'apply', { fieldManager, force: true });
       names.push(name);
     }
