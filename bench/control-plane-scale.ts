@@ -22,6 +22,8 @@ import type { KubeObject, ResourceDescriptor } from '../runtime/kube.js';
 import { KUBEVIRT } from './support/kubevirt.js';
 import { benchDir, commit, machine, printTable, writeResult } from './support/results.js';
 import type { Figure } from './support/results.js';
+import { labelsOf, parseSamples, sum } from './support/prometheus.js';
+import type { Samples } from './support/prometheus.js';
 import { scaleChart } from './support/svg.js';
 
 const counts = process.argv.slice(2).map(Number).filter((n) => n > 0);
@@ -114,23 +116,11 @@ async function scraperTokenNow(): Promise<string> {
   if (Date.now() - scraper.at > 5 * 60_000) scraper = { token: await scraperToken(client, 'kubevm-bench-scraper', true), at: Date.now() };
   return scraper.token;
 }
-type Samples = Map<string, number>;
 async function scrape(): Promise<Samples> {
   const answer = await scrapeMetrics('127.0.0.1', METRICS_PORT, await scraperTokenNow());
   if (answer.status !== 200) throw new Error(`the controller's /metrics answered ${answer.status}`);
-  const text = answer.body;
-  const samples: Samples = new Map();
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const at = line.lastIndexOf(' ');
-    samples.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return samples;
+  return parseSamples(answer.body);
 }
-const sum = (samples: Samples, prefix: string, filter: (key: string) => boolean = () => true) =>
-  [...samples].filter(([key]) => key.startsWith(prefix) && filter(key)).reduce((a, [, v]) => a + v, 0);
-/** A sample's labels by name (prom-client writes them in either order: {le="..",name=".."}). */
-const labelsOf = (key: string): Record<string, string> => Object.fromEntries([...key.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']));
 /** The controller's writes between two scrapes by verb and resource, per VM of the step. */
 function writesByKind(before: Samples, after: Samples, isWrite: (key: string) => boolean, vms: number): Record<string, number> {
   const byKind = new Map<string, number>();
