@@ -35,9 +35,13 @@ import type { Figure } from './support/results.js';
 import { latencyChart, timelineChart } from './support/svg.js';
 import { gaps, launcherTimes, milestones, nodeHandlerTimes, runtimeTimes, spans } from './support/timeline.js';
 import type { Milestone, Observed } from './support/timeline.js';
-import { GUESTS, cpuBetween, sampleCpu } from './support/cpu-by-component.js';
+import { GUESTS, cpuBetween, sampleCpu, stealBetween } from './support/cpu-by-component.js';
 import type { CpuSample } from './support/cpu-by-component.js';
 import { percentile } from './support/stats.js';
+import { whenLogShows } from './support/pod-log.js';
+import { labelsOf } from './support/prometheus.js';
+import { EVERY_CLIENT, requestsBetween, sampleRequests } from './support/api-requests.js';
+import type { RequestSample } from './support/api-requests.js';
 
 const count = Number(process.argv[2] ?? '10');
 const imageSource = process.argv[3] ?? 'image-volume';
@@ -72,7 +76,7 @@ async function writes(): Promise<Writes> {
   const result: Writes = { vmi: 0, pod: 0, vmiCreates: 0, refused: 0 };
   for (const line of text.split('\n')) {
     if (!line.startsWith('apiserver_request_total{')) continue;
-    const labels: Record<string, string> = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']));
+    const labels = labelsOf(line);
     const value = Number(line.slice(line.lastIndexOf(' ') + 1));
     const write = ['PUT', 'PATCH', 'APPLY'].includes(labels['verb'] ?? '');
     if (!(labels['code'] ?? '').startsWith('2')) {
@@ -206,14 +210,26 @@ async function runScenario(prefix: string, n: number, options: ScenarioOptions =
     // A guest's kernel can panic under TCG on a loaded machine ("IO-APIC + timer doesn't work"):
     // such a guest never prints the marker; it is counted as not booted, and the bench goes on.
     if (!options.paused) {
-      await eventually('every guest booted', 120_000, async () => {
-        for (const run of all) {
-          if (run.observed.vmiRunning === undefined || run.booted !== undefined || !run.podName) continue;
-          const log = await launcherLog(namespace, run.podName);
-          if (log.includes('KUBEVM-GUEST-BOOTED')) run.booted = Date.now();
-        }
-        return all.every((run) => run.booted !== undefined);
-      }, { intervalMs: 250 }).catch((error: unknown) => console.error(error instanceof Error ? error.message : error));
+      // Each launcher's log followed (one streamed request per VM) until its guest says it booted.
+      const timeout = AbortSignal.timeout(120_000);
+      await Promise.all(
+        all.map(async (run) => {
+          if (!run.podName) return;
+          // The VMI can be Running before the kubelet reports the container started; until then the
+          // API server refuses its log.
+          const ready = await eventually(`${run.name}: launcher pod Ready`, 60_000, () => run.observed.podReady !== undefined, { intervalMs: 50 }).then(
+            () => true,
+            (error: unknown) => (console.error(error instanceof Error ? error.message : String(error)), false),
+          );
+          if (!ready) return;
+          run.booted = await whenLogShows(client, { namespace, pod: run.podName, container: 'compute' }, 'KUBEVM-GUEST-BOOTED', timeout).catch((error: unknown) => {
+            console.error(`${run.name}: ${error instanceof Error ? error.message : String(error)}`);
+            return undefined;
+          });
+        }),
+      );
+      const notBooted = all.filter((run) => run.booted === undefined).map((run) => run.name);
+      if (notBooted.length > 0) console.error(`guests that did not boot within 120 s: ${notBooted.join(', ')}`);
     }
     await options.whenDone?.();
     const containerdLog = readFileSync(containerdLogPath, 'utf8');
@@ -289,6 +305,8 @@ const alone = [...aloneRuns].sort((a, b) => runningMs(a) - runningMs(b))[Math.fl
 // the 30 s after Running the writes used to be counted over), before the namespace is deleted.
 const before = await writes();
 let after = before;
+const requestsBefore = await sampleRequests(client);
+let requestsAfter: RequestSample = new Map();
 const handlerBefore = nodeHandlerSchedstat();
 let handlerAfter = handlerBefore;
 let cpuBefore: CpuSample | undefined;
@@ -298,6 +316,7 @@ const burst = await runScenario('burst', count, {
   whenRunning: () => (cpuRunning = sampleCpu()),
   whenDone: async () => {
     after = await writes();
+    requestsAfter = await sampleRequests(client);
     handlerAfter = nodeHandlerSchedstat();
   },
 });
@@ -361,6 +380,18 @@ const figures: Figure[] = [
     : []),
 ];
 
+// Who made the burst's API requests: each client's own count, creation → every guest booted.
+const requests = requestsBetween(requestsBefore, requestsAfter, count);
+for (const r of requests) {
+  const kinds = Object.entries(r.writesByKind).slice(0, 4).map(([kind, n]) => `${kind} ${String(n)}`);
+  figures.push({
+    figure: `${count} back to back: API requests per VM, ${r.component}`,
+    value: r.perVm,
+    unit: 'requests',
+    note: `writes ${String(r.writesPerVm)}${kinds.length > 0 ? ` (${kinds.join(', ')})` : ''}${r.component === EVERY_CLIENT ? '; reads include watches and node proxy' : ''}`,
+  });
+}
+
 /** What the machine's CPU did from a burst's first creation to its last VMI Running: the total, with its span and the guests' part. */
 function cpuUsedFigure(label: string, before: CpuSample, running: CpuSample, cpu: ReturnType<typeof cpuBetween>): Figure {
   const span = (running.at - before.at) / 1000;
@@ -370,7 +401,7 @@ function cpuUsedFigure(label: string, before: CpuSample, running: CpuSample, cpu
     figure: `${label}: CPU used, creation → every VMI Running`,
     value: Number(used.toFixed(2)),
     unit: 's',
-    note: `${span.toFixed(1)} s on ${String(cpus().length)} cores: ${((used / (span * cpus().length)) * 100).toFixed(0)} % of what the machine had; QEMU (the guests) took ${guests.toFixed(1)} s of it`,
+    note: `${span.toFixed(1)} s on ${String(cpus().length)} cores: ${((used / (span * cpus().length)) * 100).toFixed(0)} % of what the machine had; QEMU (the guests) took ${guests.toFixed(1)} s of it; the hypervisor kept the cores from running for ${stealBetween(before, running).toFixed(2)} s (steal)`,
   };
 }
 
@@ -420,6 +451,7 @@ const result = {
   detail: {
     whereTimeGoes: { alone: aloneGaps, burst: burstGaps, pausedBurst: pausedGaps },
     burstCpu: cpu,
+    burstRequests: requests,
     pausedBurstCpu: pausedCpu,
     alone: toDetail(alone),
     aloneRuns: aloneRuns.map(toDetail),

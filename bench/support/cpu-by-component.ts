@@ -8,6 +8,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 export interface CpuSample {
   at: number;
   totalNs: number;
+  /** Time this machine's CPUs were ready to run but the hypervisor ran something else (/proc/stat's steal). */
+  stealNs: number;
   processes: Map<string, { component: string; ticks: number }>;
 }
 
@@ -59,7 +61,18 @@ export function sampleCpu(): CpuSample | undefined {
       continue; // exited while being read
     }
   }
-  return { at: Date.now(), totalNs, processes };
+  return { at: Date.now(), totalNs, stealNs: stealNs(), processes };
+}
+
+/** The steal time of all CPUs so far: the 8th value of /proc/stat's first line, in USER_HZ ticks. */
+function stealNs(): number {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/) ?? [];
+  return Number(fields[8] ?? 0) * TICK_NS;
+}
+
+/** Seconds the hypervisor kept this machine's CPUs from running, from `before` to `after`: a busy host slows every figure. */
+export function stealBetween(before: CpuSample, after: CpuSample): number {
+  return Number(((after.stealNs - before.stealNs) / 1e9).toFixed(2));
 }
 
 /**
