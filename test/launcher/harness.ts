@@ -195,7 +195,9 @@ export async function startLauncher(vmi: LauncherVmi, options: LauncherRunOption
     exited,
     serialLog,
     waitForSerial(pattern, timeoutMs) {
-      return eventually(() => `the serial console to show ${pattern}; it shows:\n${serialLog().slice(-2000)}`, timeoutMs, () => serialLog().match(pattern), { intervalMs: 200 });
+      // On a timeout the launcher's own last lines too: why a guest printed nothing is in them.
+      const shows = () => `the serial console to show ${pattern}; it shows:\n${serialLog().slice(-2000)}\nthe launcher's last lines:\n${output.slice(-40).join('\n')}`;
+      return eventually(shows, timeoutMs, () => serialLog().match(pattern), { intervalMs: 200 });
     },
     async stop() {
       client?.close();
