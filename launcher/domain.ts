@@ -85,6 +85,8 @@ export class Domain extends EventEmitter {
   private exportingDisks = false;
   /** A migration target held stopped (-S) until its disk exports are gone (finishIncoming). */
   private startAfterIncoming = false;
+  /** An outgoing migration completed: the guest runs on the target, this copy must never run again. */
+  private migratedAway = false;
   readonly sockets: ReturnType<typeof socketPaths>;
 
   /**
@@ -402,6 +404,8 @@ export class Domain extends EventEmitter {
 
   async unpause(): Promise<DomainStatus> {
     this.requireRunning();
+    const held = await this.migrationHold();
+    if (held) throw new Error(`the guest cannot be unpaused: ${held}`);
     await this.qmpExec(qmp.cont);
     await this.refreshStatus('Running');
     return this.status();
@@ -423,6 +427,9 @@ export class Domain extends EventEmitter {
    */
   async softReboot(): Promise<{ method: 'guest-agent' | 'acpi'; status: DomainStatus }> {
     if (this.phase !== 'Running') throw new Error(`the domain is ${this.phase}, not Running: a soft reboot needs a running guest`);
+    // Its last step resumes the guest (finishAcpiReboot), which a migration may not see.
+    const held = await this.migrationHold();
+    if (held) throw new Error(`the guest cannot be rebooted now: ${held}`);
     if (await this.agent.requestReboot()) {
       this.log.info('soft reboot through the guest agent');
       return { method: 'guest-agent', status: this.status() };
@@ -461,6 +468,25 @@ export class Domain extends EventEmitter {
     await this.qmpExec((c) => qmp.setShutdownAction(c, 'poweroff')).catch((err: Error) => this.log.warn({ err: err.message }, 'restoring the shutdown action failed'));
   }
 
+  /**
+   * Why the guest's vCPUs may not be resumed here now (QMP cont), or undefined when they may. A
+   * guest that a migration holds stopped must stay so: while the source waits at pre-switchover
+   * (finish-migrate, its disk mirrors completing) its memory has been sent up to that stop, and a
+   * guest resumed there writes memory the target never receives (the target's guest then runs on
+   * corrupted memory); once it migrated, the guest runs on the target, and a second copy here
+   * would run it twice; an incoming guest is not whole yet. Only the migration's own code
+   * resumes a guest in these states (resumeAfterMigration, finishIncoming).
+   */
+  private async migrationHold(): Promise<string | undefined> {
+    if (this.outgoingEnded) return 'it is migrating to another node (it runs on here by itself should the migration fail)';
+    if (this.migratedAway) return 'it migrated to another node and runs there; this copy stays stopped until it is removed';
+    if (this.phase === 'Paused' && this.reason === 'MigrationTarget') return 'it is still arriving by a migration';
+    const { status } = await this.qmpExec(qmp.queryStatus);
+    if (status === 'inmigrate') return 'it is still arriving by a migration';
+    if (status === 'finish-migrate') return 'QEMU is completing a migration of it';
+    return undefined;
+  }
+
   private requireRunning(): void {
     if (this.phase !== 'Running' && this.phase !== 'Paused') throw new Error(`the domain is ${this.phase}, not running`);
   }
@@ -473,6 +499,21 @@ export class Domain extends EventEmitter {
     if (!this.child || this.exitInfo) return { graceful: true, status: this.status() };
     this.stopRequested ??= 'shutdown';
     await this.cancelAcpiReboot();
+    // A migration under way from here ends first (cancelled: the guest then runs on here and is
+    // shut down as any other), so that the guest is never resumed in the middle of it.
+    if (this.outgoing) {
+      await this.outgoing.cancel().catch((err: Error) => this.log.warn({ err: err.message }, 'cancelling the outgoing migration before the shutdown failed'));
+      await Promise.race([this.outgoingEnded, sleep(PREVIOUS_MIGRATION_WAIT_MS)]);
+    }
+    // A guest a migration holds (migrated away, still arriving) has nothing to shut down here:
+    // QEMU goes without the guest running again.
+    const held = await this.migrationHold().catch(() => undefined);
+    if (held) {
+      this.log.info({ reason: held }, 'shutdown: the guest is not resumed here; stopping QEMU');
+      this.stopRequested = 'kill';
+      await this.kill();
+      return { graceful: true, status: this.status() };
+    }
     // A paused guest cannot see the power button: let it run to act on it.
     if (this.qemuStatus !== 'running') await this.qmpExec(qmp.cont).catch(() => undefined);
     await this.qmpExec(qmp.systemPowerdown).catch((err: Error) => this.log.warn({ err: err.message }, 'system_powerdown failed'));
@@ -643,6 +684,7 @@ export class Domain extends EventEmitter {
       this.log.info({ outcome: result.outcome, reason: result.reason, progress: result.progress, relay: relayed }, 'migration ended');
       if (result.outcome === 'Succeeded') {
         // The source stays paused (postmigrate) until the handler kills it.
+        this.migratedAway = true;
         await this.refreshStatus('Paused');
       } else {
         await this.resumeAfterMigration();
@@ -662,7 +704,14 @@ export class Domain extends EventEmitter {
 
   private async resumeAfterMigration(): Promise<void> {
     const st = await this.qmpExec(qmp.queryStatus);
-    if (!st.running && this.reason !== 'PausedByUser') {
+    const userPaused = this.reason === 'PausedByUser';
+    if (!st.running && userPaused) {
+      // Still the user's pause (QEMU calls it postmigrate): the user's unpause resumes it.
+      this.qemuStatus = st.status;
+      this.setPhase('Paused', 'PausedByUser');
+      return;
+    }
+    if (!st.running) {
       this.log.warn({ qemuStatus: st.status }, 'QEMU left the guest stopped after a failed migration; resuming it');
       await this.qmpExec(qmp.cont);
     }

@@ -153,6 +153,18 @@ describe('launcher live migration over the migration channel (real QEMU, TCG)', 
     expect(p.target.serialLog()).not.toMatch(/KUBEVM-READY|KUBEVM-COUNT 0\b/);
     expect(await p.source.client.call('status')).toMatchObject({ phase: 'Paused', qemuStatus: 'postmigrate' });
     await expect(p.source.client.call('migrateCancel')).rejects.toThrow(/no outgoing migration is running/);
+
+    // The source's copy never runs again: an unpause is refused, and its shutdown (the pod's
+    // SIGTERM once the migration is done) ends QEMU without resuming the guest for the power button.
+    const resumed: string[] = [];
+    p.source.client.on('event', (e: DomainEvent) => {
+      if (e.type === 'qemu-event' && e.qemuEvent.event === 'RESUME') resumed.push(e.at);
+    });
+    await expect(p.source.client.call('unpause')).rejects.toThrow(/the guest cannot be unpaused: it migrated to another node and runs there/);
+    expect((await p.source.client.call('shutdown', { gracePeriodSeconds: 30 })).graceful).toBe(true);
+    expect((await p.source.exited).code).toBe(0);
+    expect(resumed).toEqual([]);
+    await countsOn(p.target);
   });
 
   it('a migrate with no node handler connection waiting fails clearly, and the guest runs on', async () => {
@@ -210,11 +222,27 @@ describe('launcher live migration over the migration channel (real QEMU, TCG)', 
     // 1 MiB/s: the guest's memory takes many seconds, time enough to cancel in the middle.
     const migrating = p.migrate({ bandwidthMiBps: 1 });
     await underWay(p);
+    // Nothing resumes a guest while it migrates away (its switch-over stops it, and a resume then
+    // would write memory the target never receives): neither an unpause nor a soft reboot.
+    await expect(p.source.client.call('unpause')).rejects.toThrow(/the guest cannot be unpaused: it is migrating to another node/);
+    await expect(p.source.client.call('softReboot')).rejects.toThrow(/the guest cannot be rebooted now: it is migrating to another node/);
     const atCancel = await p.source.client.call('migrateCancel');
     expect(['active', 'cancelling', 'cancelled']).toContain(atCancel.status);
     const result = await migrating;
     expect(result).toMatchObject({ outcome: 'Aborted', reason: 'the migration was cancelled on request', progress: { status: 'cancelled' } });
     await sourceRunsOn(p);
+  });
+
+  it('a shutdown during the migration cancels it first: the answer Aborted, then the guest powers off on the source', async () => {
+    const p = await pair('mig-shutdown');
+    const migrating = p.migrate({ bandwidthMiBps: 1 });
+    await underWay(p);
+    const shutdown = p.source.client.call('shutdown', { gracePeriodSeconds: 60 });
+    expect(await migrating).toMatchObject({ outcome: 'Aborted', progress: { status: 'cancelled' } });
+    expect((await shutdown).graceful).toBe(true);
+    await p.source.exited;
+    // The guest powered off on the power button (its last lines), not QEMU quitting under it.
+    expect(p.source.serialLog()).toMatch(/KUBEVM-POWEROFF acpi power button/);
   });
 
   it('a target killed mid-migration leaves the source running and the answer Failed with a reason', async () => {
