@@ -43,6 +43,15 @@ describe('domainStateFromLauncher', () => {
     expect(domainStateFromLauncher({ phase: 'Paused', reason: 'MigrationTarget' }).pauseReason).toBe('Migration');
   });
 
+  it('never takes a stop a migration holds for the user\'s pause (its unpause would resume a guest already on its way, or run it twice)', () => {
+    // Arriving, stopped for the switch-over (the source's disk mirrors completing), gone to the target.
+    for (const qemuStatus of ['inmigrate', 'finish-migrate', 'postmigrate']) {
+      expect({ qemuStatus, pauseReason: domainStateFromLauncher({ phase: 'Paused', reason: qemuStatus, qemuStatus }).pauseReason }).toEqual({ qemuStatus, pauseReason: 'Migration' });
+    }
+    // A guest the user paused stays the user's when a failed migration leaves QEMU in postmigrate.
+    expect(domainStateFromLauncher({ phase: 'Paused', reason: 'PausedByUser', qemuStatus: 'postmigrate' }).pauseReason).toBe('User');
+  });
+
   it('carries a failed start’s step and QEMU’s last lines into the failure message', () => {
     const state = domainStateFromLauncher({
       phase: 'Failed',

@@ -95,8 +95,17 @@ export function domainStateFromLauncher(status: LauncherStatusView): Omit<Domain
   return state;
 }
 
+/**
+ * QEMU's run states of a guest a migration holds stopped: arriving (inmigrate), stopped for the
+ * switch-over (finish-migrate), or gone to the target (postmigrate). Never the user's pause: an
+ * unpause then would resume a guest whose memory is already on its way, or run it twice.
+ */
+const MIGRATION_QEMU_STATES: ReadonlySet<string> = new Set(['inmigrate', 'finish-migrate', 'postmigrate']);
+
 function pauseReasonOf(status: LauncherStatusView): PauseReason {
   if (status.reason === 'MigrationTarget') return 'Migration';
+  // A user's pause a failed migration left in QEMU's postmigrate is still the user's.
+  if (status.reason !== 'PausedByUser' && MIGRATION_QEMU_STATES.has(status.qemuStatus ?? '')) return 'Migration';
   const paused = status.conditions?.find((condition) => condition.type === 'Paused');
   if (paused?.reason === 'PausedIOError' || status.qemuStatus === 'io-error') return 'IOError';
   return 'User';

@@ -77,6 +77,14 @@ export class MigrationSource {
   }
 
   /**
+   * Whether this handler runs (or ran, and has not yet seen recorded) a migration of the VMI out
+   * of here: known before the VMI's status says so, as the informer may lag behind the write.
+   */
+  migrating(key: string): boolean {
+    return this.outgoing.has(key);
+  }
+
+  /**
    * The VMI's migrationState after this pass: unchanged unless a migration from here starts, is
    * aborted, or ended. Starts the migration (not awaited) when the target is ready.
    */

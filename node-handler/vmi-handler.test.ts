@@ -42,8 +42,9 @@ describe('launcherIntents', () => {
     expect(launcherIntents(wantsPause, running, none)).toEqual([{ kind: 'pause' }]);
     expect(launcherIntents(wantsPause, paused, none)).toEqual([]);
     expect(launcherIntents(vmi(), paused, none)).toEqual([{ kind: 'unpause' }]);
-    // Paused by an I/O error: not undone by the handler.
+    // Paused by an I/O error, or held by a migration: not undone by the handler.
     expect(launcherIntents(vmi(), { ...paused, pauseReason: 'IOError' }, none)).toEqual([]);
+    expect(launcherIntents(vmi(), { ...paused, pauseReason: 'Migration' }, none)).toEqual([]);
     // Unpause writes "false", which ends a pause like an absent request does.
     expect(launcherIntents(vmi({ annotations: { [pauseRequestAnnotation]: 'false' } }), paused, none)).toEqual([{ kind: 'unpause' }]);
   });

@@ -243,8 +243,10 @@ export function vmiHandlerReconcile(options: VmiHandlerOptions): ReconcileFuncti
     const vmi = structuredClone<VirtualMachineInstance>(cached);
 
     // While the guest migrates away, and once it has, this launcher is told nothing: an unpause of
-    // the paused source after a completed migration would run the guest twice.
-    const migrating = migrationInFlight(vmi, nodeName) || migratedAway(vmi, nodeName);
+    // the source stopped for the switch-over would corrupt the guest's memory on the target, and
+    // after a completed migration it would run the guest twice. The handler's own record counts
+    // too: the VMI in the informer may not show the migration it started yet.
+    const migrating = migrationInFlight(vmi, nodeName) || migratedAway(vmi, nodeName) || options.migrationSource?.migrating(key) === true;
     if (session && domain && !migrating) {
       for (const intent of launcherIntents(vmi, domain, { start: startSent.has(podUid), shutdown: shutdownSent.has(podUid) })) {
         await forward(vmi, session, intent, podUid, ctx);

@@ -189,6 +189,9 @@ describe('node handler migration roles (real launchers, real channel)', () => {
     const started = await sourcePass(n);
     expect(started).toMatchObject({ startTimestamp: expect.any(String), mode: 'PreCopy' });
     expect(started?.endTimestamp).toBeUndefined();
+    // The handler knows it migrates the VMI before the VMI's status says so (its informer may lag
+    // behind that write): the handler tells the launcher nothing meanwhile.
+    expect(n.sourceRole.migrating(n.key)).toBe(true);
     const ended = await untilEnded(n);
     expect(ended).toMatchObject({ completed: true, startTimestamp: started?.startTimestamp });
     expect(ended.failed).toBeUndefined();
@@ -199,8 +202,9 @@ describe('node handler migration roles (real launchers, real channel)', () => {
     expect(n.target.serialLog()).not.toMatch(/KUBEVM-READY|KUBEVM-COUNT 0\b/);
     // The source's copy stays paused: nothing may resume it.
     expect(await n.source.client.call('status')).toMatchObject({ phase: 'Paused', qemuStatus: 'postmigrate' });
-    // Recorded: further passes say the same.
+    // Recorded: further passes say the same, and the handler's own record of it is gone.
     expect(await sourcePass(n)).toEqual(ended);
+    expect(n.sourceRole.migrating(n.key)).toBe(false);
   });
 
   it('a migration deleted while it runs is aborted: Failed with abortStatus Succeeded, the source runs on', async () => {
