@@ -18,7 +18,7 @@ import { clusterClient, createTestNamespace, deleteNamespace, requireCluster } f
 import { eventually } from '../support/eventually.js';
 import { Informer } from '../../runtime/informer.js';
 import { requireKubevmController } from './kubevm-installed.js';
-import { counterVmiSpec, lastCount, vmResource, vmiResource, vmimResource } from './small-vm.js';
+import { counterVmiSpec, lastCount, showingPodLog, vmResource, vmiResource, vmimResource } from './small-vm.js';
 
 jest.setTimeout(600_000);
 
@@ -180,10 +180,10 @@ describe('live migration across nodes', () => {
 
       // The guest's memory came along: its counter goes on from where it was, with no boot on
       // the target (the target's console log holds counts only, consecutive).
-      const after = await eventually('the guest counting on the target', 60_000, async () => {
+      const after = await showingPodLog(client, namespace, targetPod, eventually('the guest counting on the target', 60_000, async () => {
         const n = await lastCount(client, namespace, targetPod);
         return n > countBefore + 1 ? n : undefined;
-      });
+      }));
       const console = String(await client.request(HttpMethod.GET, `/api/v1/namespaces/${namespace}/pods/${targetPod}/log`, { query: { container: 'compute' } }));
       expect(console).not.toMatch(/KUBEVM-GUEST-BOOTED|KUBEVM-READY/);
       const counts = [...console.matchAll(/KUBEVM-COUNT (\d+)/g)].map((m) => Number(m[1]));

@@ -62,6 +62,20 @@ export async function consoleCounts(client: KubeClient, namespace: string, pod: 
   return [...String(typeof text === 'string' ? text : JSON.stringify(text)).matchAll(/KUBEVM-COUNT (\d+)/g)].map((m) => Number(m[1]));
 }
 
+/**
+ * A wait on a launcher pod that, when it fails, also shows the last lines of the pod's compute
+ * container (the launcher's log and the guest's console): why a guest printed nothing is in them.
+ */
+export async function showingPodLog<T>(client: KubeClient, namespace: string, pod: string, wait: Promise<T>): Promise<T> {
+  try {
+    return await wait;
+  } catch (error) {
+    const text = await client.request(HttpMethod.GET, `/api/v1/namespaces/${namespace}/pods/${pod}/log`, { query: { container: 'compute', tailLines: '60' } }).catch((e: unknown) => `(no log: ${(e as Error).message})`);
+    const log = typeof text === 'string' ? text : JSON.stringify(text);
+    throw new Error(`${(error as Error).message}\nthe last lines of ${pod}'s compute container:\n${log}`, { cause: error });
+  }
+}
+
 /** The counter guest's last count; -1 before the first. */
 export async function lastCount(client: KubeClient, namespace: string, pod: string): Promise<number> {
   return (await consoleCounts(client, namespace, pod)).at(-1) ?? -1;
