@@ -1,7 +1,7 @@
 // The VMI domain → a QEMU command line. Pure: every host fact it needs (accelerator, where the
 // prepared disks are, socket paths) comes in through the context, so it is unit-tested without
 // QEMU. Values it cannot honour are errors naming the field path, never silently dropped.
-// Strings reach QEMU in one of two ways only: -blockdev, -device and -netdev as JSON (QEMU 7.2
+// Strings reach QEMU in one of two ways only: -blockdev, -device and -netdev as JSON (QEMU 10
 // accepts JSON for all three), everything else in QEMU's key=value syntax with commas doubled
 // (qemuOptionValue). Names that become QEMU ids or paths are DNS labels, checked here too: the
 // launcher must be safe with a VMI that no admission checked.

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Assembles the launcher image's root file system in <dir> from this (Debian 12) machine:
+# Assembles the launcher image's root file system in <dir> from this (Debian 12) machine, its QEMU
+# from bookworm-backports (scripts/install-deps.sh, docs/adr/0018-qemu-from-bookworm-backports.md):
 #   /usr/local/bin/node                 the node binary
 #   /opt/kubevm/dist/launcher/main.js   the launcher's entry point, its one bundled file beside it and
 #                                       V8's code cache of that file (launcher/bundle.sh)
 #   /usr/bin/{qemu-system-x86_64,qemu-img,xorriso,passt}  and every shared library they load (ldd)
-#   /usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so    QEMU's TCG module (emulation fallback)
 #   /usr/share/qemu, /usr/share/seabios QEMU's firmware and option ROMs (SeaBIOS, VGA BIOS, linuxboot)
 #   /usr/lib/ipxe/qemu/efi-*.rom        NIC option ROMs for network boot (bootOrder on an interface)
 #   /etc/passwd, /etc/group             uid/gid 107 "qemu"
@@ -108,8 +108,9 @@ if [ "${1:-}" = "--check" ]; then check "$(readlink -f "$2")"; exit 0; fi
 root="$(mkdir -p "$1" && readlink -f "$1")"
 
 # Binaries and their libraries.
+# (QEMU 10 has TCG built in: no accelerator module to copy.)
 copy_with_libs "$root" "$(command -v node)" "$(command -v qemu-system-x86_64)" "$(command -v qemu-img)" \
-  "$(command -v xorriso)" "$(command -v passt)" /usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so
+  "$(command -v xorriso)" "$(command -v passt)"
 mkdir -p "$root/usr/local/bin" "$root/usr/bin"
 node_real="$(readlink -f "$(command -v node)")"
 [ "$node_real" = /usr/local/bin/node ] || ln -sf "$node_real" "$root/usr/local/bin/node"

@@ -5,6 +5,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# QEMU from bookworm-backports: Debian 12's QEMU 7.2 loses guest memory writes in a live migration
+# under TCG (docs/adr/0018-qemu-from-bookworm-backports.md); the launcher image takes this QEMU.
+qemu_min_version="1:10.0"
+backports=/etc/apt/sources.list.d/kubevm-bookworm-backports.sources
+qemu_version="$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || true)"
+if [ -z "$qemu_version" ] || dpkg --compare-versions "$qemu_version" lt "$qemu_min_version"; then
+  echo "install-deps: installing QEMU >= $qemu_min_version from bookworm-backports (installed: ${qemu_version:-none})"
+  if [ ! -f "$backports" ]; then
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' >"$backports"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils
+fi
+
 # chromium: the kubectl virt suite opens vnc --web's page headless; openssh-client: its ssh/scp.
 apt_packages=(qemu-system-x86 qemu-utils xorriso busybox-static passt socat chromium openssh-client)
 missing=()

@@ -1,4 +1,4 @@
-// Every device option qemuArgs can produce is accepted by the real QEMU (7.2 here): one VM with a
+// Every device option qemuArgs can produce is accepted by the real QEMU (10.0 here, ADR 0018): one VM with a
 // disk on each bus, cdroms, cache modes, error policies, serials, boot order, rng, watchdog,
 // e1000 NIC, startStrategy Paused. The unit tests check the arguments; this checks QEMU agrees.
 import { jest } from '@jest/globals';
