@@ -5,6 +5,7 @@
 // With KUBEVM_LAUNCHER_JS=<compiled launcher/main.js> it runs the launcher as compiled JS.
 // Boots the test guest (test/guests) with 1 vCPU, default devices (VGA+VNC, balloon, serial,
 // masquerade NIC, guest agent channel), waits until it idles, then reads /proc/<pid>/smaps.
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startLauncher, testVmi } from '../test/launcher/harness.js';
@@ -171,6 +172,8 @@ async function matrix(): Promise<void> {
       ...machine(),
       guest: `test guest (direct kernel boot), ${memory}, idle after boot; graphics = VGA + VNC`,
       accelerator: reports[0]?.accelerator ?? 'unknown',
+      // The QEMU the launcher ran (its memory is most of the overhead): the machine's, as the image's.
+      qemu: execFileSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' }).split('\n')[0] ?? '',
       launcher: reports[0]?.launcherCommand ?? '',
       counted: 'RSS of the launcher (node) and QEMU minus the guest RAM mapping; the TCG translation cache reported apart',
     },
