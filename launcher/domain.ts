@@ -500,7 +500,10 @@ export class Domain extends EventEmitter {
     this.stopRequested ??= 'shutdown';
     await this.cancelAcpiReboot();
     // A migration under way from here ends first (cancelled: the guest then runs on here and is
-    // shut down as any other), so that the guest is never resumed in the middle of it.
+    // shut down as any other), so that the guest is never resumed in the middle of it. One that is
+    // still opening its relays is cancellable a moment later.
+    const opening = Date.now() + 5000;
+    while (this.outgoingEnded && !this.outgoing && Date.now() < opening) await sleep(50);
     if (this.outgoing) {
       await this.outgoing.cancel().catch((err: Error) => this.log.warn({ err: err.message }, 'cancelling the outgoing migration before the shutdown failed'));
       await Promise.race([this.outgoingEnded, sleep(PREVIOUS_MIGRATION_WAIT_MS)]);
